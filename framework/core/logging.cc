@@ -1,0 +1,49 @@
+#include "ferry/core/logging.h"
+
+#include <mutex>
+#include <string>
+
+#include <spdlog/sinks/stdout_color_sinks.h>
+
+namespace ferry::log {
+namespace {
+
+struct registry {
+  std::mutex mu;
+  spdlog::sink_ptr sink = std::make_shared<spdlog::sinks::stderr_color_sink_mt>();
+  spdlog::level::level_enum level = spdlog::level::info;
+};
+
+registry& reg() {
+  static registry r;
+  return r;
+}
+
+}  // namespace
+
+std::shared_ptr<spdlog::logger> get(std::string_view name) {
+  auto& r = reg();
+  std::lock_guard lock(r.mu);
+  std::string full = "ferry." + std::string(name);
+  if (auto existing = spdlog::get(full)) return existing;
+  auto logger = std::make_shared<spdlog::logger>(full, r.sink);
+  logger->set_level(r.level);
+  logger->set_pattern("%Y-%m-%dT%H:%M:%S.%e %^%l%$ [%n] %v");
+  logger->set_error_handler([](const std::string&) {});
+  spdlog::register_logger(logger);
+  return logger;
+}
+
+bool set_level(std::string_view level) {
+  auto lvl = spdlog::level::from_str(std::string(level));
+  if (lvl == spdlog::level::off && level != "off") return false;
+  auto& r = reg();
+  std::lock_guard lock(r.mu);
+  r.level = lvl;
+  spdlog::apply_all([lvl](const std::shared_ptr<spdlog::logger>& l) {
+    if (l->name().rfind("ferry.", 0) == 0) l->set_level(lvl);
+  });
+  return true;
+}
+
+}  // namespace ferry::log
