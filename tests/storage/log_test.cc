@@ -254,7 +254,7 @@ TEST_F(LogTest, RetentionByTimeUsesSegmentMaxTimestampAndKeepsActive) {
   auto c = small_config();
   c.retention_time = 1h;
   auto log = open(c);
-  fill(*log, 20, 1, 300);  // timestamps = now
+  fill(*log, 40, 1, 300);  // timestamps = now
   auto segs = log->stats().segments;
   ASSERT_GT(segs, 2u);
   EXPECT_EQ(log->apply_retention().value().segments_deleted, 0u);
@@ -263,7 +263,7 @@ TEST_F(LogTest, RetentionByTimeUsesSegmentMaxTimestampAndKeepsActive) {
   EXPECT_EQ(r.segments_deleted, segs - 1) << "everything but the active segment expired";
   EXPECT_EQ(log->stats().segments, 1u);
   fill(*log, 1);
-  EXPECT_EQ(read_all(*log).back().first, 20);
+  EXPECT_EQ(read_all(*log).back().first, 40);
 }
 
 TEST_F(LogTest, DeletedSegmentsStayDeletedAfterReopen) {

@@ -205,7 +205,7 @@ class SealedTest : public RecoveryTest {
   void SetUp() override {
     RecoveryTest::SetUp();
     auto log = open();
-    append_acked(*log, 60, 200);  // ~15 segments of 4 KiB
+    append_acked(*log, 120, 200);  // 8 segments of 4 KiB
     segments_ = log->stats().segments;
     ASSERT_GT(segments_, 4u);
   }
@@ -214,7 +214,8 @@ class SealedTest : public RecoveryTest {
 
 TEST_F(SealedTest, BitFlipInSealedSegmentIsDetectedOnReadAndNeverServed) {
   fs::path seg1;
-  for (auto& n : env_.list_dir(kDir).value())
+  auto names = env_.list_dir(kDir).value();
+  for (auto& n : names)
     if (n.ends_with(".log") && n != "00000000000000000000.log" && (seg1.empty() || n < seg1.filename().string()))
       seg1 = kDir / n;
   auto base = std::stoll(seg1.filename().string());
@@ -275,7 +276,7 @@ TEST_F(SealedTest, MissingIndexIsRebuiltAndEqualsTheOriginal) {
   auto log = open();
   EXPECT_EQ(log->recovery().indexes_rebuilt, 1u);
   EXPECT_EQ(*env_.contents(idx), original);
-  expect_dense(read_all(*log), 60);
+  expect_dense(read_all(*log), 120);
 }
 
 TEST_F(SealedTest, BitFlipInIndexEntriesIsDetectedAndRebuilt) {
