@@ -19,6 +19,7 @@
 
 #include "ferry/core/clock.h"
 #include "ferry/core/crc32c.h"
+#include "ferry/core/logging.h"
 #include "ferry/storage/batch.h"
 #include "ferry/storage/env.h"
 #include "ferry/storage/log.h"
@@ -57,6 +58,7 @@ std::string order_id(long i) {
 }  // namespace
 
 int main(int argc, char** argv) {
+  if (!std::getenv("FERRY_LOG_LEVEL")) ferry::log::set_level("warn");  // NOLINT(concurrency-mt-unsafe)
   options o;
   for (int i = 1; i < argc; ++i) {
     std::string a = argv[i];

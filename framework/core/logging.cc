@@ -1,5 +1,6 @@
 #include "ferry/core/logging.h"
 
+#include <cstdlib>
 #include <mutex>
 #include <string>
 
@@ -12,6 +13,14 @@ struct registry {
   std::mutex mu;
   spdlog::sink_ptr sink = std::make_shared<spdlog::sinks::stderr_color_sink_mt>();
   spdlog::level::level_enum level = spdlog::level::info;
+
+  registry() {
+    // FERRY_LOG_LEVEL sets the starting level of every Ferry logger.
+    if (const char* env = std::getenv("FERRY_LOG_LEVEL")) {  // NOLINT(concurrency-mt-unsafe): read once
+      auto lvl = spdlog::level::from_str(env);
+      if (lvl != spdlog::level::off || std::string_view(env) == "off") level = lvl;
+    }
+  }
 };
 
 registry& reg() {

@@ -207,7 +207,8 @@ void batch_builder::add(timestamp_ms ts, std::optional<std::span<const std::byte
   std::size_t body = 1 + varint::size(varint::zigzag(ts_delta)) + varint::size(off_delta) + nullable_size(key) +
                      nullable_size(value) + varint::size(headers.size());
   for (const auto& h : headers) body += varint::size(h.key.size()) + h.key.size() + nullable_size(h.value);
-  buf_.reserve(buf_.size() + body + varint::kMaxBytes);
+  if (buf_.capacity() < buf_.size() + body + varint::kMaxBytes)
+    buf_.reserve(std::max(2 * buf_.capacity(), buf_.size() + body + varint::kMaxBytes));  // geometric growth
   put_u(buf_, body);
   buf_.push_back(std::byte{0});
   put_z(buf_, ts_delta);

@@ -218,12 +218,13 @@ struct partition_log::impl {
     auto oi = detail::encode_offset_index(h, s.idx.offsets);
     h.kind = detail::index_kind::time;
     auto ti = detail::encode_time_index(h, s.idx.times);
-    for (auto& [suffix, bytes] : {std::pair{kIndexSuffix, &oi}, std::pair{kTimeIndexSuffix, &ti}}) {
-      auto p = s.path(suffix);
+    for (const auto& item : {std::pair{kIndexSuffix, &oi}, std::pair{kTimeIndexSuffix, &ti}}) {
+      auto p = s.path(item.first);
+      const std::vector<std::byte>& bytes = *item.second;
       auto r = [&]() -> result<void> {
         FERRY_TRY(auto f, e.open(p, open_mode::create));
         FERRY_TRY(f->truncate(0));
-        return f->append(*bytes);
+        return f->append(bytes);
       }();
       if (!r) logger()->warn("partition {}: writing index {} failed: {}", cfg.name, p.string(), r.error().message());
     }
@@ -582,8 +583,18 @@ struct partition_log::impl {
           max_bytes = out.data.size() + bh.batch_length;  // room for exactly this one batch
         }
       }
-      if (s.corrupt_at && pos >= *s.corrupt_at && pos < s.size) return bad(s, pos, "previously detected corruption");
-      if (s.readable < s.size) break;  // the rest is not committed yet
+      if (s.corrupt_at && pos >= *s.corrupt_at) return bad(s, pos, "previously detected corruption");
+      if (s.readable < s.size || out.data.size() >= max_bytes) break;  // uncommitted beyond, or full
+      if (i + 1 < segs.size() && out.next_offset < segs[i + 1]->base) {
+        return bad(s, pos, fmt::format("offsets [{}, {}) are missing before the next segment", out.next_offset,
+                                       segs[i + 1]->base));
+      }
+    }
+    if (out.batches == 0) {
+      // Below the high watermark there is always a batch to serve; finding
+      // none means the log's metadata and its data disagree.
+      logger()->error("partition {}: no batch found for offset {} below high watermark {}", cfg.name, from, hw);
+      return errc::corrupt_log;
     }
     return out;
   }

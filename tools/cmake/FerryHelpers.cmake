@@ -5,7 +5,7 @@ add_library(ferry_warnings INTERFACE)
 target_compile_options(ferry_warnings INTERFACE
   -Wall -Wextra -Wpedantic -Wshadow -Wnon-virtual-dtor -Wold-style-cast
   -Wcast-align -Woverloaded-virtual -Wconversion -Wsign-conversion
-  -Wnull-dereference -Wimplicit-fallthrough
+  -Wimplicit-fallthrough
   $<$<CXX_COMPILER_ID:GNU>:-Wduplicated-cond -Wlogical-op -Wno-maybe-uninitialized>
   $<$<BOOL:${FERRY_WARNINGS_AS_ERRORS}>:-Werror>)
 
@@ -15,6 +15,10 @@ if(FERRY_SANITIZERS)
   target_compile_options(ferry_sanitizers INTERFACE -fsanitize=${_ferry_san} -fno-omit-frame-pointer
                          -fno-sanitize-recover=all)
   target_link_options(ferry_sanitizers INTERFACE -fsanitize=${_ferry_san})
+endif()
+if(FERRY_FUZZ)
+  # Coverage instrumentation for every library the fuzzers link.
+  target_compile_options(ferry_sanitizers INTERFACE -fsanitize=fuzzer-no-link)
 endif()
 install(TARGETS ferry_warnings ferry_sanitizers EXPORT FerryTargets)
 
