@@ -5,6 +5,7 @@
 
 #include <fmt/format.h>
 
+#include "ferry/core/crash_point.h"
 #include "ferry/core/endian.h"
 #include "ferry/core/errc.h"
 #include "ferry/core/logging.h"
@@ -50,6 +51,7 @@ struct segment {
   segment_index idx;
   timestamp_ms max_ts = timestamp_ms::min();
   std::optional<std::uint64_t> corrupt_at;  // data from here on is known bad
+  std::optional<offset> valid_end;          // with corrupt_at from a scan: offset after the last good batch
   timestamp_ms created;                     // for roll by age
 
   fs::path path(std::string_view suffix) const {
@@ -248,6 +250,7 @@ struct partition_log::impl {
     s.index_loaded = true;
     if (!r.clean) {
       s.corrupt_at = r.valid_bytes;
+      s.valid_end = r.next;
       ++report.corrupt_segments;
       logger()->error(
           "partition {}: sealed segment {} is corrupt at byte {} ({}); offsets from {} are not served",
@@ -327,10 +330,12 @@ struct partition_log::impl {
       logger()->warn("partition {}: truncating {} bytes of torn tail from {} at byte {} ({})", cfg.name, cut,
                      s.log_path.filename().string(), r.valid_bytes, r.reason);
       FERRY_TRY(s.f->truncate(r.valid_bytes));
-      FERRY_TRY(s.f->sync());
       report.truncated_bytes += cut;
       s.size = s.synced = s.readable = r.valid_bytes;
     }
+    // What survived a process crash may still be only in the page cache:
+    // make it durable before it counts as committed.
+    FERRY_TRY(s.f->sync());
     s.idx = std::move(r.idx);
     s.max_ts = s.idx.max_timestamp;
     s.next = r.next;
@@ -401,6 +406,8 @@ struct partition_log::impl {
       dir_dirty = false;
     } else {
       FERRY_TRY(recover_active(active()));
+      // A segment created just before a crash may have an unsynced entry.
+      FERRY_TRY(e.sync_dir(dir));
     }
     for (auto& s : segs) total_size += s->size;
     log_end = active().next;
@@ -423,10 +430,12 @@ struct partition_log::impl {
       s->synced = s->size;
       s->readable = s->size;
     }
+    crash_point("log.sync.after_fdatasync");
     if (dir_dirty) {
       if (auto r = e.sync_dir(dir); !r) return fail_stop(r.error(), fmt::format("fsync of directory {}", dir.string()));
       dir_dirty = false;
     }
+    crash_point("log.sync.before_ack");
     hw = log_end;
     last_sync = clk.steady_now();
     return success();
@@ -439,10 +448,13 @@ struct partition_log::impl {
     // The sealed segment must be complete on disk before a newer one can
     // exist: recovery trusts sealed segments without scanning them.
     FERRY_TRY(sync_all());
+    crash_point("log.roll.after_sync");
     s.sealed = true;
     write_indexes(s);
+    crash_point("log.roll.after_index");
     if (auto r = create_segment(log_end); !r)
       return fail_stop(r.error(), fmt::format("creating segment {}", segment_file_name(log_end, kLogSuffix)));
+    crash_point("log.roll.after_create");
     logger()->info("partition {}: rolled to segment {}", cfg.name, segment_file_name(log_end, kLogSuffix));
     return success();
   }
@@ -477,6 +489,7 @@ struct partition_log::impl {
       }
       return fail_stop(ec, fmt::format("write to {}", s.log_path.string()));
     }
+    crash_point("log.append.after_write");
     if (s.size == 0) s.created = clk.wall_now();
     s.idx.on_batch(static_cast<std::uint32_t>(before), static_cast<std::uint32_t>(log_end - s.base),
                    static_cast<std::uint32_t>(batch.size()), h.max_timestamp, cfg.index_interval_bytes);
@@ -538,6 +551,10 @@ struct partition_log::impl {
         const std::size_t at = out.data.size();
         out.data.resize(at + want);
         FERRY_TRY(auto n, s.f->read_at(pos, std::span(out.data).subspan(at, want)));
+        if (n < want) {
+          out.data.resize(at);
+          return bad(s, pos + n, "file shorter than its committed size");
+        }
         std::size_t used = 0;
         while (used + kBatchHeaderSize <= n) {
           const std::byte* p = out.data.data() + at + used;
@@ -580,7 +597,11 @@ struct partition_log::impl {
           auto bh = batch_header::decode(hdr);
           if (bh.batch_length < kMinBatchBytes || pos + bh.batch_length > limit)
             return bad(s, pos, fmt::format("batch_length {} out of bounds", bh.batch_length));
-          max_bytes = out.data.size() + bh.batch_length;  // room for exactly this one batch
+          if (bh.next_offset() <= out.next_offset) {
+            pos += bh.batch_length;  // wholly before `from`: step over it unread
+          } else if (bh.batch_length > max_bytes - out.data.size()) {
+            max_bytes = out.data.size() + bh.batch_length;  // room for exactly this one batch
+          }
         }
       }
       if (s.corrupt_at && pos >= *s.corrupt_at) return bad(s, pos, "previously detected corruption");
@@ -664,6 +685,7 @@ struct partition_log::impl {
       segs.erase(segs.begin());
     }
     if (!renamed.empty()) {
+      crash_point("log.retention.after_rename");
       FERRY_TRY(e.sync_dir(dir));
       pending_deletes.insert(pending_deletes.end(), renamed.begin(), renamed.end());
     }
@@ -683,22 +705,38 @@ struct partition_log::impl {
   result<void> truncate_to(offset o) {
     FERRY_TRY(check_healthy());
     if (o < segs.front()->base || o > log_end) return errc::offset_out_of_range;
-    if (o == log_end) return success();
+    if (o == log_end) return sync_all();  // nothing to remove; what is kept is synced, as below
     std::size_t i = segment_for(o);
-    // Whole segments starting at or after o go (but keep the first one).
-    if (segs[i]->base == o && i > 0) --i;
-    auto& s = *segs[i];
-    FERRY_TRY(ensure_index(s));
-    std::uint64_t pos = o > s.base ? s.idx.position_for(static_cast<std::uint32_t>(o - s.base)) : 0;
-    std::byte hdr[kBatchHeaderSize];
-    while (pos < s.size) {
-      FERRY_TRY(auto n, s.f->read_at(pos, hdr));
-      if (n < kBatchHeaderSize) return errc::corrupt_log;
-      auto h = batch_header::decode(hdr);
-      if (h.base_offset >= o) break;
-      if (h.next_offset() > o) return errc::invalid_batch;  // not a batch boundary
-      pos += h.batch_length;
+    std::uint64_t pos = 0;
+    if (segs[i]->base == o && i > 0) {
+      // Cut at a segment boundary: later segments go, the previous one
+      // becomes active as it is -- unless its tail is damaged, in which case
+      // offsets just below o do not exist and the cut would hide that.
+      --i;
+      pos = segs[i]->size;
+      if (segs[i]->corrupt_at) {
+        if (segs[i]->valid_end != o) return errc::corrupt_log;
+        pos = *segs[i]->corrupt_at;  // damage after the last batch: cut it off too
+      }
+    } else {
+      auto& s = *segs[i];
+      FERRY_TRY(ensure_index(s));
+      const std::uint64_t limit = s.corrupt_at ? std::min(s.size, *s.corrupt_at) : s.size;
+      pos = o > s.base ? s.idx.position_for(static_cast<std::uint32_t>(o - s.base)) : 0;
+      std::byte hdr[kBatchHeaderSize];
+      for (;;) {
+        if (pos >= limit) return errc::corrupt_log;  // o lies in damaged or missing data
+        if (limit - pos < kMinBatchBytes) return errc::corrupt_log;
+        FERRY_TRY(auto n, s.f->read_at(pos, hdr));
+        if (n < kBatchHeaderSize) return errc::corrupt_log;
+        auto h = batch_header::decode(hdr);
+        if (h.batch_length < kMinBatchBytes || pos + h.batch_length > limit) return errc::corrupt_log;
+        if (h.base_offset == o) break;
+        if (h.base_offset > o || h.next_offset() > o) return errc::invalid_batch;  // not a batch boundary
+        pos += h.batch_length;
+      }
     }
+    auto& s = *segs[i];
     for (std::size_t j = segs.size(); j-- > i + 1;) {
       auto& t = *segs[j];
       total_size -= t.size;
@@ -713,6 +751,7 @@ struct partition_log::impl {
     }
     total_size -= s.size - pos;
     if (auto r = s.f->truncate(pos); !r) return fail_stop(r.error(), "truncate of " + s.log_path.string());
+    crash_point("log.truncate.after_truncate");
     if (auto r = s.f->sync(); !r) return fail_stop(r.error(), "fdatasync of " + s.log_path.string());
     if (auto r = e.sync_dir(dir); !r) return fail_stop(r.error(), "fsync of directory " + dir.string());
     ++syncs;
@@ -724,10 +763,13 @@ struct partition_log::impl {
     s.next = o;
     s.sealed = false;
     s.corrupt_at.reset();
+    if (!sr.clean) s.corrupt_at = sr.valid_bytes;
     s.index_loaded = true;
     remove_indexes(s);
     log_end = o;
-    hw = std::min(hw, o);
+    // Everything below o is now on disk: earlier segments were synced when
+    // sealed, and this one was synced just now.
+    hw = o;
     logger()->warn("partition {}: truncated to offset {}", cfg.name, o);
     return success();
   }

@@ -8,6 +8,7 @@
 #include <cerrno>
 #include <system_error>
 
+#include "ferry/core/crash_point.h"
 #include "ferry/storage/env.h"
 
 namespace ferry::storage {
@@ -178,7 +179,9 @@ result<void> write_file_atomic(env& e, const fs::path& p, std::span<const std::b
     FERRY_TRY(f->append(data));
     FERRY_TRY(f->sync());
   }
+  crash_point("file.atomic.after_tmp_sync");
   FERRY_TRY(e.rename(tmp, p));
+  crash_point("file.atomic.after_rename");
   return e.sync_dir(p.has_parent_path() ? p.parent_path() : fs::path("."));
 }
 

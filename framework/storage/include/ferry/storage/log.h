@@ -151,7 +151,8 @@ class partition_log {
   /// Seals the active segment (syncing it) and starts a new one.
   [[nodiscard]] result<void> roll();
 
-  /// Removes every record at or after `o` (a batch boundary), durably.
+  /// Removes every record at or after `o` (a batch boundary) and syncs what
+  /// is kept: afterwards log end == high watermark == o, durably.
   /// An administrative operation: it may remove acknowledged records.
   [[nodiscard]] result<void> truncate_to(offset o);
 
