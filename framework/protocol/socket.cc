@@ -1,0 +1,59 @@
+#include "ferry/protocol/socket.h"
+
+#include "ferry/protocol/errc.h"
+
+namespace ferry::protocol {
+
+result<void> configure_socket(zmq::socket_ref s, const socket_options& o, bool router) {
+  try {
+    s.set(zmq::sockopt::maxmsgsize, o.max_message_bytes);
+    s.set(zmq::sockopt::handshake_ivl, static_cast<int>(o.handshake.count()));
+    s.set(zmq::sockopt::heartbeat_ivl, static_cast<int>(o.heartbeat_interval.count()));
+    s.set(zmq::sockopt::heartbeat_timeout, static_cast<int>(o.heartbeat_timeout.count()));
+    s.set(zmq::sockopt::heartbeat_ttl, static_cast<int>(o.heartbeat_timeout.count()));
+    s.set(zmq::sockopt::linger, static_cast<int>(o.linger.count()));
+    s.set(zmq::sockopt::sndhwm, o.high_water_mark);
+    s.set(zmq::sockopt::rcvhwm, o.high_water_mark);
+    if (router) {
+      s.set(zmq::sockopt::router_mandatory, 1);
+    } else {
+      s.set(zmq::sockopt::reconnect_ivl, static_cast<int>(o.reconnect.count()));
+      s.set(zmq::sockopt::reconnect_ivl_max, static_cast<int>(o.reconnect_max.count()));
+    }
+  } catch (const zmq::error_t& e) {
+    return make_zmq_error(e.num());
+  }
+  return success();
+}
+
+result<std::vector<zmq::message_t>> recv_message(zmq::socket_ref s, bool wait) {
+  std::vector<zmq::message_t> frames;
+  try {
+    for (;;) {
+      zmq::message_t m;
+      auto flags = (wait || !frames.empty()) ? zmq::recv_flags::none : zmq::recv_flags::dontwait;
+      auto r = s.recv(m, flags);
+      if (!r) return frames;  // EAGAIN before the first frame
+      bool more = m.more();
+      frames.push_back(std::move(m));
+      if (!more) return frames;
+    }
+  } catch (const zmq::error_t& e) {
+    return make_zmq_error(e.num());
+  }
+}
+
+result<void> send_message(zmq::socket_ref s, std::span<zmq::message_t> frames) {
+  try {
+    for (std::size_t i = 0; i < frames.size(); ++i) {
+      auto flags = zmq::send_flags::dontwait;
+      if (i + 1 < frames.size()) flags = flags | zmq::send_flags::sndmore;
+      if (!s.send(frames[i], flags)) return make_zmq_error(EAGAIN);
+    }
+  } catch (const zmq::error_t& e) {
+    return make_zmq_error(e.num());
+  }
+  return success();
+}
+
+}  // namespace ferry::protocol
