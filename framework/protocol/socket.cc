@@ -2,6 +2,11 @@
 
 #include "ferry/protocol/errc.h"
 
+#include <algorithm>
+#include <cstdint>
+#include <cstring>
+#include <new>
+
 namespace ferry::protocol {
 
 result<void> configure_socket(zmq::socket_ref s, const socket_options& o, bool router) {
@@ -54,6 +59,20 @@ result<void> send_message(zmq::socket_ref s, std::span<zmq::message_t> frames) {
     return make_zmq_error(e.num());
   }
   return success();
+}
+
+}  // namespace ferry::protocol
+
+namespace ferry::protocol {
+
+void ensure_aligned(zmq::message_t& m) {
+  if (reinterpret_cast<std::uintptr_t>(m.data()) % 8 == 0) return;
+  // An 8-aligned heap copy that the message owns and frees.
+  const std::size_t n = m.size();
+  auto* p = static_cast<std::byte*>(::operator new(std::max<std::size_t>(n, 1), std::align_val_t(8)));
+  std::memcpy(p, m.data(), n);
+  m = zmq::message_t(
+      p, n, [](void* data, void*) { ::operator delete(data, std::align_val_t(8)); }, nullptr);
 }
 
 }  // namespace ferry::protocol

@@ -40,6 +40,12 @@ inline std::span<const std::byte> bytes_of(const zmq::message_t& m) noexcept {
   return {static_cast<const std::byte*>(m.data()), m.size()};
 }
 
+/// FlatBuffers needs its buffer aligned; ZeroMQ may hand out a received
+/// frame at any address (large frames can point into its receive buffer).
+/// Copies the frame into a fresh, aligned message when it is not 8-aligned.
+/// Call on every frame 0 before decode_envelope().
+void ensure_aligned(zmq::message_t& m);
+
 template <typename Bytes>
 zmq::message_t to_message(const Bytes& b) {
   return zmq::message_t(b.data(), b.size());

@@ -1,0 +1,777 @@
+#include "ferry/broker/broker.h"
+
+#include <algorithm>
+#include <atomic>
+#include <condition_variable>
+#include <deque>
+#include <map>
+#include <mutex>
+#include <set>
+#include <thread>
+
+#include <fmt/format.h>
+#include <nlohmann/json.hpp>
+#include <zmq.hpp>
+
+#include "ferry/broker/wire_errors.h"
+#include "ferry/core/clock.h"
+#include "ferry/core/errc.h"
+#include "ferry/core/logging.h"
+#include "ferry/protocol/codec.h"
+#include "ferry/protocol/errc.h"
+#include "ferry/protocol/socket.h"
+#include "ferry/storage/errc.h"
+#include "ferry/storage/log.h"
+
+namespace ferry::broker {
+
+namespace fs = std::filesystem;
+using namespace ferry::wire;
+using steady = std::chrono::steady_clock;
+
+namespace {
+
+std::shared_ptr<spdlog::logger> logger() {
+  static auto l = log::get("broker");
+  return l;
+}
+
+struct topic_settings {
+  std::int32_t partitions = 1;
+  std::int64_t retention_ms = -1;
+  std::int64_t retention_bytes = -1;
+  std::int64_t segment_bytes = 64ll << 20;
+  std::int32_t max_message_bytes = 8 << 20;
+};
+
+struct topic {
+  std::string name;
+  topic_settings settings;
+  std::vector<std::unique_ptr<storage::partition_log>> logs;
+};
+
+// One decoded request, owned by whichever thread holds it.
+struct job {
+  zmq::message_t identity;
+  std::vector<zmq::message_t> frames;  // [0] envelope, [1..] data
+  const Envelope* env = nullptr;
+  steady::time_point deadline{};       // fetch long poll
+};
+
+struct reply {
+  zmq::message_t identity;
+  std::vector<zmq::message_t> frames;
+};
+
+zmq::message_t message_from(std::vector<std::byte>&& bytes) {
+  auto* owned = new std::vector<std::byte>(std::move(bytes));
+  return zmq::message_t(
+      owned->data(), owned->size(), [](void*, void* hint) { delete static_cast<std::vector<std::byte>*>(hint); },
+      owned);
+}
+
+zmq::message_t envelope_message(flatbuffers::FlatBufferBuilder& fbb, std::uint64_t id, Body type,
+                                flatbuffers::Offset<void> body) {
+  return message_from(protocol::finish_envelope(fbb, id, type, body));
+}
+
+std::string describe(std::error_code ec) { return ec.message(); }
+
+}  // namespace
+
+struct broker::impl {
+  broker_config cfg;
+  fs::path topics_dir;
+  std::map<std::string, topic, std::less<>> topics;  // disk thread only (after open)
+
+  zmq::context_t ctx{1};
+  std::string wake_endpoint;
+  std::string bound;
+  mutable std::mutex bound_mu;
+  std::atomic<bool> ready_flag{false};
+  std::atomic<bool> stop_requested{false};
+  std::atomic<bool> disk_done{false};
+  std::atomic<std::int64_t> in_flight{0};
+  std::thread net_thread, disk_thread;
+  zmq::socket_t router;  // created in start(), used by the network thread only
+
+  // network -> disk
+  std::mutex jobs_mu;
+  std::condition_variable jobs_cv;
+  std::deque<std::unique_ptr<job>> jobs;
+  bool stopping = false;
+
+  // disk -> network
+  std::mutex replies_mu;
+  std::vector<reply> replies;
+
+  // disk thread state
+  std::vector<std::unique_ptr<job>> parked;
+  steady::time_point next_retention{};
+  std::vector<fs::path> pending_removals;
+
+  explicit impl(broker_config c) : cfg(std::move(c)) {}
+
+  // --- topics on disk --------------------------------------------------------
+
+  storage::log_config log_config_for(const topic& t, std::int32_t p) const {
+    storage::log_config lc;
+    lc.name = fmt::format("{}-{}", t.name, p);
+    lc.segment_bytes = static_cast<std::uint64_t>(t.settings.segment_bytes);
+    lc.retention_time = std::chrono::milliseconds(t.settings.retention_ms);
+    lc.retention_bytes = t.settings.retention_bytes;
+    lc.max_batch_bytes = static_cast<std::uint32_t>(t.settings.max_message_bytes);
+    lc.index_interval_bytes = cfg.index_interval_bytes;
+    lc.flush = cfg.flush;
+    lc.flush_interval = cfg.flush_interval;
+    lc.recovery = cfg.recovery;
+    return lc;
+  }
+
+  static std::vector<std::byte> to_json(const topic& t) {
+    nlohmann::json j = {{"format", 1},
+                        {"name", t.name},
+                        {"partitions", t.settings.partitions},
+                        {"retention_ms", t.settings.retention_ms},
+                        {"retention_bytes", t.settings.retention_bytes},
+                        {"segment_bytes", t.settings.segment_bytes},
+                        {"max_message_bytes", t.settings.max_message_bytes}};
+    auto s = j.dump(2) + "\n";
+    auto b = reinterpret_cast<const std::byte*>(s.data());
+    return {b, b + s.size()};
+  }
+
+  result<void> open_logs(topic& t) {
+    for (std::int32_t p = 0; p < t.settings.partitions; ++p) {
+      auto dir = topics_dir / t.name / std::to_string(p);
+      auto log = storage::partition_log::open(storage::posix_env(), dir, log_config_for(t, p), system_clock::instance());
+      if (!log) {
+        logger()->error("topic {}: cannot open partition {}: {}", t.name, p, log.error().message());
+        return log.error();
+      }
+      t.logs.push_back(std::move(log).value());
+    }
+    return success();
+  }
+
+  result<void> load_topics() {
+    auto& env = storage::posix_env();
+    FERRY_TRY(env.create_dirs(topics_dir));
+    FERRY_TRY(env.sync_dir(cfg.data_dir));
+    FERRY_TRY(auto names, env.list_dir(topics_dir));
+    for (const auto& n : names) {
+      auto dir = topics_dir / n;
+      if (n.rfind(".deleted-", 0) == 0) {
+        std::error_code ec;
+        fs::remove_all(dir, ec);
+        continue;
+      }
+      auto meta = storage::read_file(env, dir / "topic.json");
+      if (!meta) {
+        logger()->warn("ignoring {}: no topic.json (a topic creation that did not finish)", dir.string());
+        continue;
+      }
+      topic t;
+      try {
+        auto j = nlohmann::json::parse(std::string(reinterpret_cast<const char*>(meta.value().data()), meta.value().size()));
+        t.name = j.at("name").get<std::string>();
+        t.settings.partitions = j.at("partitions").get<std::int32_t>();
+        t.settings.retention_ms = j.at("retention_ms").get<std::int64_t>();
+        t.settings.retention_bytes = j.at("retention_bytes").get<std::int64_t>();
+        t.settings.segment_bytes = j.at("segment_bytes").get<std::int64_t>();
+        t.settings.max_message_bytes = j.at("max_message_bytes").get<std::int32_t>();
+      } catch (const std::exception& e) {
+        logger()->error("{}/topic.json is unreadable ({}); refusing to start: fix or remove it", dir.string(), e.what());
+        return ferry::errc::corrupt_data;
+      }
+      if (t.name != n || t.settings.partitions < 1) {
+        logger()->error("{}/topic.json does not match its directory; refusing to start", dir.string());
+        return ferry::errc::corrupt_data;
+      }
+      FERRY_TRY(open_logs(t));
+      logger()->info("loaded topic {} ({} partitions)", t.name, t.settings.partitions);
+      auto name = t.name;
+      topics.emplace(std::move(name), std::move(t));
+    }
+    return success();
+  }
+
+  // Validates a CreateTopic config against broker limits; fills defaults.
+  std::optional<std::string> settings_from(const TopicConfig* c, topic_settings& s) const {
+    s.partitions = cfg.topics.partitions;
+    s.retention_ms = cfg.topics.retention_ms;
+    s.retention_bytes = cfg.topics.retention_bytes;
+    s.segment_bytes = cfg.topics.segment_bytes;
+    s.max_message_bytes = cfg.topics.max_message_bytes;
+    if (c != nullptr) {
+      if (c->partitions() != 0) s.partitions = c->partitions();
+      if (c->retention_ms() != -2) s.retention_ms = c->retention_ms();
+      if (c->retention_bytes() != -2) s.retention_bytes = c->retention_bytes();
+      if (c->segment_bytes() != 0) s.segment_bytes = c->segment_bytes();
+      if (c->max_message_bytes() != 0) s.max_message_bytes = c->max_message_bytes();
+    }
+    if (s.partitions < 1 || s.partitions > cfg.max_partitions)
+      return fmt::format("partitions must be 1..{}, got {}", cfg.max_partitions, s.partitions);
+    if (s.retention_ms < -1 || s.retention_ms == 0) return "retention_ms must be -1 (forever) or positive";
+    if (s.retention_bytes < -1 || s.retention_bytes == 0) return "retention_bytes must be -1 (unlimited) or positive";
+    if (s.segment_bytes < 4096 || s.segment_bytes > (1ll << 30)) return "segment_bytes must be 4096..1073741824";
+    if (s.max_message_bytes < 128 || s.max_message_bytes > (64 << 20) ||
+        s.max_message_bytes + 65536 > cfg.socket.max_message_bytes)
+      return fmt::format("max_message_bytes must be 128..{}", std::min<std::int64_t>(64 << 20, cfg.socket.max_message_bytes - 65536));
+    return std::nullopt;
+  }
+
+  std::pair<ErrorCode, std::string> create_topic(std::string_view name, const TopicConfig* c) {
+    if (topics.count(name)) return {ErrorCode::TopicAlreadyExists, fmt::format("topic {} already exists", name)};
+    topic t;
+    t.name = std::string(name);
+    if (auto err = settings_from(c, t.settings)) return {ErrorCode::InvalidConfig, *err};
+    auto& env = storage::posix_env();
+    auto dir = topics_dir / t.name;
+    auto r = [&]() -> result<void> {
+      FERRY_TRY(env.create_dirs(dir));
+      FERRY_TRY(storage::write_file_atomic(env, dir / "topic.json", to_json(t)));
+      FERRY_TRY(env.sync_dir(topics_dir));
+      return open_logs(t);
+    }();
+    if (!r) {
+      std::error_code ec;
+      fs::remove_all(dir, ec);
+      return {ErrorCode::Internal, fmt::format("creating topic {} failed: {}", name, r.error().message())};
+    }
+    logger()->info("created topic {} ({} partitions)", t.name, t.settings.partitions);
+    topics.emplace(t.name, std::move(t));
+    return {ErrorCode::None, ""};
+  }
+
+  std::pair<ErrorCode, std::string> delete_topic(std::string_view name) {
+    auto it = topics.find(name);
+    if (it == topics.end()) return {ErrorCode::UnknownTopic, fmt::format("unknown topic {}", name)};
+    auto from = topics_dir / it->first;
+    auto to = topics_dir / fmt::format(".deleted-{}-{}", it->first, system_clock::instance().wall_now().value());
+    topics.erase(it);  // closes the logs
+    std::error_code ec;
+    fs::rename(from, to, ec);
+    if (ec) return {ErrorCode::Internal, fmt::format("deleting topic {}: {}", name, ec.message())};
+    if (auto r = storage::posix_env().sync_dir(topics_dir); !r)
+      return {ErrorCode::Internal, fmt::format("deleting topic {}: {}", name, r.error().message())};
+    pending_removals.push_back(to);  // unlinked after the reply, off the request path
+    logger()->info("deleted topic {}", name);
+    return {ErrorCode::None, ""};
+  }
+
+  storage::partition_log* find_log(std::string_view t, std::int32_t p, ErrorCode& err) {
+    auto it = topics.find(t);
+    if (it == topics.end()) {
+      err = ErrorCode::UnknownTopic;
+      return nullptr;
+    }
+    if (p < 0 || p >= static_cast<std::int32_t>(it->second.logs.size())) {
+      err = ErrorCode::UnknownPartition;
+      return nullptr;
+    }
+    err = ErrorCode::None;
+    return it->second.logs[static_cast<std::size_t>(p)].get();
+  }
+
+  // --- replies -------------------------------------------------------------
+
+  void post(job& j, std::vector<zmq::message_t> frames) {
+    {
+      std::lock_guard lock(replies_mu);
+      replies.push_back({std::move(j.identity), std::move(frames)});
+    }
+    in_flight.fetch_sub(1);
+  }
+
+  std::vector<zmq::message_t> error_reply(std::uint64_t id, ErrorCode code, const std::string& msg) {
+    flatbuffers::FlatBufferBuilder fbb(128);
+    auto body = CreateErrorResponse(fbb, code, fbb.CreateString(msg));
+    std::vector<zmq::message_t> out;
+    out.push_back(envelope_message(fbb, id, Body::ErrorResponse, body.Union()));
+    return out;
+  }
+
+  // --- disk thread -----------------------------------------------------------
+
+  struct produce_state {
+    job* j;
+    struct entry {
+      storage::partition_log* log = nullptr;
+      ErrorCode error = ErrorCode::None;
+      std::int64_t base = -1;
+      std::string message;
+    };
+    std::vector<entry> entries;
+  };
+
+  void append_produce(job& j, std::vector<produce_state>& pending, std::set<storage::partition_log*>& touched) {
+    auto* req = j.env->body_as_ProduceRequest();
+    produce_state ps{&j, {}};
+    ps.entries.resize(req->entries()->size());
+    for (std::uint32_t i = 0; i < req->entries()->size(); ++i) {
+      auto* e = req->entries()->Get(i);
+      auto& out = ps.entries[i];
+      auto* log = find_log(e->topic()->string_view(), e->partition(), out.error);
+      if (log == nullptr) {
+        out.message = out.error == ErrorCode::UnknownTopic
+                          ? fmt::format("unknown topic {}: create it first (ferry topics create)", e->topic()->string_view())
+                          : fmt::format("topic {} has no partition {}", e->topic()->string_view(), e->partition());
+        continue;
+      }
+      auto& frame = j.frames[e->frame()];
+      std::span<std::byte> batch(static_cast<std::byte*>(frame.data()), frame.size());
+      auto r = log->append(batch);
+      if (!r) {
+        out.error = to_wire(r.error());
+        out.message = r.error() == storage::errc::partition_failed ? log->failure_reason() : describe(r.error());
+        if (out.error == ErrorCode::RecordTooLarge)
+          out.message = fmt::format("batch of {} bytes exceeds the topic's max_message_bytes {}", batch.size(),
+                                    log->config().max_batch_bytes);
+        continue;
+      }
+      out.log = log;
+      out.base = r.value().base_offset.value();
+      touched.insert(log);
+    }
+    pending.push_back(std::move(ps));
+  }
+
+  // Group commit: one sync per touched partition, then answer every produce.
+  void commit_produces(std::vector<produce_state>& pending, std::set<storage::partition_log*>& touched) {
+    std::map<storage::partition_log*, std::error_code> sync_errors;
+    for (auto* log : touched) {
+      if (auto r = log->sync(); !r) sync_errors[log] = r.error();
+    }
+    for (auto& ps : pending) {
+      auto* req = ps.j->env->body_as_ProduceRequest();
+      flatbuffers::FlatBufferBuilder fbb(256 + 64 * ps.entries.size());
+      std::vector<flatbuffers::Offset<ProduceResult>> results;
+      for (std::uint32_t i = 0; i < ps.entries.size(); ++i) {
+        auto& e = ps.entries[i];
+        if (e.log != nullptr) {
+          if (auto it = sync_errors.find(e.log); it != sync_errors.end()) {
+            e.error = to_wire(it->second);
+            e.message = e.log->failure_reason();
+            e.base = -1;
+          }
+        }
+        auto* re = req->entries()->Get(i);
+        results.push_back(CreateProduceResult(fbb, fbb.CreateString(re->topic()->string_view()), re->partition(),
+                                              e.error, e.error == ErrorCode::None ? e.base : -1,
+                                              e.message.empty() ? 0 : fbb.CreateString(e.message)));
+      }
+      auto body = CreateProduceResponse(fbb, fbb.CreateVector(results));
+      std::vector<zmq::message_t> frames;
+      frames.push_back(envelope_message(fbb, ps.j->env->request_id(), Body::ProduceResponse, body.Union()));
+      post(*ps.j, std::move(frames));
+    }
+    pending.clear();
+    touched.clear();
+  }
+
+  // Tries to answer a fetch; returns false when it should wait for data.
+  bool try_fetch(job& j, bool final) {
+    auto* req = j.env->body_as_FetchRequest();
+    flatbuffers::FlatBufferBuilder fbb(256);
+    std::vector<flatbuffers::Offset<FetchResult>> results;
+    std::vector<zmq::message_t> data;
+    std::int64_t budget = req->max_bytes();
+    std::int64_t total = 0;
+    bool any_error = false;
+    for (auto* e : *req->entries()) {
+      ErrorCode err;
+      auto* log = find_log(e->topic()->string_view(), e->partition(), err);
+      std::int64_t hw = -1, start = -1;
+      std::uint32_t frame = 0;
+      std::string msg;
+      if (log != nullptr) {
+        hw = log->high_watermark().value();
+        start = log->log_start_offset().value();
+        if (budget > 0) {
+          auto r = log->read(offset(e->offset()), static_cast<std::size_t>(std::min<std::int64_t>(e->max_bytes(), budget)));
+          if (!r) {
+            err = to_wire(r.error());
+            msg = err == ErrorCode::OffsetOutOfRange
+                      ? fmt::format("offset {} is outside [{}, {}]", e->offset(), start, hw)
+                      : describe(r.error());
+          } else if (r.value().batches > 0) {
+            auto n = static_cast<std::int64_t>(r.value().data.size());
+            budget -= n;
+            total += n;
+            data.push_back(message_from(std::move(r.value().data)));
+            frame = static_cast<std::uint32_t>(data.size());
+          }
+        }
+      } else {
+        msg = err == ErrorCode::UnknownTopic ? fmt::format("unknown topic {}", e->topic()->string_view())
+                                             : fmt::format("topic {} has no partition {}", e->topic()->string_view(),
+                                                           e->partition());
+      }
+      if (err != ErrorCode::None) any_error = true;
+      results.push_back(CreateFetchResult(fbb, fbb.CreateString(e->topic()->string_view()), e->partition(), err, hw,
+                                          start, frame, msg.empty() ? 0 : fbb.CreateString(msg)));
+    }
+    if (!final && !any_error && total < std::max(1, req->min_bytes())) return false;
+    auto body = CreateFetchResponse(fbb, fbb.CreateVector(results));
+    std::vector<zmq::message_t> frames;
+    frames.push_back(envelope_message(fbb, j.env->request_id(), Body::FetchResponse, body.Union()));
+    for (auto& d : data) frames.push_back(std::move(d));
+    post(j, std::move(frames));
+    return true;
+  }
+
+  void handle_admin(job& j) {
+    auto id = j.env->request_id();
+    flatbuffers::FlatBufferBuilder fbb(256);
+    std::vector<zmq::message_t> frames;
+    switch (j.env->body_type()) {
+      case Body::CreateTopicRequest: {
+        auto* r = j.env->body_as_CreateTopicRequest();
+        auto [err, msg] = create_topic(r->name()->string_view(), r->config());
+        auto body = CreateCreateTopicResponse(fbb, err, msg.empty() ? 0 : fbb.CreateString(msg));
+        frames.push_back(envelope_message(fbb, id, Body::CreateTopicResponse, body.Union()));
+        break;
+      }
+      case Body::DeleteTopicRequest: {
+        auto [err, msg] = delete_topic(j.env->body_as_DeleteTopicRequest()->name()->string_view());
+        auto body = CreateDeleteTopicResponse(fbb, err, msg.empty() ? 0 : fbb.CreateString(msg));
+        frames.push_back(envelope_message(fbb, id, Body::DeleteTopicResponse, body.Union()));
+        break;
+      }
+      case Body::ListTopicsRequest: {
+        std::vector<flatbuffers::Offset<TopicSummary>> v;
+        for (const auto& [name, t] : topics)
+          v.push_back(CreateTopicSummary(fbb, fbb.CreateString(name), t.settings.partitions));
+        auto body = CreateListTopicsResponse(fbb, fbb.CreateVector(v));
+        frames.push_back(envelope_message(fbb, id, Body::ListTopicsResponse, body.Union()));
+        break;
+      }
+      case Body::DescribeTopicRequest: {
+        auto name = j.env->body_as_DescribeTopicRequest()->name()->string_view();
+        auto it = topics.find(name);
+        flatbuffers::Offset<DescribeTopicResponse> body;
+        if (it == topics.end()) {
+          body = CreateDescribeTopicResponse(fbb, ErrorCode::UnknownTopic,
+                                             fbb.CreateString(fmt::format("unknown topic {}", name)));
+        } else {
+          const auto& t = it->second;
+          std::vector<flatbuffers::Offset<PartitionInfo>> parts;
+          for (std::size_t p = 0; p < t.logs.size(); ++p) {
+            auto st = t.logs[p]->stats();
+            bool failed = t.logs[p]->failed();
+            parts.push_back(CreatePartitionInfo(
+                fbb, static_cast<std::int32_t>(p), st.log_start.value(), st.log_end.value(),
+                st.high_watermark.value(), static_cast<std::int64_t>(st.size_bytes),
+                static_cast<std::int32_t>(st.segments), failed ? ErrorCode::PartitionFailed : ErrorCode::None,
+                failed ? fbb.CreateString(t.logs[p]->failure_reason()) : 0));
+          }
+          auto conf = CreateTopicConfig(fbb, t.settings.partitions, t.settings.retention_ms, t.settings.retention_bytes,
+                                        t.settings.max_message_bytes, t.settings.segment_bytes);
+          body = CreateDescribeTopicResponse(fbb, ErrorCode::None, 0, fbb.CreateString(t.name), conf,
+                                             fbb.CreateVector(parts));
+        }
+        frames.push_back(envelope_message(fbb, id, Body::DescribeTopicResponse, body.Union()));
+        break;
+      }
+      case Body::ListOffsetsRequest: {
+        std::vector<flatbuffers::Offset<ListOffsetsResult>> v;
+        for (auto* e : *j.env->body_as_ListOffsetsRequest()->entries()) {
+          ErrorCode err;
+          std::int64_t off = -1;
+          if (auto* log = find_log(e->topic()->string_view(), e->partition(), err)) {
+            switch (e->spec()) {
+              case OffsetSpec::Earliest: off = log->log_start_offset().value(); break;
+              case OffsetSpec::Latest: off = log->high_watermark().value(); break;
+              case OffsetSpec::Timestamp: {
+                auto r = log->offset_for_timestamp(timestamp_ms(e->timestamp()));
+                if (!r) err = to_wire(r.error());
+                else if (r.value()) off = r.value()->value();
+                break;
+              }
+            }
+          }
+          v.push_back(CreateListOffsetsResult(fbb, fbb.CreateString(e->topic()->string_view()), e->partition(), err, off));
+        }
+        auto body = CreateListOffsetsResponse(fbb, fbb.CreateVector(v));
+        frames.push_back(envelope_message(fbb, id, Body::ListOffsetsResponse, body.Union()));
+        break;
+      }
+      default:
+        frames = error_reply(id, ErrorCode::InvalidRequest, "unexpected message type");
+        break;
+    }
+    post(j, std::move(frames));
+  }
+
+  void housekeeping(steady::time_point now) {
+    if (now >= next_retention) {
+      next_retention = now + cfg.retention_check_interval;
+      for (auto& [_, t] : topics)
+        for (auto& log : t.logs) {
+          if (log->failed()) continue;
+          if (auto r = log->apply_retention(); !r)
+            logger()->warn("partition {}: retention failed: {}", log->config().name, r.error().message());
+          (void)log->remove_deleted();
+        }
+    }
+    if (cfg.flush == storage::flush_mode::interval) {
+      for (auto& [_, t] : topics)
+        for (auto& log : t.logs)
+          if (!log->failed()) (void)log->sync_if_due();
+    }
+    for (const auto& p : pending_removals) {
+      std::error_code ec;
+      fs::remove_all(p, ec);
+    }
+    pending_removals.clear();
+  }
+
+  void disk_loop(zmq::socket_t wake) {
+    next_retention = steady::now() + cfg.retention_check_interval;
+    std::vector<produce_state> pending;
+    std::set<storage::partition_log*> touched;
+    for (;;) {
+      std::vector<std::unique_ptr<job>> batch;
+      bool stop_now;
+      {
+        std::unique_lock lock(jobs_mu);
+        auto wake_at = next_retention;
+        if (cfg.flush == storage::flush_mode::interval) wake_at = std::min(wake_at, steady::now() + cfg.flush_interval);
+        for (auto& p : parked) wake_at = std::min(wake_at, p->deadline);
+        jobs_cv.wait_until(lock, wake_at, [&] { return !jobs.empty() || stopping; });
+        while (!jobs.empty()) {
+          batch.push_back(std::move(jobs.front()));
+          jobs.pop_front();
+        }
+        stop_now = stopping;
+      }
+      std::vector<std::unique_ptr<job>> fetches;
+      bool committed = false;
+      for (auto& j : batch) {
+        switch (j->env->body_type()) {
+          case Body::ProduceRequest:
+            append_produce(*j, pending, touched);
+            break;
+          case Body::FetchRequest:
+            fetches.push_back(std::move(j));
+            break;
+          case Body::CreateTopicRequest:
+          case Body::DeleteTopicRequest:
+            if (!pending.empty()) {
+              commit_produces(pending, touched);
+              committed = true;
+            }
+            handle_admin(*j);
+            break;
+          default:
+            handle_admin(*j);
+            break;
+        }
+      }
+      if (!pending.empty()) {
+        commit_produces(pending, touched);
+        committed = true;
+      }
+      auto now = steady::now();
+      for (auto& f : fetches) {
+        if (!try_fetch(*f, stop_now || now >= f->deadline)) parked.push_back(std::move(f));
+      }
+      if (committed || !parked.empty()) {
+        std::vector<std::unique_ptr<job>> still;
+        for (auto& p : parked) {
+          bool final = stop_now || now >= p->deadline;
+          if (!(committed || final) || !try_fetch(*p, final)) still.push_back(std::move(p));
+        }
+        parked = std::move(still);
+      }
+      housekeeping(now);
+      if (!batch.empty() || committed) {
+        try {
+          (void)wake.send(zmq::buffer("w", 1), zmq::send_flags::dontwait);
+        } catch (const zmq::error_t&) {
+        }
+      }
+      if (stop_now) {
+        std::lock_guard lock(jobs_mu);
+        if (jobs.empty() && parked.empty()) break;
+      }
+    }
+    for (auto& [_, t] : topics)
+      for (auto& log : t.logs)
+        if (!log->failed()) (void)log->sync();
+    disk_done = true;
+    try {
+      (void)wake.send(zmq::buffer("d", 1), zmq::send_flags::dontwait);
+    } catch (const zmq::error_t&) {
+    }
+  }
+
+  // --- network thread --------------------------------------------------------
+
+  void send_replies() {
+    std::vector<reply> out;
+    {
+      std::lock_guard lock(replies_mu);
+      out.swap(replies);
+    }
+    for (auto& r : out) {
+      std::vector<zmq::message_t> frames;
+      frames.reserve(r.frames.size() + 1);
+      frames.push_back(std::move(r.identity));
+      for (auto& f : r.frames) frames.push_back(std::move(f));
+      if (auto s = protocol::send_message(router, frames); !s) {
+        // EHOSTUNREACH: the client is gone (ROUTER_MANDATORY). Nothing to do.
+        FERRY_LOG_DEBUG(logger(), "reply dropped: {}", s.error().message());
+      }
+    }
+  }
+
+  void reject(zmq::message_t identity, std::uint64_t id, ErrorCode code, const std::string& why) {
+    auto frames = error_reply(id, code, why);
+    std::vector<zmq::message_t> all;
+    all.push_back(std::move(identity));
+    for (auto& f : frames) all.push_back(std::move(f));
+    (void)protocol::send_message(router, all);
+  }
+
+  void on_request(std::vector<zmq::message_t>&& frames) {
+    if (frames.size() < 2) return;  // identity only: nothing to answer
+    auto j = std::make_unique<job>();
+    j->identity = std::move(frames[0]);
+    j->frames.reserve(frames.size() - 1);
+    for (std::size_t i = 1; i < frames.size(); ++i) j->frames.push_back(std::move(frames[i]));
+    protocol::ensure_aligned(j->frames[0]);
+    std::string why;
+    auto env = protocol::decode_envelope(protocol::bytes_of(j->frames[0]), j->frames.size(), protocol::direction::request,
+                                         {}, &why);
+    if (!env) {
+      logger()->warn("refused a request: {} ({})", env.error().message(), why);
+      reject(std::move(j->identity), 0, to_wire(env.error()), why.empty() ? env.error().message() : why);
+      return;
+    }
+    j->env = env.value();
+    if (in_flight.load() >= cfg.max_in_flight) {
+      reject(std::move(j->identity), j->env->request_id(), ErrorCode::TooManyRequests,
+             "broker queue full; retry with backoff");
+      return;
+    }
+    if (j->env->body_type() == Body::FetchRequest) {
+      auto wait = std::min<std::int64_t>(j->env->body_as_FetchRequest()->max_wait_ms(), cfg.max_fetch_wait.count());
+      j->deadline = steady::now() + std::chrono::milliseconds(wait);
+    }
+    in_flight.fetch_add(1);
+    {
+      std::lock_guard lock(jobs_mu);
+      jobs.push_back(std::move(j));
+    }
+    jobs_cv.notify_one();
+  }
+
+  void net_loop(zmq::socket_t wake) {
+    bool draining = false;
+    for (;;) {
+      // While draining, the ROUTER is no longer read: only replies go out.
+      zmq::pollitem_t items[] = {{wake.handle(), 0, ZMQ_POLLIN, 0}, {router.handle(), 0, ZMQ_POLLIN, 0}};
+      try {
+        zmq::poll(items, draining ? 1 : 2, std::chrono::milliseconds(50));
+      } catch (const zmq::error_t& e) {
+        if (e.num() == ETERM) break;
+        continue;
+      }
+      if (items[0].revents & ZMQ_POLLIN) {
+        zmq::message_t m;
+        try {
+          while (wake.recv(m, zmq::recv_flags::dontwait)) {
+          }
+        } catch (const zmq::error_t&) {
+        }
+      }
+      send_replies();
+      if (!draining && (items[1].revents & ZMQ_POLLIN)) {
+        for (int n = 0; n < 256; ++n) {
+          auto msg = protocol::recv_message(router, false);
+          if (!msg || msg.value().empty()) break;
+          on_request(std::move(msg).value());
+        }
+      }
+      if (stop_requested && !draining) {
+        draining = true;
+        ready_flag = false;
+        {
+          std::lock_guard lock(jobs_mu);
+          stopping = true;
+        }
+        jobs_cv.notify_one();
+      }
+      if (draining && disk_done) {
+        send_replies();
+        break;
+      }
+    }
+  }
+};
+
+broker::broker(std::unique_ptr<impl> i) : impl_(std::move(i)) {}
+
+broker::~broker() { stop(); }
+
+result<std::unique_ptr<broker>> broker::open(broker_config config) {
+  std::string error;
+  if (auto v = validate(config, error); !v) {
+    logger()->error("invalid configuration: {}", error);
+    return v.error();
+  }
+  auto i = std::make_unique<impl>(std::move(config));
+  i->topics_dir = i->cfg.data_dir / "topics";
+  FERRY_TRY(i->load_topics());
+  return std::unique_ptr<broker>(new broker(std::move(i)));
+}
+
+result<std::string> broker::start() {
+  auto& i = *impl_;
+  try {
+    i.router = zmq::socket_t(i.ctx, zmq::socket_type::router);
+    FERRY_TRY(protocol::configure_socket(i.router, i.cfg.socket, true));
+    i.router.bind(i.cfg.listen);
+    {
+      std::lock_guard lock(i.bound_mu);
+      i.bound = i.router.get(zmq::sockopt::last_endpoint);
+    }
+    i.wake_endpoint = fmt::format("inproc://ferry-wake-{}", static_cast<const void*>(&i));
+    zmq::socket_t net_wake(i.ctx, zmq::socket_type::pair);
+    net_wake.bind(i.wake_endpoint);
+    zmq::socket_t disk_wake(i.ctx, zmq::socket_type::pair);
+    disk_wake.set(zmq::sockopt::linger, 0);
+    disk_wake.connect(i.wake_endpoint);
+    net_wake.set(zmq::sockopt::linger, 0);
+    i.disk_thread = std::thread([&i, s = std::move(disk_wake)]() mutable { i.disk_loop(std::move(s)); });
+    i.net_thread = std::thread([&i, s = std::move(net_wake)]() mutable { i.net_loop(std::move(s)); });
+  } catch (const zmq::error_t& e) {
+    logger()->error("cannot listen on {}: {}", i.cfg.listen, e.what());
+    return protocol::make_zmq_error(e.num());
+  }
+  i.ready_flag = true;
+  logger()->info("listening on {}", endpoint());
+  return endpoint();
+}
+
+void broker::stop() {
+  auto& i = *impl_;
+  if (!i.net_thread.joinable()) return;
+  i.stop_requested = true;
+  i.net_thread.join();
+  if (i.disk_thread.joinable()) i.disk_thread.join();
+  i.router.set(zmq::sockopt::linger, 1000);  // let the last replies leave
+  i.router.close();
+  logger()->info("stopped");
+}
+
+bool broker::ready() const noexcept { return impl_->ready_flag.load(); }
+
+std::string broker::endpoint() const {
+  std::lock_guard lock(impl_->bound_mu);
+  return impl_->bound;
+}
+
+}  // namespace ferry::broker

@@ -1,0 +1,50 @@
+// The Ferry broker: topics and partitions on partition_logs, served over one
+// ZeroMQ ROUTER socket.
+//
+// Threads (see docs/protocol.md, "Inside the broker"):
+//  - the network thread owns the ROUTER socket: it receives, verifies and
+//    decodes requests (protocol::decode_envelope), queues them for the disk
+//    thread and sends replies. It never touches a file.
+//  - the disk thread owns every partition_log: it takes all queued requests
+//    at once, appends every produce batch, syncs each touched partition once
+//    (group commit), then answers produces, fetches (parking long polls until
+//    data or their deadline), offsets and admin requests.
+// A produce is answered only after the fdatasync covering it returned.
+//
+// Lifecycle: open() loads every topic (running log recovery), start() binds
+// and starts both threads, stop() stops taking requests, finishes what is
+// queued (syncs and replies), and joins. Thread safety: start/stop/wait from
+// one controlling thread; endpoint() and ready() from any.
+#pragma once
+
+#include <memory>
+#include <string>
+
+#include "ferry/broker/config.h"
+#include "ferry/core/result.h"
+
+namespace ferry::broker {
+
+class broker {
+ public:
+  [[nodiscard]] static result<std::unique_ptr<broker>> open(broker_config config);
+  ~broker();
+  broker(const broker&) = delete;
+  broker& operator=(const broker&) = delete;
+
+  /// Binds the listen endpoint and starts serving. Returns the bound
+  /// endpoint (with the real port when the config said "tcp://host:*").
+  [[nodiscard]] result<std::string> start();
+  /// Graceful stop: no new requests, queued ones finished, all synced.
+  void stop();
+  [[nodiscard]] bool ready() const noexcept;
+  [[nodiscard]] std::string endpoint() const;
+
+  struct impl;
+
+ private:
+  explicit broker(std::unique_ptr<impl> i);
+  std::unique_ptr<impl> impl_;
+};
+
+}  // namespace ferry::broker

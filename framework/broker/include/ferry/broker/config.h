@@ -1,0 +1,56 @@
+// Broker configuration: built-in defaults < TOML file < FERRY_* environment
+// < command-line flags (applied by ferryd). Every key is listed in
+// docs/operations.md; `ferryd --check-config` validates and exits.
+#pragma once
+
+#include <chrono>
+#include <cstdint>
+#include <filesystem>
+#include <functional>
+#include <optional>
+#include <string>
+
+#include "ferry/core/result.h"
+#include "ferry/protocol/socket.h"
+#include "ferry/storage/log.h"
+
+namespace ferry::broker {
+
+struct topic_defaults {
+  std::int32_t partitions = 1;
+  std::int64_t retention_ms = 7ll * 24 * 3600 * 1000;  ///< -1: forever
+  std::int64_t retention_bytes = -1;                   ///< -1: unlimited
+  std::int64_t segment_bytes = 64ll << 20;
+  std::int32_t max_message_bytes = 8 << 20;            ///< largest batch a producer may send
+};
+
+struct broker_config {
+  std::filesystem::path data_dir;
+  std::string listen = "tcp://127.0.0.1:7400";
+  std::string log_level = "info";
+  topic_defaults topics;
+  storage::flush_mode flush = storage::flush_mode::on_commit;
+  std::chrono::milliseconds flush_interval{1000};
+  storage::recovery_policy recovery = storage::recovery_policy::fail;
+  std::uint32_t index_interval_bytes = 4096;
+  std::chrono::milliseconds retention_check_interval{60'000};
+  protocol::socket_options socket;
+  std::int32_t max_in_flight = 10'000;                 ///< queued requests before TooManyRequests
+  std::chrono::milliseconds max_fetch_wait{30'000};    ///< cap on a fetch's long poll
+  std::int32_t max_partitions = 10'000;                ///< per topic
+};
+
+/// Looks up an environment variable (injectable for tests).
+using env_lookup = std::function<std::optional<std::string>(const std::string&)>;
+env_lookup process_environment();
+
+/// Builds a configuration from defaults, then `toml_file` if given, then the
+/// FERRY_* variables `env` knows. On error returns errc::config_invalid and
+/// sets `error` to a message naming the key and what is allowed.
+[[nodiscard]] result<broker_config> load_config(const std::optional<std::filesystem::path>& toml_file,
+                                                const env_lookup& env, std::string& error);
+
+/// Checks ranges and combinations; same error contract as load_config.
+[[nodiscard]] result<void> validate(const broker_config& c, std::string& error);
+
+}  // namespace ferry::broker
