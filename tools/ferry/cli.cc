@@ -1,0 +1,110 @@
+#include "cli.h"
+
+#include <unistd.h>
+
+#include <ctime>
+#include <iostream>
+
+#include <fmt/format.h>
+
+#include "ferry/client/errc.h"
+#include "ferry/protocol/errc.h"
+
+namespace ferry::cli {
+
+client::client_options globals::client() const {
+  client::client_options o;
+  o.broker = broker;
+  o.request_timeout = timeout();
+  o.api_timeout = timeout();
+  return o;
+}
+
+namespace {
+
+std::string hint_for(std::error_code ec) {
+  if (ec == protocol::errc::timed_out || ec == protocol::errc::disconnected)
+    return "Is ferryd running there? Check --broker or FERRY_BROKER.";
+  if (ec == client::errc::unknown_topic) return "Create it with: ferry topics create NAME --partitions N";
+  if (ec == client::errc::unknown_partition) return "See the partitions with: ferry topics describe NAME";
+  if (ec == client::errc::offset_out_of_range) return "See the valid range with: ferry topics describe NAME";
+  if (ec == client::errc::topic_already_exists) return "Inspect it with: ferry topics describe NAME";
+  if (ec == client::errc::partition_failed) return "The broker log says why; fix the disk and restart ferryd.";
+  if (ec == client::errc::record_too_large) return "Send smaller records or raise the topic's max message size.";
+  if (ec == client::errc::invalid_topic_name) return "Use 1-249 characters of [A-Za-z0-9._-].";
+  return "";
+}
+
+}  // namespace
+
+int report(const std::string& what, std::error_code ec, const std::string& detail) {
+  std::string msg = fmt::format("error: {}: {}", what, ec.message());
+  if (!detail.empty()) msg += fmt::format(" ({})", detail);
+  auto hint = hint_for(ec);
+  if (!hint.empty()) msg += ". " + hint;
+  std::cerr << msg << "\n";
+  if (ec == protocol::errc::timed_out || ec == protocol::errc::disconnected) return kUnreachable;
+  return kRefused;
+}
+
+void print_json(const nlohmann::json& j) {
+  std::cout << j.dump(-1, ' ', false, nlohmann::json::error_handler_t::replace) << "\n";
+}
+
+std::optional<timestamp_ms> parse_iso8601(const std::string& s) {
+  int y, mo, d, h = 0, mi = 0, sec = 0, ms = 0, n = 0;
+  if (std::sscanf(s.c_str(), "%4d-%2d-%2d%n", &y, &mo, &d, &n) != 3) return std::nullopt;
+  std::size_t pos = static_cast<std::size_t>(n);
+  if (pos < s.size() && (s[pos] == 'T' || s[pos] == ' ')) {
+    int m = 0;
+    if (std::sscanf(s.c_str() + pos + 1, "%2d:%2d%n", &h, &mi, &m) != 2) return std::nullopt;
+    pos += 1 + static_cast<std::size_t>(m);
+    if (pos < s.size() && s[pos] == ':') {
+      if (std::sscanf(s.c_str() + pos + 1, "%2d%n", &sec, &m) != 1) return std::nullopt;
+      pos += 1 + static_cast<std::size_t>(m);
+    }
+    if (pos < s.size() && s[pos] == '.') {
+      std::size_t start = ++pos;
+      while (pos < s.size() && std::isdigit(static_cast<unsigned char>(s[pos]))) ++pos;
+      std::string frac = s.substr(start, pos - start);
+      if (frac.empty()) return std::nullopt;
+      frac.resize(3, '0');
+      ms = std::stoi(frac.substr(0, 3));
+    }
+  }
+  long offset_s = 0;
+  if (pos < s.size()) {
+    if (s[pos] == 'Z' && pos + 1 == s.size()) {
+      pos++;
+    } else if ((s[pos] == '+' || s[pos] == '-') && s.size() - pos >= 3) {
+      int oh = 0, om = 0;
+      if (std::sscanf(s.c_str() + pos + 1, "%2d:%2d", &oh, &om) < 1) return std::nullopt;
+      offset_s = (oh * 3600 + om * 60) * (s[pos] == '-' ? -1 : 1);
+      pos = s.size();
+    } else {
+      return std::nullopt;
+    }
+  }
+  if (mo < 1 || mo > 12 || d < 1 || d > 31 || h > 23 || mi > 59 || sec > 60) return std::nullopt;
+  std::tm tm{};
+  tm.tm_year = y - 1900;
+  tm.tm_mon = mo - 1;
+  tm.tm_mday = d;
+  tm.tm_hour = h;
+  tm.tm_min = mi;
+  tm.tm_sec = sec;
+  auto t = static_cast<std::int64_t>(timegm(&tm)) - offset_s;
+  return timestamp_ms(t * 1000 + ms);
+}
+
+std::string format_iso8601(timestamp_ms t) {
+  std::time_t secs = static_cast<std::time_t>(t.value() / 1000);
+  std::tm tm{};
+  gmtime_r(&secs, &tm);
+  return fmt::format("{:04d}-{:02d}-{:02d}T{:02d}:{:02d}:{:02d}.{:03d}Z", tm.tm_year + 1900, tm.tm_mon + 1, tm.tm_mday,
+                     tm.tm_hour, tm.tm_min, tm.tm_sec, static_cast<int>(((t.value() % 1000) + 1000) % 1000));
+}
+
+bool stderr_is_tty() { return ::isatty(2) != 0; }
+
+}  // namespace ferry::cli

@@ -1,0 +1,49 @@
+// Shared pieces of the `ferry` command-line tool.
+#pragma once
+
+#include <chrono>
+#include <cstdio>
+#include <optional>
+#include <string>
+#include <system_error>
+
+#include <nlohmann/json.hpp>
+
+#include "ferry/client/options.h"
+#include "ferry/core/types.h"
+
+namespace ferry::cli {
+
+/// Exit codes: distinguish what went wrong so scripts can react.
+enum exit_code : int {
+  kOk = 0,
+  kRefused = 1,      ///< the broker refused a request (unknown topic, invalid config, ...)
+  kUsage = 2,        ///< bad command line
+  kUnreachable = 3,  ///< no answer from the broker
+  kFailed = 4,       ///< something else failed (I/O, a check)
+};
+
+struct globals {
+  std::string broker;
+  std::string output = "table";  // or "json"
+  long timeout_ms = 10000;
+  std::chrono::milliseconds timeout() const { return std::chrono::milliseconds(timeout_ms); }
+  bool json() const { return output == "json"; }
+  client::client_options client() const;
+};
+
+/// Prints "error: <what>: <why>. <hint>" on stderr and returns the exit code
+/// for `ec` (unreachable for time-outs and disconnects, refused otherwise).
+int report(const std::string& what, std::error_code ec, const std::string& detail = "");
+
+/// A line of JSON on stdout, with invalid UTF-8 replaced rather than thrown.
+void print_json(const nlohmann::json& j);
+
+/// "2026-11-22T10:00:00Z", "2026-11-22T10:00:00.250+01:00", "2026-11-22".
+std::optional<timestamp_ms> parse_iso8601(const std::string& s);
+std::string format_iso8601(timestamp_ms t);
+
+/// True when stderr is a terminal (progress bars go there).
+bool stderr_is_tty();
+
+}  // namespace ferry::cli

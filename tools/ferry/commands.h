@@ -1,0 +1,49 @@
+// The subcommands of `ferry`; each returns a process exit code (cli.h).
+#pragma once
+
+#include <optional>
+#include <string>
+#include <vector>
+
+#include "cli.h"
+#include "ferry/client/admin.h"
+
+namespace ferry::cli {
+
+int topics_create(const globals& g, const std::string& name, const client::topic_config& config);
+int topics_list(const globals& g);
+int topics_describe(const globals& g, const std::string& name);
+int topics_delete(const globals& g, const std::string& name, bool execute);
+
+struct produce_args {
+  std::string topic;
+  std::optional<std::string> key;
+  std::optional<std::string> key_separator;
+  std::optional<int> partition;
+  std::vector<std::string> headers;  // k=v
+};
+int produce(const globals& g, const produce_args& a);
+
+struct consume_args {
+  std::string topic;
+  std::optional<int> partition;
+  bool from_beginning = false;
+  std::optional<std::int64_t> offset;
+  std::optional<std::string> from_time;
+  bool exit_at_end = false;
+  std::optional<long> count;
+};
+int consume(const globals& g, const consume_args& a);
+
+struct bench_args {
+  std::string mode;  // produce | consume | e2e
+  std::optional<std::string> topic;
+  long records = 1'000'000;
+  std::size_t size = 256;
+  double rate = 0;  // records/s, 0 = unlimited (e2e default 2000)
+  int partitions = 1;
+  bool keep = false;
+};
+int bench(const globals& g, const bench_args& a);
+
+}  // namespace ferry::cli
