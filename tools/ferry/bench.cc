@@ -90,18 +90,22 @@ void print_summary(const globals& g, summary s) {
                            s.seconds, rps, mbps, lat(p50), lat(p99), lat(p999));
 }
 
-client::producer_options producer_opts(const globals& g) {
+std::size_t g_batch_bytes = 1u << 20;
+
+client::producer_options producer_opts(const globals& g, long linger_ms) {
   client::producer_options po;
   static_cast<client::client_options&>(po) = g.client();
   po.delivery_timeout = std::chrono::milliseconds(120000);
+  po.linger = std::chrono::milliseconds(linger_ms);
+  po.batch_bytes = g_batch_bytes;
   return po;
 }
 
 // Sends `n` records of `size` bytes; the first 8 bytes of each value carry
 // the send time (steady clock, ns) for end-to-end latency.
 int run_produce(const globals& g, const std::string& topic, long n, std::size_t size, double rate, summary* s,
-                const char* label) {
-  client::producer p(producer_opts(g));
+                const char* label, long linger_ms) {
+  client::producer p(producer_opts(g, linger_ms));
   std::string value(std::max<std::size_t>(size, 8), 'x');
   std::atomic<long> done{0}, failed{0};
   std::mutex lat_mu;
@@ -186,6 +190,7 @@ int bench(const globals& g, const bench_args& a) {
     std::cerr << "error: --records, --size and --partitions must be positive, --rate not negative\n";
     return kUsage;
   }
+  g_batch_bytes = a.batch_bytes;
   client::admin adm(g.client());
   std::string topic;
   bool fresh = !a.topic;
@@ -209,9 +214,9 @@ int bench(const globals& g, const bench_args& a) {
   client::consumer_options co;
   static_cast<client::client_options&>(co) = g.client();
   if (a.mode == "produce") {
-    rc = run_produce(g, topic, a.records, a.size, a.rate, &s, "produce");
+    rc = run_produce(g, topic, a.records, a.size, a.rate, &s, "produce", a.linger_ms.value_or(5));
   } else if (a.mode == "consume") {
-    if (fresh) rc = run_produce(g, topic, a.records, a.size, 0, nullptr, "prepare");
+    if (fresh) rc = run_produce(g, topic, a.records, a.size, 0, nullptr, "prepare", a.linger_ms.value_or(5));
     client::consumer c(co);
     if (rc == kOk) {
       if (auto r = c.assign(tps); !r) rc = report("assign failed", r.error());
@@ -227,7 +232,7 @@ int bench(const globals& g, const bench_args& a) {
     if (auto r = c.assign(tps); !r) return report("assign failed", r.error());
     if (auto r = c.seek_to_end(tps); !r) return report("seek failed", r.error());
     std::atomic<int> prc{kOk};
-    std::thread producer_thread([&] { prc = run_produce(g, topic, a.records, a.size, rate, nullptr, ""); });
+    std::thread producer_thread([&] { prc = run_produce(g, topic, a.records, a.size, rate, nullptr, "", a.linger_ms.value_or(0)); });
     rc = run_consume(c, topic, a.records, s, true);
     producer_thread.join();
     if (rc == kOk) rc = prc.load();

@@ -43,6 +43,8 @@ struct bench_args {
   double rate = 0;  // records/s, 0 = unlimited (e2e default 2000)
   int partitions = 1;
   bool keep = false;
+  std::optional<long> linger_ms;  // producer linger; default 5 ms, e2e 0 ms
+  std::size_t batch_bytes = 1u << 20;
 };
 int bench(const globals& g, const bench_args& a);
 

@@ -9,6 +9,7 @@
 #include "commands.h"
 #include "ferry/client/admin.h"
 #include "ferry/client/consumer.h"
+#include "ferry/client/errc.h"
 
 namespace ferry::cli {
 
@@ -81,7 +82,13 @@ int consume(const globals& g, const consume_args& a) {
       if (done) break;
     }
     auto recs = c.poll(std::chrono::milliseconds(500));
-    if (!recs) return report("fetch failed", recs.error());
+    if (!recs) {
+      if (client::is_retriable(recs.error())) {
+        std::cerr << "warning: " << recs.error().message() << "; retrying (Ctrl-C to stop)\n";
+        continue;
+      }
+      return report("fetch failed", recs.error(), c.last_error_message());
+    }
     for (const auto& r : recs.value()) {
       if (limit >= 0 && printed >= limit) break;
       if (g.json()) {

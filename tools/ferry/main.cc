@@ -84,6 +84,8 @@ int main(int argc, char** argv) {
   b->add_option("--rate", ba.rate, "records per second, 0 = as fast as possible (e2e default 2000)");
   b->add_option("--partitions", ba.partitions, "partitions of the fresh topic")->default_val(1);
   b->add_flag("--keep", ba.keep, "keep the fresh topic");
+  b->add_option("--linger-ms", ba.linger_ms, "producer linger (default 5; e2e 0)");
+  b->add_option("--batch-bytes", ba.batch_bytes, "producer batch size")->default_val(1u << 20);
   b->callback([&] {
     ba.records = records.value_or(ba.mode == "e2e" ? 20000 : 1'000'000);
     rc = bench(g, ba);

@@ -35,6 +35,8 @@ struct limits {
 enum class direction { request, response };
 
 /// Verifies frame 0 of a message that has `frame_count` frames in total.
+/// Precondition: `frame0` is 8-byte aligned (FlatBuffers reads it in place);
+/// call protocol::ensure_aligned() on a received zmq::message_t first.
 /// On failure returns a protocol::errc and, if `why` is non-null, a reason
 /// that names the offending field.
 [[nodiscard]] result<const wire::Envelope*> decode_envelope(std::span<const std::byte> frame0,

@@ -1,0 +1,57 @@
+// Wire error codes (schemas/protocol/protocol.fbs, enum ErrorCode) as a
+// std::error_code, so a broker's answer reaches the caller as a value it can
+// compare: `if (r.error() == ferry::client::errc::unknown_topic)`.
+//
+// The numeric values equal the wire enum's and never change. The category
+// is named "ferry.wire". Errors raised by the client itself use other
+// categories: protocol::errc (timed_out, disconnected, malformed replies)
+// and ferry::errc (invalid_argument, timed_out for back-pressure,
+// shutting_down for a closed producer).
+#pragma once
+
+#include <system_error>
+
+#include "ferry/schemas/protocol_generated.h"
+
+namespace ferry::client {
+
+enum class errc : int {
+  ok = 0,
+  unknown_topic = 1,
+  unknown_partition = 2,
+  invalid_request = 3,       ///< the broker could not decode or accept the request
+  invalid_batch = 4,         ///< a produced batch failed the broker's CRC or structural check
+  record_too_large = 5,      ///< a batch above the topic's max message size
+  offset_out_of_range = 6,
+  topic_already_exists = 7,
+  disk_full = 8,             ///< retriable: nothing was written
+  partition_failed = 9,      ///< the partition failed stop; operator action needed
+  corrupt_data = 10,         ///< data failed its checksum (on the broker, or fetched data in the client)
+  invalid_config = 11,
+  shutting_down = 12,        ///< retriable: the broker is stopping
+  timeout = 13,              ///< retriable: the broker gave up waiting (e.g. for durability)
+  internal = 14,
+  unsupported_version = 15,
+  invalid_topic_name = 16,
+  too_many_requests = 17,    ///< retriable: the broker's in-flight limit was reached
+};
+
+/// The "ferry.wire" category.
+const std::error_category& wire_category() noexcept;
+
+inline std::error_code make_error_code(errc e) noexcept { return {static_cast<int>(e), wire_category()}; }
+
+/// The error_code for a wire ErrorCode; None gives an empty (success) code.
+/// One switch without default: a new wire code fails the build until mapped.
+[[nodiscard]] std::error_code from_wire(wire::ErrorCode e) noexcept;
+
+/// True for failures that may succeed if the same request is sent again:
+/// wire DiskFull, ShuttingDown, Timeout, TooManyRequests, and
+/// protocol::errc::timed_out / disconnected (no reply; the broker may be
+/// restarting). Retrying a produce after timed_out may store it twice.
+[[nodiscard]] bool is_retriable(std::error_code ec) noexcept;
+
+}  // namespace ferry::client
+
+template <>
+struct std::is_error_code_enum<ferry::client::errc> : std::true_type {};

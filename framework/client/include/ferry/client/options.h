@@ -1,0 +1,28 @@
+// Options shared by every client (admin, producer, consumer).
+#pragma once
+
+#include <chrono>
+#include <string>
+
+#include "ferry/protocol/socket.h"
+
+namespace ferry::client {
+
+struct client_options {
+  /// ZeroMQ endpoint of the broker. The library never reads FERRY_BROKER;
+  /// the `ferry` CLI does and passes the value here.
+  std::string broker = "tcp://127.0.0.1:7400";
+  /// How long one attempt of a request waits for its reply. A request that
+  /// was in flight when the broker died gets no reply and fails with
+  /// protocol::errc::timed_out after this long (ZeroMQ reconnects by itself;
+  /// the next request goes to the restarted broker).
+  std::chrono::milliseconds request_timeout{30000};
+  /// Deadline for an idempotent call including its retries (admin calls,
+  /// offset lookups). Each attempt still waits at most request_timeout.
+  std::chrono::milliseconds api_timeout{60000};
+  /// Pause between attempts after a retriable failure.
+  std::chrono::milliseconds retry_backoff{100};
+  protocol::socket_options socket;
+};
+
+}  // namespace ferry::client

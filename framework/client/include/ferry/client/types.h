@@ -1,0 +1,64 @@
+// Values the client API passes around: topic-partitions, headers, records
+// to produce, records consumed, and where a produced record landed.
+//
+// Keys, values and header values are byte strings held in std::string
+// (binary-safe; may contain NULs). std::nullopt is a null key/value, which
+// is distinct from an empty one.
+#pragma once
+
+#include <compare>
+#include <optional>
+#include <string>
+#include <vector>
+
+#include "ferry/core/types.h"
+
+namespace ferry::client {
+
+struct topic_partition {
+  std::string topic;
+  partition_id partition{0};
+
+  auto operator<=>(const topic_partition&) const = default;
+  bool operator==(const topic_partition&) const = default;
+};
+
+/// One record header. Keys are UTF-8 text; values are bytes or null.
+struct header {
+  std::string key;
+  std::optional<std::string> value;
+
+  bool operator==(const header&) const = default;
+};
+
+struct producer_record {
+  std::string topic;
+  std::optional<std::string> key;
+  std::optional<std::string> value;
+  std::vector<header> headers;
+  /// Explicit partition; when empty the producer's partitioner chooses
+  /// (see partitioner.h).
+  std::optional<partition_id> partition;
+  /// Milliseconds since the epoch; when empty the producer uses the wall
+  /// clock at send(). Must be >= 0.
+  std::optional<timestamp_ms> timestamp;
+};
+
+/// Where an acknowledged (durable) record was stored.
+struct record_metadata {
+  std::string topic;
+  partition_id partition{0};
+  ferry::offset offset;
+};
+
+struct consumer_record {
+  std::string topic;
+  partition_id partition{0};
+  ferry::offset offset;
+  timestamp_ms timestamp;
+  std::optional<std::string> key;
+  std::optional<std::string> value;
+  std::vector<header> headers;
+};
+
+}  // namespace ferry::client
