@@ -177,6 +177,37 @@ TEST_F(BrokerTest, GarbageFramesGetAnErrorAndTheBrokerKeepsServing) {
   EXPECT_EQ(values_in(good.fetch("t", 0, 0).data).size(), 2u);
 }
 
+TEST_F(BrokerTest, TooManyEntriesIsRefusedWithTheLimit) {
+  wire_client c(endpoint_);
+  ASSERT_EQ(c.create_topic("t", 1), ErrorCode::None);
+  flatbuffers::FlatBufferBuilder fbb;
+  std::vector<flatbuffers::Offset<wire::FetchEntry>> v;
+  for (int i = 0; i < 5000; ++i) v.push_back(wire::CreateFetchEntry(fbb, fbb.CreateString("t"), 0, 0));
+  auto r = c.call(fbb, wire::Body::FetchRequest, wire::CreateFetchRequest(fbb, fbb.CreateVector(v)).Union());
+  ASSERT_TRUE(r && r->env);
+  ASSERT_EQ(r->env->body_type(), wire::Body::ErrorResponse);
+  EXPECT_NE(r->env->body_as_ErrorResponse()->message()->str().find("limit"), std::string::npos);
+}
+
+TEST_F(BrokerTest, ManyPartitionsInOneRequest) {
+  wire_client c(endpoint_);
+  constexpr int kParts = 64;
+  ASSERT_EQ(c.create_topic("wide", kParts), ErrorCode::None);
+  std::vector<std::tuple<std::string, int, std::vector<std::byte>>> entries;
+  for (int p = 0; p < kParts; ++p) entries.emplace_back("wide", p, make_batch(3, p * 3));
+  auto res = c.produce(entries);
+  ASSERT_EQ(res.size(), static_cast<std::size_t>(kParts));
+  for (auto& r : res) {
+    EXPECT_EQ(r.error, ErrorCode::None);
+    EXPECT_EQ(r.base, 0);
+  }
+  for (int p = 0; p < kParts; p += 7) {
+    auto vals = values_in(c.fetch("wide", p, 0).data);
+    ASSERT_EQ(vals.size(), 3u);
+    EXPECT_EQ(vals[0], "v" + std::to_string(p * 3));
+  }
+}
+
 TEST_F(BrokerTest, LongPollWakesWhenDataArrives) {
   wire_client consumer(endpoint_);
   wire_client producer(endpoint_);
