@@ -42,8 +42,9 @@ bool parse_int(const std::string& s, T& out) {
   return true;
 }
 
-template <typename T>
-key_def int_key(const char* toml, const char* env, T broker_config::*field, const char* allowed) {
+// An integer key; `field` finds the integer inside the config.
+template <typename T, typename Field>
+key_def integer_key(const char* toml, const char* env, Field field, const char* allowed) {
   return {toml, env,
           [field](broker_config& c, const toml::node& n) {
             auto v = n.value<std::int64_t>();
@@ -51,25 +52,20 @@ key_def int_key(const char* toml, const char* env, T broker_config::*field, cons
             if (*v < static_cast<std::int64_t>(std::numeric_limits<T>::min()) ||
                 *v > static_cast<std::int64_t>(std::numeric_limits<T>::max()))
               return false;
-            c.*field = static_cast<T>(*v);
+            field(c) = static_cast<T>(*v);
             return true;
           },
-          [field](broker_config& c, const std::string& s) { return parse_int(s, c.*field); }, allowed};
+          [field](broker_config& c, const std::string& s) { return parse_int(s, field(c)); }, allowed};
 }
 
 template <typename T>
-key_def topic_key(const char* toml, const char* env, T topic_defaults::*field, const char* allowed) {
-  return {toml, env,
-          [field](broker_config& c, const toml::node& n) {
-            auto v = n.value<std::int64_t>();
-            if (!v || !n.is_integer()) return false;
-            if (*v < static_cast<std::int64_t>(std::numeric_limits<T>::min()) ||
-                *v > static_cast<std::int64_t>(std::numeric_limits<T>::max()))
-              return false;
-            c.topics.*field = static_cast<T>(*v);
-            return true;
-          },
-          [field](broker_config& c, const std::string& s) { return parse_int(s, c.topics.*field); }, allowed};
+key_def int_key(const char* toml, const char* env, T broker_config::*member, const char* allowed) {
+  return integer_key<T>(toml, env, [member](broker_config& c) -> T& { return c.*member; }, allowed);
+}
+
+template <typename T>
+key_def topic_key(const char* toml, const char* env, T topic_defaults::*member, const char* allowed) {
+  return integer_key<T>(toml, env, [member](broker_config& c) -> T& { return c.topics.*member; }, allowed);
 }
 
 key_def ms_key(const char* toml, const char* env, std::chrono::milliseconds broker_config::*field,
@@ -177,15 +173,9 @@ const std::vector<key_def>& keys() {
                     &protocol::socket_options::heartbeat_interval, "100..600000"),
       socket_ms_key("network.heartbeat_timeout_ms", "FERRY_NETWORK_HEARTBEAT_TIMEOUT_MS",
                     &protocol::socket_options::heartbeat_timeout, "100..600000"),
-      {"network.max_message_bytes", "FERRY_NETWORK_MAX_MESSAGE_BYTES",
-       [](broker_config& c, const toml::node& n) {
-         auto v = n.value<std::int64_t>();
-         if (!v || !n.is_integer()) return false;
-         c.socket.max_message_bytes = *v;
-         return true;
-       },
-       [](broker_config& c, const std::string& s) { return parse_int(s, c.socket.max_message_bytes); },
-       "65536..1073741824"},
+      integer_key<std::int64_t>(
+          "network.max_message_bytes", "FERRY_NETWORK_MAX_MESSAGE_BYTES",
+          [](broker_config& c) -> std::int64_t& { return c.socket.max_message_bytes; }, "65536..1073741824"),
       int_key("network.max_in_flight", "FERRY_NETWORK_MAX_IN_FLIGHT", &broker_config::max_in_flight, "1..1000000"),
       ms_key("network.max_fetch_wait_ms", "FERRY_NETWORK_MAX_FETCH_WAIT_MS", &broker_config::max_fetch_wait,
              "0..600000"),

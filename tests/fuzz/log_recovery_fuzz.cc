@@ -16,6 +16,8 @@
 //  - reopening gives the same log_end (recovery is idempotent).
 // No crash, no hang, no sanitizer report.
 #include <cstdint>
+
+#include "fuzz_check.h"
 #include <cstdio>
 #include <cstdlib>
 #include <cstring>
@@ -36,13 +38,6 @@ namespace {
 
 const fs::path kDir = "/fz/p-0";
 
-#define FERRY_FUZZ_CHECK(cond)                                                        \
-  do {                                                                                \
-    if (!(cond)) {                                                                    \
-      std::fprintf(stderr, "fuzz invariant violated: %s (%s:%d)\n", #cond, __FILE__, __LINE__); \
-      std::abort();                                                                   \
-    }                                                                                 \
-  } while (0)
 
 log_config fuzz_config(bool truncate) {
   log_config c;

@@ -4,6 +4,8 @@
 // report, and whatever is accepted can be walked completely (every string,
 // vector and referenced frame index is in bounds).
 #include <cstdint>
+
+#include "fuzz_check.h"
 #include <cstdio>
 #include <cstdlib>
 #include <cstring>
@@ -13,13 +15,6 @@
 
 namespace {
 
-#define FERRY_FUZZ_CHECK(cond)                                                                  \
-  do {                                                                                          \
-    if (!(cond)) {                                                                              \
-      std::fprintf(stderr, "fuzz invariant violated: %s (%s:%d)\n", #cond, __FILE__, __LINE__); \
-      std::abort();                                                                             \
-    }                                                                                           \
-  } while (0)
 
 std::size_t touch(const flatbuffers::String* s) { return s ? s->size() + (s->size() ? static_cast<std::size_t>(s->c_str()[s->size() - 1]) : 0) : 0; }
 
