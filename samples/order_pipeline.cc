@@ -16,6 +16,7 @@
 //
 //   ferry_order_pipeline [--orders N] [--partitions P] [--customers C] [--no-crash]
 //                        [--ferryd PATH] [--data-dir DIR] [--keep]
+#include <flatbuffers/flatbuffers.h>
 #include <signal.h>
 #include <stdlib.h>
 #include <sys/wait.h>
@@ -31,8 +32,6 @@
 #include <string>
 #include <thread>
 #include <vector>
-
-#include <flatbuffers/flatbuffers.h>
 
 #include "ferry/client/admin.h"
 #include "ferry/client/consumer.h"
@@ -72,8 +71,8 @@ broker_process start_ferryd(const options& o, const std::string& listen) {
     ::dup2(fds[1], 1);
     ::close(fds[0]);
     ::close(fds[1]);
-    ::execl(o.ferryd.c_str(), o.ferryd.c_str(), "--data-dir", o.dir.c_str(), "--listen", listen.c_str(), "--log-level",
-            "warn", static_cast<char*>(nullptr));
+    ::execl(o.ferryd.c_str(), o.ferryd.c_str(), "--data-dir", o.dir.c_str(), "--listen",
+            listen.c_str(), "--log-level", "warn", static_cast<char*>(nullptr));
     std::fprintf(stderr, "cannot run %s\n", o.ferryd.c_str());
     ::_exit(127);
   }
@@ -93,21 +92,24 @@ int wait_exit(pid_t pid) {
   return status;
 }
 
-std::vector<std::uint8_t> build_order(flatbuffers::FlatBufferBuilder& fbb, long n, int customer, long seq) {
+std::vector<std::uint8_t> build_order(flatbuffers::FlatBufferBuilder& fbb, long n, int customer,
+                                      long seq) {
   fbb.Clear();
   auto sku = fbb.CreateString("sku-" + std::to_string(n % 97));
   auto item = orders::CreateLineItem(fbb, sku, 1 + static_cast<std::uint32_t>(n % 3), 1250);
   auto items = fbb.CreateVector(&item, 1);
   auto placed = orders::CreateOrderPlaced(fbb, fbb.CreateString("ord-" + std::to_string(n)),
-                                          fbb.CreateString("cust-" + std::to_string(customer)), orders::Currency::EUR,
-                                          1250 * (1 + n % 3), items, seq);  // placed_at_ms carries the per-customer sequence
+                                          fbb.CreateString("cust-" + std::to_string(customer)),
+                                          orders::Currency::EUR, 1250 * (1 + n % 3), items,
+                                          seq);  // placed_at_ms carries the per-customer sequence
   orders::FinishOrderPlacedBuffer(fbb, placed);
   return {fbb.GetBufferPointer(), fbb.GetBufferPointer() + fbb.GetSize()};
 }
 
 int usage(const char* msg) {
   std::fprintf(stderr,
-               "error: %s\nusage: ferry_order_pipeline [--orders N] [--partitions P] [--customers C] [--no-crash] "
+               "error: %s\nusage: ferry_order_pipeline [--orders N] [--partitions P] [--customers "
+               "C] [--no-crash] "
                "[--ferryd PATH] [--data-dir DIR] [--keep]\n",
                msg);
   return 2;
@@ -122,36 +124,50 @@ double pct(std::vector<double> v, double q) {
 }  // namespace
 
 int main(int argc, char** argv) {
-  if (!std::getenv("FERRY_LOG_LEVEL")) ferry::log::set_level("error");  // NOLINT(concurrency-mt-unsafe)
+  if (!std::getenv("FERRY_LOG_LEVEL"))
+    ferry::log::set_level("error");  // NOLINT(concurrency-mt-unsafe)
   options o;
   for (int i = 1; i < argc; ++i) {
     std::string a = argv[i];
     auto next = [&]() -> const char* { return i + 1 < argc ? argv[++i] : nullptr; };
     const char* v = nullptr;
-    if (a == "--orders" && (v = next())) o.orders = std::atol(v);
-    else if (a == "--partitions" && (v = next())) o.partitions = std::atoi(v);
-    else if (a == "--customers" && (v = next())) o.customers = std::atoi(v);
-    else if (a == "--ferryd" && (v = next())) o.ferryd = v;
-    else if (a == "--data-dir" && (v = next())) o.dir = v;
-    else if (a == "--no-crash") o.crash = false;
-    else if (a == "--keep") o.keep = true;
-    else return usage(("unknown or incomplete argument " + a).c_str());
+    if (a == "--orders" && (v = next()))
+      o.orders = std::atol(v);
+    else if (a == "--partitions" && (v = next()))
+      o.partitions = std::atoi(v);
+    else if (a == "--customers" && (v = next()))
+      o.customers = std::atoi(v);
+    else if (a == "--ferryd" && (v = next()))
+      o.ferryd = v;
+    else if (a == "--data-dir" && (v = next()))
+      o.dir = v;
+    else if (a == "--no-crash")
+      o.crash = false;
+    else if (a == "--keep")
+      o.keep = true;
+    else
+      return usage(("unknown or incomplete argument " + a).c_str());
   }
-  if (o.orders < 10 || o.partitions < 1 || o.customers < 1) return usage("--orders >= 10, --partitions and --customers >= 1");
+  if (o.orders < 10 || o.partitions < 1 || o.customers < 1)
+    return usage("--orders >= 10, --partitions and --customers >= 1");
   bool made_dir = false;
   if (o.dir.empty()) {
     std::string tmpl = (fs::temp_directory_path() / "ferry-main-XXXXXX").string();
-    if (!::mkdtemp(tmpl.data())) return usage("cannot create a temporary directory; pass --data-dir");
+    if (!::mkdtemp(tmpl.data()))
+      return usage("cannot create a temporary directory; pass --data-dir");
     o.dir = tmpl;
     made_dir = true;
   }
 
-  std::fprintf(stderr, "main job: ferryd on %s, %ld orders for %d customers over %d partitions%s\n", o.dir.c_str(),
-               o.orders, o.customers, o.partitions, o.crash ? ", with a kill -9 of the broker half-way" : "");
+  std::fprintf(stderr, "main job: ferryd on %s, %ld orders for %d customers over %d partitions%s\n",
+               o.dir.c_str(), o.orders, o.customers, o.partitions,
+               o.crash ? ", with a kill -9 of the broker half-way" : "");
   auto broker = start_ferryd(o, "tcp://127.0.0.1:*");
   if (broker.endpoint.empty()) {
-    std::fprintf(stderr, "error: ferryd did not start (binary %s). Build it: cmake --build --preset release\n",
-                 o.ferryd.c_str());
+    std::fprintf(
+        stderr,
+        "error: ferryd did not start (binary %s). Build it: cmake --build --preset release\n",
+        o.ferryd.c_str());
     return 1;
   }
   const std::string endpoint = broker.endpoint;
@@ -165,8 +181,8 @@ int main(int argc, char** argv) {
     fc::topic_config tc;
     tc.partitions = o.partitions;
     if (auto r = admin.create_topic("orders", tc); !r) {
-      std::fprintf(stderr, "error: cannot create topic orders: %s %s\n", r.error().message().c_str(),
-                   admin.last_error_message().c_str());
+      std::fprintf(stderr, "error: cannot create topic orders: %s %s\n",
+                   r.error().message().c_str(), admin.last_error_message().c_str());
       return 1;
     }
   }
@@ -209,7 +225,8 @@ int main(int argc, char** argv) {
     r.headers.push_back({"ferry.schema", std::string("orders.OrderPlaced/v1")});
     auto sent_at = steady::now();
     std::string id = "ord-" + std::to_string(n);
-    auto s = producer.send(std::move(r), [&, id, sent_at](const ferry::result<fc::record_metadata>& res) {
+    auto s = producer.send(std::move(r), [&, id,
+                                          sent_at](const ferry::result<fc::record_metadata>& res) {
       std::lock_guard lock(mu);
       if (!res) {
         if (first_error.empty()) first_error = res.error().message();
@@ -239,8 +256,8 @@ int main(int argc, char** argv) {
     std::fprintf(stderr, "error: cannot start the consumer\n");
     return 1;
   }
-  std::map<std::string, int> seen;          // order id -> times consumed
-  std::map<std::string, long> last_seq;     // customer -> last sequence consumed
+  std::map<std::string, int> seen;       // order id -> times consumed
+  std::map<std::string, long> last_seq;  // customer -> last sequence consumed
   long consumed = 0, invalid = 0, out_of_order = 0, wrong_place = 0;
   auto c0 = steady::now();
   auto idle = steady::now();
@@ -297,18 +314,21 @@ int main(int argc, char** argv) {
   const bool ok = lost == 0 && invalid == 0 && out_of_order == 0 && wrong_place == 0 && clean_stop;
   std::printf("Ferry main job: local broker + order pipeline\n");
   std::printf("  %-34s %s\n", "broker", endpoint.c_str());
-  std::printf("  %-34s %d (kill -9, then restart on the same data)\n", "broker crashes survived", restarts);
+  std::printf("  %-34s %d (kill -9, then restart on the same data)\n", "broker crashes survived",
+              restarts);
   std::printf("  %-34s %ld\n", "orders sent", o.orders);
   std::printf("  %-34s %zu\n", "orders acknowledged (fsynced)", acked.size());
   std::printf("  %-34s %ld%s\n", "sends reported as failed", failed,
               failed ? (" (first: " + first_error + ")").c_str() : "");
-  std::printf("  %-34s %.0f orders/s, ack p50 %.2f ms, p99 %.2f ms\n", "produce", static_cast<double>(o.orders) / produce_s,
-              pct(ack_ms, 0.5), pct(ack_ms, 0.99));
+  std::printf("  %-34s %.0f orders/s, ack p50 %.2f ms, p99 %.2f ms\n", "produce",
+              static_cast<double>(o.orders) / produce_s, pct(ack_ms, 0.5), pct(ack_ms, 0.99));
   std::printf("  %-34s %ld records in %.2f s\n", "consumed", consumed, consume_s);
   std::printf("  %-34s %ld\n", "payloads failing verification", invalid);
   std::printf("  %-34s %ld\n", "acknowledged orders lost", lost);
   std::printf("  %-34s %ld%s\n", "duplicates stored", duplicates,
-              duplicates ? " (retries of sends whose reply died with the broker; the idempotent producer will remove these)" : "");
+              duplicates ? " (retries of sends whose reply died with the broker; the idempotent "
+                           "producer will remove these)"
+                         : "");
   std::printf("  %-34s %ld\n", "per-customer order violations", out_of_order + wrong_place);
   std::printf("  %-34s %s\n", "broker stopped cleanly (SIGTERM)", clean_stop ? "yes" : "NO");
   std::printf("  %-34s %s\n", "result", ok ? "OK" : "FAILED");

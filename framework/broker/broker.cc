@@ -1,16 +1,16 @@
 #include "ferry/broker/broker.h"
 
+#include <fmt/format.h>
+
 #include <algorithm>
 #include <atomic>
 #include <condition_variable>
 #include <deque>
 #include <map>
 #include <mutex>
+#include <nlohmann/json.hpp>
 #include <set>
 #include <thread>
-
-#include <fmt/format.h>
-#include <nlohmann/json.hpp>
 #include <zmq.hpp>
 
 #include "ferry/broker/wire_errors.h"
@@ -55,7 +55,7 @@ struct job {
   zmq::message_t identity;
   std::vector<zmq::message_t> frames;  // [0] envelope, [1..] data
   const Envelope* env = nullptr;
-  steady::time_point deadline{};       // fetch long poll
+  steady::time_point deadline{};  // fetch long poll
 };
 
 struct reply {
@@ -66,8 +66,8 @@ struct reply {
 zmq::message_t message_from(std::vector<std::byte>&& bytes) {
   auto* owned = new std::vector<std::byte>(std::move(bytes));
   return zmq::message_t(
-      owned->data(), owned->size(), [](void*, void* hint) { delete static_cast<std::vector<std::byte>*>(hint); },
-      owned);
+      owned->data(), owned->size(),
+      [](void*, void* hint) { delete static_cast<std::vector<std::byte>*>(hint); }, owned);
 }
 
 zmq::message_t envelope_message(flatbuffers::FlatBufferBuilder& fbb, std::uint64_t id, Body type,
@@ -75,7 +75,9 @@ zmq::message_t envelope_message(flatbuffers::FlatBufferBuilder& fbb, std::uint64
   return message_from(protocol::finish_envelope(fbb, id, type, body));
 }
 
-std::string describe(std::error_code ec) { return ec.message(); }
+std::string describe(std::error_code ec) {
+  return ec.message();
+}
 
 }  // namespace
 
@@ -144,7 +146,8 @@ struct broker::impl {
   result<void> open_logs(topic& t) {
     for (std::int32_t p = 0; p < t.settings.partitions; ++p) {
       auto dir = topics_dir / t.name / std::to_string(p);
-      auto log = storage::partition_log::open(storage::posix_env(), dir, log_config_for(t, p), system_clock::instance());
+      auto log = storage::partition_log::open(storage::posix_env(), dir, log_config_for(t, p),
+                                              system_clock::instance());
       if (!log) {
         logger()->error("topic {}: cannot open partition {}: {}", t.name, p, log.error().message());
         return log.error();
@@ -168,12 +171,14 @@ struct broker::impl {
       }
       auto meta = storage::read_file(env, dir / "topic.json");
       if (!meta) {
-        logger()->warn("ignoring {}: no topic.json (a topic creation that did not finish)", dir.string());
+        logger()->warn("ignoring {}: no topic.json (a topic creation that did not finish)",
+                       dir.string());
         continue;
       }
       topic t;
       try {
-        auto j = nlohmann::json::parse(std::string(reinterpret_cast<const char*>(meta.value().data()), meta.value().size()));
+        auto j = nlohmann::json::parse(
+            std::string(reinterpret_cast<const char*>(meta.value().data()), meta.value().size()));
         t.name = j.at("name").get<std::string>();
         t.settings.partitions = j.at("partitions").get<std::int32_t>();
         t.settings.retention_ms = j.at("retention_ms").get<std::int64_t>();
@@ -181,11 +186,13 @@ struct broker::impl {
         t.settings.segment_bytes = j.at("segment_bytes").get<std::int64_t>();
         t.settings.max_message_bytes = j.at("max_message_bytes").get<std::int32_t>();
       } catch (const std::exception& e) {
-        logger()->error("{}/topic.json is unreadable ({}); refusing to start: fix or remove it", dir.string(), e.what());
+        logger()->error("{}/topic.json is unreadable ({}); refusing to start: fix or remove it",
+                        dir.string(), e.what());
         return ferry::errc::corrupt_data;
       }
       if (t.name != n || t.settings.partitions < 1) {
-        logger()->error("{}/topic.json does not match its directory; refusing to start", dir.string());
+        logger()->error("{}/topic.json does not match its directory; refusing to start",
+                        dir.string());
         return ferry::errc::corrupt_data;
       }
       FERRY_TRY(open_logs(t));
@@ -212,17 +219,22 @@ struct broker::impl {
     }
     if (s.partitions < 1 || s.partitions > cfg.max_partitions)
       return fmt::format("partitions must be 1..{}, got {}", cfg.max_partitions, s.partitions);
-    if (s.retention_ms < -1 || s.retention_ms == 0) return "retention_ms must be -1 (forever) or positive";
-    if (s.retention_bytes < -1 || s.retention_bytes == 0) return "retention_bytes must be -1 (unlimited) or positive";
-    if (s.segment_bytes < 4096 || s.segment_bytes > (1ll << 30)) return "segment_bytes must be 4096..1073741824";
+    if (s.retention_ms < -1 || s.retention_ms == 0)
+      return "retention_ms must be -1 (forever) or positive";
+    if (s.retention_bytes < -1 || s.retention_bytes == 0)
+      return "retention_bytes must be -1 (unlimited) or positive";
+    if (s.segment_bytes < 4096 || s.segment_bytes > (1ll << 30))
+      return "segment_bytes must be 4096..1073741824";
     if (s.max_message_bytes < 128 || s.max_message_bytes > (64 << 20) ||
         s.max_message_bytes + 65536 > cfg.socket.max_message_bytes)
-      return fmt::format("max_message_bytes must be 128..{}", std::min<std::int64_t>(64 << 20, cfg.socket.max_message_bytes - 65536));
+      return fmt::format("max_message_bytes must be 128..{}",
+                         std::min<std::int64_t>(64 << 20, cfg.socket.max_message_bytes - 65536));
     return std::nullopt;
   }
 
   std::pair<ErrorCode, std::string> create_topic(std::string_view name, const TopicConfig* c) {
-    if (topics.count(name)) return {ErrorCode::TopicAlreadyExists, fmt::format("topic {} already exists", name)};
+    if (topics.count(name))
+      return {ErrorCode::TopicAlreadyExists, fmt::format("topic {} already exists", name)};
     topic t;
     t.name = std::string(name);
     if (auto err = settings_from(c, t.settings)) return {ErrorCode::InvalidConfig, *err};
@@ -237,7 +249,8 @@ struct broker::impl {
     if (!r) {
       std::error_code ec;
       fs::remove_all(dir, ec);
-      return {ErrorCode::Internal, fmt::format("creating topic {} failed: {}", name, r.error().message())};
+      return {ErrorCode::Internal,
+              fmt::format("creating topic {} failed: {}", name, r.error().message())};
     }
     logger()->info("created topic {} ({} partitions)", t.name, t.settings.partitions);
     topics.emplace(t.name, std::move(t));
@@ -248,7 +261,8 @@ struct broker::impl {
     auto it = topics.find(name);
     if (it == topics.end()) return {ErrorCode::UnknownTopic, fmt::format("unknown topic {}", name)};
     auto from = topics_dir / it->first;
-    auto to = topics_dir / fmt::format(".deleted-{}-{}", it->first, system_clock::instance().wall_now().value());
+    auto to = topics_dir /
+              fmt::format(".deleted-{}-{}", it->first, system_clock::instance().wall_now().value());
     topics.erase(it);  // closes the logs
     std::error_code ec;
     fs::rename(from, to, ec);
@@ -284,7 +298,8 @@ struct broker::impl {
     in_flight.fetch_sub(1);
   }
 
-  std::vector<zmq::message_t> error_reply(std::uint64_t id, ErrorCode code, const std::string& msg) {
+  std::vector<zmq::message_t> error_reply(std::uint64_t id, ErrorCode code,
+                                          const std::string& msg) {
     flatbuffers::FlatBufferBuilder fbb(128);
     auto body = CreateErrorResponse(fbb, code, fbb.CreateString(msg));
     std::vector<zmq::message_t> out;
@@ -305,7 +320,8 @@ struct broker::impl {
     std::vector<entry> entries;
   };
 
-  void append_produce(job& j, std::vector<produce_state>& pending, std::set<storage::partition_log*>& touched) {
+  void append_produce(job& j, std::vector<produce_state>& pending,
+                      std::set<storage::partition_log*>& touched) {
     auto* req = j.env->body_as_ProduceRequest();
     produce_state ps{&j, {}};
     ps.entries.resize(req->entries()->size());
@@ -315,8 +331,10 @@ struct broker::impl {
       auto* log = find_log(e->topic()->string_view(), e->partition(), out.error);
       if (log == nullptr) {
         out.message = out.error == ErrorCode::UnknownTopic
-                          ? fmt::format("unknown topic {}: create it first (ferry topics create)", e->topic()->string_view())
-                          : fmt::format("topic {} has no partition {}", e->topic()->string_view(), e->partition());
+                          ? fmt::format("unknown topic {}: create it first (ferry topics create)",
+                                        e->topic()->string_view())
+                          : fmt::format("topic {} has no partition {}", e->topic()->string_view(),
+                                        e->partition());
         continue;
       }
       auto& frame = j.frames[e->frame()];
@@ -324,10 +342,11 @@ struct broker::impl {
       auto r = log->append(batch);
       if (!r) {
         out.error = to_wire(r.error());
-        out.message = r.error() == storage::errc::partition_failed ? log->failure_reason() : describe(r.error());
+        out.message = r.error() == storage::errc::partition_failed ? log->failure_reason()
+                                                                   : describe(r.error());
         if (out.error == ErrorCode::RecordTooLarge)
-          out.message = fmt::format("batch of {} bytes exceeds the topic's max_message_bytes {}", batch.size(),
-                                    log->config().max_batch_bytes);
+          out.message = fmt::format("batch of {} bytes exceeds the topic's max_message_bytes {}",
+                                    batch.size(), log->config().max_batch_bytes);
         continue;
       }
       out.log = log;
@@ -338,7 +357,8 @@ struct broker::impl {
   }
 
   // Group commit: one sync per touched partition, then answer every produce.
-  void commit_produces(std::vector<produce_state>& pending, std::set<storage::partition_log*>& touched) {
+  void commit_produces(std::vector<produce_state>& pending,
+                       std::set<storage::partition_log*>& touched) {
     std::map<storage::partition_log*, std::error_code> sync_errors;
     for (auto* log : touched) {
       if (auto r = log->sync(); !r) sync_errors[log] = r.error();
@@ -357,13 +377,15 @@ struct broker::impl {
           }
         }
         auto* re = req->entries()->Get(i);
-        results.push_back(CreateProduceResult(fbb, fbb.CreateString(re->topic()->string_view()), re->partition(),
-                                              e.error, e.error == ErrorCode::None ? e.base : -1,
+        results.push_back(CreateProduceResult(fbb, fbb.CreateString(re->topic()->string_view()),
+                                              re->partition(), e.error,
+                                              e.error == ErrorCode::None ? e.base : -1,
                                               e.message.empty() ? 0 : fbb.CreateString(e.message)));
       }
       auto body = CreateProduceResponse(fbb, fbb.CreateVector(results));
       std::vector<zmq::message_t> frames;
-      frames.push_back(envelope_message(fbb, ps.j->env->request_id(), Body::ProduceResponse, body.Union()));
+      frames.push_back(
+          envelope_message(fbb, ps.j->env->request_id(), Body::ProduceResponse, body.Union()));
       post(*ps.j, std::move(frames));
     }
     pending.clear();
@@ -389,7 +411,9 @@ struct broker::impl {
         hw = log->high_watermark().value();
         start = log->log_start_offset().value();
         if (budget > 0) {
-          auto r = log->read(offset(e->offset()), static_cast<std::size_t>(std::min<std::int64_t>(e->max_bytes(), budget)));
+          auto r =
+              log->read(offset(e->offset()),
+                        static_cast<std::size_t>(std::min<std::int64_t>(e->max_bytes(), budget)));
           if (!r) {
             err = to_wire(r.error());
             msg = err == ErrorCode::OffsetOutOfRange
@@ -404,13 +428,15 @@ struct broker::impl {
           }
         }
       } else {
-        msg = err == ErrorCode::UnknownTopic ? fmt::format("unknown topic {}", e->topic()->string_view())
-                                             : fmt::format("topic {} has no partition {}", e->topic()->string_view(),
-                                                           e->partition());
+        msg = err == ErrorCode::UnknownTopic
+                  ? fmt::format("unknown topic {}", e->topic()->string_view())
+                  : fmt::format("topic {} has no partition {}", e->topic()->string_view(),
+                                e->partition());
       }
       if (err != ErrorCode::None) any_error = true;
-      results.push_back(CreateFetchResult(fbb, fbb.CreateString(e->topic()->string_view()), e->partition(), err, hw,
-                                          start, frame, msg.empty() ? 0 : fbb.CreateString(msg)));
+      results.push_back(CreateFetchResult(fbb, fbb.CreateString(e->topic()->string_view()),
+                                          e->partition(), err, hw, start, frame,
+                                          msg.empty() ? 0 : fbb.CreateString(msg)));
     }
     if (!final && !any_error && total < std::max(1, req->min_bytes())) return false;
     auto body = CreateFetchResponse(fbb, fbb.CreateVector(results));
@@ -452,8 +478,9 @@ struct broker::impl {
         auto it = topics.find(name);
         flatbuffers::Offset<DescribeTopicResponse> body;
         if (it == topics.end()) {
-          body = CreateDescribeTopicResponse(fbb, ErrorCode::UnknownTopic,
-                                             fbb.CreateString(fmt::format("unknown topic {}", name)));
+          body =
+              CreateDescribeTopicResponse(fbb, ErrorCode::UnknownTopic,
+                                          fbb.CreateString(fmt::format("unknown topic {}", name)));
         } else {
           const auto& t = it->second;
           std::vector<flatbuffers::Offset<PartitionInfo>> parts;
@@ -463,13 +490,15 @@ struct broker::impl {
             parts.push_back(CreatePartitionInfo(
                 fbb, static_cast<std::int32_t>(p), st.log_start.value(), st.log_end.value(),
                 st.high_watermark.value(), static_cast<std::int64_t>(st.size_bytes),
-                static_cast<std::int32_t>(st.segments), failed ? ErrorCode::PartitionFailed : ErrorCode::None,
+                static_cast<std::int32_t>(st.segments),
+                failed ? ErrorCode::PartitionFailed : ErrorCode::None,
                 failed ? fbb.CreateString(t.logs[p]->failure_reason()) : 0));
           }
-          auto conf = CreateTopicConfig(fbb, t.settings.partitions, t.settings.retention_ms, t.settings.retention_bytes,
-                                        t.settings.max_message_bytes, t.settings.segment_bytes);
-          body = CreateDescribeTopicResponse(fbb, ErrorCode::None, 0, fbb.CreateString(t.name), conf,
-                                             fbb.CreateVector(parts));
+          auto conf = CreateTopicConfig(fbb, t.settings.partitions, t.settings.retention_ms,
+                                        t.settings.retention_bytes, t.settings.max_message_bytes,
+                                        t.settings.segment_bytes);
+          body = CreateDescribeTopicResponse(fbb, ErrorCode::None, 0, fbb.CreateString(t.name),
+                                             conf, fbb.CreateVector(parts));
         }
         frames.push_back(envelope_message(fbb, id, Body::DescribeTopicResponse, body.Union()));
         break;
@@ -481,17 +510,24 @@ struct broker::impl {
           std::int64_t off = -1;
           if (auto* log = find_log(e->topic()->string_view(), e->partition(), err)) {
             switch (e->spec()) {
-              case OffsetSpec::Earliest: off = log->log_start_offset().value(); break;
-              case OffsetSpec::Latest: off = log->high_watermark().value(); break;
+              case OffsetSpec::Earliest:
+                off = log->log_start_offset().value();
+                break;
+              case OffsetSpec::Latest:
+                off = log->high_watermark().value();
+                break;
               case OffsetSpec::Timestamp: {
                 auto r = log->offset_for_timestamp(timestamp_ms(e->timestamp()));
-                if (!r) err = to_wire(r.error());
-                else if (r.value()) off = r.value()->value();
+                if (!r)
+                  err = to_wire(r.error());
+                else if (r.value())
+                  off = r.value()->value();
                 break;
               }
             }
           }
-          v.push_back(CreateListOffsetsResult(fbb, fbb.CreateString(e->topic()->string_view()), e->partition(), err, off));
+          v.push_back(CreateListOffsetsResult(fbb, fbb.CreateString(e->topic()->string_view()),
+                                              e->partition(), err, off));
         }
         auto body = CreateListOffsetsResponse(fbb, fbb.CreateVector(v));
         frames.push_back(envelope_message(fbb, id, Body::ListOffsetsResponse, body.Union()));
@@ -511,7 +547,8 @@ struct broker::impl {
         for (auto& log : t.logs) {
           if (log->failed()) continue;
           if (auto r = log->apply_retention(); !r)
-            logger()->warn("partition {}: retention failed: {}", log->config().name, r.error().message());
+            logger()->warn("partition {}: retention failed: {}", log->config().name,
+                           r.error().message());
           (void)log->remove_deleted();
         }
     }
@@ -537,7 +574,8 @@ struct broker::impl {
       {
         std::unique_lock lock(jobs_mu);
         auto wake_at = next_retention;
-        if (cfg.flush == storage::flush_mode::interval) wake_at = std::min(wake_at, steady::now() + cfg.flush_interval);
+        if (cfg.flush == storage::flush_mode::interval)
+          wake_at = std::min(wake_at, steady::now() + cfg.flush_interval);
         for (auto& p : parked) wake_at = std::min(wake_at, p->deadline);
         jobs_cv.wait_until(lock, wake_at, [&] { return !jobs.empty() || stopping; });
         while (!jobs.empty()) {
@@ -643,11 +681,12 @@ struct broker::impl {
     for (std::size_t i = 1; i < frames.size(); ++i) j->frames.push_back(std::move(frames[i]));
     protocol::ensure_aligned(j->frames[0]);
     std::string why;
-    auto env = protocol::decode_envelope(protocol::bytes_of(j->frames[0]), j->frames.size(), protocol::direction::request,
-                                         {}, &why);
+    auto env = protocol::decode_envelope(protocol::bytes_of(j->frames[0]), j->frames.size(),
+                                         protocol::direction::request, {}, &why);
     if (!env) {
       logger()->warn("refused a request: {} ({})", env.error().message(), why);
-      reject(std::move(j->identity), 0, to_wire(env.error()), why.empty() ? env.error().message() : why);
+      reject(std::move(j->identity), 0, to_wire(env.error()),
+             why.empty() ? env.error().message() : why);
       return;
     }
     j->env = env.value();
@@ -657,7 +696,8 @@ struct broker::impl {
       return;
     }
     if (j->env->body_type() == Body::FetchRequest) {
-      auto wait = std::min<std::int64_t>(j->env->body_as_FetchRequest()->max_wait_ms(), cfg.max_fetch_wait.count());
+      auto wait = std::min<std::int64_t>(j->env->body_as_FetchRequest()->max_wait_ms(),
+                                         cfg.max_fetch_wait.count());
       j->deadline = steady::now() + std::chrono::milliseconds(wait);
     }
     in_flight.fetch_add(1);
@@ -672,7 +712,8 @@ struct broker::impl {
     bool draining = false;
     for (;;) {
       // While draining, the ROUTER is no longer read: only replies go out.
-      zmq::pollitem_t items[] = {{wake.handle(), 0, ZMQ_POLLIN, 0}, {router.handle(), 0, ZMQ_POLLIN, 0}};
+      zmq::pollitem_t items[] = {{wake.handle(), 0, ZMQ_POLLIN, 0},
+                                 {router.handle(), 0, ZMQ_POLLIN, 0}};
       try {
         zmq::poll(items, draining ? 1 : 2, std::chrono::milliseconds(50));
       } catch (const zmq::error_t& e) {
@@ -714,7 +755,9 @@ struct broker::impl {
 
 broker::broker(std::unique_ptr<impl> i) : impl_(std::move(i)) {}
 
-broker::~broker() { stop(); }
+broker::~broker() {
+  stop();
+}
 
 result<std::unique_ptr<broker>> broker::open(broker_config config) {
   std::string error;
@@ -745,8 +788,10 @@ result<std::string> broker::start() {
     disk_wake.set(zmq::sockopt::linger, 0);
     disk_wake.connect(i.wake_endpoint);
     net_wake.set(zmq::sockopt::linger, 0);
-    i.disk_thread = std::thread([&i, s = std::move(disk_wake)]() mutable { i.disk_loop(std::move(s)); });
-    i.net_thread = std::thread([&i, s = std::move(net_wake)]() mutable { i.net_loop(std::move(s)); });
+    i.disk_thread =
+        std::thread([&i, s = std::move(disk_wake)]() mutable { i.disk_loop(std::move(s)); });
+    i.net_thread =
+        std::thread([&i, s = std::move(net_wake)]() mutable { i.net_loop(std::move(s)); });
   } catch (const zmq::error_t& e) {
     logger()->error("cannot listen on {}: {}", i.cfg.listen, e.what());
     return protocol::make_zmq_error(e.num());
@@ -767,7 +812,9 @@ void broker::stop() {
   logger()->info("stopped");
 }
 
-bool broker::ready() const noexcept { return impl_->ready_flag.load(); }
+bool broker::ready() const noexcept {
+  return impl_->ready_flag.load();
+}
 
 std::string broker::endpoint() const {
   std::lock_guard lock(impl_->bound_mu);

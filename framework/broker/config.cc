@@ -1,9 +1,9 @@
 #include "ferry/broker/config.h"
 
-#include <cstdlib>
-
 #include <fmt/format.h>
 #include <toml++/toml.h>
+
+#include <cstdlib>
 
 #include "ferry/core/errc.h"
 
@@ -55,17 +55,21 @@ key_def integer_key(const char* toml, const char* env, Field field, const char* 
             field(c) = static_cast<T>(*v);
             return true;
           },
-          [field](broker_config& c, const std::string& s) { return parse_int(s, field(c)); }, allowed};
+          [field](broker_config& c, const std::string& s) { return parse_int(s, field(c)); },
+          allowed};
 }
 
 template <typename T>
 key_def int_key(const char* toml, const char* env, T broker_config::*member, const char* allowed) {
-  return integer_key<T>(toml, env, [member](broker_config& c) -> T& { return c.*member; }, allowed);
+  return integer_key<T>(
+      toml, env, [member](broker_config& c) -> T& { return c.*member; }, allowed);
 }
 
 template <typename T>
-key_def topic_key(const char* toml, const char* env, T topic_defaults::*member, const char* allowed) {
-  return integer_key<T>(toml, env, [member](broker_config& c) -> T& { return c.topics.*member; }, allowed);
+key_def topic_key(const char* toml, const char* env, T topic_defaults::*member,
+                  const char* allowed) {
+  return integer_key<T>(
+      toml, env, [member](broker_config& c) -> T& { return c.topics.*member; }, allowed);
 }
 
 key_def ms_key(const char* toml, const char* env, std::chrono::milliseconds broker_config::*field,
@@ -86,7 +90,8 @@ key_def ms_key(const char* toml, const char* env, std::chrono::milliseconds brok
           allowed};
 }
 
-key_def socket_ms_key(const char* toml, const char* env, std::chrono::milliseconds protocol::socket_options::*field,
+key_def socket_ms_key(const char* toml, const char* env,
+                      std::chrono::milliseconds protocol::socket_options::*field,
                       const char* allowed) {
   return {toml, env,
           [field](broker_config& c, const toml::node& n) {
@@ -105,20 +110,27 @@ key_def socket_ms_key(const char* toml, const char* env, std::chrono::millisecon
 }
 
 bool set_flush(broker_config& c, const std::string& s) {
-  if (s == "on_commit") c.flush = storage::flush_mode::on_commit;
-  else if (s == "interval") c.flush = storage::flush_mode::interval;
-  else return false;
+  if (s == "on_commit")
+    c.flush = storage::flush_mode::on_commit;
+  else if (s == "interval")
+    c.flush = storage::flush_mode::interval;
+  else
+    return false;
   return true;
 }
 
 bool set_recovery(broker_config& c, const std::string& s) {
-  if (s == "fail") c.recovery = storage::recovery_policy::fail;
-  else if (s == "truncate") c.recovery = storage::recovery_policy::truncate;
-  else return false;
+  if (s == "fail")
+    c.recovery = storage::recovery_policy::fail;
+  else if (s == "truncate")
+    c.recovery = storage::recovery_policy::truncate;
+  else
+    return false;
   return true;
 }
 
-key_def string_key(const char* toml, const char* env, std::function<bool(broker_config&, const std::string&)> set,
+key_def string_key(const char* toml, const char* env,
+                   std::function<bool(broker_config&, const std::string&)> set,
                    const char* allowed) {
   return {toml, env,
           [set](broker_config& c, const toml::node& n) {
@@ -130,55 +142,64 @@ key_def string_key(const char* toml, const char* env, std::function<bool(broker_
 
 const std::vector<key_def>& keys() {
   static const std::vector<key_def> k = {
-      string_key("data_dir", "FERRY_DATA_DIR",
-                 [](broker_config& c, const std::string& s) {
-                   c.data_dir = s;
-                   return !s.empty();
-                 },
-                 "a directory path"),
-      string_key("listen", "FERRY_LISTEN",
-                 [](broker_config& c, const std::string& s) {
-                   c.listen = s;
-                   return s.rfind("tcp://", 0) == 0 || s.rfind("ipc://", 0) == 0 || s.rfind("inproc://", 0) == 0;
-                 },
-                 "a ZeroMQ endpoint such as tcp://127.0.0.1:7400"),
-      string_key("log_level", "FERRY_LOG_LEVEL",
-                 [](broker_config& c, const std::string& s) {
-                   c.log_level = s;
-                   return s == "trace" || s == "debug" || s == "info" || s == "warn" || s == "error" ||
-                          s == "critical" || s == "off";
-                 },
-                 "trace, debug, info, warn, error, critical or off"),
-      topic_key("topics.partitions", "FERRY_TOPICS_PARTITIONS", &topic_defaults::partitions, "1..10000"),
+      string_key(
+          "data_dir", "FERRY_DATA_DIR",
+          [](broker_config& c, const std::string& s) {
+            c.data_dir = s;
+            return !s.empty();
+          },
+          "a directory path"),
+      string_key(
+          "listen", "FERRY_LISTEN",
+          [](broker_config& c, const std::string& s) {
+            c.listen = s;
+            return s.rfind("tcp://", 0) == 0 || s.rfind("ipc://", 0) == 0 ||
+                   s.rfind("inproc://", 0) == 0;
+          },
+          "a ZeroMQ endpoint such as tcp://127.0.0.1:7400"),
+      string_key(
+          "log_level", "FERRY_LOG_LEVEL",
+          [](broker_config& c, const std::string& s) {
+            c.log_level = s;
+            return s == "trace" || s == "debug" || s == "info" || s == "warn" || s == "error" ||
+                   s == "critical" || s == "off";
+          },
+          "trace, debug, info, warn, error, critical or off"),
+      topic_key("topics.partitions", "FERRY_TOPICS_PARTITIONS", &topic_defaults::partitions,
+                "1..10000"),
       topic_key("topics.retention_ms", "FERRY_TOPICS_RETENTION_MS", &topic_defaults::retention_ms,
                 "-1 (forever) or a positive number of milliseconds"),
-      topic_key("topics.retention_bytes", "FERRY_TOPICS_RETENTION_BYTES", &topic_defaults::retention_bytes,
-                "-1 (unlimited) or a positive number of bytes"),
-      topic_key("topics.segment_bytes", "FERRY_TOPICS_SEGMENT_BYTES", &topic_defaults::segment_bytes,
-                "4096..1073741824"),
-      topic_key("topics.max_message_bytes", "FERRY_TOPICS_MAX_MESSAGE_BYTES", &topic_defaults::max_message_bytes,
-                "1024..67108864"),
-      string_key("storage.flush", "FERRY_STORAGE_FLUSH", set_flush,
-                 "on_commit (durable, default) or interval (relaxed: can lose acknowledged records)"),
-      ms_key("storage.flush_interval_ms", "FERRY_STORAGE_FLUSH_INTERVAL_MS", &broker_config::flush_interval,
-             "1..3600000"),
-      string_key("storage.recovery", "FERRY_STORAGE_RECOVERY", set_recovery, "fail (default) or truncate"),
+      topic_key("topics.retention_bytes", "FERRY_TOPICS_RETENTION_BYTES",
+                &topic_defaults::retention_bytes, "-1 (unlimited) or a positive number of bytes"),
+      topic_key("topics.segment_bytes", "FERRY_TOPICS_SEGMENT_BYTES",
+                &topic_defaults::segment_bytes, "4096..1073741824"),
+      topic_key("topics.max_message_bytes", "FERRY_TOPICS_MAX_MESSAGE_BYTES",
+                &topic_defaults::max_message_bytes, "1024..67108864"),
+      string_key(
+          "storage.flush", "FERRY_STORAGE_FLUSH", set_flush,
+          "on_commit (durable, default) or interval (relaxed: can lose acknowledged records)"),
+      ms_key("storage.flush_interval_ms", "FERRY_STORAGE_FLUSH_INTERVAL_MS",
+             &broker_config::flush_interval, "1..3600000"),
+      string_key("storage.recovery", "FERRY_STORAGE_RECOVERY", set_recovery,
+                 "fail (default) or truncate"),
       int_key("storage.index_interval_bytes", "FERRY_STORAGE_INDEX_INTERVAL_BYTES",
               &broker_config::index_interval_bytes, "128..1048576"),
       ms_key("storage.retention_check_interval_ms", "FERRY_STORAGE_RETENTION_CHECK_INTERVAL_MS",
              &broker_config::retention_check_interval, "10..86400000"),
-      socket_ms_key("network.handshake_ms", "FERRY_NETWORK_HANDSHAKE_MS", &protocol::socket_options::handshake,
-                    "100..600000"),
+      socket_ms_key("network.handshake_ms", "FERRY_NETWORK_HANDSHAKE_MS",
+                    &protocol::socket_options::handshake, "100..600000"),
       socket_ms_key("network.heartbeat_ms", "FERRY_NETWORK_HEARTBEAT_MS",
                     &protocol::socket_options::heartbeat_interval, "100..600000"),
       socket_ms_key("network.heartbeat_timeout_ms", "FERRY_NETWORK_HEARTBEAT_TIMEOUT_MS",
                     &protocol::socket_options::heartbeat_timeout, "100..600000"),
       integer_key<std::int64_t>(
           "network.max_message_bytes", "FERRY_NETWORK_MAX_MESSAGE_BYTES",
-          [](broker_config& c) -> std::int64_t& { return c.socket.max_message_bytes; }, "65536..1073741824"),
-      int_key("network.max_in_flight", "FERRY_NETWORK_MAX_IN_FLIGHT", &broker_config::max_in_flight, "1..1000000"),
-      ms_key("network.max_fetch_wait_ms", "FERRY_NETWORK_MAX_FETCH_WAIT_MS", &broker_config::max_fetch_wait,
-             "0..600000"),
+          [](broker_config& c) -> std::int64_t& { return c.socket.max_message_bytes; },
+          "65536..1073741824"),
+      int_key("network.max_in_flight", "FERRY_NETWORK_MAX_IN_FLIGHT", &broker_config::max_in_flight,
+              "1..1000000"),
+      ms_key("network.max_fetch_wait_ms", "FERRY_NETWORK_MAX_FETCH_WAIT_MS",
+             &broker_config::max_fetch_wait, "0..600000"),
   };
   return k;
 }
@@ -190,8 +211,8 @@ std::error_code bad(std::string& error, std::string msg) {
 
 }  // namespace
 
-result<broker_config> load_config(const std::optional<std::filesystem::path>& toml_file, const env_lookup& env,
-                                  std::string& error) {
+result<broker_config> load_config(const std::optional<std::filesystem::path>& toml_file,
+                                  const env_lookup& env, std::string& error) {
   broker_config c;
   if (toml_file) {
     toml::table tbl;
@@ -199,8 +220,8 @@ result<broker_config> load_config(const std::optional<std::filesystem::path>& to
       tbl = toml::parse_file(toml_file->string());
     } catch (const toml::parse_error& e) {
       const auto& src = e.source();
-      return bad(error, fmt::format("{}:{}:{}: {}", toml_file->string(), src.begin.line, src.begin.column,
-                                    e.description()));
+      return bad(error, fmt::format("{}:{}:{}: {}", toml_file->string(), src.begin.line,
+                                    src.begin.column, e.description()));
     }
     // Every key in the file must be known: a typo must not be ignored silently.
     std::vector<std::string> known;
@@ -210,9 +231,11 @@ result<broker_config> load_config(const std::optional<std::filesystem::path>& to
       if (const auto* sub = node.as_table()) {
         sub->for_each([&](const toml::key& k2, const toml::node&) {
           auto full = std::string(key.str()) + "." + std::string(k2.str());
-          if (std::find(known.begin(), known.end(), full) == known.end() && unknown.empty()) unknown = full;
+          if (std::find(known.begin(), known.end(), full) == known.end() && unknown.empty())
+            unknown = full;
         });
-      } else if (std::find(known.begin(), known.end(), std::string(key.str())) == known.end() && unknown.empty()) {
+      } else if (std::find(known.begin(), known.end(), std::string(key.str())) == known.end() &&
+                 unknown.empty()) {
         unknown = std::string(key.str());
       }
     });
@@ -229,35 +252,56 @@ result<broker_config> load_config(const std::optional<std::filesystem::path>& to
   for (const auto& k : keys()) {
     auto v = env(k.env);
     if (!v) continue;
-    if (!k.from_string(c, *v)) return bad(error, fmt::format("{}={}: must be {}", k.env, *v, k.allowed));
+    if (!k.from_string(c, *v))
+      return bad(error, fmt::format("{}={}: must be {}", k.env, *v, k.allowed));
   }
   return c;
 }
 
 result<void> validate(const broker_config& c, std::string& error) {
-  auto range = [&](const char* key, std::int64_t v, std::int64_t lo, std::int64_t hi) -> std::error_code {
-    if (v < lo || v > hi) return bad(error, fmt::format("{} = {} is out of range [{}, {}]", key, v, lo, hi));
+  auto range = [&](const char* key, std::int64_t v, std::int64_t lo,
+                   std::int64_t hi) -> std::error_code {
+    if (v < lo || v > hi)
+      return bad(error, fmt::format("{} = {} is out of range [{}, {}]", key, v, lo, hi));
     return {};
   };
-  if (c.data_dir.empty()) return bad(error, "data_dir is not set: pass --data-dir DIR, FERRY_DATA_DIR or data_dir in the config file");
+  if (c.data_dir.empty())
+    return bad(
+        error,
+        "data_dir is not set: pass --data-dir DIR, FERRY_DATA_DIR or data_dir in the config file");
   if (auto ec = range("topics.partitions", c.topics.partitions, 1, c.max_partitions)) return ec;
   if (c.topics.retention_ms != -1) {
-    if (auto ec = range("topics.retention_ms", c.topics.retention_ms, 1, std::numeric_limits<std::int64_t>::max())) return ec;
+    if (auto ec = range("topics.retention_ms", c.topics.retention_ms, 1,
+                        std::numeric_limits<std::int64_t>::max()))
+      return ec;
   }
   if (c.topics.retention_bytes != -1) {
-    if (auto ec = range("topics.retention_bytes", c.topics.retention_bytes, 1, std::numeric_limits<std::int64_t>::max())) return ec;
+    if (auto ec = range("topics.retention_bytes", c.topics.retention_bytes, 1,
+                        std::numeric_limits<std::int64_t>::max()))
+      return ec;
   }
   if (auto ec = range("topics.segment_bytes", c.topics.segment_bytes, 4096, 1ll << 30)) return ec;
-  if (auto ec = range("topics.max_message_bytes", c.topics.max_message_bytes, 1024, 64 << 20)) return ec;
-  if (auto ec = range("storage.flush_interval_ms", c.flush_interval.count(), 1, 3'600'000)) return ec;
-  if (auto ec = range("storage.index_interval_bytes", c.index_interval_bytes, 128, 1 << 20)) return ec;
-  if (auto ec = range("storage.retention_check_interval_ms", c.retention_check_interval.count(), 10, 86'400'000)) return ec;
+  if (auto ec = range("topics.max_message_bytes", c.topics.max_message_bytes, 1024, 64 << 20))
+    return ec;
+  if (auto ec = range("storage.flush_interval_ms", c.flush_interval.count(), 1, 3'600'000))
+    return ec;
+  if (auto ec = range("storage.index_interval_bytes", c.index_interval_bytes, 128, 1 << 20))
+    return ec;
+  if (auto ec = range("storage.retention_check_interval_ms", c.retention_check_interval.count(), 10,
+                      86'400'000))
+    return ec;
   if (auto ec = range("network.handshake_ms", c.socket.handshake.count(), 100, 600'000)) return ec;
-  if (auto ec = range("network.heartbeat_ms", c.socket.heartbeat_interval.count(), 100, 600'000)) return ec;
-  if (auto ec = range("network.heartbeat_timeout_ms", c.socket.heartbeat_timeout.count(), 100, 600'000)) return ec;
-  if (auto ec = range("network.max_message_bytes", c.socket.max_message_bytes, 65536, 1ll << 30)) return ec;
+  if (auto ec = range("network.heartbeat_ms", c.socket.heartbeat_interval.count(), 100, 600'000))
+    return ec;
+  if (auto ec =
+          range("network.heartbeat_timeout_ms", c.socket.heartbeat_timeout.count(), 100, 600'000))
+    return ec;
+  if (auto ec = range("network.max_message_bytes", c.socket.max_message_bytes, 65536, 1ll << 30))
+    return ec;
   if (c.socket.max_message_bytes < c.topics.max_message_bytes + 65536)
-    return bad(error, "network.max_message_bytes must exceed topics.max_message_bytes by at least 64 KiB (room for the envelope)");
+    return bad(error,
+               "network.max_message_bytes must exceed topics.max_message_bytes by at least 64 KiB "
+               "(room for the envelope)");
   if (auto ec = range("network.max_in_flight", c.max_in_flight, 1, 1'000'000)) return ec;
   if (auto ec = range("network.max_fetch_wait_ms", c.max_fetch_wait.count(), 0, 600'000)) return ec;
   return success();

@@ -9,7 +9,9 @@
 namespace ferry::client {
 
 namespace {
-std::string str(const flatbuffers::String* s) { return s ? s->str() : std::string(); }
+std::string str(const flatbuffers::String* s) {
+  return s ? s->str() : std::string();
+}
 }  // namespace
 
 admin::admin(client_options options)
@@ -29,9 +31,11 @@ result<void> admin::create_topic(std::string_view name, const topic_config& conf
       *conn_, deadline, detail::retry_timeouts::no,
       [&](flatbuffers::FlatBufferBuilder& fbb) {
         auto n = fbb.CreateString(name.data(), name.size());
-        auto c = wire::CreateTopicConfig(fbb, config.partitions, config.retention_ms, config.retention_bytes,
-                                         config.max_message_bytes, config.segment_bytes);
-        return std::pair{wire::Body::CreateTopicRequest, wire::CreateCreateTopicRequest(fbb, n, c).Union()};
+        auto c = wire::CreateTopicConfig(fbb, config.partitions, config.retention_ms,
+                                         config.retention_bytes, config.max_message_bytes,
+                                         config.segment_bytes);
+        return std::pair{wire::Body::CreateTopicRequest,
+                         wire::CreateCreateTopicRequest(fbb, n, c).Union()};
       },
       [&](const reply& r) -> result<void> {
         FERRY_TRY(detail::expect_body(r, wire::Body::CreateTopicResponse, &last_error_message_));
@@ -51,7 +55,8 @@ result<void> admin::delete_topic(std::string_view name) {
       *conn_, deadline, detail::retry_timeouts::no,
       [&](flatbuffers::FlatBufferBuilder& fbb) {
         auto n = fbb.CreateString(name.data(), name.size());
-        return std::pair{wire::Body::DeleteTopicRequest, wire::CreateDeleteTopicRequest(fbb, n).Union()};
+        return std::pair{wire::Body::DeleteTopicRequest,
+                         wire::CreateDeleteTopicRequest(fbb, n).Union()};
       },
       [&](const reply& r) -> result<void> {
         FERRY_TRY(detail::expect_body(r, wire::Body::DeleteTopicResponse, &last_error_message_));
@@ -92,8 +97,8 @@ result<topic_description> admin::describe_topic(std::string_view name) {
       [&](const reply& r) { return detail::parse_describe_topic(r, &last_error_message_); });
 }
 
-result<std::optional<offset>> admin::list_offsets(std::string_view topic, partition_id partition, offset_spec spec,
-                                                  timestamp_ms timestamp) {
+result<std::optional<offset>> admin::list_offsets(std::string_view topic, partition_id partition,
+                                                  offset_spec spec, timestamp_ms timestamp) {
   last_error_message_.clear();
   if (!protocol::valid_topic_name(topic)) return errc::invalid_topic_name;
   if (partition.value() < 0) return ferry::errc::invalid_argument;
@@ -101,7 +106,9 @@ result<std::optional<offset>> admin::list_offsets(std::string_view topic, partit
   const auto deadline = std::chrono::steady_clock::now() + options_.api_timeout;
   return detail::call<std::optional<offset>>(
       *conn_, deadline, detail::retry_timeouts::yes,
-      [&](flatbuffers::FlatBufferBuilder& fbb) { return detail::build_list_offsets(fbb, {&q, 1}); },
+      [&](flatbuffers::FlatBufferBuilder& fbb) {
+        return detail::build_list_offsets(fbb, {&q, 1});
+      },
       [&](const reply& r) -> result<std::optional<offset>> {
         FERRY_TRY(auto answers, detail::parse_list_offsets(r, {&q, 1}, &last_error_message_));
         if (answers[0].error) return answers[0].error;

@@ -1,11 +1,11 @@
 #include "ferry/client/connection.h"
 
+#include <fmt/format.h>
+
 #include <atomic>
 #include <cerrno>
 #include <cstdint>
 #include <cstring>
-
-#include <fmt/format.h>
 
 #include "ferry/core/logging.h"
 #include "ferry/protocol/codec.h"
@@ -38,7 +38,8 @@ std::chrono::milliseconds until(steady_time deadline) {
 // TODO(protocol): decode_envelope() should do this for every caller.
 void align_for_flatbuffers(zmq::message_t& m) {
   constexpr std::uintptr_t kAlign = 8;  // the largest FlatBuffers scalar
-  if (reinterpret_cast<std::uintptr_t>(m.data()) % kAlign != 0) m = zmq::message_t(m.data(), m.size());
+  if (reinterpret_cast<std::uintptr_t>(m.data()) % kAlign != 0)
+    m = zmq::message_t(m.data(), m.size());
 }
 
 }  // namespace
@@ -51,9 +52,13 @@ std::shared_ptr<zmq::context_t> shared_context() {
   return ctx;
 }
 
-const wire::Envelope& reply::envelope() const noexcept { return *wire::GetEnvelope(frames[0].data()); }
+const wire::Envelope& reply::envelope() const noexcept {
+  return *wire::GetEnvelope(frames[0].data());
+}
 
-std::span<const std::byte> reply::frame(std::size_t i) const noexcept { return protocol::bytes_of(frames[i]); }
+std::span<const std::byte> reply::frame(std::size_t i) const noexcept {
+  return protocol::bytes_of(frames[i]);
+}
 
 connection::connection(const client_options& options) : options_(options) {
   try {
@@ -73,8 +78,10 @@ connection::connection(const client_options& options) : options_(options) {
     // The monitor reports disconnects over an inproc PAIR; the name only has
     // to be unique within the shared context.
     static std::atomic<std::uint64_t> monitors{0};
-    const std::string endpoint = fmt::format("inproc://ferry-client-monitor-{}", monitors.fetch_add(1));
-    if (zmq_socket_monitor(socket_->handle(), endpoint.c_str(), ZMQ_EVENT_DISCONNECTED) != 0) throw zmq::error_t();
+    const std::string endpoint =
+        fmt::format("inproc://ferry-client-monitor-{}", monitors.fetch_add(1));
+    if (zmq_socket_monitor(socket_->handle(), endpoint.c_str(), ZMQ_EVENT_DISCONNECTED) != 0)
+      throw zmq::error_t();
     monitor_.emplace(*context_, zmq::socket_type::pair);
     monitor_->set(zmq::sockopt::linger, 0);
     monitor_->connect(endpoint);
@@ -106,7 +113,8 @@ result<void> connection::status() const {
 }
 
 result<std::uint64_t> connection::send(flatbuffers::FlatBufferBuilder& fbb, wire::Body type,
-                                       flatbuffers::Offset<void> body, std::span<zmq::message_t> data) {
+                                       flatbuffers::Offset<void> body,
+                                       std::span<zmq::message_t> data) {
   if (init_error_) return init_error_;
   const std::uint64_t id = next_id_++;
   auto env = protocol::finish_envelope(fbb, id, type, body);
@@ -135,7 +143,8 @@ result<void> connection::drain() {
     if (event[0].size() >= sizeof id) std::memcpy(&id, event[0].data(), sizeof id);
     if (id != ZMQ_EVENT_DISCONNECTED) continue;
     if (!pending_.empty()) {
-      logger()->warn("lost the connection to {} with {} request(s) in flight", options_.broker, pending_.size());
+      logger()->warn("lost the connection to {} with {} request(s) in flight", options_.broker,
+                     pending_.size());
     }
     lost_.insert(pending_.begin(), pending_.end());
     pending_.clear();
@@ -145,8 +154,8 @@ result<void> connection::drain() {
     if (frames.empty()) return success();
     align_for_flatbuffers(frames[0]);
     std::string why;
-    auto env = protocol::decode_envelope(protocol::bytes_of(frames[0]), frames.size(), protocol::direction::response,
-                                         {}, &why);
+    auto env = protocol::decode_envelope(protocol::bytes_of(frames[0]), frames.size(),
+                                         protocol::direction::response, {}, &why);
     if (!env) {
       logger()->warn("dropping a reply from {} that failed decoding: {} ({})", options_.broker,
                      env.error().message(), why);

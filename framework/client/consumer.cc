@@ -11,12 +11,12 @@
 // moved away from is never returned.
 #include "ferry/client/consumer.h"
 
+#include <fmt/format.h>
+
 #include <algorithm>
 #include <map>
 #include <optional>
 #include <thread>
-
-#include <fmt/format.h>
 
 #include "ferry/client/connection.h"
 #include "ferry/client/errc.h"
@@ -50,7 +50,9 @@ struct request_in_flight {
   std::vector<detail::offset_query> queries;        // ListOffsets only
 };
 
-std::string tp_name(const topic_partition& tp) { return fmt::format("{}-{}", tp.topic, tp.partition.value()); }
+std::string tp_name(const topic_partition& tp) {
+  return fmt::format("{}-{}", tp.topic, tp.partition.value());
+}
 
 std::optional<std::string> str_of(std::optional<std::span<const std::byte>> b) {
   if (!b) return std::nullopt;
@@ -58,7 +60,8 @@ std::optional<std::string> str_of(std::optional<std::span<const std::byte>> b) {
 }
 
 sclock::time_point saturating_add(sclock::time_point t, milliseconds d) {
-  if (d >= std::chrono::duration_cast<milliseconds>(sclock::time_point::max() - t)) return sclock::time_point::max();
+  if (d >= std::chrono::duration_cast<milliseconds>(sclock::time_point::max() - t))
+    return sclock::time_point::max();
   return t + d;
 }
 
@@ -71,7 +74,8 @@ class consumer::impl {
   result<void> assign(std::vector<topic_partition> partitions);
   std::vector<topic_partition> assignment() const;
   result<void> seek(const topic_partition& tp, offset position);
-  result<void> seek_lazy(std::span<const topic_partition> partitions, reset_kind kind, timestamp_ms ts);
+  result<void> seek_lazy(std::span<const topic_partition> partitions, reset_kind kind,
+                         timestamp_ms ts);
   result<offset> position(const topic_partition& tp);
   result<std::vector<consumer_record>> poll(milliseconds timeout);
 
@@ -81,9 +85,11 @@ class consumer::impl {
   result<void> send_list_offsets(sclock::time_point now);
   result<void> send_fetch(sclock::time_point now, sclock::time_point deadline);
   result<void> handle_list_offsets(const reply& r, const request_in_flight& req);
-  result<void> handle_fetch(const reply& r, const request_in_flight& req, std::vector<consumer_record>& out);
-  std::error_code decode_partition(const topic_partition& tp, std::span<const std::byte> data, offset position,
-                                   std::vector<consumer_record>& out, std::string& why) const;
+  result<void> handle_fetch(const reply& r, const request_in_flight& req,
+                            std::vector<consumer_record>& out);
+  std::error_code decode_partition(const topic_partition& tp, std::span<const std::byte> data,
+                                   offset position, std::vector<consumer_record>& out,
+                                   std::string& why) const;
   result<void> expire(sclock::time_point now);
   partition_state* find(const topic_partition& tp) {
     auto it = partitions_.find(tp);
@@ -176,8 +182,12 @@ result<void> consumer::impl::send_list_offsets(sclock::time_point now) {
     detail::offset_query q{tp, offset_spec::earliest, timestamp_ms::none()};
     switch (st.pending) {
       case reset_kind::none:
-      case reset_kind::earliest: q.spec = offset_spec::earliest; break;
-      case reset_kind::latest: q.spec = offset_spec::latest; break;
+      case reset_kind::earliest:
+        q.spec = offset_spec::earliest;
+        break;
+      case reset_kind::latest:
+        q.spec = offset_spec::latest;
+        break;
       case reset_kind::timestamp:
         q.spec = offset_spec::timestamp;
         q.timestamp = st.reset_timestamp;
@@ -208,15 +218,16 @@ result<void> consumer::impl::send_fetch(sclock::time_point now, sclock::time_poi
   std::vector<flatbuffers::Offset<wire::FetchEntry>> entries;
   for (const auto& [tp, st] : partitions_) {
     if (!st.position) continue;
-    entries.push_back(wire::CreateFetchEntryDirect(fbb, tp.topic.c_str(), tp.partition.value(), st.position->value(),
-                                                   o_.partition_max_bytes));
+    entries.push_back(wire::CreateFetchEntryDirect(fbb, tp.topic.c_str(), tp.partition.value(),
+                                                   st.position->value(), o_.partition_max_bytes));
     req.epochs.emplace(tp, st.epoch);
   }
   if (entries.empty()) return success();
   // The broker may hold the fetch until poll()'s own timeout at most.
   const auto left = std::chrono::duration_cast<milliseconds>(deadline - now);
   const milliseconds max_wait = std::clamp(left, milliseconds(0), o_.fetch_max_wait);
-  auto body = wire::CreateFetchRequestDirect(fbb, &entries, detail::wire_ms(max_wait), 1, o_.fetch_max_bytes);
+  auto body = wire::CreateFetchRequestDirect(fbb, &entries, detail::wire_ms(max_wait), 1,
+                                             o_.fetch_max_bytes);
   auto id = conn_->send(fbb, wire::Body::FetchRequest, body.Union());
   if (!id) {
     if (!is_retriable(id.error())) return id.error();
@@ -253,7 +264,8 @@ result<void> consumer::impl::handle_list_offsets(const reply& r, const request_i
         list_offsets_retry_at_ = now + o_.retry_backoff;
       } else if (!first_error) {
         first_error = a.error;
-        last_error_message_ = fmt::format("looking up the position of {}: {}", tp_name(q.tp), a.error.message());
+        last_error_message_ =
+            fmt::format("looking up the position of {}: {}", tp_name(q.tp), a.error.message());
       }
       continue;
     }
@@ -268,8 +280,9 @@ result<void> consumer::impl::handle_list_offsets(const reply& r, const request_i
   return success();
 }
 
-std::error_code consumer::impl::decode_partition(const topic_partition& tp, std::span<const std::byte> data,
-                                                 offset position, std::vector<consumer_record>& out,
+std::error_code consumer::impl::decode_partition(const topic_partition& tp,
+                                                 std::span<const std::byte> data, offset position,
+                                                 std::vector<consumer_record>& out,
                                                  std::string& why) const {
   std::optional<offset> prev_next;
   while (!data.empty()) {
@@ -302,7 +315,8 @@ std::error_code consumer::impl::decode_partition(const topic_partition& tp, std:
       rec.timestamp = rv.timestamp;
       rec.key = str_of(rv.key);
       rec.value = str_of(rv.value);
-      for (const auto& hv : rv.headers()) rec.headers.push_back({std::string(hv.key), str_of(hv.value)});
+      for (const auto& hv : rv.headers())
+        rec.headers.push_back({std::string(hv.key), str_of(hv.value)});
       out.push_back(std::move(rec));
     });
     data = data.subspan(h.batch_length);
@@ -335,19 +349,23 @@ result<void> consumer::impl::handle_fetch(const reply& r, const request_in_fligh
     const topic_partition tp{x->topic()->str(), partition_id(x->partition())};
     auto asked = req.epochs.find(tp);
     auto* st = find(tp);
-    if (asked == req.epochs.end() || !st || st->epoch != asked->second || !st->position) continue;  // stale
+    if (asked == req.epochs.end() || !st || st->epoch != asked->second || !st->position)
+      continue;  // stale
     const auto ec = from_wire(x->error());
     if (ec == errc::offset_out_of_range) {
-      const std::string what = fmt::format("{}: position {} out of range (log start {}, high watermark {})",
-                                           tp_name(tp), st->position->value(), x->log_start(), x->high_watermark());
+      const std::string what =
+          fmt::format("{}: position {} out of range (log start {}, high watermark {})", tp_name(tp),
+                      st->position->value(), x->log_start(), x->high_watermark());
       switch (o_.auto_offset_reset) {
         case offset_reset::earliest:
         case offset_reset::latest:
           st->position.reset();
-          st->pending = o_.auto_offset_reset == offset_reset::earliest ? reset_kind::earliest : reset_kind::latest;
+          st->pending = o_.auto_offset_reset == offset_reset::earliest ? reset_kind::earliest
+                                                                       : reset_kind::latest;
           ++st->epoch;
-          log::get("client")->warn("consumer: {}; resetting to the {}", what,
-                                   st->pending == reset_kind::earliest ? "earliest offset" : "log end");
+          log::get("client")->warn(
+              "consumer: {}; resetting to the {}", what,
+              st->pending == reset_kind::earliest ? "earliest offset" : "log end");
           break;
         case offset_reset::none:
           note_error(ec, what);
@@ -359,8 +377,9 @@ result<void> consumer::impl::handle_fetch(const reply& r, const request_in_fligh
       if (is_retriable(ec)) {
         fetch_retry_at_ = now + o_.retry_backoff;
       } else {
-        note_error(ec, fmt::format("{}: {}{}{}", tp_name(tp), ec.message(), x->message() ? ": " : "",
-                                   x->message() ? x->message()->str() : std::string()));
+        note_error(ec,
+                   fmt::format("{}: {}{}{}", tp_name(tp), ec.message(), x->message() ? ": " : "",
+                               x->message() ? x->message()->str() : std::string()));
       }
       continue;
     }
@@ -372,7 +391,8 @@ result<void> consumer::impl::handle_fetch(const reply& r, const request_in_fligh
     // position then stops at the bad batch, so the next fetch reports it.
     if (!recs.empty()) {
       st->position = recs.back().offset + 1;
-      out.insert(out.end(), std::make_move_iterator(recs.begin()), std::make_move_iterator(recs.end()));
+      out.insert(out.end(), std::make_move_iterator(recs.begin()),
+                 std::make_move_iterator(recs.end()));
     }
     if (bad) note_error(bad, fmt::format("{}: fetched data is corrupt: {}", tp_name(tp), why));
   }
@@ -405,10 +425,12 @@ result<void> consumer::impl::expire(sclock::time_point now) {
     if (list_offsets_ && list_offsets_->id == id) give_up(list_offsets_, list_offsets_retry_at_);
   }
   if (fetch_ && now >= fetch_->expires) give_up(fetch_, fetch_retry_at_);
-  if (list_offsets_ && now >= list_offsets_->expires) give_up(list_offsets_, list_offsets_retry_at_);
+  if (list_offsets_ && now >= list_offsets_->expires)
+    give_up(list_offsets_, list_offsets_retry_at_);
   if (failed && now - *failing_since_ >= o_.api_timeout) {
     failing_since_.reset();
-    last_error_message_ = fmt::format("no reply from the broker at {} for {} ms", o_.broker, o_.api_timeout.count());
+    last_error_message_ =
+        fmt::format("no reply from the broker at {} for {} ms", o_.broker, o_.api_timeout.count());
     return protocol::errc::timed_out;
   }
   return success();
@@ -433,10 +455,14 @@ result<std::vector<consumer_record>> consumer::impl::poll(milliseconds timeout) 
       FERRY_TRY(send_fetch(now, deadline));
     }
     auto wake = deadline;
-    if (fetch_) wake = std::min(wake, fetch_->expires);
-    else if (fetch_retry_at_ > now) wake = std::min(wake, fetch_retry_at_);
-    if (list_offsets_) wake = std::min(wake, list_offsets_->expires);
-    else if (list_offsets_retry_at_ > now) wake = std::min(wake, list_offsets_retry_at_);
+    if (fetch_)
+      wake = std::min(wake, fetch_->expires);
+    else if (fetch_retry_at_ > now)
+      wake = std::min(wake, fetch_retry_at_);
+    if (list_offsets_)
+      wake = std::min(wake, list_offsets_->expires);
+    else if (list_offsets_retry_at_ > now)
+      wake = std::min(wake, list_offsets_retry_at_);
     FERRY_TRY(auto r, conn_->next_reply(wake));
     if (r) {
       failing_since_.reset();
@@ -498,22 +524,33 @@ consumer::~consumer() = default;
 consumer::consumer(consumer&&) noexcept = default;
 consumer& consumer::operator=(consumer&&) noexcept = default;
 
-result<void> consumer::assign(std::vector<topic_partition> partitions) { return impl_->assign(std::move(partitions)); }
-std::vector<topic_partition> consumer::assignment() const { return impl_->assignment(); }
-result<void> consumer::seek(const topic_partition& tp, offset position) { return impl_->seek(tp, position); }
+result<void> consumer::assign(std::vector<topic_partition> partitions) {
+  return impl_->assign(std::move(partitions));
+}
+std::vector<topic_partition> consumer::assignment() const {
+  return impl_->assignment();
+}
+result<void> consumer::seek(const topic_partition& tp, offset position) {
+  return impl_->seek(tp, position);
+}
 result<void> consumer::seek_to_beginning(std::span<const topic_partition> partitions) {
   return impl_->seek_lazy(partitions, reset_kind::earliest, timestamp_ms::none());
 }
 result<void> consumer::seek_to_end(std::span<const topic_partition> partitions) {
   return impl_->seek_lazy(partitions, reset_kind::latest, timestamp_ms::none());
 }
-result<void> consumer::seek_to_timestamp(std::span<const topic_partition> partitions, timestamp_ms timestamp) {
+result<void> consumer::seek_to_timestamp(std::span<const topic_partition> partitions,
+                                         timestamp_ms timestamp) {
   return impl_->seek_lazy(partitions, reset_kind::timestamp, timestamp);
 }
-result<offset> consumer::position(const topic_partition& tp) { return impl_->position(tp); }
+result<offset> consumer::position(const topic_partition& tp) {
+  return impl_->position(tp);
+}
 result<std::vector<consumer_record>> consumer::poll(std::chrono::milliseconds timeout) {
   return impl_->poll(timeout);
 }
-const std::string& consumer::last_error_message() const noexcept { return impl_->last_error_message_; }
+const std::string& consumer::last_error_message() const noexcept {
+  return impl_->last_error_message_;
+}
 
 }  // namespace ferry::client

@@ -12,24 +12,42 @@ class wire_cat final : public std::error_category {
   const char* name() const noexcept override { return "ferry.wire"; }
   std::string message(int ev) const override {
     switch (static_cast<errc>(ev)) {
-      case errc::ok: return "ok";
-      case errc::unknown_topic: return "unknown topic";
-      case errc::unknown_partition: return "unknown partition";
-      case errc::invalid_request: return "invalid request";
-      case errc::invalid_batch: return "invalid record batch";
-      case errc::record_too_large: return "record too large";
-      case errc::offset_out_of_range: return "offset out of range";
-      case errc::topic_already_exists: return "topic already exists";
-      case errc::disk_full: return "broker disk full";
-      case errc::partition_failed: return "partition failed (operator action needed)";
-      case errc::corrupt_data: return "corrupt data";
-      case errc::invalid_config: return "invalid configuration";
-      case errc::shutting_down: return "broker shutting down";
-      case errc::timeout: return "broker timed out";
-      case errc::internal: return "broker internal error";
-      case errc::unsupported_version: return "unsupported protocol version";
-      case errc::invalid_topic_name: return "invalid topic name";
-      case errc::too_many_requests: return "too many requests in flight";
+      case errc::ok:
+        return "ok";
+      case errc::unknown_topic:
+        return "unknown topic";
+      case errc::unknown_partition:
+        return "unknown partition";
+      case errc::invalid_request:
+        return "invalid request";
+      case errc::invalid_batch:
+        return "invalid record batch";
+      case errc::record_too_large:
+        return "record too large";
+      case errc::offset_out_of_range:
+        return "offset out of range";
+      case errc::topic_already_exists:
+        return "topic already exists";
+      case errc::disk_full:
+        return "broker disk full";
+      case errc::partition_failed:
+        return "partition failed (operator action needed)";
+      case errc::corrupt_data:
+        return "corrupt data";
+      case errc::invalid_config:
+        return "invalid configuration";
+      case errc::shutting_down:
+        return "broker shutting down";
+      case errc::timeout:
+        return "broker timed out";
+      case errc::internal:
+        return "broker internal error";
+      case errc::unsupported_version:
+        return "unsupported protocol version";
+      case errc::invalid_topic_name:
+        return "invalid topic name";
+      case errc::too_many_requests:
+        return "too many requests in flight";
     }
     return "unknown ferry.wire error " + std::to_string(ev);
   }
@@ -45,24 +63,42 @@ const std::error_category& wire_category() noexcept {
 std::error_code from_wire(wire::ErrorCode e) noexcept {
   using W = wire::ErrorCode;
   switch (e) {
-    case W::None: return {};
-    case W::UnknownTopic: return errc::unknown_topic;
-    case W::UnknownPartition: return errc::unknown_partition;
-    case W::InvalidRequest: return errc::invalid_request;
-    case W::InvalidBatch: return errc::invalid_batch;
-    case W::RecordTooLarge: return errc::record_too_large;
-    case W::OffsetOutOfRange: return errc::offset_out_of_range;
-    case W::TopicAlreadyExists: return errc::topic_already_exists;
-    case W::DiskFull: return errc::disk_full;
-    case W::PartitionFailed: return errc::partition_failed;
-    case W::CorruptData: return errc::corrupt_data;
-    case W::InvalidConfig: return errc::invalid_config;
-    case W::ShuttingDown: return errc::shutting_down;
-    case W::Timeout: return errc::timeout;
-    case W::Internal: return errc::internal;
-    case W::UnsupportedVersion: return errc::unsupported_version;
-    case W::InvalidTopicName: return errc::invalid_topic_name;
-    case W::TooManyRequests: return errc::too_many_requests;
+    case W::None:
+      return {};
+    case W::UnknownTopic:
+      return errc::unknown_topic;
+    case W::UnknownPartition:
+      return errc::unknown_partition;
+    case W::InvalidRequest:
+      return errc::invalid_request;
+    case W::InvalidBatch:
+      return errc::invalid_batch;
+    case W::RecordTooLarge:
+      return errc::record_too_large;
+    case W::OffsetOutOfRange:
+      return errc::offset_out_of_range;
+    case W::TopicAlreadyExists:
+      return errc::topic_already_exists;
+    case W::DiskFull:
+      return errc::disk_full;
+    case W::PartitionFailed:
+      return errc::partition_failed;
+    case W::CorruptData:
+      return errc::corrupt_data;
+    case W::InvalidConfig:
+      return errc::invalid_config;
+    case W::ShuttingDown:
+      return errc::shutting_down;
+    case W::Timeout:
+      return errc::timeout;
+    case W::Internal:
+      return errc::internal;
+    case W::UnsupportedVersion:
+      return errc::unsupported_version;
+    case W::InvalidTopicName:
+      return errc::invalid_topic_name;
+    case W::TooManyRequests:
+      return errc::too_many_requests;
   }
   // Unreachable for replies that passed decode_envelope (it checks the range).
   return errc::internal;

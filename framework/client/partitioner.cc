@@ -15,7 +15,8 @@ std::int32_t murmur2(std::span<const std::byte> data) noexcept {
   auto byte_at = [&](std::uint32_t i) { return static_cast<std::uint32_t>(data[i]); };
   for (std::uint32_t i = 0; i < length4; ++i) {
     const std::uint32_t i4 = i * 4;
-    std::uint32_t k = byte_at(i4) | (byte_at(i4 + 1) << 8) | (byte_at(i4 + 2) << 16) | (byte_at(i4 + 3) << 24);
+    std::uint32_t k =
+        byte_at(i4) | (byte_at(i4 + 1) << 8) | (byte_at(i4 + 2) << 16) | (byte_at(i4 + 3) << 24);
     k *= m;
     k ^= k >> r;
     k *= m;
@@ -44,7 +45,8 @@ std::int32_t murmur2(std::span<const std::byte> data) noexcept {
 }
 
 std::int32_t murmur2(std::string_view data) noexcept {
-  return murmur2(std::span<const std::byte>(reinterpret_cast<const std::byte*>(data.data()), data.size()));
+  return murmur2(
+      std::span<const std::byte>(reinterpret_cast<const std::byte*>(data.data()), data.size()));
 }
 
 partition_id partition_for_key(std::string_view key, std::int32_t partitions) noexcept {

@@ -65,7 +65,8 @@ constexpr std::size_t kMaxRequestEntries = 4096;
 // An upper bound on what batch_builder::add() appends for `r` (varints at
 // their widest), so the buffer and size checks never undercount.
 std::size_t record_size(const producer_record& r) {
-  std::size_t n = 5 + 1 + 10 + 5 + 10 + 10 + 5;  // length, attributes, ts delta, offset delta, 2 lengths, count
+  std::size_t n =
+      5 + 1 + 10 + 5 + 10 + 10 + 5;  // length, attributes, ts delta, offset delta, 2 lengths, count
   if (r.key) n += r.key->size();
   if (r.value) n += r.value->size();
   for (const auto& h : r.headers) n += 5 + h.key.size() + 10 + (h.value ? h.value->size() : 0);
@@ -76,11 +77,13 @@ std::size_t record_size(const producer_record& r) {
 // offset delta `off_delta` and timestamp delta `ts_delta` in its batch.
 std::size_t encoded_size(const producer_record& r, std::int64_t ts_delta, std::uint64_t off_delta) {
   auto nullable = [](const std::optional<std::string>& s) {
-    return s ? varint::size(varint::zigzag(static_cast<std::int64_t>(s->size()))) + s->size() : std::size_t{1};
+    return s ? varint::size(varint::zigzag(static_cast<std::int64_t>(s->size()))) + s->size()
+             : std::size_t{1};
   };
-  std::size_t body = 1 + varint::size(varint::zigzag(ts_delta)) + varint::size(off_delta) + nullable(r.key) +
-                     nullable(r.value) + varint::size(r.headers.size());
-  for (const auto& h : r.headers) body += varint::size(h.key.size()) + h.key.size() + nullable(h.value);
+  std::size_t body = 1 + varint::size(varint::zigzag(ts_delta)) + varint::size(off_delta) +
+                     nullable(r.key) + nullable(r.value) + varint::size(r.headers.size());
+  for (const auto& h : r.headers)
+    body += varint::size(h.key.size()) + h.key.size() + nullable(h.value);
   return varint::size(body) + body;
 }
 
@@ -109,7 +112,8 @@ struct batch {
   /// Whether `r` (timestamp `ts`) still fits into this open batch.
   [[nodiscard]] bool fits(const producer_record& r, timestamp_ms ts, std::size_t limit) const {
     return builder->size_bytes() +
-               encoded_size(r, ts - first_ts, static_cast<std::uint64_t>(builder->record_count())) <=
+               encoded_size(r, ts - first_ts,
+                            static_cast<std::uint64_t>(builder->record_count())) <=
            limit;
   }
   void close() {
@@ -127,8 +131,8 @@ struct topic_state {
   std::int32_t partitions = 0;
   std::int32_t max_message_bytes = 0;
   bool stale = false;
-  std::int32_t sticky = -1;         // partition for records without key
-  std::uint64_t sticky_batch = 0;   // the batch the sticky partition was chosen for
+  std::int32_t sticky = -1;        // partition for records without key
+  std::uint64_t sticky_batch = 0;  // the batch the sticky partition was chosen for
 };
 
 // A DescribeTopic lookup that senders wait for.
@@ -157,7 +161,8 @@ struct completion {
 };
 
 sclock::time_point saturating_add(sclock::time_point t, milliseconds d) {
-  if (d >= std::chrono::duration_cast<milliseconds>(sclock::time_point::max() - t)) return sclock::time_point::max();
+  if (d >= std::chrono::duration_cast<milliseconds>(sclock::time_point::max() - t))
+    return sclock::time_point::max();
   return t + d;
 }
 
@@ -183,20 +188,24 @@ class producer::impl {
   void drain_wake_pipe() noexcept;
   result<topic_state*> topic_for(std::unique_lock<std::mutex>& lock, const std::string& name,
                                  sclock::time_point deadline, bool on_io);
-  bool wait_done_through(std::unique_lock<std::mutex>& lock, std::uint64_t seq, milliseconds timeout);
+  bool wait_done_through(std::unique_lock<std::mutex>& lock, std::uint64_t seq,
+                         milliseconds timeout);
 
   // I/O thread.
   void run();
   void handle_reply(const reply& r, sclock::time_point now, std::vector<completion>& done);
-  void handle_produce(std::uint64_t id, const reply& r, sclock::time_point now, std::vector<completion>& done);
+  void handle_produce(std::uint64_t id, const reply& r, sclock::time_point now,
+                      std::vector<completion>& done);
   void handle_metadata(const std::string& topic, const reply& r, sclock::time_point now);
   void expire(sclock::time_point now, std::vector<completion>& done);
-  void give_up(std::uint64_t id, std::error_code ec, sclock::time_point now, std::vector<completion>& done);
+  void give_up(std::uint64_t id, std::error_code ec, sclock::time_point now,
+               std::vector<completion>& done);
   void send_metadata(sclock::time_point now);
   void send_batches(sclock::time_point now, std::vector<completion>& done);
-  void send_request(std::vector<batch*>& batches, sclock::time_point now, std::vector<completion>& done);
-  void fail_or_retry(batch& b, std::error_code ec, const std::string& message, sclock::time_point now,
-                     std::vector<completion>& done);
+  void send_request(std::vector<batch*>& batches, sclock::time_point now,
+                    std::vector<completion>& done);
+  void fail_or_retry(batch& b, std::error_code ec, const std::string& message,
+                     sclock::time_point now, std::vector<completion>& done);
   void finish_front(batch& b, std::error_code ec, std::int64_t base, std::vector<completion>& done);
   void abandon_all(std::vector<completion>& done);
   [[nodiscard]] bool ready(const batch& b, sclock::time_point now) const;
@@ -234,11 +243,15 @@ class producer::impl {
 
 producer::impl::impl(producer_options o) : o_(std::move(o)) {
   const char* bad = nullptr;
-  if (o_.batch_bytes == 0 || o_.batch_bytes > storage::kMaxBatchBytes) bad = "batch_bytes must be in 1..64 MiB";
-  else if (o_.buffer_bytes == 0) bad = "buffer_bytes must be > 0";
-  else if (o_.max_in_flight < 1) bad = "max_in_flight must be >= 1";
-  else if (o_.linger.count() < 0 || o_.delivery_timeout.count() <= 0 || o_.request_timeout.count() <= 0 ||
-           o_.max_block.count() < 0 || o_.retry_backoff.count() < 0)
+  if (o_.batch_bytes == 0 || o_.batch_bytes > storage::kMaxBatchBytes)
+    bad = "batch_bytes must be in 1..64 MiB";
+  else if (o_.buffer_bytes == 0)
+    bad = "buffer_bytes must be > 0";
+  else if (o_.max_in_flight < 1)
+    bad = "max_in_flight must be >= 1";
+  else if (o_.linger.count() < 0 || o_.delivery_timeout.count() <= 0 ||
+           o_.request_timeout.count() <= 0 || o_.max_block.count() < 0 ||
+           o_.retry_backoff.count() < 0)
     bad = "negative or zero durations";
   if (bad) {
     logger()->error("producer: invalid options: {}", bad);
@@ -278,8 +291,9 @@ void producer::impl::drain_wake_pipe() noexcept {
 
 // --- user threads -----------------------------------------------------------
 
-result<topic_state*> producer::impl::topic_for(std::unique_lock<std::mutex>& lock, const std::string& name,
-                                               sclock::time_point deadline, bool on_io) {
+result<topic_state*> producer::impl::topic_for(std::unique_lock<std::mutex>& lock,
+                                               const std::string& name, sclock::time_point deadline,
+                                               bool on_io) {
   for (;;) {
     if (auto it = topics_.find(name); it != topics_.end() && !it->second.stale) return &it->second;
     if (on_io) return ferry::errc::timed_out;  // the I/O thread cannot wait for itself
@@ -303,7 +317,8 @@ result<void> producer::impl::send(producer_record rec, delivery_callback cb) {
   if (rec.partition && rec.partition->value() < 0) return ferry::errc::invalid_argument;
   if (rec.timestamp && rec.timestamp->value() < 0) return ferry::errc::invalid_argument;
   const std::size_t size = record_size(rec);
-  if (size + storage::kBatchHeaderSize > std::min<std::size_t>(storage::kMaxBatchBytes, o_.buffer_bytes))
+  if (size + storage::kBatchHeaderSize >
+      std::min<std::size_t>(storage::kMaxBatchBytes, o_.buffer_bytes))
     return errc::record_too_large;
   const timestamp_ms ts = rec.timestamp.value_or(system_clock::instance().wall_now());
   const bool on_io = std::this_thread::get_id() == io_thread_id_;
@@ -345,8 +360,9 @@ result<void> producer::impl::send(producer_record rec, delivery_callback cb) {
       }
     }
     if (!keep)
-      topic->sticky = topic->sticky < 0 ? static_cast<std::int32_t>(rng_() % static_cast<std::uint32_t>(n))
-                                        : (topic->sticky + 1) % n;
+      topic->sticky = topic->sticky < 0
+                          ? static_cast<std::int32_t>(rng_() % static_cast<std::uint32_t>(n))
+                          : (topic->sticky + 1) % n;
     p = partition_id(topic->sticky);
   }
 
@@ -388,7 +404,8 @@ result<void> producer::impl::send(producer_record rec, delivery_callback cb) {
   return success();
 }
 
-bool producer::impl::wait_done_through(std::unique_lock<std::mutex>& lock, std::uint64_t seq, milliseconds timeout) {
+bool producer::impl::wait_done_through(std::unique_lock<std::mutex>& lock, std::uint64_t seq,
+                                       milliseconds timeout) {
   auto done = [&] { return incomplete_.empty() || *incomplete_.begin() > seq; };
   const auto deadline = saturating_add(sclock::now(), timeout);
   if (deadline == sclock::time_point::max()) {
@@ -400,7 +417,8 @@ bool producer::impl::wait_done_through(std::unique_lock<std::mutex>& lock, std::
 
 result<void> producer::impl::flush(milliseconds timeout) {
   if (init_error_) return init_error_;
-  if (std::this_thread::get_id() == io_thread_id_) return ferry::errc::invalid_argument;  // would deadlock
+  if (std::this_thread::get_id() == io_thread_id_)
+    return ferry::errc::invalid_argument;  // would deadlock
   std::unique_lock lock(mu_);
   const std::uint64_t target = next_seq_ - 1;
   flush_through_ = std::max(flush_through_, target);
@@ -410,7 +428,8 @@ result<void> producer::impl::flush(milliseconds timeout) {
 }
 
 result<void> producer::impl::close(milliseconds timeout) {
-  if (thread_.joinable() && std::this_thread::get_id() == io_thread_id_) return ferry::errc::invalid_argument;
+  if (thread_.joinable() && std::this_thread::get_id() == io_thread_id_)
+    return ferry::errc::invalid_argument;
   std::unique_lock lock(mu_);
   if (joined_ || !thread_.joinable()) return success();
   closing_ = true;
@@ -474,7 +493,8 @@ void producer::impl::run() {
   }
 }
 
-void producer::impl::handle_reply(const reply& r, sclock::time_point now, std::vector<completion>& done) {
+void producer::impl::handle_reply(const reply& r, sclock::time_point now,
+                                  std::vector<completion>& done) {
   if (auto it = metadata_in_flight_.find(r.request_id); it != metadata_in_flight_.end()) {
     const std::string topic = it->second;
     metadata_in_flight_.erase(it);
@@ -500,7 +520,8 @@ void producer::impl::handle_produce(std::uint64_t id, const reply& r, sclock::ti
     } else {
       const wire::ProduceResult* found = nullptr;
       for (const auto* x : *resp->results()) {
-        if (x->partition() == b->partition.value() && x->topic() && x->topic()->string_view() == b->topic) {
+        if (x->partition() == b->partition.value() && x->topic() &&
+            x->topic()->string_view() == b->topic) {
           found = x;
           break;
         }
@@ -526,15 +547,17 @@ void producer::impl::handle_produce(std::uint64_t id, const reply& r, sclock::ti
   }
 }
 
-void producer::impl::handle_metadata(const std::string& topic, const reply& r, sclock::time_point now) {
+void producer::impl::handle_metadata(const std::string& topic, const reply& r,
+                                     sclock::time_point now) {
   auto& lk = lookups_[topic];
   lk.in_flight = false;
   std::string message;
   auto d = detail::parse_describe_topic(r, &message);
   std::int32_t partitions = 0;
   if (d) {
-    partitions = d.value().partitions.empty() ? d.value().config.partitions
-                                              : static_cast<std::int32_t>(d.value().partitions.size());
+    partitions = d.value().partitions.empty()
+                     ? d.value().config.partitions
+                     : static_cast<std::int32_t>(d.value().partitions.size());
     if (partitions <= 0) d = protocol::errc::invalid_value;
   }
   if (!d && is_retriable(d.error())) {
@@ -552,12 +575,14 @@ void producer::impl::handle_metadata(const std::string& topic, const reply& r, s
     out.error = {};
   } else {
     out.error = d.error();
-    logger()->warn("producer: looking up topic '{}' failed: {} {}", topic, d.error().message(), message);
+    logger()->warn("producer: looking up topic '{}' failed: {} {}", topic, d.error().message(),
+                   message);
   }
   cv_.notify_all();
 }
 
-void producer::impl::finish_front(batch& b, std::error_code ec, std::int64_t base, std::vector<completion>& done) {
+void producer::impl::finish_front(batch& b, std::error_code ec, std::int64_t base,
+                                  std::vector<completion>& done) {
   auto& q = queues_.at({b.topic, b.partition});
   // Only the front batch of a partition is ever in flight or expired.
   completion c{std::move(q.batches.front()), ec, base};
@@ -565,20 +590,21 @@ void producer::impl::finish_front(batch& b, std::error_code ec, std::int64_t bas
   done.push_back(std::move(c));
 }
 
-void producer::impl::fail_or_retry(batch& b, std::error_code ec, const std::string& message, sclock::time_point now,
-                                   std::vector<completion>& done) {
+void producer::impl::fail_or_retry(batch& b, std::error_code ec, const std::string& message,
+                                   sclock::time_point now, std::vector<completion>& done) {
   if (ec == errc::unknown_topic || ec == errc::unknown_partition) {
     if (auto it = topics_.find(b.topic); it != topics_.end()) it->second.stale = true;
   }
   b.last_error = ec;
   if (is_retriable(ec) && now + o_.retry_backoff < b.deadline && !stop_) {
-    FERRY_LOG_DEBUG(logger(), "producer: {}-{} attempt {} failed ({}), retrying", b.topic, b.partition, b.attempts,
-                    ec.message());
+    FERRY_LOG_DEBUG(logger(), "producer: {}-{} attempt {} failed ({}), retrying", b.topic,
+                    b.partition, b.attempts, ec.message());
     b.retry_at = now + o_.retry_backoff;
     return;
   }
-  logger()->warn("producer: {} records for {}-{} failed after {} attempt(s): {}{}{}", b.callbacks.size(), b.topic,
-                 b.partition, b.attempts, ec.message(), message.empty() ? "" : ": ", message);
+  logger()->warn("producer: {} records for {}-{} failed after {} attempt(s): {}{}{}",
+                 b.callbacks.size(), b.topic, b.partition, b.attempts, ec.message(),
+                 message.empty() ? "" : ": ", message);
   finish_front(b, ec, -1, done);
 }
 
@@ -660,7 +686,8 @@ void producer::impl::send_batches(sclock::time_point now, std::vector<completion
     batch& b = *q.batches.front();
     if (b.retry_at > now || !ready(b, now)) continue;
     b.close();
-    if (!picked.empty() && (bytes + b.bytes.size() > kMaxRequestBytes || picked.size() >= kMaxRequestEntries)) {
+    if (!picked.empty() &&
+        (bytes + b.bytes.size() > kMaxRequestBytes || picked.size() >= kMaxRequestEntries)) {
       send_request(picked, now, done);
       picked.clear();
       bytes = 0;
@@ -682,8 +709,8 @@ void producer::impl::send_request(std::vector<batch*>& batches, sclock::time_poi
   auto expires = now + o_.request_timeout;
   for (std::size_t i = 0; i < batches.size(); ++i) {
     const batch& b = *batches[i];
-    entries.push_back(
-        wire::CreateProduceEntryDirect(fbb, b.topic.c_str(), b.partition.value(), static_cast<std::uint32_t>(i + 1)));
+    entries.push_back(wire::CreateProduceEntryDirect(fbb, b.topic.c_str(), b.partition.value(),
+                                                     static_cast<std::uint32_t>(i + 1)));
     frames.emplace_back(b.bytes.data(), b.bytes.size());
     expires = std::min(expires, b.deadline);
   }
@@ -703,7 +730,8 @@ void producer::impl::abandon_all(std::vector<completion>& done) {
   in_flight_.clear();
   for (auto& [tp, q] : queues_) {
     q.in_flight = false;
-    while (!q.batches.empty()) finish_front(*q.batches.front(), ferry::errc::shutting_down, -1, done);
+    while (!q.batches.empty())
+      finish_front(*q.batches.front(), ferry::errc::shutting_down, -1, done);
   }
 }
 
@@ -722,8 +750,10 @@ sclock::time_point producer::impl::next_wake(sclock::time_point now) const {
     // Ready but held back by max_in_flight: a reply wakes us.
   }
   for (const auto& [name, lk] : lookups_) {
-    if (lk.in_flight) t = std::min(t, lk.expires);
-    else if (lk.wanted && lk.waiters > 0) t = std::min(t, lk.retry_at);
+    if (lk.in_flight)
+      t = std::min(t, lk.expires);
+    else if (lk.wanted && lk.waiters > 0)
+      t = std::min(t, lk.retry_at);
   }
   return t;
 }
@@ -738,7 +768,8 @@ void producer::impl::complete(std::vector<completion>& done) {
         if (c.error) {
           b.callbacks[i](result<record_metadata>(c.error));
         } else {
-          b.callbacks[i](record_metadata{b.topic, b.partition, offset(c.base_offset + static_cast<std::int64_t>(i))});
+          b.callbacks[i](record_metadata{b.topic, b.partition,
+                                         offset(c.base_offset + static_cast<std::int64_t>(i))});
         }
       } catch (const std::exception& e) {
         logger()->error("producer: a delivery callback threw: {}", e.what());
@@ -773,7 +804,8 @@ result<void> producer::send(producer_record record, delivery_callback callback) 
 std::future<result<record_metadata>> producer::send(producer_record record) {
   auto promise = std::make_shared<std::promise<result<record_metadata>>>();
   auto f = promise->get_future();
-  auto r = send(std::move(record), [promise](const result<record_metadata>& m) { promise->set_value(m); });
+  auto r = send(std::move(record),
+                [promise](const result<record_metadata>& m) { promise->set_value(m); });
   if (!r) promise->set_value(result<record_metadata>(r.error()));
   return f;
 }

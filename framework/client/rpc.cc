@@ -7,7 +7,9 @@
 namespace ferry::client::detail {
 
 namespace {
-std::string str(const flatbuffers::String* s) { return s ? s->str() : std::string(); }
+std::string str(const flatbuffers::String* s) {
+  return s ? s->str() : std::string();
+}
 }  // namespace
 
 result<void> expect_body(const reply& r, wire::Body want, std::string* message) {
@@ -20,34 +22,42 @@ result<void> expect_body(const reply& r, wire::Body want, std::string* message) 
     if (!ec) return protocol::errc::invalid_value;  // an ErrorResponse must carry an error
     return ec;
   }
-  if (message) *message = "unexpected reply type " + std::string(wire::EnumNameBody(env.body_type()));
+  if (message)
+    *message = "unexpected reply type " + std::string(wire::EnumNameBody(env.body_type()));
   return protocol::errc::unknown_message;
 }
 
 std::int32_t wire_ms(std::chrono::milliseconds d) noexcept {
-  return static_cast<std::int32_t>(
-      std::clamp<std::chrono::milliseconds::rep>(d.count(), 0, std::numeric_limits<std::int32_t>::max()));
+  return static_cast<std::int32_t>(std::clamp<std::chrono::milliseconds::rep>(
+      d.count(), 0, std::numeric_limits<std::int32_t>::max()));
 }
 
-std::pair<wire::Body, flatbuffers::Offset<void>> build_list_offsets(flatbuffers::FlatBufferBuilder& fbb,
-                                                                    std::span<const offset_query> queries) {
+std::pair<wire::Body, flatbuffers::Offset<void>> build_list_offsets(
+    flatbuffers::FlatBufferBuilder& fbb, std::span<const offset_query> queries) {
   std::vector<flatbuffers::Offset<wire::ListOffsetsEntry>> entries;
   entries.reserve(queries.size());
   for (const auto& q : queries) {
     wire::OffsetSpec spec = wire::OffsetSpec::Earliest;
     switch (q.spec) {
-      case offset_spec::earliest: spec = wire::OffsetSpec::Earliest; break;
-      case offset_spec::latest: spec = wire::OffsetSpec::Latest; break;
-      case offset_spec::timestamp: spec = wire::OffsetSpec::Timestamp; break;
+      case offset_spec::earliest:
+        spec = wire::OffsetSpec::Earliest;
+        break;
+      case offset_spec::latest:
+        spec = wire::OffsetSpec::Latest;
+        break;
+      case offset_spec::timestamp:
+        spec = wire::OffsetSpec::Timestamp;
+        break;
     }
-    entries.push_back(wire::CreateListOffsetsEntryDirect(fbb, q.tp.topic.c_str(), q.tp.partition.value(), spec,
-                                                         q.timestamp.value()));
+    entries.push_back(wire::CreateListOffsetsEntryDirect(
+        fbb, q.tp.topic.c_str(), q.tp.partition.value(), spec, q.timestamp.value()));
   }
   auto body = wire::CreateListOffsetsRequestDirect(fbb, &entries);
   return {wire::Body::ListOffsetsRequest, body.Union()};
 }
 
-result<std::vector<offset_answer>> parse_list_offsets(const reply& r, std::span<const offset_query> queries,
+result<std::vector<offset_answer>> parse_list_offsets(const reply& r,
+                                                      std::span<const offset_query> queries,
                                                       std::string* message) {
   FERRY_TRY(expect_body(r, wire::Body::ListOffsetsResponse, message));
   const auto* resp = r.envelope().body_as_ListOffsetsResponse();
@@ -78,8 +88,8 @@ result<std::vector<offset_answer>> parse_list_offsets(const reply& r, std::span<
   return out;
 }
 
-std::pair<wire::Body, flatbuffers::Offset<void>> build_describe_topic(flatbuffers::FlatBufferBuilder& fbb,
-                                                                      std::string_view topic) {
+std::pair<wire::Body, flatbuffers::Offset<void>> build_describe_topic(
+    flatbuffers::FlatBufferBuilder& fbb, std::string_view topic) {
   auto name = fbb.CreateString(topic.data(), topic.size());
   auto body = wire::CreateDescribeTopicRequest(fbb, name);
   return {wire::Body::DescribeTopicRequest, body.Union()};

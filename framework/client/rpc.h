@@ -34,7 +34,8 @@ enum class retry_timeouts { yes, no };
 /// disconnected while in flight) only with retry_timeouts::yes, because the
 /// request may have been carried out.
 template <typename T, typename Build, typename Parse>
-result<T> call(connection& c, steady_time deadline, retry_timeouts timeouts, Build&& build, Parse&& parse) {
+result<T> call(connection& c, steady_time deadline, retry_timeouts timeouts, Build&& build,
+               Parse&& parse) {
   const client_options& o = c.options();
   for (;;) {
     auto now = std::chrono::steady_clock::now();
@@ -75,9 +76,8 @@ struct offset_answer {
 
 /// Matches the results to `queries` by topic and partition; a query without
 /// a result gets protocol::errc::missing_field.
-[[nodiscard]] result<std::vector<offset_answer>> parse_list_offsets(const reply& r,
-                                                                    std::span<const offset_query> queries,
-                                                                    std::string* message);
+[[nodiscard]] result<std::vector<offset_answer>> parse_list_offsets(
+    const reply& r, std::span<const offset_query> queries, std::string* message);
 
 /// The partition count and max message size of a DescribeTopicResponse.
 struct topic_metadata {

@@ -4,7 +4,8 @@ namespace ferry {
 
 timestamp_ms system_clock::wall_now() const noexcept {
   using namespace std::chrono;
-  return timestamp_ms(duration_cast<milliseconds>(std::chrono::system_clock::now().time_since_epoch()).count());
+  return timestamp_ms(
+      duration_cast<milliseconds>(std::chrono::system_clock::now().time_since_epoch()).count());
 }
 
 std::chrono::steady_clock::time_point system_clock::steady_now() const noexcept {

@@ -37,7 +37,9 @@ std::atomic<long> hits{0};
 
 }  // namespace
 
-const char* crash_point_name() noexcept { return config().set ? config().name.c_str() : nullptr; }
+const char* crash_point_name() noexcept {
+  return config().set ? config().name.c_str() : nullptr;
+}
 
 void crash_point_hit(const char* name) noexcept {
   if (std::strcmp(name, config().name.c_str()) != 0) return;

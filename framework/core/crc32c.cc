@@ -43,8 +43,9 @@ std::uint32_t extend_table(std::uint32_t crc, const unsigned char* p, std::size_
 }
 
 #if defined(__x86_64__)
-__attribute__((target("sse4.2"))) std::uint32_t extend_sse42(std::uint32_t crc, const unsigned char* p,
-                                                               std::size_t n) noexcept {
+__attribute__((target("sse4.2"))) std::uint32_t extend_sse42(std::uint32_t crc,
+                                                             const unsigned char* p,
+                                                             std::size_t n) noexcept {
   std::uint64_t c = ~crc;
   // One dependent stream of 8-byte steps: about 8 bytes per 3 cycles, several
   // GB/s, far more than the disk can take. Interleaving three streams would
@@ -61,9 +62,13 @@ __attribute__((target("sse4.2"))) std::uint32_t extend_sse42(std::uint32_t crc, 
   return ~c32;
 }
 
-bool detect() noexcept { return __builtin_cpu_supports("sse4.2"); }
+bool detect() noexcept {
+  return __builtin_cpu_supports("sse4.2");
+}
 #else
-bool detect() noexcept { return false; }
+bool detect() noexcept {
+  return false;
+}
 #endif
 
 const bool kHardware = detect();
@@ -82,6 +87,8 @@ std::uint32_t extend_portable(std::uint32_t crc, const void* data, std::size_t n
   return extend_table(crc, static_cast<const unsigned char*>(data), n);
 }
 
-bool hardware_accelerated() noexcept { return kHardware; }
+bool hardware_accelerated() noexcept {
+  return kHardware;
+}
 
 }  // namespace ferry::crc32c

@@ -10,15 +10,24 @@ class core_category_impl final : public std::error_category {
   const char* name() const noexcept override { return "ferry.core"; }
   std::string message(int ev) const override {
     switch (static_cast<errc>(ev)) {
-      case errc::ok: return "ok";
-      case errc::invalid_argument: return "invalid argument";
-      case errc::config_invalid: return "invalid configuration";
-      case errc::not_found: return "not found";
-      case errc::already_exists: return "already exists";
-      case errc::out_of_range: return "out of range";
-      case errc::corrupt_data: return "corrupt data";
-      case errc::timed_out: return "timed out";
-      case errc::shutting_down: return "shutting down";
+      case errc::ok:
+        return "ok";
+      case errc::invalid_argument:
+        return "invalid argument";
+      case errc::config_invalid:
+        return "invalid configuration";
+      case errc::not_found:
+        return "not found";
+      case errc::already_exists:
+        return "already exists";
+      case errc::out_of_range:
+        return "out of range";
+      case errc::corrupt_data:
+        return "corrupt data";
+      case errc::timed_out:
+        return "timed out";
+      case errc::shutting_down:
+        return "shutting down";
     }
     return "unknown ferry.core error " + std::to_string(ev);
   }

@@ -1,10 +1,10 @@
 #include "ferry/core/logging.h"
 
+#include <spdlog/sinks/stdout_color_sinks.h>
+
 #include <cstdlib>
 #include <mutex>
 #include <string>
-
-#include <spdlog/sinks/stdout_color_sinks.h>
 
 namespace ferry::log {
 namespace {
@@ -16,7 +16,8 @@ struct registry {
 
   registry() {
     // FERRY_LOG_LEVEL sets the starting level of every Ferry logger.
-    if (const char* env = std::getenv("FERRY_LOG_LEVEL")) {  // NOLINT(concurrency-mt-unsafe): read once
+    if (const char* env =
+            std::getenv("FERRY_LOG_LEVEL")) {  // NOLINT(concurrency-mt-unsafe): read once
       auto lvl = spdlog::level::from_str(env);
       if (lvl != spdlog::level::off || std::string_view(env) == "off") level = lvl;
     }

@@ -14,8 +14,8 @@ using namespace ferry::wire;
 bool valid_topic_name(std::string_view name) noexcept {
   if (name.empty() || name.size() > 249 || name == "." || name == "..") return false;
   return std::all_of(name.begin(), name.end(), [](char c) {
-    return (c >= 'a' && c <= 'z') || (c >= 'A' && c <= 'Z') || (c >= '0' && c <= '9') || c == '.' || c == '_' ||
-           c == '-';
+    return (c >= 'a' && c <= 'z') || (c >= 'A' && c <= 'Z') || (c >= '0' && c <= '9') || c == '.' ||
+           c == '_' || c == '-';
   });
 }
 
@@ -36,27 +36,35 @@ struct checker {
   std::error_code entries(const V* v, const char* what) {
     if (v == nullptr) return fail(errc::missing_field, fmt::format("{}: entries missing", what));
     if (v->size() > lim.max_entries)
-      return fail(errc::too_many_entries, fmt::format("{}: {} entries, limit {}", what, v->size(), lim.max_entries));
+      return fail(errc::too_many_entries,
+                  fmt::format("{}: {} entries, limit {}", what, v->size(), lim.max_entries));
     return {};
   }
 
   std::error_code topic(const flatbuffers::String* s, const char* what, std::uint32_t i) {
-    if (s == nullptr) return fail(errc::missing_field, fmt::format("{} entry {}: topic missing", what, i));
+    if (s == nullptr)
+      return fail(errc::missing_field, fmt::format("{} entry {}: topic missing", what, i));
     if (!valid_topic_name(s->string_view()))
-      return fail(errc::invalid_topic_name, fmt::format("{} entry {}: invalid topic name", what, i));
+      return fail(errc::invalid_topic_name,
+                  fmt::format("{} entry {}: invalid topic name", what, i));
     return {};
   }
 
   std::error_code partition(std::int32_t p, const char* what, std::uint32_t i) {
-    if (p < 0) return fail(errc::invalid_value, fmt::format("{} entry {}: negative partition {}", what, i, p));
+    if (p < 0)
+      return fail(errc::invalid_value,
+                  fmt::format("{} entry {}: negative partition {}", what, i, p));
     return {};
   }
 
   std::error_code frame_ref(std::uint32_t f, std::uint32_t i) {
     if (f == 0 || f >= frame_count)
       return fail(errc::bad_frame_reference,
-                  fmt::format("produce entry {}: frame {} not in 1..{}", i, f, frame_count == 0 ? 0 : frame_count - 1));
-    if (frame_used[f]) return fail(errc::bad_frame_reference, fmt::format("produce entry {}: frame {} reused", i, f));
+                  fmt::format("produce entry {}: frame {} not in 1..{}", i, f,
+                              frame_count == 0 ? 0 : frame_count - 1));
+    if (frame_used[f])
+      return fail(errc::bad_frame_reference,
+                  fmt::format("produce entry {}: frame {} reused", i, f));
     frame_used[f] = true;
     return {};
   }
@@ -67,7 +75,8 @@ struct checker {
         auto* r = env.body_as_CreateTopicRequest();
         if (r->name() == nullptr) return fail(errc::missing_field, "create topic: name missing");
         if (!valid_topic_name(r->name()->string_view()))
-          return fail(errc::invalid_topic_name, "create topic: invalid topic name (use 1-249 of [A-Za-z0-9._-])");
+          return fail(errc::invalid_topic_name,
+                      "create topic: invalid topic name (use 1-249 of [A-Za-z0-9._-])");
         return {};
       }
       case Body::DeleteTopicRequest:
@@ -100,7 +109,8 @@ struct checker {
           auto* e = r->entries()->Get(i);
           if (auto ec = topic(e->topic(), "fetch", i)) return ec;
           if (auto ec = partition(e->partition(), "fetch", i)) return ec;
-          if (e->max_bytes() <= 0) return fail(errc::invalid_value, fmt::format("fetch entry {}: max_bytes <= 0", i));
+          if (e->max_bytes() <= 0)
+            return fail(errc::invalid_value, fmt::format("fetch entry {}: max_bytes <= 0", i));
         }
         if (r->max_wait_ms() < 0 || r->max_bytes() <= 0)
           return fail(errc::invalid_value, "fetch: negative max_wait_ms or max_bytes <= 0");
@@ -115,7 +125,8 @@ struct checker {
           if (auto ec = partition(e->partition(), "list offsets", i)) return ec;
           auto spec = static_cast<int>(e->spec());
           if (spec < static_cast<int>(OffsetSpec::MIN) || spec > static_cast<int>(OffsetSpec::MAX))
-            return fail(errc::invalid_value, fmt::format("list offsets entry {}: unknown spec {}", i, spec));
+            return fail(errc::invalid_value,
+                        fmt::format("list offsets entry {}: unknown spec {}", i, spec));
         }
         return {};
       }
@@ -133,9 +144,11 @@ struct checker {
     auto bad_error = [&] { return fail(errc::invalid_value, "unknown error code"); };
     switch (env.body_type()) {
       case Body::CreateTopicResponse:
-        return error_code_ok(env.body_as_CreateTopicResponse()->error()) ? std::error_code() : bad_error();
+        return error_code_ok(env.body_as_CreateTopicResponse()->error()) ? std::error_code()
+                                                                         : bad_error();
       case Body::DeleteTopicResponse:
-        return error_code_ok(env.body_as_DeleteTopicResponse()->error()) ? std::error_code() : bad_error();
+        return error_code_ok(env.body_as_DeleteTopicResponse()->error()) ? std::error_code()
+                                                                         : bad_error();
       case Body::ListTopicsResponse:
         return {};
       case Body::DescribeTopicResponse: {
@@ -148,33 +161,38 @@ struct checker {
       }
       case Body::ProduceResponse: {
         auto* r = env.body_as_ProduceResponse();
-        if (r->results() == nullptr) return fail(errc::missing_field, "produce response: results missing");
+        if (r->results() == nullptr)
+          return fail(errc::missing_field, "produce response: results missing");
         for (auto* x : *r->results())
           if (!error_code_ok(x->error())) return bad_error();
         return {};
       }
       case Body::FetchResponse: {
         auto* r = env.body_as_FetchResponse();
-        if (r->results() == nullptr) return fail(errc::missing_field, "fetch response: results missing");
+        if (r->results() == nullptr)
+          return fail(errc::missing_field, "fetch response: results missing");
         frame_used.assign(frame_count, false);
         for (std::uint32_t i = 0; i < r->results()->size(); ++i) {
           auto* x = r->results()->Get(i);
           if (!error_code_ok(x->error())) return bad_error();
           if (x->frame() != 0 && (x->frame() >= frame_count || frame_used[x->frame()]))
-            return fail(errc::bad_frame_reference, fmt::format("fetch result {}: bad frame {}", i, x->frame()));
+            return fail(errc::bad_frame_reference,
+                        fmt::format("fetch result {}: bad frame {}", i, x->frame()));
           if (x->frame() != 0) frame_used[x->frame()] = true;
         }
         return {};
       }
       case Body::ListOffsetsResponse: {
         auto* r = env.body_as_ListOffsetsResponse();
-        if (r->results() == nullptr) return fail(errc::missing_field, "list offsets response: results missing");
+        if (r->results() == nullptr)
+          return fail(errc::missing_field, "list offsets response: results missing");
         for (auto* x : *r->results())
           if (!error_code_ok(x->error())) return bad_error();
         return {};
       }
       case Body::ErrorResponse:
-        return error_code_ok(env.body_as_ErrorResponse()->error()) ? std::error_code() : bad_error();
+        return error_code_ok(env.body_as_ErrorResponse()->error()) ? std::error_code()
+                                                                   : bad_error();
       default:
         return fail(errc::unknown_message, "not a response type");
     }
@@ -183,37 +201,43 @@ struct checker {
 
 }  // namespace
 
-result<const Envelope*> decode_envelope(std::span<const std::byte> frame0, std::size_t frame_count, direction dir,
-                                        const limits& lim, std::string* why) {
+result<const Envelope*> decode_envelope(std::span<const std::byte> frame0, std::size_t frame_count,
+                                        direction dir, const limits& lim, std::string* why) {
   checker c{frame_count, lim, why, {}};
   if (frame0.size() > lim.max_envelope_bytes)
-    return c.fail(errc::frame_too_large, fmt::format("envelope of {} bytes, limit {}", frame0.size(),
-                                                     lim.max_envelope_bytes));
+    return c.fail(errc::frame_too_large, fmt::format("envelope of {} bytes, limit {}",
+                                                     frame0.size(), lim.max_envelope_bytes));
   if (frame_count > lim.max_frames)
-    return c.fail(errc::too_many_entries, fmt::format("{} frames, limit {}", frame_count, lim.max_frames));
+    return c.fail(errc::too_many_entries,
+                  fmt::format("{} frames, limit {}", frame_count, lim.max_frames));
   const auto* data = reinterpret_cast<const std::uint8_t*>(frame0.data());
   if (frame0.size() < 8 || !EnvelopeBufferHasIdentifier(data))
     return c.fail(errc::malformed_frame, "not a Ferry envelope (missing FRY1 identifier)");
   flatbuffers::Verifier v(data, frame0.size(), lim.max_depth, lim.max_tables);
-  if (!VerifyEnvelopeBuffer(v)) return c.fail(errc::malformed_frame, "envelope failed FlatBuffers verification");
+  if (!VerifyEnvelopeBuffer(v))
+    return c.fail(errc::malformed_frame, "envelope failed FlatBuffers verification");
   const Envelope* env = GetEnvelope(data);
   if (env->version() != kProtocolVersion)
-    return c.fail(errc::unsupported_version,
-                  fmt::format("protocol version {}, this side speaks {}", env->version(), kProtocolVersion));
+    return c.fail(errc::unsupported_version, fmt::format("protocol version {}, this side speaks {}",
+                                                         env->version(), kProtocolVersion));
   auto type = static_cast<int>(env->body_type());
-  if (type <= static_cast<int>(Body::NONE) || type > static_cast<int>(Body::MAX) || env->body() == nullptr)
+  if (type <= static_cast<int>(Body::NONE) || type > static_cast<int>(Body::MAX) ||
+      env->body() == nullptr)
     return c.fail(errc::unknown_message, fmt::format("unknown message type {}", type));
   if (dir == direction::request) {
-    if (!is_request(env->body_type())) return c.fail(errc::unknown_message, "a response sent as a request");
+    if (!is_request(env->body_type()))
+      return c.fail(errc::unknown_message, "a response sent as a request");
     if (auto ec = c.check_request(*env)) return ec;
   } else {
-    if (is_request(env->body_type())) return c.fail(errc::unknown_message, "a request sent as a response");
+    if (is_request(env->body_type()))
+      return c.fail(errc::unknown_message, "a request sent as a response");
     if (auto ec = c.check_response(*env)) return ec;
   }
   return env;
 }
 
-std::vector<std::byte> finish_envelope(flatbuffers::FlatBufferBuilder& fbb, std::uint64_t request_id, Body type,
+std::vector<std::byte> finish_envelope(flatbuffers::FlatBufferBuilder& fbb,
+                                       std::uint64_t request_id, Body type,
                                        flatbuffers::Offset<void> body) {
   auto env = CreateEnvelope(fbb, kProtocolVersion, request_id, type, body);
   FinishEnvelopeBuffer(fbb, env);

@@ -1,11 +1,11 @@
 #include "ferry/protocol/socket.h"
 
-#include "ferry/protocol/errc.h"
-
 #include <algorithm>
 #include <cstdint>
 #include <cstring>
 #include <new>
+
+#include "ferry/protocol/errc.h"
 
 namespace ferry::protocol {
 
@@ -69,7 +69,8 @@ void ensure_aligned(zmq::message_t& m) {
   if (reinterpret_cast<std::uintptr_t>(m.data()) % 8 == 0) return;
   // An 8-aligned heap copy that the message owns and frees.
   const std::size_t n = m.size();
-  auto* p = static_cast<std::byte*>(::operator new(std::max<std::size_t>(n, 1), std::align_val_t(8)));
+  auto* p =
+      static_cast<std::byte*>(::operator new(std::max<std::size_t>(n, 1), std::align_val_t(8)));
   std::memcpy(p, m.data(), n);
   m = zmq::message_t(
       p, n, [](void* data, void*) { ::operator delete(data, std::align_val_t(8)); }, nullptr);

@@ -70,7 +70,8 @@ bool skip_headers(std::span<const std::byte>& in, std::uint64_t count) {
 
 }  // namespace
 
-bool next_record(std::span<const std::byte>& in, const batch_header& h, std::int32_t index, record_view& out) {
+bool next_record(std::span<const std::byte>& in, const batch_header& h, std::int32_t index,
+                 record_view& out) {
   std::uint64_t len;
   if (!get_u(in, len) || len > in.size() || len < 1) return false;
   auto rec = in.first(static_cast<std::size_t>(len));
@@ -102,7 +103,8 @@ std::vector<header_view> record_view::headers() const {
     auto klen = varint::get(in);
     if (!klen || *klen > in.size()) break;
     header_view h;
-    h.key = std::string_view(reinterpret_cast<const char*>(in.data()), static_cast<std::size_t>(*klen));
+    h.key =
+        std::string_view(reinterpret_cast<const char*>(in.data()), static_cast<std::size_t>(*klen));
     in = in.subspan(static_cast<std::size_t>(*klen));
     auto vlen = varint::get(in);
     if (!vlen) break;
@@ -126,25 +128,32 @@ std::string_view record_view::value_str() const noexcept {
   return {reinterpret_cast<const char*>(value->data()), value->size()};
 }
 
-result<batch_header> validate_batch(std::span<const std::byte> bytes, validation level, std::string* what) {
+result<batch_header> validate_batch(std::span<const std::byte> bytes, validation level,
+                                    std::string* what) {
   auto fail = [&](std::string reason) -> result<batch_header> {
     if (what) *what = std::move(reason);
     return errc::invalid_batch;
   };
   if (bytes.size() < kBatchHeaderSize)
-    return fail(fmt::format("{} bytes is shorter than the {}-byte batch header", bytes.size(), kBatchHeaderSize));
+    return fail(fmt::format("{} bytes is shorter than the {}-byte batch header", bytes.size(),
+                            kBatchHeaderSize));
   auto h = batch_header::decode(bytes.data());
   if (h.batch_length != bytes.size())
-    return fail(fmt::format("batch_length {} does not match the {} bytes given", h.batch_length, bytes.size()));
-  if (h.batch_length > kMaxBatchBytes) return fail(fmt::format("batch_length {} above the limit", h.batch_length));
+    return fail(fmt::format("batch_length {} does not match the {} bytes given", h.batch_length,
+                            bytes.size()));
+  if (h.batch_length > kMaxBatchBytes)
+    return fail(fmt::format("batch_length {} above the limit", h.batch_length));
   if (h.magic != kBatchMagic) return fail(fmt::format("unknown magic {}", h.magic));
   std::uint32_t crc = crc32c::value(bytes.data() + kCrcStart, bytes.size() - kCrcStart);
-  if (crc != h.crc) return fail(fmt::format("CRC32C mismatch: stored {:#010x}, computed {:#010x}", h.crc, crc));
+  if (crc != h.crc)
+    return fail(fmt::format("CRC32C mismatch: stored {:#010x}, computed {:#010x}", h.crc, crc));
   if (h.reserved != 0 || h.reserved2 != 0) return fail("reserved header bits set");
   if (h.attributes != 0) return fail(fmt::format("unsupported attributes {:#06x}", h.attributes));
   // Each record takes at least 7 bytes, so the count is bounded by the size.
-  if (h.record_count < 1 || static_cast<std::size_t>(h.record_count) > (bytes.size() - kBatchHeaderSize) / 7)
-    return fail(fmt::format("record_count {} impossible for {} bytes", h.record_count, bytes.size()));
+  if (h.record_count < 1 ||
+      static_cast<std::size_t>(h.record_count) > (bytes.size() - kBatchHeaderSize) / 7)
+    return fail(
+        fmt::format("record_count {} impossible for {} bytes", h.record_count, bytes.size()));
   if (h.max_timestamp < h.first_timestamp) return fail("max_timestamp below first_timestamp");
   if (level == validation::header_and_crc) return h;
 
@@ -153,7 +162,8 @@ result<batch_header> validate_batch(std::span<const std::byte> bytes, validation
   timestamp_ms max_ts = timestamp_ms::min();
   for (std::int32_t i = 0; i < h.record_count; ++i) {
     if (!detail::next_record(rest, h, i, r)) return fail(fmt::format("record {} is malformed", i));
-    if (i == 0 && r.timestamp != h.first_timestamp) return fail("first record's timestamp delta is not 0");
+    if (i == 0 && r.timestamp != h.first_timestamp)
+      return fail("first record's timestamp delta is not 0");
     max_ts = std::max(max_ts, r.timestamp);
   }
   if (!rest.empty()) return fail(fmt::format("{} bytes left after the last record", rest.size()));
@@ -169,7 +179,9 @@ std::vector<record_view> decode_records(std::span<const std::byte> batch) {
 
 // ---------------------------------------------------------------------------
 
-batch_builder::batch_builder() { buf_.resize(kBatchHeaderSize); }
+batch_builder::batch_builder() {
+  buf_.resize(kBatchHeaderSize);
+}
 
 namespace {
 
@@ -178,7 +190,9 @@ void put_u(std::vector<std::byte>& b, std::uint64_t v) {
   auto n = varint::put(tmp, v);
   b.insert(b.end(), tmp, tmp + n);
 }
-void put_z(std::vector<std::byte>& b, std::int64_t v) { put_u(b, varint::zigzag(v)); }
+void put_z(std::vector<std::byte>& b, std::int64_t v) {
+  put_u(b, varint::zigzag(v));
+}
 void put_nullable(std::vector<std::byte>& b, std::optional<std::span<const std::byte>> s) {
   if (!s) {
     put_z(b, -1);
@@ -204,11 +218,13 @@ void batch_builder::add(timestamp_ms ts, std::optional<std::span<const std::byte
   max_ts_ = std::max(max_ts_, ts);
   const std::int64_t ts_delta = ts - first_ts_;
   const auto off_delta = static_cast<std::uint64_t>(count_);
-  std::size_t body = 1 + varint::size(varint::zigzag(ts_delta)) + varint::size(off_delta) + nullable_size(key) +
-                     nullable_size(value) + varint::size(headers.size());
-  for (const auto& h : headers) body += varint::size(h.key.size()) + h.key.size() + nullable_size(h.value);
+  std::size_t body = 1 + varint::size(varint::zigzag(ts_delta)) + varint::size(off_delta) +
+                     nullable_size(key) + nullable_size(value) + varint::size(headers.size());
+  for (const auto& h : headers)
+    body += varint::size(h.key.size()) + h.key.size() + nullable_size(h.value);
   if (buf_.capacity() < buf_.size() + body + varint::kMaxBytes)
-    buf_.reserve(std::max(2 * buf_.capacity(), buf_.size() + body + varint::kMaxBytes));  // geometric growth
+    buf_.reserve(
+        std::max(2 * buf_.capacity(), buf_.size() + body + varint::kMaxBytes));  // geometric growth
   put_u(buf_, body);
   buf_.push_back(std::byte{0});
   put_z(buf_, ts_delta);

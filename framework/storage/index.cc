@@ -8,8 +8,9 @@
 namespace ferry::storage::detail {
 
 std::uint32_t segment_index::position_for(std::uint32_t rel) const {
-  auto it = std::upper_bound(offsets.begin(), offsets.end(), rel,
-                             [](std::uint32_t r, const index_entry& e) { return r < e.rel_offset; });
+  auto it =
+      std::upper_bound(offsets.begin(), offsets.end(), rel,
+                       [](std::uint32_t r, const index_entry& e) { return r < e.rel_offset; });
   return it == offsets.begin() ? 0 : std::prev(it)->position;
 }
 
@@ -28,7 +29,8 @@ void segment_index::truncate(std::uint32_t position) {
 namespace {
 
 template <typename Entry, typename Put>
-std::vector<std::byte> encode(index_kind kind, const index_header& h, std::span<const Entry> entries, Put put) {
+std::vector<std::byte> encode(index_kind kind, const index_header& h,
+                              std::span<const Entry> entries, Put put) {
   std::vector<std::byte> b(kIndexHeaderSize + entries.size() * sizeof(Entry));
   std::byte* p = b.data();
   le::store<std::uint32_t>(p, kIndexMagic);
@@ -51,8 +53,9 @@ std::vector<std::byte> encode(index_kind kind, const index_header& h, std::span<
 bool check_common(std::span<const std::byte> bytes, const index_header& expect, index_kind kind,
                   std::size_t entry_size, std::uint32_t& count) {
   auto h = decode_index_header(bytes);
-  if (!h || h->kind != kind || h->base_offset != expect.base_offset || h->log_size != expect.log_size ||
-      h->next_offset != expect.next_offset || h->max_timestamp != expect.max_timestamp)
+  if (!h || h->kind != kind || h->base_offset != expect.base_offset ||
+      h->log_size != expect.log_size || h->next_offset != expect.next_offset ||
+      h->max_timestamp != expect.max_timestamp)
     return false;
   if (bytes.size() != kIndexHeaderSize + std::size_t{h->entry_count} * entry_size) return false;
   std::uint32_t crc = crc32c::value(bytes.data(), 52);
@@ -108,7 +111,8 @@ std::optional<std::vector<index_entry>> decode_offset_index(std::span<const std:
   for (std::uint32_t i = 0; i < n; ++i, q += 8) {
     out[i] = {le::load<std::uint32_t>(q), le::load<std::uint32_t>(q + 4)};
     if (out[i].position >= expect.log_size) return std::nullopt;
-    if (i > 0 && (out[i].rel_offset <= out[i - 1].rel_offset || out[i].position <= out[i - 1].position))
+    if (i > 0 &&
+        (out[i].rel_offset <= out[i - 1].rel_offset || out[i].position <= out[i - 1].position))
       return std::nullopt;
   }
   return out;
@@ -121,9 +125,11 @@ std::optional<std::vector<time_entry>> decode_time_index(std::span<const std::by
   std::vector<time_entry> out(n);
   const std::byte* q = bytes.data() + kIndexHeaderSize;
   for (std::uint32_t i = 0; i < n; ++i, q += 16) {
-    out[i] = {le::load<std::int64_t>(q), le::load<std::uint32_t>(q + 8), le::load<std::uint32_t>(q + 12)};
+    out[i] = {le::load<std::int64_t>(q), le::load<std::uint32_t>(q + 8),
+              le::load<std::uint32_t>(q + 12)};
     if (out[i].position >= expect.log_size) return std::nullopt;
-    if (i > 0 && (out[i].timestamp < out[i - 1].timestamp || out[i].position <= out[i - 1].position))
+    if (i > 0 &&
+        (out[i].timestamp < out[i - 1].timestamp || out[i].position <= out[i - 1].position))
       return std::nullopt;
   }
   return out;

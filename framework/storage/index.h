@@ -59,8 +59,8 @@ struct segment_index {
   timestamp_ms max_timestamp = timestamp_ms::min();
 
   /// Called for each batch, in order, before it is counted.
-  void on_batch(std::uint32_t position, std::uint32_t rel_offset, std::uint32_t length, timestamp_ms batch_max,
-                std::uint32_t interval) {
+  void on_batch(std::uint32_t position, std::uint32_t rel_offset, std::uint32_t length,
+                timestamp_ms batch_max, std::uint32_t interval) {
     if (bytes_since_entry >= interval) {
       offsets.push_back({rel_offset, position});
       times.push_back({max_timestamp.value(), rel_offset, position});

@@ -1,9 +1,9 @@
 #include "ferry/storage/log.h"
 
+#include <fmt/format.h>
+
 #include <algorithm>
 #include <cstring>
-
-#include <fmt/format.h>
 
 #include "ferry/core/crash_point.h"
 #include "ferry/core/endian.h"
@@ -51,8 +51,8 @@ struct segment {
   segment_index idx;
   timestamp_ms max_ts = timestamp_ms::min();
   std::optional<std::uint64_t> corrupt_at;  // data from here on is known bad
-  std::optional<offset> valid_end;          // with corrupt_at from a scan: offset after the last good batch
-  timestamp_ms created;                     // for roll by age
+  std::optional<offset> valid_end;  // with corrupt_at from a scan: offset after the last good batch
+  timestamp_ms created;             // for roll by age
 
   fs::path path(std::string_view suffix) const {
     return log_path.parent_path() / segment_file_name(base, suffix);
@@ -71,7 +71,8 @@ struct scan_result {
 
 // Reads and fully validates every batch from the start of `f`, checking that
 // offsets continue without gaps from `base`.
-result<scan_result> scan_segment(const file& f, offset base, std::uint64_t file_size, std::uint32_t interval) {
+result<scan_result> scan_segment(const file& f, offset base, std::uint64_t file_size,
+                                 std::uint32_t interval) {
   scan_result r;
   r.next = base;
   std::vector<std::byte> buf;
@@ -123,8 +124,9 @@ result<scan_result> scan_segment(const file& f, offset base, std::uint64_t file_
       r.reason = fmt::format("batch base offset {} where {} was expected", h.base_offset, r.next);
       break;
     }
-    r.idx.on_batch(static_cast<std::uint32_t>(pos), static_cast<std::uint32_t>(h.base_offset - base),
-                   h.batch_length, h.max_timestamp, interval);
+    r.idx.on_batch(static_cast<std::uint32_t>(pos),
+                   static_cast<std::uint32_t>(h.base_offset - base), h.batch_length,
+                   h.max_timestamp, interval);
     r.next = h.next_offset();
     pos += h.batch_length;
   }
@@ -135,7 +137,8 @@ result<scan_result> scan_segment(const file& f, offset base, std::uint64_t file_
 // After an invalid batch at `from`: is there any valid batch later in the
 // file whose offset could follow `expected`? If so the bad batch is not a
 // torn tail but damage in the middle of data that was written after it.
-result<std::optional<std::uint64_t>> find_valid_batch_after(const file& f, std::uint64_t from, offset expected,
+result<std::optional<std::uint64_t>> find_valid_batch_after(const file& f, std::uint64_t from,
+                                                            offset expected,
                                                             std::uint64_t file_size) {
   if (file_size <= from + 1) return std::optional<std::uint64_t>();
   std::vector<std::byte> rest(file_size - from);
@@ -148,7 +151,8 @@ result<std::optional<std::uint64_t>> find_valid_batch_after(const file& f, std::
     if (len < kMinBatchBytes || len > kMaxBatchBytes || q + len > rest.size()) continue;
     auto base = offset(le::load<std::int64_t>(p + layout::base_offset));
     if (base < expected || base - expected > (std::int64_t{1} << 31)) continue;
-    if (validate_batch(std::span<const std::byte>(p, len), validation::header_and_crc)) return from + q;
+    if (validate_batch(std::span<const std::byte>(p, len), validation::header_and_crc))
+      return from + q;
   }
   return std::optional<std::uint64_t>();
 }
@@ -185,7 +189,8 @@ struct partition_log::impl {
     if (!failed_ec) {
       failed_ec = ec;
       failure = fmt::format(
-          "partition {} failed stop: {}: {}. Nothing after this is acknowledged; fix the disk, then restart "
+          "partition {} failed stop: {}: {}. Nothing after this is acknowledged; fix the disk, "
+          "then restart "
           "the broker to recover the partition from what is on disk",
           cfg.name, what, ec.message());
       logger()->error("{}", failure);
@@ -228,7 +233,9 @@ struct partition_log::impl {
         FERRY_TRY(f->truncate(0));
         return f->append(bytes);
       }();
-      if (!r) logger()->warn("partition {}: writing index {} failed: {}", cfg.name, p.string(), r.error().message());
+      if (!r)
+        logger()->warn("partition {}: writing index {} failed: {}", cfg.name, p.string(),
+                       r.error().message());
     }
   }
 
@@ -253,7 +260,8 @@ struct partition_log::impl {
       s.valid_end = r.next;
       ++report.corrupt_segments;
       logger()->error(
-          "partition {}: sealed segment {} is corrupt at byte {} ({}); offsets from {} are not served",
+          "partition {}: sealed segment {} is corrupt at byte {} ({}); offsets from {} are not "
+          "served",
           cfg.name, s.log_path.filename().string(), r.valid_bytes, r.reason, r.next);
       s.next = expected_next.value_or(r.next);
       s.readable = r.valid_bytes;
@@ -263,8 +271,9 @@ struct partition_log::impl {
     if (expected_next && *expected_next != r.next) {
       s.corrupt_at = r.valid_bytes;
       ++report.corrupt_segments;
-      logger()->error("partition {}: sealed segment {} ends at offset {} but the next segment starts at {}",
-                      cfg.name, s.log_path.filename().string(), r.next, *expected_next);
+      logger()->error(
+          "partition {}: sealed segment {} ends at offset {} but the next segment starts at {}",
+          cfg.name, s.log_path.filename().string(), r.next, *expected_next);
     }
     write_indexes(s);
     return success();
@@ -278,16 +287,18 @@ struct partition_log::impl {
     if (hdr_bytes && thdr_bytes) {
       auto h = detail::decode_index_header(hdr_bytes.value());
       auto th = detail::decode_index_header(thdr_bytes.value());
-      if (h && th && h->kind == detail::index_kind::offset && th->kind == detail::index_kind::time &&
-          h->base_offset == s.base && h->log_size == s.size && th->log_size == s.size &&
-          h->next_offset == th->next_offset && h->max_timestamp == th->max_timestamp &&
+      if (h && th && h->kind == detail::index_kind::offset &&
+          th->kind == detail::index_kind::time && h->base_offset == s.base &&
+          h->log_size == s.size && th->log_size == s.size && h->next_offset == th->next_offset &&
+          h->max_timestamp == th->max_timestamp &&
           (!expected_next || *expected_next == h->next_offset) && h->next_offset > s.base) {
         s.next = h->next_offset;
         s.max_ts = h->max_timestamp;
         return success();  // entries load (and are CRC-checked) on first use
       }
     }
-    logger()->warn("partition {}: index of {} missing or stale; rebuilding", cfg.name, s.log_path.filename().string());
+    logger()->warn("partition {}: index of {} missing or stale; rebuilding", cfg.name,
+                   s.log_path.filename().string());
     return rebuild_sealed(s, expected_next);
   }
 
@@ -309,7 +320,8 @@ struct partition_log::impl {
         return success();
       }
     }
-    logger()->warn("partition {}: index of {} is damaged; rebuilding", cfg.name, s.log_path.filename().string());
+    logger()->warn("partition {}: index of {} is damaged; rebuilding", cfg.name,
+                   s.log_path.filename().string());
     return rebuild_sealed(s, s.next);
   }
 
@@ -321,14 +333,17 @@ struct partition_log::impl {
       FERRY_TRY(auto later, find_valid_batch_after(*s.f, r.valid_bytes, r.next, s.size));
       if (later && cfg.recovery == recovery_policy::fail) {
         return fail_open(fmt::format(
-            "partition {}: segment {} has an invalid batch at byte {} ({}) but valid data follows at byte {}. "
-            "That is corruption of written data, not a torn tail; refusing to truncate it. Inspect the file, "
-            "restore it, or accept losing offsets from {} by setting storage recovery policy to \"truncate\"",
+            "partition {}: segment {} has an invalid batch at byte {} ({}) but valid data follows "
+            "at byte {}. "
+            "That is corruption of written data, not a torn tail; refusing to truncate it. Inspect "
+            "the file, "
+            "restore it, or accept losing offsets from {} by setting storage recovery policy to "
+            "\"truncate\"",
             cfg.name, s.log_path.filename().string(), r.valid_bytes, r.reason, *later, r.next));
       }
       std::uint64_t cut = s.size - r.valid_bytes;
-      logger()->warn("partition {}: truncating {} bytes of torn tail from {} at byte {} ({})", cfg.name, cut,
-                     s.log_path.filename().string(), r.valid_bytes, r.reason);
+      logger()->warn("partition {}: truncating {} bytes of torn tail from {} at byte {} ({})",
+                     cfg.name, cut, s.log_path.filename().string(), r.valid_bytes, r.reason);
       FERRY_TRY(s.f->truncate(r.valid_bytes));
       report.truncated_bytes += cut;
       s.size = s.synced = s.readable = r.valid_bytes;
@@ -383,7 +398,8 @@ struct partition_log::impl {
         stray.push_back(n);
       } else if (ends(kLogSuffix) && n.size() == 20 + kLogSuffix.size()) {
         std::int64_t b = 0;
-        bool ok = std::all_of(n.begin(), n.begin() + 20, [](char c) { return c >= '0' && c <= '9'; });
+        bool ok =
+            std::all_of(n.begin(), n.begin() + 20, [](char c) { return c >= '0' && c <= '9'; });
         if (ok) {
           for (int i = 0; i < 20; ++i) b = b * 10 + (n[static_cast<std::size_t>(i)] - '0');
           bases.emplace_back(b);
@@ -412,9 +428,11 @@ struct partition_log::impl {
     for (auto& s : segs) total_size += s->size;
     log_end = active().next;
     hw = log_end;
-    report.duration = std::chrono::duration_cast<std::chrono::microseconds>(std::chrono::steady_clock::now() - t0);
-    logger()->info("partition {}: opened {} segment(s), offsets [{}, {}), scanned {} bytes in {} us", cfg.name,
-                   segs.size(), segs.front()->base, log_end, report.bytes_scanned, report.duration.count());
+    report.duration = std::chrono::duration_cast<std::chrono::microseconds>(
+        std::chrono::steady_clock::now() - t0);
+    logger()->info(
+        "partition {}: opened {} segment(s), offsets [{}, {}), scanned {} bytes in {} us", cfg.name,
+        segs.size(), segs.front()->base, log_end, report.bytes_scanned, report.duration.count());
     return success();
   }
 
@@ -432,7 +450,8 @@ struct partition_log::impl {
     }
     crash_point("log.sync.after_fdatasync");
     if (dir_dirty) {
-      if (auto r = e.sync_dir(dir); !r) return fail_stop(r.error(), fmt::format("fsync of directory {}", dir.string()));
+      if (auto r = e.sync_dir(dir); !r)
+        return fail_stop(r.error(), fmt::format("fsync of directory {}", dir.string()));
       dir_dirty = false;
     }
     crash_point("log.sync.before_ack");
@@ -453,9 +472,11 @@ struct partition_log::impl {
     write_indexes(s);
     crash_point("log.roll.after_index");
     if (auto r = create_segment(log_end); !r)
-      return fail_stop(r.error(), fmt::format("creating segment {}", segment_file_name(log_end, kLogSuffix)));
+      return fail_stop(r.error(),
+                       fmt::format("creating segment {}", segment_file_name(log_end, kLogSuffix)));
     crash_point("log.roll.after_create");
-    logger()->info("partition {}: rolled to segment {}", cfg.name, segment_file_name(log_end, kLogSuffix));
+    logger()->info("partition {}: rolled to segment {}", cfg.name,
+                   segment_file_name(log_end, kLogSuffix));
     return success();
   }
 
@@ -484,7 +505,8 @@ struct partition_log::impl {
       auto ec = r.error();
       auto undo = s.f->truncate(before);
       if (undo && is_no_space(ec)) {
-        logger()->warn("partition {}: disk full appending {} bytes; nothing was written", cfg.name, batch.size());
+        logger()->warn("partition {}: disk full appending {} bytes; nothing was written", cfg.name,
+                       batch.size());
         return errc::no_space;
       }
       return fail_stop(ec, fmt::format("write to {}", s.log_path.string()));
@@ -492,7 +514,8 @@ struct partition_log::impl {
     crash_point("log.append.after_write");
     if (s.size == 0) s.created = clk.wall_now();
     s.idx.on_batch(static_cast<std::uint32_t>(before), static_cast<std::uint32_t>(log_end - s.base),
-                   static_cast<std::uint32_t>(batch.size()), h.max_timestamp, cfg.index_interval_bytes);
+                   static_cast<std::uint32_t>(batch.size()), h.max_timestamp,
+                   cfg.index_interval_bytes);
     s.max_ts = s.idx.max_timestamp;
     s.size += batch.size();
     total_size += batch.size();
@@ -510,8 +533,9 @@ struct partition_log::impl {
   // --- reading -------------------------------------------------------------
 
   std::size_t segment_for(offset o) const {
-    auto it = std::upper_bound(segs.begin(), segs.end(), o,
-                               [](offset x, const std::unique_ptr<segment>& s) { return x < s->base; });
+    auto it =
+        std::upper_bound(segs.begin(), segs.end(), o,
+                         [](offset x, const std::unique_ptr<segment>& s) { return x < s->base; });
     return static_cast<std::size_t>(std::distance(segs.begin(), it)) - 1;
   }
 
@@ -539,14 +563,16 @@ struct partition_log::impl {
       auto& s = *segs[i];
       FERRY_TRY(ensure_index(s));
       const std::uint64_t limit = s.corrupt_at ? std::min(s.readable, *s.corrupt_at) : s.readable;
-      std::uint64_t pos = out.next_offset > s.base
-                              ? s.idx.position_for(static_cast<std::uint32_t>(out.next_offset - s.base))
-                              : 0;
+      std::uint64_t pos =
+          out.next_offset > s.base
+              ? s.idx.position_for(static_cast<std::uint32_t>(out.next_offset - s.base))
+              : 0;
       while (pos < limit && out.data.size() < max_bytes) {
         if (limit - pos < kMinBatchBytes) {
           return bad(s, pos, "trailing bytes shorter than a batch");
         }
-        std::size_t want = static_cast<std::size_t>(std::min<std::uint64_t>(max_bytes - out.data.size(), limit - pos));
+        std::size_t want = static_cast<std::size_t>(
+            std::min<std::uint64_t>(max_bytes - out.data.size(), limit - pos));
         want = std::max(want, kBatchHeaderSize);
         const std::size_t at = out.data.size();
         out.data.resize(at + want);
@@ -565,7 +591,8 @@ struct partition_log::impl {
           }
           if (used + h.batch_length > n) break;  // incomplete in this chunk
           std::string why;
-          if (!validate_batch(std::span<const std::byte>(p, h.batch_length), validation::header_and_crc, &why)) {
+          if (!validate_batch(std::span<const std::byte>(p, h.batch_length),
+                              validation::header_and_crc, &why)) {
             out.data.resize(at + used);
             return bad(s, pos + used, why);
           }
@@ -573,11 +600,13 @@ struct partition_log::impl {
           if (h.base_offset != expected || (out.batches == 0 && h.base_offset > out.next_offset)) {
             out.data.resize(at + used);
             return bad(s, pos + used,
-                       fmt::format("offset gap: batch at {} when {} was expected", h.base_offset, out.next_offset));
+                       fmt::format("offset gap: batch at {} when {} was expected", h.base_offset,
+                                   out.next_offset));
           }
           if (out.batches == 0 && h.next_offset() <= out.next_offset) {
             // Wholly before the requested offset: drop it from the output.
-            std::memmove(out.data.data() + at + used, p + h.batch_length, n - used - h.batch_length);
+            std::memmove(out.data.data() + at + used, p + h.batch_length,
+                         n - used - h.batch_length);
             n -= h.batch_length;
             pos += h.batch_length;
             continue;
@@ -604,17 +633,21 @@ struct partition_log::impl {
           }
         }
       }
-      if (s.corrupt_at && pos >= *s.corrupt_at) return bad(s, pos, "previously detected corruption");
-      if (s.readable < s.size || out.data.size() >= max_bytes) break;  // uncommitted beyond, or full
+      if (s.corrupt_at && pos >= *s.corrupt_at)
+        return bad(s, pos, "previously detected corruption");
+      if (s.readable < s.size || out.data.size() >= max_bytes)
+        break;  // uncommitted beyond, or full
       if (i + 1 < segs.size() && out.next_offset < segs[i + 1]->base) {
-        return bad(s, pos, fmt::format("offsets [{}, {}) are missing before the next segment", out.next_offset,
-                                       segs[i + 1]->base));
+        return bad(s, pos,
+                   fmt::format("offsets [{}, {}) are missing before the next segment",
+                               out.next_offset, segs[i + 1]->base));
       }
     }
     if (out.batches == 0) {
       // Below the high watermark there is always a batch to serve; finding
       // none means the log's metadata and its data disagree.
-      logger()->error("partition {}: no batch found for offset {} below high watermark {}", cfg.name, from, hw);
+      logger()->error("partition {}: no batch found for offset {} below high watermark {}",
+                      cfg.name, from, hw);
       return errc::corrupt_log;
     }
     return out;
@@ -639,7 +672,8 @@ struct partition_log::impl {
           buf.resize(h.batch_length);
           FERRY_TRY(auto m, s.f->read_at(pos, buf));
           std::string why;
-          if (m != buf.size() || !validate_batch(buf, validation::full, &why)) return corrupt(s, pos, why);
+          if (m != buf.size() || !validate_batch(buf, validation::full, &why))
+            return corrupt(s, pos, why);
           std::optional<offset> found;
           for_each_record(buf, [&](const record_view& r) {
             if (r.timestamp >= ts) {
@@ -678,7 +712,8 @@ struct partition_log::impl {
         }
       }
       logger()->info("partition {}: retention deletes segment {} ({} bytes, {})", cfg.name,
-                     s.log_path.filename().string(), s.size, expired ? "expired" : "over retention bytes");
+                     s.log_path.filename().string(), s.size,
+                     expired ? "expired" : "over retention bytes");
       total_size -= s.size;
       out.bytes_deleted += s.size;
       ++out.segments_deleted;
@@ -730,9 +765,11 @@ struct partition_log::impl {
         FERRY_TRY(auto n, s.f->read_at(pos, hdr));
         if (n < kBatchHeaderSize) return errc::corrupt_log;
         auto h = batch_header::decode(hdr);
-        if (h.batch_length < kMinBatchBytes || pos + h.batch_length > limit) return errc::corrupt_log;
+        if (h.batch_length < kMinBatchBytes || pos + h.batch_length > limit)
+          return errc::corrupt_log;
         if (h.base_offset == o) break;
-        if (h.base_offset > o || h.next_offset() > o) return errc::invalid_batch;  // not a batch boundary
+        if (h.base_offset > o || h.next_offset() > o)
+          return errc::invalid_batch;  // not a batch boundary
         pos += h.batch_length;
       }
     }
@@ -750,10 +787,13 @@ struct partition_log::impl {
       segs.pop_back();
     }
     total_size -= s.size - pos;
-    if (auto r = s.f->truncate(pos); !r) return fail_stop(r.error(), "truncate of " + s.log_path.string());
+    if (auto r = s.f->truncate(pos); !r)
+      return fail_stop(r.error(), "truncate of " + s.log_path.string());
     crash_point("log.truncate.after_truncate");
-    if (auto r = s.f->sync(); !r) return fail_stop(r.error(), "fdatasync of " + s.log_path.string());
-    if (auto r = e.sync_dir(dir); !r) return fail_stop(r.error(), "fsync of directory " + dir.string());
+    if (auto r = s.f->sync(); !r)
+      return fail_stop(r.error(), "fdatasync of " + s.log_path.string());
+    if (auto r = e.sync_dir(dir); !r)
+      return fail_stop(r.error(), "fsync of directory " + dir.string());
     ++syncs;
     s.size = s.synced = s.readable = pos;
     // Rebuild the in-memory index of what is left.
@@ -778,16 +818,19 @@ struct partition_log::impl {
 partition_log::partition_log(std::unique_ptr<impl> i) : impl_(std::move(i)) {}
 partition_log::~partition_log() = default;
 
-result<std::unique_ptr<partition_log>> partition_log::open(env& e, const fs::path& dir, log_config config,
-                                                           const clock& c) {
-  if (config.segment_bytes < kMinBatchBytes || config.index_interval_bytes == 0 || config.max_batch_bytes == 0)
+result<std::unique_ptr<partition_log>> partition_log::open(env& e, const fs::path& dir,
+                                                           log_config config, const clock& c) {
+  if (config.segment_bytes < kMinBatchBytes || config.index_interval_bytes == 0 ||
+      config.max_batch_bytes == 0)
     return ferry::errc::invalid_argument;
   auto i = std::make_unique<impl>(e, dir, std::move(config), c);
   FERRY_TRY(i->open_all());
   return std::unique_ptr<partition_log>(new partition_log(std::move(i)));
 }
 
-result<append_result> partition_log::append(std::span<std::byte> batch) { return impl_->append(batch); }
+result<append_result> partition_log::append(std::span<std::byte> batch) {
+  return impl_->append(batch);
+}
 result<offset> partition_log::sync() {
   FERRY_TRY(impl_->sync_all());
   return impl_->hw;
@@ -798,21 +841,45 @@ result<bool> partition_log::sync_if_due() {
   FERRY_TRY(impl_->sync_all());
   return true;
 }
-result<read_result> partition_log::read(offset from, std::size_t max_bytes) { return impl_->read(from, max_bytes); }
+result<read_result> partition_log::read(offset from, std::size_t max_bytes) {
+  return impl_->read(from, max_bytes);
+}
 result<std::optional<offset>> partition_log::offset_for_timestamp(timestamp_ms ts) {
   return impl_->offset_for_timestamp(ts);
 }
-result<retention_result> partition_log::apply_retention() { return impl_->apply_retention(); }
-result<std::size_t> partition_log::remove_deleted() { return impl_->remove_deleted(); }
-result<void> partition_log::roll() { return impl_->roll(); }
-result<void> partition_log::truncate_to(offset o) { return impl_->truncate_to(o); }
-offset partition_log::log_start_offset() const noexcept { return impl_->segs.front()->base; }
-offset partition_log::log_end_offset() const noexcept { return impl_->log_end; }
-offset partition_log::high_watermark() const noexcept { return impl_->hw; }
-const recovery_report& partition_log::recovery() const noexcept { return impl_->report; }
-bool partition_log::failed() const noexcept { return static_cast<bool>(impl_->failed_ec); }
-const std::string& partition_log::failure_reason() const noexcept { return impl_->failure; }
-const log_config& partition_log::config() const noexcept { return impl_->cfg; }
+result<retention_result> partition_log::apply_retention() {
+  return impl_->apply_retention();
+}
+result<std::size_t> partition_log::remove_deleted() {
+  return impl_->remove_deleted();
+}
+result<void> partition_log::roll() {
+  return impl_->roll();
+}
+result<void> partition_log::truncate_to(offset o) {
+  return impl_->truncate_to(o);
+}
+offset partition_log::log_start_offset() const noexcept {
+  return impl_->segs.front()->base;
+}
+offset partition_log::log_end_offset() const noexcept {
+  return impl_->log_end;
+}
+offset partition_log::high_watermark() const noexcept {
+  return impl_->hw;
+}
+const recovery_report& partition_log::recovery() const noexcept {
+  return impl_->report;
+}
+bool partition_log::failed() const noexcept {
+  return static_cast<bool>(impl_->failed_ec);
+}
+const std::string& partition_log::failure_reason() const noexcept {
+  return impl_->failure;
+}
+const log_config& partition_log::config() const noexcept {
+  return impl_->cfg;
+}
 
 log_stats partition_log::stats() const {
   log_stats s;

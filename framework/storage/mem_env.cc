@@ -37,10 +37,16 @@ std::string norm(const fs::path& p) {
   return s;
 }
 
-std::string parent_of(const std::string& key) { return fs::path(key).parent_path().string(); }
-std::string name_of(const std::string& key) { return fs::path(key).filename().string(); }
+std::string parent_of(const std::string& key) {
+  return fs::path(key).parent_path().string();
+}
+std::string name_of(const std::string& key) {
+  return fs::path(key).filename().string();
+}
 
-std::error_code err(std::errc e) { return std::make_error_code(e); }
+std::error_code err(std::errc e) {
+  return std::make_error_code(e);
+}
 
 }  // namespace
 
@@ -83,7 +89,8 @@ namespace {
 
 class mem_file final : public file {
  public:
-  mem_file(std::shared_ptr<mem_env::state> s, std::shared_ptr<inode> node, std::string path, std::uint64_t epoch)
+  mem_file(std::shared_ptr<mem_env::state> s, std::shared_ptr<inode> node, std::string path,
+           std::uint64_t epoch)
       : s_(std::move(s)), node_(std::move(node)), path_(std::move(path)), epoch_(epoch) {}
 
   result<std::size_t> read_at(std::uint64_t pos, std::span<std::byte> out) const override {
@@ -114,7 +121,8 @@ class mem_file final : public file {
         fail = err(std::errc::no_space_on_device);
       }
     }
-    node_->data.insert(node_->data.end(), data.begin(), data.begin() + static_cast<std::ptrdiff_t>(n));
+    node_->data.insert(node_->data.end(), data.begin(),
+                       data.begin() + static_cast<std::ptrdiff_t>(n));
     if (fail) return fail;
     return success();
   }
@@ -165,7 +173,8 @@ result<std::unique_ptr<file>> mem_env::open(const fs::path& p, open_mode mode) {
   auto it = dir->files.find(name);
   std::shared_ptr<inode> node;
   if (it == dir->files.end()) {
-    if (mode == open_mode::read_only || mode == open_mode::read_write) return err(std::errc::no_such_file_or_directory);
+    if (mode == open_mode::read_only || mode == open_mode::read_write)
+      return err(std::errc::no_such_file_or_directory);
     if (s_->dirs.count(key)) return err(std::errc::is_a_directory);
     node = std::make_shared<inode>();
     dir->files[name] = node;
@@ -209,7 +218,8 @@ result<void> mem_env::remove_file(const fs::path& p) {
   std::lock_guard lock(s_->mu);
   auto key = norm(p);
   auto* dir = s_->find_dir(parent_of(key));
-  if (dir == nullptr || dir->files.erase(name_of(key)) == 0) return err(std::errc::no_such_file_or_directory);
+  if (dir == nullptr || dir->files.erase(name_of(key)) == 0)
+    return err(std::errc::no_such_file_or_directory);
   return success();
 }
 
@@ -351,7 +361,8 @@ std::optional<std::vector<std::byte>> mem_env::contents(const fs::path& p) const
   return it->second->data;
 }
 
-void mem_env::corrupt(const fs::path& p, const std::function<void(std::vector<std::byte>&)>& mutate) {
+void mem_env::corrupt(const fs::path& p,
+                      const std::function<void(std::vector<std::byte>&)>& mutate) {
   std::lock_guard lock(s_->mu);
   auto key = norm(p);
   auto* dir = s_->find_dir(parent_of(key));

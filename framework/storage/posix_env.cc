@@ -22,7 +22,8 @@ class posix_file final : public file {
   result<std::size_t> read_at(std::uint64_t pos, std::span<std::byte> out) const override {
     std::size_t done = 0;
     while (done < out.size()) {
-      ssize_t n = ::pread(fd_, out.data() + done, out.size() - done, static_cast<off_t>(pos + done));
+      ssize_t n =
+          ::pread(fd_, out.data() + done, out.size() - done, static_cast<off_t>(pos + done));
       if (n < 0) {
         if (errno == EINTR) continue;
         return errno_code();
@@ -77,10 +78,18 @@ class posix_env_impl final : public env {
   result<std::unique_ptr<file>> open(const fs::path& p, open_mode mode) override {
     int flags = O_CLOEXEC;
     switch (mode) {
-      case open_mode::read_only: flags |= O_RDONLY; break;
-      case open_mode::read_write: flags |= O_RDWR; break;
-      case open_mode::create: flags |= O_RDWR | O_CREAT; break;
-      case open_mode::create_new: flags |= O_RDWR | O_CREAT | O_EXCL; break;
+      case open_mode::read_only:
+        flags |= O_RDONLY;
+        break;
+      case open_mode::read_write:
+        flags |= O_RDWR;
+        break;
+      case open_mode::create:
+        flags |= O_RDWR | O_CREAT;
+        break;
+      case open_mode::create_new:
+        flags |= O_RDWR | O_CREAT | O_EXCL;
+        break;
     }
     int fd;
     do {
@@ -93,7 +102,8 @@ class posix_env_impl final : public env {
       ::close(fd);
       return ec;
     }
-    return std::unique_ptr<file>(std::make_unique<posix_file>(fd, static_cast<std::uint64_t>(st.st_size)));
+    return std::unique_ptr<file>(
+        std::make_unique<posix_file>(fd, static_cast<std::uint64_t>(st.st_size)));
   }
 
   result<std::vector<std::string>> list_dir(const fs::path& dir) override {

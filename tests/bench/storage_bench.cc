@@ -63,7 +63,9 @@ void BM_AppendDurable(benchmark::State& state) {
   const int records = static_cast<int>(state.range(0));
   const int group = static_cast<int>(state.range(1));
   auto dir = fresh_dir("append");
-  auto log = st::partition_log::open(st::posix_env(), dir, bench_config(), ferry::system_clock::instance()).value();
+  auto log =
+      st::partition_log::open(st::posix_env(), dir, bench_config(), ferry::system_clock::instance())
+          .value();
   std::vector<std::vector<std::byte>> batches;
   for (int g = 0; g < group; ++g) batches.push_back(make_batch(records, 256, g * records));
   std::int64_t bytes = 0;
@@ -97,7 +99,9 @@ struct read_fixture {
   std::int64_t records = 0;
   read_fixture() {
     dir = fresh_dir("read");
-    auto log = st::partition_log::open(st::posix_env(), dir, bench_config(), ferry::system_clock::instance()).value();
+    auto log = st::partition_log::open(st::posix_env(), dir, bench_config(),
+                                       ferry::system_clock::instance())
+                   .value();
     auto b = make_batch(1024, 256);
     for (int i = 0; i < 2000; ++i) {  // 2,048,000 records, ~560 MB
       (void)log->append(b);
@@ -116,7 +120,9 @@ read_fixture& reads() {
 template <bool Decode>
 void sequential_read(benchmark::State& state) {
   auto& f = reads();
-  auto log = st::partition_log::open(st::posix_env(), f.dir, bench_config(), ferry::system_clock::instance()).value();
+  auto log = st::partition_log::open(st::posix_env(), f.dir, bench_config(),
+                                     ferry::system_clock::instance())
+                 .value();
   std::int64_t n = 0, bytes = 0;
   for (auto _ : state) {
     ferry::offset at(0);
@@ -132,7 +138,8 @@ void sequential_read(benchmark::State& state) {
         while (!d.empty()) {
           auto h = st::batch_header::decode(d.data());
           std::size_t sum = 0;
-          st::for_each_record(d.first(h.batch_length), [&](const st::record_view& rv) { sum += rv.value->size(); });
+          st::for_each_record(d.first(h.batch_length),
+                              [&](const st::record_view& rv) { sum += rv.value->size(); });
           benchmark::DoNotOptimize(sum);
           d = d.subspan(h.batch_length);
         }
@@ -145,8 +152,12 @@ void sequential_read(benchmark::State& state) {
   state.SetBytesProcessed(bytes);
 }
 
-void BM_SequentialRead(benchmark::State& state) { sequential_read<false>(state); }
-void BM_SequentialReadDecode(benchmark::State& state) { sequential_read<true>(state); }
+void BM_SequentialRead(benchmark::State& state) {
+  sequential_read<false>(state);
+}
+void BM_SequentialReadDecode(benchmark::State& state) {
+  sequential_read<true>(state);
+}
 BENCHMARK(BM_SequentialRead)->UseRealTime()->Unit(benchmark::kMillisecond);
 BENCHMARK(BM_SequentialReadDecode)->UseRealTime()->Unit(benchmark::kMillisecond);
 
@@ -177,14 +188,16 @@ void BM_Recovery(benchmark::State& state) {
   auto cfg = bench_config();
   cfg.segment_bytes = 1 << 20;
   {
-    auto log = st::partition_log::open(st::posix_env(), dir, cfg, ferry::system_clock::instance()).value();
+    auto log =
+        st::partition_log::open(st::posix_env(), dir, cfg, ferry::system_clock::instance()).value();
     auto b = make_batch(256, 256);  // ~70 KiB
     for (int i = 0; i < static_cast<int>(state.range(0)) * 15; ++i) (void)log->append(b);
     (void)log->sync();
   }
   std::size_t segments = 0;
   for (auto _ : state) {
-    auto log = st::partition_log::open(st::posix_env(), dir, cfg, ferry::system_clock::instance()).value();
+    auto log =
+        st::partition_log::open(st::posix_env(), dir, cfg, ferry::system_clock::instance()).value();
     segments = log->stats().segments;
     benchmark::DoNotOptimize(log.get());
   }

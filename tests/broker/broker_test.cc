@@ -101,7 +101,9 @@ TEST_F(BrokerTest, CreateListDescribeDeleteTopics) {
 TEST_F(BrokerTest, ProduceThenFetchReturnsTheSameRecords) {
   wire_client c(endpoint_);
   ASSERT_EQ(c.create_topic("orders", 2), ErrorCode::None);
-  auto res = c.produce({{"orders", 0, make_batch(3, 0)}, {"orders", 1, make_batch(2, 100)}, {"orders", 0, make_batch(2, 3)}});
+  auto res = c.produce({{"orders", 0, make_batch(3, 0)},
+                        {"orders", 1, make_batch(2, 100)},
+                        {"orders", 0, make_batch(2, 3)}});
   ASSERT_EQ(res.size(), 3u);
   EXPECT_EQ(res[0].error, ErrorCode::None);
   EXPECT_EQ(res[0].base, 0);
@@ -147,9 +149,14 @@ TEST_F(BrokerTest, GarbageFramesGetAnErrorAndTheBrokerKeepsServing) {
   };
   // Random bytes, empty frame, a valid envelope cut short, wrong identifier.
   flatbuffers::FlatBufferBuilder fbb;
-  auto valid = protocol::finish_envelope(fbb, 7, wire::Body::ListTopicsRequest, wire::CreateListTopicsRequest(fbb).Union());
-  std::vector<std::vector<std::byte>> inputs = {garbage(1), garbage(100), garbage(5000), {},
-                                                std::vector<std::byte>(valid.begin(), valid.begin() + 10)};
+  auto valid = protocol::finish_envelope(fbb, 7, wire::Body::ListTopicsRequest,
+                                         wire::CreateListTopicsRequest(fbb).Union());
+  std::vector<std::vector<std::byte>> inputs = {
+      garbage(1),
+      garbage(100),
+      garbage(5000),
+      {},
+      std::vector<std::byte>(valid.begin(), valid.begin() + 10)};
   auto wrong_id = valid;
   wrong_id[4] = std::byte{'X'};
   inputs.push_back(wrong_id);
@@ -162,14 +169,17 @@ TEST_F(BrokerTest, GarbageFramesGetAnErrorAndTheBrokerKeepsServing) {
   }
   // A produce whose entry points at a data frame that does not exist.
   flatbuffers::FlatBufferBuilder fbb2;
-  std::vector<flatbuffers::Offset<wire::ProduceEntry>> v{wire::CreateProduceEntry(fbb2, fbb2.CreateString("t"), 0, 3)};
-  auto r = bad.call(fbb2, wire::Body::ProduceRequest, wire::CreateProduceRequest(fbb2, fbb2.CreateVector(v)).Union());
+  std::vector<flatbuffers::Offset<wire::ProduceEntry>> v{
+      wire::CreateProduceEntry(fbb2, fbb2.CreateString("t"), 0, 3)};
+  auto r = bad.call(fbb2, wire::Body::ProduceRequest,
+                    wire::CreateProduceRequest(fbb2, fbb2.CreateVector(v)).Union());
   ASSERT_TRUE(r && r->env);
   EXPECT_EQ(r->env->body_type(), wire::Body::ErrorResponse);
   EXPECT_NE(r->env->body_as_ErrorResponse()->message()->str().find("frame"), std::string::npos);
   // A response sent as a request.
   flatbuffers::FlatBufferBuilder fbb3;
-  auto r2 = bad.call(fbb3, wire::Body::ListTopicsResponse, wire::CreateListTopicsResponse(fbb3).Union());
+  auto r2 =
+      bad.call(fbb3, wire::Body::ListTopicsResponse, wire::CreateListTopicsResponse(fbb3).Union());
   ASSERT_TRUE(r2 && r2->env);
   EXPECT_EQ(r2->env->body_type(), wire::Body::ErrorResponse);
   // The good client never noticed.
@@ -182,8 +192,10 @@ TEST_F(BrokerTest, TooManyEntriesIsRefusedWithTheLimit) {
   ASSERT_EQ(c.create_topic("t", 1), ErrorCode::None);
   flatbuffers::FlatBufferBuilder fbb;
   std::vector<flatbuffers::Offset<wire::FetchEntry>> v;
-  for (int i = 0; i < 5000; ++i) v.push_back(wire::CreateFetchEntry(fbb, fbb.CreateString("t"), 0, 0));
-  auto r = c.call(fbb, wire::Body::FetchRequest, wire::CreateFetchRequest(fbb, fbb.CreateVector(v)).Union());
+  for (int i = 0; i < 5000; ++i)
+    v.push_back(wire::CreateFetchEntry(fbb, fbb.CreateString("t"), 0, 0));
+  auto r = c.call(fbb, wire::Body::FetchRequest,
+                  wire::CreateFetchRequest(fbb, fbb.CreateVector(v)).Union());
   ASSERT_TRUE(r && r->env);
   ASSERT_EQ(r->env->body_type(), wire::Body::ErrorResponse);
   EXPECT_NE(r->env->body_as_ErrorResponse()->message()->str().find("limit"), std::string::npos);
@@ -237,7 +249,8 @@ TEST_F(BrokerTest, RecordsSurviveARestartBetweenProduceAndConsume) {
   {
     wire_client c(endpoint_);
     ASSERT_EQ(c.create_topic("orders", 2), ErrorCode::None);
-    for (int i = 0; i < 20; ++i) ASSERT_EQ(c.produce_one("orders", i % 2, make_batch(5, i * 5, 2000)).error, ErrorCode::None);
+    for (int i = 0; i < 20; ++i)
+      ASSERT_EQ(c.produce_one("orders", i % 2, make_batch(5, i * 5, 2000)).error, ErrorCode::None);
   }
   restart();
   wire_client c(endpoint_);
@@ -286,7 +299,8 @@ TEST_F(BrokerTest, OversizedMessageDropsOnlyThatPeer) {
   ASSERT_EQ(good.create_topic("t", 1), ErrorCode::None);
   {
     wire_client bad(endpoint_);
-    bad.send_raw({std::vector<std::byte>(2 << 20)});  // over ZMQ_MAXMSGSIZE: libzmq drops the connection
+    bad.send_raw(
+        {std::vector<std::byte>(2 << 20)});  // over ZMQ_MAXMSGSIZE: libzmq drops the connection
     EXPECT_FALSE(bad.recv(std::chrono::milliseconds(300)).has_value());
   }
   EXPECT_EQ(good.produce_one("t", 0, make_batch(1)).error, ErrorCode::None);
@@ -297,10 +311,12 @@ TEST_F(BrokerTest, GracefulStopAnswersWhatWasQueued) {
   ASSERT_EQ(c.create_topic("t", 1), ErrorCode::None);
   // A parked long poll is answered at stop, not dropped.
   flatbuffers::FlatBufferBuilder fbb;
-  std::vector<flatbuffers::Offset<wire::FetchEntry>> v{wire::CreateFetchEntry(fbb, fbb.CreateString("t"), 0, 0)};
+  std::vector<flatbuffers::Offset<wire::FetchEntry>> v{
+      wire::CreateFetchEntry(fbb, fbb.CreateString("t"), 0, 0)};
   std::vector<std::vector<std::byte>> frames;
-  frames.push_back(protocol::finish_envelope(fbb, 42, wire::Body::FetchRequest,
-                                             wire::CreateFetchRequest(fbb, fbb.CreateVector(v), 30000).Union()));
+  frames.push_back(
+      protocol::finish_envelope(fbb, 42, wire::Body::FetchRequest,
+                                wire::CreateFetchRequest(fbb, fbb.CreateVector(v), 30000).Union()));
   c.send_raw(std::move(frames));
   std::this_thread::sleep_for(std::chrono::milliseconds(100));
   broker_->stop();
@@ -318,7 +334,8 @@ TEST_F(BrokerTest, RetentionRunsInTheBackground) {
                   wire::CreateCreateTopicRequest(fbb, fbb.CreateString("t"), conf).Union());
   ASSERT_TRUE(r && r->env);
   ASSERT_EQ(r->env->body_as_CreateTopicResponse()->error(), ErrorCode::None);
-  for (int i = 0; i < 40; ++i) ASSERT_EQ(c.produce_one("t", 0, make_batch(2, 2 * i, 1000)).error, ErrorCode::None);
+  for (int i = 0; i < 40; ++i)
+    ASSERT_EQ(c.produce_one("t", 0, make_batch(2, 2 * i, 1000)).error, ErrorCode::None);
   std::int64_t start = 0;
   for (int tries = 0; tries < 100 && start == 0; ++tries) {
     std::this_thread::sleep_for(std::chrono::milliseconds(20));

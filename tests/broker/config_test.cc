@@ -22,7 +22,8 @@ env_lookup fake_env(std::map<std::string, std::string> vars) {
 }
 
 std::filesystem::path write_toml(const std::string& text) {
-  auto p = std::filesystem::temp_directory_path() / ("ferry-config-test-" + std::to_string(::getpid()) + ".toml");
+  auto p = std::filesystem::temp_directory_path() /
+           ("ferry-config-test-" + std::to_string(::getpid()) + ".toml");
   std::ofstream(p) << text;
   return p;
 }
@@ -39,7 +40,9 @@ flush = "interval"
 flush_interval_ms = 200
 )");
   std::string err;
-  auto c = load_config(file, fake_env({{"FERRY_TOPICS_PARTITIONS", "12"}, {"FERRY_LISTEN", "tcp://127.0.0.1:7600"}}), err);
+  auto c = load_config(
+      file, fake_env({{"FERRY_TOPICS_PARTITIONS", "12"}, {"FERRY_LISTEN", "tcp://127.0.0.1:7600"}}),
+      err);
   ASSERT_TRUE(c) << err;
   EXPECT_EQ(c.value().data_dir, "/var/lib/ferry");
   EXPECT_EQ(c.value().listen, "tcp://127.0.0.1:7600") << "environment beats the file";

@@ -3,11 +3,10 @@
 // at its offset with its value, no offset holds two values, no record is
 // stored twice. The last cycle stops ferryd with SIGTERM instead and expects
 // a clean exit.
+#include <gtest/gtest.h>
 #include <signal.h>
 #include <sys/wait.h>
 #include <unistd.h>
-
-#include <gtest/gtest.h>
 
 #include <atomic>
 #include <cstdio>
@@ -40,8 +39,8 @@ ferryd_process start_ferryd(const std::filesystem::path& dir) {
     ::dup2(fds[1], 1);
     ::close(fds[0]);
     ::close(fds[1]);
-    ::execl(FERRY_FERRYD, FERRY_FERRYD, "--data-dir", dir.c_str(), "--listen", "tcp://127.0.0.1:*", "--log-level",
-            "warn", static_cast<char*>(nullptr));
+    ::execl(FERRY_FERRYD, FERRY_FERRYD, "--data-dir", dir.c_str(), "--listen", "tcp://127.0.0.1:*",
+            "--log-level", "warn", static_cast<char*>(nullptr));
     ::_exit(127);
   }
   ::close(fds[1]);
@@ -86,14 +85,15 @@ TEST(FerrydKill, AcknowledgedRecordsSurviveKillDashNine) {
           storage::batch_builder b;
           std::vector<std::string> values;
           for (int r = 0; r < 5; ++r) {
-            values.push_back("c" + std::to_string(cycle) + "-p" + std::to_string(t) + "-" + std::to_string(seq) + "-" +
-                             std::to_string(r));
+            values.push_back("c" + std::to_string(cycle) + "-p" + std::to_string(t) + "-" +
+                             std::to_string(seq) + "-" + std::to_string(r));
             b.add(system_clock::instance().wall_now(), "k", values.back());
           }
           flatbuffers::FlatBufferBuilder fbb;
           std::vector<flatbuffers::Offset<wire::ProduceEntry>> v{
               wire::CreateProduceEntry(fbb, fbb.CreateString("orders"), partition, 1)};
-          auto r = c.call(fbb, wire::Body::ProduceRequest, wire::CreateProduceRequest(fbb, fbb.CreateVector(v)).Union(),
+          auto r = c.call(fbb, wire::Body::ProduceRequest,
+                          wire::CreateProduceRequest(fbb, fbb.CreateVector(v)).Union(),
                           {b.finish()}, std::chrono::milliseconds(1500));
           if (!r || !r->env) return;  // broker gone: this send was never confirmed
           auto* res = r->env->body_as_ProduceResponse()->results()->Get(0);
@@ -111,7 +111,8 @@ TEST(FerrydKill, AcknowledgedRecordsSurviveKillDashNine) {
     stop = true;
     for (auto& p : producers) p.join();
     if (graceful) {
-      EXPECT_TRUE(WIFEXITED(status) && WEXITSTATUS(status) == 0) << "SIGTERM must stop ferryd cleanly";
+      EXPECT_TRUE(WIFEXITED(status) && WEXITSTATUS(status) == 0)
+          << "SIGTERM must stop ferryd cleanly";
     } else {
       EXPECT_TRUE(WIFSIGNALED(status));
     }
@@ -134,7 +135,8 @@ TEST(FerrydKill, AcknowledgedRecordsSurviveKillDashNine) {
         auto h = storage::batch_header::decode(data.data());
         storage::for_each_record(data.first(h.batch_length), [&](const storage::record_view& r) {
           if (r.off.value() < at) return;
-          auto [it, inserted] = stored.emplace(std::pair{p, r.off.value()}, std::string(r.value_str()));
+          auto [it, inserted] =
+              stored.emplace(std::pair{p, r.off.value()}, std::string(r.value_str()));
           EXPECT_TRUE(inserted) << "offset served twice";
           if (!seen.insert(std::string(r.value_str())).second) ++duplicates;
         });
@@ -155,9 +157,9 @@ TEST(FerrydKill, AcknowledgedRecordsSurviveKillDashNine) {
   int status = 0;
   ::waitpid(d.pid, &status, 0);
   std::filesystem::remove_all(dir);
-  std::printf("ferryd kill -9: cycles=%d acked=%lld stored=%zu lost=%lld duplicates=%lld\n", kCycles,
-              static_cast<long long>(acked_records), stored.size(), static_cast<long long>(lost),
-              static_cast<long long>(duplicates));
+  std::printf("ferryd kill -9: cycles=%d acked=%lld stored=%zu lost=%lld duplicates=%lld\n",
+              kCycles, static_cast<long long>(acked_records), stored.size(),
+              static_cast<long long>(lost), static_cast<long long>(duplicates));
   EXPECT_GT(acked_records, 0) << "nothing was acknowledged: the test proved nothing";
   EXPECT_EQ(lost, 0);
   EXPECT_EQ(duplicates, 0);

@@ -8,7 +8,6 @@
 #include <optional>
 #include <string>
 #include <vector>
-
 #include <zmq.hpp>
 
 #include "ferry/core/clock.h"
@@ -37,7 +36,8 @@ class wire_client {
   }
 
   /// Waits for one reply; nullopt on timeout. The envelope is verified.
-  std::optional<reply_msg> recv(std::chrono::milliseconds timeout = std::chrono::milliseconds(10000)) {
+  std::optional<reply_msg> recv(
+      std::chrono::milliseconds timeout = std::chrono::milliseconds(10000)) {
     zmq::pollitem_t items[] = {{sock_.handle(), 0, ZMQ_POLLIN, 0}};
     zmq::poll(items, 1, timeout);
     if (!(items[0].revents & ZMQ_POLLIN)) return std::nullopt;
@@ -54,9 +54,10 @@ class wire_client {
     return r;
   }
 
-  std::optional<reply_msg> call(flatbuffers::FlatBufferBuilder& fbb, wire::Body type, flatbuffers::Offset<void> body,
-                                std::vector<std::vector<std::byte>> data = {},
-                                std::chrono::milliseconds timeout = std::chrono::milliseconds(10000)) {
+  std::optional<reply_msg> call(
+      flatbuffers::FlatBufferBuilder& fbb, wire::Body type, flatbuffers::Offset<void> body,
+      std::vector<std::vector<std::byte>> data = {},
+      std::chrono::milliseconds timeout = std::chrono::milliseconds(10000)) {
     std::vector<std::vector<std::byte>> frames;
     frames.push_back(protocol::finish_envelope(fbb, ++next_id_, type, body));
     for (auto& d : data) frames.push_back(std::move(d));
@@ -64,17 +65,22 @@ class wire_client {
     return recv(timeout);
   }
 
-  wire::ErrorCode create_topic(const std::string& name, int partitions, std::int32_t max_message_bytes = 0) {
+  wire::ErrorCode create_topic(const std::string& name, int partitions,
+                               std::int32_t max_message_bytes = 0) {
     flatbuffers::FlatBufferBuilder fbb;
     auto conf = wire::CreateTopicConfig(fbb, partitions, -2, -2, max_message_bytes, 0);
     auto body = wire::CreateCreateTopicRequest(fbb, fbb.CreateString(name), conf);
     auto r = call(fbb, wire::Body::CreateTopicRequest, body.Union());
     if (!r || !r->env) return wire::ErrorCode::Internal;
     if (r->env->body_type() == wire::Body::ErrorResponse) {
-      last_message_ = r->env->body_as_ErrorResponse()->message() ? r->env->body_as_ErrorResponse()->message()->str() : "";
+      last_message_ = r->env->body_as_ErrorResponse()->message()
+                          ? r->env->body_as_ErrorResponse()->message()->str()
+                          : "";
       return r->env->body_as_ErrorResponse()->error();
     }
-    last_message_ = r->env->body_as_CreateTopicResponse()->message() ? r->env->body_as_CreateTopicResponse()->message()->str() : "";
+    last_message_ = r->env->body_as_CreateTopicResponse()->message()
+                        ? r->env->body_as_CreateTopicResponse()->message()->str()
+                        : "";
     return r->env->body_as_CreateTopicResponse()->error();
   }
 
@@ -85,12 +91,14 @@ class wire_client {
   };
 
   /// Produces one batch per (topic, partition, batch) entry in one request.
-  std::vector<produce_out> produce(const std::vector<std::tuple<std::string, int, std::vector<std::byte>>>& entries) {
+  std::vector<produce_out> produce(
+      const std::vector<std::tuple<std::string, int, std::vector<std::byte>>>& entries) {
     flatbuffers::FlatBufferBuilder fbb;
     std::vector<flatbuffers::Offset<wire::ProduceEntry>> v;
     std::vector<std::vector<std::byte>> data;
     for (std::size_t i = 0; i < entries.size(); ++i) {
-      v.push_back(wire::CreateProduceEntry(fbb, fbb.CreateString(std::get<0>(entries[i])), std::get<1>(entries[i]),
+      v.push_back(wire::CreateProduceEntry(fbb, fbb.CreateString(std::get<0>(entries[i])),
+                                           std::get<1>(entries[i]),
                                            static_cast<std::uint32_t>(i + 1)));
       data.push_back(std::get<2>(entries[i]));
     }
@@ -121,7 +129,8 @@ class wire_client {
     std::vector<flatbuffers::Offset<wire::FetchEntry>> v{
         wire::CreateFetchEntry(fbb, fbb.CreateString(topic), partition, offset, max_bytes)};
     auto body = wire::CreateFetchRequest(fbb, fbb.CreateVector(v), max_wait_ms);
-    auto r = call(fbb, wire::Body::FetchRequest, body.Union(), {}, std::chrono::milliseconds(max_wait_ms + 10000));
+    auto r = call(fbb, wire::Body::FetchRequest, body.Union(), {},
+                  std::chrono::milliseconds(max_wait_ms + 10000));
     fetch_out out;
     if (!r || !r->env || r->env->body_type() != wire::Body::FetchResponse) return out;
     out.answered = true;

@@ -27,7 +27,8 @@ client_options fast(const fake_broker& fb) {
 
 void answer_create(fake_broker& f, const request& r, wire::ErrorCode e, const std::string& msg) {
   flatbuffers::FlatBufferBuilder fbb;
-  f.reply(r, fbb, wire::Body::CreateTopicResponse, wire::CreateCreateTopicResponseDirect(fbb, e, msg.c_str()).Union());
+  f.reply(r, fbb, wire::Body::CreateTopicResponse,
+          wire::CreateCreateTopicResponseDirect(fbb, e, msg.c_str()).Union());
 }
 
 TEST(Admin, CreateTopicSendsTheConfigAndReportsTheBrokersMessage) {
@@ -37,8 +38,9 @@ TEST(Admin, CreateTopicSendsTheConfigAndReportsTheBrokersMessage) {
     ASSERT_EQ(r.type(), wire::Body::CreateTopicRequest);
     const auto* req = r.envelope().body_as_CreateTopicRequest();
     const auto* c = req->config();
-    config_ok = req->name()->str() == "orders" && c && c->partitions() == 6 && c->retention_ms() == 3'600'000 &&
-                c->retention_bytes() == -2 && c->max_message_bytes() == 1024 && c->segment_bytes() == 0;
+    config_ok = req->name()->str() == "orders" && c && c->partitions() == 6 &&
+                c->retention_ms() == 3'600'000 && c->retention_bytes() == -2 &&
+                c->max_message_bytes() == 1024 && c->segment_bytes() == 0;
     if (calls++ == 0) {
       answer_create(f, r, wire::ErrorCode::None, "");
     } else {
@@ -74,18 +76,22 @@ TEST(Admin, ListAndDescribeTopics) {
   fake_broker fb([](fake_broker& f, request& r) {
     flatbuffers::FlatBufferBuilder fbb;
     if (r.type() == wire::Body::ListTopicsRequest) {
-      std::vector<flatbuffers::Offset<wire::TopicSummary>> ts{wire::CreateTopicSummaryDirect(fbb, "a", 1),
-                                                              wire::CreateTopicSummaryDirect(fbb, "b", 3)};
-      f.reply(r, fbb, wire::Body::ListTopicsResponse, wire::CreateListTopicsResponseDirect(fbb, &ts).Union());
+      std::vector<flatbuffers::Offset<wire::TopicSummary>> ts{
+          wire::CreateTopicSummaryDirect(fbb, "a", 1), wire::CreateTopicSummaryDirect(fbb, "b", 3)};
+      f.reply(r, fbb, wire::Body::ListTopicsResponse,
+              wire::CreateListTopicsResponseDirect(fbb, &ts).Union());
       return;
     }
     ASSERT_EQ(r.type(), wire::Body::DescribeTopicRequest);
     std::vector<flatbuffers::Offset<wire::PartitionInfo>> ps{
         wire::CreatePartitionInfoDirect(fbb, 0, 5, 20, 18, 4096, 2),
-        wire::CreatePartitionInfoDirect(fbb, 1, 0, 0, 0, 0, 1, wire::ErrorCode::PartitionFailed, "fsync failed")};
+        wire::CreatePartitionInfoDirect(fbb, 1, 0, 0, 0, 0, 1, wire::ErrorCode::PartitionFailed,
+                                        "fsync failed")};
     auto cfg = wire::CreateTopicConfig(fbb, 2, 1000, -1, 0, 1 << 20);
-    f.reply(r, fbb, wire::Body::DescribeTopicResponse,
-            wire::CreateDescribeTopicResponseDirect(fbb, wire::ErrorCode::None, nullptr, "b", cfg, &ps).Union());
+    f.reply(
+        r, fbb, wire::Body::DescribeTopicResponse,
+        wire::CreateDescribeTopicResponseDirect(fbb, wire::ErrorCode::None, nullptr, "b", cfg, &ps)
+            .Union());
   });
   admin a(fast(fb));
   auto topics = a.list_topics();
@@ -129,9 +135,15 @@ TEST(Admin, ListOffsets) {
     const auto* e = r.envelope().body_as_ListOffsetsRequest()->entries()->Get(0);
     std::int64_t off = -1;
     switch (e->spec()) {
-      case wire::OffsetSpec::Earliest: off = 5; break;
-      case wire::OffsetSpec::Latest: off = 42; break;
-      case wire::OffsetSpec::Timestamp: off = e->timestamp() <= 2000 ? 17 : -1; break;
+      case wire::OffsetSpec::Earliest:
+        off = 5;
+        break;
+      case wire::OffsetSpec::Latest:
+        off = 42;
+        break;
+      case wire::OffsetSpec::Timestamp:
+        off = e->timestamp() <= 2000 ? 17 : -1;
+        break;
     }
     f.reply_list_offsets(r, {{e->topic()->str(), e->partition(), wire::ErrorCode::None, off}});
   });
@@ -140,7 +152,9 @@ TEST(Admin, ListOffsets) {
   ASSERT_TRUE(earliest) << earliest.error().message();
   EXPECT_EQ(earliest.value(), offset(5));
   EXPECT_EQ(a.list_offsets("t", partition_id(1), offset_spec::latest).value(), offset(42));
-  EXPECT_EQ(a.list_offsets("t", partition_id(1), offset_spec::timestamp, timestamp_ms(1500)).value(), offset(17));
+  EXPECT_EQ(
+      a.list_offsets("t", partition_id(1), offset_spec::timestamp, timestamp_ms(1500)).value(),
+      offset(17));
   auto none = a.list_offsets("t", partition_id(1), offset_spec::timestamp, timestamp_ms(9999));
   ASSERT_TRUE(none);
   EXPECT_FALSE(none.value().has_value());  // no record at or after the timestamp
@@ -191,7 +205,9 @@ TEST(Admin, CreateTopicIsNotResentAfterALostReply) {
 }
 
 TEST(Admin, ErrorResponseBecomesItsWireError) {
-  fake_broker fb([](fake_broker& f, request& r) { f.reply_error(r, wire::ErrorCode::InvalidRequest, "bad frame"); });
+  fake_broker fb([](fake_broker& f, request& r) {
+    f.reply_error(r, wire::ErrorCode::InvalidRequest, "bad frame");
+  });
   admin a(fast(fb));
   auto r = a.delete_topic("t");
   ASSERT_FALSE(r);

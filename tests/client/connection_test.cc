@@ -36,8 +36,10 @@ std::uint64_t send_list_topics(connection& c) {
 void answer_list_topics(fake_broker& fb, const request& r, const std::string& name,
                         std::optional<std::uint64_t> id = {}) {
   flatbuffers::FlatBufferBuilder fbb;
-  std::vector<flatbuffers::Offset<wire::TopicSummary>> ts{wire::CreateTopicSummaryDirect(fbb, name.c_str(), 1)};
-  fb.reply(r, fbb, wire::Body::ListTopicsResponse, wire::CreateListTopicsResponseDirect(fbb, &ts).Union(), {}, id);
+  std::vector<flatbuffers::Offset<wire::TopicSummary>> ts{
+      wire::CreateTopicSummaryDirect(fbb, name.c_str(), 1)};
+  fb.reply(r, fbb, wire::Body::ListTopicsResponse,
+           wire::CreateListTopicsResponseDirect(fbb, &ts).Union(), {}, id);
 }
 
 std::string topic_of(const reply& r) {
@@ -140,7 +142,8 @@ TEST(Connection, ABrokerRestartFailsPendingRequestsAtOnceAndReconnects) {
   EXPECT_TRUE(is_retriable(r1.error()));
   EXPECT_LT(sclock::now() - start, 1s) << "noticed the disconnect only through the timeout";
 
-  fake_broker second([](fake_broker& f, request& r) { answer_list_topics(f, r, "again"); }, {}, endpoint);
+  fake_broker second([](fake_broker& f, request& r) { answer_list_topics(f, r, "again"); }, {},
+                     endpoint);
   const auto id2 = send_list_topics(c);  // ZeroMQ reconnects by itself
   auto r2 = c.wait_for(id2, sclock::now() + 2s);
   ASSERT_TRUE(r2) << r2.error().message();

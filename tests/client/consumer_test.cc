@@ -27,7 +27,7 @@ using tp_key = std::pair<std::string, std::int32_t>;
 struct fake_partitions {
   std::mutex mu;
   std::map<tp_key, std::vector<std::vector<std::byte>>> batches;
-  std::map<tp_key, std::int64_t> log_start;  // default: the first batch's base offset
+  std::map<tp_key, std::int64_t> log_start;             // default: the first batch's base offset
   std::vector<std::map<tp_key, std::int64_t>> fetches;  // offsets asked for, per FetchRequest
   std::vector<wire::OffsetSpec> lookups;
   std::vector<std::pair<sclock::time_point, request>> parked;  // empty fetches waiting out max_wait
@@ -41,7 +41,8 @@ struct fake_partitions {
   }
   std::int64_t end_of(const tp_key& k) {
     auto& bs = batches[k];
-    return bs.empty() ? start_of(k) : storage::batch_header::decode(bs.back().data()).next_offset().value();
+    return bs.empty() ? start_of(k)
+                      : storage::batch_header::decode(bs.back().data()).next_offset().value();
   }
 
   void serve(fake_broker& f, request& r) {
@@ -53,8 +54,12 @@ struct fake_partitions {
         lookups.push_back(e->spec());
         std::int64_t off = -1;
         switch (e->spec()) {
-          case wire::OffsetSpec::Earliest: off = start_of(k); break;
-          case wire::OffsetSpec::Latest: off = end_of(k); break;
+          case wire::OffsetSpec::Earliest:
+            off = start_of(k);
+            break;
+          case wire::OffsetSpec::Latest:
+            off = end_of(k);
+            break;
           case wire::OffsetSpec::Timestamp:
             for (const auto& b : batches[k]) {
               storage::for_each_record(b, [&](const storage::record_view& rv) {
@@ -76,7 +81,8 @@ struct fake_partitions {
     for (const auto* e : *req->entries()) {
       const tp_key k{e->topic()->str(), e->partition()};
       asked[k] = e->offset();
-      fake_broker::fetch_result x{k.first, k.second, wire::ErrorCode::None, end_of(k), start_of(k), {}};
+      fake_broker::fetch_result x{k.first,   k.second,    wire::ErrorCode::None,
+                                  end_of(k), start_of(k), {}};
       if (e->offset() < start_of(k) || e->offset() > end_of(k)) {
         x.error = wire::ErrorCode::OffsetOutOfRange;
       } else {
@@ -90,7 +96,8 @@ struct fake_partitions {
     }
     fetches.push_back(asked);
     if (!any_data) {
-      parked.emplace_back(sclock::now() + std::chrono::milliseconds(req->max_wait_ms()), std::move(r));
+      parked.emplace_back(sclock::now() + std::chrono::milliseconds(req->max_wait_ms()),
+                          std::move(r));
       return;
     }
     f.reply_fetch(r, out);
@@ -147,7 +154,8 @@ TEST(Consumer, SkipsRecordsBelowThePositionAndAdvancesPastReturnedOnes) {
   log.add({"t", 0}, testing::make_batch(0, values(0, 5)));
   log.add({"t", 0}, testing::make_batch(5, values(5, 10)));
   log.add({"t", 1}, testing::make_batch(0, values(100, 102)));
-  fake_broker fb([&](fake_broker& f, request& r) { log.serve(f, r); }, [&](fake_broker& f) { log.tick(f); });
+  fake_broker fb([&](fake_broker& f, request& r) { log.serve(f, r); },
+                 [&](fake_broker& f) { log.tick(f); });
   consumer c(fast(fb));
   ASSERT_TRUE(c.assign({tp0, tp1}));
   ASSERT_TRUE(c.seek(tp0, offset(3)));  // inside the first batch
@@ -187,7 +195,8 @@ TEST(Consumer, SkipsRecordsBelowThePositionAndAdvancesPastReturnedOnes) {
 TEST(Consumer, NewPartitionsStartAtTheEarliestOffset) {
   fake_partitions log;
   log.add({"t", 0}, testing::make_batch(20, values(20, 23)));
-  fake_broker fb([&](fake_broker& f, request& r) { log.serve(f, r); }, [&](fake_broker& f) { log.tick(f); });
+  fake_broker fb([&](fake_broker& f, request& r) { log.serve(f, r); },
+                 [&](fake_broker& f) { log.tick(f); });
   consumer c(fast(fb));
   ASSERT_TRUE(c.assign({tp0}));
   auto pos = c.position(tp0);
@@ -205,10 +214,12 @@ TEST(Consumer, NewPartitionsStartAtTheEarliestOffset) {
 TEST(Consumer, KeepsNullsAndHeaders) {
   fake_partitions log;
   storage::batch_builder b;
-  const storage::batch_builder::header_input hs[] = {{"trace", storage::as_bytes("abc")}, {"empty", std::nullopt}};
+  const storage::batch_builder::header_input hs[] = {{"trace", storage::as_bytes("abc")},
+                                                     {"empty", std::nullopt}};
   b.add(timestamp_ms(5), std::nullopt, std::nullopt, hs);
   log.add({"t", 0}, b.finish());
-  fake_broker fb([&](fake_broker& f, request& r) { log.serve(f, r); }, [&](fake_broker& f) { log.tick(f); });
+  fake_broker fb([&](fake_broker& f, request& r) { log.serve(f, r); },
+                 [&](fake_broker& f) { log.tick(f); });
   consumer c(fast(fb));
   ASSERT_TRUE(c.assign({tp0}));
   auto got = poll_n(c, 1);
@@ -225,7 +236,8 @@ TEST(Consumer, ACorruptBatchIsAnErrorNeverRecords) {
   auto bad = testing::make_batch(0, values(0, 3));
   bad[bad.size() - 2] ^= std::byte{0x01};  // a value byte: the CRC no longer matches
   log.add({"t", 0}, bad);
-  fake_broker fb([&](fake_broker& f, request& r) { log.serve(f, r); }, [&](fake_broker& f) { log.tick(f); });
+  fake_broker fb([&](fake_broker& f, request& r) { log.serve(f, r); },
+                 [&](fake_broker& f) { log.tick(f); });
   consumer c(fast(fb));
   ASSERT_TRUE(c.assign({tp0}));
   ASSERT_TRUE(c.seek(tp0, offset(0)));
@@ -244,7 +256,8 @@ TEST(Consumer, RecordsBeforeACorruptBatchComeFirstThenTheError) {
   auto bad = testing::make_batch(3, values(3, 6));
   bad[storage::kBatchHeaderSize + 3] ^= std::byte{0x40};
   log.add({"t", 0}, bad);
-  fake_broker fb([&](fake_broker& f, request& r) { log.serve(f, r); }, [&](fake_broker& f) { log.tick(f); });
+  fake_broker fb([&](fake_broker& f, request& r) { log.serve(f, r); },
+                 [&](fake_broker& f) { log.tick(f); });
   consumer c(fast(fb));
   ASSERT_TRUE(c.assign({tp0}));
   ASSERT_TRUE(c.seek(tp0, offset(0)));
@@ -263,7 +276,8 @@ TEST(Consumer, TruncatedFetchDataIsCorrupt) {
   auto b = testing::make_batch(0, values(0, 3));
   b.resize(b.size() - 1);
   log.add({"t", 0}, b);
-  fake_broker fb([&](fake_broker& f, request& r) { log.serve(f, r); }, [&](fake_broker& f) { log.tick(f); });
+  fake_broker fb([&](fake_broker& f, request& r) { log.serve(f, r); },
+                 [&](fake_broker& f) { log.tick(f); });
   consumer c(fast(fb));
   ASSERT_TRUE(c.assign({tp0}));
   ASSERT_TRUE(c.seek(tp0, offset(0)));
@@ -275,7 +289,8 @@ TEST(Consumer, TruncatedFetchDataIsCorrupt) {
 TEST(Consumer, OffsetOutOfRangeResetsToTheEarliestOffset) {
   fake_partitions log;
   log.add({"t", 0}, testing::make_batch(5, values(5, 8)));
-  fake_broker fb([&](fake_broker& f, request& r) { log.serve(f, r); }, [&](fake_broker& f) { log.tick(f); });
+  fake_broker fb([&](fake_broker& f, request& r) { log.serve(f, r); },
+                 [&](fake_broker& f) { log.tick(f); });
   consumer c(fast(fb));
   ASSERT_TRUE(c.assign({tp0}));
   ASSERT_TRUE(c.seek(tp0, offset(100)));
@@ -292,7 +307,8 @@ TEST(Consumer, OffsetOutOfRangeResetsToTheEarliestOffset) {
 TEST(Consumer, OffsetOutOfRangeWithResetNoneIsAnError) {
   fake_partitions log;
   log.add({"t", 0}, testing::make_batch(5, values(5, 8)));
-  fake_broker fb([&](fake_broker& f, request& r) { log.serve(f, r); }, [&](fake_broker& f) { log.tick(f); });
+  fake_broker fb([&](fake_broker& f, request& r) { log.serve(f, r); },
+                 [&](fake_broker& f) { log.tick(f); });
   auto o = fast(fb);
   o.auto_offset_reset = offset_reset::none;
   consumer c(o);
@@ -306,8 +322,10 @@ TEST(Consumer, OffsetOutOfRangeWithResetNoneIsAnError) {
 
 TEST(Consumer, SeekToEndAndToTimestamp) {
   fake_partitions log;
-  log.add({"t", 0}, testing::make_batch(0, values(0, 10), timestamp_ms(1000)));  // record i at 1000 + i
-  fake_broker fb([&](fake_broker& f, request& r) { log.serve(f, r); }, [&](fake_broker& f) { log.tick(f); });
+  log.add({"t", 0},
+          testing::make_batch(0, values(0, 10), timestamp_ms(1000)));  // record i at 1000 + i
+  fake_broker fb([&](fake_broker& f, request& r) { log.serve(f, r); },
+                 [&](fake_broker& f) { log.tick(f); });
   consumer c(fast(fb));
   ASSERT_TRUE(c.assign({tp0}));
   ASSERT_TRUE(c.seek_to_end());
@@ -319,7 +337,8 @@ TEST(Consumer, SeekToEndAndToTimestamp) {
   EXPECT_EQ(c.position(tp0).value(), offset(10));
   ASSERT_TRUE(c.seek_to_beginning(tps));
   EXPECT_EQ(c.position(tp0).value(), offset(0));
-  EXPECT_EQ(c.seek(topic_partition{"other", partition_id(0)}, offset(1)).error(), ferry::errc::not_found);
+  EXPECT_EQ(c.seek(topic_partition{"other", partition_id(0)}, offset(1)).error(),
+            ferry::errc::not_found);
 }
 
 TEST(Consumer, UnansweredFetchesAreResentAndReportedAfterApiTimeout) {
@@ -380,8 +399,8 @@ TEST(Consumer, ResumesAfterABrokerRestart) {
   ASSERT_TRUE(none);
   ASSERT_EQ(swallowed.load(), 1);
   first.reset();
-  fake_broker second([&](fake_broker& f, request& r) { log.serve(f, r); }, [&](fake_broker& f) { log.tick(f); },
-                     endpoint);
+  fake_broker second([&](fake_broker& f, request& r) { log.serve(f, r); },
+                     [&](fake_broker& f) { log.tick(f); }, endpoint);
   const auto start = sclock::now();
   auto got = poll_n(c, 3);
   ASSERT_TRUE(got) << got.error().message();

@@ -9,18 +9,24 @@ namespace ferry::client {
 namespace {
 
 TEST(WireErrc, ValuesEqualWireEnumNumbers) {
-  for (int v = static_cast<int>(wire::ErrorCode::MIN) + 1; v <= static_cast<int>(wire::ErrorCode::MAX); ++v) {
+  for (int v = static_cast<int>(wire::ErrorCode::MIN) + 1;
+       v <= static_cast<int>(wire::ErrorCode::MAX); ++v) {
     const auto ec = from_wire(static_cast<wire::ErrorCode>(v));
     EXPECT_EQ(ec.value(), v);
     EXPECT_EQ(&ec.category(), &wire_category());
-    EXPECT_EQ(ec.message().find("unknown ferry.wire error"), std::string::npos) << v << ": " << ec.message();
+    EXPECT_EQ(ec.message().find("unknown ferry.wire error"), std::string::npos)
+        << v << ": " << ec.message();
   }
   EXPECT_STREQ(wire_category().name(), "ferry.wire");
-  EXPECT_EQ(static_cast<int>(errc::too_many_requests), static_cast<int>(wire::ErrorCode::TooManyRequests));
-  EXPECT_EQ(static_cast<int>(errc::offset_out_of_range), static_cast<int>(wire::ErrorCode::OffsetOutOfRange));
+  EXPECT_EQ(static_cast<int>(errc::too_many_requests),
+            static_cast<int>(wire::ErrorCode::TooManyRequests));
+  EXPECT_EQ(static_cast<int>(errc::offset_out_of_range),
+            static_cast<int>(wire::ErrorCode::OffsetOutOfRange));
 }
 
-TEST(WireErrc, NoneIsSuccess) { EXPECT_FALSE(from_wire(wire::ErrorCode::None)); }
+TEST(WireErrc, NoneIsSuccess) {
+  EXPECT_FALSE(from_wire(wire::ErrorCode::None));
+}
 
 TEST(WireErrc, ComparesWithTheEnum) {
   EXPECT_EQ(from_wire(wire::ErrorCode::UnknownTopic), errc::unknown_topic);

@@ -9,6 +9,8 @@
 // must be guarded (the tests use a mutex or atomics).
 #pragma once
 
+#include <gtest/gtest.h>
+
 #include <atomic>
 #include <chrono>
 #include <cstdint>
@@ -18,8 +20,6 @@
 #include <string>
 #include <thread>
 #include <vector>
-
-#include <gtest/gtest.h>
 #include <zmq.hpp>
 
 #include "ferry/core/endian.h"
@@ -33,10 +33,14 @@ struct request {
   zmq::message_t identity;
   std::vector<zmq::message_t> frames;  // [0] envelope, [1..] data
 
-  [[nodiscard]] const wire::Envelope& envelope() const { return *wire::GetEnvelope(frames[0].data()); }
+  [[nodiscard]] const wire::Envelope& envelope() const {
+    return *wire::GetEnvelope(frames[0].data());
+  }
   [[nodiscard]] std::uint64_t id() const { return envelope().request_id(); }
   [[nodiscard]] wire::Body type() const { return envelope().body_type(); }
-  [[nodiscard]] std::span<const std::byte> frame(std::size_t i) const { return protocol::bytes_of(frames[i]); }
+  [[nodiscard]] std::span<const std::byte> frame(std::size_t i) const {
+    return protocol::bytes_of(frames[i]);
+  }
 };
 
 /// One entry of a ProduceRequest with its batch.
@@ -121,8 +125,9 @@ class fake_broker {
     EXPECT_TRUE(r || r.error() == std::errc::host_unreachable) << r.error().message();
   }
 
-  void reply(const request& r, flatbuffers::FlatBufferBuilder& fbb, wire::Body type, flatbuffers::Offset<void> body,
-             const std::vector<std::vector<std::byte>>& data = {}, std::optional<std::uint64_t> id = {}) {
+  void reply(const request& r, flatbuffers::FlatBufferBuilder& fbb, wire::Body type,
+             flatbuffers::Offset<void> body, const std::vector<std::vector<std::byte>>& data = {},
+             std::optional<std::uint64_t> id = {}) {
     auto env = protocol::finish_envelope(fbb, id.value_or(r.id()), type, body);
     send_raw(r.identity, env, data);
   }
@@ -138,12 +143,13 @@ class fake_broker {
     flatbuffers::FlatBufferBuilder fbb;
     std::vector<flatbuffers::Offset<wire::ProduceResult>> v;
     for (const auto& x : results)
-      v.push_back(wire::CreateProduceResultDirect(fbb, x.topic.c_str(), x.partition, x.error, x.base_offset,
-                                                  x.message.c_str()));
+      v.push_back(wire::CreateProduceResultDirect(fbb, x.topic.c_str(), x.partition, x.error,
+                                                  x.base_offset, x.message.c_str()));
     reply(r, fbb, wire::Body::ProduceResponse, wire::CreateProduceResponseDirect(fbb, &v).Union());
   }
 
-  void reply_describe(const request& r, std::int32_t partitions, wire::ErrorCode error = wire::ErrorCode::None,
+  void reply_describe(const request& r, std::int32_t partitions,
+                      wire::ErrorCode error = wire::ErrorCode::None,
                       std::int32_t max_message_bytes = 0, const std::string& message = {}) {
     flatbuffers::FlatBufferBuilder fbb;
     const std::string name = r.envelope().body_as_DescribeTopicRequest()->name()->str();
@@ -153,8 +159,10 @@ class fake_broker {
         ps.push_back(wire::CreatePartitionInfoDirect(fbb, p, 0, 10, 10, 1000, 1));
     }
     auto cfg = wire::CreateTopicConfig(fbb, partitions, -2, -2, max_message_bytes, 0);
-    reply(r, fbb, wire::Body::DescribeTopicResponse,
-          wire::CreateDescribeTopicResponseDirect(fbb, error, message.c_str(), name.c_str(), cfg, &ps).Union());
+    reply(
+        r, fbb, wire::Body::DescribeTopicResponse,
+        wire::CreateDescribeTopicResponseDirect(fbb, error, message.c_str(), name.c_str(), cfg, &ps)
+            .Union());
   }
 
   struct fetch_result {
@@ -175,10 +183,11 @@ class fake_broker {
         data.push_back(x.data);
         frame = static_cast<std::uint32_t>(data.size());
       }
-      v.push_back(wire::CreateFetchResultDirect(fbb, x.topic.c_str(), x.partition, x.error, x.high_watermark,
-                                                x.log_start, frame));
+      v.push_back(wire::CreateFetchResultDirect(fbb, x.topic.c_str(), x.partition, x.error,
+                                                x.high_watermark, x.log_start, frame));
     }
-    reply(r, fbb, wire::Body::FetchResponse, wire::CreateFetchResponseDirect(fbb, &v).Union(), data);
+    reply(r, fbb, wire::Body::FetchResponse, wire::CreateFetchResponseDirect(fbb, &v).Union(),
+          data);
   }
 
   struct offset_result {
@@ -191,13 +200,16 @@ class fake_broker {
     flatbuffers::FlatBufferBuilder fbb;
     std::vector<flatbuffers::Offset<wire::ListOffsetsResult>> v;
     for (const auto& x : results)
-      v.push_back(wire::CreateListOffsetsResultDirect(fbb, x.topic.c_str(), x.partition, x.error, x.offset));
-    reply(r, fbb, wire::Body::ListOffsetsResponse, wire::CreateListOffsetsResponseDirect(fbb, &v).Union());
+      v.push_back(wire::CreateListOffsetsResultDirect(fbb, x.topic.c_str(), x.partition, x.error,
+                                                      x.offset));
+    reply(r, fbb, wire::Body::ListOffsetsResponse,
+          wire::CreateListOffsetsResponseDirect(fbb, &v).Union());
   }
 
   void reply_error(const request& r, wire::ErrorCode error, const std::string& message) {
     flatbuffers::FlatBufferBuilder fbb;
-    reply(r, fbb, wire::Body::ErrorResponse, wire::CreateErrorResponseDirect(fbb, error, message.c_str()).Union());
+    reply(r, fbb, wire::Body::ErrorResponse,
+          wire::CreateErrorResponseDirect(fbb, error, message.c_str()).Union());
   }
 
  private:
@@ -212,12 +224,14 @@ class fake_broker {
         auto& frames = msg.value();
         request r;
         r.identity = std::move(frames[0]);
-        r.frames.assign(std::make_move_iterator(frames.begin() + 1), std::make_move_iterator(frames.end()));
+        r.frames.assign(std::make_move_iterator(frames.begin() + 1),
+                        std::make_move_iterator(frames.end()));
         // Zero-copy frames may be misaligned for FlatBuffers (see connection.cc).
         if (reinterpret_cast<std::uintptr_t>(r.frames[0].data()) % 8 != 0)
           r.frames[0] = zmq::message_t(r.frames[0].data(), r.frames[0].size());
         std::string why;
-        auto env = protocol::decode_envelope(r.frame(0), r.frames.size(), protocol::direction::request, {}, &why);
+        auto env = protocol::decode_envelope(r.frame(0), r.frames.size(),
+                                             protocol::direction::request, {}, &why);
         if (!env) {
           ++decode_failures_;
           ADD_FAILURE() << "fake broker: undecodable request: " << why;

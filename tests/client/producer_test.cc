@@ -28,7 +28,7 @@ struct fake_log {
   std::mutex mu;
   std::int32_t partitions = 3;
   std::map<tp_key, std::int64_t> next;
-  std::map<tp_key, std::vector<std::string>> values;          // in stored order
+  std::map<tp_key, std::vector<std::string>> values;             // in stored order
   std::vector<std::vector<testing::produced>> produce_requests;  // every request's entries
   int describes = 0;
 
@@ -109,23 +109,28 @@ TEST(Producer, BatchesRecordsPerPartitionAndManyPartitionsPerRequest) {
       acks.push_back({m.value().partition.value(), m.value().offset.value(), v});
     };
   };
-  for (int i = 0; i < 3; ++i) ASSERT_TRUE(p.send(rec("a" + std::to_string(i), 0), cb_for("a" + std::to_string(i))));
-  for (int i = 0; i < 2; ++i) ASSERT_TRUE(p.send(rec("b" + std::to_string(i), 1), cb_for("b" + std::to_string(i))));
+  for (int i = 0; i < 3; ++i)
+    ASSERT_TRUE(p.send(rec("a" + std::to_string(i), 0), cb_for("a" + std::to_string(i))));
+  for (int i = 0; i < 2; ++i)
+    ASSERT_TRUE(p.send(rec("b" + std::to_string(i), 1), cb_for("b" + std::to_string(i))));
   ASSERT_TRUE(p.flush(2s));
 
   {
     std::lock_guard lock(log.mu);
     ASSERT_EQ(log.produce_requests.size(), 1u);  // both partitions in one request
     ASSERT_EQ(log.produce_requests[0].size(), 2u);
-    EXPECT_EQ(log.values[tp_key("t", 0)], (std::vector<std::string>{"a0", "a1", "a2"}));  // one batch of three
+    EXPECT_EQ(log.values[tp_key("t", 0)],
+              (std::vector<std::string>{"a0", "a1", "a2"}));  // one batch of three
     EXPECT_EQ(log.values[tp_key("t", 1)], (std::vector<std::string>{"b0", "b1"}));
   }
   std::lock_guard lock(mu);
   ASSERT_EQ(acks.size(), 5u);  // flush() returned after every callback
   std::map<std::int32_t, std::vector<std::pair<std::int64_t, std::string>>> per_partition;
   for (const auto& a : acks) per_partition[a.partition].emplace_back(a.offset, a.value);
-  EXPECT_EQ(per_partition[0], (std::vector<std::pair<std::int64_t, std::string>>{{0, "a0"}, {1, "a1"}, {2, "a2"}}));
-  EXPECT_EQ(per_partition[1], (std::vector<std::pair<std::int64_t, std::string>>{{0, "b0"}, {1, "b1"}}));
+  EXPECT_EQ(per_partition[0],
+            (std::vector<std::pair<std::int64_t, std::string>>{{0, "a0"}, {1, "a1"}, {2, "a2"}}));
+  EXPECT_EQ(per_partition[1],
+            (std::vector<std::pair<std::int64_t, std::string>>{{0, "b0"}, {1, "b1"}}));
 }
 
 TEST(Producer, LingerSendsWithoutFlush) {
@@ -158,7 +163,8 @@ TEST(Producer, FullBatchesAreSentWithoutWaitingForLinger) {
   o.batch_bytes = 300;
   producer p(o);
   std::vector<std::future<result<record_metadata>>> fs;
-  for (int i = 0; i < 10; ++i) fs.push_back(p.send(rec(std::string(100, static_cast<char>('a' + i)), 0)));
+  for (int i = 0; i < 10; ++i)
+    fs.push_back(p.send(rec(std::string(100, static_cast<char>('a' + i)), 0)));
   // The first batches filled up and went out although linger is 10 s.
   ASSERT_TRUE(ready_within(fs[0], 2s));
   ASSERT_TRUE(p.flush(2s));
@@ -173,7 +179,8 @@ TEST(Producer, FullBatchesAreSentWithoutWaitingForLinger) {
     for (const auto& e : req) {
       ++batches;
       EXPECT_LE(e.batch.size(), 300u);
-      EXPECT_EQ(testing::batch_values(e.batch).size(), 2u);  // two 100-byte records fit in 300 bytes
+      EXPECT_EQ(testing::batch_values(e.batch).size(),
+                2u);  // two 100-byte records fit in 300 bytes
     }
   }
   EXPECT_EQ(batches, 5u);
@@ -229,10 +236,13 @@ TEST(Producer, KeepsPerPartitionOrderWithOneRequestInFlightPerPartition) {
   std::lock_guard log_lock(log.mu);
   for (std::int32_t part = 0; part < 3; ++part) {
     std::vector<std::string> sent;
-    for (int i = part; i < kRecords; i += 3) sent.push_back("p" + std::to_string(part) + "-" + std::to_string(i));
-    EXPECT_EQ(log.values[tp_key("t", part)], sent) << "partition " << part << " stored out of order";
+    for (int i = part; i < kRecords; i += 3)
+      sent.push_back("p" + std::to_string(part) + "-" + std::to_string(i));
+    EXPECT_EQ(log.values[tp_key("t", part)], sent)
+        << "partition " << part << " stored out of order";
     ASSERT_EQ(acks[part].size(), sent.size());
-    for (std::size_t i = 0; i < sent.size(); ++i) {  // callbacks in send order, with consecutive offsets
+    for (std::size_t i = 0; i < sent.size();
+         ++i) {  // callbacks in send order, with consecutive offsets
       EXPECT_EQ(acks[part][i].first, static_cast<std::int64_t>(i));
       EXPECT_EQ(acks[part][i].second, sent[i]);
     }
@@ -260,7 +270,8 @@ TEST(Producer, KeyedRecordsGoWhereKafkasDefaultPartitionerSends) {
   for (const auto& req : log.produce_requests) {
     for (const auto& e : req) {
       used.insert(e.partition);
-      for (const auto& key : testing::batch_keys(e.batch)) EXPECT_EQ(partition_for_key(key, 5).value(), e.partition);
+      for (const auto& key : testing::batch_keys(e.batch))
+        EXPECT_EQ(partition_for_key(key, 5).value(), e.partition);
     }
   }
   EXPECT_GT(used.size(), 1u);
@@ -283,7 +294,8 @@ TEST(Producer, RecordsWithoutKeyGoRoundRobinPerBatch) {
     ASSERT_EQ(in_round.size(), 1u) << "one batch, one partition";
     partitions.push_back(*in_round.begin());
   }
-  for (std::size_t i = 1; i < partitions.size(); ++i) EXPECT_EQ(partitions[i], (partitions[i - 1] + 1) % 3);
+  for (std::size_t i = 1; i < partitions.size(); ++i)
+    EXPECT_EQ(partitions[i], (partitions[i - 1] + 1) % 3);
 }
 
 TEST(Producer, RetriesARetriableErrorThenDelivers) {
@@ -374,7 +386,8 @@ TEST(Producer, NonRetriableErrorsFailAtOnce) {
     if (r.type() != wire::Body::ProduceRequest) return log.serve(f, r);
     const auto e = testing::produce_entries(r).at(0);
     if (produce_attempts++ == 0) {
-      f.reply_produce(r, {{e.topic, e.partition, wire::ErrorCode::RecordTooLarge, -1, "batch above 1 MiB"}});
+      f.reply_produce(
+          r, {{e.topic, e.partition, wire::ErrorCode::RecordTooLarge, -1, "batch above 1 MiB"}});
     } else {
       f.reply_error(r, wire::ErrorCode::InvalidRequest, "nope");
     }
@@ -470,8 +483,9 @@ TEST(Producer, FailsFastOnInvalidRecords) {
   auto bad_name = rec("v");
   bad_name.topic = "bad name";
   EXPECT_EQ(p.send(bad_name, cb).error(), errc::invalid_topic_name);
-  EXPECT_EQ(p.send(rec(std::string(70 << 10, 'x')), cb).error(), errc::record_too_large);  // above buffer_bytes
-  EXPECT_EQ(p.send(rec("v", 7), cb).error(), errc::unknown_partition);                      // topic has 3
+  EXPECT_EQ(p.send(rec(std::string(70 << 10, 'x')), cb).error(),
+            errc::record_too_large);                                    // above buffer_bytes
+  EXPECT_EQ(p.send(rec("v", 7), cb).error(), errc::unknown_partition);  // topic has 3
   auto negative_ts = rec("v");
   negative_ts.timestamp = timestamp_ms(-5);
   EXPECT_EQ(p.send(negative_ts, cb).error(), ferry::errc::invalid_argument);
@@ -512,9 +526,10 @@ TEST(Producer, CloseDeliversWhatWasSentAndRefusesMore) {
   o.linger = 10s;
   producer p(o);
   std::atomic<int> ok{0};
-  for (int i = 0; i < 5; ++i) ASSERT_TRUE(p.send(rec("v", 0), [&](const result<record_metadata>& m) {
-    if (m) ++ok;
-  }));
+  for (int i = 0; i < 5; ++i)
+    ASSERT_TRUE(p.send(rec("v", 0), [&](const result<record_metadata>& m) {
+      if (m) ++ok;
+    }));
   ASSERT_TRUE(p.close(2s));
   EXPECT_EQ(ok.load(), 5);
   EXPECT_EQ(p.send(rec("v", 0), nullptr).error(), ferry::errc::shutting_down);

@@ -28,7 +28,8 @@ TEST(Crc32c, ExtendEqualsWholeValue) {
   std::string s = "The quick brown fox jumps over the lazy dog, twice over for good measure.";
   for (std::size_t cut = 0; cut <= s.size(); ++cut) {
     auto a = crc32c::extend(0, s.data(), cut);
-    EXPECT_EQ(crc32c::extend(a, s.data() + cut, s.size() - cut), crc32c::value(s.data(), s.size())) << cut;
+    EXPECT_EQ(crc32c::extend(a, s.data() + cut, s.size() - cut), crc32c::value(s.data(), s.size()))
+        << cut;
   }
 }
 

@@ -9,8 +9,9 @@ namespace ferry {
 namespace {
 
 TEST(Varint, RoundTripsBoundaries) {
-  for (std::uint64_t v : std::initializer_list<std::uint64_t>{0, 1, 127, 128, 16383, 16384, (1ull << 35) + 3,
-                                                             std::numeric_limits<std::uint64_t>::max()}) {
+  for (std::uint64_t v :
+       std::initializer_list<std::uint64_t>{0, 1, 127, 128, 16383, 16384, (1ull << 35) + 3,
+                                            std::numeric_limits<std::uint64_t>::max()}) {
     std::byte buf[varint::kMaxBytes];
     auto n = varint::put(buf, v);
     EXPECT_EQ(n, varint::size(v));
@@ -23,8 +24,9 @@ TEST(Varint, RoundTripsBoundaries) {
 }
 
 TEST(Varint, ZigzagRoundTrips) {
-  for (std::int64_t v : std::initializer_list<std::int64_t>{0, -1, 1, -64, 63, std::numeric_limits<std::int64_t>::min(),
-                                                           std::numeric_limits<std::int64_t>::max()}) {
+  for (std::int64_t v : std::initializer_list<std::int64_t>{
+           0, -1, 1, -64, 63, std::numeric_limits<std::int64_t>::min(),
+           std::numeric_limits<std::int64_t>::max()}) {
     EXPECT_EQ(varint::unzigzag(varint::zigzag(v)), v);
   }
   EXPECT_EQ(varint::zigzag(-1), 1u);

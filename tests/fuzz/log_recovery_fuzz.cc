@@ -15,9 +15,9 @@
 //  - the opened log accepts, syncs and serves a new batch at log_end;
 //  - reopening gives the same log_end (recovery is idempotent).
 // No crash, no hang, no sanitizer report.
-#include <cstdint>
+#include "log_recovery_fuzz.h"
 
-#include "fuzz_check.h"
+#include <cstdint>
 #include <cstdio>
 #include <cstdlib>
 #include <cstring>
@@ -30,14 +30,13 @@
 #include "ferry/storage/batch.h"
 #include "ferry/storage/log.h"
 #include "ferry/storage/mem_env.h"
-#include "log_recovery_fuzz.h"
+#include "fuzz_check.h"
 
 namespace ferry::storage::fuzz {
 
 namespace {
 
 const fs::path kDir = "/fz/p-0";
-
 
 log_config fuzz_config(bool truncate) {
   log_config c;
@@ -63,7 +62,8 @@ fuzz_input decode_input(const std::uint8_t* data, std::size_t size) {
     pos += 4;
     len = static_cast<std::uint32_t>(std::min<std::size_t>(len, size - pos));
     f.present = true;
-    f.bytes.assign(reinterpret_cast<const std::byte*>(data + pos), reinterpret_cast<const std::byte*>(data + pos + len));
+    f.bytes.assign(reinterpret_cast<const std::byte*>(data + pos),
+                   reinterpret_cast<const std::byte*>(data + pos + len));
     pos += len;
   }
   return in;
@@ -76,7 +76,8 @@ std::vector<std::uint8_t> encode_input(const fuzz_input& in) {
   for (const auto& f : in.files) {
     if (!f.present) break;
     std::uint8_t len[4];
-    le::store<std::uint32_t>(reinterpret_cast<std::byte*>(len), static_cast<std::uint32_t>(f.bytes.size()));
+    le::store<std::uint32_t>(reinterpret_cast<std::byte*>(len),
+                             static_cast<std::uint32_t>(f.bytes.size()));
     out.insert(out.end(), len, len + 4);
     const auto* b = reinterpret_cast<const std::uint8_t*>(f.bytes.data());
     out.insert(out.end(), b, b + f.bytes.size());
@@ -93,9 +94,10 @@ void run_one(const std::uint8_t* data, std::size_t size) {
   auto in = decode_input(data, size);
   mem_env env;
   (void)env.create_dirs(kDir);
-  const std::string names[4] = {segment_file_name(offset(0), ".log"), segment_file_name(offset(0), ".index"),
-                                segment_file_name(offset(0), ".timeindex"),
-                                segment_file_name(offset(in.second_base < 0 ? 0 : in.second_base), ".log")};
+  const std::string names[4] = {
+      segment_file_name(offset(0), ".log"), segment_file_name(offset(0), ".index"),
+      segment_file_name(offset(0), ".timeindex"),
+      segment_file_name(offset(in.second_base < 0 ? 0 : in.second_base), ".log")};
   for (int i = 0; i < 4; ++i) {
     const auto& f = in.files[static_cast<std::size_t>(i)];
     if (!f.present) continue;
@@ -178,8 +180,10 @@ std::vector<std::vector<std::uint8_t>> seed_corpus() {
         batch_builder b;
         for (int r = 0; r <= i % 4; ++r) {
           batch_builder::header_input h[] = {{"h", as_bytes("x")}};
-          b.add(clk.wall_now() + r, "key-" + std::to_string(i), std::string(static_cast<std::size_t>(10 + 7 * i), 'v'),
-                variant == 2 ? std::span<const batch_builder::header_input>(h) : std::span<const batch_builder::header_input>());
+          b.add(clk.wall_now() + r, "key-" + std::to_string(i),
+                std::string(static_cast<std::size_t>(10 + 7 * i), 'v'),
+                variant == 2 ? std::span<const batch_builder::header_input>(h)
+                             : std::span<const batch_builder::header_input>());
         }
         auto bytes = b.finish();
         (void)log->append(bytes);

@@ -33,8 +33,9 @@ void reseal_batch(bytes& f, std::size_t k) {
     auto len = ferry::le::load<std::uint32_t>(f.data() + pos + st::layout::batch_length);
     if (len < st::kBatchHeaderSize || pos + len > f.size()) return;
     if (i == k) {
-      ferry::le::store<std::uint32_t>(f.data() + pos + st::layout::crc,
-                                      ferry::crc32c::value(f.data() + pos + st::kCrcStart, len - st::kCrcStart));
+      ferry::le::store<std::uint32_t>(
+          f.data() + pos + st::layout::crc,
+          ferry::crc32c::value(f.data() + pos + st::kCrcStart, len - st::kCrcStart));
       return;
     }
     pos += len;
@@ -66,7 +67,8 @@ std::vector<std::uint8_t> mutate(const std::vector<std::uint8_t>& seed, std::mt1
         f.resize(pick(f.size() + 1));
         break;
       case 3:  // append garbage
-        for (std::size_t i = 0, n = 1 + pick(200); i < n; ++i) f.push_back(static_cast<std::byte>(rng()));
+        for (std::size_t i = 0, n = 1 + pick(200); i < n; ++i)
+          f.push_back(static_cast<std::byte>(rng()));
         break;
       case 4:  // zero a range
         if (!f.empty()) {
@@ -97,7 +99,8 @@ std::vector<std::uint8_t> mutate(const std::vector<std::uint8_t>& seed, std::mt1
   }
   // Files are positional: keep earlier ones present if a later one is.
   for (int i = 2; i >= 0; --i)
-    if (in.files[static_cast<std::size_t>(i) + 1].present) in.files[static_cast<std::size_t>(i)].present = true;
+    if (in.files[static_cast<std::size_t>(i) + 1].present)
+      in.files[static_cast<std::size_t>(i)].present = true;
   return fz::encode_input(in);
 }
 
@@ -160,7 +163,7 @@ int main(int argc, char** argv) {
     fz::run_one(m.data(), m.size());
     if (i % 16 == 0 && pool.size() < 64) pool.push_back(m);  // stack mutations
   }
-  std::printf("%zu seeds + %ld mutations (seed %llu): no invariant violated\n", seeds.size(), mutations,
-              static_cast<unsigned long long>(seed));
+  std::printf("%zu seeds + %ld mutations (seed %llu): no invariant violated\n", seeds.size(),
+              mutations, static_cast<unsigned long long>(seed));
   return 0;
 }

@@ -34,22 +34,26 @@ std::vector<std::vector<std::uint8_t>> seeds() {
     s.push_back(with_prefix(prefix, ferry::protocol::finish_envelope(fbb, 99, type, body)));
   };
   add(2, [](auto& fbb) {
-    std::vector<flatbuffers::Offset<ProduceEntry>> v{CreateProduceEntry(fbb, fbb.CreateString("orders"), 0, 1),
-                                                     CreateProduceEntry(fbb, fbb.CreateString("orders"), 1, 2)};
+    std::vector<flatbuffers::Offset<ProduceEntry>> v{
+        CreateProduceEntry(fbb, fbb.CreateString("orders"), 0, 1),
+        CreateProduceEntry(fbb, fbb.CreateString("orders"), 1, 2)};
     return std::pair{Body::ProduceRequest, CreateProduceRequest(fbb, fbb.CreateVector(v)).Union()};
   });
   add(0, [](auto& fbb) {
-    std::vector<flatbuffers::Offset<FetchEntry>> v{CreateFetchEntry(fbb, fbb.CreateString("orders"), 0, 5)};
+    std::vector<flatbuffers::Offset<FetchEntry>> v{
+        CreateFetchEntry(fbb, fbb.CreateString("orders"), 0, 5)};
     return std::pair{Body::FetchRequest, CreateFetchRequest(fbb, fbb.CreateVector(v)).Union()};
   });
   add(0, [](auto& fbb) {
     auto c = CreateTopicConfig(fbb, 3);
-    return std::pair{Body::CreateTopicRequest, CreateCreateTopicRequest(fbb, fbb.CreateString("t"), c).Union()};
+    return std::pair{Body::CreateTopicRequest,
+                     CreateCreateTopicRequest(fbb, fbb.CreateString("t"), c).Union()};
   });
   add(0, [](auto& fbb) {
     std::vector<flatbuffers::Offset<ListOffsetsEntry>> v{
         CreateListOffsetsEntry(fbb, fbb.CreateString("t"), 0, OffsetSpec::Timestamp, 5)};
-    return std::pair{Body::ListOffsetsRequest, CreateListOffsetsRequest(fbb, fbb.CreateVector(v)).Union()};
+    return std::pair{Body::ListOffsetsRequest,
+                     CreateListOffsetsRequest(fbb, fbb.CreateVector(v)).Union()};
   });
   add(9, [](auto& fbb) {
     std::vector<flatbuffers::Offset<FetchResult>> v{
@@ -59,11 +63,14 @@ std::vector<std::vector<std::uint8_t>> seeds() {
   add(8, [](auto& fbb) {
     std::vector<flatbuffers::Offset<PartitionInfo>> p{CreatePartitionInfo(fbb, 0, 0, 5, 5, 100, 1)};
     return std::pair{Body::DescribeTopicResponse,
-                     CreateDescribeTopicResponse(fbb, ErrorCode::None, 0, fbb.CreateString("t"), 0, fbb.CreateVector(p))
+                     CreateDescribeTopicResponse(fbb, ErrorCode::None, 0, fbb.CreateString("t"), 0,
+                                                 fbb.CreateVector(p))
                          .Union()};
   });
   add(8, [](auto& fbb) {
-    return std::pair{Body::ErrorResponse, CreateErrorResponse(fbb, ErrorCode::InvalidRequest, fbb.CreateString("x")).Union()};
+    return std::pair{
+        Body::ErrorResponse,
+        CreateErrorResponse(fbb, ErrorCode::InvalidRequest, fbb.CreateString("x")).Union()};
   });
   return s;
 }
@@ -76,8 +83,10 @@ int main(int argc, char** argv) {
   std::vector<std::string> files;
   for (int i = 1; i < argc; ++i) {
     std::string a = argv[i];
-    if (a == "--mutations" && i + 1 < argc) mutations = std::atol(argv[++i]);
-    else if (a == "--seed" && i + 1 < argc) seed = std::strtoull(argv[++i], nullptr, 10);
+    if (a == "--mutations" && i + 1 < argc)
+      mutations = std::atol(argv[++i]);
+    else if (a == "--seed" && i + 1 < argc)
+      seed = std::strtoull(argv[++i], nullptr, 10);
     else if (a == "--write-corpus" && i + 1 < argc) {
       std::filesystem::path dir = argv[++i];
       std::filesystem::create_directories(dir);
@@ -87,12 +96,14 @@ int main(int argc, char** argv) {
         out.write(reinterpret_cast<const char*>(s.data()), static_cast<std::streamsize>(s.size()));
       }
       return 0;
-    } else files.push_back(a);
+    } else
+      files.push_back(a);
   }
   if (!files.empty()) {
     for (auto& f : files) {
       std::ifstream in(f, std::ios::binary);
-      std::vector<std::uint8_t> d{std::istreambuf_iterator<char>(in), std::istreambuf_iterator<char>()};
+      std::vector<std::uint8_t> d{std::istreambuf_iterator<char>(in),
+                                  std::istreambuf_iterator<char>()};
       ferry_fuzz_wire_one(d.data(), d.size());
     }
     std::printf("replayed %zu inputs: no invariant violated\n", files.size());
@@ -112,10 +123,18 @@ int main(int argc, char** argv) {
     int rounds = 1 + static_cast<int>(rng() % 4);
     for (int r = 0; r < rounds && !m.empty(); ++r) {
       switch (rng() % 5) {
-        case 0: m[rng() % m.size()] ^= static_cast<std::uint8_t>(1u << (rng() % 8)); break;
-        case 1: m[rng() % m.size()] = static_cast<std::uint8_t>(rng()); break;
-        case 2: m.resize(rng() % (m.size() + 1)); break;
-        case 3: m.push_back(static_cast<std::uint8_t>(rng())); break;
+        case 0:
+          m[rng() % m.size()] ^= static_cast<std::uint8_t>(1u << (rng() % 8));
+          break;
+        case 1:
+          m[rng() % m.size()] = static_cast<std::uint8_t>(rng());
+          break;
+        case 2:
+          m.resize(rng() % (m.size() + 1));
+          break;
+        case 3:
+          m.push_back(static_cast<std::uint8_t>(rng()));
+          break;
         case 4: {  // overwrite a 4-byte word (offsets, lengths) with a nearby value
           if (m.size() > 5) {
             auto at = 1 + rng() % (m.size() - 4);
@@ -130,7 +149,7 @@ int main(int argc, char** argv) {
     }
     accepted += ferry_fuzz_wire_one(m.data(), m.size()) ? 1 : 0;
   }
-  std::printf("%zu seeds + %ld mutations (seed %llu, %ld accepted): no invariant violated\n", pool.size(), mutations,
-              static_cast<unsigned long long>(seed), accepted);
+  std::printf("%zu seeds + %ld mutations (seed %llu, %ld accepted): no invariant violated\n",
+              pool.size(), mutations, static_cast<unsigned long long>(seed), accepted);
   return 0;
 }

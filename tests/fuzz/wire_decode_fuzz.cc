@@ -4,19 +4,19 @@
 // report, and whatever is accepted can be walked completely (every string,
 // vector and referenced frame index is in bounds).
 #include <cstdint>
-
-#include "fuzz_check.h"
 #include <cstdio>
 #include <cstdlib>
 #include <cstring>
 #include <vector>
 
 #include "ferry/protocol/codec.h"
+#include "fuzz_check.h"
 
 namespace {
 
-
-std::size_t touch(const flatbuffers::String* s) { return s ? s->size() + (s->size() ? static_cast<std::size_t>(s->c_str()[s->size() - 1]) : 0) : 0; }
+std::size_t touch(const flatbuffers::String* s) {
+  return s ? s->size() + (s->size() ? static_cast<std::size_t>(s->c_str()[s->size() - 1]) : 0) : 0;
+}
 
 void walk(const ferry::wire::Envelope* env, std::size_t frames) {
   using namespace ferry::wire;
@@ -36,7 +36,8 @@ void walk(const ferry::wire::Envelope* env, std::size_t frames) {
       for (auto* e : *env->body_as_ListOffsetsRequest()->entries()) sink += touch(e->topic());
       break;
     case Body::CreateTopicRequest:
-      FERRY_FUZZ_CHECK(ferry::protocol::valid_topic_name(env->body_as_CreateTopicRequest()->name()->string_view()));
+      FERRY_FUZZ_CHECK(ferry::protocol::valid_topic_name(
+          env->body_as_CreateTopicRequest()->name()->string_view()));
       break;
     case Body::FetchResponse:
       for (auto* r : *env->body_as_FetchResponse()->results()) {
@@ -62,7 +63,8 @@ void walk(const ferry::wire::Envelope* env, std::size_t frames) {
 bool ferry_fuzz_wire_one(const std::uint8_t* data, std::size_t size) {
   if (size < 1) return false;
   const std::size_t frames = 1 + (data[0] & 7);
-  const auto dir = (data[0] & 8) ? ferry::protocol::direction::response : ferry::protocol::direction::request;
+  const auto dir =
+      (data[0] & 8) ? ferry::protocol::direction::response : ferry::protocol::direction::request;
   // Copy into an aligned buffer, as the broker does for frame 0.
   std::vector<std::uint64_t> aligned((size - 1) / 8 + 1);
   std::memcpy(aligned.data(), data + 1, size - 1);

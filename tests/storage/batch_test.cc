@@ -38,7 +38,8 @@ TEST(Batch, RoundTripsRecordsKeysValuesAndHeaders) {
   ASSERT_EQ(hv.size(), 2u);
   EXPECT_EQ(hv[0].key, "trace-id");
   ASSERT_TRUE(hv[0].value.has_value());
-  EXPECT_EQ(std::string(reinterpret_cast<const char*>(hv[0].value->data()), hv[0].value->size()), "abc");
+  EXPECT_EQ(std::string(reinterpret_cast<const char*>(hv[0].value->data()), hv[0].value->size()),
+            "abc");
   EXPECT_FALSE(hv[1].value.has_value());
   EXPECT_FALSE(recs[1].key.has_value());
   EXPECT_FALSE(recs[1].value.has_value());
@@ -94,17 +95,20 @@ TEST(Batch, TruncatedOrExtendedBytesAreRefused) {
 // stand between it and acceptance.
 void reseal(std::vector<std::byte>& b) {
   le::store<std::uint32_t>(b.data() + layout::batch_length, static_cast<std::uint32_t>(b.size()));
-  le::store<std::uint32_t>(b.data() + layout::crc, crc32c::value(b.data() + kCrcStart, b.size() - kCrcStart));
+  le::store<std::uint32_t>(b.data() + layout::crc,
+                           crc32c::value(b.data() + kCrcStart, b.size() - kCrcStart));
 }
 
 TEST(Batch, StructuralChecksCatchWellSignedNonsense) {
   std::string why;
   {
     auto b = make_batch(2);
-    le::store<std::int32_t>(b.data() + layout::record_count, 3);  // claims more records than present
+    le::store<std::int32_t>(b.data() + layout::record_count,
+                            3);  // claims more records than present
     reseal(b);
     EXPECT_FALSE(validate_batch(b, validation::full, &why));
-    EXPECT_TRUE(validate_batch(b, validation::header_and_crc)) << "header-level check only looks at the header";
+    EXPECT_TRUE(validate_batch(b, validation::header_and_crc))
+        << "header-level check only looks at the header";
   }
   {
     auto b = make_batch(2);
@@ -139,7 +143,8 @@ TEST(Batch, OffsetDeltasMustCountFromZero) {
   auto b = make_batch(2);
   auto recs = decode_records(b);
   // Record layout: len, attr, ts delta, offset delta... find the second record's delta byte.
-  std::size_t second = static_cast<std::size_t>(recs[1].key->data() - b.data()) - 1 /*key len*/ - 1 /*off*/;
+  std::size_t second =
+      static_cast<std::size_t>(recs[1].key->data() - b.data()) - 1 /*key len*/ - 1 /*off*/;
   ASSERT_EQ(b[second], std::byte{1});
   b[second] = std::byte{5};
   reseal(b);

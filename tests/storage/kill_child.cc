@@ -35,7 +35,8 @@ int main(int argc, char** argv) {
   cfg.retention_time = std::chrono::milliseconds(-1);
   cfg.retention_bytes = argc > 3 ? std::atoll(argv[3]) : -1;
   const long batches = std::atol(argv[2]);
-  auto opened = st::partition_log::open(st::posix_env(), argv[1], cfg, ferry::system_clock::instance());
+  auto opened =
+      st::partition_log::open(st::posix_env(), argv[1], cfg, ferry::system_clock::instance());
   if (!opened) {
     say("open-failed " + opened.error().message());
     return 3;

@@ -5,11 +5,10 @@
 // value, offsets are dense, nothing is duplicated, and appends continue.
 // (Power loss, which also drops the page cache, is covered by mem_env tests.)
 #include <fcntl.h>
+#include <gtest/gtest.h>
 #include <signal.h>
 #include <sys/wait.h>
 #include <unistd.h>
-
-#include <gtest/gtest.h>
 
 #include <chrono>
 #include <cstdlib>
@@ -45,7 +44,8 @@ child_run run_child(const fs::path& dir, long batches, const std::string& env_cr
     ::close(fds[1]);
     if (!env_crash.empty()) ::setenv("FERRY_CRASH_AT", env_crash.c_str(), 1);
     std::string b = std::to_string(batches), r = std::to_string(retention_bytes);
-    ::execl(FERRY_KILL_CHILD, FERRY_KILL_CHILD, dir.c_str(), b.c_str(), r.c_str(), static_cast<char*>(nullptr));
+    ::execl(FERRY_KILL_CHILD, FERRY_KILL_CHILD, dir.c_str(), b.c_str(), r.c_str(),
+            static_cast<char*>(nullptr));
     ::_exit(127);
   }
   ::close(fds[1]);
@@ -56,7 +56,8 @@ child_run run_child(const fs::path& dir, long batches, const std::string& env_cr
   child_run out;
   char buf[4096];
   ssize_t n;
-  while ((n = ::read(fds[0], buf, sizeof buf)) > 0) out.output.append(buf, static_cast<std::size_t>(n));
+  while ((n = ::read(fds[0], buf, sizeof buf)) > 0)
+    out.output.append(buf, static_cast<std::size_t>(n));
   ::close(fds[0]);
   ::waitpid(pid, &out.status, 0);
   std::istringstream lines(out.output);
@@ -89,7 +90,8 @@ check_result check_log(const fs::path& dir, std::int64_t acked) {
   auto recs = testing::read_all(log);
   for (std::size_t i = 0; i < recs.size(); ++i) {
     auto want = c.start + static_cast<std::int64_t>(i);
-    if (recs[i].first != want || recs[i].second.rfind("v" + std::to_string(want) + ".", 0) != 0) ++c.bad_values;
+    if (recs[i].first != want || recs[i].second.rfind("v" + std::to_string(want) + ".", 0) != 0)
+      ++c.bad_values;
   }
   EXPECT_EQ(static_cast<std::int64_t>(recs.size()), c.end - c.start);
   return c;
@@ -107,8 +109,9 @@ class KillTest : public ::testing::Test {
 };
 
 TEST_F(KillTest, EveryNamedCrashPointRecoversAcknowledgedRecords) {
-  const char* points[] = {"log.append.after_write", "log.sync.after_fdatasync", "log.sync.before_ack",
-                          "log.roll.after_sync",    "log.roll.after_index",     "log.roll.after_create",
+  const char* points[] = {"log.append.after_write",    "log.sync.after_fdatasync",
+                          "log.sync.before_ack",       "log.roll.after_sync",
+                          "log.roll.after_index",      "log.roll.after_create",
                           "log.retention.after_rename"};
   for (const char* point : points) {
     for (int hit : {1, 2, 5}) {
@@ -117,7 +120,8 @@ TEST_F(KillTest, EveryNamedCrashPointRecoversAcknowledgedRecords) {
       auto run = run_child(dir, 400, std::string(point) + ":" + std::to_string(hit),
                            std::chrono::milliseconds(0), 64 * 1024);
       ASSERT_TRUE(WIFEXITED(run.status)) << run.output;
-      ASSERT_EQ(WEXITSTATUS(run.status), kCrashExitCode) << "the crash point was never reached: " << run.output;
+      ASSERT_EQ(WEXITSTATUS(run.status), kCrashExitCode)
+          << "the crash point was never reached: " << run.output;
       auto c = check_log(dir, run.acked);
       EXPECT_EQ(c.lost, 0);
       EXPECT_EQ(c.bad_values, 0);
@@ -126,7 +130,8 @@ TEST_F(KillTest, EveryNamedCrashPointRecoversAcknowledgedRecords) {
       // The log carries on after the crash, at the right offset.
       auto again = run_child(dir, 20, "");
       ASSERT_TRUE(WIFEXITED(again.status) && WEXITSTATUS(again.status) == 0) << again.output;
-      EXPECT_NE(again.output.find("start " + std::to_string(c.end)), std::string::npos) << again.output;
+      EXPECT_NE(again.output.find("start " + std::to_string(c.end)), std::string::npos)
+          << again.output;
       auto c2 = check_log(dir, again.acked);
       EXPECT_EQ(c2.lost, 0);
       EXPECT_EQ(c2.bad_values, 0);
@@ -147,8 +152,9 @@ TEST_F(KillTest, RandomSigkillLosesNoAcknowledgedRecord) {
     lost += c.lost;
     bad += c.bad_values;
   }
-  std::printf("kill -9 cycles=%lld acked=%lld lost=%lld bad_or_duplicate=%lld\n", static_cast<long long>(cycles),
-              static_cast<long long>(acked_total), static_cast<long long>(lost), static_cast<long long>(bad));
+  std::printf("kill -9 cycles=%lld acked=%lld lost=%lld bad_or_duplicate=%lld\n",
+              static_cast<long long>(cycles), static_cast<long long>(acked_total),
+              static_cast<long long>(lost), static_cast<long long>(bad));
   EXPECT_GT(acked_total, 0) << "the child never acknowledged anything: the test proved nothing";
   EXPECT_EQ(lost, 0);
   EXPECT_EQ(bad, 0);

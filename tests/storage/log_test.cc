@@ -161,8 +161,9 @@ TEST_F(LogTest, RollsBySizeAndNamesSegmentsByBaseOffset) {
   for (const auto& n : names) logs += n.ends_with(".log");
   EXPECT_EQ(static_cast<std::size_t>(logs), st.segments);
   // Every sealed segment has both index files; the active one has none.
-  EXPECT_TRUE(std::count_if(names.begin(), names.end(), [](auto& n) { return n.ends_with(".timeindex"); }) ==
-              static_cast<long>(st.segments - 1));
+  EXPECT_TRUE(std::count_if(names.begin(), names.end(), [](auto& n) {
+                return n.ends_with(".timeindex");
+              }) == static_cast<long>(st.segments - 1));
   auto all = read_all(*log);
   ASSERT_EQ(all.size(), 40u);
   for (int i = 0; i < 40; ++i) EXPECT_EQ(all[static_cast<std::size_t>(i)].first, i);
@@ -244,10 +245,12 @@ TEST_F(LogTest, RetentionByBytesDeletesWholeOldestSegments) {
   EXPECT_EQ(all.back().first, 79);
   // Files are renamed at once and unlinked later, off the append path.
   auto names = env_.list_dir(kDir).value();
-  EXPECT_TRUE(std::any_of(names.begin(), names.end(), [](auto& n) { return n.ends_with(".deleted"); }));
+  EXPECT_TRUE(
+      std::any_of(names.begin(), names.end(), [](auto& n) { return n.ends_with(".deleted"); }));
   EXPECT_EQ(log->remove_deleted().value(), r.value().segments_deleted * 3);
   names = env_.list_dir(kDir).value();
-  EXPECT_FALSE(std::any_of(names.begin(), names.end(), [](auto& n) { return n.ends_with(".deleted"); }));
+  EXPECT_FALSE(
+      std::any_of(names.begin(), names.end(), [](auto& n) { return n.ends_with(".deleted"); }));
 }
 
 TEST_F(LogTest, RetentionByTimeUsesSegmentMaxTimestampAndKeepsActive) {
@@ -277,8 +280,9 @@ TEST_F(LogTest, DeletedSegmentsStayDeletedAfterReopen) {
   auto log = open(c);
   EXPECT_GT(log->log_start_offset(), offset(0));
   auto names = env_.list_dir(kDir).value();
-  EXPECT_FALSE(std::any_of(names.begin(), names.end(), [](auto& n) { return n.ends_with(".deleted"); }))
-      << "leftover *.deleted files are removed on open";
+  EXPECT_FALSE(std::any_of(names.begin(), names.end(), [](auto& n) {
+    return n.ends_with(".deleted");
+  })) << "leftover *.deleted files are removed on open";
 }
 
 TEST_F(LogTest, ReopenKeepsEverythingAndContinuesOffsets) {
@@ -311,7 +315,8 @@ TEST_F(LogTest, ReopenScansOnlyTheActiveSegment) {
 TEST_F(LogTest, TruncateToRemovesTheTailDurably) {
   auto log = open();
   fill(*log, 40, 2, 200);
-  ASSERT_TRUE(log->truncate_to(offset(31)).error() == errc::invalid_batch) << "31 is inside a batch";
+  ASSERT_TRUE(log->truncate_to(offset(31)).error() == errc::invalid_batch)
+      << "31 is inside a batch";
   ASSERT_TRUE(log->truncate_to(offset(30)));
   EXPECT_EQ(log->log_end_offset(), offset(30));
   EXPECT_EQ(log->high_watermark(), offset(30));

@@ -7,7 +7,9 @@
 namespace ferry::storage {
 namespace {
 
-std::span<const std::byte> b(std::string_view s) { return as_bytes(s); }
+std::span<const std::byte> b(std::string_view s) {
+  return as_bytes(s);
+}
 
 std::string text(const std::optional<std::vector<std::byte>>& v) {
   if (!v) return "<absent>";

@@ -580,8 +580,9 @@ class model_run {
     ASSERT_EQ(seen, rr.batches);
     ASSERT_EQ(rr.next_offset, next);
     if (rr.batches > 1) {
-      ASSERT_LE(rr.data.size(), max_bytes) << "more than max_bytes in several batches: read(" << from << ", "
-                                           << max_bytes << ") returned " << rr.batches << " batches";
+      ASSERT_LE(rr.data.size(), max_bytes)
+          << "more than max_bytes in several batches: read(" << from << ", " << max_bytes
+          << ") returned " << rr.batches << " batches";
     }
   }
 

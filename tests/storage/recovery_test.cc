@@ -35,18 +35,21 @@ class RecoveryTest : public ::testing::Test {
   // Appends `n` one-record batches and syncs after each: all acknowledged.
   void append_acked(partition_log& log, int n, std::size_t value_size = 50) {
     for (int i = 0; i < n; ++i) {
-      auto b = make_batch(1, static_cast<int>(log.log_end_offset().value()), clock_.wall_now(), value_size);
+      auto b = make_batch(1, static_cast<int>(log.log_end_offset().value()), clock_.wall_now(),
+                          value_size);
       ASSERT_TRUE(log.append(b));
       ASSERT_TRUE(log.sync());
     }
   }
   void append_unsynced(partition_log& log, int n, std::size_t value_size = 50) {
     for (int i = 0; i < n; ++i) {
-      auto b = make_batch(1, static_cast<int>(log.log_end_offset().value()), clock_.wall_now(), value_size);
+      auto b = make_batch(1, static_cast<int>(log.log_end_offset().value()), clock_.wall_now(),
+                          value_size);
       ASSERT_TRUE(log.append(b));
     }
   }
-  static void expect_dense(const std::vector<std::pair<std::int64_t, std::string>>& recs, std::int64_t n) {
+  static void expect_dense(const std::vector<std::pair<std::int64_t, std::string>>& recs,
+                           std::int64_t n) {
     ASSERT_EQ(static_cast<std::int64_t>(recs.size()), n);
     for (std::int64_t i = 0; i < n; ++i) {
       EXPECT_EQ(recs[static_cast<std::size_t>(i)].first, i);
@@ -116,7 +119,8 @@ TEST_F(RecoveryTest, PowerLossAcrossSegmentRollsKeepsAckedRecords) {
     ASSERT_TRUE(log) << "seed " << seed << ": " << log.error().message();
     auto recs = read_all(*log.value());
     ASSERT_GE(static_cast<std::int64_t>(recs.size()), acked) << "seed " << seed;
-    for (std::size_t i = 0; i < recs.size(); ++i) ASSERT_EQ(recs[i].first, static_cast<std::int64_t>(i));
+    for (std::size_t i = 0; i < recs.size(); ++i)
+      ASSERT_EQ(recs[i].first, static_cast<std::int64_t>(i));
   }
 }
 
@@ -156,7 +160,8 @@ TEST_F(RecoveryTest, GarbageAppendedAfterLastBatchIsCut) {
       d.resize(good);
       const std::size_t sizes[] = {3, 56, 200, 4000};
       std::size_t n = sizes[static_cast<std::size_t>(variant)];
-      for (std::size_t i = 0; i < n; ++i) d.push_back(static_cast<std::byte>(i * 31 + static_cast<std::size_t>(variant)));
+      for (std::size_t i = 0; i < n; ++i)
+        d.push_back(static_cast<std::byte>(i * 31 + static_cast<std::size_t>(variant)));
     });
     auto log = open();
     EXPECT_EQ(log->log_end_offset(), offset(8)) << variant;
@@ -216,7 +221,8 @@ TEST_F(SealedTest, BitFlipInSealedSegmentIsDetectedOnReadAndNeverServed) {
   fs::path seg1;
   auto names = env_.list_dir(kDir).value();
   for (auto& n : names)
-    if (n.ends_with(".log") && n != "00000000000000000000.log" && (seg1.empty() || n < seg1.filename().string()))
+    if (n.ends_with(".log") && n != "00000000000000000000.log" &&
+        (seg1.empty() || n < seg1.filename().string()))
       seg1 = kDir / n;
   auto base = std::stoll(seg1.filename().string());
   env_.corrupt(seg1, [](auto& d) { d[100] ^= std::byte{0x01}; });
@@ -238,7 +244,8 @@ TEST_F(SealedTest, EveryBitFlipInASealedSegmentIsDetected) {
   const fs::path seg0 = kSeg0;
   auto original = *env_.contents(seg0);
   int detected = 0, trials = 0;
-  for (std::size_t byte = 8; byte < original.size(); byte += 13) {  // skip base_offset's 8 bytes? no: checked too
+  for (std::size_t byte = 8; byte < original.size();
+       byte += 13) {  // skip base_offset's 8 bytes? no: checked too
     env_.corrupt(seg0, [&](auto& d) {
       d = original;
       d[byte] ^= std::byte{0x04};
@@ -264,7 +271,8 @@ TEST_F(SealedTest, BaseOffsetFlipIsDetectedByOffsetContinuity) {
   auto log = open();
   auto r = log->read(offset(0), 1 << 20);
   ASSERT_TRUE(r);
-  EXPECT_EQ(r.value().next_offset, offset(1)) << "served the first batch, stopped at the damaged one";
+  EXPECT_EQ(r.value().next_offset, offset(1))
+      << "served the first batch, stopped at the damaged one";
   auto r2 = log->read(offset(1), 1 << 20);
   EXPECT_FALSE(r2);
 }
@@ -289,7 +297,8 @@ TEST_F(SealedTest, BitFlipInIndexEntriesIsDetectedAndRebuilt) {
       d[byte] ^= std::byte{0x80};
     });
     auto log = open();
-    EXPECT_EQ(log->offset_for_timestamp(timestamp_ms(0)).value(), offset(0));  // forces the index load
+    EXPECT_EQ(log->offset_for_timestamp(timestamp_ms(0)).value(),
+              offset(0));  // forces the index load
     EXPECT_EQ(*env_.contents(idx), original) << "rebuilt after flip at " << byte;
   }
 }
@@ -306,7 +315,8 @@ TEST_F(SealedTest, DamagedIndexHeaderIsRebuiltAtOpen) {
 TEST_F(SealedTest, CorruptSealedSegmentFoundDuringRebuildIsReportedNotServed) {
   auto idx = kDir / "00000000000000000000.index";
   ASSERT_TRUE(env_.remove_file(idx));
-  env_.corrupt(kSeg0, [](auto& d) { d[d.size() - 5] ^= std::byte{0x40}; });  // last batch of segment 0
+  env_.corrupt(kSeg0,
+               [](auto& d) { d[d.size() - 5] ^= std::byte{0x40}; });  // last batch of segment 0
   auto log = open();
   EXPECT_EQ(log->recovery().corrupt_segments, 1u);
   auto r = log->read(offset(0), 1 << 20);

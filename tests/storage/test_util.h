@@ -15,7 +15,8 @@ namespace ferry::storage::testing {
 
 /// A batch of `n` records with keys "k<first+i>" and values "v<first+i>"
 /// padded to `value_size` bytes, timestamps ts, ts+1, ...
-inline std::vector<std::byte> make_batch(int n, int first = 0, timestamp_ms ts = timestamp_ms(1'000),
+inline std::vector<std::byte> make_batch(int n, int first = 0,
+                                         timestamp_ms ts = timestamp_ms(1'000),
                                          std::size_t value_size = 0) {
   batch_builder b;
   for (int i = 0; i < n; ++i) {
@@ -28,7 +29,8 @@ inline std::vector<std::byte> make_batch(int n, int first = 0, timestamp_ms ts =
 
 /// Every record in the log from `from`, as (offset, value) pairs, reading
 /// in chunks of `chunk` bytes.
-inline std::vector<std::pair<std::int64_t, std::string>> read_all(partition_log& log, offset from = offset(-1),
+inline std::vector<std::pair<std::int64_t, std::string>> read_all(partition_log& log,
+                                                                  offset from = offset(-1),
                                                                   std::size_t chunk = 64 << 10) {
   std::vector<std::pair<std::int64_t, std::string>> out;
   offset at = from.value() < 0 ? log.log_start_offset() : from;

@@ -5,10 +5,9 @@
 
 #include <cstdio>
 #include <filesystem>
+#include <nlohmann/json.hpp>
 #include <sstream>
 #include <string>
-
-#include <nlohmann/json.hpp>
 
 #include "ferry/broker/broker.h"
 
@@ -47,7 +46,8 @@ class CliTest : public ::testing::Test {
       std::fputs(input.c_str(), f);
       std::fclose(f);
     }
-    std::string cmd = "FERRY_BROKER=" + endpoint_ + " " + FERRY_CLI + " " + args + " < " + in.string() + " 2>/dev/null";
+    std::string cmd = "FERRY_BROKER=" + endpoint_ + " " + FERRY_CLI + " " + args + " < " +
+                      in.string() + " 2>/dev/null";
     run_result r;
     FILE* p = ::popen(cmd.c_str(), "r");
     char buf[4096];
@@ -93,7 +93,8 @@ TEST_F(CliTest, TopicsLifecycle) {
 
 TEST_F(CliTest, ProduceAndConsumeWithKeysAndJson) {
   ASSERT_EQ(ferry("topics create orders --partitions 2").code, 0);
-  auto p = ferry("-o json produce orders --key-separator : --header src=test", "c1:first\nc2:second\nc1:third\n");
+  auto p = ferry("-o json produce orders --key-separator : --header src=test",
+                 "c1:first\nc2:second\nc1:third\n");
   ASSERT_EQ(p.code, 0);
   auto acks = lines(p.out);
   ASSERT_EQ(acks.size(), 3u);
@@ -107,7 +108,8 @@ TEST_F(CliTest, ProduceAndConsumeWithKeysAndJson) {
     by_key[r["key"]].push_back(r["value"]);
     EXPECT_EQ(r["headers"]["src"], "test");
   }
-  EXPECT_EQ(by_key["c1"], (std::vector<std::string>{"first", "third"})) << "same key: same partition, in order";
+  EXPECT_EQ(by_key["c1"], (std::vector<std::string>{"first", "third"}))
+      << "same key: same partition, in order";
   EXPECT_EQ(by_key["c2"], std::vector<std::string>{"second"});
   auto n = ferry("consume orders --from-beginning -n 1");
   EXPECT_EQ(n.code, 0);
@@ -124,7 +126,8 @@ TEST_F(CliTest, ExitCodesDistinguishFailures) {
   EXPECT_EQ(ferry("topics create").code, 2) << "usage error";
   EXPECT_EQ(ferry("consume x --offset 5").code, 2) << "--offset needs --partition";
   EXPECT_EQ(ferry("consume x --from-time yesterday").code, 2);
-  EXPECT_EQ(ferry("--broker tcp://127.0.0.1:1 --timeout-ms 300 topics list").code, 3) << "unreachable";
+  EXPECT_EQ(ferry("--broker tcp://127.0.0.1:1 --timeout-ms 300 topics list").code, 3)
+      << "unreachable";
 }
 
 TEST_F(CliTest, BenchPrintsOneJsonSummary) {
@@ -132,7 +135,8 @@ TEST_F(CliTest, BenchPrintsOneJsonSummary) {
   ASSERT_EQ(b.code, 0);
   auto j = nlohmann::json::parse(b.out);
   EXPECT_EQ(j["records"], 2000);
-  for (const char* k : {"records_per_sec", "mb_per_sec", "p50_ms", "p99_ms", "p999_ms"}) EXPECT_TRUE(j.contains(k)) << k;
+  for (const char* k : {"records_per_sec", "mb_per_sec", "p50_ms", "p99_ms", "p999_ms"})
+    EXPECT_TRUE(j.contains(k)) << k;
   EXPECT_GT(j["records_per_sec"].get<double>(), 0);
   auto e = ferry("-o json bench e2e --records 200 --rate 1000");
   ASSERT_EQ(e.code, 0);

@@ -1,14 +1,14 @@
 // ferry bench produce | consume | e2e: load generator with a progress bar
 // on stderr (when it is a terminal) and a summary table, or one JSON object
 // with -o json: records, records_per_sec, mb_per_sec, p50_ms, p99_ms, p999_ms.
+#include <fmt/format.h>
+
 #include <algorithm>
 #include <atomic>
 #include <cstring>
 #include <iostream>
 #include <mutex>
 #include <thread>
-
-#include <fmt/format.h>
 
 #include "cli.h"
 #include "commands.h"
@@ -24,7 +24,8 @@ namespace {
 using clk = std::chrono::steady_clock;
 
 std::int64_t now_ns() {
-  return std::chrono::duration_cast<std::chrono::nanoseconds>(clk::now().time_since_epoch()).count();
+  return std::chrono::duration_cast<std::chrono::nanoseconds>(clk::now().time_since_epoch())
+      .count();
 }
 
 class progress {
@@ -38,8 +39,12 @@ class progress {
     last_ = now;
     double secs = std::chrono::duration<double>(now - start_).count();
     int width = 30;
-    int filled = total_ > 0 ? static_cast<int>(static_cast<double>(width) * static_cast<double>(done) / static_cast<double>(total_)) : 0;
-    std::cerr << fmt::format("\r{} [{}{}] {:3d}% {}/{} records, {:.0f} rec/s   ", label_, std::string(static_cast<std::size_t>(filled), '#'),
+    int filled = total_ > 0
+                     ? static_cast<int>(static_cast<double>(width) * static_cast<double>(done) /
+                                        static_cast<double>(total_))
+                     : 0;
+    std::cerr << fmt::format("\r{} [{}{}] {:3d}% {}/{} records, {:.0f} rec/s   ", label_,
+                             std::string(static_cast<std::size_t>(filled), '#'),
                              std::string(static_cast<std::size_t>(width - filled), '.'),
                              total_ > 0 ? static_cast<int>(100 * done / total_) : 0, done, total_,
                              secs > 0 ? static_cast<double>(done) / secs : 0.0);
@@ -75,7 +80,7 @@ void print_summary(const globals& g, summary s) {
   double p50 = percentile(s.latencies_ms, 0.50), p99 = percentile(s.latencies_ms, 0.99),
          p999 = percentile(s.latencies_ms, 0.999);
   if (g.json()) {
-    nlohmann::json j = {{"mode", s.mode}, {"records", s.records}, {"seconds", s.seconds},
+    nlohmann::json j = {{"mode", s.mode},         {"records", s.records},   {"seconds", s.seconds},
                         {"record_bytes", s.size}, {"records_per_sec", rps}, {"mb_per_sec", mbps}};
     j["p50_ms"] = has_lat ? nlohmann::json(p50) : nlohmann::json(nullptr);
     j["p99_ms"] = has_lat ? nlohmann::json(p99) : nlohmann::json(nullptr);
@@ -83,11 +88,12 @@ void print_summary(const globals& g, summary s) {
     print_json(j);
     return;
   }
-  std::cout << fmt::format("{:<10} {:>10} {:>9} {:>14} {:>9} {:>9} {:>9} {:>9}\n", "MODE", "RECORDS", "SECONDS",
-                           "RECORDS/S", "MB/S", "P50-MS", "P99-MS", "P999-MS");
+  std::cout << fmt::format("{:<10} {:>10} {:>9} {:>14} {:>9} {:>9} {:>9} {:>9}\n", "MODE",
+                           "RECORDS", "SECONDS", "RECORDS/S", "MB/S", "P50-MS", "P99-MS",
+                           "P999-MS");
   auto lat = [&](double v) { return has_lat ? fmt::format("{:.3f}", v) : std::string("-"); };
-  std::cout << fmt::format("{:<10} {:>10} {:>9.2f} {:>14.0f} {:>9.1f} {:>9} {:>9} {:>9}\n", s.mode, s.records,
-                           s.seconds, rps, mbps, lat(p50), lat(p99), lat(p999));
+  std::cout << fmt::format("{:<10} {:>10} {:>9.2f} {:>14.0f} {:>9.1f} {:>9} {:>9} {:>9}\n", s.mode,
+                           s.records, s.seconds, rps, mbps, lat(p50), lat(p99), lat(p999));
 }
 
 std::size_t g_batch_bytes = 1u << 20;
@@ -103,8 +109,8 @@ client::producer_options producer_opts(const globals& g, long linger_ms) {
 
 // Sends `n` records of `size` bytes; the first 8 bytes of each value carry
 // the send time (steady clock, ns) for end-to-end latency.
-int run_produce(const globals& g, const std::string& topic, long n, std::size_t size, double rate, summary* s,
-                const char* label, long linger_ms) {
+int run_produce(const globals& g, const std::string& topic, long n, std::size_t size, double rate,
+                summary* s, const char* label, long linger_ms) {
   client::producer p(producer_opts(g, linger_ms));
   std::string value(std::max<std::size_t>(size, 8), 'x');
   std::atomic<long> done{0}, failed{0};
@@ -115,7 +121,8 @@ int run_produce(const globals& g, const std::string& topic, long n, std::size_t 
   auto start = clk::now();
   for (long i = 0; i < n; ++i) {
     if (rate > 0) {
-      auto due = start + std::chrono::nanoseconds(static_cast<std::int64_t>(1e9 * static_cast<double>(i) / rate));
+      auto due = start + std::chrono::nanoseconds(
+                             static_cast<std::int64_t>(1e9 * static_cast<double>(i) / rate));
       std::this_thread::sleep_until(due);
     }
     std::int64_t t0 = now_ns();
@@ -136,7 +143,8 @@ int run_produce(const globals& g, const std::string& topic, long n, std::size_t 
     if (!sent) return report("send failed", sent.error());
     if ((i & 1023) == 0) bar.update(done.load());
   }
-  if (auto f = p.flush(std::chrono::milliseconds(300000)); !f) return report("flush failed", f.error());
+  if (auto f = p.flush(std::chrono::milliseconds(300000)); !f)
+    return report("flush failed", f.error());
   bar.update(n);
   if (s) {
     s->records = n - failed.load();
@@ -147,7 +155,8 @@ int run_produce(const globals& g, const std::string& topic, long n, std::size_t 
 }
 
 // Consumes `n` records with a consumer already assigned and positioned.
-int run_consume(client::consumer& c, const std::string& topic, long n, summary& s, bool e2e_latency) {
+int run_consume(client::consumer& c, const std::string& topic, long n, summary& s,
+                bool e2e_latency) {
   progress bar(e2e_latency ? "e2e" : "consume", n);
   long got = 0;
   auto start = clk::now();
@@ -157,7 +166,8 @@ int run_consume(client::consumer& c, const std::string& topic, long n, summary& 
     if (!recs) return report("fetch failed from " + topic, recs.error());
     if (recs.value().empty()) {
       if (clk::now() - idle_since > std::chrono::seconds(30)) {
-        std::cerr << fmt::format("\nerror: no records for 30 s after {} of {}; is the topic being written?\n", got, n);
+        std::cerr << fmt::format(
+            "\nerror: no records for 30 s after {} of {}; is the topic being written?\n", got, n);
         return kFailed;
       }
       continue;
@@ -187,7 +197,8 @@ int bench(const globals& g, const bench_args& a) {
     return kUsage;
   }
   if (a.records <= 0 || a.size == 0 || a.partitions <= 0 || a.rate < 0) {
-    std::cerr << "error: --records, --size and --partitions must be positive, --rate not negative\n";
+    std::cerr
+        << "error: --records, --size and --partitions must be positive, --rate not negative\n";
     return kUsage;
   }
   g_batch_bytes = a.batch_bytes;
@@ -200,7 +211,8 @@ int bench(const globals& g, const bench_args& a) {
     topic = fmt::format("bench-{}-{}", a.mode, system_clock::instance().wall_now().value());
     client::topic_config tc;
     tc.partitions = a.partitions;
-    if (auto r = adm.create_topic(topic, tc); !r) return report("cannot create bench topic", r.error(), adm.last_error_message());
+    if (auto r = adm.create_topic(topic, tc); !r)
+      return report("cannot create bench topic", r.error(), adm.last_error_message());
   }
   auto desc = adm.describe_topic(topic);
   if (!desc) return report("cannot describe " + topic, desc.error(), adm.last_error_message());
@@ -216,7 +228,8 @@ int bench(const globals& g, const bench_args& a) {
   if (a.mode == "produce") {
     rc = run_produce(g, topic, a.records, a.size, a.rate, &s, "produce", a.linger_ms.value_or(5));
   } else if (a.mode == "consume") {
-    if (fresh) rc = run_produce(g, topic, a.records, a.size, 0, nullptr, "prepare", a.linger_ms.value_or(5));
+    if (fresh)
+      rc = run_produce(g, topic, a.records, a.size, 0, nullptr, "prepare", a.linger_ms.value_or(5));
     client::consumer c(co);
     if (rc == kOk) {
       if (auto r = c.assign(tps); !r) rc = report("assign failed", r.error());
@@ -232,7 +245,9 @@ int bench(const globals& g, const bench_args& a) {
     if (auto r = c.assign(tps); !r) return report("assign failed", r.error());
     if (auto r = c.seek_to_end(tps); !r) return report("seek failed", r.error());
     std::atomic<int> prc{kOk};
-    std::thread producer_thread([&] { prc = run_produce(g, topic, a.records, a.size, rate, nullptr, "", a.linger_ms.value_or(0)); });
+    std::thread producer_thread([&] {
+      prc = run_produce(g, topic, a.records, a.size, rate, nullptr, "", a.linger_ms.value_or(0));
+    });
     rc = run_consume(c, topic, a.records, s, true);
     producer_thread.join();
     if (rc == kOk) rc = prc.load();

@@ -1,11 +1,10 @@
 #include "cli.h"
 
+#include <fmt/format.h>
 #include <unistd.h>
 
 #include <ctime>
 #include <iostream>
-
-#include <fmt/format.h>
 
 #include "ferry/client/errc.h"
 #include "ferry/protocol/errc.h"
@@ -25,12 +24,18 @@ namespace {
 std::string hint_for(std::error_code ec) {
   if (ec == protocol::errc::timed_out || ec == protocol::errc::disconnected)
     return "Is ferryd running there? Check --broker or FERRY_BROKER.";
-  if (ec == client::errc::unknown_topic) return "Create it with: ferry topics create NAME --partitions N";
-  if (ec == client::errc::unknown_partition) return "See the partitions with: ferry topics describe NAME";
-  if (ec == client::errc::offset_out_of_range) return "See the valid range with: ferry topics describe NAME";
-  if (ec == client::errc::topic_already_exists) return "Inspect it with: ferry topics describe NAME";
-  if (ec == client::errc::partition_failed) return "The broker log says why; fix the disk and restart ferryd.";
-  if (ec == client::errc::record_too_large) return "Send smaller records or raise the topic's max message size.";
+  if (ec == client::errc::unknown_topic)
+    return "Create it with: ferry topics create NAME --partitions N";
+  if (ec == client::errc::unknown_partition)
+    return "See the partitions with: ferry topics describe NAME";
+  if (ec == client::errc::offset_out_of_range)
+    return "See the valid range with: ferry topics describe NAME";
+  if (ec == client::errc::topic_already_exists)
+    return "Inspect it with: ferry topics describe NAME";
+  if (ec == client::errc::partition_failed)
+    return "The broker log says why; fix the disk and restart ferryd.";
+  if (ec == client::errc::record_too_large)
+    return "Send smaller records or raise the topic's max message size.";
   if (ec == client::errc::invalid_topic_name) return "Use 1-249 characters of [A-Za-z0-9._-].";
   return "";
 }
@@ -101,10 +106,13 @@ std::string format_iso8601(timestamp_ms t) {
   std::time_t secs = static_cast<std::time_t>(t.value() / 1000);
   std::tm tm{};
   gmtime_r(&secs, &tm);
-  return fmt::format("{:04d}-{:02d}-{:02d}T{:02d}:{:02d}:{:02d}.{:03d}Z", tm.tm_year + 1900, tm.tm_mon + 1, tm.tm_mday,
-                     tm.tm_hour, tm.tm_min, tm.tm_sec, static_cast<int>(((t.value() % 1000) + 1000) % 1000));
+  return fmt::format("{:04d}-{:02d}-{:02d}T{:02d}:{:02d}:{:02d}.{:03d}Z", tm.tm_year + 1900,
+                     tm.tm_mon + 1, tm.tm_mday, tm.tm_hour, tm.tm_min, tm.tm_sec,
+                     static_cast<int>(((t.value() % 1000) + 1000) % 1000));
 }
 
-bool stderr_is_tty() { return ::isatty(2) != 0; }
+bool stderr_is_tty() {
+  return ::isatty(2) != 0;
+}
 
 }  // namespace ferry::cli

@@ -3,11 +3,10 @@
 
 #include <chrono>
 #include <cstdio>
+#include <nlohmann/json.hpp>
 #include <optional>
 #include <string>
 #include <system_error>
-
-#include <nlohmann/json.hpp>
 
 #include "ferry/client/options.h"
 #include "ferry/core/types.h"

@@ -1,9 +1,9 @@
 // ferry consume TOPIC: prints records (one per line, or one JSON object per
 // record with -o json).
+#include <fmt/format.h>
+
 #include <csignal>
 #include <iostream>
-
-#include <fmt/format.h>
 
 #include "cli.h"
 #include "commands.h"
@@ -31,21 +31,23 @@ int consume(const globals& g, const consume_args& a) {
   if (a.from_time) {
     from_ts = parse_iso8601(*a.from_time);
     if (!from_ts) {
-      std::cerr << "error: --from-time wants ISO 8601, e.g. 2026-11-22T10:00:00Z, got '" << *a.from_time << "'\n";
+      std::cerr << "error: --from-time wants ISO 8601, e.g. 2026-11-22T10:00:00Z, got '"
+                << *a.from_time << "'\n";
       return kUsage;
     }
   }
   client::admin adm(g.client());
   auto desc = adm.describe_topic(a.topic);
-  if (!desc) return report("cannot consume from " + a.topic, desc.error(), adm.last_error_message());
+  if (!desc)
+    return report("cannot consume from " + a.topic, desc.error(), adm.last_error_message());
   std::vector<client::topic_partition> tps;
   for (const auto& p : desc.value().partitions) {
     if (a.partition && p.partition.value() != *a.partition) continue;
     tps.push_back({a.topic, p.partition});
   }
   if (tps.empty()) {
-    std::cerr << fmt::format("error: topic {} has no partition {}. See: ferry topics describe {}\n", a.topic,
-                             a.partition.value_or(-1), a.topic);
+    std::cerr << fmt::format("error: topic {} has no partition {}. See: ferry topics describe {}\n",
+                             a.topic, a.partition.value_or(-1), a.topic);
     return kRefused;
   }
   // Where to stop with -e: the end of each partition as of now.
@@ -93,7 +95,8 @@ int consume(const globals& g, const consume_args& a) {
       if (limit >= 0 && printed >= limit) break;
       if (g.json()) {
         nlohmann::json h = nlohmann::json::object();
-        for (const auto& hd : r.headers) h[hd.key] = hd.value ? nlohmann::json(*hd.value) : nlohmann::json(nullptr);
+        for (const auto& hd : r.headers)
+          h[hd.key] = hd.value ? nlohmann::json(*hd.value) : nlohmann::json(nullptr);
         print_json({{"topic", r.topic},
                     {"partition", r.partition.value()},
                     {"offset", r.offset.value()},

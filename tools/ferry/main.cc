@@ -5,10 +5,9 @@
 // Data goes to stdout, logs and progress to stderr. Exit codes: 0 ok,
 // 1 the broker refused the request, 2 usage error, 3 broker unreachable,
 // 4 other failure. See docs/cli.md.
+#include <CLI/CLI.hpp>
 #include <cstdlib>
 #include <iostream>
-
-#include <CLI/CLI.hpp>
 
 #include "cli.h"
 #include "commands.h"
@@ -16,15 +15,19 @@
 
 int main(int argc, char** argv) {
   using namespace ferry::cli;
-  ferry::log::set_level(std::getenv("FERRY_LOG_LEVEL") ? std::getenv("FERRY_LOG_LEVEL") : "warn");  // NOLINT
+  ferry::log::set_level(std::getenv("FERRY_LOG_LEVEL") ? std::getenv("FERRY_LOG_LEVEL")
+                                                       : "warn");  // NOLINT
   CLI::App app{"ferry: talk to a Ferry broker"};
   app.require_subcommand(1);
   globals g;
-  g.broker = std::getenv("FERRY_BROKER") ? std::getenv("FERRY_BROKER") : "tcp://127.0.0.1:7400";  // NOLINT
-  app.add_option("--broker", g.broker, "broker endpoint (FERRY_BROKER), default tcp://127.0.0.1:7400");
+  g.broker =
+      std::getenv("FERRY_BROKER") ? std::getenv("FERRY_BROKER") : "tcp://127.0.0.1:7400";  // NOLINT
+  app.add_option("--broker", g.broker,
+                 "broker endpoint (FERRY_BROKER), default tcp://127.0.0.1:7400");
   app.add_option("-o,--output", g.output, "table (for people) or json (for machines)")
       ->check(CLI::IsMember({"table", "json"}));
-  app.add_option("--timeout-ms", g.timeout_ms, "how long to wait for the broker")->check(CLI::PositiveNumber);
+  app.add_option("--timeout-ms", g.timeout_ms, "how long to wait for the broker")
+      ->check(CLI::PositiveNumber);
 
   int rc = kOk;
 
@@ -35,10 +38,15 @@ int main(int argc, char** argv) {
   ferry::client::topic_config tc;
   auto* create = topics->add_subcommand("create", "create a topic");
   create->add_option("name", name, "topic name")->required();
-  create->add_option("--partitions", tc.partitions, "number of partitions")->default_val(1)->check(CLI::PositiveNumber);
-  create->add_option("--retention-ms", tc.retention_ms, "delete records older than this (-1: never)");
-  create->add_option("--retention-bytes", tc.retention_bytes, "keep at most this many bytes per partition (-1: no limit)");
-  create->add_option("--max-message-bytes", tc.max_message_bytes, "largest batch a producer may send");
+  create->add_option("--partitions", tc.partitions, "number of partitions")
+      ->default_val(1)
+      ->check(CLI::PositiveNumber);
+  create->add_option("--retention-ms", tc.retention_ms,
+                     "delete records older than this (-1: never)");
+  create->add_option("--retention-bytes", tc.retention_bytes,
+                     "keep at most this many bytes per partition (-1: no limit)");
+  create->add_option("--max-message-bytes", tc.max_message_bytes,
+                     "largest batch a producer may send");
   create->add_option("--segment-bytes", tc.segment_bytes, "segment file size");
   create->callback([&] { rc = topics_create(g, name, tc); });
   topics->add_subcommand("list", "list topics")->callback([&] { rc = topics_list(g); });
@@ -66,9 +74,11 @@ int main(int argc, char** argv) {
   auto* cons = app.add_subcommand("consume", "print records of a topic");
   cons->add_option("topic", ca.topic, "topic")->required();
   cons->add_option("--partition", ca.partition, "only this partition");
-  cons->add_flag("--from-beginning", ca.from_beginning, "start at the oldest record (default: only new records)");
+  cons->add_flag("--from-beginning", ca.from_beginning,
+                 "start at the oldest record (default: only new records)");
   cons->add_option("--offset", ca.offset, "start at this offset (needs --partition)");
-  cons->add_option("--from-time", ca.from_time, "start at the first record at or after this ISO 8601 time");
+  cons->add_option("--from-time", ca.from_time,
+                   "start at the first record at or after this ISO 8601 time");
   cons->add_flag("-e,--exit", ca.exit_at_end, "exit at the end of the log");
   cons->add_option("-n,--count", ca.count, "exit after this many records");
   cons->callback([&] { rc = consume(g, ca); });
@@ -77,11 +87,14 @@ int main(int argc, char** argv) {
   bench_args ba;
   std::optional<long> records;
   auto* b = app.add_subcommand("bench", "measure produce, consume or end-to-end performance");
-  b->add_option("mode", ba.mode, "produce, consume or e2e")->required()->check(CLI::IsMember({"produce", "consume", "e2e"}));
+  b->add_option("mode", ba.mode, "produce, consume or e2e")
+      ->required()
+      ->check(CLI::IsMember({"produce", "consume", "e2e"}));
   b->add_option("--topic", ba.topic, "use this topic (default: a fresh one, deleted afterwards)");
   b->add_option("--records", records, "number of records (default 1000000; e2e 20000)");
   b->add_option("--size", ba.size, "value size in bytes")->default_val(256);
-  b->add_option("--rate", ba.rate, "records per second, 0 = as fast as possible (e2e default 2000)");
+  b->add_option("--rate", ba.rate,
+                "records per second, 0 = as fast as possible (e2e default 2000)");
   b->add_option("--partitions", ba.partitions, "partitions of the fresh topic")->default_val(1);
   b->add_flag("--keep", ba.keep, "keep the fresh topic");
   b->add_option("--linger-ms", ba.linger_ms, "producer linger (default 5; e2e 0)");

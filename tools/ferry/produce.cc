@@ -1,9 +1,9 @@
 // ferry produce TOPIC: one record per line of standard input.
+#include <fmt/format.h>
+
 #include <atomic>
 #include <iostream>
 #include <mutex>
-
-#include <fmt/format.h>
 
 #include "cli.h"
 #include "commands.h"
@@ -67,7 +67,8 @@ int produce(const globals& g, const produce_args& a) {
       }
       ++acked;
       if (g.json())
-        print_json({{"topic", res.value().topic}, {"partition", res.value().partition.value()},
+        print_json({{"topic", res.value().topic},
+                    {"partition", res.value().partition.value()},
                     {"offset", res.value().offset.value()}});
     });
     if (!s) {
@@ -81,7 +82,9 @@ int produce(const globals& g, const produce_args& a) {
   (void)p.close();
   if (!f && !first_error) first_error = f.error();
   if (first_error) {
-    return report(fmt::format("{} of {} record(s) were not acknowledged", lines - acked.load(), lines), first_error);
+    return report(
+        fmt::format("{} of {} record(s) were not acknowledged", lines - acked.load(), lines),
+        first_error);
   }
   if (!g.json()) std::cerr << fmt::format("produced {} record(s) to {}\n", acked.load(), a.topic);
   return kOk;

@@ -1,7 +1,7 @@
 // ferry topics create | list | describe | delete
-#include <iostream>
-
 #include <fmt/format.h>
+
+#include <iostream>
 
 #include "cli.h"
 #include "commands.h"
@@ -11,7 +11,8 @@ namespace ferry::cli {
 
 int topics_create(const globals& g, const std::string& name, const client::topic_config& config) {
   client::admin a(g.client());
-  if (auto r = a.create_topic(name, config); !r) return report("cannot create topic " + name, r.error(), a.last_error_message());
+  if (auto r = a.create_topic(name, config); !r)
+    return report("cannot create topic " + name, r.error(), a.last_error_message());
   if (g.json()) {
     print_json({{"topic", name}, {"partitions", config.partitions}, {"created", true}});
   } else {
@@ -26,7 +27,8 @@ int topics_list(const globals& g) {
   if (!r) return report("cannot list topics", r.error(), a.last_error_message());
   if (g.json()) {
     auto arr = nlohmann::json::array();
-    for (const auto& t : r.value()) arr.push_back({{"topic", t.name}, {"partitions", t.partitions}});
+    for (const auto& t : r.value())
+      arr.push_back({{"topic", t.name}, {"partitions", t.partitions}});
     print_json(arr);
     return kOk;
   }
@@ -40,13 +42,16 @@ int topics_describe(const globals& g, const std::string& name) {
   auto r = a.describe_topic(name);
   if (!r) return report("cannot describe topic " + name, r.error(), a.last_error_message());
   const auto& d = r.value();
-  auto fmt_limit = [](std::int64_t v, const char* unlimited) { return v < 0 ? std::string(unlimited) : std::to_string(v); };
+  auto fmt_limit = [](std::int64_t v, const char* unlimited) {
+    return v < 0 ? std::string(unlimited) : std::to_string(v);
+  };
   if (g.json()) {
     auto parts = nlohmann::json::array();
     for (const auto& p : d.partitions) {
-      nlohmann::json pj = {{"partition", p.partition.value()},    {"log_start_offset", p.log_start.value()},
-                           {"log_end_offset", p.log_end.value()}, {"high_watermark", p.high_watermark.value()},
-                           {"size_bytes", p.size_bytes},          {"segments", p.segments}};
+      nlohmann::json pj = {
+          {"partition", p.partition.value()},    {"log_start_offset", p.log_start.value()},
+          {"log_end_offset", p.log_end.value()}, {"high_watermark", p.high_watermark.value()},
+          {"size_bytes", p.size_bytes},          {"segments", p.segments}};
       if (p.error) pj["error"] = p.error.message() + (p.message.empty() ? "" : ": " + p.message);
       parts.push_back(pj);
     }
@@ -59,16 +64,19 @@ int topics_describe(const globals& g, const std::string& name) {
                 {"partition_details", parts}});
     return kOk;
   }
-  std::cout << fmt::format("topic {}: {} partition(s), retention {} ms / {} bytes, max message {} bytes, segments of {} bytes\n",
-                           d.name, d.config.partitions, fmt_limit(d.config.retention_ms, "forever"),
-                           fmt_limit(d.config.retention_bytes, "unlimited"), d.config.max_message_bytes,
-                           d.config.segment_bytes);
-  std::cout << fmt::format("{:>9} {:>16} {:>16} {:>16} {:>14} {:>8}  {}\n", "PARTITION", "LOG-START-OFFSET",
-                           "LOG-END-OFFSET", "HIGH-WATERMARK", "SIZE-BYTES", "SEGMENTS", "STATUS");
+  std::cout << fmt::format(
+      "topic {}: {} partition(s), retention {} ms / {} bytes, max message {} bytes, segments of {} "
+      "bytes\n",
+      d.name, d.config.partitions, fmt_limit(d.config.retention_ms, "forever"),
+      fmt_limit(d.config.retention_bytes, "unlimited"), d.config.max_message_bytes,
+      d.config.segment_bytes);
+  std::cout << fmt::format("{:>9} {:>16} {:>16} {:>16} {:>14} {:>8}  {}\n", "PARTITION",
+                           "LOG-START-OFFSET", "LOG-END-OFFSET", "HIGH-WATERMARK", "SIZE-BYTES",
+                           "SEGMENTS", "STATUS");
   for (const auto& p : d.partitions) {
-    std::cout << fmt::format("{:>9} {:>16} {:>16} {:>16} {:>14} {:>8}  {}\n", p.partition.value(), p.log_start.value(),
-                             p.log_end.value(), p.high_watermark.value(), p.size_bytes, p.segments,
-                             p.error ? "FAILED: " + p.message : "ok");
+    std::cout << fmt::format("{:>9} {:>16} {:>16} {:>16} {:>14} {:>8}  {}\n", p.partition.value(),
+                             p.log_start.value(), p.log_end.value(), p.high_watermark.value(),
+                             p.size_bytes, p.segments, p.error ? "FAILED: " + p.message : "ok");
   }
   return kOk;
 }
@@ -84,16 +92,22 @@ int topics_delete(const globals& g, const std::string& name, bool execute) {
   }
   if (!execute) {
     if (g.json()) {
-      print_json({{"plan", "delete-topic"}, {"topic", name}, {"partitions", d.value().partitions.size()},
-                  {"records", records}, {"bytes", bytes}, {"executed", false}});
+      print_json({{"plan", "delete-topic"},
+                  {"topic", name},
+                  {"partitions", d.value().partitions.size()},
+                  {"records", records},
+                  {"bytes", bytes},
+                  {"executed", false}});
     } else {
-      std::cout << fmt::format("plan: delete topic {} with {} partition(s), {} record(s), {} bytes.\n", name,
-                               d.value().partitions.size(), records, bytes)
+      std::cout << fmt::format(
+                       "plan: delete topic {} with {} partition(s), {} record(s), {} bytes.\n",
+                       name, d.value().partitions.size(), records, bytes)
                 << "nothing changed; re-run with --execute to delete it\n";
     }
     return kOk;
   }
-  if (auto r = a.delete_topic(name); !r) return report("cannot delete topic " + name, r.error(), a.last_error_message());
+  if (auto r = a.delete_topic(name); !r)
+    return report("cannot delete topic " + name, r.error(), a.last_error_message());
   if (g.json()) {
     print_json({{"topic", name}, {"deleted", true}, {"records", records}});
   } else {

@@ -21,7 +21,7 @@ struct topic_defaults {
   std::int64_t retention_ms = 7ll * 24 * 3600 * 1000;  ///< -1: forever
   std::int64_t retention_bytes = -1;                   ///< -1: unlimited
   std::int64_t segment_bytes = 64ll << 20;
-  std::int32_t max_message_bytes = 8 << 20;            ///< largest batch a producer may send
+  std::int32_t max_message_bytes = 8 << 20;  ///< largest batch a producer may send
 };
 
 struct broker_config {
@@ -35,9 +35,9 @@ struct broker_config {
   std::uint32_t index_interval_bytes = 4096;
   std::chrono::milliseconds retention_check_interval{60'000};
   protocol::socket_options socket;
-  std::int32_t max_in_flight = 10'000;                 ///< queued requests before TooManyRequests
-  std::chrono::milliseconds max_fetch_wait{30'000};    ///< cap on a fetch's long poll
-  std::int32_t max_partitions = 10'000;                ///< per topic
+  std::int32_t max_in_flight = 10'000;               ///< queued requests before TooManyRequests
+  std::chrono::milliseconds max_fetch_wait{30'000};  ///< cap on a fetch's long poll
+  std::int32_t max_partitions = 10'000;              ///< per topic
 };
 
 /// Looks up an environment variable (injectable for tests).
@@ -47,8 +47,9 @@ env_lookup process_environment();
 /// Builds a configuration from defaults, then `toml_file` if given, then the
 /// FERRY_* variables `env` knows. On error returns errc::config_invalid and
 /// sets `error` to a message naming the key and what is allowed.
-[[nodiscard]] result<broker_config> load_config(const std::optional<std::filesystem::path>& toml_file,
-                                                const env_lookup& env, std::string& error);
+[[nodiscard]] result<broker_config> load_config(
+    const std::optional<std::filesystem::path>& toml_file, const env_lookup& env,
+    std::string& error);
 
 /// Checks ranges and combinations; same error contract as load_config.
 [[nodiscard]] result<void> validate(const broker_config& c, std::string& error);

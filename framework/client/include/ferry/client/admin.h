@@ -89,12 +89,14 @@ class admin {
   /// earliest: the log start offset; latest: the log end offset (the next
   /// offset to be written); timestamp: the first offset whose record
   /// timestamp is >= timestamp_ms, or std::nullopt if there is none.
-  [[nodiscard]] result<std::optional<offset>> list_offsets(std::string_view topic, partition_id partition,
-                                                           offset_spec spec,
-                                                           timestamp_ms timestamp = timestamp_ms::none());
+  [[nodiscard]] result<std::optional<offset>> list_offsets(
+      std::string_view topic, partition_id partition, offset_spec spec,
+      timestamp_ms timestamp = timestamp_ms::none());
 
   /// The broker's message for the last failed call (empty if it sent none).
-  [[nodiscard]] const std::string& last_error_message() const noexcept { return last_error_message_; }
+  [[nodiscard]] const std::string& last_error_message() const noexcept {
+    return last_error_message_;
+  }
 
  private:
   client_options options_;

@@ -27,6 +27,8 @@
 // thread, or the thread using an admin or consumer).
 #pragma once
 
+#include <flatbuffers/flatbuffers.h>
+
 #include <chrono>
 #include <cstdint>
 #include <map>
@@ -36,8 +38,6 @@
 #include <span>
 #include <string>
 #include <vector>
-
-#include <flatbuffers/flatbuffers.h>
 #include <zmq.hpp>
 
 #include "ferry/client/options.h"
@@ -82,7 +82,8 @@ class connection {
   /// ZeroMQ cannot queue the message the result is
   /// protocol::errc::disconnected.
   [[nodiscard]] result<std::uint64_t> send(flatbuffers::FlatBufferBuilder& fbb, wire::Body type,
-                                           flatbuffers::Offset<void> body, std::span<zmq::message_t> data = {});
+                                           flatbuffers::Offset<void> body,
+                                           std::span<zmq::message_t> data = {});
 
   /// Waits until the reply for `id` arrives or `deadline` passes. Replies
   /// for other pending ids that arrive meanwhile are kept for later. On
@@ -124,9 +125,9 @@ class connection {
   std::optional<zmq::socket_t> monitor_;  // ZMQ_EVENT_DISCONNECTED of socket_
   std::error_code init_error_;
   std::uint64_t next_id_ = 1;
-  std::set<std::uint64_t> pending_;         // sent, not yet answered or forgotten
-  std::map<std::uint64_t, reply> ready_;    // answered, not yet claimed
-  std::set<std::uint64_t> lost_;            // pending when the connection dropped; not yet reported
+  std::set<std::uint64_t> pending_;       // sent, not yet answered or forgotten
+  std::map<std::uint64_t, reply> ready_;  // answered, not yet claimed
+  std::set<std::uint64_t> lost_;          // pending when the connection dropped; not yet reported
 };
 
 }  // namespace ferry::client

@@ -100,7 +100,8 @@ class consumer {
   /// if one of them is not assigned (then nothing changes).
   [[nodiscard]] result<void> seek_to_beginning(std::span<const topic_partition> partitions = {});
   [[nodiscard]] result<void> seek_to_end(std::span<const topic_partition> partitions = {});
-  [[nodiscard]] result<void> seek_to_timestamp(std::span<const topic_partition> partitions, timestamp_ms timestamp);
+  [[nodiscard]] result<void> seek_to_timestamp(std::span<const topic_partition> partitions,
+                                               timestamp_ms timestamp);
 
   /// The position of an assigned partition, looking it up first if a
   /// reset is pending (retrying for up to api_timeout).

@@ -19,27 +19,29 @@ enum class errc : int {
   ok = 0,
   unknown_topic = 1,
   unknown_partition = 2,
-  invalid_request = 3,       ///< the broker could not decode or accept the request
-  invalid_batch = 4,         ///< a produced batch failed the broker's CRC or structural check
-  record_too_large = 5,      ///< a batch above the topic's max message size
+  invalid_request = 3,   ///< the broker could not decode or accept the request
+  invalid_batch = 4,     ///< a produced batch failed the broker's CRC or structural check
+  record_too_large = 5,  ///< a batch above the topic's max message size
   offset_out_of_range = 6,
   topic_already_exists = 7,
-  disk_full = 8,             ///< retriable: nothing was written
-  partition_failed = 9,      ///< the partition failed stop; operator action needed
-  corrupt_data = 10,         ///< data failed its checksum (on the broker, or fetched data in the client)
+  disk_full = 8,         ///< retriable: nothing was written
+  partition_failed = 9,  ///< the partition failed stop; operator action needed
+  corrupt_data = 10,  ///< data failed its checksum (on the broker, or fetched data in the client)
   invalid_config = 11,
-  shutting_down = 12,        ///< retriable: the broker is stopping
-  timeout = 13,              ///< retriable: the broker gave up waiting (e.g. for durability)
+  shutting_down = 12,  ///< retriable: the broker is stopping
+  timeout = 13,        ///< retriable: the broker gave up waiting (e.g. for durability)
   internal = 14,
   unsupported_version = 15,
   invalid_topic_name = 16,
-  too_many_requests = 17,    ///< retriable: the broker's in-flight limit was reached
+  too_many_requests = 17,  ///< retriable: the broker's in-flight limit was reached
 };
 
 /// The "ferry.wire" category.
 const std::error_category& wire_category() noexcept;
 
-inline std::error_code make_error_code(errc e) noexcept { return {static_cast<int>(e), wire_category()}; }
+inline std::error_code make_error_code(errc e) noexcept {
+  return {static_cast<int>(e), wire_category()};
+}
 
 /// The error_code for a wire ErrorCode; None gives an empty (success) code.
 /// One switch without default: a new wire code fails the build until mapped.

@@ -23,6 +23,7 @@ namespace ferry::client {
 [[nodiscard]] std::int32_t murmur2(std::string_view data) noexcept;
 
 /// toPositive(murmur2(key)) % partitions. Precondition: partitions > 0.
-[[nodiscard]] partition_id partition_for_key(std::string_view key, std::int32_t partitions) noexcept;
+[[nodiscard]] partition_id partition_for_key(std::string_view key,
+                                             std::int32_t partitions) noexcept;
 
 }  // namespace ferry::client

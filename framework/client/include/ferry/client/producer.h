@@ -107,7 +107,8 @@ class producer {
   /// Sends every batch now and waits until every record send() accepted
   /// before this call has had its callback. ferry::errc::timed_out if that
   /// takes longer than `timeout` (the records stay queued).
-  [[nodiscard]] result<void> flush(std::chrono::milliseconds timeout = std::chrono::milliseconds::max());
+  [[nodiscard]] result<void> flush(
+      std::chrono::milliseconds timeout = std::chrono::milliseconds::max());
 
   /// Refuses new records, flushes for up to `timeout`, then stops the I/O
   /// thread; records still undelivered get ferry::errc::shutting_down (then

@@ -34,7 +34,9 @@ class manual_clock final : public clock {
  public:
   explicit manual_clock(timestamp_ms start = timestamp_ms(1'700'000'000'000)) noexcept
       : wall_ms_(start.value()) {}
-  [[nodiscard]] timestamp_ms wall_now() const noexcept override { return timestamp_ms(wall_ms_.load()); }
+  [[nodiscard]] timestamp_ms wall_now() const noexcept override {
+    return timestamp_ms(wall_ms_.load());
+  }
   [[nodiscard]] std::chrono::steady_clock::time_point steady_now() const noexcept override {
     return std::chrono::steady_clock::time_point(std::chrono::nanoseconds(steady_ns_.load()));
   }

@@ -24,6 +24,7 @@ namespace ferry::crc32c {
 [[nodiscard]] bool hardware_accelerated() noexcept;
 
 /// The portable implementation, exposed so tests can check both paths agree.
-[[nodiscard]] std::uint32_t extend_portable(std::uint32_t crc, const void* data, std::size_t n) noexcept;
+[[nodiscard]] std::uint32_t extend_portable(std::uint32_t crc, const void* data,
+                                            std::size_t n) noexcept;
 
 }  // namespace ferry::crc32c

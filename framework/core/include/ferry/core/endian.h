@@ -16,7 +16,7 @@ static_assert(std::endian::native == std::endian::little,
               "Ferry's formats are little-endian; big-endian hosts need byte swaps here");
 
 template <typename T>
-  requires std::is_integral_v<T>
+requires std::is_integral_v<T>
 inline T load(const std::byte* p) noexcept {
   T v;
   std::memcpy(&v, p, sizeof v);
@@ -24,7 +24,7 @@ inline T load(const std::byte* p) noexcept {
 }
 
 template <typename T>
-  requires std::is_integral_v<T>
+requires std::is_integral_v<T>
 inline void store(std::byte* p, T v) noexcept {
   std::memcpy(p, &v, sizeof v);
 }
@@ -56,7 +56,10 @@ inline std::size_t put(std::byte* out, std::uint64_t v) noexcept {
 
 inline std::size_t size(std::uint64_t v) noexcept {
   std::size_t n = 1;
-  while (v >= 0x80) { v >>= 7; ++n; }
+  while (v >= 0x80) {
+    v >>= 7;
+    ++n;
+  }
   return n;
 }
 

@@ -9,12 +9,12 @@ namespace ferry {
 /// (storage::errc, protocol::errc, ...); these are the ones core itself raises.
 enum class errc : int {
   ok = 0,
-  invalid_argument = 1,   ///< a caller passed a value outside the contract
-  config_invalid = 2,     ///< configuration failed validation
+  invalid_argument = 1,  ///< a caller passed a value outside the contract
+  config_invalid = 2,    ///< configuration failed validation
   not_found = 3,
   already_exists = 4,
   out_of_range = 5,
-  corrupt_data = 6,       ///< bytes failed a checksum or structural check
+  corrupt_data = 6,  ///< bytes failed a checksum or structural check
   timed_out = 7,
   shutting_down = 8,
 };

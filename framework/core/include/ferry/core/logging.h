@@ -3,10 +3,10 @@
 // error handler is replaced by one that swallows.
 #pragma once
 
+#include <spdlog/spdlog.h>
+
 #include <memory>
 #include <string_view>
-
-#include <spdlog/spdlog.h>
 
 namespace ferry::log {
 

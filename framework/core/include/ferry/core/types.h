@@ -2,13 +2,13 @@
 // append(partition, offset) cannot be called with its arguments swapped.
 #pragma once
 
+#include <fmt/format.h>
+
 #include <compare>
 #include <cstdint>
 #include <functional>
 #include <limits>
 #include <ostream>
-
-#include <fmt/format.h>
 
 namespace ferry {
 
@@ -41,10 +41,20 @@ class offset {
   constexpr offset operator+(std::int64_t n) const noexcept { return offset(v_ + n); }
   constexpr offset operator-(std::int64_t n) const noexcept { return offset(v_ - n); }
   constexpr std::int64_t operator-(offset o) const noexcept { return v_ - o.v_; }
-  constexpr offset& operator+=(std::int64_t n) noexcept { v_ += n; return *this; }
-  constexpr offset& operator++() noexcept { ++v_; return *this; }
-  static constexpr offset min() noexcept { return offset(std::numeric_limits<std::int64_t>::min()); }
-  static constexpr offset max() noexcept { return offset(std::numeric_limits<std::int64_t>::max()); }
+  constexpr offset& operator+=(std::int64_t n) noexcept {
+    v_ += n;
+    return *this;
+  }
+  constexpr offset& operator++() noexcept {
+    ++v_;
+    return *this;
+  }
+  static constexpr offset min() noexcept {
+    return offset(std::numeric_limits<std::int64_t>::min());
+  }
+  static constexpr offset max() noexcept {
+    return offset(std::numeric_limits<std::int64_t>::max());
+  }
 
  private:
   std::int64_t v_{0};
@@ -61,8 +71,12 @@ class timestamp_ms {
   constexpr timestamp_ms operator-(std::int64_t ms) const noexcept { return timestamp_ms(v_ - ms); }
   constexpr std::int64_t operator-(timestamp_ms o) const noexcept { return v_ - o.v_; }
   static constexpr timestamp_ms none() noexcept { return timestamp_ms(-1); }
-  static constexpr timestamp_ms min() noexcept { return timestamp_ms(std::numeric_limits<std::int64_t>::min()); }
-  static constexpr timestamp_ms max() noexcept { return timestamp_ms(std::numeric_limits<std::int64_t>::max()); }
+  static constexpr timestamp_ms min() noexcept {
+    return timestamp_ms(std::numeric_limits<std::int64_t>::min());
+  }
+  static constexpr timestamp_ms max() noexcept {
+    return timestamp_ms(std::numeric_limits<std::int64_t>::max());
+  }
 
  private:
   std::int64_t v_{0};
@@ -73,29 +87,43 @@ using producer_id = strong_int<struct producer_id_tag, std::int64_t>;
 using producer_epoch = strong_int<struct producer_epoch_tag, std::int16_t>;
 using sequence_number = strong_int<struct sequence_tag, std::int32_t>;
 
-inline std::ostream& operator<<(std::ostream& os, offset o) { return os << o.value(); }
-inline std::ostream& operator<<(std::ostream& os, timestamp_ms t) { return os << t.value() << "ms"; }
+inline std::ostream& operator<<(std::ostream& os, offset o) {
+  return os << o.value();
+}
+inline std::ostream& operator<<(std::ostream& os, timestamp_ms t) {
+  return os << t.value() << "ms";
+}
 template <typename Tag, typename T>
-std::ostream& operator<<(std::ostream& os, strong_int<Tag, T> v) { return os << +v.value(); }
+std::ostream& operator<<(std::ostream& os, strong_int<Tag, T> v) {
+  return os << +v.value();
+}
 
 }  // namespace ferry
 
 template <>
 struct std::hash<ferry::offset> {
-  std::size_t operator()(ferry::offset o) const noexcept { return std::hash<std::int64_t>{}(o.value()); }
+  std::size_t operator()(ferry::offset o) const noexcept {
+    return std::hash<std::int64_t>{}(o.value());
+  }
 };
 template <typename Tag, typename T>
 struct std::hash<ferry::strong_int<Tag, T>> {
-  std::size_t operator()(ferry::strong_int<Tag, T> v) const noexcept { return std::hash<T>{}(v.value()); }
+  std::size_t operator()(ferry::strong_int<Tag, T> v) const noexcept {
+    return std::hash<T>{}(v.value());
+  }
 };
 
 template <>
 struct fmt::formatter<ferry::offset> : fmt::formatter<std::int64_t> {
-  auto format(ferry::offset o, format_context& ctx) const { return fmt::formatter<std::int64_t>::format(o.value(), ctx); }
+  auto format(ferry::offset o, format_context& ctx) const {
+    return fmt::formatter<std::int64_t>::format(o.value(), ctx);
+  }
 };
 template <>
 struct fmt::formatter<ferry::timestamp_ms> : fmt::formatter<std::int64_t> {
-  auto format(ferry::timestamp_ms t, format_context& ctx) const { return fmt::formatter<std::int64_t>::format(t.value(), ctx); }
+  auto format(ferry::timestamp_ms t, format_context& ctx) const {
+    return fmt::formatter<std::int64_t>::format(t.value(), ctx);
+  }
 };
 template <typename Tag, typename T>
 struct fmt::formatter<ferry::strong_int<Tag, T>> : fmt::formatter<std::int64_t> {

@@ -8,14 +8,14 @@
 // Nothing reads an envelope that did not pass it.
 #pragma once
 
+#include <flatbuffers/flatbuffers.h>
+
 #include <cstddef>
 #include <cstdint>
 #include <span>
 #include <string>
 #include <string_view>
 #include <vector>
-
-#include <flatbuffers/flatbuffers.h>
 
 #include "ferry/core/result.h"
 #include "ferry/schemas/protocol_generated.h"
@@ -25,11 +25,11 @@ namespace ferry::protocol {
 inline constexpr std::uint16_t kProtocolVersion = 1;
 
 struct limits {
-  std::size_t max_envelope_bytes = 4u << 20;   ///< frame 0
-  std::size_t max_frames = 4097;                ///< envelope + data frames
-  std::uint32_t max_entries = 4096;             ///< entries per produce/fetch/list-offsets request
-  std::uint32_t max_depth = 16;                 ///< Verifier nesting limit
-  std::uint32_t max_tables = 100'000;           ///< Verifier table count limit
+  std::size_t max_envelope_bytes = 4u << 20;  ///< frame 0
+  std::size_t max_frames = 4097;              ///< envelope + data frames
+  std::uint32_t max_entries = 4096;           ///< entries per produce/fetch/list-offsets request
+  std::uint32_t max_depth = 16;               ///< Verifier nesting limit
+  std::uint32_t max_tables = 100'000;         ///< Verifier table count limit
 };
 
 enum class direction { request, response };
@@ -41,7 +41,8 @@ enum class direction { request, response };
 /// that names the offending field.
 [[nodiscard]] result<const wire::Envelope*> decode_envelope(std::span<const std::byte> frame0,
                                                             std::size_t frame_count, direction dir,
-                                                            const limits& lim = {}, std::string* why = nullptr);
+                                                            const limits& lim = {},
+                                                            std::string* why = nullptr);
 
 /// Topic names: 1..249 characters from [A-Za-z0-9._-], not "." or "..".
 [[nodiscard]] bool valid_topic_name(std::string_view name) noexcept;
@@ -52,8 +53,9 @@ enum class direction { request, response };
 }
 
 /// Finishes `fbb` with an envelope around `body` and returns its bytes.
-[[nodiscard]] std::vector<std::byte> finish_envelope(flatbuffers::FlatBufferBuilder& fbb, std::uint64_t request_id,
-                                                     wire::Body type, flatbuffers::Offset<void> body);
+[[nodiscard]] std::vector<std::byte> finish_envelope(flatbuffers::FlatBufferBuilder& fbb,
+                                                     std::uint64_t request_id, wire::Body type,
+                                                     flatbuffers::Offset<void> body);
 
 inline std::span<const std::byte> as_bytes(const flatbuffers::FlatBufferBuilder& fbb) noexcept {
   return {reinterpret_cast<const std::byte*>(fbb.GetBufferPointer()), fbb.GetSize()};

@@ -15,18 +15,22 @@ enum class errc : int {
   bad_frame_reference = 5,  ///< a data frame index is out of range or reused
   too_many_entries = 6,
   unsupported_version = 7,
-  invalid_value = 8,        ///< an enum out of range, a negative partition, ...
+  invalid_value = 8,  ///< an enum out of range, a negative partition, ...
   invalid_topic_name = 9,
-  timed_out = 10,           ///< no reply within the request timeout
-  disconnected = 11,        ///< the connection was reset while the request was in flight
+  timed_out = 10,     ///< no reply within the request timeout
+  disconnected = 11,  ///< the connection was reset while the request was in flight
 };
 
 const std::error_category& protocol_category() noexcept;
 /// Category for errno values reported by libzmq (messages from zmq_strerror).
 const std::error_category& zmq_category() noexcept;
 
-inline std::error_code make_error_code(errc e) noexcept { return {static_cast<int>(e), protocol_category()}; }
-inline std::error_code make_zmq_error(int zmq_errno) noexcept { return {zmq_errno, zmq_category()}; }
+inline std::error_code make_error_code(errc e) noexcept {
+  return {static_cast<int>(e), protocol_category()};
+}
+inline std::error_code make_zmq_error(int zmq_errno) noexcept {
+  return {zmq_errno, zmq_category()};
+}
 
 }  // namespace ferry::protocol
 

@@ -6,7 +6,6 @@
 #include <cstddef>
 #include <span>
 #include <vector>
-
 #include <zmq.hpp>
 
 #include "ferry/core/result.h"
@@ -14,19 +13,20 @@
 namespace ferry::protocol {
 
 struct socket_options {
-  std::int64_t max_message_bytes = 80ll << 20;      ///< ZMQ_MAXMSGSIZE: larger messages drop the peer
-  std::chrono::milliseconds handshake{5000};        ///< ZMQ_HANDSHAKE_IVL: silent connections are dropped
+  std::int64_t max_message_bytes = 80ll << 20;  ///< ZMQ_MAXMSGSIZE: larger messages drop the peer
+  std::chrono::milliseconds handshake{5000};  ///< ZMQ_HANDSHAKE_IVL: silent connections are dropped
   std::chrono::milliseconds heartbeat_interval{2000};  ///< ZMQ_HEARTBEAT_IVL
   std::chrono::milliseconds heartbeat_timeout{6000};   ///< ZMQ_HEARTBEAT_TIMEOUT / TTL
-  std::chrono::milliseconds linger{0};              ///< ZMQ_LINGER on close
-  int high_water_mark = 10'000;                     ///< ZMQ_SNDHWM / ZMQ_RCVHWM, messages
-  std::chrono::milliseconds reconnect{100};         ///< ZMQ_RECONNECT_IVL (clients)
-  std::chrono::milliseconds reconnect_max{2000};    ///< ZMQ_RECONNECT_IVL_MAX (clients)
+  std::chrono::milliseconds linger{0};                 ///< ZMQ_LINGER on close
+  int high_water_mark = 10'000;                        ///< ZMQ_SNDHWM / ZMQ_RCVHWM, messages
+  std::chrono::milliseconds reconnect{100};            ///< ZMQ_RECONNECT_IVL (clients)
+  std::chrono::milliseconds reconnect_max{2000};       ///< ZMQ_RECONNECT_IVL_MAX (clients)
 };
 
 /// Applies the options; for ROUTER sockets also ZMQ_ROUTER_MANDATORY, so a
 /// reply to a vanished peer fails with EHOSTUNREACH instead of vanishing.
-[[nodiscard]] result<void> configure_socket(zmq::socket_ref s, const socket_options& o, bool router);
+[[nodiscard]] result<void> configure_socket(zmq::socket_ref s, const socket_options& o,
+                                            bool router);
 
 /// Receives all frames of one message. With `wait` false returns an empty
 /// vector when nothing is ready.

@@ -49,8 +49,9 @@ inline constexpr std::uint32_t kMaxBatchBytes = 64u << 20;
 
 namespace layout {
 inline constexpr std::size_t base_offset = 0, batch_length = 8, crc = 12, magic = 16, reserved = 17,
-                             attributes = 18, record_count = 20, first_timestamp = 24, max_timestamp = 32,
-                             producer_id = 40, producer_epoch = 48, reserved2 = 50, base_sequence = 52;
+                             attributes = 18, record_count = 20, first_timestamp = 24,
+                             max_timestamp = 32, producer_id = 40, producer_epoch = 48,
+                             reserved2 = 50, base_sequence = 52;
 }
 
 /// Decoded batch header. Decoding does not validate; see validate_batch().
@@ -111,8 +112,8 @@ enum class validation { header_and_crc, full };
 /// 0..n-1, lengths in bounds, nothing left over, first/max timestamps
 /// consistent). Returns errc::invalid_batch with nothing read past `bytes`.
 /// `what` receives a reason when non-null.
-[[nodiscard]] result<batch_header> validate_batch(std::span<const std::byte> bytes, validation level,
-                                                  std::string* what = nullptr);
+[[nodiscard]] result<batch_header> validate_batch(std::span<const std::byte> bytes,
+                                                  validation level, std::string* what = nullptr);
 
 /// Calls fn(record_view) for each record of a batch that passed
 /// validate_batch(..., full). Stops early if fn returns false.
@@ -133,7 +134,8 @@ class batch_builder {
   batch_builder();
 
   void add(timestamp_ms ts, std::optional<std::span<const std::byte>> key,
-           std::optional<std::span<const std::byte>> value, std::span<const header_input> headers = {});
+           std::optional<std::span<const std::byte>> value,
+           std::span<const header_input> headers = {});
   /// Convenience: string key and value, never null.
   void add(timestamp_ms ts, std::string_view key, std::string_view value,
            std::span<const header_input> headers = {});
@@ -155,7 +157,8 @@ class batch_builder {
 
 /// Parses the records region; internal, used by for_each_record.
 namespace detail {
-bool next_record(std::span<const std::byte>& in, const batch_header& h, std::int32_t index, record_view& out);
+bool next_record(std::span<const std::byte>& in, const batch_header& h, std::int32_t index,
+                 record_view& out);
 }
 
 template <typename Fn>

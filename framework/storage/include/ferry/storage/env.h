@@ -33,7 +33,8 @@ class file {
   file& operator=(const file&) = delete;
 
   /// Reads up to out.size() bytes at `pos`. Returns fewer only at end of file.
-  [[nodiscard]] virtual result<std::size_t> read_at(std::uint64_t pos, std::span<std::byte> out) const = 0;
+  [[nodiscard]] virtual result<std::size_t> read_at(std::uint64_t pos,
+                                                    std::span<std::byte> out) const = 0;
   /// Appends all of `data`, or fails. After a failure an unknown prefix of
   /// `data` may have reached the file (a short write); size() tells how much.
   [[nodiscard]] virtual result<void> append(std::span<const std::byte> data) = 0;
@@ -46,10 +47,10 @@ class file {
 };
 
 enum class open_mode {
-  read_only,    ///< must exist
-  read_write,   ///< must exist; appends go to the end
-  create,       ///< created if missing (kept if present), read-write
-  create_new,   ///< must not exist, read-write
+  read_only,   ///< must exist
+  read_write,  ///< must exist; appends go to the end
+  create,      ///< created if missing (kept if present), read-write
+  create_new,  ///< must not exist, read-write
 };
 
 class env {
@@ -80,6 +81,7 @@ env& posix_env();
 /// Writes `data` to `p` atomically and durably: temp file, sync, rename,
 /// sync of the directory. After a crash `p` holds either the old or the new
 /// contents, never a mix.
-[[nodiscard]] result<void> write_file_atomic(env& e, const fs::path& p, std::span<const std::byte> data);
+[[nodiscard]] result<void> write_file_atomic(env& e, const fs::path& p,
+                                             std::span<const std::byte> data);
 
 }  // namespace ferry::storage

@@ -61,15 +61,15 @@ enum class recovery_policy {
 };
 
 struct log_config {
-  std::string name;                                   ///< for messages, e.g. "orders-3"
-  std::uint64_t segment_bytes = 64ull << 20;          ///< roll when the active segment would exceed this
+  std::string name;                           ///< for messages, e.g. "orders-3"
+  std::uint64_t segment_bytes = 64ull << 20;  ///< roll when the active segment would exceed this
   std::chrono::milliseconds segment_age{std::chrono::hours(24 * 7)};  ///< roll when older than this
   std::chrono::milliseconds retention_time{std::chrono::hours(24 * 7)};  ///< < 0: keep forever
-  std::int64_t retention_bytes = -1;                  ///< < 0: no size limit
-  std::uint32_t max_batch_bytes = 8u << 20;           ///< larger batches are refused
-  std::uint32_t index_interval_bytes = 4096;          ///< one index entry per this many bytes
+  std::int64_t retention_bytes = -1;                                     ///< < 0: no size limit
+  std::uint32_t max_batch_bytes = 8u << 20;   ///< larger batches are refused
+  std::uint32_t index_interval_bytes = 4096;  ///< one index entry per this many bytes
   flush_mode flush = flush_mode::on_commit;
-  std::chrono::milliseconds flush_interval{1000};     ///< flush_mode::interval only
+  std::chrono::milliseconds flush_interval{1000};  ///< flush_mode::interval only
   recovery_policy recovery = recovery_policy::fail;
 };
 
@@ -87,10 +87,10 @@ struct read_result {
 
 struct recovery_report {
   std::size_t segments = 0;
-  std::uint64_t bytes_scanned = 0;      ///< active segment scan + index rebuilds
-  std::uint64_t truncated_bytes = 0;    ///< torn tail cut off
+  std::uint64_t bytes_scanned = 0;    ///< active segment scan + index rebuilds
+  std::uint64_t truncated_bytes = 0;  ///< torn tail cut off
   std::size_t indexes_rebuilt = 0;
-  std::size_t corrupt_segments = 0;     ///< sealed segments with corruption found at open
+  std::size_t corrupt_segments = 0;  ///< sealed segments with corruption found at open
   std::chrono::microseconds duration{0};
 };
 
@@ -106,7 +106,7 @@ struct log_stats {
   offset high_watermark;
   std::uint64_t size_bytes = 0;
   std::size_t segments = 0;
-  std::uint64_t syncs = 0;   ///< fdatasync calls on segment files
+  std::uint64_t syncs = 0;  ///< fdatasync calls on segment files
   std::uint64_t appends = 0;
 };
 
@@ -114,7 +114,8 @@ class partition_log {
  public:
   /// Opens (creating if needed) the log in `dir`, recovering as described
   /// above. `e` and `c` must outlive the log.
-  [[nodiscard]] static result<std::unique_ptr<partition_log>> open(env& e, const fs::path& dir, log_config config,
+  [[nodiscard]] static result<std::unique_ptr<partition_log>> open(env& e, const fs::path& dir,
+                                                                   log_config config,
                                                                    const clock& c);
   ~partition_log();
   partition_log(const partition_log&) = delete;

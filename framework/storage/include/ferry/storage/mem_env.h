@@ -33,8 +33,8 @@
 namespace ferry::storage {
 
 enum class crash_mode {
-  drop_unsynced,        ///< keep exactly what was synced
-  keep_random_prefix,   ///< keep synced bytes + a random prefix of the rest
+  drop_unsynced,            ///< keep exactly what was synced
+  keep_random_prefix,       ///< keep synced bytes + a random prefix of the rest
   keep_prefix_and_garbage,  ///< as above, then random garbage bytes
 };
 
@@ -67,7 +67,8 @@ class mem_env final : public env {
   void set_capacity(std::uint64_t bytes);
   /// The next append on a matching path writes only `bytes` of its data and
   /// fails with `ec` (default EIO).
-  void short_write_next(std::size_t bytes, std::error_code ec = std::make_error_code(std::errc::io_error),
+  void short_write_next(std::size_t bytes,
+                        std::error_code ec = std::make_error_code(std::errc::io_error),
                         std::string filter = "");
   void clear_faults();
 
