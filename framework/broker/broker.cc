@@ -111,6 +111,8 @@ struct broker::impl {
   std::vector<std::unique_ptr<job>> parked;
   steady::time_point next_retention{};
   std::vector<fs::path> pending_removals;
+  std::uint64_t deletions = 0;
+  bool posted = false;  // a reply was queued since the last wake-up
 
   explicit impl(broker_config c) : cfg(std::move(c)) {}
 
@@ -261,14 +263,19 @@ struct broker::impl {
     auto it = topics.find(name);
     if (it == topics.end()) return {ErrorCode::UnknownTopic, fmt::format("unknown topic {}", name)};
     auto from = topics_dir / it->first;
-    auto to = topics_dir /
-              fmt::format(".deleted-{}-{}", it->first, system_clock::instance().wall_now().value());
-    topics.erase(it);  // closes the logs
+    // A short, unique name (topic names may be long); open logs survive the rename.
+    auto to = topics_dir / fmt::format(".deleted-{}-{}",
+                                       system_clock::instance().wall_now().value(), ++deletions);
     std::error_code ec;
     fs::rename(from, to, ec);
     if (ec) return {ErrorCode::Internal, fmt::format("deleting topic {}: {}", name, ec.message())};
-    if (auto r = storage::posix_env().sync_dir(topics_dir); !r)
+    if (auto r = storage::posix_env().sync_dir(topics_dir); !r) {
+      // The rename may or may not be durable: keep serving the topic from its
+      // new place is not possible, so put it back and report the failure.
+      fs::rename(to, from, ec);
       return {ErrorCode::Internal, fmt::format("deleting topic {}: {}", name, r.error().message())};
+    }
+    topics.erase(it);                // closes the logs, only once the deletion is durable
     pending_removals.push_back(to);  // unlinked after the reply, off the request path
     logger()->info("deleted topic {}", name);
     return {ErrorCode::None, ""};
@@ -291,6 +298,7 @@ struct broker::impl {
   // --- replies -------------------------------------------------------------
 
   void post(job& j, std::vector<zmq::message_t> frames) {
+    posted = true;
     {
       std::lock_guard lock(replies_mu);
       replies.push_back({std::move(j.identity), std::move(frames)});
@@ -361,6 +369,11 @@ struct broker::impl {
                        std::set<storage::partition_log*>& touched) {
     std::map<storage::partition_log*, std::error_code> sync_errors;
     for (auto* log : touched) {
+      if (cfg.flush == storage::flush_mode::interval) {
+        // Relaxed mode: acknowledged once written; sync_if_due() syncs on a timer.
+        if (log->failed()) sync_errors[log] = storage::errc::partition_failed;
+        continue;
+      }
       if (auto r = log->sync(); !r) sync_errors[log] = r.error();
     }
     for (auto& ps : pending) {
@@ -398,7 +411,8 @@ struct broker::impl {
     flatbuffers::FlatBufferBuilder fbb(256);
     std::vector<flatbuffers::Offset<FetchResult>> results;
     std::vector<zmq::message_t> data;
-    std::int64_t budget = req->max_bytes();
+    // The broker caps what one fetch may return, whatever the client asks.
+    std::int64_t budget = std::min<std::int64_t>(req->max_bytes(), cfg.max_fetch_bytes);
     std::int64_t total = 0;
     bool any_error = false;
     for (auto* e : *req->entries()) {
@@ -564,6 +578,15 @@ struct broker::impl {
     pending_removals.clear();
   }
 
+  void wake_network(zmq::socket_t& wake) {
+    if (!posted) return;
+    posted = false;
+    try {
+      (void)wake.send(zmq::buffer("w", 1), zmq::send_flags::dontwait);
+    } catch (const zmq::error_t&) {
+    }
+  }
+
   void disk_loop(zmq::socket_t wake) {
     next_retention = steady::now() + cfg.retention_check_interval;
     std::vector<produce_state> pending;
@@ -610,6 +633,7 @@ struct broker::impl {
       if (!pending.empty()) {
         commit_produces(pending, touched);
         committed = true;
+        wake_network(wake);  // produce acks go out before fetches are served
       }
       auto now = steady::now();
       for (auto& f : fetches) {
@@ -624,12 +648,7 @@ struct broker::impl {
         parked = std::move(still);
       }
       housekeeping(now);
-      if (!batch.empty() || committed) {
-        try {
-          (void)wake.send(zmq::buffer("w", 1), zmq::send_flags::dontwait);
-        } catch (const zmq::error_t&) {
-        }
-      }
+      wake_network(wake);
       if (stop_now) {
         std::lock_guard lock(jobs_mu);
         if (jobs.empty() && parked.empty()) break;
@@ -671,6 +690,17 @@ struct broker::impl {
     all.push_back(std::move(identity));
     for (auto& f : frames) all.push_back(std::move(f));
     (void)protocol::send_message(router, all);
+  }
+
+  // While stopping, requests still arriving get ShuttingDown (retriable)
+  // instead of silence, so clients retry elsewhere or later at once.
+  void refuse_while_stopping(std::vector<zmq::message_t>&& frames) {
+    if (frames.size() < 2) return;
+    protocol::ensure_aligned(frames[1]);
+    auto env = protocol::decode_envelope(protocol::bytes_of(frames[1]), frames.size() - 1,
+                                         protocol::direction::request);
+    reject(std::move(frames[0]), env ? env.value()->request_id() : 0, ErrorCode::ShuttingDown,
+           "the broker is stopping; retry shortly");
   }
 
   void on_request(std::vector<zmq::message_t>&& frames) {
@@ -715,7 +745,7 @@ struct broker::impl {
       zmq::pollitem_t items[] = {{wake.handle(), 0, ZMQ_POLLIN, 0},
                                  {router.handle(), 0, ZMQ_POLLIN, 0}};
       try {
-        zmq::poll(items, draining ? 1 : 2, std::chrono::milliseconds(50));
+        zmq::poll(items, 2, std::chrono::milliseconds(50));
       } catch (const zmq::error_t& e) {
         if (e.num() == ETERM) break;
         continue;
@@ -729,11 +759,15 @@ struct broker::impl {
         }
       }
       send_replies();
-      if (!draining && (items[1].revents & ZMQ_POLLIN)) {
+      if (items[1].revents & ZMQ_POLLIN) {
         for (int n = 0; n < 256; ++n) {
           auto msg = protocol::recv_message(router, false);
           if (!msg || msg.value().empty()) break;
-          on_request(std::move(msg).value());
+          if (draining) {
+            refuse_while_stopping(std::move(msg).value());
+          } else {
+            on_request(std::move(msg).value());
+          }
         }
       }
       if (stop_requested && !draining) {

@@ -196,6 +196,8 @@ const std::vector<key_def>& keys() {
           "network.max_message_bytes", "FERRY_NETWORK_MAX_MESSAGE_BYTES",
           [](broker_config& c) -> std::int64_t& { return c.socket.max_message_bytes; },
           "65536..1073741824"),
+      int_key("network.max_fetch_bytes", "FERRY_NETWORK_MAX_FETCH_BYTES",
+              &broker_config::max_fetch_bytes, "65536..(network.max_message_bytes - 65536)"),
       int_key("network.max_in_flight", "FERRY_NETWORK_MAX_IN_FLIGHT", &broker_config::max_in_flight,
               "1..1000000"),
       ms_key("network.max_fetch_wait_ms", "FERRY_NETWORK_MAX_FETCH_WAIT_MS",
@@ -303,6 +305,11 @@ result<void> validate(const broker_config& c, std::string& error) {
                "network.max_message_bytes must exceed topics.max_message_bytes by at least 64 KiB "
                "(room for the envelope)");
   if (auto ec = range("network.max_in_flight", c.max_in_flight, 1, 1'000'000)) return ec;
+  if (auto ec = range("network.max_fetch_bytes", c.max_fetch_bytes, 65536,
+                      c.socket.max_message_bytes - 65536))
+    return ec;
+  if (c.socket.heartbeat_timeout < c.socket.heartbeat_interval)
+    return bad(error, "network.heartbeat_timeout_ms must be at least network.heartbeat_ms");
   if (auto ec = range("network.max_fetch_wait_ms", c.max_fetch_wait.count(), 0, 600'000)) return ec;
   return success();
 }

@@ -12,7 +12,8 @@ namespace ferry::protocol {
 using namespace ferry::wire;
 
 bool valid_topic_name(std::string_view name) noexcept {
-  if (name.empty() || name.size() > 249 || name == "." || name == "..") return false;
+  // A leading '.' is reserved for the broker's own directories (.deleted-*).
+  if (name.empty() || name.size() > 249 || name.front() == '.') return false;
   return std::all_of(name.begin(), name.end(), [](char c) {
     return (c >= 'a' && c <= 'z') || (c >= 'A' && c <= 'Z') || (c >= '0' && c <= '9') || c == '.' ||
            c == '_' || c == '-';

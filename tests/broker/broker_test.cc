@@ -187,6 +187,48 @@ TEST_F(BrokerTest, GarbageFramesGetAnErrorAndTheBrokerKeepsServing) {
   EXPECT_EQ(values_in(good.fetch("t", 0, 0).data).size(), 2u);
 }
 
+TEST_F(BrokerTest, FetchSizeIsCappedByTheBroker) {
+  broker_->stop();
+  broker_.reset();
+  auto cfg = config();
+  cfg.max_fetch_bytes = 64 << 10;
+  start(cfg);
+  wire_client c(endpoint_);
+  ASSERT_EQ(c.create_topic("t", 1), ErrorCode::None);
+  for (int i = 0; i < 40; ++i)
+    ASSERT_EQ(c.produce_one("t", 0, make_batch(4, 4 * i, 4000)).error, ErrorCode::None);
+  auto f = c.fetch("t", 0, 0, 0, 0x7fffffff);  // asks for 2 GiB
+  ASSERT_EQ(f.error, ErrorCode::None);
+  EXPECT_FALSE(f.data.empty());
+  EXPECT_LE(f.data.size(), static_cast<std::size_t>(64 << 10) + 20000)
+      << "at most the cap plus one batch";
+}
+
+TEST_F(BrokerTest, NamesStartingWithADotAreReserved) {
+  wire_client c(endpoint_);
+  EXPECT_EQ(c.create_topic(".deleted-orders", 1), ErrorCode::InvalidTopicName);
+  EXPECT_EQ(c.create_topic(".hidden", 1), ErrorCode::InvalidTopicName);
+  EXPECT_EQ(c.create_topic("ok.name_1-x", 1), ErrorCode::None);
+}
+
+TEST_F(BrokerTest, DeleteAndRecreateQuicklyKeepsThemApart) {
+  wire_client c(endpoint_);
+  for (int round = 0; round < 3; ++round) {
+    ASSERT_EQ(c.create_topic("churn", 1), ErrorCode::None) << round;
+    ASSERT_EQ(c.produce_one("churn", 0, make_batch(1, round)).base, 0)
+        << "a new topic starts empty";
+    flatbuffers::FlatBufferBuilder fbb;
+    auto del = c.call(fbb, wire::Body::DeleteTopicRequest,
+                      wire::CreateDeleteTopicRequest(fbb, fbb.CreateString("churn")).Union());
+    ASSERT_TRUE(del && del->env);
+    ASSERT_EQ(del->env->body_as_DeleteTopicResponse()->error(), ErrorCode::None) << round;
+  }
+  restart();
+  wire_client c2(endpoint_);
+  EXPECT_EQ(c2.fetch("churn", 0, 0).error, ErrorCode::UnknownTopic)
+      << "deleted topics stay deleted";
+}
+
 TEST_F(BrokerTest, TooManyEntriesIsRefusedWithTheLimit) {
   wire_client c(endpoint_);
   ASSERT_EQ(c.create_topic("t", 1), ErrorCode::None);
@@ -294,6 +336,7 @@ TEST_F(BrokerTest, OversizedMessageDropsOnlyThatPeer) {
   auto c = config();
   c.socket.max_message_bytes = 1 << 20;
   c.topics.max_message_bytes = 512 << 10;
+  c.max_fetch_bytes = 256 << 10;
   start(c);
   wire_client good(endpoint_);
   ASSERT_EQ(good.create_topic("t", 1), ErrorCode::None);

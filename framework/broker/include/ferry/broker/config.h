@@ -37,6 +37,7 @@ struct broker_config {
   protocol::socket_options socket;
   std::int32_t max_in_flight = 10'000;               ///< queued requests before TooManyRequests
   std::chrono::milliseconds max_fetch_wait{30'000};  ///< cap on a fetch's long poll
+  std::int64_t max_fetch_bytes = 32ll << 20;         ///< cap on the data in one fetch response
   std::int32_t max_partitions = 10'000;              ///< per topic
 };
 

@@ -44,7 +44,8 @@ enum class direction { request, response };
                                                             const limits& lim = {},
                                                             std::string* why = nullptr);
 
-/// Topic names: 1..249 characters from [A-Za-z0-9._-], not "." or "..".
+/// Topic names: 1..249 characters from [A-Za-z0-9._-], not starting with '.'
+/// (reserved for the broker's own directories).
 [[nodiscard]] bool valid_topic_name(std::string_view name) noexcept;
 
 /// True for the Body types a client sends.
