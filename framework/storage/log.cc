@@ -42,14 +42,12 @@ struct segment {
   offset base;
   fs::path log_path;
   std::unique_ptr<file> f;
-  std::uint64_t size = 0;      // bytes written to the OS
-  std::uint64_t synced = 0;    // bytes known durable
-  std::uint64_t readable = 0;  // bytes consumers may see
-  offset next;                 // offset after the last batch
+  std::uint64_t size = 0;    // bytes written to the OS
+  std::uint64_t synced = 0;  // bytes known durable
+  offset next;               // offset after the last batch
   bool sealed = false;
   bool index_loaded = false;
   segment_index idx;
-  timestamp_ms max_ts = timestamp_ms::min();
   std::optional<std::uint64_t> corrupt_at;  // data from here on is known bad
   std::optional<offset> valid_end;  // with corrupt_at from a scan: offset after the last good batch
   timestamp_ms created;             // for roll by age
@@ -212,7 +210,6 @@ struct partition_log::impl {
     FERRY_TRY(s->f, e.open(s->log_path, open_mode::read_write));
     s->size = s->f->size();
     s->synced = s->size;
-    s->readable = s->size;
     s->next = base;
     s->created = clk.wall_now();
     return s;
@@ -221,7 +218,8 @@ struct partition_log::impl {
   void write_indexes(segment& s) {
     // Derived data: written without sync; a torn or stale file fails its
     // checks on load and is rebuilt. Errors here are logged, not fatal.
-    detail::index_header h{detail::index_kind::offset, s.base, s.size, s.next, s.max_ts, 0};
+    detail::index_header h{detail::index_kind::offset, s.base, s.size, s.next,
+                           s.idx.max_timestamp,        0};
     auto oi = detail::encode_offset_index(h, s.idx.offsets);
     h.kind = detail::index_kind::time;
     auto ti = detail::encode_time_index(h, s.idx.times);
@@ -253,7 +251,6 @@ struct partition_log::impl {
     report.bytes_scanned += r.valid_bytes;
     ++report.indexes_rebuilt;
     s.idx = std::move(r.idx);
-    s.max_ts = s.idx.max_timestamp;
     s.index_loaded = true;
     if (!r.clean) {
       s.corrupt_at = r.valid_bytes;
@@ -264,7 +261,6 @@ struct partition_log::impl {
           "served",
           cfg.name, s.log_path.filename().string(), r.valid_bytes, r.reason, r.next);
       s.next = expected_next.value_or(r.next);
-      s.readable = r.valid_bytes;
       return success();
     }
     s.next = r.next;
@@ -293,7 +289,7 @@ struct partition_log::impl {
           h->max_timestamp == th->max_timestamp &&
           (!expected_next || *expected_next == h->next_offset) && h->next_offset > s.base) {
         s.next = h->next_offset;
-        s.max_ts = h->max_timestamp;
+        s.idx.max_timestamp = h->max_timestamp;
         return success();  // entries load (and are CRC-checked) on first use
       }
     }
@@ -305,7 +301,8 @@ struct partition_log::impl {
   // Loads a sealed segment's index entries on first use.
   result<void> ensure_index(segment& s) {
     if (s.index_loaded) return success();
-    detail::index_header expect{detail::index_kind::offset, s.base, s.size, s.next, s.max_ts, 0};
+    detail::index_header expect{detail::index_kind::offset, s.base, s.size, s.next,
+                                s.idx.max_timestamp,        0};
     auto ob = read_file(e, s.path(kIndexSuffix));
     auto tb = read_file(e, s.path(kTimeIndexSuffix));
     if (ob && tb) {
@@ -315,7 +312,6 @@ struct partition_log::impl {
       if (oi && ti) {
         s.idx.offsets = std::move(*oi);
         s.idx.times = std::move(*ti);
-        s.idx.max_timestamp = s.max_ts;
         s.index_loaded = true;
         return success();
       }
@@ -346,13 +342,12 @@ struct partition_log::impl {
                      cfg.name, cut, s.log_path.filename().string(), r.valid_bytes, r.reason);
       FERRY_TRY(s.f->truncate(r.valid_bytes));
       report.truncated_bytes += cut;
-      s.size = s.synced = s.readable = r.valid_bytes;
+      s.size = s.synced = r.valid_bytes;
     }
     // What survived a process crash may still be only in the page cache:
     // make it durable before it counts as committed.
     FERRY_TRY(s.f->sync());
     s.idx = std::move(r.idx);
-    s.max_ts = s.idx.max_timestamp;
     s.next = r.next;
     s.index_loaded = true;
     s.sealed = false;
@@ -360,10 +355,8 @@ struct partition_log::impl {
     return success();
   }
 
-  std::string open_error;
-  std::error_code fail_open(std::string msg) {
+  std::error_code fail_open(const std::string& msg) {
     logger()->error("{}", msg);
-    open_error = std::move(msg);
     return errc::corrupt_log;
   }
 
@@ -446,7 +439,6 @@ struct partition_log::impl {
         return fail_stop(r.error(), fmt::format("fdatasync of {}", s->log_path.string()));
       ++syncs;
       s->synced = s->size;
-      s->readable = s->size;
     }
     crash_point("log.sync.after_fdatasync");
     if (dir_dirty) {
@@ -516,21 +508,45 @@ struct partition_log::impl {
     s.idx.on_batch(static_cast<std::uint32_t>(before), static_cast<std::uint32_t>(log_end - s.base),
                    static_cast<std::uint32_t>(batch.size()), h.max_timestamp,
                    cfg.index_interval_bytes);
-    s.max_ts = s.idx.max_timestamp;
     s.size += batch.size();
     total_size += batch.size();
     append_result out{log_end, log_end + (h.record_count - 1)};
     log_end += h.record_count;
     s.next = log_end;
     ++appends;
-    if (cfg.flush == flush_mode::interval) {
-      s.readable = s.size;
-      hw = log_end;
-    }
+    if (cfg.flush == flush_mode::interval) hw = log_end;
     return out;
   }
 
   // --- reading -------------------------------------------------------------
+
+  // Reads the batch header at `pos` and checks that the batch fits below
+  // `limit`; errc::corrupt_log with `why` otherwise. I/O errors pass through.
+  static result<batch_header> header_at(const segment& s, std::uint64_t pos, std::uint64_t limit,
+                                        std::string& why) {
+    std::byte hdr[kBatchHeaderSize];
+    FERRY_TRY(auto n, s.f->read_at(pos, hdr));
+    if (n < kBatchHeaderSize) {
+      why = "short read of batch header";
+      return errc::corrupt_log;
+    }
+    auto h = batch_header::decode(hdr);
+    if (h.batch_length < kMinBatchBytes || pos + h.batch_length > limit) {
+      why = fmt::format("batch_length {} out of bounds", h.batch_length);
+      return errc::corrupt_log;
+    }
+    return h;
+  }
+
+  // Bytes of a segment consumers may see: what is synced, or in the relaxed
+  // interval mode everything written...
+  std::uint64_t readable(const segment& s) const {
+    return cfg.flush == flush_mode::interval ? s.size : s.synced;
+  }
+  // ... and never past known damage.
+  std::uint64_t serve_limit(const segment& s) const {
+    return s.corrupt_at ? std::min(readable(s), *s.corrupt_at) : readable(s);
+  }
 
   std::size_t segment_for(offset o) const {
     auto it =
@@ -562,7 +578,7 @@ struct partition_log::impl {
     for (std::size_t i = segment_for(from); i < segs.size() && out.data.size() < max_bytes; ++i) {
       auto& s = *segs[i];
       FERRY_TRY(ensure_index(s));
-      const std::uint64_t limit = s.corrupt_at ? std::min(s.readable, *s.corrupt_at) : s.readable;
+      const std::uint64_t limit = serve_limit(s);
       std::uint64_t pos =
           out.next_offset > s.base
               ? s.idx.position_for(static_cast<std::uint32_t>(out.next_offset - s.base))
@@ -620,12 +636,13 @@ struct partition_log::impl {
         if (used == 0) {
           // The next batch is larger than the room left.
           if (out.batches > 0) return out;
-          std::byte hdr[kBatchHeaderSize];
-          FERRY_TRY(auto hn, s.f->read_at(pos, hdr));
-          if (hn < kBatchHeaderSize) return bad(s, pos, "short read of batch header");
-          auto bh = batch_header::decode(hdr);
-          if (bh.batch_length < kMinBatchBytes || pos + bh.batch_length > limit)
-            return bad(s, pos, fmt::format("batch_length {} out of bounds", bh.batch_length));
+          std::string why;
+          auto hr = header_at(s, pos, limit, why);
+          if (!hr) {
+            if (hr.error() == errc::corrupt_log) return bad(s, pos, why);
+            return hr.error();
+          }
+          const auto& bh = hr.value();
           if (bh.next_offset() <= out.next_offset) {
             pos += bh.batch_length;  // wholly before `from`: step over it unread
           } else if (bh.batch_length > max_bytes - out.data.size()) {
@@ -635,7 +652,7 @@ struct partition_log::impl {
       }
       if (s.corrupt_at && pos >= *s.corrupt_at)
         return bad(s, pos, "previously detected corruption");
-      if (s.readable < s.size || out.data.size() >= max_bytes)
+      if (readable(s) < s.size || out.data.size() >= max_bytes)
         break;  // uncommitted beyond, or full
       if (i + 1 < segs.size() && out.next_offset < segs[i + 1]->base) {
         return bad(s, pos,
@@ -656,22 +673,22 @@ struct partition_log::impl {
   result<std::optional<offset>> offset_for_timestamp(timestamp_ms ts) {
     for (auto& sp : segs) {
       auto& s = *sp;
-      if (s.readable == 0 || s.max_ts < ts) continue;
+      if (readable(s) == 0 || s.idx.max_timestamp < ts) continue;
       FERRY_TRY(ensure_index(s));
       std::uint64_t pos = s.idx.position_for_time(ts);
-      std::uint64_t limit = s.corrupt_at ? std::min(s.readable, *s.corrupt_at) : s.readable;
+      const std::uint64_t limit = serve_limit(s);
       std::vector<std::byte> buf;
-      std::byte hdr[kBatchHeaderSize];
       while (pos < limit) {
-        FERRY_TRY(auto n, s.f->read_at(pos, hdr));
-        if (n < kBatchHeaderSize) return corrupt(s, pos, "short read");
-        auto h = batch_header::decode(hdr);
-        if (h.batch_length < kMinBatchBytes || pos + h.batch_length > limit)
-          return corrupt(s, pos, "batch_length out of bounds");
+        std::string why;
+        auto hr = header_at(s, pos, limit, why);
+        if (!hr) {
+          if (hr.error() == errc::corrupt_log) return corrupt(s, pos, why);
+          return hr.error();
+        }
+        const auto& h = hr.value();
         if (h.max_timestamp >= ts) {
           buf.resize(h.batch_length);
           FERRY_TRY(auto m, s.f->read_at(pos, buf));
-          std::string why;
           if (m != buf.size() || !validate_batch(buf, validation::full, &why))
             return corrupt(s, pos, why);
           std::optional<offset> found;
@@ -698,7 +715,8 @@ struct partition_log::impl {
     std::vector<fs::path> renamed;
     while (segs.size() > 1 && segs.front()->sealed) {
       auto& s = *segs.front();
-      bool expired = cfg.retention_time.count() >= 0 && s.max_ts < now - cfg.retention_time.count();
+      bool expired =
+          cfg.retention_time.count() >= 0 && s.idx.max_timestamp < now - cfg.retention_time.count();
       bool over = cfg.retention_bytes >= 0 &&
                   total_size - s.size >= static_cast<std::uint64_t>(cfg.retention_bytes);
       if (!expired && !over) break;
@@ -758,15 +776,10 @@ struct partition_log::impl {
       FERRY_TRY(ensure_index(s));
       const std::uint64_t limit = s.corrupt_at ? std::min(s.size, *s.corrupt_at) : s.size;
       pos = o > s.base ? s.idx.position_for(static_cast<std::uint32_t>(o - s.base)) : 0;
-      std::byte hdr[kBatchHeaderSize];
+      std::string why;
       for (;;) {
         if (pos >= limit) return errc::corrupt_log;  // o lies in damaged or missing data
-        if (limit - pos < kMinBatchBytes) return errc::corrupt_log;
-        FERRY_TRY(auto n, s.f->read_at(pos, hdr));
-        if (n < kBatchHeaderSize) return errc::corrupt_log;
-        auto h = batch_header::decode(hdr);
-        if (h.batch_length < kMinBatchBytes || pos + h.batch_length > limit)
-          return errc::corrupt_log;
+        FERRY_TRY(auto h, header_at(s, pos, limit, why));
         if (h.base_offset == o) break;
         if (h.base_offset > o || h.next_offset() > o)
           return errc::invalid_batch;  // not a batch boundary
@@ -795,11 +808,10 @@ struct partition_log::impl {
     if (auto r = e.sync_dir(dir); !r)
       return fail_stop(r.error(), "fsync of directory " + dir.string());
     ++syncs;
-    s.size = s.synced = s.readable = pos;
+    s.size = s.synced = pos;
     // Rebuild the in-memory index of what is left.
     FERRY_TRY(auto sr, scan_segment(*s.f, s.base, s.size, cfg.index_interval_bytes));
     s.idx = std::move(sr.idx);
-    s.max_ts = s.idx.max_timestamp;
     s.next = o;
     s.sealed = false;
     s.corrupt_at.reset();
