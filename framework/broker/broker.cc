@@ -270,8 +270,8 @@ struct broker::impl {
     fs::rename(from, to, ec);
     if (ec) return {ErrorCode::Internal, fmt::format("deleting topic {}: {}", name, ec.message())};
     if (auto r = storage::posix_env().sync_dir(topics_dir); !r) {
-      // The rename may or may not be durable: keep serving the topic from its
-      // new place is not possible, so put it back and report the failure.
+      // Not durable: undo the rename so the topic keeps serving where it
+      // was, and report the failure; the client may retry the deletion.
       fs::rename(to, from, ec);
       return {ErrorCode::Internal, fmt::format("deleting topic {}: {}", name, r.error().message())};
     }
@@ -636,16 +636,16 @@ struct broker::impl {
         wake_network(wake);  // produce acks go out before fetches are served
       }
       auto now = steady::now();
+      // Fetches parked in earlier rounds: retry when new data was committed
+      // or their time is up. New fetches are tried once, after them.
+      std::vector<std::unique_ptr<job>> still;
+      for (auto& p : parked) {
+        bool final = stop_now || now >= p->deadline;
+        if (!(committed || final) || !try_fetch(*p, final)) still.push_back(std::move(p));
+      }
+      parked = std::move(still);
       for (auto& f : fetches) {
         if (!try_fetch(*f, stop_now || now >= f->deadline)) parked.push_back(std::move(f));
-      }
-      if (committed || !parked.empty()) {
-        std::vector<std::unique_ptr<job>> still;
-        for (auto& p : parked) {
-          bool final = stop_now || now >= p->deadline;
-          if (!(committed || final) || !try_fetch(*p, final)) still.push_back(std::move(p));
-        }
-        parked = std::move(still);
       }
       housekeeping(now);
       wake_network(wake);

@@ -17,12 +17,7 @@ using testing::request;
 using sclock = std::chrono::steady_clock;
 
 client_options fast(const fake_broker& fb) {
-  client_options o;
-  o.broker = fb.endpoint();
-  o.request_timeout = 1000ms;
-  o.api_timeout = 2000ms;
-  o.retry_backoff = 5ms;
-  return o;
+  return testing::fast_options<client_options>(fb);
 }
 
 void answer_create(fake_broker& f, const request& r, wire::ErrorCode e, const std::string& msg) {

@@ -120,11 +120,7 @@ struct fake_partitions {
 };
 
 consumer_options fast(const fake_broker& fb) {
-  consumer_options o;
-  o.broker = fb.endpoint();
-  o.request_timeout = 1000ms;
-  o.api_timeout = 2000ms;
-  o.retry_backoff = 5ms;
+  auto o = testing::fast_options<consumer_options>(fb);
   o.fetch_max_wait = 20ms;
   return o;
 }

@@ -87,6 +87,12 @@ inline std::vector<std::byte> make_batch(std::int64_t base, const std::vector<st
   return bytes;
 }
 
+class fake_broker;
+
+/// Options of client type `Options` with short timeouts, aimed at `fb`.
+template <typename Options>
+Options fast_options(const fake_broker& fb);
+
 class fake_broker {
  public:
   using handler = std::function<void(fake_broker&, request&)>;
@@ -254,5 +260,16 @@ class fake_broker {
   std::atomic<int> requests_{0};
   std::thread thread_;
 };
+
+template <typename Options>
+Options fast_options(const fake_broker& fb) {
+  using namespace std::chrono_literals;
+  Options o;
+  o.broker = fb.endpoint();
+  o.request_timeout = 1000ms;
+  o.api_timeout = 2000ms;
+  o.retry_backoff = 5ms;
+  return o;
+}
 
 }  // namespace ferry::client::testing

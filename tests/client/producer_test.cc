@@ -63,11 +63,8 @@ struct fake_log {
 };
 
 producer_options fast(const fake_broker& fb) {
-  producer_options o;
-  o.broker = fb.endpoint();
-  o.request_timeout = 1000ms;
+  auto o = testing::fast_options<producer_options>(fb);
   o.delivery_timeout = 5000ms;
-  o.retry_backoff = 5ms;
   o.linger = 0ms;
   o.max_block = 2000ms;
   return o;
