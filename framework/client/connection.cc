@@ -28,20 +28,6 @@ std::chrono::milliseconds until(steady_time deadline) {
   return std::chrono::ceil<std::chrono::milliseconds>(left);
 }
 
-// libzmq's TCP decoder may hand out frames that point into its receive
-// buffer at any address (zero-copy). FlatBuffers reads scalars in place and
-// its Verifier checks alignment only relative to the buffer start, so a
-// misaligned envelope would be read with misaligned loads (undefined
-// behaviour, caught by UBSan). A fresh message is malloc'ed (or inline in
-// the 8-aligned zmq_msg_t), so copying fixes the alignment. Only frame 0 is
-// read by FlatBuffers; batch frames are parsed with memcpy loads.
-// TODO(protocol): decode_envelope() should do this for every caller.
-void align_for_flatbuffers(zmq::message_t& m) {
-  constexpr std::uintptr_t kAlign = 8;  // the largest FlatBuffers scalar
-  if (reinterpret_cast<std::uintptr_t>(m.data()) % kAlign != 0)
-    m = zmq::message_t(m.data(), m.size());
-}
-
 }  // namespace
 
 std::shared_ptr<zmq::context_t> shared_context() {
@@ -152,7 +138,7 @@ result<void> connection::drain() {
   for (;;) {
     FERRY_TRY(auto frames, protocol::recv_message(*socket_, /*wait=*/false));
     if (frames.empty()) return success();
-    align_for_flatbuffers(frames[0]);
+    protocol::ensure_aligned(frames[0]);  // FlatBuffers reads frame 0 in place
     std::string why;
     auto env = protocol::decode_envelope(protocol::bytes_of(frames[0]), frames.size(),
                                          protocol::direction::response, {}, &why);

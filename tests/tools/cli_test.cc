@@ -111,6 +111,14 @@ TEST_F(CliTest, ProduceAndConsumeWithKeysAndJson) {
   EXPECT_EQ(by_key["c1"], (std::vector<std::string>{"first", "third"}))
       << "same key: same partition, in order";
   EXPECT_EQ(by_key["c2"], std::vector<std::string>{"second"});
+  // --partition/--offset start exactly at a record seen above.
+  for (auto& r : recs) {
+    if (r["value"] != "third") continue;
+    auto at = ferry("consume orders --partition " + std::to_string(r["partition"].get<int>()) +
+                    " --offset " + std::to_string(r["offset"].get<long>()) + " -n 1");
+    ASSERT_EQ(at.code, 0);
+    EXPECT_EQ(at.out, "third\n");
+  }
   auto n = ferry("consume orders --from-beginning -n 1");
   EXPECT_EQ(n.code, 0);
   EXPECT_EQ(std::count(n.out.begin(), n.out.end(), '\n'), 1);
