@@ -14,6 +14,9 @@
 #include <zmq.hpp>
 
 #include "ferry/broker/wire_errors.h"
+#include "ferry/storage/batch.h"
+#include "groups.h"
+#include "offset_store.h"
 #include "ferry/core/clock.h"
 #include "ferry/core/errc.h"
 #include "ferry/core/logging.h"
@@ -50,12 +53,27 @@ struct topic {
   std::vector<std::unique_ptr<storage::partition_log>> logs;
 };
 
+// The outcome of one entry of a commit (CommitOffsetsRequest or a fetch's).
+struct commit_outcome {
+  std::string topic;
+  std::int32_t partition = 0;
+  ErrorCode error = ErrorCode::None;
+  std::string message;
+  bool staged = false;  // appended to the offsets log; durable after the round's sync
+};
+
 // One decoded request, owned by whichever thread holds it.
 struct job {
   zmq::message_t identity;
   std::vector<zmq::message_t> frames;  // [0] envelope, [1..] data
   const Envelope* env = nullptr;
   steady::time_point deadline{};  // fetch long poll
+  std::string peer;               // JoinGroup: the client's address
+  // Commits (CommitOffsets, DeleteGroup, a fetch's commit): request-level
+  // status and per-entry outcomes, final once the offsets log is synced.
+  ErrorCode commit_error = ErrorCode::None;
+  std::string commit_message;
+  std::vector<commit_outcome> commits;
 };
 
 struct reply {
@@ -109,6 +127,12 @@ struct broker::impl {
 
   // disk thread state
   std::vector<std::unique_ptr<job>> parked;
+  std::unique_ptr<offset_store> offsets;
+  std::unique_ptr<group_coordinator> groups;
+  std::map<std::uint64_t, std::unique_ptr<job>> joins;  // waiting JoinGroups by token
+  std::uint64_t next_join_token = 0;
+  std::vector<std::unique_ptr<job>> offset_jobs;  // commits waiting for the offsets sync
+  steady::time_point started_at = steady::now();
   steady::time_point next_retention{};
   std::vector<fs::path> pending_removals;
   std::uint64_t deletions = 0;
@@ -277,6 +301,14 @@ struct broker::impl {
     }
     topics.erase(it);                // closes the logs, only once the deletion is durable
     pending_removals.push_back(to);  // unlinked after the reply, off the request path
+    // Committed offsets of the old topic must not apply to a new one of the
+    // same name; made durable with the round's offsets sync.
+    offset_change c;
+    c.what = offset_change::kind::delete_topic;
+    c.topic = std::string(name);
+    if (auto r = offsets->append({c}); !r)
+      logger()->warn("topic {}: dropping its committed offsets failed: {}", name,
+                     r.error().message());
     logger()->info("deleted topic {}", name);
     return {ErrorCode::None, ""};
   }
@@ -409,6 +441,23 @@ struct broker::impl {
   bool try_fetch(job& j, bool final) {
     auto* req = j.env->body_as_FetchRequest();
     flatbuffers::FlatBufferBuilder fbb(256);
+    if (const auto* m = req->member()) {
+      // A member's fetch: refused for a stale or unknown member, and while
+      // the group rebalances (the member must rejoin first).
+      auto st = groups->check_fetch(m->group()->string_view(), m->member_id()->string_view(),
+                                    m->generation(), steady::now());
+      if (!st) {
+        auto commits = req->commit() ? commit_results(fbb, j) : 0;
+        std::vector<flatbuffers::Offset<FetchResult>> none;
+        auto body = CreateFetchResponse(fbb, fbb.CreateVector(none), st.error,
+                                        fbb.CreateString(st.message), commits);
+        std::vector<zmq::message_t> frames;
+        frames.push_back(
+            envelope_message(fbb, j.env->request_id(), Body::FetchResponse, body.Union()));
+        post(j, std::move(frames));
+        return true;
+      }
+    }
     std::vector<flatbuffers::Offset<FetchResult>> results;
     std::vector<zmq::message_t> data;
     // The broker caps what one fetch may return, whatever the client asks.
@@ -453,7 +502,8 @@ struct broker::impl {
                                           msg.empty() ? 0 : fbb.CreateString(msg)));
     }
     if (!final && !any_error && total < std::max(1, req->min_bytes())) return false;
-    auto body = CreateFetchResponse(fbb, fbb.CreateVector(results));
+    auto commits = req->commit() ? commit_results(fbb, j) : 0;
+    auto body = CreateFetchResponse(fbb, fbb.CreateVector(results), ErrorCode::None, 0, commits);
     std::vector<zmq::message_t> frames;
     frames.push_back(envelope_message(fbb, j.env->request_id(), Body::FetchResponse, body.Union()));
     for (auto& d : data) frames.push_back(std::move(d));
@@ -554,9 +604,384 @@ struct broker::impl {
     post(j, std::move(frames));
   }
 
+  // --- consumer groups (disk thread) ----------------------------------------
+
+  std::int32_t partition_count(std::string_view topic) const {
+    auto it = topics.find(topic);
+    return it == topics.end() ? 0 : it->second.settings.partitions;
+  }
+
+  static std::vector<flatbuffers::Offset<TopicPartitions>> topic_partitions(
+      flatbuffers::FlatBufferBuilder& fbb, const std::vector<tp_key>& tps) {
+    std::map<std::string, std::vector<std::int32_t>> by_topic;
+    for (const auto& [t, p] : tps) by_topic[t].push_back(p);
+    std::vector<flatbuffers::Offset<TopicPartitions>> out;
+    for (const auto& [t, ps] : by_topic)
+      out.push_back(CreateTopicPartitionsDirect(fbb, t.c_str(), &ps));
+    return out;
+  }
+
+  void finish_join(std::uint64_t token, join_outcome o) {
+    auto it = joins.find(token);
+    if (it == joins.end()) return;
+    auto j = std::move(it->second);
+    joins.erase(it);
+    flatbuffers::FlatBufferBuilder fbb(256);
+    auto parts = topic_partitions(fbb, o.assignment);
+    auto body = CreateJoinGroupResponse(
+        fbb, o.error, o.message.empty() ? 0 : fbb.CreateString(o.message),
+        fbb.CreateString(o.member_id), o.generation, fbb.CreateVector(parts),
+        static_cast<AssignStrategy>(o.strategy));
+    std::vector<zmq::message_t> frames;
+    frames.push_back(envelope_message(fbb, j->env->request_id(), Body::JoinGroupResponse,
+                                      body.Union()));
+    post(*j, std::move(frames));
+  }
+
+  void start_join(std::unique_ptr<job> j, steady::time_point now) {
+    auto* r = j->env->body_as_JoinGroupRequest();
+    join_params p;
+    p.group = r->group()->str();
+    p.member_id = r->member_id() ? r->member_id()->str() : std::string();
+    p.client_id = r->client_id() ? r->client_id()->str() : std::string();
+    p.host = j->peer;
+    for (const auto* t : *r->topics()) p.topics.push_back(t->str());
+    p.strategy = static_cast<assign_strategy>(r->strategy());
+    p.session_timeout = std::chrono::milliseconds(r->session_timeout_ms());
+    p.rebalance_timeout = std::chrono::milliseconds(r->rebalance_timeout_ms());
+    const auto token = ++next_join_token;
+    joins.emplace(token, std::move(j));
+    groups->join(token, std::move(p), now);  // may answer at once
+  }
+
+  // Validates and appends a commit; the outcomes become final after the
+  // round's offsets sync (sync_offsets).
+  void stage_commit(job& j, std::string_view group, const GroupMember* member,
+                    const flatbuffers::Vector<flatbuffers::Offset<CommitEntry>>* entries,
+                    bool reset, steady::time_point now) {
+    if (member != nullptr) {
+      auto st =
+          groups->check_commit(group, member->member_id()->string_view(), member->generation(), now);
+      if (!st) {
+        j.commit_error = st.error;
+        j.commit_message = std::move(st.message);
+        return;
+      }
+    } else if (groups->has_members(group)) {
+      j.commit_error = ErrorCode::GroupNotEmpty;
+      j.commit_message = fmt::format(
+          "group {} has members; offsets can be set from outside only while it has none "
+          "(stop its consumers first)",
+          group);
+      return;
+    }
+    std::vector<offset_change> changes;
+    std::map<tp_key, std::int64_t> in_request;
+    const auto now_ms = system_clock::instance().wall_now().value();
+    for (const auto* e : *entries) {
+      commit_outcome o;
+      o.topic = e->topic()->str();
+      o.partition = e->partition();
+      const tp_key tp{o.topic, o.partition};
+      ErrorCode err;
+      auto* log = find_log(o.topic, o.partition, err);
+      if (log == nullptr) {
+        o.error = err;
+        o.message = err == ErrorCode::UnknownTopic
+                        ? fmt::format("unknown topic {}", o.topic)
+                        : fmt::format("topic {} has no partition {}", o.topic, o.partition);
+      } else if (member != nullptr && !groups->owns(group, member->member_id()->string_view(), tp)) {
+        o.error = ErrorCode::NotAssigned;
+        o.message = fmt::format("{}-{} is not assigned to {} in generation {}", o.topic,
+                                o.partition, member->member_id()->string_view(),
+                                member->generation());
+      } else if (e->offset() > log->high_watermark().value()) {
+        o.error = ErrorCode::OffsetOutOfRange;
+        o.message = fmt::format("offset {} is beyond the end of {}-{} ({})", e->offset(), o.topic,
+                                o.partition, log->high_watermark().value());
+      } else {
+        std::int64_t current = -1;
+        if (auto it = in_request.find(tp); it != in_request.end())
+          current = it->second;
+        else if (const auto* c = offsets->latest(group, tp))
+          current = c->offset;
+        if (!reset && e->offset() < current) {
+          o.error = ErrorCode::OffsetRegression;
+          o.message = fmt::format(
+              "{}-{}: offset {} is below the committed {}; committed offsets only move forward "
+              "(use ferry groups reset-offsets to go back)",
+              o.topic, o.partition, e->offset(), current);
+        } else {
+          in_request[tp] = e->offset();
+          offset_change c;
+          c.group = std::string(group);
+          c.topic = o.topic;
+          c.partition = o.partition;
+          c.value.offset = e->offset();
+          c.value.commit_ms = now_ms;
+          if (e->metadata()) c.value.metadata = e->metadata()->str();
+          changes.push_back(std::move(c));
+          o.staged = true;
+        }
+      }
+      j.commits.push_back(std::move(o));
+    }
+    if (auto r = offsets->append(changes); !r) {
+      for (auto& o : j.commits)
+        if (o.staged) {
+          o.staged = false;
+          o.error = to_wire(r.error());
+          o.message = fmt::format("the group offsets log refused the commit: {}",
+                                  offsets->failed() ? offsets->failure_reason()
+                                                    : r.error().message());
+        }
+    }
+  }
+
+  // Makes the round's commits durable and answers CommitOffsets and
+  // DeleteGroup; a fetch's commit outcome goes out with the fetch.
+  void sync_offsets(std::vector<std::unique_ptr<job>>& fetches) {
+    if (offsets->has_pending()) {
+      if (auto r = offsets->sync(); !r) {
+        auto fail = [&](job& j) {
+          for (auto& o : j.commits)
+            if (o.staged) {
+              o.error = to_wire(r.error());
+              o.message = "syncing the group offsets failed: " + offsets->failure_reason();
+            }
+          if (j.env->body_type() == Body::DeleteGroupRequest &&
+              j.commit_error == ErrorCode::None) {
+            j.commit_error = to_wire(r.error());
+            j.commit_message = "syncing the group offsets failed: " + offsets->failure_reason();
+          }
+        };
+        for (auto& j : offset_jobs) fail(*j);
+        for (auto& j : fetches) fail(*j);
+        logger()->error("group offsets: sync failed: {}", r.error().message());
+      }
+    }
+    for (auto& j : offset_jobs) {
+      flatbuffers::FlatBufferBuilder fbb(256);
+      std::vector<zmq::message_t> frames;
+      auto msg = j->commit_message.empty() ? 0 : fbb.CreateString(j->commit_message);
+      if (j->env->body_type() == Body::DeleteGroupRequest) {
+        auto body = CreateDeleteGroupResponse(fbb, j->commit_error, msg);
+        frames.push_back(envelope_message(fbb, j->env->request_id(), Body::DeleteGroupResponse,
+                                          body.Union()));
+      } else {
+        auto results = commit_results(fbb, *j);
+        auto body = CreateCommitOffsetsResponse(fbb, j->commit_error, msg, results);
+        frames.push_back(envelope_message(fbb, j->env->request_id(),
+                                          Body::CommitOffsetsResponse, body.Union()));
+      }
+      post(*j, std::move(frames));
+    }
+    offset_jobs.clear();
+  }
+
+  static flatbuffers::Offset<flatbuffers::Vector<flatbuffers::Offset<CommitResult>>>
+  commit_results(flatbuffers::FlatBufferBuilder& fbb, const job& j) {
+    std::vector<flatbuffers::Offset<CommitResult>> v;
+    for (const auto& o : j.commits) {
+      // A request-level refusal applies to every entry.
+      const auto err = j.commit_error != ErrorCode::None ? j.commit_error : o.error;
+      const auto& msg = j.commit_error != ErrorCode::None ? j.commit_message : o.message;
+      v.push_back(CreateCommitResult(fbb, fbb.CreateString(o.topic), o.partition, err,
+                                     msg.empty() ? 0 : fbb.CreateString(msg)));
+    }
+    return fbb.CreateVector(v);
+  }
+
+  void stage_delete_group(job& j) {
+    const auto name = j.env->body_as_DeleteGroupRequest()->group()->string_view();
+    const bool known = groups->describe(name, steady::now()).has_value() ||
+                       offsets->groups().count(name) > 0;
+    if (!known) {
+      j.commit_error = ErrorCode::UnknownGroup;
+      j.commit_message = fmt::format("unknown group {}", name);
+      return;
+    }
+    if (groups->has_members(name)) {
+      j.commit_error = ErrorCode::GroupNotEmpty;
+      j.commit_message =
+          fmt::format("group {} has members; stop its consumers before deleting it", name);
+      return;
+    }
+    offset_change c;
+    c.what = offset_change::kind::delete_group;
+    c.group = std::string(name);
+    if (auto r = offsets->append({c}); !r) {
+      j.commit_error = to_wire(r.error());
+      j.commit_message = "the group offsets log refused the deletion: " + r.error().message();
+      return;
+    }
+    (void)groups->erase(name);
+    logger()->info("deleted group {}", name);
+  }
+
+  // The timestamp of the record at `at` (the oldest one not yet consumed),
+  // or -1.
+  static std::int64_t timestamp_at(storage::partition_log& log, std::int64_t at) {
+    auto r = log.read(offset(at), 1);
+    if (!r || r.value().batches == 0) return -1;
+    std::int64_t ts = -1;
+    storage::for_each_record(std::span<const std::byte>(r.value().data),
+                             [&](const storage::record_view& rv) {
+                               if (rv.off.value() < at) return true;
+                               ts = rv.timestamp.value();
+                               return false;
+                             });
+    return ts;
+  }
+
+  void handle_group(job& j, steady::time_point now) {
+    auto id = j.env->request_id();
+    flatbuffers::FlatBufferBuilder fbb(256);
+    std::vector<zmq::message_t> frames;
+    auto str = [&](const std::string& m) { return m.empty() ? 0 : fbb.CreateString(m); };
+    switch (j.env->body_type()) {
+      case Body::HeartbeatRequest: {
+        auto* m = j.env->body_as_HeartbeatRequest()->member();
+        auto st = groups->heartbeat(m->group()->string_view(), m->member_id()->string_view(),
+                                    m->generation(), now);
+        auto body = CreateHeartbeatResponse(fbb, st.error, str(st.message));
+        frames.push_back(envelope_message(fbb, id, Body::HeartbeatResponse, body.Union()));
+        break;
+      }
+      case Body::LeaveGroupRequest: {
+        auto* r = j.env->body_as_LeaveGroupRequest();
+        auto st = groups->leave(r->group()->string_view(), r->member_id()->string_view(), now);
+        auto body = CreateLeaveGroupResponse(fbb, st.error, str(st.message));
+        frames.push_back(envelope_message(fbb, id, Body::LeaveGroupResponse, body.Union()));
+        break;
+      }
+      case Body::FetchOffsetsRequest: {
+        auto* r = j.env->body_as_FetchOffsetsRequest();
+        const auto group = r->group()->string_view();
+        std::vector<flatbuffers::Offset<CommittedOffset>> v;
+        auto add = [&](const std::string& t, std::int32_t p) {
+          const auto* c = offsets->committed(group, {t, p});
+          v.push_back(CreateCommittedOffset(fbb, fbb.CreateString(t), p, c ? c->offset : -1,
+                                            c ? str(c->metadata) : 0, c ? c->commit_ms : 0));
+        };
+        if (r->partitions() != nullptr && r->partitions()->size() > 0) {
+          for (const auto* tp : *r->partitions())
+            if (tp->partitions())
+              for (auto p : *tp->partitions()) add(tp->topic()->str(), p);
+        } else if (auto g = offsets->groups().find(group); g != offsets->groups().end()) {
+          for (const auto& [tp, _] : g->second) add(tp.first, tp.second);
+        }
+        auto body = CreateFetchOffsetsResponse(fbb, ErrorCode::None, 0, fbb.CreateVector(v));
+        frames.push_back(envelope_message(fbb, id, Body::FetchOffsetsResponse, body.Union()));
+        break;
+      }
+      case Body::ListGroupsRequest: {
+        std::map<std::string, group_view> all;
+        for (auto& g : groups->list(now)) all[g.name] = std::move(g);
+        for (const auto& [name, _] : offsets->groups())
+          if (!all.count(name)) all[name].name = name;
+        std::vector<flatbuffers::Offset<GroupSummary>> v;
+        for (const auto& [name, g] : all)
+          v.push_back(CreateGroupSummary(fbb, fbb.CreateString(name),
+                                         fbb.CreateString(state_name(g.state)),
+                                         static_cast<std::int32_t>(g.members.size()),
+                                         g.generation));
+        auto body = CreateListGroupsResponse(fbb, fbb.CreateVector(v));
+        frames.push_back(envelope_message(fbb, id, Body::ListGroupsResponse, body.Union()));
+        break;
+      }
+      case Body::DescribeGroupRequest: {
+        const auto name = j.env->body_as_DescribeGroupRequest()->group()->string_view();
+        auto g = groups->describe(name, now);
+        auto stored = offsets->groups().find(name);
+        const bool has_offsets = stored != offsets->groups().end();
+        flatbuffers::Offset<DescribeGroupResponse> body;
+        if (!g && !has_offsets) {
+          body = CreateDescribeGroupResponse(
+              fbb, ErrorCode::UnknownGroup, fbb.CreateString(fmt::format("unknown group {}", name)));
+        } else {
+          group_view view = g ? std::move(*g) : group_view{};
+          std::set<tp_key> tps;
+          for (const auto& [tp, _] : view.owners) tps.insert(tp);
+          if (has_offsets)
+            for (const auto& [tp, _] : stored->second) tps.insert(tp);
+          std::vector<flatbuffers::Offset<GroupPartition>> parts;
+          for (const auto& tp : tps) {
+            const auto* c = has_offsets ? offsets->committed(name, tp) : nullptr;
+            const std::int64_t committed = c ? c->offset : -1;
+            ErrorCode err;
+            std::int64_t end = -1, oldest = -1;
+            if (auto* log = find_log(tp.first, tp.second, err)) {
+              end = log->high_watermark().value();
+              const std::int64_t from = committed >= 0 ? committed : -1;
+              if (from >= 0 && from < end) oldest = timestamp_at(*log, from);
+            }
+            auto owner = view.owners.find(tp);
+            parts.push_back(CreateGroupPartition(
+                fbb, fbb.CreateString(tp.first), tp.second, committed, end, oldest,
+                owner != view.owners.end() ? fbb.CreateString(owner->second) : 0,
+                c ? str(c->metadata) : 0, err));
+          }
+          std::vector<flatbuffers::Offset<MemberDescription>> members;
+          for (const auto& m : view.members) {
+            std::vector<flatbuffers::Offset<flatbuffers::String>> ts;
+            for (const auto& t : m.topics) ts.push_back(fbb.CreateString(t));
+            auto asg = topic_partitions(fbb, m.assignment);
+            members.push_back(CreateMemberDescription(
+                fbb, fbb.CreateString(m.member_id), fbb.CreateString(m.client_id),
+                fbb.CreateString(m.host), fbb.CreateVector(ts), fbb.CreateVector(asg),
+                m.since_seen.count()));
+          }
+          body = CreateDescribeGroupResponse(
+              fbb, ErrorCode::None, 0, fbb.CreateString(name),
+              fbb.CreateString(state_name(view.state)), view.generation,
+              static_cast<AssignStrategy>(view.strategy), fbb.CreateVector(members),
+              fbb.CreateVector(parts), system_clock::instance().wall_now().value());
+        }
+        frames.push_back(envelope_message(fbb, id, Body::DescribeGroupResponse, body.Union()));
+        break;
+      }
+      default:
+        frames = error_reply(id, ErrorCode::InvalidRequest, "unexpected message type");
+        break;
+    }
+    post(j, std::move(frames));
+  }
+
+  // Deletes the offsets of groups that have had no members (and no commits)
+  // for offsets_retention.
+  void expire_offsets(steady::time_point now) {
+    const auto wall = system_clock::instance().wall_now().value();
+    std::vector<offset_change> changes;
+    for (const auto& [name, tps] : offsets->groups()) {
+      if (groups->has_members(name)) continue;
+      std::int64_t last_commit = 0;
+      for (const auto& [_, c] : tps) last_commit = std::max(last_commit, c.commit_ms);
+      const auto emptied = groups->emptied_at(name).value_or(started_at);
+      const auto empty_for = std::chrono::duration_cast<std::chrono::milliseconds>(now - emptied);
+      if (empty_for < cfg.offsets_retention || wall - last_commit < cfg.offsets_retention.count())
+        continue;
+      offset_change c;
+      c.what = offset_change::kind::delete_group;
+      c.group = name;
+      changes.push_back(std::move(c));
+      logger()->info("group {}: offsets expired ({} ms without members or commits)", name,
+                     cfg.offsets_retention.count());
+    }
+    if (changes.empty()) return;
+    if (auto r = offsets->append(changes); r) {
+      if (auto s2 = offsets->sync(); !s2)
+        logger()->error("group offsets: sync failed: {}", s2.error().message());
+      else
+        for (const auto& c : changes) (void)groups->erase(c.group);
+    }
+  }
+
   void housekeeping(steady::time_point now) {
+    offsets->maybe_compact();
     if (now >= next_retention) {
       next_retention = now + cfg.retention_check_interval;
+      expire_offsets(now);
       for (auto& [_, t] : topics)
         for (auto& log : t.logs) {
           if (log->failed()) continue;
@@ -596,7 +1021,7 @@ struct broker::impl {
       bool stop_now;
       {
         std::unique_lock lock(jobs_mu);
-        auto wake_at = next_retention;
+        auto wake_at = std::min(next_retention, groups->next_deadline());
         if (cfg.flush == storage::flush_mode::interval)
           wake_at = std::min(wake_at, steady::now() + cfg.flush_interval);
         for (auto& p : parked) wake_at = std::min(wake_at, p->deadline);
@@ -609,13 +1034,45 @@ struct broker::impl {
       }
       std::vector<std::unique_ptr<job>> fetches;
       bool committed = false;
+      const auto round_start = steady::now();
       for (auto& j : batch) {
         switch (j->env->body_type()) {
           case Body::ProduceRequest:
             append_produce(*j, pending, touched);
             break;
-          case Body::FetchRequest:
+          case Body::FetchRequest: {
+            auto* f = j->env->body_as_FetchRequest();
+            if (f->commit())
+              stage_commit(*j, f->member()->group()->string_view(), f->member(), f->commit(),
+                           false, round_start);
             fetches.push_back(std::move(j));
+            break;
+          }
+          case Body::JoinGroupRequest:
+            if (stop_now) {
+              post(*j, error_reply(j->env->request_id(), ErrorCode::ShuttingDown,
+                                   "the broker is stopping; retry shortly"));
+              break;
+            }
+            start_join(std::move(j), round_start);
+            break;
+          case Body::CommitOffsetsRequest: {
+            auto* c = j->env->body_as_CommitOffsetsRequest();
+            stage_commit(*j, c->group()->string_view(), c->member(), c->entries(), c->reset(),
+                         round_start);
+            offset_jobs.push_back(std::move(j));
+            break;
+          }
+          case Body::DeleteGroupRequest:
+            stage_delete_group(*j);
+            offset_jobs.push_back(std::move(j));
+            break;
+          case Body::HeartbeatRequest:
+          case Body::LeaveGroupRequest:
+          case Body::FetchOffsetsRequest:
+          case Body::ListGroupsRequest:
+          case Body::DescribeGroupRequest:
+            handle_group(*j, round_start);
             break;
           case Body::CreateTopicRequest:
           case Body::DeleteTopicRequest:
@@ -635,13 +1092,21 @@ struct broker::impl {
         committed = true;
         wake_network(wake);  // produce acks go out before fetches are served
       }
+      sync_offsets(fetches);
       auto now = steady::now();
+      groups->tick(now);
+      if (stop_now)
+        groups->abort_all(ErrorCode::ShuttingDown, "the broker is stopping; retry shortly");
+      const bool group_event = groups->take_wakeup();
       // Fetches parked in earlier rounds: retry when new data was committed
       // or their time is up. New fetches are tried once, after them.
       std::vector<std::unique_ptr<job>> still;
       for (auto& p : parked) {
         bool final = stop_now || now >= p->deadline;
-        if (!(committed || final) || !try_fetch(*p, final)) still.push_back(std::move(p));
+        const bool member_fetch =
+            group_event && p->env->body_as_FetchRequest()->member() != nullptr;
+        if (!(committed || final || member_fetch) || !try_fetch(*p, final))
+          still.push_back(std::move(p));
       }
       parked = std::move(still);
       for (auto& f : fetches) {
@@ -651,9 +1116,10 @@ struct broker::impl {
       wake_network(wake);
       if (stop_now) {
         std::lock_guard lock(jobs_mu);
-        if (jobs.empty() && parked.empty()) break;
+        if (jobs.empty() && parked.empty() && joins.empty()) break;
       }
     }
+    (void)offsets->sync();
     for (auto& [_, t] : topics)
       for (auto& log : t.logs)
         if (!log->failed()) (void)log->sync();
@@ -724,6 +1190,13 @@ struct broker::impl {
       reject(std::move(j->identity), j->env->request_id(), ErrorCode::TooManyRequests,
              "broker queue full; retry with backoff");
       return;
+    }
+    if (j->env->body_type() == Body::JoinGroupRequest) {
+      try {
+        if (const char* peer = j->frames[0].gets("Peer-Address")) j->peer = peer;
+      } catch (const zmq::error_t&) {
+        // No address for this transport (inproc); describe shows none.
+      }
     }
     if (j->env->body_type() == Body::FetchRequest) {
       auto wait = std::min<std::int64_t>(j->env->body_as_FetchRequest()->max_wait_ms(),
@@ -802,6 +1275,24 @@ result<std::unique_ptr<broker>> broker::open(broker_config config) {
   auto i = std::make_unique<impl>(std::move(config));
   i->topics_dir = i->cfg.data_dir / "topics";
   FERRY_TRY(i->load_topics());
+  offset_store::options so;
+  so.compact_bytes = i->cfg.offsets_compact_bytes;
+  so.flush = i->cfg.flush;
+  auto store = offset_store::open(storage::posix_env(), i->cfg.data_dir / "groups" / "offsets",
+                                  so, system_clock::instance());
+  if (!store) {
+    logger()->error("cannot open the group offsets at {}: {}",
+                    (i->cfg.data_dir / "groups" / "offsets").string(), store.error().message());
+    return store.error();
+  }
+  i->offsets = std::move(store).value();
+  auto* raw = i.get();
+  group_coordinator::options go;
+  go.min_session_timeout = i->cfg.min_session_timeout;
+  go.max_session_timeout = i->cfg.max_session_timeout;
+  i->groups = std::make_unique<group_coordinator>(
+      go, [raw](std::string_view t) { return raw->partition_count(t); },
+      [raw](std::uint64_t token, join_outcome o) { raw->finish_join(token, std::move(o)); });
   return std::unique_ptr<broker>(new broker(std::move(i)));
 }
 

@@ -202,6 +202,12 @@ const std::vector<key_def>& keys() {
               "1..1000000"),
       ms_key("network.max_fetch_wait_ms", "FERRY_NETWORK_MAX_FETCH_WAIT_MS",
              &broker_config::max_fetch_wait, "0..600000"),
+      ms_key("groups.offsets_retention_ms", "FERRY_GROUPS_OFFSETS_RETENTION_MS",
+             &broker_config::offsets_retention, "60000..31536000000 (one minute to a year)"),
+      ms_key("groups.min_session_timeout_ms", "FERRY_GROUPS_MIN_SESSION_TIMEOUT_MS",
+             &broker_config::min_session_timeout, "100..3600000"),
+      ms_key("groups.max_session_timeout_ms", "FERRY_GROUPS_MAX_SESSION_TIMEOUT_MS",
+             &broker_config::max_session_timeout, "100..3600000"),
   };
   return k;
 }
@@ -311,6 +317,17 @@ result<void> validate(const broker_config& c, std::string& error) {
   if (c.socket.heartbeat_timeout < c.socket.heartbeat_interval)
     return bad(error, "network.heartbeat_timeout_ms must be at least network.heartbeat_ms");
   if (auto ec = range("network.max_fetch_wait_ms", c.max_fetch_wait.count(), 0, 600'000)) return ec;
+  if (auto ec = range("groups.offsets_retention_ms", c.offsets_retention.count(), 60'000,
+                      31'536'000'000))
+    return ec;
+  if (auto ec = range("groups.min_session_timeout_ms", c.min_session_timeout.count(), 100,
+                      3'600'000))
+    return ec;
+  if (auto ec = range("groups.max_session_timeout_ms", c.max_session_timeout.count(), 100,
+                      3'600'000))
+    return ec;
+  if (c.max_session_timeout < c.min_session_timeout)
+    return bad(error, "groups.max_session_timeout_ms must be at least groups.min_session_timeout_ms");
   return success();
 }
 

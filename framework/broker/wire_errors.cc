@@ -56,6 +56,8 @@ wire::ErrorCode from_protocol(protocol::errc e) {
       return wire::ErrorCode::InvalidRequest;
     case protocol::errc::invalid_topic_name:
       return wire::ErrorCode::InvalidTopicName;
+    case protocol::errc::invalid_group_name:
+      return wire::ErrorCode::InvalidGroupName;
     case protocol::errc::timed_out:
       return wire::ErrorCode::Timeout;
     case protocol::errc::disconnected:

@@ -48,6 +48,22 @@ class wire_cat final : public std::error_category {
         return "invalid topic name";
       case errc::too_many_requests:
         return "too many requests in flight";
+      case errc::rebalance_in_progress:
+        return "the group is rebalancing";
+      case errc::unknown_member:
+        return "not a member of the group";
+      case errc::stale_generation:
+        return "stale group generation (fenced)";
+      case errc::not_assigned:
+        return "partition not assigned to this member";
+      case errc::offset_regression:
+        return "commit below the committed offset";
+      case errc::group_not_empty:
+        return "the group has members";
+      case errc::unknown_group:
+        return "unknown group";
+      case errc::invalid_group_name:
+        return "invalid group name";
     }
     return "unknown ferry.wire error " + std::to_string(ev);
   }
@@ -99,6 +115,22 @@ std::error_code from_wire(wire::ErrorCode e) noexcept {
       return errc::invalid_topic_name;
     case W::TooManyRequests:
       return errc::too_many_requests;
+    case W::RebalanceInProgress:
+      return errc::rebalance_in_progress;
+    case W::UnknownMember:
+      return errc::unknown_member;
+    case W::StaleGeneration:
+      return errc::stale_generation;
+    case W::NotAssigned:
+      return errc::not_assigned;
+    case W::OffsetRegression:
+      return errc::offset_regression;
+    case W::GroupNotEmpty:
+      return errc::group_not_empty;
+    case W::UnknownGroup:
+      return errc::unknown_group;
+    case W::InvalidGroupName:
+      return errc::invalid_group_name;
   }
   // Unreachable for replies that passed decode_envelope (it checks the range).
   return errc::internal;

@@ -20,6 +20,10 @@ bool valid_topic_name(std::string_view name) noexcept {
   });
 }
 
+bool valid_group_name(std::string_view name) noexcept {
+  return valid_topic_name(name);
+}
+
 namespace {
 
 struct checker {
@@ -48,6 +52,54 @@ struct checker {
     if (!valid_topic_name(s->string_view()))
       return fail(errc::invalid_topic_name,
                   fmt::format("{} entry {}: invalid topic name", what, i));
+    return {};
+  }
+
+  std::error_code group(const flatbuffers::String* s, const char* what) {
+    if (s == nullptr) return fail(errc::missing_field, fmt::format("{}: group missing", what));
+    if (!valid_group_name(s->string_view()))
+      return fail(errc::invalid_group_name,
+                  fmt::format("{}: invalid group name (use 1-249 of [A-Za-z0-9._-])", what));
+    return {};
+  }
+
+  std::error_code member(const GroupMember* m, const char* what) {
+    if (m == nullptr) return fail(errc::missing_field, fmt::format("{}: member missing", what));
+    if (auto ec = group(m->group(), what)) return ec;
+    if (m->member_id() == nullptr || m->member_id()->size() == 0 || m->member_id()->size() > 255)
+      return fail(errc::invalid_value, fmt::format("{}: member id must be 1-255 bytes", what));
+    return {};
+  }
+
+  std::error_code commits(const flatbuffers::Vector<flatbuffers::Offset<CommitEntry>>* v,
+                          const char* what) {
+    if (auto ec = entries(v, what)) return ec;
+    for (std::uint32_t i = 0; i < v->size(); ++i) {
+      auto* e = v->Get(i);
+      if (auto ec = topic(e->topic(), what, i)) return ec;
+      if (auto ec = partition(e->partition(), what, i)) return ec;
+      if (e->offset() < 0)
+        return fail(errc::invalid_value, fmt::format("{} entry {}: negative offset", what, i));
+      if (e->metadata() && e->metadata()->size() > 4096)
+        return fail(errc::invalid_value,
+                    fmt::format("{} entry {}: metadata above 4096 bytes", what, i));
+    }
+    return {};
+  }
+
+  std::error_code topic_partitions(
+      const flatbuffers::Vector<flatbuffers::Offset<TopicPartitions>>* v, const char* what) {
+    if (v == nullptr) return {};
+    if (auto ec = entries(v, what)) return ec;
+    for (std::uint32_t i = 0; i < v->size(); ++i) {
+      auto* e = v->Get(i);
+      if (auto ec = topic(e->topic(), what, i)) return ec;
+      if (e->partitions() && e->partitions()->size() > lim.max_entries)
+        return fail(errc::too_many_entries, fmt::format("{} entry {}: too many partitions", what, i));
+      if (e->partitions())
+        for (auto p : *e->partitions())
+          if (auto ec = partition(p, what, i)) return ec;
+    }
     return {};
   }
 
@@ -115,8 +167,67 @@ struct checker {
         }
         if (r->max_wait_ms() < 0 || r->max_bytes() <= 0)
           return fail(errc::invalid_value, "fetch: negative max_wait_ms or max_bytes <= 0");
+        if (r->member())
+          if (auto ec = member(r->member(), "fetch")) return ec;
+        if (r->commit()) {
+          if (!r->member()) return fail(errc::missing_field, "fetch: commit without member");
+          if (auto ec = commits(r->commit(), "fetch commit")) return ec;
+        }
         return {};
       }
+      case Body::JoinGroupRequest: {
+        auto* r = env.body_as_JoinGroupRequest();
+        if (auto ec = group(r->group(), "join group")) return ec;
+        if (r->member_id() && r->member_id()->size() > 255)
+          return fail(errc::invalid_value, "join group: member id above 255 bytes");
+        if (r->client_id() && r->client_id()->size() > 255)
+          return fail(errc::invalid_value, "join group: client id above 255 bytes");
+        if (r->topics() == nullptr || r->topics()->size() == 0)
+          return fail(errc::missing_field, "join group: no topics");
+        if (r->topics()->size() > lim.max_entries)
+          return fail(errc::too_many_entries, "join group: too many topics");
+        for (std::uint32_t i = 0; i < r->topics()->size(); ++i)
+          if (auto ec = topic(r->topics()->Get(i), "join group", i)) return ec;
+        auto st = static_cast<int>(r->strategy());
+        if (st < static_cast<int>(AssignStrategy::MIN) || st > static_cast<int>(AssignStrategy::MAX))
+          return fail(errc::invalid_value, fmt::format("join group: unknown strategy {}", st));
+        if (r->session_timeout_ms() < 100 || r->rebalance_timeout_ms() < 100)
+          return fail(errc::invalid_value,
+                      "join group: session and rebalance timeouts must be at least 100 ms");
+        return {};
+      }
+      case Body::HeartbeatRequest:
+        return member(env.body_as_HeartbeatRequest()->member(), "heartbeat");
+      case Body::LeaveGroupRequest: {
+        auto* r = env.body_as_LeaveGroupRequest();
+        if (auto ec = group(r->group(), "leave group")) return ec;
+        if (r->member_id() == nullptr)
+          return fail(errc::missing_field, "leave group: member id missing");
+        return {};
+      }
+      case Body::CommitOffsetsRequest: {
+        auto* r = env.body_as_CommitOffsetsRequest();
+        if (auto ec = group(r->group(), "commit offsets")) return ec;
+        if (r->member()) {
+          if (auto ec = member(r->member(), "commit offsets")) return ec;
+          if (r->member()->group()->string_view() != r->group()->string_view())
+            return fail(errc::invalid_value, "commit offsets: member of another group");
+          if (r->reset())
+            return fail(errc::invalid_value, "commit offsets: a member cannot reset offsets");
+        }
+        return commits(r->entries(), "commit offsets");
+      }
+      case Body::FetchOffsetsRequest: {
+        auto* r = env.body_as_FetchOffsetsRequest();
+        if (auto ec = group(r->group(), "fetch offsets")) return ec;
+        return topic_partitions(r->partitions(), "fetch offsets");
+      }
+      case Body::ListGroupsRequest:
+        return {};
+      case Body::DescribeGroupRequest:
+        return group(env.body_as_DescribeGroupRequest()->group(), "describe group");
+      case Body::DeleteGroupRequest:
+        return group(env.body_as_DeleteGroupRequest()->group(), "delete group");
       case Body::ListOffsetsRequest: {
         auto* r = env.body_as_ListOffsetsRequest();
         if (auto ec = entries(r->entries(), "list offsets")) return ec;
@@ -173,6 +284,10 @@ struct checker {
         if (r->results() == nullptr)
           return fail(errc::missing_field, "fetch response: results missing");
         frame_used.assign(frame_count, false);
+        if (!error_code_ok(r->group_error())) return bad_error();
+        if (r->commit_results())
+          for (auto* x : *r->commit_results())
+            if (!error_code_ok(x->error())) return bad_error();
         for (std::uint32_t i = 0; i < r->results()->size(); ++i) {
           auto* x = r->results()->Get(i);
           if (!error_code_ok(x->error())) return bad_error();
@@ -194,6 +309,39 @@ struct checker {
       case Body::ErrorResponse:
         return error_code_ok(env.body_as_ErrorResponse()->error()) ? std::error_code()
                                                                    : bad_error();
+      case Body::JoinGroupResponse:
+        return error_code_ok(env.body_as_JoinGroupResponse()->error()) ? std::error_code()
+                                                                       : bad_error();
+      case Body::HeartbeatResponse:
+        return error_code_ok(env.body_as_HeartbeatResponse()->error()) ? std::error_code()
+                                                                       : bad_error();
+      case Body::LeaveGroupResponse:
+        return error_code_ok(env.body_as_LeaveGroupResponse()->error()) ? std::error_code()
+                                                                        : bad_error();
+      case Body::CommitOffsetsResponse: {
+        auto* r = env.body_as_CommitOffsetsResponse();
+        if (!error_code_ok(r->error())) return bad_error();
+        if (r->results())
+          for (auto* x : *r->results())
+            if (!error_code_ok(x->error())) return bad_error();
+        return {};
+      }
+      case Body::FetchOffsetsResponse:
+        return error_code_ok(env.body_as_FetchOffsetsResponse()->error()) ? std::error_code()
+                                                                          : bad_error();
+      case Body::ListGroupsResponse:
+        return {};
+      case Body::DescribeGroupResponse: {
+        auto* r = env.body_as_DescribeGroupResponse();
+        if (!error_code_ok(r->error())) return bad_error();
+        if (r->partitions())
+          for (auto* x : *r->partitions())
+            if (!error_code_ok(x->error())) return bad_error();
+        return {};
+      }
+      case Body::DeleteGroupResponse:
+        return error_code_ok(env.body_as_DeleteGroupResponse()->error()) ? std::error_code()
+                                                                         : bad_error();
       default:
         return fail(errc::unknown_message, "not a response type");
     }

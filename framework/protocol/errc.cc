@@ -32,6 +32,8 @@ class protocol_cat final : public std::error_category {
         return "invalid field value";
       case errc::invalid_topic_name:
         return "invalid topic name";
+      case errc::invalid_group_name:
+        return "invalid group name";
       case errc::timed_out:
         return "request timed out";
       case errc::disconnected:

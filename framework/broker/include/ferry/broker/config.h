@@ -39,6 +39,12 @@ struct broker_config {
   std::chrono::milliseconds max_fetch_wait{30'000};  ///< cap on a fetch's long poll
   std::int64_t max_fetch_bytes = 32ll << 20;         ///< cap on the data in one fetch response
   std::int32_t max_partitions = 10'000;              ///< per topic
+  /// Committed offsets of a group without members are deleted this long
+  /// after the group became empty and its last commit (whichever is later).
+  std::chrono::milliseconds offsets_retention{std::chrono::hours(24 * 7)};
+  std::chrono::milliseconds min_session_timeout{100};   ///< bounds a member may ask for
+  std::chrono::milliseconds max_session_timeout{300'000};
+  std::uint64_t offsets_compact_bytes = 64ull << 20;  ///< rewrite the offsets log past this size
 };
 
 /// Looks up an environment variable (injectable for tests).

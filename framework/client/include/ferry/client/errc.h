@@ -34,6 +34,14 @@ enum class errc : int {
   unsupported_version = 15,
   invalid_topic_name = 16,
   too_many_requests = 17,  ///< retriable: the broker's in-flight limit was reached
+  rebalance_in_progress = 18,  ///< the group is rebalancing: rejoin before going on
+  unknown_member = 19,         ///< not (or no longer) a member of the group: rejoin
+  stale_generation = 20,       ///< fenced: a newer generation of the group exists
+  not_assigned = 21,           ///< the partition is not assigned to this member
+  offset_regression = 22,      ///< a commit below the committed offset (reset offsets instead)
+  group_not_empty = 23,        ///< refused while the group has members
+  unknown_group = 24,
+  invalid_group_name = 25,
 };
 
 /// The "ferry.wire" category.

@@ -47,6 +47,9 @@ enum class direction { request, response };
 /// Topic names: 1..249 characters from [A-Za-z0-9._-], not starting with '.'
 /// (reserved for the broker's own directories).
 [[nodiscard]] bool valid_topic_name(std::string_view name) noexcept;
+/// Group names follow the topic name rules: 1-249 of [A-Za-z0-9._-], no
+/// leading '.'.
+[[nodiscard]] bool valid_group_name(std::string_view name) noexcept;
 
 /// True for the Body types a client sends.
 [[nodiscard]] constexpr bool is_request(wire::Body b) noexcept {

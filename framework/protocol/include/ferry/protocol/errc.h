@@ -19,6 +19,7 @@ enum class errc : int {
   invalid_topic_name = 9,
   timed_out = 10,     ///< no reply within the request timeout
   disconnected = 11,  ///< the connection was reset while the request was in flight
+  invalid_group_name = 12,
 };
 
 const std::error_category& protocol_category() noexcept;

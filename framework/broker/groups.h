@@ -1,0 +1,184 @@
+// Consumer group coordination (private to the broker; runs on the disk
+// thread, which owns it).
+//
+// States of a group:
+//
+//   Empty --join--> PreparingRebalance --all members rejoined, or the
+//   rebalance deadline passed (stragglers removed)--> Stable
+//   Stable --join of a new member, a leave, a session timeout, a change of
+//   the subscribed topics or their partition counts--> PreparingRebalance
+//   any --last member gone--> Empty
+//
+// When a rebalance completes the generation goes up by one and the broker
+// assigns the partitions (assignor.h); every waiting JoinGroup is answered
+// with the member's share. Until a member rejoins it keeps the partitions
+// of its generation and may commit them, so it can finish what it has
+// (the client does this in its revoke callback); a member of an older
+// generation, or one the group no longer knows, is refused (fenced).
+// Fetches that carry a member are refused while the group rebalances, so
+// no two members of different generations read the same partition for
+// long: the old owner learns of the rebalance at its next fetch or
+// heartbeat, and the new owner only starts after it rejoined.
+//
+// Liveness: a member is alive while it heartbeats (HeartbeatRequest, or
+// any fetch or commit it sends) within its session timeout; a member
+// waiting in JoinGroup counts as alive.
+#pragma once
+
+#include <chrono>
+#include <cstdint>
+#include <functional>
+#include <map>
+#include <optional>
+#include <string>
+#include <string_view>
+#include <vector>
+
+#include "assignor.h"
+#include "ferry/schemas/protocol_generated.h"
+
+namespace ferry::broker {
+
+using steady_tp = std::chrono::steady_clock::time_point;
+
+struct join_params {
+  std::string group;
+  std::string member_id;  // empty: new member
+  std::string client_id;
+  std::string host;
+  std::vector<std::string> topics;
+  assign_strategy strategy = assign_strategy::sticky;
+  std::chrono::milliseconds session_timeout{10'000};
+  std::chrono::milliseconds rebalance_timeout{30'000};
+};
+
+struct join_outcome {
+  wire::ErrorCode error = wire::ErrorCode::None;
+  std::string message;
+  std::string member_id;
+  std::int32_t generation = 0;
+  assign_strategy strategy = assign_strategy::sticky;
+  std::vector<tp_key> assignment;
+};
+
+/// A wire error with its explanation; error None means success.
+struct group_status {
+  wire::ErrorCode error = wire::ErrorCode::None;
+  std::string message;
+  explicit operator bool() const noexcept { return error == wire::ErrorCode::None; }
+};
+
+enum class group_state { empty, preparing_rebalance, stable };
+[[nodiscard]] const char* state_name(group_state s) noexcept;
+
+struct member_view {
+  std::string member_id, client_id, host;
+  std::vector<std::string> topics;
+  std::vector<tp_key> assignment;
+  std::chrono::milliseconds since_seen{0};
+};
+
+struct group_view {
+  std::string name;
+  group_state state = group_state::empty;
+  std::int32_t generation = 0;
+  assign_strategy strategy = assign_strategy::sticky;
+  std::vector<member_view> members;
+  std::map<tp_key, std::string> owners;  // current generation
+};
+
+class group_coordinator {
+ public:
+  struct options {
+    std::chrono::milliseconds min_session_timeout{100};
+    std::chrono::milliseconds max_session_timeout{300'000};
+  };
+  /// Partitions of a topic; 0 when it does not exist.
+  using partition_lookup = std::function<std::int32_t(std::string_view topic)>;
+  /// Answers the JoinGroup that join() was given `token` for.
+  using join_done = std::function<void(std::uint64_t token, join_outcome)>;
+
+  group_coordinator(options o, partition_lookup partitions, join_done done);
+
+  /// Takes part in the group's (next) rebalance; `done` is called when it
+  /// completes, possibly from inside this call, or with an error.
+  void join(std::uint64_t token, join_params p, steady_tp now);
+  [[nodiscard]] group_status heartbeat(std::string_view group, std::string_view member,
+                                       std::int32_t generation, steady_tp now);
+  [[nodiscard]] group_status leave(std::string_view group, std::string_view member, steady_tp now);
+  /// May this member fetch now? Counts as a heartbeat. RebalanceInProgress
+  /// while the group rebalances.
+  [[nodiscard]] group_status check_fetch(std::string_view group, std::string_view member,
+                                         std::int32_t generation, steady_tp now);
+  /// May this member commit? (Allowed while the group prepares a rebalance:
+  /// the member still owns its partitions until it rejoins.) Counts as a
+  /// heartbeat.
+  [[nodiscard]] group_status check_commit(std::string_view group, std::string_view member,
+                                          std::int32_t generation, steady_tp now);
+  /// Does `member` own `tp` in the group's current generation?
+  [[nodiscard]] bool owns(std::string_view group, std::string_view member, const tp_key& tp) const;
+  [[nodiscard]] bool has_members(std::string_view group) const;
+
+  /// Session timeouts, rebalance deadlines, subscribed topics whose
+  /// partition count changed. Cheap to call often.
+  void tick(steady_tp now);
+  /// When tick() next has something to do.
+  [[nodiscard]] steady_tp next_deadline() const;
+  /// True once after any group started rebalancing or lost a member since
+  /// the last call: parked fetches of members should be answered.
+  [[nodiscard]] bool take_wakeup() noexcept { return std::exchange(wakeup_, false); }
+  /// Answers every waiting join with `error` (broker shutdown).
+  void abort_all(wire::ErrorCode error, const std::string& message);
+
+  [[nodiscard]] std::vector<group_view> list(steady_tp now) const;
+  [[nodiscard]] std::optional<group_view> describe(std::string_view group, steady_tp now) const;
+  /// When the group last became empty (for offsets retention); nothing for
+  /// groups with members or never seen since the broker started.
+  [[nodiscard]] std::optional<steady_tp> emptied_at(std::string_view group) const;
+  /// Forgets an empty group (DeleteGroup); false if it has members.
+  bool erase(std::string_view group);
+
+ private:
+  struct member_rec {
+    std::string id, client_id, host;
+    std::vector<std::string> topics;
+    std::chrono::milliseconds session_timeout{10'000};
+    std::chrono::milliseconds rebalance_timeout{30'000};
+    steady_tp last_seen{};
+    std::optional<std::uint64_t> join_token;  // waiting in JoinGroup
+    std::vector<tp_key> assignment;
+  };
+  struct group_rec {
+    std::string name;
+    group_state state = group_state::empty;
+    std::int32_t generation = 0;
+    assign_strategy strategy = assign_strategy::sticky;
+    std::map<std::string, member_rec, std::less<>> members;
+    std::map<tp_key, std::string> owners;
+    std::map<std::string, std::int32_t, std::less<>> counts_used;  // at the last assignment
+    steady_tp rebalance_deadline{};
+    steady_tp emptied_at{};
+  };
+
+  group_rec* find(std::string_view name);
+  const group_rec* find(std::string_view name) const;
+  group_status check_member(group_rec* g, std::string_view member, std::int32_t generation,
+                            steady_tp now, const char* what);
+  void prepare(group_rec& g, steady_tp now, const std::string& why);
+  void maybe_complete(group_rec& g, steady_tp now);
+  void complete(group_rec& g, steady_tp now);
+  void remove_member(group_rec& g, std::string_view id, steady_tp now, const std::string& why);
+  std::string new_member_id(std::string_view client_id);
+  group_view view(const group_rec& g, steady_tp now) const;
+
+  options opts_;
+  partition_lookup partitions_;
+  join_done done_;
+  std::map<std::string, group_rec, std::less<>> groups_;
+  std::uint64_t next_member_ = 0;
+  std::uint64_t seed_;
+  bool wakeup_ = false;
+  steady_tp next_scan_{};
+};
+
+}  // namespace ferry::broker

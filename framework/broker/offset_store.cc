@@ -1,0 +1,303 @@
+// Record layout (little-endian), one change per record:
+//   key:   group name
+//   value: kind u8 | topic_len u16 | topic | partition i32 | offset i64
+//          | commit_ms i64 | metadata_len u16 | metadata
+// Kinds are offset_change::kind; a kind this broker does not know is
+// skipped with a warning (records a newer broker wrote).
+#include "offset_store.h"
+
+#include <fmt/format.h>
+
+#include "ferry/core/endian.h"
+#include "ferry/core/errc.h"
+#include "ferry/core/logging.h"
+#include "ferry/storage/batch.h"
+
+namespace ferry::broker {
+
+namespace fs = std::filesystem;
+
+namespace {
+
+std::shared_ptr<spdlog::logger> logger() {
+  static auto l = log::get("groups");
+  return l;
+}
+
+void put_bytes(std::vector<std::byte>& out, std::string_view s) {
+  auto b = reinterpret_cast<const std::byte*>(s.data());
+  out.insert(out.end(), b, b + s.size());
+}
+
+template <typename T>
+void put(std::vector<std::byte>& out, T v) {
+  std::byte tmp[sizeof(T)];
+  le::store(tmp, v);
+  out.insert(out.end(), tmp, tmp + sizeof(T));
+}
+
+std::vector<std::byte> encode_value(const offset_change& c) {
+  std::vector<std::byte> v;
+  v.reserve(32 + c.topic.size() + c.value.metadata.size());
+  put<std::uint8_t>(v, static_cast<std::uint8_t>(c.what));
+  put<std::uint16_t>(v, static_cast<std::uint16_t>(c.topic.size()));
+  put_bytes(v, c.topic);
+  put<std::int32_t>(v, c.partition);
+  put<std::int64_t>(v, c.value.offset);
+  put<std::int64_t>(v, c.value.commit_ms);
+  put<std::uint16_t>(v, static_cast<std::uint16_t>(c.value.metadata.size()));
+  put_bytes(v, c.value.metadata);
+  return v;
+}
+
+// False when the bytes are not a whole change.
+bool decode_value(std::span<const std::byte> in, offset_change& c) {
+  std::size_t at = 0;
+  auto need = [&](std::size_t n) { return in.size() - at >= n; };
+  auto str = [&](std::size_t n, std::string& out) {
+    if (!need(n)) return false;
+    out.assign(reinterpret_cast<const char*>(in.data() + at), n);
+    at += n;
+    return true;
+  };
+  if (!need(3)) return false;
+  c.what = static_cast<offset_change::kind>(le::load<std::uint8_t>(in.data()));
+  const auto tlen = le::load<std::uint16_t>(in.data() + 1);
+  at = 3;
+  if (!str(tlen, c.topic) || !need(4 + 8 + 8 + 2)) return false;
+  c.partition = le::load<std::int32_t>(in.data() + at);
+  c.value.offset = le::load<std::int64_t>(in.data() + at + 4);
+  c.value.commit_ms = le::load<std::int64_t>(in.data() + at + 12);
+  const auto mlen = le::load<std::uint16_t>(in.data() + at + 20);
+  at += 22;
+  return str(mlen, c.value.metadata) && at == in.size();
+}
+
+// Removes a log directory (flat: segment and index files) through `env`.
+result<void> remove_tree(storage::env& env, const fs::path& dir) {
+  FERRY_TRY(bool there, env.exists(dir));
+  if (!there) return success();
+  FERRY_TRY(auto names, env.list_dir(dir));
+  for (const auto& n : names) {
+    FERRY_TRY(env.remove_file(dir / n));
+  }
+  return env.remove_dir(dir);
+}
+
+}  // namespace
+
+storage::log_config offset_store::log_config_for(const options& o) {
+  storage::log_config lc;
+  lc.name = "__group_offsets";
+  lc.segment_bytes = 16ull << 20;
+  lc.retention_time = std::chrono::milliseconds(-1);  // compaction, not retention, bounds it
+  lc.retention_bytes = -1;
+  lc.max_batch_bytes = 16u << 20;
+  lc.flush = o.flush;
+  return lc;
+}
+
+result<std::unique_ptr<offset_store>> offset_store::open(storage::env& env, fs::path dir,
+                                                         options o, clock& clk) {
+  std::unique_ptr<offset_store> s(new offset_store(env, std::move(dir), o, clk));
+  const fs::path parent = s->dir_.parent_path();
+  const fs::path fresh = s->dir_.string() + ".compact";
+  const fs::path old = s->dir_.string() + ".old";
+  FERRY_TRY(env.create_dirs(parent));
+  // Finish or discard a compaction a crash interrupted. `fresh` is complete
+  // (synced) before `dir` is ever renamed away, so: no `dir` but `fresh`
+  // means the swap was cut between its two renames.
+  FERRY_TRY(bool have_dir, env.exists(s->dir_));
+  FERRY_TRY(bool have_fresh, env.exists(fresh));
+  if (!have_dir && have_fresh) {
+    FERRY_TRY(env.rename(fresh, s->dir_));
+    FERRY_TRY(env.sync_dir(parent));
+    logger()->info("finished an interrupted compaction of the group offsets");
+  }
+  FERRY_TRY(remove_tree(env, fresh));
+  FERRY_TRY(remove_tree(env, old));
+  FERRY_TRY(env.create_dirs(s->dir_));
+  FERRY_TRY(env.sync_dir(parent));
+  FERRY_TRY(s->log_, storage::partition_log::open(env, s->dir_, log_config_for(o), clk));
+  FERRY_TRY(s->replay());
+  s->latest_ = s->durable_;
+  s->compacted_size_ = s->log_->stats().size_bytes;
+  return s;
+}
+
+result<void> offset_store::replay() {
+  offset at = log_->log_start_offset();
+  const offset end = log_->high_watermark();
+  std::size_t records = 0, unknown = 0;
+  while (at < end) {
+    FERRY_TRY(auto r, log_->read(at, 1 << 20));
+    if (r.batches == 0) break;
+    std::span<const std::byte> data(r.data);
+    bool bad = false;
+    while (!data.empty() && !bad) {
+      const auto h = storage::batch_header::decode(data.data());
+      auto one = data.first(h.batch_length);
+      if (!storage::validate_batch(one, storage::validation::full)) {
+        bad = true;
+        break;
+      }
+      storage::for_each_record(one, [&](const storage::record_view& rv) {
+        offset_change c;
+        if (!rv.key || !rv.value || !decode_value(*rv.value, c)) {
+          bad = true;
+          return false;
+        }
+        c.group = std::string(rv.key_str());
+        if (c.what < offset_change::kind::commit || c.what > offset_change::kind::delete_topic) {
+          ++unknown;
+          return true;
+        }
+        apply(durable_, c);
+        ++records;
+        return true;
+      });
+      data = data.subspan(h.batch_length);
+    }
+    if (bad) {
+      logger()->error("group offsets log at {}: an undecodable record near offset {}",
+                      dir_.string(), at.value());
+      return ferry::errc::corrupt_data;
+    }
+    at = r.next_offset;
+  }
+  if (unknown > 0)
+    logger()->warn("group offsets: skipped {} records of kinds this broker does not know", unknown);
+  logger()->info("group offsets: {} groups from {} records", durable_.size(), records);
+  return success();
+}
+
+void offset_store::apply(state& s, const offset_change& c) {
+  switch (c.what) {
+    case offset_change::kind::commit:
+      s[c.group][{c.topic, c.partition}] = c.value;
+      break;
+    case offset_change::kind::delete_group:
+      s.erase(c.group);
+      break;
+    case offset_change::kind::delete_topic:
+      for (auto it = s.begin(); it != s.end();) {
+        auto& g = it->second;
+        for (auto p = g.lower_bound({c.topic, 0}); p != g.end() && p->first.first == c.topic;)
+          p = g.erase(p);
+        it = g.empty() ? s.erase(it) : std::next(it);
+      }
+      break;
+  }
+}
+
+result<void> offset_store::append(const std::vector<offset_change>& changes) {
+  if (changes.empty()) return success();
+  storage::batch_builder b;
+  const auto now = clock_.wall_now();
+  for (const auto& c : changes) {
+    const auto v = encode_value(c);
+    b.add(now, storage::as_bytes(c.group), std::span<const std::byte>(v));
+  }
+  auto bytes = b.finish();
+  if (!log_) return storage::errc::partition_failed;
+  FERRY_TRY(log_->append(bytes));
+  for (const auto& c : changes) {
+    apply(latest_, c);
+    pending_.push_back(c);
+  }
+  return success();
+}
+
+result<void> offset_store::sync() {
+  if (pending_.empty()) return success();
+  auto r = log_ ? log_->sync() : result<offset>(storage::errc::partition_failed);
+  if (!r) {
+    pending_.clear();
+    latest_ = durable_;
+    return r.error();
+  }
+  for (const auto& c : pending_) apply(durable_, c);
+  pending_.clear();
+  return success();
+}
+
+const committed_offset* offset_store::latest(std::string_view group, const tp_key& tp) const {
+  auto g = latest_.find(group);
+  if (g == latest_.end()) return nullptr;
+  auto it = g->second.find(tp);
+  return it == g->second.end() ? nullptr : &it->second;
+}
+
+const committed_offset* offset_store::committed(std::string_view group, const tp_key& tp) const {
+  auto g = durable_.find(group);
+  if (g == durable_.end()) return nullptr;
+  auto it = g->second.find(tp);
+  return it == g->second.end() ? nullptr : &it->second;
+}
+
+void offset_store::maybe_compact() {
+  if (!pending_.empty() || failed()) return;
+  const auto size = log_->stats().size_bytes;
+  if (size < opts_.compact_bytes || size < 2 * compacted_size_) return;
+  const fs::path parent = dir_.parent_path();
+  const fs::path fresh = dir_.string() + ".compact";
+  const fs::path old = dir_.string() + ".old";
+  bool swapping = false;
+  auto r = [&]() -> result<void> {
+    FERRY_TRY(remove_tree(env_, fresh));
+    FERRY_TRY(env_.create_dirs(fresh));
+    {
+      FERRY_TRY(auto next, storage::partition_log::open(env_, fresh, log_config_for(opts_), clock_));
+      std::vector<offset_change> batch;
+      std::size_t bytes = 0;
+      auto flush = [&]() -> result<void> {
+        if (batch.empty()) return success();
+        storage::batch_builder b;
+        for (const auto& c : batch) {
+          const auto v = encode_value(c);
+          b.add(timestamp_ms(c.value.commit_ms), storage::as_bytes(c.group),
+                std::span<const std::byte>(v));
+        }
+        auto data = b.finish();
+        FERRY_TRY(next->append(data));
+        batch.clear();
+        bytes = 0;
+        return success();
+      };
+      for (const auto& [group, offsets] : durable_)
+        for (const auto& [tp, v] : offsets) {
+          batch.push_back({offset_change::kind::commit, group, tp.first, tp.second, v});
+          bytes += 64 + group.size() + tp.first.size() + v.metadata.size();
+          if (bytes > (1u << 20)) {
+            FERRY_TRY(flush());
+          }
+        }
+      FERRY_TRY(flush());
+      FERRY_TRY(next->sync());
+    }
+    FERRY_TRY(env_.sync_dir(parent));
+    swapping = true;
+    log_.reset();
+    FERRY_TRY(env_.rename(dir_, old));
+    FERRY_TRY(env_.rename(fresh, dir_));
+    FERRY_TRY(env_.sync_dir(parent));
+    FERRY_TRY(log_, storage::partition_log::open(env_, dir_, log_config_for(opts_), clock_));
+    (void)remove_tree(env_, old);
+    return success();
+  }();
+  if (!r) {
+    logger()->error("compacting the group offsets failed: {}", r.error().message());
+    if (swapping) {
+      // Cut between closing the old log and opening the new one: nothing
+      // can be committed until a restart, where open() finishes the swap.
+      log_.reset();
+      logger()->critical("group offsets unavailable until the broker restarts");
+    }
+    compacted_size_ = size;  // do not retry at once
+    return;
+  }
+  compacted_size_ = log_->stats().size_bytes;
+  logger()->info("compacted the group offsets: {} -> {} bytes", size, compacted_size_);
+}
+
+}  // namespace ferry::broker

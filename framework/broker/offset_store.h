@@ -1,0 +1,113 @@
+// Durable committed offsets of consumer groups (private to the broker).
+//
+// Every change is a record in an internal partition_log at
+// <data>/groups/offsets (same batch format, CRC and recovery as topics):
+// the record key is the group name, the value one change (layout in
+// offset_store.cc). Opening replays the log into memory. A change becomes
+// visible to readers (committed(), groups()) only after sync() made it
+// durable; validate against latest() — which includes changes appended but
+// not yet synced — so that two commits in one round cannot move an offset
+// backwards. When a sync fails the pending changes are dropped and the log
+// fails stop: later appends fail with storage::errc::partition_failed.
+//
+// The log is compacted when it grows past compact_bytes: the live state is
+// written to a fresh log beside it (offsets.compact), synced, and swapped in
+// with two renames; open() finishes or discards a swap a crash interrupted.
+#pragma once
+
+#include <chrono>
+#include <cstdint>
+#include <filesystem>
+#include <map>
+#include <memory>
+#include <optional>
+#include <string>
+#include <vector>
+
+#include "assignor.h"
+#include "ferry/core/clock.h"
+#include "ferry/core/result.h"
+#include "ferry/storage/env.h"
+#include "ferry/storage/errc.h"
+#include "ferry/storage/log.h"
+
+namespace ferry::broker {
+
+struct committed_offset {
+  std::int64_t offset = -1;
+  std::string metadata;
+  std::int64_t commit_ms = 0;  ///< broker wall clock when committed
+};
+
+/// One change to the stored state.
+struct offset_change {
+  enum class kind : std::uint8_t {
+    commit = 1,        ///< group/topic/partition := value
+    delete_group = 2,  ///< every offset of `group`
+    delete_topic = 3,  ///< every group's offsets for `topic` (group empty)
+  };
+  kind what = kind::commit;
+  std::string group;
+  std::string topic;
+  std::int32_t partition = 0;
+  committed_offset value;
+};
+
+class offset_store {
+ public:
+  using group_offsets = std::map<tp_key, committed_offset>;
+  using state = std::map<std::string, group_offsets, std::less<>>;
+
+  struct options {
+    std::uint64_t compact_bytes = 64ull << 20;
+    storage::flush_mode flush = storage::flush_mode::on_commit;
+  };
+
+  [[nodiscard]] static result<std::unique_ptr<offset_store>> open(storage::env& env,
+                                                                  std::filesystem::path dir,
+                                                                  options o, clock& clk);
+
+  /// Appends `changes` as one batch (all or nothing) and applies them to
+  /// latest(); durable and visible after the next successful sync().
+  [[nodiscard]] result<void> append(const std::vector<offset_change>& changes);
+  /// Makes every appended change durable and visible. On failure the
+  /// pending changes are dropped (latest() reverts to the durable state).
+  [[nodiscard]] result<void> sync();
+  [[nodiscard]] bool has_pending() const noexcept { return !pending_.empty(); }
+
+  /// The durable state.
+  [[nodiscard]] const state& groups() const noexcept { return durable_; }
+  /// Durable plus appended-but-unsynced changes.
+  [[nodiscard]] const committed_offset* latest(std::string_view group, const tp_key& tp) const;
+  [[nodiscard]] const committed_offset* committed(std::string_view group, const tp_key& tp) const;
+
+  /// Rewrites the log when it has grown past compact_bytes (call between
+  /// rounds, with nothing pending). Failures are logged and leave the old
+  /// log in place.
+  void maybe_compact();
+
+  [[nodiscard]] bool failed() const noexcept { return !log_ || log_->failed(); }
+  [[nodiscard]] std::string failure_reason() const {
+    return log_ ? log_->failure_reason() : "the group offsets log is closed (restart the broker)";
+  }
+  [[nodiscard]] std::uint64_t size_bytes() const { return log_ ? log_->stats().size_bytes : 0; }
+
+ private:
+  offset_store(storage::env& env, std::filesystem::path dir, options o, clock& clk)
+      : env_(env), dir_(std::move(dir)), opts_(o), clock_(clk) {}
+  static storage::log_config log_config_for(const options& o);
+  result<void> replay();
+  static void apply(state& s, const offset_change& c);
+
+  storage::env& env_;
+  std::filesystem::path dir_;
+  options opts_;
+  clock& clock_;
+  std::unique_ptr<storage::partition_log> log_;
+  state durable_;
+  state latest_;
+  std::vector<offset_change> pending_;
+  std::uint64_t compacted_size_ = 0;  // size right after the last compaction
+};
+
+}  // namespace ferry::broker
