@@ -21,6 +21,8 @@
 // first call.
 #pragma once
 
+#include <algorithm>
+#include <chrono>
 #include <cstdint>
 #include <memory>
 #include <optional>
@@ -70,6 +72,50 @@ struct topic_description {
 
 enum class offset_spec { earliest, latest, timestamp };
 
+struct group_summary {
+  std::string group;
+  std::string state;  ///< Empty, PreparingRebalance or Stable
+  std::int32_t members = 0;
+  std::int32_t generation = 0;
+};
+
+struct group_member_info {
+  std::string member_id;
+  std::string client_id;
+  std::string host;  ///< the member's address as the broker sees it ("" if unknown)
+  std::vector<std::string> topics;
+  std::vector<topic_partition> assignment;
+  std::chrono::milliseconds since_seen{0};  ///< since its last heartbeat, fetch or commit
+};
+
+struct group_partition_info {
+  topic_partition tp;
+  std::optional<offset> committed;  ///< empty: nothing committed
+  std::optional<offset> log_end;    ///< high watermark; empty: the topic/partition is gone
+  /// Timestamp of the oldest record not yet consumed (the one at
+  /// `committed`); empty when there is no lag or nothing committed.
+  std::optional<timestamp_ms> oldest_unconsumed;
+  std::string member_id;  ///< owner in the current generation ("" if none)
+  std::string metadata;
+  std::error_code error;
+
+  /// log_end - committed, when both are known (never negative).
+  [[nodiscard]] std::optional<std::int64_t> lag() const noexcept {
+    if (!committed || !log_end) return std::nullopt;
+    return std::max<std::int64_t>(0, log_end->value() - committed->value());
+  }
+};
+
+struct group_description {
+  std::string group;
+  std::string state;
+  std::int32_t generation = 0;
+  std::string strategy;  ///< sticky, range or round-robin
+  std::vector<group_member_info> members;
+  std::vector<group_partition_info> partitions;  ///< committed or assigned, sorted
+  timestamp_ms broker_time;  ///< the broker's clock when it answered (for lag in seconds)
+};
+
 class admin {
  public:
   explicit admin(client_options options = {});
@@ -92,6 +138,26 @@ class admin {
   [[nodiscard]] result<std::optional<offset>> list_offsets(
       std::string_view topic, partition_id partition, offset_spec spec,
       timestamp_ms timestamp = timestamp_ms::none());
+
+  // --- consumer groups ---------------------------------------------------
+
+  [[nodiscard]] result<std::vector<group_summary>> list_groups();
+  /// errc::unknown_group when the broker has neither members nor offsets
+  /// for it.
+  [[nodiscard]] result<group_description> describe_group(std::string_view group);
+  /// The group's committed positions; an empty `partitions` means all it has.
+  [[nodiscard]] result<std::vector<committed_position>> committed_offsets(
+      std::string_view group, const std::vector<topic_partition>& partitions = {});
+  /// Sets committed offsets from outside the group, backwards too (replay).
+  /// Refused with errc::group_not_empty while the group has members.
+  /// Per-partition refusals (unknown partition, beyond the log end) are in
+  /// the results. Not retried after a lost reply (it may have been applied;
+  /// running it again sets the same offsets).
+  [[nodiscard]] result<std::vector<commit_result>> reset_offsets(
+      std::string_view group, const std::vector<offset_commit>& offsets);
+  /// Deletes an empty group's offsets. errc::group_not_empty,
+  /// errc::unknown_group.
+  [[nodiscard]] result<void> delete_group(std::string_view group);
 
   /// The broker's message for the last failed call (empty if it sent none).
   [[nodiscard]] const std::string& last_error_message() const noexcept {

@@ -48,11 +48,42 @@
 // (ShuttingDown, Timeout, ...) are not reported: that partition is simply
 // fetched again after retry_backoff.
 //
+// Consumer groups. With consumer_options::group_id set, subscribe(topics)
+// makes the consumer a member of that group: the broker shares the topics'
+// partitions among the members (sticky by default) and rebalances when a
+// member joins, leaves or stops heartbeating. Everything happens inside
+// poll(): joining, the listener's callbacks, looking up committed offsets.
+//
+//   struct on_rebalance : ferry::client::rebalance_listener {
+//     void on_revoked(consumer& c, const std::vector<topic_partition>&) override {
+//       (void)c.commit(done);  // finish what this member owns, then let go
+//     }
+//   } listener;
+//   c.subscribe({"orders"}, &listener);
+//   for (;;) {
+//     auto records = c.poll(500ms);  // joins, rebalances, fetches
+//     ... process, then c.commit(...) or c.commit_async(...)
+//   }
+//   c.close();  // on_revoked, then leave the group: others take over at once
+//
+// A newly assigned partition starts at the group's committed offset, or
+// per auto_offset_reset when nothing is committed. Nothing is committed
+// automatically: commit() what the application has finished. Commits are
+// durable when they return, fenced by generation (a member that was
+// replaced gets errc::stale_generation or errc::unknown_member, and its
+// partitions are reported lost to on_lost()), and committed offsets never
+// move backwards (errc::offset_regression; an operator resets them with
+// `ferry groups reset-offsets`). A background thread heartbeats every
+// heartbeat_interval; a consumer that does not call poll() for
+// max_poll_interval leaves the group so others can take over, and rejoins
+// at its next poll().
+//
 // Thread safety: none. Use a consumer from one thread at a time.
 #pragma once
 
 #include <chrono>
 #include <cstdint>
+#include <functional>
 #include <memory>
 #include <span>
 #include <string>
@@ -64,8 +95,31 @@
 
 namespace ferry::client {
 
-/// Where to go when a position is out of range.
+/// Where to go when a position is out of range, or when a group has no
+/// committed offset for a partition.
 enum class offset_reset { earliest, latest, none };
+
+/// How the broker shares partitions among a group's members. Every member
+/// of a group must ask for the same one.
+enum class assign_strategy { sticky, range, round_robin };
+
+class consumer;
+
+/// Callbacks about the group assignment, all called from inside poll()
+/// (and from close()/unsubscribe() for on_revoked) on the polling thread.
+class rebalance_listener {
+ public:
+  virtual ~rebalance_listener() = default;
+  /// The new assignment (all of it), before any of its records is returned.
+  /// Positions are the committed offsets; seek() here to start elsewhere.
+  virtual void on_assigned(consumer& c, const std::vector<topic_partition>& partitions);
+  /// Before the partitions are taken away by a rebalance, while this member
+  /// still owns them: commit what the application finished.
+  virtual void on_revoked(consumer& c, const std::vector<topic_partition>& partitions);
+  /// The partitions were already taken away (this member timed out or was
+  /// fenced); commits for them would be refused. Default: nothing.
+  virtual void on_lost(consumer& c, const std::vector<topic_partition>& partitions);
+};
 
 struct consumer_options : client_options {
   /// Upper bound on the data of one fetch reply (FetchRequest.max_bytes).
@@ -75,8 +129,23 @@ struct consumer_options : client_options {
   std::int32_t partition_max_bytes = 1 << 20;
   /// How long the broker may hold a fetch waiting for data.
   std::chrono::milliseconds fetch_max_wait{500};
-  /// What to do when the broker says a position is out of range.
+  /// What to do when the broker says a position is out of range, or a
+  /// group has nothing committed for a partition.
   offset_reset auto_offset_reset = offset_reset::earliest;
+
+  // Groups (subscribe()).
+  /// The group to join; also needed for commit()/committed() with assign().
+  std::string group_id;
+  /// Shown by `ferry groups describe`; part of the member id.
+  std::string client_id = "ferry";
+  assign_strategy strategy = assign_strategy::sticky;
+  /// The broker removes a member that sends no heartbeat for this long.
+  std::chrono::milliseconds session_timeout{10'000};
+  std::chrono::milliseconds heartbeat_interval{1'000};
+  /// How long the broker waits for members to rejoin in a rebalance.
+  std::chrono::milliseconds rebalance_timeout{30'000};
+  /// Without a poll() for this long the member leaves the group.
+  std::chrono::milliseconds max_poll_interval{300'000};
 };
 
 class consumer {
@@ -110,6 +179,49 @@ class consumer {
   /// Returns the records that arrive within `timeout` (possibly none). With
   /// nothing assigned it waits `timeout` and returns nothing.
   [[nodiscard]] result<std::vector<consumer_record>> poll(std::chrono::milliseconds timeout);
+
+  // --- groups ---------------------------------------------------------------
+
+  /// Joins options.group_id (at the next poll()) for `topics`; the broker
+  /// decides the assignment. ferry::errc::invalid_argument without a
+  /// group_id, with no topics, or after assign() with partitions.
+  [[nodiscard]] result<void> subscribe(std::vector<std::string> topics,
+                                       rebalance_listener* listener = nullptr);
+  /// Revokes the assignment (on_revoked) and leaves the group.
+  [[nodiscard]] result<void> unsubscribe();
+  [[nodiscard]] std::vector<std::string> subscription() const;
+  /// Member id and generation while a member (empty/-1 otherwise).
+  [[nodiscard]] const std::string& member_id() const noexcept;
+  [[nodiscard]] std::int32_t generation() const noexcept;
+
+  /// Commits durably, waiting for the broker (retried until api_timeout
+  /// after lost replies). Refusals: errc::stale_generation,
+  /// errc::unknown_member, errc::rebalance_in_progress (rejoin: poll()
+  /// again), errc::not_assigned, errc::offset_regression,
+  /// errc::group_not_empty (a commit with assign() while the group has
+  /// members). On a per-partition refusal the others may have been
+  /// committed; last_error_message() names the partition.
+  [[nodiscard]] result<void> commit(const std::vector<offset_commit>& offsets);
+  /// Commits the position of every assigned partition (everything poll()
+  /// returned so far).
+  [[nodiscard]] result<void> commit();
+  /// Queues a commit; it goes out with the next fetch (or on its own) and
+  /// `done` is called from a later poll(), commit() or close().
+  using commit_callback = std::function<void(const std::vector<commit_result>&)>;
+  void commit_async(std::vector<offset_commit> offsets, commit_callback done = {});
+  /// The group's committed offsets for `partitions` (none: the assignment).
+  [[nodiscard]] result<std::vector<committed_position>> committed(
+      std::vector<topic_partition> partitions = {});
+
+  /// Stops/restarts fetching these assigned partitions; positions stay.
+  [[nodiscard]] result<void> pause(const std::vector<topic_partition>& partitions);
+  [[nodiscard]] result<void> resume(const std::vector<topic_partition>& partitions);
+  [[nodiscard]] std::vector<topic_partition> paused() const;
+
+  /// Finishes pending async commits, revokes (on_revoked) and leaves the
+  /// group so its partitions move at once. The destructor leaves too, but
+  /// without callbacks. Idempotent.
+  [[nodiscard]] result<void> close();
 
   /// Details of the last error poll(), position() or a seek returned.
   [[nodiscard]] const std::string& last_error_message() const noexcept;

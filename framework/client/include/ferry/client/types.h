@@ -9,6 +9,7 @@
 #include <compare>
 #include <optional>
 #include <string>
+#include <system_error>
 #include <vector>
 
 #include "ferry/core/types.h"
@@ -59,6 +60,31 @@ struct consumer_record {
   std::optional<std::string> key;
   std::optional<std::string> value;
   std::vector<header> headers;
+};
+
+/// A committed position of a group: `next` is the offset of the next record
+/// to consume (one past the last record processed), as in Kafka.
+struct offset_commit {
+  topic_partition tp;
+  ferry::offset next;
+  std::string metadata;  ///< free-form, at most 4096 bytes
+
+  bool operator==(const offset_commit&) const = default;
+};
+
+/// The broker's answer for one partition of a commit.
+struct commit_result {
+  topic_partition tp;
+  std::error_code error;  ///< empty: durable
+  std::string message;
+};
+
+/// What a group has committed for one partition.
+struct committed_position {
+  topic_partition tp;
+  std::optional<ferry::offset> next;  ///< empty: nothing committed
+  std::string metadata;
+  timestamp_ms commit_time;
 };
 
 }  // namespace ferry::client
