@@ -39,7 +39,8 @@ result_map range(const std::vector<member_subscription>& members,
     std::int32_t p = 0;
     for (std::int32_t i = 0; i < n; ++i) {
       const std::int32_t take = each + (i < extra ? 1 : 0);
-      for (std::int32_t k = 0; k < take; ++k) out[ids[static_cast<std::size_t>(i)]].push_back({t, p++});
+      for (std::int32_t k = 0; k < take; ++k)
+        out[ids[static_cast<std::size_t>(i)]].push_back({t, p++});
     }
   }
   return out;

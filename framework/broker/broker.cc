@@ -14,17 +14,17 @@
 #include <zmq.hpp>
 
 #include "ferry/broker/wire_errors.h"
-#include "ferry/storage/batch.h"
-#include "groups.h"
-#include "offset_store.h"
 #include "ferry/core/clock.h"
 #include "ferry/core/errc.h"
 #include "ferry/core/logging.h"
 #include "ferry/protocol/codec.h"
 #include "ferry/protocol/errc.h"
 #include "ferry/protocol/socket.h"
+#include "ferry/storage/batch.h"
 #include "ferry/storage/errc.h"
 #include "ferry/storage/log.h"
+#include "groups.h"
+#include "offset_store.h"
 
 namespace ferry::broker {
 
@@ -628,13 +628,13 @@ struct broker::impl {
     joins.erase(it);
     flatbuffers::FlatBufferBuilder fbb(256);
     auto parts = topic_partitions(fbb, o.assignment);
-    auto body = CreateJoinGroupResponse(
-        fbb, o.error, o.message.empty() ? 0 : fbb.CreateString(o.message),
-        fbb.CreateString(o.member_id), o.generation, fbb.CreateVector(parts),
-        static_cast<AssignStrategy>(o.strategy));
+    auto body =
+        CreateJoinGroupResponse(fbb, o.error, o.message.empty() ? 0 : fbb.CreateString(o.message),
+                                fbb.CreateString(o.member_id), o.generation,
+                                fbb.CreateVector(parts), static_cast<AssignStrategy>(o.strategy));
     std::vector<zmq::message_t> frames;
-    frames.push_back(envelope_message(fbb, j->env->request_id(), Body::JoinGroupResponse,
-                                      body.Union()));
+    frames.push_back(
+        envelope_message(fbb, j->env->request_id(), Body::JoinGroupResponse, body.Union()));
     post(*j, std::move(frames));
   }
 
@@ -660,8 +660,8 @@ struct broker::impl {
                     const flatbuffers::Vector<flatbuffers::Offset<CommitEntry>>* entries,
                     bool reset, steady::time_point now) {
     if (member != nullptr) {
-      auto st =
-          groups->check_commit(group, member->member_id()->string_view(), member->generation(), now);
+      auto st = groups->check_commit(group, member->member_id()->string_view(),
+                                     member->generation(), now);
       if (!st) {
         j.commit_error = st.error;
         j.commit_message = std::move(st.message);
@@ -690,11 +690,12 @@ struct broker::impl {
         o.message = err == ErrorCode::UnknownTopic
                         ? fmt::format("unknown topic {}", o.topic)
                         : fmt::format("topic {} has no partition {}", o.topic, o.partition);
-      } else if (member != nullptr && !groups->owns(group, member->member_id()->string_view(), tp)) {
+      } else if (member != nullptr &&
+                 !groups->owns(group, member->member_id()->string_view(), tp)) {
         o.error = ErrorCode::NotAssigned;
-        o.message = fmt::format("{}-{} is not assigned to {} in generation {}", o.topic,
-                                o.partition, member->member_id()->string_view(),
-                                member->generation());
+        o.message =
+            fmt::format("{}-{} is not assigned to {} in generation {}", o.topic, o.partition,
+                        member->member_id()->string_view(), member->generation());
       } else if (e->offset() > log->high_watermark().value()) {
         o.error = ErrorCode::OffsetOutOfRange;
         o.message = fmt::format("offset {} is beyond the end of {}-{} ({})", e->offset(), o.topic,
@@ -731,9 +732,9 @@ struct broker::impl {
         if (o.staged) {
           o.staged = false;
           o.error = to_wire(r.error());
-          o.message = fmt::format("the group offsets log refused the commit: {}",
-                                  offsets->failed() ? offsets->failure_reason()
-                                                    : r.error().message());
+          o.message =
+              fmt::format("the group offsets log refused the commit: {}",
+                          offsets->failed() ? offsets->failure_reason() : r.error().message());
         }
     }
   }
@@ -749,8 +750,7 @@ struct broker::impl {
               o.error = to_wire(r.error());
               o.message = "syncing the group offsets failed: " + offsets->failure_reason();
             }
-          if (j.env->body_type() == Body::DeleteGroupRequest &&
-              j.commit_error == ErrorCode::None) {
+          if (j.env->body_type() == Body::DeleteGroupRequest && j.commit_error == ErrorCode::None) {
             j.commit_error = to_wire(r.error());
             j.commit_message = "syncing the group offsets failed: " + offsets->failure_reason();
           }
@@ -766,21 +766,21 @@ struct broker::impl {
       auto msg = j->commit_message.empty() ? 0 : fbb.CreateString(j->commit_message);
       if (j->env->body_type() == Body::DeleteGroupRequest) {
         auto body = CreateDeleteGroupResponse(fbb, j->commit_error, msg);
-        frames.push_back(envelope_message(fbb, j->env->request_id(), Body::DeleteGroupResponse,
-                                          body.Union()));
+        frames.push_back(
+            envelope_message(fbb, j->env->request_id(), Body::DeleteGroupResponse, body.Union()));
       } else {
         auto results = commit_results(fbb, *j);
         auto body = CreateCommitOffsetsResponse(fbb, j->commit_error, msg, results);
-        frames.push_back(envelope_message(fbb, j->env->request_id(),
-                                          Body::CommitOffsetsResponse, body.Union()));
+        frames.push_back(
+            envelope_message(fbb, j->env->request_id(), Body::CommitOffsetsResponse, body.Union()));
       }
       post(*j, std::move(frames));
     }
     offset_jobs.clear();
   }
 
-  static flatbuffers::Offset<flatbuffers::Vector<flatbuffers::Offset<CommitResult>>>
-  commit_results(flatbuffers::FlatBufferBuilder& fbb, const job& j) {
+  static flatbuffers::Offset<flatbuffers::Vector<flatbuffers::Offset<CommitResult>>> commit_results(
+      flatbuffers::FlatBufferBuilder& fbb, const job& j) {
     std::vector<flatbuffers::Offset<CommitResult>> v;
     for (const auto& o : j.commits) {
       // A request-level refusal applies to every entry.
@@ -794,8 +794,8 @@ struct broker::impl {
 
   void stage_delete_group(job& j) {
     const auto name = j.env->body_as_DeleteGroupRequest()->group()->string_view();
-    const bool known = groups->describe(name, steady::now()).has_value() ||
-                       offsets->groups().count(name) > 0;
+    const bool known =
+        groups->describe(name, steady::now()).has_value() || offsets->groups().count(name) > 0;
     if (!known) {
       j.commit_error = ErrorCode::UnknownGroup;
       j.commit_message = fmt::format("unknown group {}", name);
@@ -882,10 +882,9 @@ struct broker::impl {
           if (!all.count(name)) all[name].name = name;
         std::vector<flatbuffers::Offset<GroupSummary>> v;
         for (const auto& [name, g] : all)
-          v.push_back(CreateGroupSummary(fbb, fbb.CreateString(name),
-                                         fbb.CreateString(state_name(g.state)),
-                                         static_cast<std::int32_t>(g.members.size()),
-                                         g.generation));
+          v.push_back(
+              CreateGroupSummary(fbb, fbb.CreateString(name), fbb.CreateString(state_name(g.state)),
+                                 static_cast<std::int32_t>(g.members.size()), g.generation));
         auto body = CreateListGroupsResponse(fbb, fbb.CreateVector(v));
         frames.push_back(envelope_message(fbb, id, Body::ListGroupsResponse, body.Union()));
         break;
@@ -897,8 +896,9 @@ struct broker::impl {
         const bool has_offsets = stored != offsets->groups().end();
         flatbuffers::Offset<DescribeGroupResponse> body;
         if (!g && !has_offsets) {
-          body = CreateDescribeGroupResponse(
-              fbb, ErrorCode::UnknownGroup, fbb.CreateString(fmt::format("unknown group {}", name)));
+          body =
+              CreateDescribeGroupResponse(fbb, ErrorCode::UnknownGroup,
+                                          fbb.CreateString(fmt::format("unknown group {}", name)));
         } else {
           group_view view = g ? std::move(*g) : group_view{};
           std::set<tp_key> tps;
@@ -1043,8 +1043,8 @@ struct broker::impl {
           case Body::FetchRequest: {
             auto* f = j->env->body_as_FetchRequest();
             if (f->commit())
-              stage_commit(*j, f->member()->group()->string_view(), f->member(), f->commit(),
-                           false, round_start);
+              stage_commit(*j, f->member()->group()->string_view(), f->member(), f->commit(), false,
+                           round_start);
             fetches.push_back(std::move(j));
             break;
           }
@@ -1278,8 +1278,8 @@ result<std::unique_ptr<broker>> broker::open(broker_config config) {
   offset_store::options so;
   so.compact_bytes = i->cfg.offsets_compact_bytes;
   so.flush = i->cfg.flush;
-  auto store = offset_store::open(storage::posix_env(), i->cfg.data_dir / "groups" / "offsets",
-                                  so, system_clock::instance());
+  auto store = offset_store::open(storage::posix_env(), i->cfg.data_dir / "groups" / "offsets", so,
+                                  system_clock::instance());
   if (!store) {
     logger()->error("cannot open the group offsets at {}: {}",
                     (i->cfg.data_dir / "groups" / "offsets").string(), store.error().message());

@@ -317,17 +317,18 @@ result<void> validate(const broker_config& c, std::string& error) {
   if (c.socket.heartbeat_timeout < c.socket.heartbeat_interval)
     return bad(error, "network.heartbeat_timeout_ms must be at least network.heartbeat_ms");
   if (auto ec = range("network.max_fetch_wait_ms", c.max_fetch_wait.count(), 0, 600'000)) return ec;
-  if (auto ec = range("groups.offsets_retention_ms", c.offsets_retention.count(), 60'000,
-                      31'536'000'000))
+  if (auto ec =
+          range("groups.offsets_retention_ms", c.offsets_retention.count(), 60'000, 31'536'000'000))
     return ec;
-  if (auto ec = range("groups.min_session_timeout_ms", c.min_session_timeout.count(), 100,
-                      3'600'000))
+  if (auto ec =
+          range("groups.min_session_timeout_ms", c.min_session_timeout.count(), 100, 3'600'000))
     return ec;
-  if (auto ec = range("groups.max_session_timeout_ms", c.max_session_timeout.count(), 100,
-                      3'600'000))
+  if (auto ec =
+          range("groups.max_session_timeout_ms", c.max_session_timeout.count(), 100, 3'600'000))
     return ec;
   if (c.max_session_timeout < c.min_session_timeout)
-    return bad(error, "groups.max_session_timeout_ms must be at least groups.min_session_timeout_ms");
+    return bad(error,
+               "groups.max_session_timeout_ms must be at least groups.min_session_timeout_ms");
   return success();
 }
 

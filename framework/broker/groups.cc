@@ -10,8 +10,8 @@
 
 namespace ferry::broker {
 
-using wire::ErrorCode;
 using std::chrono::milliseconds;
+using wire::ErrorCode;
 
 namespace {
 
@@ -94,9 +94,12 @@ void group_coordinator::join(std::uint64_t token, join_params p, steady_tp now) 
   } else {
     if (m->second.join_token) {
       // A retried join replaces the one still waiting.
-      done_(*m->second.join_token,
-            join_outcome{ErrorCode::RebalanceInProgress, "superseded by a newer join", m->first,
-                         -1, g.strategy, {}});
+      done_(*m->second.join_token, join_outcome{ErrorCode::RebalanceInProgress,
+                                                "superseded by a newer join",
+                                                m->first,
+                                                -1,
+                                                g.strategy,
+                                                {}});
       m->second.join_token.reset();
     }
     changed = m->second.topics != p.topics;

@@ -97,8 +97,8 @@ storage::log_config offset_store::log_config_for(const options& o) {
   return lc;
 }
 
-result<std::unique_ptr<offset_store>> offset_store::open(storage::env& env, fs::path dir,
-                                                         options o, clock& clk) {
+result<std::unique_ptr<offset_store>> offset_store::open(storage::env& env, fs::path dir, options o,
+                                                         clock& clk) {
   std::unique_ptr<offset_store> s(new offset_store(env, std::move(dir), o, clk));
   const fs::path parent = s->dir_.parent_path();
   const fs::path fresh = s->dir_.string() + ".compact";
@@ -247,7 +247,8 @@ void offset_store::maybe_compact() {
     FERRY_TRY(remove_tree(env_, fresh));
     FERRY_TRY(env_.create_dirs(fresh));
     {
-      FERRY_TRY(auto next, storage::partition_log::open(env_, fresh, log_config_for(opts_), clock_));
+      FERRY_TRY(auto next,
+                storage::partition_log::open(env_, fresh, log_config_for(opts_), clock_));
       std::vector<offset_change> batch;
       std::size_t bytes = 0;
       auto flush = [&]() -> result<void> {

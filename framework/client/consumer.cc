@@ -12,10 +12,16 @@
 #include "ferry/client/consumer.h"
 
 #include <fmt/format.h>
+#include <sys/eventfd.h>
+#include <unistd.h>
 
 #include <algorithm>
+#include <atomic>
+#include <condition_variable>
 #include <map>
+#include <mutex>
 #include <optional>
+#include <set>
 #include <thread>
 
 #include "ferry/client/connection.h"
@@ -33,7 +39,9 @@ namespace {
 using std::chrono::milliseconds;
 using sclock = std::chrono::steady_clock;
 
-enum class reset_kind { none, earliest, latest, timestamp };
+// `committed`: look up the group's committed offset first (FetchOffsets),
+// then fall back to auto_offset_reset.
+enum class reset_kind { none, earliest, latest, timestamp, committed };
 
 struct partition_state {
   std::optional<offset> position;  // empty while a reset is pending
@@ -42,12 +50,150 @@ struct partition_state {
   std::uint64_t epoch = 0;
 };
 
+struct async_commit {
+  std::vector<offset_commit> offsets;
+  consumer::commit_callback done;
+};
+
 struct request_in_flight {
   std::uint64_t id = 0;
   sclock::time_point sent;
   sclock::time_point expires;
   std::map<topic_partition, std::uint64_t> epochs;  // partitions asked about
   std::vector<detail::offset_query> queries;        // ListOffsets only
+  std::int32_t generation = -1;                     // group requests: the member's generation
+  std::vector<async_commit> commits;                // commits riding on this request
+};
+
+// Heartbeats from a thread of its own (with its own connection), so a
+// member stays alive while the application processes between polls. It
+// only raises flags; the polling thread acts on them in poll(). An
+// eventfd wakes a poll() that is waiting.
+class heartbeater {
+ public:
+  explicit heartbeater(const consumer_options& o) : o_(o) {
+    fd_ = ::eventfd(0, EFD_NONBLOCK | EFD_CLOEXEC);
+    last_poll_ = sclock::now();
+    thread_ = std::thread([this] { run(); });
+  }
+  ~heartbeater() {
+    {
+      std::lock_guard lock(mu_);
+      stop_ = true;
+    }
+    cv_.notify_all();
+    thread_.join();
+    if (fd_ >= 0) ::close(fd_);
+  }
+  heartbeater(const heartbeater&) = delete;
+  heartbeater& operator=(const heartbeater&) = delete;
+
+  void set(std::string member, std::int32_t generation) {
+    std::lock_guard lock(mu_);
+    member_ = std::move(member);
+    generation_ = generation;
+    active_ = true;
+  }
+  void clear() {
+    std::lock_guard lock(mu_);
+    active_ = false;
+  }
+  void polled() {
+    std::lock_guard lock(mu_);
+    last_poll_ = sclock::now();
+  }
+  [[nodiscard]] int fd() const noexcept { return fd_; }
+  void drain() noexcept {
+    std::uint64_t v;
+    if (fd_ >= 0) (void)!::read(fd_, &v, sizeof v);
+  }
+  /// What the thread saw since the last call (for the current generation).
+  struct flags {
+    bool rebalance = false;
+    bool lost = false;
+    std::string why;
+  };
+  flags take() {
+    std::lock_guard lock(mu_);
+    return std::exchange(flags_, {});
+  }
+
+ private:
+  void raise(bool lost, std::string why) {
+    if (lost)
+      flags_.lost = true;
+    else
+      flags_.rebalance = true;
+    flags_.why = std::move(why);
+    std::uint64_t one = 1;
+    if (fd_ >= 0) (void)!::write(fd_, &one, sizeof one);
+  }
+
+  void run() {
+    connection conn(o_);
+    std::unique_lock lock(mu_);
+    while (!stop_) {
+      cv_.wait_for(lock, o_.heartbeat_interval, [&] { return stop_; });
+      if (stop_ || !active_) continue;
+      const std::string member = member_;
+      const std::int32_t generation = generation_;
+      const bool poll_overdue = sclock::now() - last_poll_ > o_.max_poll_interval;
+      lock.unlock();
+      flatbuffers::FlatBufferBuilder fbb;
+      std::error_code ec;
+      std::string message;
+      if (poll_overdue) {
+        log::get("client")->warn(
+            "consumer {}: no poll() for {} ms (max_poll_interval): leaving group {} so others can "
+            "take over; the next poll() rejoins",
+            member, o_.max_poll_interval.count(), o_.group_id);
+        auto body = wire::CreateLeaveGroupRequestDirect(fbb, o_.group_id.c_str(), member.c_str());
+        if (auto id = conn.send(fbb, wire::Body::LeaveGroupRequest, body.Union()))
+          (void)conn.wait_for(id.value(), sclock::now() + o_.request_timeout);
+        lock.lock();
+        if (active_ && member_ == member && generation_ == generation) {
+          active_ = false;
+          raise(true, "left the group after max_poll_interval without a poll()");
+        }
+        continue;
+      }
+      auto m = wire::CreateGroupMemberDirect(fbb, o_.group_id.c_str(), member.c_str(), generation);
+      auto body = wire::CreateHeartbeatRequest(fbb, m);
+      if (auto id = conn.send(fbb, wire::Body::HeartbeatRequest, body.Union())) {
+        auto wait = std::min(o_.request_timeout, o_.session_timeout);
+        if (auto r = conn.wait_for(id.value(), sclock::now() + wait)) {
+          if (auto ok = detail::expect_body(r.value(), wire::Body::HeartbeatResponse, &message);
+              !ok) {
+            ec = ok.error();
+          } else {
+            const auto* hb = r.value().envelope().body_as_HeartbeatResponse();
+            ec = from_wire(hb->error());
+            if (hb->message()) message = hb->message()->str();
+          }
+        }
+      }
+      lock.lock();
+      if (!ec || !active_ || member_ != member || generation_ != generation) continue;
+      if (ec == errc::rebalance_in_progress) {
+        raise(false, message);
+      } else if (ec == errc::unknown_member || ec == errc::stale_generation) {
+        active_ = false;
+        raise(true, message.empty() ? ec.message() : message);
+      }
+    }
+  }
+
+  const consumer_options o_;
+  int fd_ = -1;
+  std::mutex mu_;
+  std::condition_variable cv_;
+  bool stop_ = false;
+  bool active_ = false;
+  std::string member_;
+  std::int32_t generation_ = -1;
+  sclock::time_point last_poll_;
+  flags flags_;
+  std::thread thread_;
 };
 
 std::string tp_name(const topic_partition& tp) {
@@ -69,7 +215,9 @@ sclock::time_point saturating_add(sclock::time_point t, milliseconds d) {
 
 class consumer::impl {
  public:
-  explicit impl(consumer_options o) : o_(std::move(o)), conn_(std::make_unique<connection>(o_)) {}
+  impl(consumer& self, consumer_options o)
+      : self_(&self), o_(std::move(o)), conn_(std::make_unique<connection>(o_)) {}
+  ~impl() { leave_quietly(); }
 
   result<void> assign(std::vector<topic_partition> partitions);
   std::vector<topic_partition> assignment() const;
@@ -79,7 +227,24 @@ class consumer::impl {
   result<offset> position(const topic_partition& tp);
   result<std::vector<consumer_record>> poll(milliseconds timeout);
 
+  // groups
+  result<void> subscribe(std::vector<std::string> topics, rebalance_listener* listener);
+  result<void> unsubscribe();
+  std::vector<std::string> subscription() const {
+    return subscribed_ ? topics_ : std::vector<std::string>{};
+  }
+  result<void> commit(const std::vector<offset_commit>& offsets);
+  result<void> commit_positions();
+  void commit_async(std::vector<offset_commit> offsets, commit_callback done);
+  result<std::vector<committed_position>> committed(std::vector<topic_partition> partitions);
+  result<void> pause(const std::vector<topic_partition>& partitions, bool on);
+  std::vector<topic_partition> paused() const { return {paused_.begin(), paused_.end()}; }
+  result<void> close();
+  void rebind(consumer& self) noexcept { self_ = &self; }
+
   std::string last_error_message_;
+  std::string member_id_;
+  std::int32_t generation_ = -1;
 
  private:
   result<void> send_list_offsets(sclock::time_point now);
@@ -91,13 +256,48 @@ class consumer::impl {
                                    offset position, std::vector<consumer_record>& out,
                                    std::string& why) const;
   result<void> expire(sclock::time_point now);
+  // groups
+  result<void> group_step(sclock::time_point now);
+  result<void> send_join(sclock::time_point now);
+  result<void> handle_join(const reply& r);
+  result<void> send_fetch_offsets(sclock::time_point now);
+  result<void> handle_fetch_offsets(const reply& r, const request_in_flight& req);
+  void send_async_commits(sclock::time_point now);
+  void finish_commits(std::vector<async_commit>& items, const std::vector<commit_result>& results,
+                      std::error_code all);
+  void run_callbacks();
+  void set_assignment(const std::vector<topic_partition>& parts);
+  void drop_assignment();
+  bool member() const noexcept { return subscribed_ && joined_; }
+  void leave_quietly();
+  flatbuffers::Offset<wire::GroupMember> member_table(flatbuffers::FlatBufferBuilder& fbb) const {
+    return wire::CreateGroupMemberDirect(fbb, o_.group_id.c_str(), member_id_.c_str(), generation_);
+  }
   partition_state* find(const topic_partition& tp) {
     auto it = partitions_.find(tp);
     return it == partitions_.end() ? nullptr : &it->second;
   }
 
+  consumer* self_;
   const consumer_options o_;
   std::unique_ptr<connection> conn_;
+  // groups
+  bool subscribed_ = false;
+  bool joined_ = false;       // holds the assignment of generation_
+  bool need_rejoin_ = false;  // the group is rebalancing
+  bool lost_ = false;         // fenced or forgotten by the broker
+  bool closed_ = false;
+  std::vector<std::string> topics_;
+  rebalance_listener* listener_ = nullptr;
+  std::unique_ptr<heartbeater> hb_;
+  std::optional<request_in_flight> join_;
+  std::optional<request_in_flight> fetch_offsets_;
+  std::vector<request_in_flight> commits_;  // standalone async commits in flight
+  std::vector<async_commit> queued_;        // async commits not sent yet
+  std::vector<std::pair<commit_callback, std::vector<commit_result>>> completed_;
+  sclock::time_point join_retry_at_{};
+  sclock::time_point fetch_offsets_retry_at_{};
+  std::set<topic_partition> paused_;
   std::map<topic_partition, partition_state> partitions_;
   std::optional<request_in_flight> fetch_;
   std::optional<request_in_flight> list_offsets_;
@@ -112,6 +312,10 @@ class consumer::impl {
 
 result<void> consumer::impl::assign(std::vector<topic_partition> partitions) {
   last_error_message_.clear();
+  if (subscribed_) {
+    last_error_message_ = "assign() cannot be combined with subscribe(); unsubscribe() first";
+    return ferry::errc::invalid_argument;
+  }
   for (const auto& tp : partitions) {
     if (!protocol::valid_topic_name(tp.topic)) {
       last_error_message_ = fmt::format("invalid topic name '{}'", tp.topic);
@@ -178,10 +382,11 @@ result<void> consumer::impl::seek_lazy(std::span<const topic_partition> partitio
 result<void> consumer::impl::send_list_offsets(sclock::time_point now) {
   request_in_flight req;
   for (const auto& [tp, st] : partitions_) {
-    if (st.position) continue;
+    if (st.position || st.pending == reset_kind::committed) continue;
     detail::offset_query q{tp, offset_spec::earliest, timestamp_ms::none()};
     switch (st.pending) {
       case reset_kind::none:
+      case reset_kind::committed:
       case reset_kind::earliest:
         q.spec = offset_spec::earliest;
         break;
@@ -217,7 +422,7 @@ result<void> consumer::impl::send_fetch(sclock::time_point now, sclock::time_poi
   flatbuffers::FlatBufferBuilder fbb;
   std::vector<flatbuffers::Offset<wire::FetchEntry>> entries;
   for (const auto& [tp, st] : partitions_) {
-    if (!st.position) continue;
+    if (!st.position || paused_.count(tp)) continue;
     entries.push_back(wire::CreateFetchEntryDirect(fbb, tp.topic.c_str(), tp.partition.value(),
                                                    st.position->value(), o_.partition_max_bytes));
     req.epochs.emplace(tp, st.epoch);
@@ -226,10 +431,30 @@ result<void> consumer::impl::send_fetch(sclock::time_point now, sclock::time_poi
   // The broker may hold the fetch until poll()'s own timeout at most.
   const auto left = std::chrono::duration_cast<milliseconds>(deadline - now);
   const milliseconds max_wait = std::clamp(left, milliseconds(0), o_.fetch_max_wait);
-  auto body = wire::CreateFetchRequestDirect(fbb, &entries, detail::wire_ms(max_wait), 1,
-                                             o_.fetch_max_bytes);
+  flatbuffers::Offset<wire::GroupMember> m = 0;
+  flatbuffers::Offset<flatbuffers::Vector<flatbuffers::Offset<wire::CommitEntry>>> commits = 0;
+  if (member()) {
+    m = member_table(fbb);
+    req.generation = generation_;
+    if (!queued_.empty()) {
+      // Queued async commits ride on the fetch (made durable before it is
+      // served); their outcome comes back with it.
+      std::vector<flatbuffers::Offset<wire::CommitEntry>> ce;
+      for (const auto& c : queued_)
+        for (const auto& oc : c.offsets)
+          ce.push_back(wire::CreateCommitEntryDirect(fbb, oc.tp.topic.c_str(),
+                                                     oc.tp.partition.value(), oc.next.value(),
+                                                     oc.metadata.c_str()));
+      commits = fbb.CreateVector(ce);
+      req.commits = std::move(queued_);
+      queued_.clear();
+    }
+  }
+  auto body = wire::CreateFetchRequest(fbb, fbb.CreateVector(entries), detail::wire_ms(max_wait), 1,
+                                       o_.fetch_max_bytes, m, commits);
   auto id = conn_->send(fbb, wire::Body::FetchRequest, body.Union());
   if (!id) {
+    if (!req.commits.empty()) queued_ = std::move(req.commits);  // not sent: try again later
     if (!is_retriable(id.error())) return id.error();
     fetch_retry_at_ = now + o_.retry_backoff;
     return success();
@@ -329,12 +554,41 @@ result<void> consumer::impl::handle_fetch(const reply& r, const request_in_fligh
   const auto now = sclock::now();
   std::string message;
   if (auto ok = detail::expect_body(r, wire::Body::FetchResponse, &message); !ok) {
+    if (!req.commits.empty()) {
+      auto items = req.commits;
+      finish_commits(items, {}, ok.error());
+    }
     if (is_retriable(ok.error())) {
       fetch_retry_at_ = now + o_.retry_backoff;
       return success();
     }
     last_error_message_ = message;
     return ok.error();
+  }
+  const auto* resp = r.envelope().body_as_FetchResponse();
+  if (!req.commits.empty()) {
+    std::vector<commit_result> results;
+    if (resp->commit_results())
+      for (const auto* x : *resp->commit_results())
+        results.push_back(
+            {{x->topic() ? x->topic()->str() : std::string(), partition_id(x->partition())},
+             from_wire(x->error()),
+             x->message() ? x->message()->str() : std::string()});
+    auto items = req.commits;
+    finish_commits(items, results, {});
+  }
+  if (auto ge = from_wire(resp->group_error())) {
+    // Only news about the generation this fetch was sent for counts.
+    if (member() && req.generation == generation_) {
+      const std::string why = resp->group_message() ? resp->group_message()->str() : ge.message();
+      if (ge == errc::rebalance_in_progress) {
+        need_rejoin_ = true;
+      } else {
+        lost_ = true;
+        log::get("client")->warn("consumer {}: {}; its partitions are lost", member_id_, why);
+      }
+    }
+    return success();
   }
   std::error_code first_error;
   std::string first_message;
@@ -344,7 +598,7 @@ result<void> consumer::impl::handle_fetch(const reply& r, const request_in_fligh
       first_message = std::move(msg);
     }
   };
-  for (const auto* x : *r.envelope().body_as_FetchResponse()->results()) {
+  for (const auto* x : *resp->results()) {
     if (!x->topic()) continue;
     const topic_partition tp{x->topic()->str(), partition_id(x->partition())};
     auto asked = req.epochs.find(tp);
@@ -416,17 +670,31 @@ result<void> consumer::impl::expire(sclock::time_point now) {
   auto give_up = [&](std::optional<request_in_flight>& req, sclock::time_point& retry_at) {
     conn_->forget(req->id);
     failing_since_ = std::min(failing_since_.value_or(req->sent), req->sent);
+    if (!req->commits.empty())  // unknown outcome: report it, do not resend
+      finish_commits(req->commits, {}, protocol::errc::timed_out);
     req.reset();
     retry_at = now + o_.retry_backoff;
     failed = true;
   };
-  for (std::uint64_t id : conn_->take_lost()) {
-    if (fetch_ && fetch_->id == id) give_up(fetch_, fetch_retry_at_);
-    if (list_offsets_ && list_offsets_->id == id) give_up(list_offsets_, list_offsets_retry_at_);
-  }
-  if (fetch_ && now >= fetch_->expires) give_up(fetch_, fetch_retry_at_);
-  if (list_offsets_ && now >= list_offsets_->expires)
+  auto lost = conn_->take_lost();
+  auto is_lost = [&](std::uint64_t id) {
+    return std::find(lost.begin(), lost.end(), id) != lost.end();
+  };
+  if (fetch_ && (is_lost(fetch_->id) || now >= fetch_->expires)) give_up(fetch_, fetch_retry_at_);
+  if (list_offsets_ && (is_lost(list_offsets_->id) || now >= list_offsets_->expires))
     give_up(list_offsets_, list_offsets_retry_at_);
+  if (join_ && (is_lost(join_->id) || now >= join_->expires)) give_up(join_, join_retry_at_);
+  if (fetch_offsets_ && (is_lost(fetch_offsets_->id) || now >= fetch_offsets_->expires))
+    give_up(fetch_offsets_, fetch_offsets_retry_at_);
+  for (auto it = commits_.begin(); it != commits_.end();) {
+    if (is_lost(it->id) || now >= it->expires) {
+      conn_->forget(it->id);
+      finish_commits(it->commits, {}, protocol::errc::timed_out);
+      it = commits_.erase(it);
+    } else {
+      ++it;
+    }
+  }
   if (failed && now - *failing_since_ >= o_.api_timeout) {
     failing_since_.reset();
     last_error_message_ =
@@ -439,6 +707,12 @@ result<void> consumer::impl::expire(sclock::time_point now) {
 result<std::vector<consumer_record>> consumer::impl::poll(milliseconds timeout) {
   last_error_message_.clear();
   FERRY_TRY(conn_->status());
+  if (closed_) {
+    last_error_message_ = "the consumer is closed";
+    return ferry::errc::invalid_argument;
+  }
+  if (hb_) hb_->polled();
+  run_callbacks();
   if (deferred_error_) {
     last_error_message_ = std::move(deferred_message_);
     return std::exchange(deferred_error_, {});
@@ -448,22 +722,33 @@ result<std::vector<consumer_record>> consumer::impl::poll(milliseconds timeout) 
   for (;;) {
     auto now = sclock::now();
     FERRY_TRY(expire(now));
+    FERRY_TRY(group_step(now));
+    now = sclock::now();
+    if (!fetch_offsets_ && now >= fetch_offsets_retry_at_) {
+      FERRY_TRY(send_fetch_offsets(now));
+    }
     if (!list_offsets_ && now >= list_offsets_retry_at_) {
       FERRY_TRY(send_list_offsets(now));
     }
     if (!fetch_ && now >= fetch_retry_at_) {
       FERRY_TRY(send_fetch(now, deadline));
     }
+    send_async_commits(now);
+    run_callbacks();
     auto wake = deadline;
-    if (fetch_)
-      wake = std::min(wake, fetch_->expires);
-    else if (fetch_retry_at_ > now)
-      wake = std::min(wake, fetch_retry_at_);
-    if (list_offsets_)
-      wake = std::min(wake, list_offsets_->expires);
-    else if (list_offsets_retry_at_ > now)
-      wake = std::min(wake, list_offsets_retry_at_);
-    FERRY_TRY(auto r, conn_->next_reply(wake));
+    auto consider = [&](const std::optional<request_in_flight>& req, sclock::time_point retry_at) {
+      if (req)
+        wake = std::min(wake, req->expires);
+      else if (retry_at > now)
+        wake = std::min(wake, retry_at);
+    };
+    consider(fetch_, fetch_retry_at_);
+    consider(list_offsets_, list_offsets_retry_at_);
+    consider(fetch_offsets_, fetch_offsets_retry_at_);
+    consider(join_, join_retry_at_);
+    for (const auto& c : commits_) wake = std::min(wake, c.expires);
+    FERRY_TRY(auto r, conn_->next_reply(wake, hb_ ? hb_->fd() : -1));
+    if (hb_) hb_->drain();
     if (r) {
       failing_since_.reset();
       if (list_offsets_ && r->request_id == list_offsets_->id) {
@@ -474,7 +759,37 @@ result<std::vector<consumer_record>> consumer::impl::poll(milliseconds timeout) 
         auto req = std::move(*fetch_);
         fetch_.reset();
         FERRY_TRY(handle_fetch(*r, req, out));
+        run_callbacks();
         if (!out.empty()) return out;
+      } else if (join_ && r->request_id == join_->id) {
+        join_.reset();
+        FERRY_TRY(handle_join(*r));
+      } else if (fetch_offsets_ && r->request_id == fetch_offsets_->id) {
+        auto req = std::move(*fetch_offsets_);
+        fetch_offsets_.reset();
+        FERRY_TRY(handle_fetch_offsets(*r, req));
+      } else {
+        for (auto it = commits_.begin(); it != commits_.end(); ++it) {
+          if (it->id != r->request_id) continue;
+          auto req = std::move(*it);
+          commits_.erase(it);
+          std::string message;
+          if (auto ok = detail::expect_body(*r, wire::Body::CommitOffsetsResponse, &message); !ok) {
+            finish_commits(req.commits, {}, ok.error());
+          } else {
+            const auto* resp = r->envelope().body_as_CommitOffsetsResponse();
+            std::vector<commit_result> results;
+            if (resp->results())
+              for (const auto* x : *resp->results())
+                results.push_back(
+                    {{x->topic() ? x->topic()->str() : std::string(), partition_id(x->partition())},
+                     from_wire(x->error()),
+                     x->message() ? x->message()->str() : std::string()});
+            finish_commits(req.commits, results, from_wire(resp->error()));
+          }
+          break;
+        }
+        run_callbacks();
       }
       continue;
     }
@@ -493,9 +808,39 @@ result<offset> consumer::impl::position(const topic_partition& tp) {
   std::error_code last = protocol::errc::timed_out;
   for (;;) {
     auto* st = find(tp);
+    if (st == nullptr) {
+      last_error_message_ = fmt::format("{} is no longer assigned", tp_name(tp));
+      return ferry::errc::not_found;
+    }
     if (st->position) return *st->position;
     auto now = sclock::now();
     if (now >= deadline) return last;
+    if (st->pending == reset_kind::none) {
+      last_error_message_ = fmt::format("{} has no position: seek() it", tp_name(tp));
+      return errc::offset_out_of_range;
+    }
+    if (st->pending == reset_kind::committed) {
+      // The group's committed offset first.
+      if (!fetch_offsets_) {
+        if (now < fetch_offsets_retry_at_) {
+          std::this_thread::sleep_until(std::min(fetch_offsets_retry_at_, deadline));
+          continue;
+        }
+        FERRY_TRY(send_fetch_offsets(now));
+        if (!fetch_offsets_) continue;
+      }
+      auto r = conn_->wait_for(fetch_offsets_->id, std::min(deadline, fetch_offsets_->expires));
+      auto req = std::move(*fetch_offsets_);
+      fetch_offsets_.reset();
+      if (!r) {
+        last = r.error();
+        fetch_offsets_retry_at_ = sclock::now() + o_.retry_backoff;
+        continue;
+      }
+      failing_since_.reset();
+      FERRY_TRY(handle_fetch_offsets(r.value(), req));
+      continue;
+    }
     if (!list_offsets_) {
       if (now < list_offsets_retry_at_) {
         std::this_thread::sleep_until(std::min(list_offsets_retry_at_, deadline));
@@ -517,12 +862,605 @@ result<offset> consumer::impl::position(const topic_partition& tp) {
   }
 }
 
+// --- groups ---------------------------------------------------------------------
+
+void rebalance_listener::on_assigned(consumer&, const std::vector<topic_partition>&) {}
+void rebalance_listener::on_revoked(consumer&, const std::vector<topic_partition>&) {}
+void rebalance_listener::on_lost(consumer&, const std::vector<topic_partition>&) {}
+
+namespace {
+wire::AssignStrategy to_wire(assign_strategy s) {
+  switch (s) {
+    case assign_strategy::range:
+      return wire::AssignStrategy::Range;
+    case assign_strategy::round_robin:
+      return wire::AssignStrategy::RoundRobin;
+    case assign_strategy::sticky:
+      break;
+  }
+  return wire::AssignStrategy::Sticky;
+}
+}  // namespace
+
+result<void> consumer::impl::subscribe(std::vector<std::string> topics,
+                                       rebalance_listener* listener) {
+  last_error_message_.clear();
+  if (o_.group_id.empty()) {
+    last_error_message_ = "subscribe() needs consumer_options::group_id";
+    return ferry::errc::invalid_argument;
+  }
+  if (!protocol::valid_group_name(o_.group_id)) {
+    last_error_message_ = fmt::format("invalid group name '{}'", o_.group_id);
+    return errc::invalid_group_name;
+  }
+  if (topics.empty()) {
+    last_error_message_ = "subscribe() needs at least one topic";
+    return ferry::errc::invalid_argument;
+  }
+  for (const auto& t : topics)
+    if (!protocol::valid_topic_name(t)) {
+      last_error_message_ = fmt::format("invalid topic name '{}'", t);
+      return errc::invalid_topic_name;
+    }
+  if (!subscribed_ && !partitions_.empty()) {
+    last_error_message_ = "subscribe() cannot be combined with assign(); assign({}) first";
+    return ferry::errc::invalid_argument;
+  }
+  if (closed_) {
+    last_error_message_ = "the consumer is closed";
+    return ferry::errc::invalid_argument;
+  }
+  std::sort(topics.begin(), topics.end());
+  topics.erase(std::unique(topics.begin(), topics.end()), topics.end());
+  if (subscribed_ && topics != topics_) need_rejoin_ = true;
+  topics_ = std::move(topics);
+  listener_ = listener;
+  subscribed_ = true;
+  if (!hb_) hb_ = std::make_unique<heartbeater>(o_);
+  return success();
+}
+
+void consumer::impl::set_assignment(const std::vector<topic_partition>& parts) {
+  std::map<topic_partition, partition_state> next;
+  for (const auto& tp : parts) {
+    partition_state st;
+    st.pending = reset_kind::committed;
+    next.emplace(tp, st);
+  }
+  // Epochs keep rising across assignments, so answers for the previous
+  // generation's positions are discarded.
+  for (auto& [tp, st] : next)
+    if (auto it = partitions_.find(tp); it != partitions_.end()) st.epoch = it->second.epoch + 1;
+  partitions_ = std::move(next);
+  for (auto it = paused_.begin(); it != paused_.end();)
+    it = partitions_.count(*it) ? std::next(it) : paused_.erase(it);
+}
+
+void consumer::impl::drop_assignment() {
+  partitions_.clear();
+  paused_.clear();
+  joined_ = false;
+  if (hb_) hb_->clear();
+}
+
+result<void> consumer::impl::group_step(sclock::time_point now) {
+  if (!subscribed_) return success();
+  if (hb_) {
+    auto f = hb_->take();
+    if (f.lost && member()) {
+      lost_ = true;
+      log::get("client")->warn("consumer {}: {}; its partitions are lost", member_id_, f.why);
+    }
+    if (f.rebalance) need_rejoin_ = true;
+  }
+  if (member() && lost_) {
+    auto parts = assignment();
+    drop_assignment();
+    if (listener_) listener_->on_lost(*self_, parts);
+  } else if (member() && need_rejoin_) {
+    // Still the owner: the listener may commit what it finished.
+    auto parts = assignment();
+    if (listener_) listener_->on_revoked(*self_, parts);
+    drop_assignment();
+  }
+  lost_ = need_rejoin_ = false;
+  if (!joined_ && !join_ && now >= join_retry_at_) return send_join(now);
+  return success();
+}
+
+result<void> consumer::impl::send_join(sclock::time_point now) {
+  flatbuffers::FlatBufferBuilder fbb;
+  std::vector<flatbuffers::Offset<flatbuffers::String>> ts;
+  for (const auto& t : topics_) ts.push_back(fbb.CreateString(t));
+  auto body = wire::CreateJoinGroupRequest(
+      fbb, fbb.CreateString(o_.group_id), fbb.CreateString(member_id_),
+      fbb.CreateString(o_.client_id), fbb.CreateVector(ts), to_wire(o_.strategy),
+      detail::wire_ms(o_.session_timeout), detail::wire_ms(o_.rebalance_timeout));
+  auto id = conn_->send(fbb, wire::Body::JoinGroupRequest, body.Union());
+  if (!id) {
+    if (!is_retriable(id.error())) return id.error();
+    join_retry_at_ = now + o_.retry_backoff;
+    return success();
+  }
+  request_in_flight req;
+  req.id = id.value();
+  req.sent = now;
+  // The broker answers when the rebalance completes (at most the
+  // rebalance timeout).
+  req.expires = now + o_.rebalance_timeout + o_.request_timeout;
+  join_ = std::move(req);
+  return success();
+}
+
+result<void> consumer::impl::handle_join(const reply& r) {
+  const auto now = sclock::now();
+  std::string message;
+  if (auto ok = detail::expect_body(r, wire::Body::JoinGroupResponse, &message); !ok) {
+    if (is_retriable(ok.error())) {
+      join_retry_at_ = now + o_.retry_backoff;
+      return success();
+    }
+    last_error_message_ = message;
+    return ok.error();
+  }
+  const auto* resp = r.envelope().body_as_JoinGroupResponse();
+  if (auto ec = from_wire(resp->error())) {
+    message = resp->message() ? resp->message()->str() : ec.message();
+    if (ec == errc::unknown_member) {
+      member_id_.clear();  // forgotten: join as a new member
+      return success();
+    }
+    if (ec == errc::rebalance_in_progress || is_retriable(ec)) {
+      join_retry_at_ = now + o_.retry_backoff;
+      return success();
+    }
+    last_error_message_ = fmt::format("joining group {}: {}", o_.group_id, message);
+    return ec;
+  }
+  member_id_ = resp->member_id() ? resp->member_id()->str() : std::string();
+  generation_ = resp->generation();
+  std::vector<topic_partition> parts;
+  if (resp->assignment())
+    for (const auto* tp : *resp->assignment())
+      if (tp->partitions())
+        for (auto p : *tp->partitions()) parts.push_back({tp->topic()->str(), partition_id(p)});
+  std::sort(parts.begin(), parts.end());
+  set_assignment(parts);
+  joined_ = true;
+  if (hb_) hb_->set(member_id_, generation_);
+  log::get("client")->debug("consumer {}: generation {} of {}: {} partitions", member_id_,
+                            generation_, o_.group_id, parts.size());
+  if (listener_) listener_->on_assigned(*self_, parts);
+  return success();
+}
+
+result<void> consumer::impl::send_fetch_offsets(sclock::time_point now) {
+  request_in_flight req;
+  std::map<std::string, std::vector<std::int32_t>> by_topic;
+  for (const auto& [tp, st] : partitions_) {
+    if (st.position || st.pending != reset_kind::committed) continue;
+    by_topic[tp.topic].push_back(tp.partition.value());
+    req.epochs.emplace(tp, st.epoch);
+  }
+  if (by_topic.empty()) return success();
+  if (o_.group_id.empty()) {
+    // assign() without a group: nothing can be committed; start per policy.
+    for (auto& [tp, st] : partitions_)
+      if (!st.position && st.pending == reset_kind::committed) st.pending = reset_kind::earliest;
+    return success();
+  }
+  flatbuffers::FlatBufferBuilder fbb;
+  std::vector<flatbuffers::Offset<wire::TopicPartitions>> v;
+  for (const auto& [t, ps] : by_topic)
+    v.push_back(wire::CreateTopicPartitionsDirect(fbb, t.c_str(), &ps));
+  auto body =
+      wire::CreateFetchOffsetsRequest(fbb, fbb.CreateString(o_.group_id), fbb.CreateVector(v));
+  auto id = conn_->send(fbb, wire::Body::FetchOffsetsRequest, body.Union());
+  if (!id) {
+    if (!is_retriable(id.error())) return id.error();
+    fetch_offsets_retry_at_ = now + o_.retry_backoff;
+    return success();
+  }
+  req.id = id.value();
+  req.sent = now;
+  req.expires = now + o_.request_timeout;
+  fetch_offsets_ = std::move(req);
+  return success();
+}
+
+result<void> consumer::impl::handle_fetch_offsets(const reply& r, const request_in_flight& req) {
+  const auto now = sclock::now();
+  std::string message;
+  if (auto ok = detail::expect_body(r, wire::Body::FetchOffsetsResponse, &message); !ok) {
+    if (is_retriable(ok.error())) {
+      fetch_offsets_retry_at_ = now + o_.retry_backoff;
+      return success();
+    }
+    last_error_message_ = message;
+    return ok.error();
+  }
+  const auto* resp = r.envelope().body_as_FetchOffsetsResponse();
+  if (auto ec = from_wire(resp->error())) {
+    if (is_retriable(ec)) {
+      fetch_offsets_retry_at_ = now + o_.retry_backoff;
+      return success();
+    }
+    last_error_message_ = resp->message() ? resp->message()->str() : ec.message();
+    return ec;
+  }
+  std::map<topic_partition, std::int64_t> got;
+  if (resp->offsets())
+    for (const auto* c : *resp->offsets())
+      if (c->topic()) got[{c->topic()->str(), partition_id(c->partition())}] = c->offset();
+  std::error_code first_error;
+  for (const auto& [tp, epoch] : req.epochs) {
+    auto* st = find(tp);
+    if (!st || st->epoch != epoch || st->position || st->pending != reset_kind::committed) continue;
+    auto it = got.find(tp);
+    if (it != got.end() && it->second >= 0) {
+      st->position = offset(it->second);
+      st->pending = reset_kind::none;
+      continue;
+    }
+    switch (o_.auto_offset_reset) {
+      case offset_reset::earliest:
+        st->pending = reset_kind::earliest;
+        break;
+      case offset_reset::latest:
+        st->pending = reset_kind::latest;
+        break;
+      case offset_reset::none:
+        if (!first_error) {
+          first_error = errc::offset_out_of_range;
+          last_error_message_ = fmt::format(
+              "group {} has no committed offset for {} and auto_offset_reset is none: seek() it",
+              o_.group_id, tp_name(tp));
+        }
+        st->pending = reset_kind::none;  // stays without a position until seek()
+        break;
+    }
+  }
+  if (first_error) return first_error;
+  return success();
+}
+
+void consumer::impl::finish_commits(std::vector<async_commit>& items,
+                                    const std::vector<commit_result>& results,
+                                    std::error_code all) {
+  // Results come in the order of the entries sent: item by item.
+  std::size_t at = 0;
+  for (auto& item : items) {
+    std::vector<commit_result> mine;
+    for (const auto& oc : item.offsets) {
+      commit_result cr{oc.tp, all, {}};
+      if (!all && at < results.size()) cr = results[at];
+      if (!all && at >= results.size()) cr.error = protocol::errc::missing_field;
+      if (all) cr.message = all.message();
+      ++at;
+      mine.push_back(std::move(cr));
+    }
+    for (const auto& cr : mine)
+      if (cr.error == errc::stale_generation || cr.error == errc::unknown_member) lost_ = true;
+    if (item.done) completed_.emplace_back(std::move(item.done), std::move(mine));
+  }
+  items.clear();
+}
+
+void consumer::impl::run_callbacks() {
+  auto done = std::move(completed_);
+  completed_.clear();
+  for (auto& [cb, results] : done) cb(results);
+}
+
+void consumer::impl::send_async_commits(sclock::time_point now) {
+  if (queued_.empty()) return;
+  // With a member and a fetch about to go out, the commits ride on it; a
+  // fetch already in flight (or none to send) means they go on their own.
+  if (member() && !fetch_ && now >= fetch_retry_at_) return;
+  if (subscribed_ && !joined_) return;  // wait for the (re)join
+  flatbuffers::FlatBufferBuilder fbb;
+  std::vector<flatbuffers::Offset<wire::CommitEntry>> ce;
+  for (const auto& c : queued_)
+    for (const auto& oc : c.offsets)
+      ce.push_back(wire::CreateCommitEntryDirect(fbb, oc.tp.topic.c_str(), oc.tp.partition.value(),
+                                                 oc.next.value(), oc.metadata.c_str()));
+  auto body = wire::CreateCommitOffsetsRequest(fbb, fbb.CreateString(o_.group_id),
+                                               member() ? member_table(fbb) : 0,
+                                               fbb.CreateVector(ce), false);
+  request_in_flight req;
+  req.commits = std::move(queued_);
+  queued_.clear();
+  auto id = conn_->send(fbb, wire::Body::CommitOffsetsRequest, body.Union());
+  if (!id) {
+    finish_commits(req.commits, {}, id.error());
+    return;
+  }
+  req.id = id.value();
+  req.sent = now;
+  req.expires = now + o_.request_timeout;
+  req.generation = generation_;
+  commits_.push_back(std::move(req));
+}
+
+void consumer::impl::commit_async(std::vector<offset_commit> offsets, commit_callback done) {
+  if (o_.group_id.empty() || offsets.empty() || closed_) {
+    std::vector<commit_result> r;
+    for (auto& oc : offsets)
+      r.push_back({oc.tp, ferry::errc::invalid_argument,
+                   closed_ ? "the consumer is closed" : "commits need consumer_options::group_id"});
+    if (done) completed_.emplace_back(std::move(done), std::move(r));
+    return;
+  }
+  queued_.push_back({std::move(offsets), std::move(done)});
+}
+
+result<void> consumer::impl::commit(const std::vector<offset_commit>& offsets) {
+  last_error_message_.clear();
+  if (o_.group_id.empty()) {
+    last_error_message_ = "commit() needs consumer_options::group_id";
+    return ferry::errc::invalid_argument;
+  }
+  if (offsets.empty()) return success();
+  if (subscribed_ && !joined_) {
+    last_error_message_ = fmt::format(
+        "not a member of group {} right now (rejoining): poll() and commit again", o_.group_id);
+    return errc::rebalance_in_progress;
+  }
+  const auto deadline = saturating_add(sclock::now(), o_.api_timeout);
+  for (;;) {
+    flatbuffers::FlatBufferBuilder fbb;
+    std::vector<flatbuffers::Offset<wire::CommitEntry>> ce;
+    for (const auto& oc : offsets) {
+      if (oc.next.value() < 0) {
+        last_error_message_ = fmt::format("negative offset for {}", tp_name(oc.tp));
+        return ferry::errc::invalid_argument;
+      }
+      ce.push_back(wire::CreateCommitEntryDirect(fbb, oc.tp.topic.c_str(), oc.tp.partition.value(),
+                                                 oc.next.value(), oc.metadata.c_str()));
+    }
+    auto body = wire::CreateCommitOffsetsRequest(fbb, fbb.CreateString(o_.group_id),
+                                                 member() ? member_table(fbb) : 0,
+                                                 fbb.CreateVector(ce), false);
+    auto now = sclock::now();
+    std::error_code ec;
+    std::string message;
+    if (auto id = conn_->send(fbb, wire::Body::CommitOffsetsRequest, body.Union()); !id) {
+      ec = id.error();
+    } else if (auto r = conn_->wait_for(id.value(), std::min(deadline, now + o_.request_timeout));
+               !r) {
+      ec = r.error();
+    } else if (auto ok =
+                   detail::expect_body(r.value(), wire::Body::CommitOffsetsResponse, &message);
+               !ok) {
+      ec = ok.error();
+    } else {
+      const auto* resp = r.value().envelope().body_as_CommitOffsetsResponse();
+      ec = from_wire(resp->error());
+      if (ec) {
+        message = resp->message() ? resp->message()->str() : ec.message();
+      } else if (resp->results()) {
+        for (const auto* x : *resp->results())
+          if (auto e = from_wire(x->error())) {
+            ec = e;
+            message = x->message() ? x->message()->str() : e.message();
+            break;
+          }
+      }
+      if (ec == errc::stale_generation || ec == errc::unknown_member) lost_ = true;
+      if (!ec) return success();
+      last_error_message_ = message;
+      return ec;
+    }
+    // No answer (or a retriable refusal): a commit may be sent again — the
+    // same offsets again are no regression.
+    if (!is_retriable(ec) || sclock::now() + o_.retry_backoff >= deadline) {
+      last_error_message_ = message.empty() ? ec.message() : message;
+      return ec;
+    }
+    std::this_thread::sleep_for(o_.retry_backoff);
+  }
+}
+
+result<void> consumer::impl::commit_positions() {
+  std::vector<offset_commit> offsets;
+  for (const auto& [tp, st] : partitions_)
+    if (st.position) offsets.push_back({tp, *st.position, {}});
+  return commit(offsets);
+}
+
+result<std::vector<committed_position>> consumer::impl::committed(
+    std::vector<topic_partition> partitions) {
+  last_error_message_.clear();
+  if (o_.group_id.empty()) {
+    last_error_message_ = "committed() needs consumer_options::group_id";
+    return ferry::errc::invalid_argument;
+  }
+  if (partitions.empty()) partitions = assignment();
+  std::map<std::string, std::vector<std::int32_t>> by_topic;
+  for (const auto& tp : partitions) by_topic[tp.topic].push_back(tp.partition.value());
+  return detail::call<std::vector<committed_position>>(
+      *conn_, saturating_add(sclock::now(), o_.api_timeout), detail::retry_timeouts::yes,
+      [&](flatbuffers::FlatBufferBuilder& fbb) {
+        std::vector<flatbuffers::Offset<wire::TopicPartitions>> v;
+        for (const auto& [t, ps] : by_topic)
+          v.push_back(wire::CreateTopicPartitionsDirect(fbb, t.c_str(), &ps));
+        auto body = wire::CreateFetchOffsetsRequest(fbb, fbb.CreateString(o_.group_id),
+                                                    fbb.CreateVector(v));
+        return std::pair{wire::Body::FetchOffsetsRequest, body.Union()};
+      },
+      [&](const reply& r) -> result<std::vector<committed_position>> {
+        FERRY_TRY(detail::expect_body(r, wire::Body::FetchOffsetsResponse, &last_error_message_));
+        const auto* resp = r.envelope().body_as_FetchOffsetsResponse();
+        if (auto ec = from_wire(resp->error())) return ec;
+        std::vector<committed_position> out;
+        if (resp->offsets())
+          for (const auto* c : *resp->offsets()) {
+            committed_position cp;
+            cp.tp = {c->topic() ? c->topic()->str() : std::string(), partition_id(c->partition())};
+            if (c->offset() >= 0) cp.next = offset(c->offset());
+            if (c->metadata()) cp.metadata = c->metadata()->str();
+            cp.commit_time = timestamp_ms(c->commit_timestamp());
+            out.push_back(std::move(cp));
+          }
+        return out;
+      });
+}
+
+result<void> consumer::impl::pause(const std::vector<topic_partition>& partitions, bool on) {
+  last_error_message_.clear();
+  for (const auto& tp : partitions)
+    if (!find(tp)) {
+      last_error_message_ = fmt::format("{} is not assigned", tp_name(tp));
+      return ferry::errc::not_found;
+    }
+  for (const auto& tp : partitions) {
+    if (on) {
+      paused_.insert(tp);
+    } else {
+      paused_.erase(tp);
+    }
+  }
+  return success();
+}
+
+result<void> consumer::impl::unsubscribe() {
+  last_error_message_.clear();
+  if (!subscribed_) return success();
+  if (member() && listener_) listener_->on_revoked(*self_, assignment());
+  leave_quietly();
+  return success();
+}
+
+// Leaves the group without callbacks: the broker rebalances at once instead
+// of waiting for the session timeout.
+void consumer::impl::leave_quietly() {
+  hb_.reset();
+  if (subscribed_ && !member_id_.empty()) {
+    flatbuffers::FlatBufferBuilder fbb;
+    auto body = wire::CreateLeaveGroupRequestDirect(fbb, o_.group_id.c_str(), member_id_.c_str());
+    if (auto id = conn_->send(fbb, wire::Body::LeaveGroupRequest, body.Union()))
+      (void)conn_->wait_for(id.value(), sclock::now() + std::min<milliseconds>(o_.request_timeout,
+                                                                               milliseconds(5000)));
+  }
+  partitions_.clear();
+  paused_.clear();
+  subscribed_ = joined_ = need_rejoin_ = lost_ = false;
+  member_id_.clear();
+  generation_ = -1;
+  if (join_) {
+    conn_->forget(join_->id);
+    join_.reset();
+  }
+}
+
+result<void> consumer::impl::close() {
+  last_error_message_.clear();
+  if (closed_) return success();
+  // Pending async commits: send them and wait for their answers.
+  const auto deadline = sclock::now() + o_.request_timeout;
+  if (!queued_.empty() && (!subscribed_ || joined_)) {
+    if (fetch_ == std::nullopt) fetch_retry_at_ = sclock::time_point::max();  // send on their own
+    send_async_commits(sclock::now());
+  }
+  while ((!commits_.empty() || (fetch_ && !fetch_->commits.empty())) && sclock::now() < deadline) {
+    auto r = conn_->next_reply(deadline);
+    if (!r) break;
+    if (!r.value()) continue;
+    auto& rep = *r.value();
+    if (fetch_ && rep.request_id == fetch_->id) {
+      auto req = std::move(*fetch_);
+      fetch_.reset();
+      std::vector<consumer_record> ignored;
+      (void)handle_fetch(rep, req, ignored);
+      continue;
+    }
+    for (auto it = commits_.begin(); it != commits_.end(); ++it) {
+      if (it->id != rep.request_id) continue;
+      std::string message;
+      if (auto ok = detail::expect_body(rep, wire::Body::CommitOffsetsResponse, &message); !ok) {
+        finish_commits(it->commits, {}, ok.error());
+      } else {
+        const auto* resp = rep.envelope().body_as_CommitOffsetsResponse();
+        std::vector<commit_result> results;
+        if (resp->results())
+          for (const auto* x : *resp->results())
+            results.push_back(
+                {{x->topic() ? x->topic()->str() : std::string(), partition_id(x->partition())},
+                 from_wire(x->error()),
+                 x->message() ? x->message()->str() : std::string()});
+        finish_commits(it->commits, results, from_wire(resp->error()));
+      }
+      commits_.erase(it);
+      break;
+    }
+  }
+  for (auto& c : commits_) finish_commits(c.commits, {}, protocol::errc::timed_out);
+  commits_.clear();
+  if (fetch_ && !fetch_->commits.empty())
+    finish_commits(fetch_->commits, {}, protocol::errc::timed_out);
+  finish_commits(queued_, {}, protocol::errc::timed_out);
+  run_callbacks();
+  if (member() && listener_) listener_->on_revoked(*self_, assignment());
+  leave_quietly();
+  run_callbacks();
+  closed_ = true;
+  return success();
+}
+
 // --- consumer -----------------------------------------------------------------
 
-consumer::consumer(consumer_options options) : impl_(std::make_unique<impl>(std::move(options))) {}
+consumer::consumer(consumer_options options)
+    : impl_(std::make_unique<impl>(*this, std::move(options))) {}
 consumer::~consumer() = default;
-consumer::consumer(consumer&&) noexcept = default;
-consumer& consumer::operator=(consumer&&) noexcept = default;
+consumer::consumer(consumer&& other) noexcept : impl_(std::move(other.impl_)) {
+  if (impl_) impl_->rebind(*this);
+}
+consumer& consumer::operator=(consumer&& other) noexcept {
+  impl_ = std::move(other.impl_);
+  if (impl_) impl_->rebind(*this);
+  return *this;
+}
+
+result<void> consumer::subscribe(std::vector<std::string> topics, rebalance_listener* listener) {
+  return impl_->subscribe(std::move(topics), listener);
+}
+result<void> consumer::unsubscribe() {
+  return impl_->unsubscribe();
+}
+std::vector<std::string> consumer::subscription() const {
+  return impl_->subscription();
+}
+const std::string& consumer::member_id() const noexcept {
+  return impl_->member_id_;
+}
+std::int32_t consumer::generation() const noexcept {
+  return impl_->generation_;
+}
+result<void> consumer::commit(const std::vector<offset_commit>& offsets) {
+  return impl_->commit(offsets);
+}
+result<void> consumer::commit() {
+  return impl_->commit_positions();
+}
+void consumer::commit_async(std::vector<offset_commit> offsets, commit_callback done) {
+  impl_->commit_async(std::move(offsets), std::move(done));
+}
+result<std::vector<committed_position>> consumer::committed(
+    std::vector<topic_partition> partitions) {
+  return impl_->committed(std::move(partitions));
+}
+result<void> consumer::pause(const std::vector<topic_partition>& partitions) {
+  return impl_->pause(partitions, true);
+}
+result<void> consumer::resume(const std::vector<topic_partition>& partitions) {
+  return impl_->pause(partitions, false);
+}
+std::vector<topic_partition> consumer::paused() const {
+  return impl_->paused();
+}
+result<void> consumer::close() {
+  return impl_->close();
+}
 
 result<void> consumer::assign(std::vector<topic_partition> partitions) {
   return impl_->assign(std::move(partitions));

@@ -95,7 +95,8 @@ struct checker {
       auto* e = v->Get(i);
       if (auto ec = topic(e->topic(), what, i)) return ec;
       if (e->partitions() && e->partitions()->size() > lim.max_entries)
-        return fail(errc::too_many_entries, fmt::format("{} entry {}: too many partitions", what, i));
+        return fail(errc::too_many_entries,
+                    fmt::format("{} entry {}: too many partitions", what, i));
       if (e->partitions())
         for (auto p : *e->partitions())
           if (auto ec = partition(p, what, i)) return ec;
@@ -189,7 +190,8 @@ struct checker {
         for (std::uint32_t i = 0; i < r->topics()->size(); ++i)
           if (auto ec = topic(r->topics()->Get(i), "join group", i)) return ec;
         auto st = static_cast<int>(r->strategy());
-        if (st < static_cast<int>(AssignStrategy::MIN) || st > static_cast<int>(AssignStrategy::MAX))
+        if (st < static_cast<int>(AssignStrategy::MIN) ||
+            st > static_cast<int>(AssignStrategy::MAX))
           return fail(errc::invalid_value, fmt::format("join group: unknown strategy {}", st));
         if (r->session_timeout_ms() < 100 || r->rebalance_timeout_ms() < 100)
           return fail(errc::invalid_value,

@@ -42,7 +42,7 @@ struct broker_config {
   /// Committed offsets of a group without members are deleted this long
   /// after the group became empty and its last commit (whichever is later).
   std::chrono::milliseconds offsets_retention{std::chrono::hours(24 * 7)};
-  std::chrono::milliseconds min_session_timeout{100};   ///< bounds a member may ask for
+  std::chrono::milliseconds min_session_timeout{100};  ///< bounds a member may ask for
   std::chrono::milliseconds max_session_timeout{300'000};
   std::uint64_t offsets_compact_bytes = 64ull << 20;  ///< rewrite the offsets log past this size
 };

@@ -33,7 +33,7 @@ enum class errc : int {
   internal = 14,
   unsupported_version = 15,
   invalid_topic_name = 16,
-  too_many_requests = 17,  ///< retriable: the broker's in-flight limit was reached
+  too_many_requests = 17,      ///< retriable: the broker's in-flight limit was reached
   rebalance_in_progress = 18,  ///< the group is rebalancing: rejoin before going on
   unknown_member = 19,         ///< not (or no longer) a member of the group: rejoin
   stale_generation = 20,       ///< fenced: a newer generation of the group exists

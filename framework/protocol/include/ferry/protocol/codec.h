@@ -53,7 +53,27 @@ enum class direction { request, response };
 
 /// True for the Body types a client sends.
 [[nodiscard]] constexpr bool is_request(wire::Body b) noexcept {
-  return b != wire::Body::NONE && b != wire::Body::ErrorResponse && (static_cast<int>(b) % 2) == 1;
+  using B = wire::Body;
+  switch (b) {
+    case B::CreateTopicRequest:
+    case B::DeleteTopicRequest:
+    case B::ListTopicsRequest:
+    case B::DescribeTopicRequest:
+    case B::ProduceRequest:
+    case B::FetchRequest:
+    case B::ListOffsetsRequest:
+    case B::JoinGroupRequest:
+    case B::HeartbeatRequest:
+    case B::LeaveGroupRequest:
+    case B::CommitOffsetsRequest:
+    case B::FetchOffsetsRequest:
+    case B::ListGroupsRequest:
+    case B::DescribeGroupRequest:
+    case B::DeleteGroupRequest:
+      return true;
+    default:
+      return false;
+  }
 }
 
 /// Finishes `fbb` with an envelope around `body` and returns its bytes.

@@ -1,0 +1,297 @@
+// Consumer groups end to end: an in-process broker and real clients.
+#include <gtest/gtest.h>
+#include <stdlib.h>
+
+#include <chrono>
+#include <filesystem>
+#include <map>
+#include <set>
+#include <thread>
+
+#include "ferry/broker/broker.h"
+#include "ferry/client/admin.h"
+#include "ferry/client/consumer.h"
+#include "ferry/client/errc.h"
+#include "ferry/client/producer.h"
+
+namespace ferry {
+namespace {
+
+using namespace std::chrono_literals;
+using client::consumer;
+using client::consumer_options;
+using client::offset_commit;
+using client::topic_partition;
+
+class GroupTest : public ::testing::Test {
+ protected:
+  void SetUp() override {
+    char tmpl[] = "/tmp/ferry-groups-XXXXXX";
+    ASSERT_NE(::mkdtemp(tmpl), nullptr);
+    dir_ = tmpl;
+    start();
+  }
+  void TearDown() override {
+    broker_.reset();
+    std::filesystem::remove_all(dir_);
+  }
+  void start() {
+    broker::broker_config c;
+    c.data_dir = dir_;
+    c.listen = port_ ? fmt::format("tcp://127.0.0.1:{}", port_) : "tcp://127.0.0.1:*";
+    auto b = broker::broker::open(std::move(c));
+    ASSERT_TRUE(b) << b.error().message();
+    broker_ = std::move(b).value();
+    auto ep = broker_->start();
+    ASSERT_TRUE(ep) << ep.error().message();
+    endpoint_ = ep.value();
+    port_ = std::stoi(endpoint_.substr(endpoint_.rfind(':') + 1));
+  }
+  void restart() {
+    broker_->stop();
+    broker_.reset();
+    start();
+  }
+
+  client::client_options base() const {
+    client::client_options o;
+    o.broker = endpoint_;
+    o.request_timeout = 5s;
+    o.api_timeout = 10s;
+    o.retry_backoff = 20ms;
+    return o;
+  }
+  consumer_options member_options(const std::string& group) const {
+    consumer_options o;
+    static_cast<client::client_options&>(o) = base();
+    o.group_id = group;
+    o.client_id = "test";
+    o.session_timeout = 2s;
+    o.heartbeat_interval = 100ms;
+    o.fetch_max_wait = 100ms;
+    return o;
+  }
+
+  void create(const std::string& topic, int partitions) {
+    client::admin a(base());
+    ASSERT_TRUE(a.create_topic(topic, {.partitions = partitions}));
+  }
+  // Produces `n` records keyed "k<i>" with value "<i>", spread over partitions.
+  void produce(const std::string& topic, int partitions, int from, int n) {
+    client::producer_options po;
+    static_cast<client::client_options&>(po) = base();
+    client::producer p(po);
+    for (int i = from; i < from + n; ++i) {
+      client::producer_record r;
+      r.topic = topic;
+      r.value = std::to_string(i);
+      r.partition = partition_id(i % partitions);
+      ASSERT_TRUE(p.send(std::move(r), {}));
+    }
+    ASSERT_TRUE(p.flush(10s));
+  }
+
+  std::filesystem::path dir_;
+  std::unique_ptr<broker::broker> broker_;
+  std::string endpoint_;
+  int port_ = 0;
+};
+
+// Polls until `pred` or the deadline; collects what it gets.
+template <typename Pred>
+std::vector<client::consumer_record> poll_until(consumer& c, Pred pred,
+                                                std::chrono::milliseconds limit = 10s) {
+  std::vector<client::consumer_record> got;
+  const auto end = std::chrono::steady_clock::now() + limit;
+  while (!pred(got) && std::chrono::steady_clock::now() < end) {
+    auto r = c.poll(50ms);
+    EXPECT_TRUE(r) << r.error().message() << " " << c.last_error_message();
+    if (!r) break;
+    for (auto& x : r.value()) got.push_back(std::move(x));
+  }
+  return got;
+}
+
+std::vector<offset_commit> next_offsets(const std::vector<client::consumer_record>& recs) {
+  std::map<topic_partition, std::int64_t> last;
+  for (const auto& r : recs) last[{r.topic, r.partition}] = r.offset.value() + 1;
+  std::vector<offset_commit> out;
+  for (const auto& [tp, o] : last) out.push_back({tp, offset(o), {}});
+  return out;
+}
+
+TEST_F(GroupTest, SingleMemberGetsEverythingAndCommitsDurably) {
+  create("orders", 4);
+  produce("orders", 4, 0, 100);
+  consumer c(member_options("billing"));
+  ASSERT_TRUE(c.subscribe({"orders"}));
+  auto got = poll_until(c, [](auto& g) { return g.size() >= 100; });
+  ASSERT_EQ(got.size(), 100u);
+  EXPECT_EQ(c.assignment().size(), 4u);
+  EXPECT_EQ(c.generation(), 1);
+  ASSERT_TRUE(c.commit()) << c.last_error_message();
+  auto committed = c.committed();
+  ASSERT_TRUE(committed);
+  std::int64_t sum = 0;
+  for (const auto& cp : committed.value()) sum += cp.next ? cp.next->value() : 0;
+  EXPECT_EQ(sum, 100);
+  ASSERT_TRUE(c.close());
+
+  restart();
+  produce("orders", 4, 100, 20);
+  consumer again(member_options("billing"));
+  ASSERT_TRUE(again.subscribe({"orders"}));
+  auto rest = poll_until(again, [](auto& g) { return g.size() >= 20; });
+  ASSERT_EQ(rest.size(), 20u);  // only what was not committed
+  for (const auto& r : rest) EXPECT_GE(std::stoi(*r.value), 100);
+}
+
+TEST_F(GroupTest, TwoMembersShareAndCleanLeaveMovesPartitionsQuickly) {
+  create("orders", 4);
+  struct recorder : client::rebalance_listener {
+    std::vector<std::vector<topic_partition>> assigned, revoked;
+    std::vector<client::consumer_record>* done = nullptr;
+    void on_assigned(consumer&, const std::vector<topic_partition>& p) override {
+      assigned.push_back(p);
+    }
+    void on_revoked(consumer& c, const std::vector<topic_partition>& p) override {
+      revoked.push_back(p);
+      if (done) {
+        EXPECT_TRUE(c.commit(next_offsets(*done))) << c.last_error_message();
+      }
+    }
+  } la, lb;
+  consumer a(member_options("g")), b(member_options("g"));
+  ASSERT_TRUE(a.subscribe({"orders"}, &la));
+  (void)poll_until(a, [&](auto&) { return a.assignment().size() == 4; });
+  ASSERT_EQ(a.assignment().size(), 4u);
+  ASSERT_TRUE(b.subscribe({"orders"}, &lb));
+  // Both must poll for the rebalance to complete.
+  const auto end = std::chrono::steady_clock::now() + 10s;
+  while (std::chrono::steady_clock::now() < end &&
+         !(a.assignment().size() == 2 && b.assignment().size() == 2)) {
+    ASSERT_TRUE(a.poll(20ms));
+    ASSERT_TRUE(b.poll(20ms));
+  }
+  ASSERT_EQ(a.assignment().size(), 2u);
+  ASSERT_EQ(b.assignment().size(), 2u);
+  EXPECT_EQ(a.generation(), b.generation());
+  const auto asg_a = a.assignment(), asg_b = b.assignment();
+  std::set<topic_partition> all(asg_a.begin(), asg_a.end());
+  all.insert(asg_b.begin(), asg_b.end());
+  EXPECT_EQ(all.size(), 4u);
+  EXPECT_EQ(la.revoked.size(), 1u);  // a gave up everything before the new generation
+
+  produce("orders", 4, 0, 200);
+  std::vector<client::consumer_record> ga, gb;
+  la.done = &ga;
+  while (ga.size() + gb.size() < 200 && std::chrono::steady_clock::now() < end + 10s) {
+    auto ra = a.poll(20ms);
+    ASSERT_TRUE(ra);
+    for (auto& r : ra.value()) ga.push_back(r);
+    auto rb = b.poll(20ms);
+    ASSERT_TRUE(rb);
+    for (auto& r : rb.value()) gb.push_back(r);
+  }
+  ASSERT_EQ(ga.size() + gb.size(), 200u);
+  ASSERT_TRUE(a.commit(next_offsets(ga)));
+  produce("orders", 4, 200, 100);
+  const auto t0 = std::chrono::steady_clock::now();
+  ASSERT_TRUE(a.close());  // revokes (commits) and leaves
+  auto rest = poll_until(b, [&](auto&) { return b.assignment().size() == 4; });
+  const auto took = std::chrono::steady_clock::now() - t0;
+  EXPECT_EQ(b.assignment().size(), 4u);
+  EXPECT_LT(took, 2s) << "a clean leave should move partitions without waiting for timeouts";
+  for (auto& r : rest) gb.push_back(r);
+  auto more = poll_until(b, [&](auto& g) { return g.size() + gb.size() >= 300; });
+  for (auto& r : more) gb.push_back(r);
+  // Everything from 200 on reached b; nothing a committed came again.
+  std::set<int> seen_b;
+  for (const auto& r : gb) seen_b.insert(std::stoi(*r.value));
+  for (int i = 200; i < 300; ++i) EXPECT_TRUE(seen_b.count(i)) << i;
+  std::set<int> seen_a;
+  for (const auto& r : ga) seen_a.insert(std::stoi(*r.value));
+  for (const auto& r : gb)
+    if (std::stoi(*r.value) < 200) {
+      EXPECT_FALSE(seen_a.count(std::stoi(*r.value)));
+    }
+}
+
+TEST_F(GroupTest, ZombieIsFencedAfterSessionTimeout) {
+  create("orders", 2);
+  auto zo = member_options("g");
+  zo.session_timeout = 300ms;
+  zo.heartbeat_interval = 10s;  // never heartbeats: looks dead to the broker
+  consumer zombie(zo);
+  ASSERT_TRUE(zombie.subscribe({"orders"}));
+  (void)poll_until(zombie, [&](auto&) { return zombie.assignment().size() == 2; });
+  ASSERT_EQ(zombie.assignment().size(), 2u);
+  produce("orders", 2, 0, 10);
+  auto got = poll_until(zombie, [](auto& g) { return g.size() >= 10; });
+  ASSERT_EQ(got.size(), 10u);
+  std::this_thread::sleep_for(600ms);  // the broker drops it
+  consumer live(member_options("g"));
+  ASSERT_TRUE(live.subscribe({"orders"}));
+  auto again = poll_until(live, [&](auto&) { return live.assignment().size() == 2; });
+  ASSERT_EQ(live.assignment().size(), 2u);
+  auto r = zombie.commit(next_offsets(got));
+  ASSERT_FALSE(r);
+  EXPECT_TRUE(r.error() == client::errc::unknown_member ||
+              r.error() == client::errc::stale_generation)
+      << r.error().message();
+  // The live member starts from the beginning: the zombie's work never counted.
+  auto more = poll_until(live, [&](auto& g) { return g.size() + again.size() >= 10; });
+  EXPECT_EQ(again.size() + more.size(), 10u);
+}
+
+TEST_F(GroupTest, AsyncCommitsRideOnFetches) {
+  create("orders", 1);
+  produce("orders", 1, 0, 50);
+  consumer c(member_options("g"));
+  ASSERT_TRUE(c.subscribe({"orders"}));
+  auto got = poll_until(c, [](auto& g) { return g.size() >= 50; });
+  ASSERT_EQ(got.size(), 50u);
+  bool called = false;
+  std::error_code err;
+  c.commit_async(next_offsets(got), [&](const std::vector<client::commit_result>& r) {
+    called = true;
+    for (const auto& x : r)
+      if (x.error) err = x.error;
+  });
+  (void)poll_until(
+      c, [&](auto&) { return called; }, 5s);
+  EXPECT_TRUE(called);
+  EXPECT_FALSE(err) << err.message();
+  auto cm = c.committed();
+  ASSERT_TRUE(cm);
+  ASSERT_EQ(cm.value().size(), 1u);
+  EXPECT_EQ(cm.value()[0].next->value(), 50);
+  // Backwards is refused.
+  auto back = c.commit({{{"orders", partition_id(0)}, offset(10), {}}});
+  ASSERT_FALSE(back);
+  EXPECT_EQ(back.error(), client::errc::offset_regression);
+}
+
+TEST_F(GroupTest, PauseStopsFetchingAPartition) {
+  create("orders", 2);
+  produce("orders", 2, 0, 20);
+  consumer c(member_options("g"));
+  struct pauser : client::rebalance_listener {
+    void on_assigned(consumer& c, const std::vector<topic_partition>&) override {
+      EXPECT_TRUE(c.pause({{"orders", partition_id(1)}}));
+    }
+  } listener;
+  ASSERT_TRUE(c.subscribe({"orders"}, &listener));
+  auto got = poll_until(c, [](auto& g) { return g.size() >= 10; });
+  auto more = poll_until(
+      c, [](auto&) { return false; }, 300ms);
+  for (auto& r : more) got.push_back(r);
+  EXPECT_EQ(got.size(), 10u);
+  for (const auto& r : got) EXPECT_EQ(r.partition.value(), 0);
+  ASSERT_TRUE(c.resume({{"orders", partition_id(1)}}));
+  auto rest = poll_until(c, [](auto& g) { return g.size() >= 10; });
+  EXPECT_EQ(rest.size(), 10u);
+}
+
+}  // namespace
+}  // namespace ferry
