@@ -103,7 +103,13 @@ result<std::unique_ptr<offset_store>> offset_store::open(storage::env& env, fs::
   const fs::path parent = s->dir_.parent_path();
   const fs::path fresh = s->dir_.string() + ".compact";
   const fs::path old = s->dir_.string() + ".old";
+  // <data>/groups is created here on the first start: its entry in <data>
+  // must be synced too, or a power cut can take every offset with it.
+  FERRY_TRY(bool have_parent, env.exists(parent));
   FERRY_TRY(env.create_dirs(parent));
+  if (!have_parent && parent.has_parent_path()) {
+    FERRY_TRY(env.sync_dir(parent.parent_path()));
+  }
   // Finish or discard a compaction a crash interrupted. `fresh` is complete
   // (synced) before `dir` is ever renamed away, so: no `dir` but `fresh`
   // means the swap was cut between its two renames.
