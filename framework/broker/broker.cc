@@ -659,21 +659,27 @@ struct broker::impl {
   void stage_commit(job& j, std::string_view group, const GroupMember* member,
                     const flatbuffers::Vector<flatbuffers::Offset<CommitEntry>>* entries,
                     bool reset, steady::time_point now) {
+    // A refusal of the whole request still answers one result per entry
+    // (commit_results() gives each the request-level error).
+    auto refuse = [&](ErrorCode error, std::string message) {
+      j.commit_error = error;
+      j.commit_message = std::move(message);
+      for (const auto* e : *entries) {
+        commit_outcome o;
+        o.topic = e->topic()->str();
+        o.partition = e->partition();
+        j.commits.push_back(std::move(o));
+      }
+    };
     if (member != nullptr) {
       auto st = groups->check_commit(group, member->member_id()->string_view(),
                                      member->generation(), now);
-      if (!st) {
-        j.commit_error = st.error;
-        j.commit_message = std::move(st.message);
-        return;
-      }
+      if (!st) return refuse(st.error, std::move(st.message));
     } else if (groups->has_members(group)) {
-      j.commit_error = ErrorCode::GroupNotEmpty;
-      j.commit_message = fmt::format(
-          "group {} has members; offsets can be set from outside only while it has none "
-          "(stop its consumers first)",
-          group);
-      return;
+      return refuse(ErrorCode::GroupNotEmpty,
+                    fmt::format("group {} has members; offsets can be set from outside only while "
+                                "it has none (stop its consumers first)",
+                                group));
     }
     std::vector<offset_change> changes;
     std::map<tp_key, std::int64_t> in_request;
@@ -1175,6 +1181,11 @@ struct broker::impl {
     j->identity = std::move(frames[0]);
     j->frames.reserve(frames.size() - 1);
     for (std::size_t i = 1; i < frames.size(); ++i) j->frames.push_back(std::move(frames[i]));
+    // Realigning copies the frame into a new message without its metadata:
+    // keep a (shared, cheap) reference to the original for Peer-Address.
+    zmq::message_t original;
+    const bool realigned = reinterpret_cast<std::uintptr_t>(j->frames[0].data()) % 8 != 0;
+    if (realigned) original.copy(j->frames[0]);
     protocol::ensure_aligned(j->frames[0]);
     std::string why;
     auto env = protocol::decode_envelope(protocol::bytes_of(j->frames[0]), j->frames.size(),
@@ -1193,7 +1204,8 @@ struct broker::impl {
     }
     if (j->env->body_type() == Body::JoinGroupRequest) {
       try {
-        if (const char* peer = j->frames[0].gets("Peer-Address")) j->peer = peer;
+        if (const char* peer = (realigned ? original : j->frames[0]).gets("Peer-Address"))
+          j->peer = peer;
       } catch (const zmq::error_t&) {
         // No address for this transport (inproc); describe shows none.
       }
