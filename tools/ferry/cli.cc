@@ -3,6 +3,8 @@
 #include <fmt/format.h>
 #include <unistd.h>
 
+#include <algorithm>
+#include <cctype>
 #include <ctime>
 #include <iostream>
 
@@ -36,7 +38,14 @@ std::string hint_for(std::error_code ec) {
     return "The broker log says why; fix the disk and restart ferryd.";
   if (ec == client::errc::record_too_large)
     return "Send smaller records or raise the topic's max message size.";
-  if (ec == client::errc::invalid_topic_name) return "Use 1-249 characters of [A-Za-z0-9._-].";
+  if (ec == client::errc::invalid_topic_name || ec == client::errc::invalid_group_name)
+    return "Use 1-249 characters of [A-Za-z0-9._-].";
+  if (ec == client::errc::unknown_group) return "See the groups with: ferry groups list";
+  if (ec == client::errc::group_not_empty)
+    return "Stop the group's consumers first; see them with: ferry groups describe GROUP "
+           "--members";
+  if (ec == client::errc::offset_regression)
+    return "Move a group's offsets back with: ferry groups reset-offsets";
   return "";
 }
 
@@ -81,10 +90,17 @@ std::optional<timestamp_ms> parse_iso8601(const std::string& s) {
   if (pos < s.size()) {
     if (s[pos] == 'Z' && pos + 1 == s.size()) {
       pos++;
-    } else if ((s[pos] == '+' || s[pos] == '-') && s.size() - pos >= 3) {
-      int oh = 0, om = 0;
-      if (std::sscanf(s.c_str() + pos + 1, "%2d:%2d", &oh, &om) < 1) return std::nullopt;
-      offset_s = (oh * 3600 + om * 60) * (s[pos] == '-' ? -1 : 1);
+    } else if (s[pos] == '+' || s[pos] == '-') {
+      // +HH, +HH:MM or +HHMM, nothing after it.
+      std::string z = s.substr(pos + 1);
+      if (z.size() == 5 && z[2] == ':') z.erase(2, 1);
+      if ((z.size() != 2 && z.size() != 4) ||
+          !std::all_of(z.begin(), z.end(), [](char c) { return c >= '0' && c <= '9'; }))
+        return std::nullopt;
+      const int oh = std::stoi(z.substr(0, 2));
+      const int om = z.size() == 4 ? std::stoi(z.substr(2, 2)) : 0;
+      if (oh > 23 || om > 59) return std::nullopt;
+      offset_s = (oh * 3600L + om * 60L) * (s[pos] == '-' ? -1 : 1);
       pos = s.size();
     } else {
       return std::nullopt;
@@ -109,6 +125,93 @@ std::string format_iso8601(timestamp_ms t) {
   return fmt::format("{:04d}-{:02d}-{:02d}T{:02d}:{:02d}:{:02d}.{:03d}Z", tm.tm_year + 1900,
                      tm.tm_mon + 1, tm.tm_mday, tm.tm_hour, tm.tm_min, tm.tm_sec,
                      static_cast<int>(((t.value() % 1000) + 1000) % 1000));
+}
+
+std::optional<std::chrono::milliseconds> parse_duration(const std::string& s) {
+  using std::chrono::milliseconds;
+  auto digits = [](char c) { return c >= '0' && c <= '9'; };
+  if (s.empty()) return std::nullopt;
+  double total = 0;  // ms
+  if (s[0] == 'P' || s[0] == 'p') {
+    // ISO 8601: P[nD][T[nH][nM][n[.f]S]]; weeks, months and years are not
+    // fixed lengths of time and are refused.
+    std::size_t pos = 1;
+    bool in_time = false, any = false;
+    while (pos < s.size()) {
+      if (s[pos] == 'T' || s[pos] == 't') {
+        if (in_time) return std::nullopt;
+        in_time = true;
+        ++pos;
+        continue;
+      }
+      std::size_t start = pos;
+      while (pos < s.size() && (digits(s[pos]) || s[pos] == '.')) ++pos;
+      if (pos == start || pos == s.size()) return std::nullopt;
+      const double n = std::stod(s.substr(start, pos - start));
+      const char unit = static_cast<char>(std::toupper(static_cast<unsigned char>(s[pos++])));
+      if (!in_time && unit == 'D')
+        total += n * 86'400'000.0;
+      else if (in_time && unit == 'H')
+        total += n * 3'600'000.0;
+      else if (in_time && unit == 'M')
+        total += n * 60'000.0;
+      else if (in_time && unit == 'S')
+        total += n * 1000.0;
+      else
+        return std::nullopt;
+      any = true;
+    }
+    if (!any) return std::nullopt;
+    return milliseconds(static_cast<std::int64_t>(total));
+  }
+  // 1h30m, 15m, 2d, 90s, 250ms
+  std::size_t pos = 0;
+  while (pos < s.size()) {
+    std::size_t start = pos;
+    while (pos < s.size() && (digits(s[pos]) || s[pos] == '.')) ++pos;
+    if (pos == start) return std::nullopt;
+    const double n = std::stod(s.substr(start, pos - start));
+    std::size_t ustart = pos;
+    while (pos < s.size() && std::isalpha(static_cast<unsigned char>(s[pos]))) ++pos;
+    const std::string unit = s.substr(ustart, pos - ustart);
+    if (unit == "d")
+      total += n * 86'400'000.0;
+    else if (unit == "h")
+      total += n * 3'600'000.0;
+    else if (unit == "m")
+      total += n * 60'000.0;
+    else if (unit == "s")
+      total += n * 1000.0;
+    else if (unit == "ms")
+      total += n;
+    else
+      return std::nullopt;
+  }
+  return milliseconds(static_cast<std::int64_t>(total));
+}
+
+void print_table(const std::vector<std::string>& header,
+                 const std::vector<std::vector<std::string>>& rows) {
+  std::vector<std::size_t> width(header.size(), 0);
+  auto measure = [&](const std::vector<std::string>& r) {
+    for (std::size_t i = 0; i < r.size() && i < width.size(); ++i)
+      width[i] = std::max(width[i], r[i].size());
+  };
+  measure(header);
+  for (const auto& r : rows) measure(r);
+  auto line = [&](const std::vector<std::string>& r) {
+    std::string out;
+    for (std::size_t i = 0; i < r.size() && i < width.size(); ++i) {
+      if (i + 1 == r.size())
+        out += r[i];
+      else
+        out += fmt::format("{:<{}}  ", r[i], width[i]);
+    }
+    while (!out.empty() && out.back() == ' ') out.pop_back();
+    std::cout << out << "\n";
+  };
+  line(header);
+  for (const auto& r : rows) line(r);
 }
 
 bool stderr_is_tty() {

@@ -7,6 +7,7 @@
 #include <optional>
 #include <string>
 #include <system_error>
+#include <vector>
 
 #include "ferry/client/options.h"
 #include "ferry/core/types.h"
@@ -39,8 +40,19 @@ int report(const std::string& what, std::error_code ec, const std::string& detai
 void print_json(const nlohmann::json& j);
 
 /// "2026-11-22T10:00:00Z", "2026-11-22T10:00:00.250+01:00", "2026-11-22".
+/// Without a zone the time is UTC. Zones: Z, +HH, +HH:MM, +HHMM (or -).
 std::optional<timestamp_ms> parse_iso8601(const std::string& s);
 std::string format_iso8601(timestamp_ms t);
+
+/// A non-negative duration: "1h30m", "15m", "2d", "90s", "250ms" (units d,
+/// h, m, s, ms, in any combination) or ISO 8601 "PT1H30M", "P2D",
+/// "P1DT2H", "PT0.5S".
+std::optional<std::chrono::milliseconds> parse_duration(const std::string& s);
+
+/// Prints rows under a header with columns as wide as their widest cell,
+/// separated by two spaces (the last column is not padded).
+void print_table(const std::vector<std::string>& header,
+                 const std::vector<std::vector<std::string>>& rows);
 
 /// True when stderr is a terminal (progress bars go there).
 bool stderr_is_tty();

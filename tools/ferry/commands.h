@@ -15,6 +15,28 @@ int topics_list(const globals& g);
 int topics_describe(const globals& g, const std::string& name);
 int topics_delete(const globals& g, const std::string& name, bool execute);
 
+int groups_list(const globals& g);
+struct groups_describe_args {
+  std::string group;
+  bool members = false;  // the members view
+  bool state = false;    // the one-line state view
+};
+int groups_describe(const globals& g, const groups_describe_args& a);
+struct reset_offsets_args {
+  std::string group;
+  std::vector<std::string> topics;  // "T" (all partitions) or "T:P,P,..."
+  bool all_topics = false;          // every partition the group has offsets for
+  bool to_earliest = false;
+  bool to_latest = false;
+  std::optional<std::int64_t> to_offset;
+  std::optional<std::string> to_datetime;  // ISO 8601; UTC without a zone
+  std::optional<std::string> by_duration;  // now - D
+  std::optional<std::int64_t> shift_by;
+  bool execute = false;
+};
+int groups_reset_offsets(const globals& g, const reset_offsets_args& a);
+int groups_delete(const globals& g, const std::string& group);
+
 struct produce_args {
   std::string topic;
   std::optional<std::string> key;
@@ -32,6 +54,10 @@ struct consume_args {
   std::optional<std::string> from_time;
   bool exit_at_end = false;
   std::optional<long> count;
+  /// Join this group: its partitions are shared with the group's other
+  /// members, reading starts at the committed offsets, and what was printed
+  /// is committed before exiting.
+  std::optional<std::string> group;
 };
 int consume(const globals& g, const consume_args& a);
 

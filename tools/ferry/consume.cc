@@ -1,7 +1,11 @@
 // ferry consume TOPIC: prints records (one per line, or one JSON object per
-// record with -o json).
+// record with -o json). With --group it is a member of a consumer group and
+// commits, per partition, the offset after the last record it printed:
+// before exiting (-n, -e, SIGINT/SIGTERM) and when a rebalance takes
+// partitions away.
 #include <fmt/format.h>
 
+#include <algorithm>
 #include <csignal>
 #include <iostream>
 
@@ -15,9 +19,159 @@ namespace ferry::cli {
 
 namespace {
 volatile std::sig_atomic_t g_stop = 0;
+
+void print_record(const globals& g, const client::consumer_record& r) {
+  if (g.json()) {
+    nlohmann::json h = nlohmann::json::object();
+    for (const auto& hd : r.headers)
+      h[hd.key] = hd.value ? nlohmann::json(*hd.value) : nlohmann::json(nullptr);
+    print_json({{"topic", r.topic},
+                {"partition", r.partition.value()},
+                {"offset", r.offset.value()},
+                {"timestamp", r.timestamp.value()},
+                {"key", r.key ? nlohmann::json(*r.key) : nlohmann::json(nullptr)},
+                {"value", r.value ? nlohmann::json(*r.value) : nlohmann::json(nullptr)},
+                {"headers", h}});
+  } else {
+    std::cout << r.value.value_or("") << "\n";
+  }
 }
 
+void on_stop_signal(int) {
+  g_stop = 1;
+}
+
+// Commits what was printed: per partition, the offset after the last
+// printed record. Partitions are forgotten once committed (or lost).
+class printed_offsets : public client::rebalance_listener {
+ public:
+  explicit printed_offsets(std::string group) : group_(std::move(group)) {}
+
+  void printed(const client::consumer_record& r) { next_[{r.topic, r.partition}] = r.offset + 1; }
+
+  /// Commits `partitions` (all when empty); false (with a message on
+  /// stderr) if the broker refused.
+  bool commit(client::consumer& c, const std::vector<client::topic_partition>& partitions = {}) {
+    std::vector<client::offset_commit> offsets;
+    for (const auto& [tp, next] : next_)
+      if (partitions.empty() ||
+          std::find(partitions.begin(), partitions.end(), tp) != partitions.end())
+        offsets.push_back({tp, next, ""});
+    if (offsets.empty()) return true;
+    std::cout.flush();  // commit only what is out
+    if (auto r = c.commit(offsets); !r) {
+      failed_ = true;
+      report(fmt::format("cannot commit the offsets of group {}", group_), r.error(),
+             c.last_error_message() +
+                 "; the records printed since the last commit will be delivered again");
+      return false;
+    }
+    for (const auto& o : offsets) next_.erase(o.tp);
+    committed_ += offsets.size();
+    return true;
+  }
+
+  void on_revoked(client::consumer& c, const std::vector<client::topic_partition>& ps) override {
+    (void)commit(c, ps);
+    forget(ps);
+  }
+  void on_lost(client::consumer&, const std::vector<client::topic_partition>& ps) override {
+    if (std::any_of(ps.begin(), ps.end(), [&](const auto& tp) { return next_.count(tp) > 0; }))
+      std::cerr << fmt::format(
+          "warning: partitions of group {} were taken away before their offsets were committed; "
+          "their records will be delivered again\n",
+          group_);
+    forget(ps);
+  }
+
+  [[nodiscard]] bool failed() const { return failed_; }
+  [[nodiscard]] std::size_t committed() const { return committed_; }
+
+ private:
+  void forget(const std::vector<client::topic_partition>& ps) {
+    for (const auto& tp : ps) next_.erase(tp);
+  }
+
+  std::string group_;
+  std::map<client::topic_partition, offset> next_;
+  bool failed_ = false;
+  std::size_t committed_ = 0;
+};
+
+int consume_group(const globals& g, const consume_args& a) {
+  client::admin adm(g.client());
+  auto desc = adm.describe_topic(a.topic);
+  if (!desc)
+    return report("cannot consume from " + a.topic, desc.error(), adm.last_error_message());
+  // Where to stop with -e: the end of each partition as of now.
+  std::map<std::int32_t, offset> end;
+  for (const auto& p : desc.value().partitions) end[p.partition.value()] = p.high_watermark;
+
+  client::consumer_options co;
+  static_cast<client::client_options&>(co) = g.client();
+  co.group_id = *a.group;
+  co.client_id = "ferry-cli";
+  co.auto_offset_reset = client::offset_reset::earliest;
+  client::consumer c(co);
+  printed_offsets listener(*a.group);
+  if (auto r = c.subscribe({a.topic}, &listener); !r)
+    return report("cannot join group " + *a.group, r.error(), c.last_error_message());
+
+  std::signal(SIGINT, on_stop_signal);
+  std::signal(SIGTERM, on_stop_signal);
+  long printed = 0;
+  const long limit = a.count.value_or(-1);
+  int rc = kOk;
+  while (!g_stop && (limit < 0 || printed < limit)) {
+    if (a.exit_at_end && !c.member_id().empty()) {
+      // Done when every partition this member owns is read up to the end
+      // seen at start (a member with no partitions has nothing to read).
+      bool done = true;
+      for (const auto& tp : c.assignment()) {
+        auto pos = c.position(tp);
+        if (!pos || pos.value() < end[tp.partition.value()]) done = false;
+      }
+      if (done) break;
+    }
+    auto recs = c.poll(std::chrono::milliseconds(500));
+    if (!recs) {
+      if (client::is_retriable(recs.error())) {
+        std::cerr << "warning: " << recs.error().message() << "; retrying (Ctrl-C to stop)\n";
+        continue;
+      }
+      rc = report("fetch failed", recs.error(), c.last_error_message());
+      break;
+    }
+    for (const auto& r : recs.value()) {
+      if (limit >= 0 && printed >= limit) break;
+      print_record(g, r);
+      listener.printed(r);
+      ++printed;
+    }
+    std::cout.flush();
+  }
+  if (!listener.commit(c) && rc == kOk) rc = kRefused;
+  (void)c.close();  // on_revoked has nothing left to commit; leaving moves the partitions at once
+  if (listener.failed() && rc == kOk) rc = kRefused;
+  if (!g.json())
+    std::cerr << fmt::format(
+        "consumed {} record(s); committed {} partition offset(s) for group {}\n", printed,
+        listener.committed(), *a.group);
+  return rc;
+}
+
+}  // namespace
+
 int consume(const globals& g, const consume_args& a) {
+  if (a.group) {
+    if (a.partition || a.offset || a.from_beginning || a.from_time) {
+      std::cerr << "error: --group starts at the group's committed offsets; it cannot be combined "
+                   "with --partition, --offset, --from-beginning or --from-time (move the group's "
+                   "offsets with: ferry groups reset-offsets)\n";
+      return kUsage;
+    }
+    return consume_group(g, a);
+  }
   if (a.offset && !a.partition) {
     std::cerr << "error: --offset needs --partition\n";
     return kUsage;
@@ -70,8 +224,8 @@ int consume(const globals& g, const consume_args& a) {
   }
   if (seek_err) return report("cannot position the consumer", seek_err);
 
-  std::signal(SIGINT, [](int) { g_stop = 1; });
-  std::signal(SIGTERM, [](int) { g_stop = 1; });
+  std::signal(SIGINT, on_stop_signal);
+  std::signal(SIGTERM, on_stop_signal);
   long printed = 0;
   const long limit = a.count.value_or(-1);
   while (!g_stop && (limit < 0 || printed < limit)) {
@@ -93,20 +247,7 @@ int consume(const globals& g, const consume_args& a) {
     }
     for (const auto& r : recs.value()) {
       if (limit >= 0 && printed >= limit) break;
-      if (g.json()) {
-        nlohmann::json h = nlohmann::json::object();
-        for (const auto& hd : r.headers)
-          h[hd.key] = hd.value ? nlohmann::json(*hd.value) : nlohmann::json(nullptr);
-        print_json({{"topic", r.topic},
-                    {"partition", r.partition.value()},
-                    {"offset", r.offset.value()},
-                    {"timestamp", r.timestamp.value()},
-                    {"key", r.key ? nlohmann::json(*r.key) : nlohmann::json(nullptr)},
-                    {"value", r.value ? nlohmann::json(*r.value) : nlohmann::json(nullptr)},
-                    {"headers", h}});
-      } else {
-        std::cout << r.value.value_or("") << "\n";
-      }
+      print_record(g, r);
       ++printed;
     }
     std::cout.flush();

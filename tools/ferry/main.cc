@@ -59,6 +59,41 @@ int main(int argc, char** argv) {
   del->add_flag("--execute", execute, "really delete");
   del->callback([&] { rc = topics_delete(g, name, execute); });
 
+  // --- groups ---
+  auto* groups = app.add_subcommand("groups", "list, describe, reset offsets of, delete groups");
+  groups->require_subcommand(1);
+  std::string group;
+  groups->add_subcommand("list", "list consumer groups")->callback([&] { rc = groups_list(g); });
+  groups_describe_args gd;
+  auto* gdesc = groups->add_subcommand(
+      "describe", "committed offsets, lag and owners per partition (or --members, --state)");
+  gdesc->add_option("group", gd.group, "group name")->required();
+  auto* members_flag = gdesc->add_flag("--members", gd.members, "one row per member");
+  gdesc->add_flag("--state", gd.state, "one line: state, generation, strategy, members")
+      ->excludes(members_flag);
+  gdesc->callback([&] { rc = groups_describe(g, gd); });
+  reset_offsets_args ro;
+  auto* reset = groups->add_subcommand(
+      "reset-offsets",
+      "move committed offsets of a group without members (shows the plan unless --execute)");
+  reset->add_option("group", ro.group, "group name")->required();
+  reset->add_option("--topic", ro.topics, "TOPIC or TOPIC:P,P,... (repeatable)");
+  reset->add_flag("--all-topics", ro.all_topics, "every partition the group has offsets for");
+  reset->add_flag("--to-earliest", ro.to_earliest, "to the log start");
+  reset->add_flag("--to-latest", ro.to_latest, "to the log end (skip everything)");
+  reset->add_option("--to-offset", ro.to_offset, "to this offset");
+  reset->add_option("--to-datetime", ro.to_datetime,
+                    "to the first record at or after this ISO 8601 time (no zone: UTC)");
+  reset->add_option("--by-duration", ro.by_duration,
+                    "to the first record at or after now - D (1h30m, 15m, 2d, PT1H30M)");
+  reset->add_option("--shift-by", ro.shift_by, "move by N records (negative: back)");
+  reset->add_flag("--execute", ro.execute, "really change the offsets");
+  reset->callback([&] { rc = groups_reset_offsets(g, ro); });
+  auto* gdel =
+      groups->add_subcommand("delete", "delete a group without members and its committed offsets");
+  gdel->add_option("group", group, "group name")->required();
+  gdel->callback([&] { rc = groups_delete(g, group); });
+
   // --- produce ---
   produce_args pa;
   auto* prod = app.add_subcommand("produce", "send one record per line of standard input");
@@ -81,6 +116,9 @@ int main(int argc, char** argv) {
                    "start at the first record at or after this ISO 8601 time");
   cons->add_flag("-e,--exit", ca.exit_at_end, "exit at the end of the log");
   cons->add_option("-n,--count", ca.count, "exit after this many records");
+  cons->add_option("--group", ca.group,
+                   "consume as a member of this group, starting at its committed offsets, and "
+                   "commit what was printed");
   cons->callback([&] { rc = consume(g, ca); });
 
   // --- bench ---
