@@ -250,6 +250,9 @@ void offset_store::maybe_compact() {
   const fs::path old = dir_.string() + ".old";
   bool swapping = false;
   auto r = [&]() -> result<void> {
+    // A leftover `old` (its removal after the last swap failed) would make
+    // the first rename of the swap fail after the live log is closed.
+    FERRY_TRY(remove_tree(env_, old));
     FERRY_TRY(remove_tree(env_, fresh));
     FERRY_TRY(env_.create_dirs(fresh));
     {

@@ -355,6 +355,56 @@ TEST_F(OffsetStoreDiskTest, NoCompactionBelowTheThresholdOrWithPendingChanges) {
   EXPECT_EQ(s->committed("g0", {"t", 0})->offset, 9999);
 }
 
+// The previous compaction could not remove `<dir>.old` (it only logs
+// that): the next compaction must not fail on it and take the store down.
+TEST_F(OffsetStoreDiskTest, LeftoverOldDirDoesNotBreakTheNextCompaction) {
+  offset_store::options o;
+  o.compact_bytes = 4096;
+  auto s = open(o);
+  churn(*s, 100);
+  const fs::path old = dir_.string() + ".old";
+  fs::create_directories(old);
+  {
+    std::FILE* f = std::fopen((old / "00000000000000000000.log").c_str(), "wb");
+    ASSERT_NE(f, nullptr);
+    std::fputs("left over", f);
+    std::fclose(f);
+  }
+  const auto before = flatten(s->groups());
+  const auto size = s->size_bytes();
+  s->maybe_compact();
+  EXPECT_FALSE(s->failed()) << s->failure_reason();
+  EXPECT_LT(s->size_bytes(), size);
+  EXPECT_EQ(flatten(s->groups()), before);
+  ASSERT_TRUE(s->append({commit("g0", "t", 0, 777)}));
+  ASSERT_TRUE(s->sync());
+  s.reset();
+  EXPECT_EQ(open(o)->committed("g0", {"t", 0})->offset, 777);
+}
+
+// A leftover that cannot be removed at all: the compaction gives up before
+// touching the live log, which keeps working.
+TEST_F(OffsetStoreDiskTest, CompactionThatCannotStartKeepsTheLiveLog) {
+  offset_store::options o;
+  o.compact_bytes = 4096;
+  auto s = open(o);
+  churn(*s, 100);
+  const fs::path old = dir_.string() + ".old";
+  fs::create_directories(old / "a-directory");  // remove_tree removes files only
+  const auto before = flatten(s->groups());
+  const auto size = s->size_bytes();
+  s->maybe_compact();
+  EXPECT_FALSE(s->failed()) << s->failure_reason();
+  EXPECT_EQ(s->size_bytes(), size);
+  EXPECT_EQ(flatten(s->groups()), before);
+  ASSERT_TRUE(s->append({commit("g0", "t", 0, 777)}));
+  ASSERT_TRUE(s->sync());
+  EXPECT_EQ(s->committed("g0", {"t", 0})->offset, 777);
+  fs::remove_all(old);
+  s.reset();
+  EXPECT_EQ(open(o)->committed("g0", {"t", 0})->offset, 777);
+}
+
 // A crash between the two renames of the swap: `<dir>` gone, the complete
 // compacted log at `<dir>.compact`. Open finishes the swap.
 TEST_F(OffsetStoreDiskTest, InterruptedSwapWithoutTheOldDirIsFinished) {
