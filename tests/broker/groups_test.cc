@@ -414,6 +414,43 @@ TEST_F(CoordinatorTest, UnsubscribedTopicChangesDoNotRebalance) {
   EXPECT_EQ(describe().state, group_state::stable);
 }
 
+TEST_F(CoordinatorTest, HeterogeneousSubscriptionsThroughARebalance) {
+  for (auto s : {assign_strategy::sticky, assign_strategy::range, assign_strategy::round_robin}) {
+    SCOPED_TRACE(strategy_name(s));
+    const std::string g = std::string("h-") + strategy_name(s);
+    auto ta = join("a", {"t"}, g, s);
+    ASSERT_NE(answer(ta), nullptr);
+    auto tb = join("b", {"t", "u"}, g, s);
+    auto ta2 = join("a", {"t"}, g, s);
+    ASSERT_NE(answer(tb), nullptr);
+    ASSERT_NE(answer(ta2), nullptr);
+    EXPECT_EQ(answer(tb)->generation, 2);
+    std::set<tp_key> all;
+    for (const auto& tp : answer(ta2)->assignment) {
+      EXPECT_EQ(tp.first, "t") << "a does not subscribe to u";
+      all.insert(tp);
+    }
+    std::size_t u = 0;
+    for (const auto& tp : answer(tb)->assignment) {
+      u += tp.first == "u";
+      EXPECT_TRUE(all.insert(tp).second);
+    }
+    EXPECT_EQ(u, 2u) << "b alone owns u";
+    EXPECT_EQ(all.size(), 6u);
+    check_invariants(g);
+    // b changes its subscription to u only: a rebalance gives a all of t.
+    auto tb3 = join("b", {"u"}, g, s);
+    EXPECT_EQ(answer(tb3), nullptr) << "a must rejoin first";
+    EXPECT_EQ(gc_.heartbeat(g, "a", 2, now_).error, ErrorCode::RebalanceInProgress);
+    auto ta3 = join("a", {"t"}, g, s);
+    ASSERT_NE(answer(ta3), nullptr);
+    ASSERT_NE(answer(tb3), nullptr);
+    EXPECT_EQ(answer(ta3)->assignment.size(), 4u);
+    EXPECT_EQ(answer(tb3)->assignment.size(), 2u);
+    check_invariants(g);
+  }
+}
+
 TEST_F(CoordinatorTest, StrategyMismatchIsRefused) {
   auto a = join_now();
   auto tok = join("", {"t"}, "g", assign_strategy::range);
