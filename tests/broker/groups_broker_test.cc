@@ -3,10 +3,13 @@
 // delete.
 #include <gtest/gtest.h>
 
+#include <algorithm>
 #include <atomic>
+#include <cstdlib>
 #include <filesystem>
 #include <map>
 #include <set>
+#include <thread>
 
 #include "ferry/broker/broker.h"
 #include "wire_client.h"
@@ -395,7 +398,7 @@ TEST_F(GroupBrokerTest, SecondMemberIsAnsweredOnlyAfterTheFirstRejoins) {
   auto a1 = join(a, "g", "", {"t"});
   ASSERT_EQ(a1.generation, 1);
   send_join(b, "g", "", {"t"});
-  EXPECT_FALSE(b.recv(300ms)) << "b waits for a to rejoin";
+  EXPECT_FALSE(b.recv(150ms)) << "b waits for a to rejoin";
   auto hb = heartbeat(a, "g", a1.member_id, 1);
   EXPECT_EQ(hb.first, ErrorCode::RebalanceInProgress) << hb.second;
   EXPECT_FALSE(b.recv(50ms));
