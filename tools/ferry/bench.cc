@@ -2,11 +2,15 @@
 // on stderr (when it is a terminal) and a summary table, or one JSON object
 // with -o json: records, records_per_sec, mb_per_sec, p50_ms, p99_ms, p999_ms.
 #include <fmt/format.h>
+#include <signal.h>
+#include <sys/wait.h>
+#include <unistd.h>
 
 #include <algorithm>
 #include <atomic>
 #include <cstring>
 #include <iostream>
+#include <map>
 #include <mutex>
 #include <thread>
 
@@ -189,11 +193,316 @@ int run_consume(client::consumer& c, const std::string& topic, long n, summary& 
   return kOk;
 }
 
+// --- groups: consumption with several members, and rebalance times --------------
+
+// Consumes `n` records with `members` consumers of one fresh group, each
+// committing every batch (commit_async: the offsets ride on its next fetch).
+int run_group_consume(const globals& g, const std::string& topic, long n, int members, summary& s) {
+  const std::string group =
+      fmt::format("bench-group-{}", system_clock::instance().wall_now().value());
+  std::atomic<long> total{0};
+  std::atomic<bool> failed{false};
+  std::mutex err_mu;
+  std::string error;
+  progress bar("group", n);
+  const auto start = clk::now();
+  std::vector<std::thread> threads;
+  for (int m = 0; m < members; ++m) {
+    threads.emplace_back([&] {
+      client::consumer_options co;
+      static_cast<client::client_options&>(co) = g.client();
+      co.group_id = group;
+      co.client_id = "bench";
+      co.fetch_max_wait = std::chrono::milliseconds(100);
+      client::consumer c(co);
+      if (auto r = c.subscribe({topic}); !r) {
+        std::lock_guard lock(err_mu);
+        error = r.error().message();
+        failed = true;
+        return;
+      }
+      auto idle_since = clk::now();
+      while (total.load() < n && !failed) {
+        auto recs = c.poll(std::chrono::milliseconds(100));
+        if (!recs) {
+          std::lock_guard lock(err_mu);
+          error = recs.error().message() + ": " + c.last_error_message();
+          failed = true;
+          return;
+        }
+        if (recs.value().empty()) {
+          if (clk::now() - idle_since > std::chrono::seconds(30)) {
+            std::lock_guard lock(err_mu);
+            error = "no records for 30 s";
+            failed = true;
+          }
+          continue;
+        }
+        idle_since = clk::now();
+        std::map<client::topic_partition, std::int64_t> next;
+        for (const auto& r : recs.value()) next[{r.topic, r.partition}] = r.offset.value() + 1;
+        std::vector<client::offset_commit> commits;
+        for (const auto& [tp, o] : next) commits.push_back({tp, offset(o), {}});
+        c.commit_async(std::move(commits));
+        total += static_cast<long>(recs.value().size());
+      }
+      (void)c.close();
+    });
+  }
+  while (total.load() < n && !failed) {
+    std::this_thread::sleep_for(std::chrono::milliseconds(50));
+    bar.update(std::min(total.load(), n));
+  }
+  s.seconds = std::chrono::duration<double>(clk::now() - start).count();
+  for (auto& t : threads) t.join();
+  if (failed) {
+    std::cerr << "\nerror: group member failed: " << error << "\n";
+    return kFailed;
+  }
+  bar.update(n);
+  s.records = total.load();
+  return kOk;
+}
+
+// A member that only polls; `ferry bench member` runs one in a child process
+// so that the rebalance benchmark can kill it with SIGKILL.
+int run_member(const globals& g, const bench_args& a) {
+  client::consumer_options co;
+  static_cast<client::client_options&>(co) = g.client();
+  co.group_id = a.group;
+  co.client_id = "bench-member";
+  co.session_timeout = std::chrono::milliseconds(a.session_timeout_ms);
+  co.heartbeat_interval = std::chrono::milliseconds(std::max(10L, a.session_timeout_ms / 10));
+  co.fetch_max_wait = std::chrono::milliseconds(100);
+  client::consumer c(co);
+  if (auto r = c.subscribe({*a.topic}); !r) return report("subscribe failed", r.error());
+  for (;;)
+    if (auto r = c.poll(std::chrono::milliseconds(100)); !r) return report("poll", r.error());
+}
+
+struct member_slot {
+  std::mutex mu;
+  std::int32_t generation = -1;
+  std::size_t partitions = 0;
+  std::atomic<bool> stop{false};
+  std::thread thread;
+};
+
+class rebalance_bench {
+ public:
+  rebalance_bench(const globals& g, std::string topic, int partitions)
+      : g_(g), topic_(std::move(topic)), partitions_(static_cast<std::size_t>(partitions)) {
+    group_ = fmt::format("bench-rebalance-{}", system_clock::instance().wall_now().value());
+  }
+  ~rebalance_bench() {
+    for (auto& m : members_) {
+      m->stop = true;
+      if (m->thread.joinable()) m->thread.join();
+    }
+  }
+  const std::string& group() const { return group_; }
+
+  void add_member() {
+    auto slot = std::make_unique<member_slot>();
+    auto* sp = slot.get();
+    sp->thread = std::thread([this, sp] {
+      struct listener : client::rebalance_listener {
+        member_slot* slot;
+        void on_assigned(client::consumer& c,
+                         const std::vector<client::topic_partition>& p) override {
+          std::lock_guard lock(slot->mu);
+          slot->generation = c.generation();
+          slot->partitions = p.size();
+        }
+        void on_revoked(client::consumer&, const std::vector<client::topic_partition>&) override {
+          std::lock_guard lock(slot->mu);
+          slot->partitions = 0;
+        }
+      } l;
+      l.slot = sp;
+      client::consumer_options co;
+      static_cast<client::client_options&>(co) = g_.client();
+      co.group_id = group_;
+      co.client_id = "bench";
+      co.heartbeat_interval = std::chrono::milliseconds(100);
+      co.fetch_max_wait = std::chrono::milliseconds(100);
+      client::consumer c(co);
+      if (!c.subscribe({topic_}, &l)) return;
+      while (!sp->stop) (void)c.poll(std::chrono::milliseconds(20));
+      (void)c.close();
+    });
+    members_.push_back(std::move(slot));
+  }
+
+  // Stops the newest member with close() (revoke + leave).
+  void close_last() {
+    auto& m = members_.back();
+    m->stop = true;
+    m->thread.join();
+    members_.pop_back();
+  }
+
+  // True when every local member holds the same generation, newer than
+  // `after`, and together they hold `want` partitions.
+  bool settled(std::int32_t after, std::size_t want, std::int32_t* gen = nullptr) {
+    std::int32_t common = -2;
+    std::size_t sum = 0;
+    for (auto& m : members_) {
+      std::lock_guard lock(m->mu);
+      if (m->generation <= after) return false;
+      if (common != -2 && m->generation != common) return false;
+      common = m->generation;
+      sum += m->partitions;
+    }
+    if (gen) *gen = common;
+    return sum == want;
+  }
+
+  // Waits for settled(); returns the milliseconds it took, or -1.
+  double wait_settled(std::int32_t after, std::size_t want, std::int32_t* gen,
+                      std::chrono::seconds limit = std::chrono::seconds(60)) {
+    const auto t0 = clk::now();
+    while (clk::now() - t0 < limit) {
+      if (settled(after, want, gen))
+        return std::chrono::duration<double, std::milli>(clk::now() - t0).count();
+      std::this_thread::sleep_for(std::chrono::microseconds(500));
+    }
+    return -1;
+  }
+
+  std::int32_t generation() {
+    std::lock_guard lock(members_.front()->mu);
+    return members_.front()->generation;
+  }
+
+  std::size_t partitions() const { return partitions_; }
+
+ private:
+  const globals& g_;
+  std::string topic_;
+  std::size_t partitions_;
+  std::string group_;
+  std::vector<std::unique_ptr<member_slot>> members_;
+};
+
+double median(std::vector<double> v) {
+  if (v.empty()) return 0;
+  std::sort(v.begin(), v.end());
+  return v[v.size() / 2];
+}
+
+int run_rebalance(const globals& g, const std::string& topic, const bench_args& a) {
+  const int members = std::max(2, a.members);
+  const int rounds = 5;
+  rebalance_bench rb(g, topic, a.partitions);
+  for (int i = 0; i < members; ++i) rb.add_member();
+  std::int32_t gen = -1;
+  if (rb.wait_settled(-1, rb.partitions(), &gen) < 0) {
+    std::cerr << "error: the group never settled\n";
+    return kFailed;
+  }
+  std::vector<double> leave_ms, kill_ms;
+  progress bar("rebalance", 2L * rounds);
+  for (int r = 0; r < rounds; ++r) {
+    const auto before = gen;
+    const auto t0 = clk::now();
+    rb.close_last();
+    if (rb.wait_settled(before, rb.partitions(), &gen) < 0) {
+      std::cerr << "error: no new generation after a clean leave\n";
+      return kFailed;
+    }
+    leave_ms.push_back(std::chrono::duration<double, std::milli>(clk::now() - t0).count());
+    rb.add_member();
+    if (rb.wait_settled(gen, rb.partitions(), &gen) < 0) return kFailed;
+    bar.update(r + 1);
+  }
+  // Kill: a member in a child process (session timeout a.session_timeout_ms)
+  // is killed with SIGKILL; the others take over after the timeout.
+  for (int r = 0; r < rounds; ++r) {
+    const auto before = gen;
+    pid_t pid = ::fork();
+    if (pid == 0) {
+      const std::string st = std::to_string(a.session_timeout_ms);
+      ::execl("/proc/self/exe", "ferry", "--broker", g.broker.c_str(), "bench", "member", "--topic",
+              topic.c_str(), "--group", rb.group().c_str(), "--session-timeout-ms", st.c_str(),
+              static_cast<char*>(nullptr));
+      ::_exit(127);
+    }
+    // The child has joined when the local members settle on fewer partitions.
+    const auto t_join = clk::now();
+    bool joined = false;
+    while (clk::now() - t_join < std::chrono::seconds(30)) {
+      std::int32_t g2 = -1;
+      bool some = false;
+      for (std::size_t want = 1; want < rb.partitions() && !some; ++want)
+        some = rb.settled(before, want, &g2);
+      if (some) {
+        gen = g2;
+        joined = true;
+        break;
+      }
+      std::this_thread::sleep_for(std::chrono::milliseconds(1));
+    }
+    if (!joined) {
+      ::kill(pid, SIGKILL);
+      ::waitpid(pid, nullptr, 0);
+      std::cerr << "error: the member in the child process never got partitions\n";
+      return kFailed;
+    }
+    const auto t0 = clk::now();
+    ::kill(pid, SIGKILL);
+    ::waitpid(pid, nullptr, 0);
+    if (rb.wait_settled(gen, rb.partitions(), &gen) < 0) {
+      std::cerr << "error: no new generation after a kill\n";
+      return kFailed;
+    }
+    kill_ms.push_back(std::chrono::duration<double, std::milli>(clk::now() - t0).count());
+    bar.update(rounds + r + 1);
+  }
+  if (g.json()) {
+    print_json({{"mode", "rebalance"},
+                {"members", members},
+                {"partitions", a.partitions},
+                {"session_timeout_ms", a.session_timeout_ms},
+                {"leave_ms", leave_ms},
+                {"leave_median_ms", median(leave_ms)},
+                {"kill_ms", kill_ms},
+                {"kill_median_ms", median(kill_ms)},
+                {"kill_median_after_timeout_ms",
+                 median(kill_ms) - static_cast<double>(a.session_timeout_ms)}});
+    return kOk;
+  }
+  std::cout << fmt::format("{:<12} {:>7} {:>11} {:>9} {:>9}\n", "EVENT", "ROUNDS", "MEDIAN-MS",
+                           "MIN-MS", "MAX-MS");
+  auto row = [&](const char* what, const std::vector<double>& v) {
+    std::cout << fmt::format("{:<12} {:>7} {:>11.1f} {:>9.1f} {:>9.1f}\n", what, v.size(),
+                             median(v), *std::min_element(v.begin(), v.end()),
+                             *std::max_element(v.begin(), v.end()));
+  };
+  row("clean-leave", leave_ms);
+  row("kill-9", kill_ms);
+  std::cout << fmt::format("{} members, {} partitions; kill-9 includes the {} ms session timeout\n",
+                           members, a.partitions, a.session_timeout_ms);
+  return kOk;
+}
+
 }  // namespace
 
 int bench(const globals& g, const bench_args& a) {
-  if (a.mode != "produce" && a.mode != "consume" && a.mode != "e2e") {
-    std::cerr << "error: bench mode must be produce, consume or e2e\n";
+  if (a.mode == "member") {
+    if (!a.topic || a.group.empty()) {
+      std::cerr << "error: bench member needs --topic and --group\n";
+      return kUsage;
+    }
+    return run_member(g, a);
+  }
+  if (a.mode != "produce" && a.mode != "consume" && a.mode != "e2e" && a.mode != "group" &&
+      a.mode != "rebalance") {
+    std::cerr << "error: bench mode must be produce, consume, e2e, group or rebalance\n";
+    return kUsage;
+  }
+  if (a.members <= 0 || a.session_timeout_ms < 100) {
+    std::cerr << "error: --members must be positive and --session-timeout-ms at least 100\n";
     return kUsage;
   }
   if (a.records <= 0 || a.size == 0 || a.partitions <= 0 || a.rate < 0) {
@@ -238,6 +547,14 @@ int bench(const globals& g, const bench_args& a) {
       if (auto r = c.seek_to_beginning(tps); !r) rc = report("seek failed", r.error());
     }
     if (rc == kOk) rc = run_consume(c, topic, a.records, s, false);
+  } else if (a.mode == "group") {
+    if (fresh)
+      rc = run_produce(g, topic, a.records, a.size, 0, nullptr, "prepare", a.linger_ms.value_or(5));
+    if (rc == kOk) rc = run_group_consume(g, topic, a.records, a.members, s);
+  } else if (a.mode == "rebalance") {
+    rc = run_rebalance(g, topic, a);
+    if (fresh && !a.keep) (void)adm.delete_topic(topic);
+    return rc;
   } else {
     // The consumer is positioned at the end first; then the producer starts.
     const double rate = a.rate > 0 ? a.rate : 2000;

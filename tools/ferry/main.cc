@@ -125,20 +125,30 @@ int main(int argc, char** argv) {
   bench_args ba;
   std::optional<long> records;
   auto* b = app.add_subcommand("bench", "measure produce, consume or end-to-end performance");
-  b->add_option("mode", ba.mode, "produce, consume or e2e")
+  std::optional<int> partitions;
+  b->add_option("mode", ba.mode,
+                "produce, consume, e2e, group (members consuming and committing) or rebalance "
+                "(time for a clean leave and a kill -9)")
       ->required()
-      ->check(CLI::IsMember({"produce", "consume", "e2e"}));
+      ->check(CLI::IsMember({"produce", "consume", "e2e", "group", "rebalance", "member"}));
   b->add_option("--topic", ba.topic, "use this topic (default: a fresh one, deleted afterwards)");
   b->add_option("--records", records, "number of records (default 1000000; e2e 20000)");
   b->add_option("--size", ba.size, "value size in bytes")->default_val(256);
   b->add_option("--rate", ba.rate,
                 "records per second, 0 = as fast as possible (e2e default 2000)");
-  b->add_option("--partitions", ba.partitions, "partitions of the fresh topic")->default_val(1);
+  b->add_option("--partitions", partitions,
+                "partitions of the fresh topic (default 1; group and rebalance 8)");
+  b->add_option("--members", ba.members, "group members (group, rebalance)")->default_val(4);
+  b->add_option("--session-timeout-ms", ba.session_timeout_ms,
+                "session timeout of the member killed in rebalance")
+      ->default_val(1000);
+  b->add_option("--group", ba.group, "group of a bench member (internal)");
   b->add_flag("--keep", ba.keep, "keep the fresh topic");
   b->add_option("--linger-ms", ba.linger_ms, "producer linger (default 5; e2e 0)");
   b->add_option("--batch-bytes", ba.batch_bytes, "producer batch size")->default_val(1u << 20);
   b->callback([&] {
     ba.records = records.value_or(ba.mode == "e2e" ? 20000 : 1'000'000);
+    ba.partitions = partitions.value_or(ba.mode == "group" || ba.mode == "rebalance" ? 8 : 1);
     rc = bench(g, ba);
   });
 
