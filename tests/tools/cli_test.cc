@@ -5,18 +5,51 @@
 
 #include <cstdio>
 #include <filesystem>
+#include <fstream>
+#include <future>
+#include <map>
 #include <nlohmann/json.hpp>
 #include <sstream>
 #include <string>
+#include <thread>
 
 #include "ferry/broker/broker.h"
+#include "ferry/client/admin.h"
+#include "ferry/client/consumer.h"
+#include "ferry/client/errc.h"
+#include "ferry/client/producer.h"
 
 namespace {
+
+using namespace std::chrono_literals;
 
 struct run_result {
   int code = -1;
   std::string out;
+  std::string err;
 };
+
+std::int64_t now_ms() {
+  return std::chrono::duration_cast<std::chrono::milliseconds>(
+             std::chrono::system_clock::now().time_since_epoch())
+      .count();
+}
+
+// Whitespace-separated cells of the table line starting with `first`
+// followed by `second` (empty: none).
+std::vector<std::string> table_row(const std::string& out, const std::string& first,
+                                   const std::string& second) {
+  std::istringstream in(out);
+  std::string line;
+  while (std::getline(in, line)) {
+    std::istringstream cells(line);
+    std::vector<std::string> v;
+    std::string c;
+    while (cells >> c) v.push_back(c);
+    if (v.size() >= 2 && v[0] == first && v[1] == second) return v;
+  }
+  return {};
+}
 
 class CliTest : public ::testing::Test {
  protected:
@@ -27,6 +60,7 @@ class CliTest : public ::testing::Test {
     ferry::broker::broker_config c;
     c.data_dir = dir_;
     c.listen = "tcp://127.0.0.1:*";
+    c.retention_check_interval = std::chrono::milliseconds(20);  // log start moves quickly
     auto b = ferry::broker::broker::open(c);
     ASSERT_TRUE(b);
     broker_ = std::move(b).value();
@@ -46,8 +80,9 @@ class CliTest : public ::testing::Test {
       std::fputs(input.c_str(), f);
       std::fclose(f);
     }
+    auto err = dir_ / "stderr.txt";
     std::string cmd = "FERRY_BROKER=" + endpoint_ + " " + FERRY_CLI + " " + args + " < " +
-                      in.string() + " 2>/dev/null";
+                      in.string() + " 2>" + err.string();
     run_result r;
     FILE* p = ::popen(cmd.c_str(), "r");
     char buf[4096];
@@ -55,7 +90,77 @@ class CliTest : public ::testing::Test {
     while ((n = std::fread(buf, 1, sizeof buf, p)) > 0) r.out.append(buf, n);
     int status = ::pclose(p);
     r.code = WIFEXITED(status) ? WEXITSTATUS(status) : -1;
+    std::ifstream e(err);
+    r.err.assign(std::istreambuf_iterator<char>(e), std::istreambuf_iterator<char>());
     return r;
+  }
+
+  // --- in-process clients, to set up what the CLI then shows ---------------
+
+  [[nodiscard]] ferry::client::client_options client_options() const {
+    ferry::client::client_options o;
+    o.broker = endpoint_;
+    o.request_timeout = 5s;
+    o.api_timeout = 10s;
+    o.retry_backoff = 10ms;
+    return o;
+  }
+  // Records are kept forever unless `retention_bytes` is set.
+  void create_topic(const std::string& name, int partitions, std::int64_t retention_bytes = -2,
+                    std::int64_t segment_bytes = 0) {
+    ferry::client::topic_config cfg;
+    cfg.partitions = partitions;
+    cfg.retention_ms = -1;  // records with old timestamps stay
+    cfg.retention_bytes = retention_bytes;
+    cfg.segment_bytes = segment_bytes;
+    ferry::client::admin a(client_options());
+    auto r = a.create_topic(name, cfg);
+    ASSERT_TRUE(r) << r.error().message() << ": " << a.last_error_message();
+  }
+  // One batch per record, with these timestamps (ms since the epoch).
+  void produce(const std::string& topic, int partition, const std::vector<std::int64_t>& ts,
+               std::size_t value_bytes = 8) {
+    ferry::client::producer_options o;
+    static_cast<ferry::client::client_options&>(o) = client_options();
+    o.linger = 0ms;
+    ferry::client::producer p(o);
+    for (std::size_t i = 0; i < ts.size(); ++i) {
+      std::string v = "v" + std::to_string(i);
+      v.resize(std::max(v.size(), value_bytes), '.');
+      ferry::client::producer_record rec;
+      rec.topic = topic;
+      rec.value = v;
+      rec.partition = ferry::partition_id(partition);
+      rec.timestamp = ferry::timestamp_ms(ts[i]);
+      auto f = p.send(std::move(rec));
+      auto m = f.get();
+      ASSERT_TRUE(m) << m.error().message();
+    }
+  }
+  // An administrative commit (the group must have no members).
+  void commit(const std::string& group, const std::string& topic, int partition,
+              std::int64_t next) {
+    ferry::client::admin a(client_options());
+    auto r = a.reset_offsets(group,
+                             {{{topic, ferry::partition_id(partition)}, ferry::offset(next), ""}});
+    ASSERT_TRUE(r) << r.error().message() << ": " << a.last_error_message();
+    ASSERT_EQ(r.value().size(), 1u);
+    ASSERT_FALSE(r.value()[0].error) << r.value()[0].message;
+  }
+  std::optional<std::int64_t> committed(const std::string& group, const std::string& topic,
+                                        int partition) {
+    ferry::client::admin a(client_options());
+    auto r = a.committed_offsets(group, {{topic, ferry::partition_id(partition)}});
+    EXPECT_TRUE(r) << r.error().message();
+    if (!r || r.value().empty() || !r.value()[0].next) return std::nullopt;
+    return r.value()[0].next->value();
+  }
+  // The plan or result of a reset-offsets run, by partition.
+  static std::map<int, nlohmann::json> by_partition(const run_result& r) {
+    std::map<int, nlohmann::json> out;
+    auto j = nlohmann::json::parse(r.out);
+    for (auto& p : j["partitions"]) out[p["partition"].get<int>()] = p;
+    return out;
   }
   static std::vector<nlohmann::json> lines(const std::string& s) {
     std::vector<nlohmann::json> out;
@@ -151,6 +256,379 @@ TEST_F(CliTest, BenchPrintsOneJsonSummary) {
   EXPECT_EQ(nlohmann::json::parse(e.out)["records"], 200);
   auto list = ferry("-o json topics list");
   EXPECT_EQ(nlohmann::json::parse(list.out).size(), 0u) << "bench topics are removed afterwards";
+}
+
+// --- consumer groups ----------------------------------------------------------
+
+TEST_F(CliTest, GroupsListAndDescribeShowLagInRecordsAndSeconds) {
+  create_topic("orders", 2);
+  // 10 records on partition 0, the first an hour old, one second apart.
+  const std::int64_t first = now_ms() - 3'600'000;
+  std::vector<std::int64_t> ts;
+  for (int i = 0; i < 10; ++i) ts.push_back(first + i * 1000);
+  produce("orders", 0, ts);
+  produce("orders", 1, {now_ms(), now_ms()});
+  commit("billing", "orders", 0, 4);  // K = 4: six records not consumed
+
+  auto list = ferry("-o json groups list");
+  ASSERT_EQ(list.code, 0) << list.err;
+  auto groups = nlohmann::json::parse(list.out);
+  ASSERT_EQ(groups.size(), 1u);
+  EXPECT_EQ(groups[0]["group"], "billing");
+  EXPECT_EQ(groups[0]["state"], "Empty");
+  EXPECT_EQ(groups[0]["members"], 0);
+  auto table = ferry("groups list");
+  ASSERT_EQ(table.code, 0);
+  EXPECT_EQ(table_row(table.out, "GROUP", "STATE"),
+            (std::vector<std::string>{"GROUP", "STATE", "MEMBERS", "GENERATION"}));
+  EXPECT_EQ(table_row(table.out, "billing", "Empty").size(), 4u) << table.out;
+
+  // The age of record K at the time of the describe is at least this.
+  const double min_age_s = static_cast<double>(now_ms() - ts[4]) / 1000.0;
+  auto d = ferry("-o json groups describe billing");
+  const double max_age_s = static_cast<double>(now_ms() - ts[4]) / 1000.0;
+  ASSERT_EQ(d.code, 0) << d.err;
+  auto j = nlohmann::json::parse(d.out);
+  EXPECT_EQ(j["state"], "Empty");
+  ASSERT_EQ(j["partitions"].size(), 1u) << "only partitions with offsets or owners";
+  const auto& p0 = j["partitions"][0];
+  EXPECT_EQ(p0["topic"], "orders");
+  EXPECT_EQ(p0["partition"], 0);
+  EXPECT_EQ(p0["current_offset"], 4);
+  EXPECT_EQ(p0["log_end_offset"], 10);
+  EXPECT_EQ(p0["lag"], 6);
+  EXPECT_GE(p0["lag_seconds"].get<double>(), min_age_s - 0.001);
+  EXPECT_LE(p0["lag_seconds"].get<double>(), max_age_s + 0.001);
+  EXPECT_TRUE(p0["consumer_id"].is_null());
+
+  auto t = ferry("groups describe billing");
+  ASSERT_EQ(t.code, 0);
+  auto row = table_row(t.out, "orders", "0");
+  ASSERT_EQ(row.size(), 8u) << t.out;
+  EXPECT_EQ(row[2], "4");
+  EXPECT_EQ(row[3], "10");
+  EXPECT_EQ(row[4], "6");
+  EXPECT_GE(std::stol(row[5]), static_cast<long>(min_age_s)) << "LAG-SECONDS";
+  EXPECT_LE(std::stol(row[5]), static_cast<long>(max_age_s) + 1);
+  EXPECT_EQ(row[6], "-");
+  EXPECT_EQ(row[7], "-");
+  EXPECT_NE(t.err.find("no active members"), std::string::npos) << t.err;
+
+  // Caught up: no lag, LAG-SECONDS 0; a partition committed at 0 of 2 shows up.
+  commit("billing", "orders", 0, 10);
+  commit("billing", "orders", 1, 0);
+  auto caught_up = ferry("-o json groups describe billing");
+  auto parts = nlohmann::json::parse(caught_up.out)["partitions"];
+  ASSERT_EQ(parts.size(), 2u);
+  EXPECT_EQ(parts[0]["lag"], 0);
+  EXPECT_EQ(parts[0]["lag_seconds"], 0.0);
+  EXPECT_EQ(parts[1]["lag"], 2);
+  EXPECT_GE(parts[1]["lag_seconds"].get<double>(), 0.0);
+
+  auto state = ferry("-o json groups describe billing --state");
+  ASSERT_EQ(state.code, 0);
+  EXPECT_EQ(nlohmann::json::parse(state.out)["members"], 0);
+  EXPECT_EQ(nlohmann::json::parse(state.out)["strategy"], "sticky");
+  auto members = ferry("-o json groups describe billing --members");
+  ASSERT_EQ(members.code, 0);
+  EXPECT_EQ(nlohmann::json::parse(members.out)["members"].size(), 0u);
+  EXPECT_EQ(ferry("groups describe billing --members --state").code, 2);
+
+  auto unknown = ferry("groups describe nope");
+  EXPECT_EQ(unknown.code, 1);
+  EXPECT_NE(unknown.err.find("unknown group"), std::string::npos) << unknown.err;
+  EXPECT_NE(unknown.err.find("ferry groups list"), std::string::npos) << "says what to do next";
+  EXPECT_EQ(ferry("groups describe 'bad name'").code, 1) << "invalid group name: refused";
+}
+
+TEST_F(CliTest, ResetOffsetsPlansChangeNothingAndExecuteApplies) {
+  create_topic("t", 2);
+  produce("t", 0, std::vector<std::int64_t>(10, now_ms()));
+
+  auto plan = ferry("-o json groups reset-offsets replay --topic t:0 --to-offset 3");
+  ASSERT_EQ(plan.code, 0) << plan.err;
+  auto pj = nlohmann::json::parse(plan.out);
+  EXPECT_EQ(pj["executed"], false);
+  ASSERT_EQ(pj["partitions"].size(), 1u);
+  EXPECT_TRUE(pj["partitions"][0]["current_offset"].is_null()) << "nothing committed";
+  EXPECT_EQ(pj["partitions"][0]["new_offset"], 3);
+  EXPECT_EQ(ferry("groups describe replay").code, 1) << "the plan created nothing";
+
+  auto table = ferry("groups reset-offsets replay --topic t:0 --to-offset 3");
+  EXPECT_EQ(table_row(table.out, "replay", "t"),
+            (std::vector<std::string>{"replay", "t", "0", "-", "3"}));
+  EXPECT_NE(table.out.find("--execute"), std::string::npos);
+
+  auto run = ferry("-o json groups reset-offsets replay --topic t:0 --to-offset 3 --execute");
+  ASSERT_EQ(run.code, 0) << run.err;
+  auto rj = nlohmann::json::parse(run.out);
+  EXPECT_EQ(rj["executed"], true);
+  EXPECT_EQ(rj["partitions"][0]["status"], "ok");
+  EXPECT_EQ(committed("replay", "t", 0), 3);
+  EXPECT_EQ(committed("replay", "t", 1), std::nullopt) << "only the named partition";
+
+  // Every partition of the topic; the table reports each.
+  auto all = ferry("groups reset-offsets replay --topic t --to-latest --execute");
+  ASSERT_EQ(all.code, 0) << all.err;
+  EXPECT_EQ(table_row(all.out, "replay", "t").size(), 6u) << all.out;  // ... NEW-OFFSET STATUS
+  EXPECT_EQ(committed("replay", "t", 0), 10);
+  EXPECT_EQ(committed("replay", "t", 1), 0);
+  EXPECT_NE(all.out.find("reset 2 partition(s)"), std::string::npos) << all.out;
+
+  EXPECT_EQ(ferry("groups reset-offsets replay --all-topics --to-earliest --execute").code, 0);
+  EXPECT_EQ(committed("replay", "t", 0), 0);
+
+  // Shift from the committed offset, and from the log start when nothing is.
+  commit("replay", "t", 0, 8);
+  auto shift = ferry("-o json groups reset-offsets fresh --topic t:0 --shift-by 2 --execute");
+  ASSERT_EQ(shift.code, 0) << shift.err;
+  EXPECT_EQ(by_partition(shift)[0]["new_offset"], 2);
+  EXPECT_NE(by_partition(shift)[0]["note"].get<std::string>().find("nothing committed"),
+            std::string::npos);
+  auto back = ferry("-o json groups reset-offsets replay --all-topics --shift-by -3 --execute");
+  ASSERT_EQ(back.code, 0) << back.err;
+  EXPECT_EQ(by_partition(back)[0]["current_offset"], 8);
+  EXPECT_EQ(by_partition(back)[0]["new_offset"], 5);
+  EXPECT_EQ(committed("replay", "t", 0), 5);
+}
+
+TEST_F(CliTest, ResetOffsetsClampsToTheLogAndSaysSo) {
+  // Small segments and 4 KiB retention: old segments go, the log start moves.
+  create_topic("t", 1, /*retention_bytes=*/4096, /*segment_bytes=*/4096);
+  produce("t", 0, std::vector<std::int64_t>(30, now_ms()), 1000);
+  ferry::client::admin a(client_options());
+  std::int64_t start = 0;
+  for (int i = 0; i < 200 && start == 0; ++i) {
+    std::this_thread::sleep_for(20ms);
+    auto o = a.list_offsets("t", ferry::partition_id(0), ferry::client::offset_spec::earliest);
+    ASSERT_TRUE(o);
+    start = o.value()->value();
+  }
+  ASSERT_GT(start, 0) << "retention did not remove a segment";
+  const std::string s = std::to_string(start);
+
+  auto low = ferry("-o json groups reset-offsets g --topic t --to-offset 1");
+  ASSERT_EQ(low.code, 0) << low.err;
+  EXPECT_EQ(by_partition(low)[0]["new_offset"], start);
+  EXPECT_EQ(by_partition(low)[0]["note"], "clamped to log start " + s);
+  auto high = ferry("groups reset-offsets g --topic t --to-offset 999");
+  ASSERT_EQ(high.code, 0);
+  EXPECT_NE(high.out.find("clamped to log end 30"), std::string::npos) << high.out;
+  EXPECT_EQ(table_row(high.out, "g", "t")[4], "30");
+
+  commit("g", "t", 0, start + 2);
+  auto under = ferry("-o json groups reset-offsets g --all-topics --shift-by -100 --execute");
+  ASSERT_EQ(under.code, 0) << under.err;
+  EXPECT_EQ(by_partition(under)[0]["new_offset"], start);
+  EXPECT_EQ(by_partition(under)[0]["note"], "clamped to log start " + s);
+  EXPECT_EQ(committed("g", "t", 0), start);
+  auto over = ferry("-o json groups reset-offsets g --all-topics --shift-by=+100");
+  EXPECT_EQ(by_partition(over)[0]["new_offset"], 30);
+  EXPECT_EQ(by_partition(over)[0]["note"], "clamped to log end 30");
+}
+
+TEST_F(CliTest, ResetOffsetsByTimeUsesRecordTimestamps) {
+  create_topic("t", 1);
+  // 2026-01-01T00:00:00Z, then one record a minute.
+  const std::int64_t base = 1'767'225'600'000;
+  std::vector<std::int64_t> ts;
+  for (int i = 0; i < 10; ++i) ts.push_back(base + i * 60'000);
+  produce("t", 0, ts);
+  auto at = [&](const std::string& when) {
+    auto r = ferry("-o json groups reset-offsets g --topic t --to-datetime " + when);
+    EXPECT_EQ(r.code, 0) << when << ": " << r.err;
+    return by_partition(r)[0];
+  };
+  EXPECT_EQ(at("2026-01-01T00:03:00Z")["new_offset"], 3) << "a record exactly at the time";
+  EXPECT_EQ(at("2026-01-01T00:03:00.001Z")["new_offset"], 4);
+  EXPECT_EQ(at("2026-01-01T01:03:30+01:00")["new_offset"], 4) << "00:03:30Z";
+  EXPECT_EQ(at("2026-01-01T01:03:30+0100")["new_offset"], 4);
+  EXPECT_EQ(at("2026-01-01T00:05:00")["new_offset"], 5) << "no zone: UTC";
+  EXPECT_EQ(at("2025-12-31")["new_offset"], 0);
+  auto none = at("2026-01-01T00:09:00.001Z");
+  EXPECT_EQ(none["new_offset"], 10) << "no record at or after: log end";
+  EXPECT_NE(none["note"].get<std::string>().find("no record at or after"), std::string::npos);
+
+  auto run = ferry("groups reset-offsets g --topic t --to-datetime 2026-01-01T00:07:00Z --execute");
+  ASSERT_EQ(run.code, 0) << run.err;
+  EXPECT_EQ(committed("g", "t", 0), 7);
+
+  // --by-duration: now - D, against records 3h, 2h, 1h and 10 min old.
+  create_topic("recent", 1);
+  const std::int64_t now = now_ms();
+  produce("recent", 0, {now - 3 * 3'600'000, now - 2 * 3'600'000, now - 3'600'000, now - 600'000});
+  auto ago = [&](const std::string& d) {
+    auto r = ferry("-o json groups reset-offsets g --topic recent --by-duration " + d);
+    EXPECT_EQ(r.code, 0) << d << ": " << r.err;
+    return by_partition(r)[0]["new_offset"].get<long>();
+  };
+  EXPECT_EQ(ago("1h30m"), 2);
+  EXPECT_EQ(ago("PT2H30M"), 1);
+  EXPECT_EQ(ago("1d"), 0);
+  EXPECT_EQ(ago("P1D"), 0);
+  EXPECT_EQ(ago("150m"), 1);
+  EXPECT_EQ(ago("5m"), 4) << "newer than every record: log end";
+  EXPECT_EQ(ferry("groups reset-offsets g --topic recent --by-duration 90m --execute").code, 0);
+  EXPECT_EQ(committed("g", "recent", 0), 2);
+}
+
+TEST_F(CliTest, ResetOffsetsUsageErrors) {
+  create_topic("t", 2);
+  EXPECT_EQ(ferry("groups reset-offsets g --topic t").code, 2) << "no mode";
+  EXPECT_EQ(ferry("groups reset-offsets g --topic t --to-earliest --to-latest").code, 2);
+  EXPECT_EQ(ferry("groups reset-offsets g --to-earliest").code, 2) << "no partitions";
+  EXPECT_EQ(ferry("groups reset-offsets g --topic t --all-topics --to-earliest").code, 2);
+  EXPECT_EQ(ferry("groups reset-offsets g --topic t:x --to-earliest").code, 2);
+  EXPECT_EQ(ferry("groups reset-offsets g --topic t --to-offset -1").code, 2);
+  EXPECT_EQ(ferry("groups reset-offsets g --topic t --to-datetime yesterday").code, 2);
+  EXPECT_EQ(ferry("groups reset-offsets g --topic t --to-datetime 2026-01-01T00:00:00+01:00x").code,
+            2);
+  EXPECT_EQ(ferry("groups reset-offsets g --topic t --by-duration 3 weeks").code, 2);
+  EXPECT_EQ(ferry("groups reset-offsets g --topic t --by-duration P1W").code, 2);
+  auto no_partition = ferry("groups reset-offsets g --topic t:0,5 --to-earliest");
+  EXPECT_EQ(no_partition.code, 1);
+  EXPECT_NE(no_partition.err.find("no partition 5"), std::string::npos) << no_partition.err;
+  EXPECT_EQ(ferry("groups reset-offsets g --topic nope --to-earliest").code, 1);
+  auto nothing = ferry("groups reset-offsets unknown --all-topics --to-earliest");
+  EXPECT_EQ(nothing.code, 1) << "--all-topics of a group without offsets names nothing";
+  EXPECT_NE(nothing.err.find("--topic"), std::string::npos) << nothing.err;
+}
+
+TEST_F(CliTest, ResetAndDeleteAreRefusedWhileTheGroupHasMembers) {
+  create_topic("t", 2);
+  produce("t", 0, {now_ms(), now_ms()});
+  commit("busy", "t", 0, 1);
+
+  ferry::client::consumer_options co;
+  static_cast<ferry::client::client_options&>(co) = client_options();
+  co.group_id = "busy";
+  co.client_id = "cli-test";
+  auto member = std::make_unique<ferry::client::consumer>(co);
+  ASSERT_TRUE(member->subscribe({"t"}));
+  for (int i = 0; i < 100 && member->member_id().empty(); ++i) (void)member->poll(50ms);
+  ASSERT_FALSE(member->member_id().empty()) << "the consumer did not join";
+
+  auto d = ferry("-o json groups describe busy");
+  ASSERT_EQ(d.code, 0) << d.err;
+  auto dj = nlohmann::json::parse(d.out);
+  EXPECT_EQ(dj["members"], 1);
+  ASSERT_EQ(dj["partitions"].size(), 2u) << "assigned partitions show up, committed or not";
+  EXPECT_EQ(dj["partitions"][0]["consumer_id"], member->member_id());
+  EXPECT_EQ(dj["partitions"][0]["host"], "127.0.0.1");
+  EXPECT_TRUE(dj["partitions"][1]["current_offset"].is_null());
+  auto m = ferry("-o json groups describe busy --members");
+  auto mj = nlohmann::json::parse(m.out)["members"];
+  ASSERT_EQ(mj.size(), 1u);
+  EXPECT_EQ(mj[0]["client_id"], "cli-test");
+  EXPECT_EQ(mj[0]["assignment"].size(), 2u);
+  auto mt = ferry("groups describe busy --members");
+  auto mrow = table_row(mt.out, member->member_id(), "cli-test");
+  ASSERT_EQ(mrow.size(), 7u) << mt.out;  // LAST-SEEN is two words: "0.1s ago"
+  EXPECT_EQ(mrow[2], "127.0.0.1");
+  EXPECT_EQ(mrow[3], "2");
+  EXPECT_EQ(mrow[4], "t(0,1)");
+  EXPECT_EQ(mrow[6], "ago");
+  auto st = ferry("groups describe busy --state");
+  EXPECT_EQ(table_row(st.out, "busy", "Stable").size(), 5u) << st.out;
+
+  auto reset = ferry("groups reset-offsets busy --topic t --to-earliest");
+  EXPECT_EQ(reset.code, 1) << "refused before planning";
+  EXPECT_NE(reset.err.find("Stop the group's consumers first"), std::string::npos) << reset.err;
+  EXPECT_EQ(reset.out, "");
+  // The broker refuses too (a member may join after the CLI looked).
+  ferry::client::admin a(client_options());
+  auto direct = a.reset_offsets("busy", {{{"t", ferry::partition_id(0)}, ferry::offset(0), ""}});
+  ASSERT_FALSE(direct);
+  EXPECT_EQ(direct.error(), ferry::client::errc::group_not_empty);
+  auto del = ferry("groups delete busy");
+  EXPECT_EQ(del.code, 1);
+  EXPECT_NE(del.err.find("consumers"), std::string::npos) << del.err;
+  EXPECT_EQ(committed("busy", "t", 0), 1) << "nothing changed";
+
+  ASSERT_TRUE(member->close());
+  member.reset();
+  EXPECT_EQ(ferry("groups reset-offsets busy --topic t:0 --to-earliest --execute").code, 0);
+  EXPECT_EQ(committed("busy", "t", 0), 0);
+  auto gone = ferry("-o json groups delete busy");
+  ASSERT_EQ(gone.code, 0) << gone.err;
+  EXPECT_EQ(nlohmann::json::parse(gone.out)["deleted"], true);
+  EXPECT_EQ(ferry("groups describe busy").code, 1);
+  EXPECT_EQ(nlohmann::json::parse(ferry("-o json groups list").out).size(), 0u);
+  EXPECT_EQ(ferry("groups delete busy").code, 1) << "unknown group";
+}
+
+TEST_F(CliTest, ConsumeWithGroupCommitsWhatItPrinted) {
+  create_topic("t", 1);
+  ASSERT_EQ(ferry("produce t", "a\nb\nc\nd\ne\nf\ng\n").code, 0);
+  auto first = ferry("consume t --group g -n 3");
+  ASSERT_EQ(first.code, 0) << first.err;
+  EXPECT_EQ(first.out, "a\nb\nc\n") << "nothing committed: from the log start";
+  EXPECT_EQ(committed("g", "t", 0), 3);
+  auto rest = ferry("consume t --group g -e");
+  ASSERT_EQ(rest.code, 0) << rest.err;
+  EXPECT_EQ(rest.out, "d\ne\nf\ng\n") << "continues at the committed offset";
+  EXPECT_EQ(committed("g", "t", 0), 7);
+  auto none = ferry("consume t --group g -e");
+  EXPECT_EQ(none.code, 0);
+  EXPECT_EQ(none.out, "");
+
+  // A reset replays; JSON output carries offsets.
+  ASSERT_EQ(ferry("groups reset-offsets g --topic t --shift-by -2 --execute").code, 0);
+  auto replay = ferry("-o json consume t --group g -e");
+  auto recs = lines(replay.out);
+  ASSERT_EQ(recs.size(), 2u);
+  EXPECT_EQ(recs[0]["offset"], 5);
+  EXPECT_EQ(recs[1]["value"], "g");
+
+  // Stopped by SIGINT: what was printed is committed.
+  ASSERT_EQ(ferry("produce t", "h\ni\n").code, 0);
+  auto stopped = ferry(
+      "--timeout-ms 3000 consume t --group g & pid=$!; sleep 2; kill -INT $pid; "
+      "wait $pid; echo exit=$?; true");
+  EXPECT_EQ(stopped.out, "h\ni\nexit=0\n") << stopped.err;
+  EXPECT_EQ(committed("g", "t", 0), 9);
+
+  EXPECT_EQ(ferry("consume t --group g --from-beginning").code, 2);
+  EXPECT_EQ(ferry("consume t --group g --partition 0").code, 2);
+  EXPECT_EQ(ferry("consume t --group g --partition 0 --offset 1").code, 2);
+  EXPECT_EQ(ferry("consume t --group g --from-time 2026-01-01").code, 2);
+}
+
+TEST_F(CliTest, ConsumeWithGroupCommitsWhatItPrintedWhenARebalanceTakesPartitions) {
+  create_topic("t", 2);
+  produce("t", 0, {now_ms(), now_ms(), now_ms()});
+  produce("t", 1, {now_ms(), now_ms(), now_ms()});
+  // `ferry consume --group s` owns both partitions and prints all six
+  // records; then a second member joins and takes one partition away.
+  auto cli = std::async(std::launch::async, [&] {
+    return ferry(
+        "--timeout-ms 3000 consume t --group s & pid=$!; sleep 6; kill -INT $pid; wait $pid; "
+        "echo exit=$?; true");
+  });
+  std::this_thread::sleep_for(1500ms);
+  ferry::client::consumer_options co;
+  static_cast<ferry::client::client_options&>(co) = client_options();
+  co.group_id = "s";
+  ferry::client::consumer other(co);
+  ASSERT_TRUE(other.subscribe({"t"}));
+  std::vector<ferry::client::consumer_record> got;
+  for (int i = 0; i < 80 && other.assignment().empty(); ++i) {
+    auto r = other.poll(50ms);
+    if (r) got.insert(got.end(), r.value().begin(), r.value().end());
+  }
+  ASSERT_EQ(other.assignment().size(), 1u) << "the new member got one of the two partitions";
+  // Committed in on_revoked, before `ferry consume` exits.
+  EXPECT_EQ(committed("s", "t", 0), 3);
+  EXPECT_EQ(committed("s", "t", 1), 3);
+  for (int i = 0; i < 10; ++i) {
+    auto r = other.poll(50ms);
+    if (r) got.insert(got.end(), r.value().begin(), r.value().end());
+  }
+  EXPECT_TRUE(got.empty()) << got.size() << " record(s) delivered twice";
+  auto out = cli.get();
+  EXPECT_EQ(std::count(out.out.begin(), out.out.end(), '\n'), 7) << out.out;  // 6 records, exit=
+  EXPECT_NE(out.out.find("exit=0"), std::string::npos) << out.out;
+  ASSERT_TRUE(other.close());
 }
 
 }  // namespace
