@@ -484,7 +484,9 @@ TEST_F(CliTest, ResetOffsetsUsageErrors) {
   EXPECT_EQ(ferry("groups reset-offsets g --topic t --to-datetime 2026-01-01T00:00:00+01:00x").code,
             2);
   EXPECT_EQ(ferry("groups reset-offsets g --topic t --by-duration 3 weeks").code, 2);
-  EXPECT_EQ(ferry("groups reset-offsets g --topic t --by-duration P1W").code, 2);
+  for (const char* d : {"P1W", "P1M", "PT", ".h", "1.5.2h", "1h30", "-5m", "99999999999999999d"})
+    EXPECT_EQ(ferry(std::string("groups reset-offsets g --topic t --by-duration=") + d).code, 2)
+        << d;
   auto no_partition = ferry("groups reset-offsets g --topic t:0,5 --to-earliest");
   EXPECT_EQ(no_partition.code, 1);
   EXPECT_NE(no_partition.err.find("no partition 5"), std::string::npos) << no_partition.err;

@@ -5,6 +5,7 @@
 
 #include <algorithm>
 #include <cctype>
+#include <cstdlib>
 #include <ctime>
 #include <iostream>
 
@@ -130,6 +131,16 @@ std::string format_iso8601(timestamp_ms t) {
 std::optional<std::chrono::milliseconds> parse_duration(const std::string& s) {
   using std::chrono::milliseconds;
   auto digits = [](char c) { return c >= '0' && c <= '9'; };
+  // Up to about 30,000 years, so the conversion cannot overflow.
+  auto in_range = [](double ms) -> std::optional<milliseconds> {
+    if (!(ms >= 0 && ms <= 1e15)) return std::nullopt;
+    return milliseconds(static_cast<std::int64_t>(ms));
+  };
+  // "12", "1.5": digits with at most one '.', not alone.
+  auto number = [](const std::string& t) -> std::optional<double> {
+    if (t.empty() || t == "." || std::count(t.begin(), t.end(), '.') > 1) return std::nullopt;
+    return std::strtod(t.c_str(), nullptr);
+  };
   if (s.empty()) return std::nullopt;
   double total = 0;  // ms
   if (s[0] == 'P' || s[0] == 'p') {
@@ -147,22 +158,23 @@ std::optional<std::chrono::milliseconds> parse_duration(const std::string& s) {
       std::size_t start = pos;
       while (pos < s.size() && (digits(s[pos]) || s[pos] == '.')) ++pos;
       if (pos == start || pos == s.size()) return std::nullopt;
-      const double n = std::stod(s.substr(start, pos - start));
+      const auto n = number(s.substr(start, pos - start));
+      if (!n) return std::nullopt;
       const char unit = static_cast<char>(std::toupper(static_cast<unsigned char>(s[pos++])));
       if (!in_time && unit == 'D')
-        total += n * 86'400'000.0;
+        total += *n * 86'400'000.0;
       else if (in_time && unit == 'H')
-        total += n * 3'600'000.0;
+        total += *n * 3'600'000.0;
       else if (in_time && unit == 'M')
-        total += n * 60'000.0;
+        total += *n * 60'000.0;
       else if (in_time && unit == 'S')
-        total += n * 1000.0;
+        total += *n * 1000.0;
       else
         return std::nullopt;
       any = true;
     }
     if (!any) return std::nullopt;
-    return milliseconds(static_cast<std::int64_t>(total));
+    return in_range(total);
   }
   // 1h30m, 15m, 2d, 90s, 250ms
   std::size_t pos = 0;
@@ -170,24 +182,25 @@ std::optional<std::chrono::milliseconds> parse_duration(const std::string& s) {
     std::size_t start = pos;
     while (pos < s.size() && (digits(s[pos]) || s[pos] == '.')) ++pos;
     if (pos == start) return std::nullopt;
-    const double n = std::stod(s.substr(start, pos - start));
+    const auto n = number(s.substr(start, pos - start));
+    if (!n) return std::nullopt;
     std::size_t ustart = pos;
     while (pos < s.size() && std::isalpha(static_cast<unsigned char>(s[pos]))) ++pos;
     const std::string unit = s.substr(ustart, pos - ustart);
     if (unit == "d")
-      total += n * 86'400'000.0;
+      total += *n * 86'400'000.0;
     else if (unit == "h")
-      total += n * 3'600'000.0;
+      total += *n * 3'600'000.0;
     else if (unit == "m")
-      total += n * 60'000.0;
+      total += *n * 60'000.0;
     else if (unit == "s")
-      total += n * 1000.0;
+      total += *n * 1000.0;
     else if (unit == "ms")
-      total += n;
+      total += *n;
     else
       return std::nullopt;
   }
-  return milliseconds(static_cast<std::int64_t>(total));
+  return in_range(total);
 }
 
 void print_table(const std::vector<std::string>& header,

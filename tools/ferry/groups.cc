@@ -231,7 +231,7 @@ int groups_reset_offsets(const globals& g, const reset_offsets_args& a) {
         "choose exactly one of --to-earliest, --to-latest, --to-offset N, --to-datetime TIME, "
         "--by-duration D, --shift-by N");
   if (a.to_offset && *a.to_offset < 0) return usage("--to-offset wants an offset >= 0");
-  std::map<std::string, std::vector<std::int32_t>> specs;  // topic -> partitions (empty: all)
+  std::map<std::string, std::vector<std::int32_t>> specs;  // topic -> partitions (-1: all)
   for (const auto& t : a.topics) {
     std::string topic;
     std::vector<std::int32_t> ps;
