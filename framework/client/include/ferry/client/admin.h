@@ -8,13 +8,14 @@
 // "ferry.wire"), with the broker's explanation in last_error_message(); no
 // reply within options.request_timeout is protocol::errc::timed_out.
 //
-// Retries: describe_topic, list_topics and list_offsets are idempotent and
-// are retried after retriable failures (is_retriable(): lost replies
-// included) until options.api_timeout. create_topic and delete_topic are
-// retried only when the broker says it did nothing (ShuttingDown,
-// TooManyRequests, DiskFull, Timeout); a lost reply is reported as
-// protocol::errc::timed_out or disconnected, because the topic may or may
-// not have been created/deleted.
+// Retries: describe_topic, list_topics, list_offsets, list_groups,
+// describe_group and committed_offsets are idempotent and are retried after
+// retriable failures (is_retriable(): lost replies included) until
+// options.api_timeout. create_topic, delete_topic, reset_offsets and
+// delete_group are retried only when the broker says it did nothing
+// (ShuttingDown, TooManyRequests, DiskFull, Timeout); a lost reply is
+// reported as protocol::errc::timed_out or disconnected, because the change
+// may or may not have been made.
 //
 // Thread safety: none; use one admin per thread. Cheap to create (the
 // ZeroMQ context is shared); a malformed broker endpoint is reported by the
