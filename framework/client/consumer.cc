@@ -55,6 +55,39 @@ struct async_commit {
   consumer::commit_callback done;
 };
 
+using commit_entries =
+    flatbuffers::Offset<flatbuffers::Vector<flatbuffers::Offset<wire::CommitEntry>>>;
+
+// The CommitEntry vector for `offsets` (a commit or a fetch's commits).
+commit_entries build_commit_entries(flatbuffers::FlatBufferBuilder& fbb,
+                                    const std::vector<const offset_commit*>& offsets) {
+  std::vector<flatbuffers::Offset<wire::CommitEntry>> ce;
+  ce.reserve(offsets.size());
+  for (const auto* oc : offsets)
+    ce.push_back(wire::CreateCommitEntryDirect(fbb, oc->tp.topic.c_str(), oc->tp.partition.value(),
+                                               oc->next.value(), oc->metadata.c_str()));
+  return fbb.CreateVector(ce);
+}
+
+std::vector<const offset_commit*> all_offsets(const std::vector<async_commit>& items) {
+  std::vector<const offset_commit*> out;
+  for (const auto& c : items)
+    for (const auto& oc : c.offsets) out.push_back(&oc);
+  return out;
+}
+
+// CommitResult tables (CommitOffsetsResponse.results, FetchResponse.commit_results).
+std::vector<commit_result> parse_commit_results(
+    const flatbuffers::Vector<flatbuffers::Offset<wire::CommitResult>>* v) {
+  std::vector<commit_result> out;
+  if (v == nullptr) return out;
+  for (const auto* x : *v)
+    out.push_back({{x->topic() ? x->topic()->str() : std::string(), partition_id(x->partition())},
+                   from_wire(x->error()),
+                   x->message() ? x->message()->str() : std::string()});
+  return out;
+}
+
 struct request_in_flight {
   std::uint64_t id = 0;
   sclock::time_point sent;
@@ -262,7 +295,10 @@ class consumer::impl {
   result<void> handle_join(const reply& r);
   result<void> send_fetch_offsets(sclock::time_point now);
   result<void> handle_fetch_offsets(const reply& r, const request_in_flight& req);
-  void send_async_commits(sclock::time_point now);
+  // `alone`: send now even if a fetch could carry them (close()).
+  void send_async_commits(sclock::time_point now, bool alone = false);
+  // The reply to a standalone async commit in commits_ (ignored otherwise).
+  void handle_commit_reply(const reply& r);
   void finish_commits(std::vector<async_commit>& items, const std::vector<commit_result>& results,
                       std::error_code all);
   void run_callbacks();
@@ -432,20 +468,14 @@ result<void> consumer::impl::send_fetch(sclock::time_point now, sclock::time_poi
   const auto left = std::chrono::duration_cast<milliseconds>(deadline - now);
   const milliseconds max_wait = std::clamp(left, milliseconds(0), o_.fetch_max_wait);
   flatbuffers::Offset<wire::GroupMember> m = 0;
-  flatbuffers::Offset<flatbuffers::Vector<flatbuffers::Offset<wire::CommitEntry>>> commits = 0;
+  commit_entries commits = 0;
   if (member()) {
     m = member_table(fbb);
     req.generation = generation_;
     if (!queued_.empty()) {
       // Queued async commits ride on the fetch (made durable before it is
       // served); their outcome comes back with it.
-      std::vector<flatbuffers::Offset<wire::CommitEntry>> ce;
-      for (const auto& c : queued_)
-        for (const auto& oc : c.offsets)
-          ce.push_back(wire::CreateCommitEntryDirect(fbb, oc.tp.topic.c_str(),
-                                                     oc.tp.partition.value(), oc.next.value(),
-                                                     oc.metadata.c_str()));
-      commits = fbb.CreateVector(ce);
+      commits = build_commit_entries(fbb, all_offsets(queued_));
       req.commits = std::move(queued_);
       queued_.clear();
     }
@@ -567,15 +597,8 @@ result<void> consumer::impl::handle_fetch(const reply& r, const request_in_fligh
   }
   const auto* resp = r.envelope().body_as_FetchResponse();
   if (!req.commits.empty()) {
-    std::vector<commit_result> results;
-    if (resp->commit_results())
-      for (const auto* x : *resp->commit_results())
-        results.push_back(
-            {{x->topic() ? x->topic()->str() : std::string(), partition_id(x->partition())},
-             from_wire(x->error()),
-             x->message() ? x->message()->str() : std::string()});
     auto items = req.commits;
-    finish_commits(items, results, {});
+    finish_commits(items, parse_commit_results(resp->commit_results()), {});
   }
   if (auto ge = from_wire(resp->group_error())) {
     // Only news about the generation this fetch was sent for counts.
@@ -769,26 +792,7 @@ result<std::vector<consumer_record>> consumer::impl::poll(milliseconds timeout) 
         fetch_offsets_.reset();
         FERRY_TRY(handle_fetch_offsets(*r, req));
       } else {
-        for (auto it = commits_.begin(); it != commits_.end(); ++it) {
-          if (it->id != r->request_id) continue;
-          auto req = std::move(*it);
-          commits_.erase(it);
-          std::string message;
-          if (auto ok = detail::expect_body(*r, wire::Body::CommitOffsetsResponse, &message); !ok) {
-            finish_commits(req.commits, {}, ok.error());
-          } else {
-            const auto* resp = r->envelope().body_as_CommitOffsetsResponse();
-            std::vector<commit_result> results;
-            if (resp->results())
-              for (const auto* x : *resp->results())
-                results.push_back(
-                    {{x->topic() ? x->topic()->str() : std::string(), partition_id(x->partition())},
-                     from_wire(x->error()),
-                     x->message() ? x->message()->str() : std::string()});
-            finish_commits(req.commits, results, from_wire(resp->error()));
-          }
-          break;
-        }
+        handle_commit_reply(*r);
         run_callbacks();
       }
       continue;
@@ -1152,21 +1156,31 @@ void consumer::impl::run_callbacks() {
   for (auto& [cb, results] : done) cb(results);
 }
 
-void consumer::impl::send_async_commits(sclock::time_point now) {
+void consumer::impl::handle_commit_reply(const reply& r) {
+  auto it = std::find_if(commits_.begin(), commits_.end(),
+                         [&](const request_in_flight& c) { return c.id == r.request_id; });
+  if (it == commits_.end()) return;
+  auto req = std::move(*it);
+  commits_.erase(it);
+  std::string message;
+  if (auto ok = detail::expect_body(r, wire::Body::CommitOffsetsResponse, &message); !ok) {
+    finish_commits(req.commits, {}, ok.error());
+    return;
+  }
+  const auto* resp = r.envelope().body_as_CommitOffsetsResponse();
+  finish_commits(req.commits, parse_commit_results(resp->results()), from_wire(resp->error()));
+}
+
+void consumer::impl::send_async_commits(sclock::time_point now, bool alone) {
   if (queued_.empty()) return;
   // With a member and a fetch about to go out, the commits ride on it; a
   // fetch already in flight (or none to send) means they go on their own.
-  if (member() && !fetch_ && now >= fetch_retry_at_) return;
+  if (!alone && member() && !fetch_ && now >= fetch_retry_at_) return;
   if (subscribed_ && !joined_) return;  // wait for the (re)join
   flatbuffers::FlatBufferBuilder fbb;
-  std::vector<flatbuffers::Offset<wire::CommitEntry>> ce;
-  for (const auto& c : queued_)
-    for (const auto& oc : c.offsets)
-      ce.push_back(wire::CreateCommitEntryDirect(fbb, oc.tp.topic.c_str(), oc.tp.partition.value(),
-                                                 oc.next.value(), oc.metadata.c_str()));
+  auto entries = build_commit_entries(fbb, all_offsets(queued_));
   auto body = wire::CreateCommitOffsetsRequest(fbb, fbb.CreateString(o_.group_id),
-                                               member() ? member_table(fbb) : 0,
-                                               fbb.CreateVector(ce), false);
+                                               member() ? member_table(fbb) : 0, entries, false);
   request_in_flight req;
   req.commits = std::move(queued_);
   queued_.clear();
@@ -1206,21 +1220,20 @@ result<void> consumer::impl::commit(const std::vector<offset_commit>& offsets) {
         "not a member of group {} right now (rejoining): poll() and commit again", o_.group_id);
     return errc::rebalance_in_progress;
   }
+  std::vector<const offset_commit*> all;
+  for (const auto& oc : offsets) {
+    if (oc.next.value() < 0) {
+      last_error_message_ = fmt::format("negative offset for {}", tp_name(oc.tp));
+      return ferry::errc::invalid_argument;
+    }
+    all.push_back(&oc);
+  }
   const auto deadline = saturating_add(sclock::now(), o_.api_timeout);
   for (;;) {
     flatbuffers::FlatBufferBuilder fbb;
-    std::vector<flatbuffers::Offset<wire::CommitEntry>> ce;
-    for (const auto& oc : offsets) {
-      if (oc.next.value() < 0) {
-        last_error_message_ = fmt::format("negative offset for {}", tp_name(oc.tp));
-        return ferry::errc::invalid_argument;
-      }
-      ce.push_back(wire::CreateCommitEntryDirect(fbb, oc.tp.topic.c_str(), oc.tp.partition.value(),
-                                                 oc.next.value(), oc.metadata.c_str()));
-    }
+    auto entries = build_commit_entries(fbb, all);
     auto body = wire::CreateCommitOffsetsRequest(fbb, fbb.CreateString(o_.group_id),
-                                                 member() ? member_table(fbb) : 0,
-                                                 fbb.CreateVector(ce), false);
+                                                 member() ? member_table(fbb) : 0, entries, false);
     auto now = sclock::now();
     std::error_code ec;
     std::string message;
@@ -1358,10 +1371,7 @@ result<void> consumer::impl::close() {
   if (closed_) return success();
   // Pending async commits: send them and wait for their answers.
   const auto deadline = sclock::now() + o_.request_timeout;
-  if (!queued_.empty() && (!subscribed_ || joined_)) {
-    if (fetch_ == std::nullopt) fetch_retry_at_ = sclock::time_point::max();  // send on their own
-    send_async_commits(sclock::now());
-  }
+  if (!queued_.empty() && (!subscribed_ || joined_)) send_async_commits(sclock::now(), true);
   while ((!commits_.empty() || (fetch_ && !fetch_->commits.empty())) && sclock::now() < deadline) {
     auto r = conn_->next_reply(deadline);
     if (!r) break;
@@ -1374,25 +1384,7 @@ result<void> consumer::impl::close() {
       (void)handle_fetch(rep, req, ignored);
       continue;
     }
-    for (auto it = commits_.begin(); it != commits_.end(); ++it) {
-      if (it->id != rep.request_id) continue;
-      std::string message;
-      if (auto ok = detail::expect_body(rep, wire::Body::CommitOffsetsResponse, &message); !ok) {
-        finish_commits(it->commits, {}, ok.error());
-      } else {
-        const auto* resp = rep.envelope().body_as_CommitOffsetsResponse();
-        std::vector<commit_result> results;
-        if (resp->results())
-          for (const auto* x : *resp->results())
-            results.push_back(
-                {{x->topic() ? x->topic()->str() : std::string(), partition_id(x->partition())},
-                 from_wire(x->error()),
-                 x->message() ? x->message()->str() : std::string()});
-        finish_commits(it->commits, results, from_wire(resp->error()));
-      }
-      commits_.erase(it);
-      break;
-    }
+    handle_commit_reply(rep);
   }
   for (auto& c : commits_) finish_commits(c.commits, {}, protocol::errc::timed_out);
   commits_.clear();

@@ -17,6 +17,7 @@
 #include <set>
 #include <thread>
 
+#include "ferryd_process.h"
 #include "wire_client.h"
 
 namespace ferry::broker {
@@ -25,33 +26,10 @@ namespace {
 using ferry::testing::wire_client;
 using wire::ErrorCode;
 
-struct ferryd_process {
-  pid_t pid = -1;
-  std::string endpoint;
-};
+using ferry::testing::ferryd_process;
 
 ferryd_process start_ferryd(const std::filesystem::path& dir) {
-  int fds[2];
-  EXPECT_EQ(::pipe(fds), 0);
-  ferryd_process p;
-  p.pid = ::fork();
-  if (p.pid == 0) {
-    ::dup2(fds[1], 1);
-    ::close(fds[0]);
-    ::close(fds[1]);
-    ::execl(FERRY_FERRYD, FERRY_FERRYD, "--data-dir", dir.c_str(), "--listen", "tcp://127.0.0.1:*",
-            "--log-level", "warn", static_cast<char*>(nullptr));
-    ::_exit(127);
-  }
-  ::close(fds[1]);
-  std::string out;
-  char c;
-  while (::read(fds[0], &c, 1) == 1 && c != '\n') out.push_back(c);
-  ::close(fds[0]);
-  auto at = out.find("tcp://");
-  EXPECT_NE(at, std::string::npos) << "ferryd did not report its endpoint: " << out;
-  if (at != std::string::npos) p.endpoint = out.substr(at);
-  return p;
+  return ferry::testing::start_ferryd(FERRY_FERRYD, dir);
 }
 
 struct acked_batch {

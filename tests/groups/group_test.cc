@@ -272,6 +272,54 @@ TEST_F(GroupTest, AsyncCommitsRideOnFetches) {
   EXPECT_EQ(back.error(), client::errc::offset_regression);
 }
 
+TEST_F(GroupTest, MemberThatStopsPollingLeavesAndRejoinsAtItsNextPoll) {
+  create("orders", 2);
+  struct recorder : client::rebalance_listener {
+    int lost = 0;
+    void on_lost(consumer&, const std::vector<topic_partition>& p) override {
+      lost += static_cast<int>(p.size());
+    }
+  } l;
+  auto o = member_options("g");
+  o.heartbeat_interval = 50ms;
+  o.max_poll_interval = 300ms;
+  consumer c(o);
+  ASSERT_TRUE(c.subscribe({"orders"}, &l));
+  (void)poll_until(c, [&](auto&) { return c.assignment().size() == 2; });
+  ASSERT_EQ(c.assignment().size(), 2u);
+  const auto first = c.generation();
+  std::this_thread::sleep_for(800ms);  // no poll(): the heartbeat thread leaves
+  client::admin a(base());
+  auto d = a.describe_group("g");
+  ASSERT_TRUE(d) << a.last_error_message();
+  EXPECT_TRUE(d.value().members.empty()) << "the member should have left the group";
+  (void)poll_until(c, [&](auto&) { return c.generation() > first && c.assignment().size() == 2; });
+  EXPECT_EQ(l.lost, 2);
+  EXPECT_GT(c.generation(), first);
+  EXPECT_EQ(c.assignment().size(), 2u);
+}
+
+TEST_F(GroupTest, CloseSendsQueuedAsyncCommitsBeforeLeaving) {
+  create("orders", 1);
+  produce("orders", 1, 0, 30);
+  consumer c(member_options("g"));
+  ASSERT_TRUE(c.subscribe({"orders"}));
+  auto got = poll_until(c, [](auto& g) { return g.size() >= 30; });
+  ASSERT_EQ(got.size(), 30u);
+  bool called = false;
+  c.commit_async(next_offsets(got), [&](const std::vector<client::commit_result>& r) {
+    called = true;
+    for (const auto& x : r) EXPECT_FALSE(x.error) << x.error.message();
+  });
+  ASSERT_TRUE(c.close());  // no poll() in between: close() must send them
+  EXPECT_TRUE(called);
+  client::admin a(base());
+  auto cm = a.committed_offsets("g");
+  ASSERT_TRUE(cm);
+  ASSERT_EQ(cm.value().size(), 1u);
+  EXPECT_EQ(cm.value()[0].next->value(), 30);
+}
+
 TEST_F(GroupTest, PauseStopsFetchingAPartition) {
   create("orders", 2);
   produce("orders", 2, 0, 20);
