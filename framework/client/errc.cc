@@ -64,6 +64,12 @@ class wire_cat final : public std::error_category {
         return "unknown group";
       case errc::invalid_group_name:
         return "invalid group name";
+      case errc::producer_fenced:
+        return "producer fenced by a newer epoch";
+      case errc::out_of_order_sequence:
+        return "out-of-order producer sequence number";
+      case errc::invalid_producer:
+        return "unknown producer id or epoch";
     }
     return "unknown ferry.wire error " + std::to_string(ev);
   }
@@ -131,6 +137,12 @@ std::error_code from_wire(wire::ErrorCode e) noexcept {
       return errc::unknown_group;
     case W::InvalidGroupName:
       return errc::invalid_group_name;
+    case W::ProducerFenced:
+      return errc::producer_fenced;
+    case W::OutOfOrderSequence:
+      return errc::out_of_order_sequence;
+    case W::InvalidProducer:
+      return errc::invalid_producer;
   }
   // Unreachable for replies that passed decode_envelope (it checks the range).
   return errc::internal;

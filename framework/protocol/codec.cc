@@ -83,6 +83,23 @@ struct checker {
       if (e->metadata() && e->metadata()->size() > 4096)
         return fail(errc::invalid_value,
                     fmt::format("{} entry {}: metadata above 4096 bytes", what, i));
+      if (auto ec = ledger_keys(e->ledger_keys(), what)) return ec;
+    }
+    return {};
+  }
+  // Idempotency keys: 1..kMaxIdempotencyKeyBytes bytes each, bounded count.
+  std::error_code ledger_keys(
+      const flatbuffers::Vector<flatbuffers::Offset<flatbuffers::String>>* v, const char* what) {
+    if (v == nullptr) return {};
+    if (v->size() > kMaxLedgerKeysPerRequest)
+      return fail(errc::too_many_entries, fmt::format("{}: {} idempotency keys, limit {}", what,
+                                                      v->size(), kMaxLedgerKeysPerRequest));
+    for (std::uint32_t i = 0; i < v->size(); ++i) {
+      auto* k = v->Get(i);
+      if (k == nullptr || k->size() == 0 || k->size() > kMaxIdempotencyKeyBytes)
+        return fail(errc::invalid_value,
+                    fmt::format("{}: idempotency key {} is empty or above {} bytes", what, i,
+                                kMaxIdempotencyKeyBytes));
     }
     return {};
   }
@@ -230,6 +247,19 @@ struct checker {
         return group(env.body_as_DescribeGroupRequest()->group(), "describe group");
       case Body::DeleteGroupRequest:
         return group(env.body_as_DeleteGroupRequest()->group(), "delete group");
+      case Body::InitProducerRequest: {
+        auto* r = env.body_as_InitProducerRequest();
+        if (r->name() && (r->name()->size() == 0 || r->name()->size() > 255))
+          return fail(errc::invalid_value, "init producer: name must be 1-255 bytes");
+        return {};
+      }
+      case Body::LedgerLookupRequest: {
+        auto* r = env.body_as_LedgerLookupRequest();
+        if (auto ec = group(r->group(), "ledger lookup")) return ec;
+        if (r->keys() == nullptr) return fail(errc::missing_field, "ledger lookup: keys missing");
+        if (r->window_ms() < 0) return fail(errc::invalid_value, "ledger lookup: negative window");
+        return ledger_keys(r->keys(), "ledger lookup");
+      }
       case Body::ListOffsetsRequest: {
         auto* r = env.body_as_ListOffsetsRequest();
         if (auto ec = entries(r->entries(), "list offsets")) return ec;
@@ -344,6 +374,12 @@ struct checker {
       case Body::DeleteGroupResponse:
         return error_code_ok(env.body_as_DeleteGroupResponse()->error()) ? std::error_code()
                                                                          : bad_error();
+      case Body::InitProducerResponse:
+        return error_code_ok(env.body_as_InitProducerResponse()->error()) ? std::error_code()
+                                                                          : bad_error();
+      case Body::LedgerLookupResponse:
+        return error_code_ok(env.body_as_LedgerLookupResponse()->error()) ? std::error_code()
+                                                                          : bad_error();
       default:
         return fail(errc::unknown_message, "not a response type");
     }

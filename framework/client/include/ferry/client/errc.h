@@ -42,6 +42,9 @@ enum class errc : int {
   group_not_empty = 23,        ///< refused while the group has members
   unknown_group = 24,
   invalid_group_name = 25,
+  producer_fenced = 26,        ///< a newer epoch of this producer exists: this one must stop
+  out_of_order_sequence = 27,  ///< a gap in the producer's sequence: records may be missing
+  invalid_producer = 28,       ///< unknown producer id or epoch: initialise the producer again
 };
 
 /// The "ferry.wire" category.

@@ -52,6 +52,12 @@ enum class direction { request, response };
 [[nodiscard]] bool valid_group_name(std::string_view name) noexcept;
 
 /// True for the Body types a client sends.
+/// Idempotency keys (record header kIdempotencyKeyHeader, ledger entries).
+inline constexpr std::size_t kMaxIdempotencyKeyBytes = 1024;
+inline constexpr std::uint32_t kMaxLedgerKeysPerRequest = 65536;
+/// The record header that carries a record's idempotency key.
+inline constexpr std::string_view kIdempotencyKeyHeader = "ferry.idempotency-key";
+
 [[nodiscard]] constexpr bool is_request(wire::Body b) noexcept {
   using B = wire::Body;
   switch (b) {
@@ -70,6 +76,8 @@ enum class direction { request, response };
     case B::ListGroupsRequest:
     case B::DescribeGroupRequest:
     case B::DeleteGroupRequest:
+    case B::InitProducerRequest:
+    case B::LedgerLookupRequest:
       return true;
     default:
       return false;
