@@ -208,6 +208,10 @@ const std::vector<key_def>& keys() {
              &broker_config::min_session_timeout, "100..3600000"),
       ms_key("groups.max_session_timeout_ms", "FERRY_GROUPS_MAX_SESSION_TIMEOUT_MS",
              &broker_config::max_session_timeout, "100..3600000"),
+      ms_key("groups.ledger_retention_ms", "FERRY_GROUPS_LEDGER_RETENTION_MS",
+             &broker_config::ledger_retention, "60000..31536000000 (one minute to a year)"),
+      int_key("groups.ledger_max_keys", "FERRY_GROUPS_LEDGER_MAX_KEYS",
+              &broker_config::ledger_max_keys, "1..100000000"),
   };
   return k;
 }
@@ -326,6 +330,10 @@ result<void> validate(const broker_config& c, std::string& error) {
   if (auto ec =
           range("groups.max_session_timeout_ms", c.max_session_timeout.count(), 100, 3'600'000))
     return ec;
+  if (auto ec =
+          range("groups.ledger_retention_ms", c.ledger_retention.count(), 60'000, 31'536'000'000))
+    return ec;
+  if (auto ec = range("groups.ledger_max_keys", c.ledger_max_keys, 1, 100'000'000)) return ec;
   if (c.max_session_timeout < c.min_session_timeout)
     return bad(error,
                "groups.max_session_timeout_ms must be at least groups.min_session_timeout_ms");

@@ -3,10 +3,15 @@
 //   value: kind u8 | topic_len u16 | topic | partition i32 | offset i64
 //          | commit_ms i64 | metadata_len u16 | metadata
 // Kinds are offset_change::kind; a kind this broker does not know is
-// skipped with a warning (records a newer broker wrote).
+// skipped with a warning (records a newer broker wrote). A ledger record
+// (kind 4) has an empty topic, partition 0, offset 0, commit_ms = when the
+// key was recorded and metadata = the idempotency key; it is written in the
+// same batch as the commit that carried the key.
 #include "offset_store.h"
 
 #include <fmt/format.h>
+
+#include <limits>
 
 #include "ferry/core/endian.h"
 #include "ferry/core/errc.h"
@@ -154,11 +159,16 @@ result<void> offset_store::replay() {
           return false;
         }
         c.group = std::string(rv.key_str());
-        if (c.what < offset_change::kind::commit || c.what > offset_change::kind::delete_topic) {
+        if (c.what < offset_change::kind::commit || c.what > offset_change::kind::ledger) {
           ++unknown;
           return true;
         }
-        apply(durable_, c);
+        if (c.what == offset_change::kind::ledger) {
+          apply_ledger(c);
+        } else {
+          apply(durable_, c);
+          if (c.what == offset_change::kind::delete_group) ledgers_.erase(c.group);
+        }
         ++records;
         return true;
       });
@@ -171,10 +181,63 @@ result<void> offset_store::replay() {
     }
     at = r.next_offset;
   }
+  expire_ledger();
   if (unknown > 0)
     logger()->warn("group offsets: skipped {} records of kinds this broker does not know", unknown);
   logger()->info("group offsets: {} groups from {} records", durable_.size(), records);
   return success();
+}
+
+void ledger::record(std::string key, std::int64_t ms) {
+  auto [it, fresh] = keys.try_emplace(key, ms);
+  if (!fresh) {
+    if (it->second >= ms) return;
+    it->second = ms;
+  }
+  order.emplace_back(ms, std::move(key));
+}
+
+void ledger::trim(std::int64_t min_ms, std::size_t max_keys) {
+  while (!order.empty() && (order.front().first < min_ms || keys.size() > max_keys)) {
+    auto& [ms, key] = order.front();
+    if (auto it = keys.find(key); it != keys.end() && it->second == ms) keys.erase(it);
+    order.pop_front();
+  }
+}
+
+std::optional<std::int64_t> ledger::find(std::string_view key) const {
+  auto it = keys.find(std::string(key));
+  if (it == keys.end()) return std::nullopt;
+  return it->second;
+}
+
+void offset_store::apply_ledger(const offset_change& c) {
+  auto& l = ledgers_[c.group];
+  l.record(c.value.metadata, c.value.commit_ms);
+  l.trim(std::numeric_limits<std::int64_t>::min(), opts_.ledger_max_keys);
+}
+
+void offset_store::expire_ledger() {
+  const auto min_ms = clock_.wall_now().value() - opts_.ledger_retention.count();
+  for (auto it = ledgers_.begin(); it != ledgers_.end();) {
+    it->second.trim(min_ms, opts_.ledger_max_keys);
+    it = it->second.keys.empty() ? ledgers_.erase(it) : std::next(it);
+  }
+}
+
+std::optional<std::int64_t> offset_store::ledger_lookup(std::string_view group,
+                                                        std::string_view key,
+                                                        std::int64_t min_ms) const {
+  auto g = ledgers_.find(group);
+  if (g == ledgers_.end()) return std::nullopt;
+  auto ms = g->second.find(key);
+  if (!ms || *ms < min_ms) return std::nullopt;
+  return ms;
+}
+
+std::size_t offset_store::ledger_size(std::string_view group) const {
+  auto g = ledgers_.find(group);
+  return g == ledgers_.end() ? 0 : g->second.keys.size();
 }
 
 void offset_store::apply(state& s, const offset_change& c) {
@@ -193,6 +256,8 @@ void offset_store::apply(state& s, const offset_change& c) {
         it = g.empty() ? s.erase(it) : std::next(it);
       }
       break;
+    case offset_change::kind::ledger:
+      break;  // not offsets: see apply_ledger()
   }
 }
 
@@ -208,7 +273,7 @@ result<void> offset_store::append(const std::vector<offset_change>& changes) {
   if (!log_) return storage::errc::partition_failed;
   FERRY_TRY(log_->append(bytes));
   for (const auto& c : changes) {
-    apply(latest_, c);
+    if (c.what != offset_change::kind::ledger) apply(latest_, c);
     pending_.push_back(c);
   }
   return success();
@@ -222,7 +287,14 @@ result<void> offset_store::sync() {
     latest_ = durable_;
     return r.error();
   }
-  for (const auto& c : pending_) apply(durable_, c);
+  for (const auto& c : pending_) {
+    if (c.what == offset_change::kind::ledger) {
+      apply_ledger(c);
+    } else {
+      apply(durable_, c);
+      if (c.what == offset_change::kind::delete_group) ledgers_.erase(c.group);
+    }
+  }
   pending_.clear();
   return success();
 }
@@ -278,6 +350,22 @@ void offset_store::maybe_compact() {
         for (const auto& [tp, v] : offsets) {
           batch.push_back({offset_change::kind::commit, group, tp.first, tp.second, v});
           bytes += 64 + group.size() + tp.first.size() + v.metadata.size();
+          if (bytes > (1u << 20)) {
+            FERRY_TRY(flush());
+          }
+        }
+      // Live ledger keys, oldest first (replay keeps the newest time).
+      for (const auto& [group, l] : ledgers_)
+        for (const auto& [ms, key] : l.order) {
+          auto it = l.keys.find(key);
+          if (it == l.keys.end() || it->second != ms) continue;  // stale entry
+          offset_change c;
+          c.what = offset_change::kind::ledger;
+          c.group = group;
+          c.value.commit_ms = ms;
+          c.value.metadata = key;
+          bytes += 64 + group.size() + key.size();
+          batch.push_back(std::move(c));
           if (bytes > (1u << 20)) {
             FERRY_TRY(flush());
           }

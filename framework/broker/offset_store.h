@@ -17,11 +17,13 @@
 
 #include <chrono>
 #include <cstdint>
+#include <deque>
 #include <filesystem>
 #include <map>
 #include <memory>
 #include <optional>
 #include <string>
+#include <unordered_map>
 #include <vector>
 
 #include "assignor.h"
@@ -45,12 +47,27 @@ struct offset_change {
     commit = 1,        ///< group/topic/partition := value
     delete_group = 2,  ///< every offset of `group`
     delete_topic = 3,  ///< every group's offsets for `topic` (group empty)
+    ledger = 4,        ///< idempotency key value.metadata processed at value.commit_ms
   };
   kind what = kind::commit;
   std::string group;
   std::string topic;
   std::int32_t partition = 0;
   committed_offset value;
+};
+
+/// A group's ledger of processed idempotency keys: key -> when it was
+/// recorded (broker wall clock, ms). Bounded by a retention time and a key
+/// count; the oldest keys go first.
+struct ledger {
+  std::unordered_map<std::string, std::int64_t> keys;
+  std::deque<std::pair<std::int64_t, std::string>>
+      order;  // recording order; may hold stale entries
+
+  void record(std::string key, std::int64_t ms);
+  /// Drops keys recorded before `min_ms` and the oldest beyond `max_keys`.
+  void trim(std::int64_t min_ms, std::size_t max_keys);
+  [[nodiscard]] std::optional<std::int64_t> find(std::string_view key) const;
 };
 
 class offset_store {
@@ -61,6 +78,10 @@ class offset_store {
   struct options {
     std::uint64_t compact_bytes = 64ull << 20;
     storage::flush_mode flush = storage::flush_mode::on_commit;
+    /// Ledger bounds (see ledger): keys older than this are forgotten ...
+    std::chrono::milliseconds ledger_retention{std::chrono::hours(24 * 7)};
+    /// ... and beyond this many per group the oldest are.
+    std::size_t ledger_max_keys = 1'000'000;
   };
 
   [[nodiscard]] static result<std::unique_ptr<offset_store>> open(storage::env& env,
@@ -80,6 +101,15 @@ class offset_store {
   /// Durable plus appended-but-unsynced changes.
   [[nodiscard]] const committed_offset* latest(std::string_view group, const tp_key& tp) const;
   [[nodiscard]] const committed_offset* committed(std::string_view group, const tp_key& tp) const;
+  /// When `key` was recorded in the group's durable ledger, if it is there
+  /// and was recorded at or after `min_ms`.
+  [[nodiscard]] std::optional<std::int64_t> ledger_lookup(std::string_view group,
+                                                          std::string_view key,
+                                                          std::int64_t min_ms) const;
+  [[nodiscard]] std::size_t ledger_size(std::string_view group) const;
+  /// Forgets ledger keys past the retention (in memory; compaction drops
+  /// them from the log). Call between rounds.
+  void expire_ledger();
 
   /// Rewrites the log when it has grown past compact_bytes (call between
   /// rounds, with nothing pending). Failures are logged and leave the old
@@ -98,6 +128,7 @@ class offset_store {
   static storage::log_config log_config_for(const options& o);
   result<void> replay();
   static void apply(state& s, const offset_change& c);
+  void apply_ledger(const offset_change& c);
 
   storage::env& env_;
   std::filesystem::path dir_;
@@ -106,6 +137,7 @@ class offset_store {
   std::unique_ptr<storage::partition_log> log_;
   state durable_;
   state latest_;
+  std::map<std::string, ledger, std::less<>> ledgers_;  // durable only
   std::vector<offset_change> pending_;
   std::uint64_t compacted_size_ = 0;  // size right after the last compaction
 };

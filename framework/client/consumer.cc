@@ -63,9 +63,13 @@ commit_entries build_commit_entries(flatbuffers::FlatBufferBuilder& fbb,
                                     const std::vector<const offset_commit*>& offsets) {
   std::vector<flatbuffers::Offset<wire::CommitEntry>> ce;
   ce.reserve(offsets.size());
-  for (const auto* oc : offsets)
-    ce.push_back(wire::CreateCommitEntryDirect(fbb, oc->tp.topic.c_str(), oc->tp.partition.value(),
-                                               oc->next.value(), oc->metadata.c_str()));
+  for (const auto* oc : offsets) {
+    flatbuffers::Offset<flatbuffers::Vector<flatbuffers::Offset<flatbuffers::String>>> keys;
+    if (!oc->ledger_keys.empty()) keys = fbb.CreateVectorOfStrings(oc->ledger_keys);
+    ce.push_back(wire::CreateCommitEntry(fbb, fbb.CreateString(oc->tp.topic),
+                                         oc->tp.partition.value(), oc->next.value(),
+                                         fbb.CreateString(oc->metadata), keys));
+  }
   return fbb.CreateVector(ce);
 }
 
@@ -104,8 +108,8 @@ struct request_in_flight {
 // eventfd wakes a poll() that is waiting.
 class heartbeater {
  public:
-  explicit heartbeater(const consumer_options& o) : o_(o) {
-    fd_ = ::eventfd(0, EFD_NONBLOCK | EFD_CLOEXEC);
+  // `wake_fd` (owned by the consumer) is written to raise a flag.
+  heartbeater(const consumer_options& o, int wake_fd) : o_(o), fd_(wake_fd) {
     last_poll_ = sclock::now();
     thread_ = std::thread([this] { run(); });
   }
@@ -116,7 +120,6 @@ class heartbeater {
     }
     cv_.notify_all();
     thread_.join();
-    if (fd_ >= 0) ::close(fd_);
   }
   heartbeater(const heartbeater&) = delete;
   heartbeater& operator=(const heartbeater&) = delete;
@@ -134,11 +137,6 @@ class heartbeater {
   void polled() {
     std::lock_guard lock(mu_);
     last_poll_ = sclock::now();
-  }
-  [[nodiscard]] int fd() const noexcept { return fd_; }
-  void drain() noexcept {
-    std::uint64_t v;
-    if (fd_ >= 0) (void)!::read(fd_, &v, sizeof v);
   }
   /// What the thread saw since the last call (for the current generation).
   struct flags {
@@ -249,8 +247,25 @@ sclock::time_point saturating_add(sclock::time_point t, milliseconds d) {
 class consumer::impl {
  public:
   impl(consumer& self, consumer_options o)
-      : self_(&self), o_(std::move(o)), conn_(std::make_unique<connection>(o_)) {}
-  ~impl() { leave_quietly(); }
+      : self_(&self), o_(std::move(o)), conn_(std::make_unique<connection>(o_)) {
+    wake_fd_ = ::eventfd(0, EFD_NONBLOCK | EFD_CLOEXEC);
+  }
+  ~impl() {
+    leave_quietly();
+    hb_.reset();
+    if (wake_fd_ >= 0) ::close(wake_fd_);
+  }
+
+  // Thread-safe: makes a waiting poll() return.
+  void wakeup() noexcept {
+    wakeup_requested_.store(true, std::memory_order_release);
+    std::uint64_t one = 1;
+    if (wake_fd_ >= 0) (void)!::write(wake_fd_, &one, sizeof one);
+  }
+  void drain_wake() noexcept {
+    std::uint64_t v;
+    if (wake_fd_ >= 0) (void)!::read(wake_fd_, &v, sizeof v);
+  }
 
   result<void> assign(std::vector<topic_partition> partitions);
   std::vector<topic_partition> assignment() const;
@@ -270,6 +285,8 @@ class consumer::impl {
   result<void> commit_positions();
   void commit_async(std::vector<offset_commit> offsets, commit_callback done);
   result<std::vector<committed_position>> committed(std::vector<topic_partition> partitions);
+  result<std::vector<std::optional<timestamp_ms>>> ledger_lookup(
+      const std::vector<std::string>& keys, milliseconds window);
   result<void> pause(const std::vector<topic_partition>& partitions, bool on);
   std::vector<topic_partition> paused() const { return {paused_.begin(), paused_.end()}; }
   result<void> close();
@@ -326,6 +343,8 @@ class consumer::impl {
   std::vector<std::string> topics_;
   rebalance_listener* listener_ = nullptr;
   std::unique_ptr<heartbeater> hb_;
+  int wake_fd_ = -1;  // eventfd: wakeup() and the heartbeater make poll() look up
+  std::atomic<bool> wakeup_requested_{false};
   std::optional<request_in_flight> join_;
   std::optional<request_in_flight> fetch_offsets_;
   std::vector<request_in_flight> commits_;  // standalone async commits in flight
@@ -770,8 +789,8 @@ result<std::vector<consumer_record>> consumer::impl::poll(milliseconds timeout) 
     consider(fetch_offsets_, fetch_offsets_retry_at_);
     consider(join_, join_retry_at_);
     for (const auto& c : commits_) wake = std::min(wake, c.expires);
-    FERRY_TRY(auto r, conn_->next_reply(wake, hb_ ? hb_->fd() : -1));
-    if (hb_) hb_->drain();
+    FERRY_TRY(auto r, conn_->next_reply(wake, wake_fd_));
+    drain_wake();
     if (r) {
       failing_since_.reset();
       if (list_offsets_ && r->request_id == list_offsets_->id) {
@@ -797,6 +816,7 @@ result<std::vector<consumer_record>> consumer::impl::poll(milliseconds timeout) 
       }
       continue;
     }
+    if (wakeup_requested_.exchange(false, std::memory_order_acq_rel)) return out;
     if (sclock::now() >= deadline) return out;
   }
 }
@@ -920,7 +940,7 @@ result<void> consumer::impl::subscribe(std::vector<std::string> topics,
   topics_ = std::move(topics);
   listener_ = listener;
   subscribed_ = true;
-  if (!hb_) hb_ = std::make_unique<heartbeater>(o_);
+  if (!hb_) hb_ = std::make_unique<heartbeater>(o_, wake_fd_);
   return success();
 }
 
@@ -1277,7 +1297,7 @@ result<void> consumer::impl::commit(const std::vector<offset_commit>& offsets) {
 result<void> consumer::impl::commit_positions() {
   std::vector<offset_commit> offsets;
   for (const auto& [tp, st] : partitions_)
-    if (st.position) offsets.push_back({tp, *st.position, {}});
+    if (st.position) offsets.push_back({tp, *st.position, {}, {}});
   return commit(offsets);
 }
 
@@ -1315,6 +1335,42 @@ result<std::vector<committed_position>> consumer::impl::committed(
             cp.commit_time = timestamp_ms(c->commit_timestamp());
             out.push_back(std::move(cp));
           }
+        return out;
+      });
+}
+
+result<std::vector<std::optional<timestamp_ms>>> consumer::impl::ledger_lookup(
+    const std::vector<std::string>& keys, milliseconds window) {
+  last_error_message_.clear();
+  if (o_.group_id.empty()) {
+    last_error_message_ = "ledger_lookup() needs consumer_options::group_id";
+    return ferry::errc::invalid_argument;
+  }
+  using out_t = std::vector<std::optional<timestamp_ms>>;
+  if (keys.empty()) return out_t{};
+  return detail::call<out_t>(
+      *conn_, saturating_add(sclock::now(), o_.api_timeout), detail::retry_timeouts::yes,
+      [&](flatbuffers::FlatBufferBuilder& fbb) {
+        auto body = wire::CreateLedgerLookupRequest(fbb, fbb.CreateString(o_.group_id),
+                                                    fbb.CreateVectorOfStrings(keys),
+                                                    std::max<std::int64_t>(0, window.count()));
+        return std::pair{wire::Body::LedgerLookupRequest, body.Union()};
+      },
+      [&](const reply& r) -> result<out_t> {
+        FERRY_TRY(detail::expect_body(r, wire::Body::LedgerLookupResponse, &last_error_message_));
+        const auto* resp = r.envelope().body_as_LedgerLookupResponse();
+        if (auto ec = from_wire(resp->error())) {
+          if (resp->message()) last_error_message_ = resp->message()->str();
+          return ec;
+        }
+        if (resp->processed_ms() == nullptr || resp->processed_ms()->size() != keys.size()) {
+          last_error_message_ = "ledger lookup: the reply does not answer every key";
+          return protocol::errc::invalid_value;
+        }
+        out_t out;
+        out.reserve(keys.size());
+        for (auto ms : *resp->processed_ms())
+          out.push_back(ms >= 0 ? std::optional(timestamp_ms(ms)) : std::nullopt);
         return out;
       });
 }
@@ -1434,8 +1490,15 @@ result<void> consumer::commit(const std::vector<offset_commit>& offsets) {
 result<void> consumer::commit() {
   return impl_->commit_positions();
 }
+void consumer::wakeup() noexcept {
+  if (impl_) impl_->wakeup();
+}
 void consumer::commit_async(std::vector<offset_commit> offsets, commit_callback done) {
   impl_->commit_async(std::move(offsets), std::move(done));
+}
+result<std::vector<std::optional<timestamp_ms>>> consumer::ledger_lookup(
+    const std::vector<std::string>& keys, std::chrono::milliseconds window) {
+  return impl_->ledger_lookup(keys, window);
 }
 result<std::vector<committed_position>> consumer::committed(
     std::vector<topic_partition> partitions) {

@@ -319,7 +319,7 @@ TEST(AdminGroups, InvalidGroupNameFailsWithoutAskingTheBroker) {
   EXPECT_EQ(a.delete_group(std::string(250, 'g')).error(), errc::invalid_group_name);
   EXPECT_EQ(a.committed_offsets("ok", {{"bad topic", partition_id(0)}}).error(),
             errc::invalid_topic_name);
-  EXPECT_EQ(a.reset_offsets("ok", {{{"t", partition_id(0)}, offset(-1), ""}}).error(),
+  EXPECT_EQ(a.reset_offsets("ok", {{{"t", partition_id(0)}, offset(-1), "", {}}}).error(),
             ferry::errc::invalid_argument);
   EXPECT_EQ(fb.requests(), 0);
 }
@@ -391,8 +391,8 @@ TEST(AdminGroups, ResetOffsetsIsAnAdministrativeResetWithPerPartitionResults) {
     answer_commit(f, r, wire::ErrorCode::None, "");
   });
   admin a(fast(fb));
-  auto r = a.reset_offsets("g", {{{"t", partition_id(0)}, offset(3), "replay"},
-                                 {{"t", partition_id(1)}, offset(999), ""}});
+  auto r = a.reset_offsets("g", {{{"t", partition_id(0)}, offset(3), "replay", {}},
+                                 {{"t", partition_id(1)}, offset(999), "", {}}});
   ASSERT_TRUE(r) << r.error().message();
   EXPECT_TRUE(request_ok);
   ASSERT_EQ(r.value().size(), 2u);
@@ -408,7 +408,7 @@ TEST(AdminGroups, ResetOffsetsRefusedWhileTheGroupHasMembers) {
     answer_commit(f, r, wire::ErrorCode::GroupNotEmpty, "group g has members; stop them first");
   });
   admin a(fast(fb));
-  auto r = a.reset_offsets("g", {{{"t", partition_id(0)}, offset(0), ""}});
+  auto r = a.reset_offsets("g", {{{"t", partition_id(0)}, offset(0), "", {}}});
   ASSERT_FALSE(r);
   EXPECT_EQ(r.error(), errc::group_not_empty);
   EXPECT_EQ(a.last_error_message(), "group g has members; stop them first");
@@ -431,7 +431,7 @@ TEST(AdminGroups, ResetOffsetsAndDeleteGroupAreResentOnlyWhenTheBrokerDidNothing
     }
   });
   admin a(fast(fb));
-  auto r = a.reset_offsets("g", {{{"t", partition_id(0)}, offset(0), ""}});
+  auto r = a.reset_offsets("g", {{{"t", partition_id(0)}, offset(0), "", {}}});
   ASSERT_TRUE(r) << r.error().message();
   EXPECT_EQ(calls.load(), 2);
   auto d = a.delete_group("g");
@@ -444,7 +444,7 @@ TEST(AdminGroups, ResetOffsetsAndDeleteGroupAreResentOnlyWhenTheBrokerDidNothing
   o.request_timeout = 20ms;
   o.api_timeout = 200ms;
   admin b(o);
-  EXPECT_EQ(b.reset_offsets("g", {{{"t", partition_id(0)}, offset(0), ""}}).error(),
+  EXPECT_EQ(b.reset_offsets("g", {{{"t", partition_id(0)}, offset(0), "", {}}}).error(),
             protocol::errc::timed_out);
   EXPECT_EQ(b.delete_group("g").error(), protocol::errc::timed_out);
   EXPECT_EQ(silent.requests(), 2);

@@ -89,7 +89,7 @@ TEST(GroupKill, AcknowledgedCommitsSurviveKillDashNine) {
       std::map<client::topic_partition, std::int64_t> next;
       for (const auto& r : recs.value()) next[{r.topic, r.partition}] = r.offset.value() + 1;
       std::vector<client::offset_commit> commits;
-      for (const auto& [tp, o] : next) commits.push_back({tp, offset(o), {}});
+      for (const auto& [tp, o] : next) commits.push_back({tp, offset(o), {}, {}});
       // Each acknowledged commit must survive what follows.
       ASSERT_TRUE(c.commit(commits)) << c.last_error_message();
       for (const auto& oc : commits)

@@ -88,7 +88,7 @@ int main(int argc, char** argv) {
       done[{r.topic, r.partition}] = r.offset.value() + 1;
     }
     std::vector<ferry::client::offset_commit> commits;
-    for (const auto& [tp, next] : done) commits.push_back({tp, ferry::offset(next), {}});
+    for (const auto& [tp, next] : done) commits.push_back({tp, ferry::offset(next), {}, {}});
     if (auto cr = c.commit(commits)) {
       for (const auto& oc : commits)
         put("C " + gen + " " + std::to_string(oc.tp.partition.value()) + " " +

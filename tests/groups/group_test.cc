@@ -116,7 +116,7 @@ std::vector<offset_commit> next_offsets(const std::vector<client::consumer_recor
   std::map<topic_partition, std::int64_t> last;
   for (const auto& r : recs) last[{r.topic, r.partition}] = r.offset.value() + 1;
   std::vector<offset_commit> out;
-  for (const auto& [tp, o] : last) out.push_back({tp, offset(o), {}});
+  for (const auto& [tp, o] : last) out.push_back({tp, offset(o), {}, {}});
   return out;
 }
 
@@ -267,7 +267,7 @@ TEST_F(GroupTest, AsyncCommitsRideOnFetches) {
   ASSERT_EQ(cm.value().size(), 1u);
   EXPECT_EQ(cm.value()[0].next->value(), 50);
   // Backwards is refused.
-  auto back = c.commit({{{"orders", partition_id(0)}, offset(10), {}}});
+  auto back = c.commit({{{"orders", partition_id(0)}, offset(10), {}, {}}});
   ASSERT_FALSE(back);
   EXPECT_EQ(back.error(), client::errc::offset_regression);
 }

@@ -141,8 +141,8 @@ class CliTest : public ::testing::Test {
   void commit(const std::string& group, const std::string& topic, int partition,
               std::int64_t next) {
     ferry::client::admin a(client_options());
-    auto r = a.reset_offsets(group,
-                             {{{topic, ferry::partition_id(partition)}, ferry::offset(next), ""}});
+    auto r = a.reset_offsets(
+        group, {{{topic, ferry::partition_id(partition)}, ferry::offset(next), "", {}}});
     ASSERT_TRUE(r) << r.error().message() << ": " << a.last_error_message();
     ASSERT_EQ(r.value().size(), 1u);
     ASSERT_FALSE(r.value()[0].error) << r.value()[0].message;
@@ -539,7 +539,8 @@ TEST_F(CliTest, ResetAndDeleteAreRefusedWhileTheGroupHasMembers) {
   EXPECT_EQ(reset.out, "");
   // The broker refuses too (a member may join after the CLI looked).
   ferry::client::admin a(client_options());
-  auto direct = a.reset_offsets("busy", {{{"t", ferry::partition_id(0)}, ferry::offset(0), ""}});
+  auto direct =
+      a.reset_offsets("busy", {{{"t", ferry::partition_id(0)}, ferry::offset(0), "", {}}});
   ASSERT_FALSE(direct);
   EXPECT_EQ(direct.error(), ferry::client::errc::group_not_empty);
   auto del = ferry("groups delete busy");

@@ -131,7 +131,8 @@ int run_produce(const globals& g, const std::string& topic, long n, std::size_t 
     }
     std::int64_t t0 = now_ns();
     std::memcpy(value.data(), &t0, 8);
-    client::producer_record r{topic, std::nullopt, value, {}, std::nullopt, std::nullopt};
+    client::producer_record r{topic,        std::nullopt, value,       {},
+                              std::nullopt, std::nullopt, std::nullopt};
     auto sent = p.send(std::move(r), [&, t0](const result<client::record_metadata>& res) {
       if (!res) {
         std::lock_guard lock(lat_mu);
@@ -242,7 +243,7 @@ int run_group_consume(const globals& g, const std::string& topic, long n, int me
         std::map<client::topic_partition, std::int64_t> next;
         for (const auto& r : recs.value()) next[{r.topic, r.partition}] = r.offset.value() + 1;
         std::vector<client::offset_commit> commits;
-        for (const auto& [tp, o] : next) commits.push_back({tp, offset(o), {}});
+        for (const auto& [tp, o] : next) commits.push_back({tp, offset(o), {}, {}});
         c.commit_async(std::move(commits));
         total += static_cast<long>(recs.value().size());
       }

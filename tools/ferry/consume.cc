@@ -56,7 +56,7 @@ class printed_offsets : public client::rebalance_listener {
     for (const auto& [tp, next] : next_)
       if (partitions.empty() ||
           std::find(partitions.begin(), partitions.end(), tp) != partitions.end())
-        offsets.push_back({tp, next, ""});
+        offsets.push_back({tp, next, "", {}});
     if (offsets.empty()) return true;
     std::cout.flush();  // commit only what is out
     if (auto r = c.commit(offsets); !r) {

@@ -393,7 +393,7 @@ int groups_reset_offsets(const globals& g, const reset_offsets_args& a) {
   int rc = kOk;
   if (a.execute) {
     std::vector<client::offset_commit> commits;
-    for (const auto& p : plan) commits.push_back({p.tp, p.next, ""});
+    for (const auto& p : plan) commits.push_back({p.tp, p.next, "", {}});
     auto r = adm.reset_offsets(a.group, commits);
     if (!r) return report(what, r.error(), adm.last_error_message());
     for (std::size_t i = 0; i < plan.size() && i < r.value().size(); ++i) {

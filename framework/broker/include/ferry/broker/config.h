@@ -45,6 +45,11 @@ struct broker_config {
   std::chrono::milliseconds min_session_timeout{100};  ///< bounds a member may ask for
   std::chrono::milliseconds max_session_timeout{300'000};
   std::uint64_t offsets_compact_bytes = 64ull << 20;  ///< rewrite the offsets log past this size
+  /// A group's ledger of processed idempotency keys keeps a key this long
+  /// after it was recorded ...
+  std::chrono::milliseconds ledger_retention{std::chrono::hours(24 * 7)};
+  /// ... and at most this many keys per group (the oldest go first).
+  std::int64_t ledger_max_keys = 1'000'000;
 };
 
 /// Looks up an environment variable (injectable for tests).

@@ -85,6 +85,7 @@
 #include <cstdint>
 #include <functional>
 #include <memory>
+#include <optional>
 #include <span>
 #include <string>
 #include <vector>
@@ -222,6 +223,17 @@ class consumer {
   /// group so its partitions move at once. The destructor leaves too, but
   /// without callbacks. Idempotent.
   [[nodiscard]] result<void> close();
+
+  /// Makes a poll() that is waiting (or the next one) return at once with
+  /// what it has. The only method that may be called from another thread.
+  void wakeup() noexcept;
+
+  /// Which of `keys` the group's ledger of processed idempotency keys holds,
+  /// recorded within `window` of the broker's clock (zero: everything the
+  /// broker keeps). One entry per key: when it was recorded, or empty.
+  /// Needs options.group_id. Retried until api_timeout.
+  [[nodiscard]] result<std::vector<std::optional<timestamp_ms>>> ledger_lookup(
+      const std::vector<std::string>& keys, std::chrono::milliseconds window = {});
 
   /// Details of the last error poll(), position() or a seek returned.
   [[nodiscard]] const std::string& last_error_message() const noexcept;

@@ -9,6 +9,7 @@
 #include <compare>
 #include <optional>
 #include <string>
+#include <string_view>
 #include <system_error>
 #include <vector>
 
@@ -43,6 +44,11 @@ struct producer_record {
   /// Milliseconds since the epoch; when empty the producer uses the wall
   /// clock at send(). Must be >= 0.
   std::optional<timestamp_ms> timestamp;
+  /// The record's idempotency key (e.g. "order-1234/paid"), sent as the
+  /// header protocol::kIdempotencyKeyHeader; 1-1024 bytes. A Ferry worker
+  /// hands a key its group has processed to no handler again (within the
+  /// group's ledger window).
+  std::optional<std::string> idempotency_key;
 };
 
 /// Where an acknowledged (durable) record was stored.
@@ -60,6 +66,13 @@ struct consumer_record {
   std::optional<std::string> key;
   std::optional<std::string> value;
   std::vector<header> headers;
+
+  /// The value of the first header named `name`, if any.
+  [[nodiscard]] const std::optional<std::string>* header_value(std::string_view name) const {
+    for (const auto& h : headers)
+      if (h.key == name) return &h.value;
+    return nullptr;
+  }
 };
 
 /// A committed position of a group: `next` is the offset of the next record
@@ -68,6 +81,10 @@ struct offset_commit {
   topic_partition tp;
   ferry::offset next;
   std::string metadata;  ///< free-form, at most 4096 bytes
+  /// Idempotency keys of records below `next` that were processed
+  /// successfully: recorded in the group's ledger in the same durable write
+  /// as the offset (see consumer::ledger_lookup()).
+  std::vector<std::string> ledger_keys;
 
   bool operator==(const offset_commit&) const = default;
 };

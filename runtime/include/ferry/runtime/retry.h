@@ -1,0 +1,135 @@
+// Retry policies and ordering modes (docs/runtime.md has the trade-offs).
+//
+// An attempt is one call of the handler for a record. max_attempts counts
+// the first call: max_attempts = 3 means one call and two retries. After
+// the last failed attempt the record is dead-lettered (reason
+// attempts_exhausted); a permanent error or an invalid payload is
+// dead-lettered at once.
+//
+// Backoff before retry n (n = attempts made so far, 1-based):
+//   fixed:        initial
+//   exponential:  min(max, initial * multiplier^(n-1))
+// and with full jitter (the default, as AWS recommends) a uniform random
+// value in [0, that]. Zero initial means retry at once.
+//
+// Ordering modes:
+//   in_order     the partition waits while a record waits for its retry
+//                (strict order; one poison record holds its partition up
+//                to max_attempts backoffs)
+//   key_ordered  only later records with the failing record's key wait;
+//                other keys keep flowing (order per key, which is what
+//                per-key ordering promised in the first place)
+//   delay_tiers  the failed record is republished to a retry-tier topic
+//                (<topic>.retry.<name>, e.g. orders.retry.5s) and its
+//                origin offset committed; the worker consumes each tier
+//                when its records are due. For backoffs of minutes or
+//                hours without holding anything; order is not kept.
+#pragma once
+
+#include <chrono>
+#include <cstdint>
+#include <functional>
+#include <optional>
+#include <string>
+#include <string_view>
+#include <system_error>
+#include <vector>
+
+#include "ferry/core/result.h"
+#include "ferry/runtime/failure_record.h"
+
+namespace ferry::runtime {
+
+struct backoff {
+  enum class kind : std::uint8_t { fixed, exponential };
+  kind type = kind::exponential;
+  std::chrono::milliseconds initial{100};
+  std::chrono::milliseconds max{30'000};
+  double multiplier = 2.0;
+  bool jitter = true;  ///< full jitter: uniform in [0, computed]
+
+  /// The delay before the retry that follows `attempts` failed attempts.
+  /// `random01` is a uniform number in [0, 1) (used only with jitter).
+  [[nodiscard]] std::chrono::milliseconds delay(int attempts, double random01) const;
+};
+
+/// Different handling for some errors: matched by the error category's
+/// name and, if set, the code (e.g. {"orders", 3} or {"ferry.runtime"}).
+struct error_override {
+  std::string category;
+  std::optional<int> code;
+  bool permanent = false;                 ///< never retried: dead-lettered at once
+  std::optional<int> max_attempts;        ///< instead of the policy's
+  std::optional<struct backoff> backoff;  ///< instead of the policy's
+
+  [[nodiscard]] bool matches(const std::error_code& ec) const noexcept;
+};
+
+struct retry_policy {
+  int max_attempts = 3;
+  struct backoff backoff;
+  std::vector<error_override> overrides;  ///< first match wins
+
+  /// The override for `ec`, if any.
+  [[nodiscard]] const error_override* override_for(const std::error_code& ec) const noexcept;
+};
+
+enum class ordering : std::uint8_t { in_order, key_ordered, delay_tiers };
+[[nodiscard]] std::string_view to_string(ordering o) noexcept;
+
+struct retry_tier {
+  std::string name;  ///< topic suffix: <topic>.retry.<name>
+  std::chrono::milliseconds delay{0};
+};
+/// "5s", "1m", "2h", "1500ms" for a delay.
+[[nodiscard]] std::string tier_name(std::chrono::milliseconds delay);
+[[nodiscard]] std::string tier_topic(std::string_view topic, const retry_tier& t);
+
+/// Everything about a subscription that can come from configuration.
+struct subscription_config {
+  std::vector<std::string> topics;
+  retry_policy retry;
+  ordering order = ordering::in_order;
+  std::vector<retry_tier> tiers;  ///< delay_tiers only; attempt n uses tiers[min(n, size) - 1]
+  /// Empty: "<topic>.dlq" per topic.
+  std::string dead_letter_topic;
+  /// Skip records whose idempotency key the group processed within this
+  /// window (zero: the broker's whole ledger retention). Disabled: false.
+  bool skip_processed_keys = true;
+  std::chrono::milliseconds idempotency_window{std::chrono::hours(24 * 7)};
+
+  /// Checks the values; ferry::errc::config_invalid with a reason.
+  [[nodiscard]] result<void> validate(std::string* why = nullptr) const;
+};
+
+/// Parses subscriptions from TOML (docs/runtime.md, "Configuration"):
+///
+///   [[subscription]]
+///   topics = ["orders"]
+///   ordering = "key_ordered"          # in_order | key_ordered | delay_tiers
+///   dead_letter_topic = "orders.dlq"  # default <topic>.dlq
+///   tiers = ["5s", "1m", "10m"]       # delay_tiers
+///   idempotency_window = "7d"         # or skip_processed_keys = false
+///   [subscription.retry]
+///   max_attempts = 5
+///   backoff = "exponential"           # or "fixed"
+///   initial = "200ms"
+///   max = "30s"
+///   multiplier = 2.0
+///   jitter = true
+///   [[subscription.retry.override]]
+///   category = "orders"               # std::error_category::name()
+///   code = 3                          # optional
+///   permanent = true                  # or max_attempts / initial / max ...
+///
+/// Unknown keys are errors (a typo must not silently mean the default).
+/// ferry::errc::config_invalid with `why` naming the key.
+[[nodiscard]] result<std::vector<subscription_config>> parse_subscriptions(std::string_view toml,
+                                                                           std::string* why);
+[[nodiscard]] result<std::vector<subscription_config>> load_subscriptions(const std::string& path,
+                                                                          std::string* why);
+
+/// "250ms", "5s", "1m", "2h", "7d" -> milliseconds.
+[[nodiscard]] std::optional<std::chrono::milliseconds> parse_duration(std::string_view s);
+
+}  // namespace ferry::runtime
