@@ -3,6 +3,7 @@
 #include <flatbuffers/flatbuffers.h>
 
 #include <charconv>
+#include <cstring>
 
 #include "ferry/core/errc.h"
 #include "ferry/schemas/failure_generated.h"
@@ -91,6 +92,7 @@ std::string encode_failure(const failure_record& f) {
 }
 
 result<failure_record> decode_failure(std::string_view bytes) {
+  if (bytes.size() < 8 || bytes.size() > (1u << 20)) return ferry::errc::corrupt_data;
   // FlatBuffers reads scalars through aligned loads: work on an aligned copy.
   std::vector<std::uint64_t> aligned((bytes.size() + 7) / 8);
   std::memcpy(aligned.data(), bytes.data(), bytes.size());

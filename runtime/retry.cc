@@ -31,6 +31,23 @@ bool error_override::matches(const std::error_code& ec) const noexcept {
   return !code || *code == ec.value();
 }
 
+error_override error_override::never_retry(std::string category, std::optional<int> code) {
+  error_override o;
+  o.category = std::move(category);
+  o.code = code;
+  o.permanent = true;
+  return o;
+}
+
+error_override error_override::attempts(std::string category, std::optional<int> code,
+                                        int max_attempts) {
+  error_override o;
+  o.category = std::move(category);
+  o.code = code;
+  o.max_attempts = max_attempts;
+  return o;
+}
+
 const error_override* retry_policy::override_for(const std::error_code& ec) const noexcept {
   for (const auto& o : overrides)
     if (o.matches(ec)) return &o;

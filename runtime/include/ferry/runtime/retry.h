@@ -63,6 +63,11 @@ struct error_override {
   std::optional<struct backoff> backoff;  ///< instead of the policy's
 
   [[nodiscard]] bool matches(const std::error_code& ec) const noexcept;
+
+  /// Never retry these errors (e.g. validation failures).
+  static error_override never_retry(std::string category, std::optional<int> code = {});
+  /// At most `max_attempts` for these errors.
+  static error_override attempts(std::string category, std::optional<int> code, int max_attempts);
 };
 
 struct retry_policy {

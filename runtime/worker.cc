@@ -1,0 +1,1090 @@
+// The worker's state machine, per record (entry::st):
+//
+//   queued --dispatch--> running --ok/duplicate--> done
+//                           |--failed, retry in memory--> waiting --due--> running
+//                           |--failed, tier or dead letter--> routing --ack--> done
+//                           |                                    `--send failed--> route_failed
+//                           --due--> routing
+//                           `--not run (an earlier failure in the chunk)--> queued
+//
+// Per partition (part) the entries sit in offset order; the committed
+// offset is the first entry not done (finished entries at the front are
+// dropped). One chunk of a partition runs at a time, on a pool thread;
+// the polling thread owns every other piece of state. A chunk is the
+// entries that may run now: in_order, the queued ones from the first
+// unfinished (stopping at one waiting for its retry); key_ordered, every
+// queued or due entry whose key no earlier waiting entry holds; tiers,
+// the due records at the front.
+#include "ferry/runtime/worker.h"
+
+#include <fmt/format.h>
+#include <unistd.h>
+
+#include <condition_variable>
+#include <deque>
+#include <map>
+#include <mutex>
+#include <random>
+#include <set>
+#include <thread>
+#include <unordered_map>
+#include <unordered_set>
+
+#include "ferry/client/admin.h"
+#include "ferry/client/errc.h"
+#include "ferry/core/crash_point.h"
+#include "ferry/core/errc.h"
+#include "ferry/core/logging.h"
+#include "ferry/protocol/codec.h"
+#include "progress.h"
+
+namespace ferry::runtime {
+
+using namespace std::chrono_literals;
+using std::chrono::milliseconds;
+using steady_time = std::chrono::steady_clock::time_point;
+
+namespace {
+
+std::shared_ptr<spdlog::logger> logger() {
+  static auto l = log::get("runtime");
+  return l;
+}
+
+std::string default_worker_name() {
+  char host[256] = {};
+  if (::gethostname(host, sizeof host - 1) != 0) std::snprintf(host, sizeof host, "localhost");
+  return fmt::format("{}:{}", host, ::getpid());
+}
+
+struct entry {
+  enum class st : std::uint8_t { queued, running, waiting, routing, route_failed, done };
+  enum class outcome : std::uint8_t { none, ok, failed, skipped, not_run };
+
+  client::consumer_record rec;
+  record_position origin;
+  std::optional<std::string> idem;
+  failure_record history;  // attempts so far
+  int attempts = 0;
+  st state = st::queued;
+  steady_time due{};
+  bool checked = false;    // the ledger was asked about idem
+  bool duplicate = false;  // ... and had it
+  // A pending route: where to, and why.
+  std::string route_target;
+  std::optional<dead_letter_reason> route_reason;
+  std::string route_message;
+  // Written by the task, read after it completed.
+  outcome out = outcome::none;
+  std::error_code err;
+  error_class cls = error_class::retriable;
+  std::string err_message;
+  std::int64_t ended_ms = 0;
+};
+
+}  // namespace
+
+struct sub_info {
+  subscription s;
+  std::string dlq_for(const std::string& topic) const {
+    return s.dead_letter_topic.empty() ? topic + ".dlq" : s.dead_letter_topic;
+  }
+};
+
+struct part {
+  client::topic_partition tp;
+  const sub_info* sub = nullptr;
+  std::string origin_topic;  // the subscription's topic (tp.topic unless a tier)
+  int tier = -1;             // index into sub->s.tiers for a tier topic
+  std::deque<std::unique_ptr<entry>> q;
+  std::int64_t next = 0;  // everything below is finished
+  bool running = false;
+  bool paused = false;
+  std::vector<std::string> keys;                 // ledger keys for the next commit
+  std::map<std::string, std::int64_t> wm;        // route watermarks (progress.h)
+  std::map<std::string, std::int64_t> last_ack;  // target -> highest acknowledged offset
+  std::set<std::int64_t> skip;                   // finished before (metadata, route scan)
+  std::map<std::int64_t, detail::parked_attempts> restored;
+  std::string last_meta;
+  std::int64_t last_next = -1;
+  bool urgent = false;  // attempts changed: commit soon
+};
+
+struct task {
+  part* p = nullptr;
+  std::vector<entry*> items;
+};
+
+class worker::impl {
+ public:
+  explicit impl(worker_options o) : o_(std::move(o)) {
+    if (o_.worker_name.empty()) o_.worker_name = default_worker_name();
+    clock_ = o_.clock ? o_.clock : &system_clock::instance();
+    if (!o_.random) {
+      auto rng = std::make_shared<std::mt19937_64>(std::random_device{}());
+      o_.random = [rng] { return std::uniform_real_distribution<double>(0.0, 1.0)(*rng); };
+    }
+    if (o_.producer.broker == client::producer_options{}.broker)
+      o_.producer.broker = o_.consumer.broker;
+    o_.producer.socket = o_.consumer.socket;
+  }
+
+  ~impl() {
+    if (started_ && !closed_) (void)close();
+    stop_pool();
+  }
+
+  result<void> subscribe(subscription s) {
+    std::string why;
+    if (started_)
+      return fail(ferry::errc::invalid_argument, "subscribe() after the worker started");
+    if (!s.handler && !s.on_batch) return fail(ferry::errc::invalid_argument, "no handler");
+    if (s.on_batch && s.order != ordering::in_order)
+      return fail(ferry::errc::config_invalid, "a batch handler needs ordering in_order");
+    if (!s.validate(&why)) return fail(ferry::errc::config_invalid, why);
+    for (const auto& t : s.topics)
+      if (by_topic_.count(t)) return fail(ferry::errc::config_invalid, "topic " + t + " twice");
+    subs_.push_back(std::make_unique<sub_info>(sub_info{std::move(s)}));
+    const auto* si = subs_.back().get();
+    for (const auto& t : si->s.topics) {
+      by_topic_[t] = {si, -1, t};
+      for (std::size_t i = 0; i < si->s.tiers.size(); ++i)
+        by_topic_[tier_topic(t, si->s.tiers[i])] = {si, static_cast<int>(i), t};
+    }
+    return success();
+  }
+
+  result<void> run() {
+    while (!stop_requested_.load()) {
+      FERRY_TRY(run_once(500ms));
+    }
+    return close();
+  }
+
+  result<void> run_once(milliseconds max_wait);
+  result<void> close();
+  void stop() noexcept {
+    stop_requested_.store(true);
+    if (consumer_) consumer_->wakeup();
+  }
+
+  worker_stats stats() const {
+    std::lock_guard lock(stats_mu_);
+    auto s = stats_;
+    s.waiting = waiting_.load();
+    return s;
+  }
+  std::size_t in_flight() const { return in_flight_.load(); }
+  const std::string& last_error() const noexcept { return last_error_; }
+
+  // Rebalance callbacks (on the polling thread, inside poll()).
+  void assigned(const std::vector<client::topic_partition>& tps);
+  void revoked(const std::vector<client::topic_partition>& tps, bool lost);
+
+ private:
+  struct topic_route {
+    const sub_info* sub = nullptr;
+    int tier = -1;
+    std::string origin;
+  };
+
+  result<void> fail(std::error_code ec, std::string why) {
+    last_error_ = std::move(why);
+    return ec;
+  }
+
+  result<void> start();
+  void start_pool();
+  void stop_pool();
+  void enqueue(std::vector<client::consumer_record>& records);
+  void dispatch(part& p);
+  void check_duplicates(part& p, const std::vector<entry*>& items);
+  void submit(std::unique_ptr<task> t);
+  static void run_task(const worker_options& o, ferry::clock& clk, task& t);
+  void complete(task& t);
+  void on_failure(part& p, entry& e);
+  void route(part& p, entry& e);
+  void take_acks();
+  void finished(part& p, entry& e, int attempts);
+  bool drain_completions(bool block);
+  void wait_idle(part* only);
+  result<void> commit(bool force, const std::vector<client::topic_partition>* only = nullptr);
+  std::vector<std::string> targets_of(const part& p) const;
+  result<void> scan_routes(part& p);
+  milliseconds next_wait(milliseconds max_wait) const;
+  void note_attempts(int attempts) {
+    std::lock_guard lock(stats_mu_);
+    auto& h = stats_.attempts_histogram;
+    const std::size_t i = static_cast<std::size_t>(std::clamp(attempts, 1, 16) - 1);
+    if (h.size() <= i) h.resize(i + 1);
+    ++h[i];
+  }
+  template <typename F>
+  void bump(F f) {
+    std::lock_guard lock(stats_mu_);
+    f(stats_);
+  }
+
+  class listener : public client::rebalance_listener {
+   public:
+    explicit listener(impl& w) : w_(w) {}
+    void on_assigned(client::consumer&, const std::vector<client::topic_partition>& p) override {
+      w_.assigned(p);
+    }
+    void on_revoked(client::consumer&, const std::vector<client::topic_partition>& p) override {
+      w_.revoked(p, false);
+    }
+    void on_lost(client::consumer&, const std::vector<client::topic_partition>& p) override {
+      w_.revoked(p, true);
+    }
+
+   private:
+    impl& w_;
+  };
+
+  worker_options o_;
+  ferry::clock* clock_ = nullptr;
+  std::vector<std::unique_ptr<sub_info>> subs_;
+  std::map<std::string, topic_route> by_topic_;
+  std::map<std::string, std::int32_t> target_partitions_;
+  std::unique_ptr<client::consumer> consumer_;
+  std::unique_ptr<client::producer> producer_;
+  std::unique_ptr<client::admin> admin_;
+  listener listener_{*this};
+  std::map<client::topic_partition, std::unique_ptr<part>> parts_;
+  bool started_ = false;
+  bool closed_ = false;
+  std::atomic<bool> stop_requested_{false};
+  steady_time next_commit_{};
+  std::string last_error_;
+
+  // Keys this worker finished successfully (the ledger may not have them
+  // yet): key -> wall ms. Bounded.
+  std::unordered_map<std::string, std::int64_t> recent_;
+  std::deque<std::string> recent_order_;
+
+  // Pool.
+  std::vector<std::thread> threads_;
+  mutable std::mutex pool_mu_;
+  std::condition_variable pool_cv_;
+  std::condition_variable done_cv_;
+  std::deque<std::unique_ptr<task>> todo_;
+  std::deque<std::unique_ptr<task>> done_;
+  bool pool_stop_ = false;
+  std::size_t tasks_out_ = 0;  // submitted and not completed (polling thread)
+
+  // Producer acknowledgements of routes.
+  struct ack {
+    part* p;
+    entry* e;
+    result<client::record_metadata> r;
+  };
+  std::mutex ack_mu_;
+  std::vector<ack> acks_;
+  std::size_t routes_out_ = 0;
+
+  mutable std::mutex stats_mu_;
+  worker_stats stats_;
+  std::atomic<std::uint64_t> waiting_{0};
+  std::atomic<std::size_t> in_flight_{0};
+};
+
+// --- start / stop --------------------------------------------------------------
+
+result<void> worker::impl::start() {
+  if (subs_.empty()) return fail(ferry::errc::invalid_argument, "no subscription");
+  if (o_.consumer.group_id.empty())
+    return fail(ferry::errc::invalid_argument, "worker_options.consumer.group_id is required");
+  admin_ = std::make_unique<client::admin>(static_cast<const client::client_options&>(o_.consumer));
+  // Targets exist with as many partitions as their origin, so that
+  // partition p routes to partition p (and a new owner knows where to look).
+  std::vector<std::string> topics;
+  for (const auto& s : subs_)
+    for (const auto& t : s->s.topics) {
+      auto d = admin_->describe_topic(t);
+      if (!d) return fail(d.error(), fmt::format("topic {}: {}", t, d.error().message()));
+      const auto n = static_cast<std::int32_t>(d.value().partitions.size());
+      std::vector<std::string> targets{s->dlq_for(t)};
+      for (const auto& tier : s->s.tiers) targets.push_back(tier_topic(t, tier));
+      for (const auto& target : targets) {
+        auto td = admin_->describe_topic(target);
+        if (!td && td.error() == client::errc::unknown_topic && o_.create_topics) {
+          client::topic_config c;
+          c.partitions = n;
+          auto cr = admin_->create_topic(target, c);
+          if (!cr && cr.error() != client::errc::topic_already_exists)
+            return fail(cr.error(), fmt::format("creating {}: {}", target, cr.error().message()));
+          td = admin_->describe_topic(target);
+        }
+        if (!td)
+          return fail(td.error(), fmt::format("topic {} ({}): {}", target,
+                                              "dead-letter or retry tier", td.error().message()));
+        target_partitions_[target] = static_cast<std::int32_t>(td.value().partitions.size());
+      }
+      topics.push_back(t);
+      for (const auto& tier : s->s.tiers) topics.push_back(tier_topic(t, tier));
+    }
+  consumer_ = std::make_unique<client::consumer>(o_.consumer);
+  producer_ = std::make_unique<client::producer>(o_.producer);
+  FERRY_TRY(consumer_->subscribe(topics, &listener_));
+  start_pool();
+  started_ = true;
+  next_commit_ = std::chrono::steady_clock::now() + o_.commit_interval;
+  logger()->info("worker {} in group {}: {} topics, concurrency {}", o_.worker_name,
+                 o_.consumer.group_id, topics.size(), o_.concurrency);
+  return success();
+}
+
+void worker::impl::start_pool() {
+  for (int i = 0; i < o_.concurrency; ++i)
+    threads_.emplace_back([this] {
+      std::unique_lock lock(pool_mu_);
+      for (;;) {
+        pool_cv_.wait(lock, [&] { return pool_stop_ || !todo_.empty(); });
+        if (todo_.empty()) return;
+        auto t = std::move(todo_.front());
+        todo_.pop_front();
+        lock.unlock();
+        run_task(o_, *clock_, *t);
+        lock.lock();
+        done_.push_back(std::move(t));
+        done_cv_.notify_all();
+        if (consumer_) consumer_->wakeup();
+      }
+    });
+}
+
+void worker::impl::stop_pool() {
+  {
+    std::lock_guard lock(pool_mu_);
+    pool_stop_ = true;
+  }
+  pool_cv_.notify_all();
+  for (auto& t : threads_) t.join();
+  threads_.clear();
+}
+
+result<void> worker::impl::close() {
+  if (!started_ || closed_) return success();
+  closed_ = true;
+  wait_idle(nullptr);
+  (void)producer_->flush(o_.producer.delivery_timeout);
+  take_acks();
+  auto r = commit(true);
+  // close(): on_revoked commits once more (nothing new) and leaves the group.
+  auto c = consumer_->close();
+  parts_.clear();
+  in_flight_.store(0);
+  (void)producer_->close();
+  if (!r) return r;
+  return c;
+}
+
+// --- the loop ----------------------------------------------------------------------
+
+result<void> worker::impl::run_once(milliseconds max_wait) {
+  if (closed_) return fail(errc::stopped, "the worker was closed");
+  if (!started_) {
+    FERRY_TRY(start());
+  }
+  drain_completions(false);
+  take_acks();
+  for (auto& [_, p] : parts_) dispatch(*p);
+  // Commits run on real time (the injected clock drives retries only).
+  if (std::chrono::steady_clock::now() >= next_commit_ ||
+      std::any_of(parts_.begin(), parts_.end(), [](const auto& kv) { return kv.second->urgent; })) {
+    (void)commit(false);
+    next_commit_ = std::chrono::steady_clock::now() + o_.commit_interval;
+  }
+  auto records = consumer_->poll(next_wait(max_wait));
+  if (!records) {
+    const auto ec = records.error();
+    if (client::is_retriable(ec) || ec == client::errc::rebalance_in_progress ||
+        ec == client::errc::unknown_member || ec == client::errc::stale_generation) {
+      logger()->info("poll: {} ({}); going on", ec.message(), consumer_->last_error_message());
+      return success();
+    }
+    return fail(ec, fmt::format("poll: {}: {}", ec.message(), consumer_->last_error_message()));
+  }
+  enqueue(records.value());
+  drain_completions(false);
+  take_acks();
+  for (auto& [_, p] : parts_) dispatch(*p);
+  return success();
+}
+
+milliseconds worker::impl::next_wait(milliseconds max_wait) const {
+  {
+    std::lock_guard lock(pool_mu_);
+    if (!done_.empty()) return 0ms;
+  }
+  const auto real_now = std::chrono::steady_clock::now();
+  if (next_commit_ <= real_now) return 0ms;
+  max_wait = std::min(max_wait, std::chrono::ceil<milliseconds>(next_commit_ - real_now));
+  const auto now = clock_->steady_now();
+  auto until = now + max_wait;
+  const auto wall = clock_->wall_now().value();
+  for (const auto& [_, p] : parts_) {
+    if (p->running) continue;
+    for (const auto& e : p->q) {
+      if (e->state == entry::st::waiting || e->state == entry::st::route_failed)
+        until = std::min(until, e->due);
+      if (p->tier >= 0 && e->state == entry::st::queued) {
+        const auto due_ms = e->rec.timestamp.value() +
+                            p->sub->s.tiers[static_cast<std::size_t>(p->tier)].delay.count();
+        until = std::min(until, now + milliseconds(std::max<std::int64_t>(0, due_ms - wall)));
+        break;
+      }
+    }
+  }
+  if (until <= now) return 0ms;
+  return std::chrono::ceil<milliseconds>(until - now);
+}
+
+void worker::impl::enqueue(std::vector<client::consumer_record>& records) {
+  for (auto& r : records) {
+    auto it = parts_.find({r.topic, r.partition});
+    if (it == parts_.end()) continue;  // revoked meanwhile
+    part& p = *it->second;
+    if (r.offset.value() < p.next) continue;
+    if (p.skip.erase(r.offset.value()) > 0) {
+      // Finished before a crash or rebalance (metadata "d" or a route found).
+      if (p.q.empty() && r.offset.value() == p.next) {
+        p.next = r.offset.value() + 1;
+        continue;
+      }
+      auto e = std::make_unique<entry>();
+      e->rec = std::move(r);
+      e->state = entry::st::done;
+      p.q.push_back(std::move(e));
+      continue;
+    }
+    auto e = std::make_unique<entry>();
+    e->rec = std::move(r);
+    e->origin = {e->rec.topic, e->rec.partition.value(), e->rec.offset.value()};
+    if (auto h = get_header(e->rec.headers, protocol::kIdempotencyKeyHeader))
+      e->idem = std::move(h);
+    if (p.tier >= 0) {
+      // A record from a retry tier: its origin and attempts travel in headers.
+      if (auto o = get_header(e->rec.headers, kOriginHeader))
+        if (auto pos = parse_position(*o)) e->origin = *pos;
+      if (auto f = get_header(e->rec.headers, kFailureHeader))
+        if (auto fr = decode_failure(*f)) e->history = std::move(fr).value();
+      if (auto a = get_header(e->rec.headers, kAttemptHeader)) {
+        try {
+          e->attempts = std::max(0, std::stoi(*a));
+        } catch (const std::exception&) {
+          e->attempts = e->history.attempts_total;
+        }
+      }
+    }
+    if (auto rs = p.restored.find(e->rec.offset.value()); rs != p.restored.end()) {
+      // Attempts made by an earlier owner (in_order / key_ordered).
+      e->attempts = rs->second.attempts;
+      e->history.attempts_total = rs->second.attempts - 1;
+      e->history.add_attempt({rs->second.first_ms, error_class::retriable, "ferry.runtime", 0,
+                              rs->second.last_error.empty()
+                                  ? std::string("(attempts before a restart or rebalance)")
+                                  : rs->second.last_error,
+                              "(earlier owner)"});
+      p.restored.erase(rs);
+    }
+    p.q.push_back(std::move(e));
+    in_flight_.fetch_add(1);
+  }
+  for (auto& [tp, p] : parts_)
+    if (!p->paused && p->q.size() >= o_.max_buffered) {
+      if (consumer_->pause({tp})) p->paused = true;
+    }
+}
+
+// --- dispatch -----------------------------------------------------------------------
+
+void worker::impl::dispatch(part& p) {
+  if (p.running || closed_) return;
+  // Finished entries at the front move the commit position.
+  while (!p.q.empty() && p.q.front()->state == entry::st::done) {
+    p.next = p.q.front()->rec.offset.value() + 1;
+    p.q.pop_front();
+  }
+  if (p.paused && p.q.size() < o_.max_buffered / 2) {
+    if (consumer_->resume({p.tp})) p.paused = false;
+  }
+  const auto now = clock_->steady_now();
+  const auto order = p.sub->s.order;
+  std::vector<entry*> items;
+  std::unordered_set<std::string> blocked;
+  for (auto& up : p.q) {
+    entry& e = *up;
+    if (e.state == entry::st::route_failed) {
+      if (now >= e.due) route(p, e);
+      if (order == ordering::in_order) continue;  // routed records do not hold the partition
+      continue;
+    }
+    if (e.state == entry::st::done || e.state == entry::st::routing) continue;
+    if (p.tier >= 0) {
+      // Tier records are due in order (one delay per tier): stop at the first not due.
+      const auto due_ms =
+          e.rec.timestamp.value() + p.sub->s.tiers[static_cast<std::size_t>(p.tier)].delay.count();
+      if (clock_->wall_now().value() < due_ms) break;
+      items.push_back(&e);
+      continue;
+    }
+    if (order == ordering::in_order) {
+      if (e.state == entry::st::waiting && now < e.due) break;
+      items.push_back(&e);
+      continue;
+    }
+    // key_ordered and delay_tiers (which never waits in memory).
+    const std::string* key = e.rec.key ? &*e.rec.key : nullptr;
+    if (key && blocked.count(*key)) continue;
+    if (e.state == entry::st::waiting && now < e.due) {
+      if (key) blocked.insert(*key);
+      continue;
+    }
+    items.push_back(&e);
+    if (items.size() >= 1024) break;
+  }
+  if (items.empty()) return;
+  check_duplicates(p, items);
+  for (auto* e : items) {
+    if (e->state == entry::st::waiting) waiting_.fetch_sub(1);
+    e->state = entry::st::running;
+  }
+  auto t = std::make_unique<task>();
+  t->p = &p;
+  t->items = std::move(items);
+  p.running = true;
+  submit(std::move(t));
+}
+
+void worker::impl::check_duplicates(part& p, const std::vector<entry*>& items) {
+  if (!p.sub->s.skip_processed_keys) return;
+  const auto window = p.sub->s.idempotency_window;
+  const auto wall = clock_->wall_now().value();
+  std::vector<std::string> ask;
+  std::vector<entry*> asked;
+  for (auto* e : items) {
+    if (!e->idem || e->checked) continue;
+    e->checked = true;
+    if (auto it = recent_.find(*e->idem);
+        it != recent_.end() && (window.count() == 0 || wall - it->second <= window.count())) {
+      e->duplicate = true;
+      continue;
+    }
+    ask.push_back(*e->idem);
+    asked.push_back(e);
+  }
+  if (ask.empty()) return;
+  auto found = consumer_->ledger_lookup(ask, window);
+  if (!found) {
+    // Not knowing is not a reason to skip: run the handler (at least once).
+    logger()->warn("idempotency ledger lookup failed: {} ({}); handling {} records without it",
+                   found.error().message(), consumer_->last_error_message(), ask.size());
+    return;
+  }
+  for (std::size_t i = 0; i < asked.size(); ++i)
+    if (found.value()[i]) asked[i]->duplicate = true;
+}
+
+void worker::impl::submit(std::unique_ptr<task> t) {
+  ++tasks_out_;
+  if (o_.concurrency <= 0) {
+    // On this thread, finished at once: run_once() is deterministic.
+    run_task(o_, *clock_, *t);
+    --tasks_out_;
+    complete(*t);
+    return;
+  }
+  {
+    std::lock_guard lock(pool_mu_);
+    todo_.push_back(std::move(t));
+  }
+  pool_cv_.notify_one();
+}
+
+void worker::impl::run_task(const worker_options& o, ferry::clock& clk, task& t) {
+  (void)o;
+  const auto& s = t.p->sub->s;
+  const std::string_view origin_topic = t.p->origin_topic;
+  std::unordered_set<std::string> failed_keys, ok_keys;
+  bool stop = false;
+  auto call = [&](auto&& fn) -> result<void> {
+    detail::clear_note();
+    try {
+      return fn();
+    } catch (const std::exception& ex) {
+      return retriable(errc::handler_exception, ex.what());
+    } catch (...) {
+      return retriable(errc::handler_exception, "an exception that is not a std::exception");
+    }
+  };
+  auto record_failure = [&](entry& e, const std::error_code& ec) {
+    e.out = entry::outcome::failed;
+    e.err = ec;
+    auto n = detail::take_note();
+    if (n.ec == ec) {
+      e.cls = n.cls;
+      e.err_message = std::move(n.message);
+    } else {
+      e.cls = error_class::retriable;
+      e.err_message.clear();
+    }
+    if (e.err_message.empty()) e.err_message = ec.message();
+  };
+  if (s.on_batch) {
+    std::vector<message> msgs;
+    std::vector<entry*> run;
+    for (auto* e : t.items) {
+      if (e->duplicate || (e->idem && ok_keys.count(*e->idem))) {
+        e->out = entry::outcome::skipped;
+        continue;
+      }
+      if (e->idem) ok_keys.insert(*e->idem);
+      run.push_back(e);
+    }
+    for (auto* e : run)
+      msgs.emplace_back(e->rec, origin_topic, e->origin, e->idem, e->attempts + 1);
+    if (!run.empty()) {
+      auto r = call([&] { return s.on_batch(std::span<const message>(msgs)); });
+      const auto ended = clk.wall_now().value();
+      for (auto* e : run) {
+        e->ended_ms = ended;
+        if (r)
+          e->out = entry::outcome::ok;
+        else
+          record_failure(*e, r.error());
+      }
+      if (!r) detail::clear_note();
+    }
+    return;
+  }
+  for (auto* e : t.items) {
+    const std::string* key = e->rec.key ? &*e->rec.key : nullptr;
+    if (stop || (s.order != ordering::in_order && key && failed_keys.count(*key))) {
+      e->out = entry::outcome::not_run;
+      continue;
+    }
+    if (e->duplicate || (e->idem && ok_keys.count(*e->idem))) {
+      e->out = entry::outcome::skipped;
+      continue;
+    }
+    message m(e->rec, origin_topic, e->origin, e->idem, e->attempts + 1);
+    auto r = call([&] { return s.handler(m); });
+    e->ended_ms = clk.wall_now().value();
+    if (r) {
+      e->out = entry::outcome::ok;
+      if (e->idem) ok_keys.insert(*e->idem);
+      continue;
+    }
+    record_failure(*e, r.error());
+    if (t.p->tier < 0 && s.order == ordering::in_order) stop = true;
+    if (key) failed_keys.insert(*key);
+  }
+}
+
+bool worker::impl::drain_completions(bool block) {
+  std::deque<std::unique_ptr<task>> done;
+  {
+    std::unique_lock lock(pool_mu_);
+    if (block) done_cv_.wait_for(lock, 50ms, [&] { return !done_.empty(); });
+    done.swap(done_);
+  }
+  for (auto& t : done) {
+    --tasks_out_;
+    complete(*t);
+  }
+  return !done.empty();
+}
+
+void worker::impl::complete(task& t) {
+  part& p = *t.p;
+  p.running = false;
+  for (auto* e : t.items) {
+    switch (e->out) {
+      case entry::outcome::ok:
+        crash_point("runtime.handled");  // side effect done, offset not committed
+        finished(p, *e, e->attempts + 1);
+        bump([](worker_stats& s) { ++s.succeeded; });
+        if (e->idem) {
+          p.keys.push_back(*e->idem);
+          if (recent_.insert_or_assign(*e->idem, clock_->wall_now().value()).second)
+            recent_order_.push_back(*e->idem);
+          while (recent_order_.size() > 200'000) {
+            recent_.erase(recent_order_.front());
+            recent_order_.pop_front();
+          }
+        }
+        break;
+      case entry::outcome::skipped:
+        finished(p, *e, std::max(1, e->attempts));
+        bump([](worker_stats& s) { ++s.duplicates_skipped; });
+        break;
+      case entry::outcome::not_run:
+      case entry::outcome::none:
+        if (e->attempts > 0) {
+          e->state = entry::st::waiting;  // its due time has passed: runs next
+          waiting_.fetch_add(1);
+        } else {
+          e->state = entry::st::queued;
+        }
+        break;
+      case entry::outcome::failed:
+        on_failure(p, *e);
+        break;
+    }
+    e->out = entry::outcome::none;
+  }
+}
+
+void worker::impl::finished(part& p, entry& e, int attempts) {
+  e.state = entry::st::done;
+  note_attempts(attempts);
+  in_flight_.fetch_sub(1);
+  (void)p;
+}
+
+void worker::impl::on_failure(part& p, entry& e) {
+  const auto& s = p.sub->s;
+  ++e.attempts;
+  bump([](worker_stats& st) { ++st.failed_attempts; });
+  e.history.add_attempt(
+      {e.ended_ms, e.cls, e.err.category().name(), e.err.value(), e.err_message, o_.worker_name});
+  e.history.attempts_total = e.attempts;
+  const auto* ov = s.retry.override_for(e.err);
+  const int max = ov && ov->max_attempts ? *ov->max_attempts : s.retry.max_attempts;
+  std::optional<dead_letter_reason> reason;
+  if (e.cls == error_class::invalid_payload)
+    reason = dead_letter_reason::invalid_payload;
+  else if (e.cls == error_class::permanent || (ov && ov->permanent))
+    reason = dead_letter_reason::permanent_error;
+  else if (e.attempts >= max)
+    reason = dead_letter_reason::attempts_exhausted;
+  if (reason) {
+    e.route_target = p.sub->dlq_for(p.origin_topic);
+    e.route_reason = reason;
+    e.route_message = *reason == dead_letter_reason::attempts_exhausted
+                          ? fmt::format("{} attempts failed; last: {}", e.attempts, e.err_message)
+                          : e.err_message;
+    route(p, e);
+    return;
+  }
+  if (s.order == ordering::delay_tiers) {
+    const auto i = std::min<std::size_t>(static_cast<std::size_t>(e.attempts), s.tiers.size()) - 1;
+    e.route_target = tier_topic(p.origin_topic, s.tiers[i]);
+    e.route_reason.reset();
+    e.route_message.clear();
+    route(p, e);
+    return;
+  }
+  const auto& b = ov && ov->backoff ? *ov->backoff : s.retry.backoff;
+  e.due = clock_->steady_now() + b.delay(e.attempts, o_.random());
+  e.state = entry::st::waiting;
+  waiting_.fetch_add(1);
+  p.urgent = true;  // the attempt count goes into the committed metadata
+  crash_point("runtime.retry_scheduled");
+  bump([](worker_stats& st) { ++st.retries_scheduled; });
+}
+
+void worker::impl::route(part& p, entry& e) {
+  client::producer_record r;
+  r.topic = e.route_target;
+  const auto n = target_partitions_[e.route_target];
+  r.partition = partition_id(n > 0 ? p.tp.partition.value() % n : 0);
+  r.key = e.rec.key;
+  r.value = e.rec.value;
+  r.headers = e.rec.headers;
+  failure_record f = e.history;
+  f.origin_topic = e.origin.topic;
+  f.origin_partition = e.origin.partition;
+  f.origin_offset = e.origin.offset;
+  f.origin_key = e.rec.key;
+  if (p.tier < 0) f.origin_timestamp_ms = e.rec.timestamp.value();
+  f.group = o_.consumer.group_id;
+  f.worker = o_.worker_name;
+  f.attempts_total = e.attempts;
+  if (e.route_reason) {
+    f.reason = *e.route_reason;
+    f.reason_message = e.route_message;
+    f.dead_lettered_ms = clock_->wall_now().value();
+  }
+  set_header(r.headers, kFailureHeader, encode_failure(f));
+  set_header(r.headers, kOriginHeader, format_position(e.origin));
+  set_header(r.headers, kRouteHeader,
+             format_route({o_.consumer.group_id,
+                           {p.tp.topic, p.tp.partition.value(), e.rec.offset.value()}}));
+  set_header(r.headers, kAttemptHeader, std::to_string(e.attempts));
+  // Due times of tier records are their timestamps plus the tier's delay.
+  r.timestamp = clock_->wall_now();
+  e.state = entry::st::routing;
+  ++routes_out_;
+  auto sent = producer_->send(std::move(r), [this, pp = &p, pe = &e](const auto& m) {
+    {
+      std::lock_guard lock(ack_mu_);
+      acks_.push_back({pp, pe, m});
+    }
+    if (consumer_) consumer_->wakeup();
+  });
+  if (!sent) {
+    --routes_out_;
+    logger()->warn("{}-{} offset {}: cannot route to {}: {}; trying again in 1 s", p.tp.topic,
+                   p.tp.partition.value(), e.rec.offset.value(), e.route_target,
+                   sent.error().message());
+    e.state = entry::st::route_failed;
+    e.due = clock_->steady_now() + 1s;
+  }
+}
+
+void worker::impl::take_acks() {
+  std::vector<ack> acks;
+  {
+    std::lock_guard lock(ack_mu_);
+    acks.swap(acks_);
+  }
+  for (auto& a : acks) {
+    --routes_out_;
+    entry& e = *a.e;
+    if (!a.r) {
+      logger()->warn("{}-{} offset {}: routing to {} failed: {}; trying again in 1 s",
+                     a.p->tp.topic, a.p->tp.partition.value(), e.rec.offset.value(), e.route_target,
+                     a.r.error().message());
+      e.state = entry::st::route_failed;
+      e.due = clock_->steady_now() + 1s;
+      continue;
+    }
+    auto& last = a.p->last_ack[e.route_target];
+    last = std::max(last, a.r.value().offset.value());
+    finished(*a.p, e, e.attempts);
+    crash_point("runtime.route_acked");  // routed, origin offset not committed
+    if (e.route_reason)
+      bump([](worker_stats& s) { ++s.dead_lettered; });
+    else
+      bump([](worker_stats& s) { ++s.tier_routed; });
+  }
+}
+
+void worker::impl::wait_idle(part* only) {
+  for (;;) {
+    const bool busy = only ? only->running : tasks_out_ > 0;
+    if (!busy) return;
+    drain_completions(true);
+  }
+}
+
+// --- commits ------------------------------------------------------------------------
+
+result<void> worker::impl::commit(bool force, const std::vector<client::topic_partition>* only) {
+  std::vector<client::offset_commit> offsets;
+  std::vector<part*> which;
+  for (auto& [tp, pp] : parts_) {
+    if (only && std::find(only->begin(), only->end(), tp) == only->end()) continue;
+    part& p = *pp;
+    while (!p.q.empty() && p.q.front()->state == entry::st::done) {
+      p.next = p.q.front()->rec.offset.value() + 1;
+      p.q.pop_front();
+    }
+    detail::progress pr;
+    // Watermarks move up to what this partition had acknowledged once
+    // nothing of it is on its way (progress.h).
+    bool routing = false;
+    for (const auto& e : p.q)
+      if (e->state == entry::st::routing || e->state == entry::st::route_failed) routing = true;
+    if (!routing)
+      for (const auto& [target, off] : p.last_ack) p.wm[target] = std::max(p.wm[target], off + 1);
+    pr.watermarks = p.wm;
+    std::vector<std::int64_t> done;
+    for (const auto& e : p.q) {
+      if (e->state == entry::st::done) done.push_back(e->rec.offset.value());
+      if (e->attempts > 0 && e->state != entry::st::done && e->state != entry::st::routing &&
+          p.tier < 0)
+        pr.attempts.push_back(
+            {e->rec.offset.value(), e->attempts,
+             e->history.attempts.empty() ? 0 : e->history.attempts.front().time_ms,
+             e->history.attempts.empty() ? "" : e->history.attempts.back().message});
+    }
+    for (auto s : p.skip)
+      if (s >= p.next) done.push_back(s);
+    for (const auto& [off, a] : p.restored) pr.attempts.push_back(a);  // not fetched again yet
+    std::sort(done.begin(), done.end());
+    pr.done = detail::to_ranges(done);
+    auto meta = detail::encode_progress(pr);
+    if (!force && p.next == p.last_next && meta == p.last_meta && p.keys.empty()) continue;
+    client::offset_commit c;
+    c.tp = tp;
+    c.next = offset(p.next);
+    c.metadata = std::move(meta);
+    c.ledger_keys = p.keys;
+    offsets.push_back(std::move(c));
+    which.push_back(&p);
+  }
+  if (offsets.empty()) return success();
+  auto r = consumer_->commit(offsets);
+  if (!r) {
+    logger()->info("commit: {} ({})", r.error().message(), consumer_->last_error_message());
+    return r;
+  }
+  for (std::size_t i = 0; i < which.size(); ++i) {
+    which[i]->last_next = which[i]->next;
+    which[i]->last_meta = offsets[i].metadata;
+    which[i]->keys.clear();
+    which[i]->urgent = false;
+  }
+  bump([&](worker_stats& s) { s.commits += which.size(); });
+  return success();
+}
+
+// --- rebalances -----------------------------------------------------------------------
+
+std::vector<std::string> worker::impl::targets_of(const part& p) const {
+  std::vector<std::string> t{p.sub->dlq_for(p.origin_topic)};
+  for (const auto& tier : p.sub->s.tiers) t.push_back(tier_topic(p.origin_topic, tier));
+  return t;
+}
+
+// Records this partition routed but whose origin offsets were not
+// committed (a crash or rebalance in between): find them in the targets
+// from the watermarks on, and treat them as done.
+result<void> worker::impl::scan_routes(part& p) {
+  client::consumer_options co = o_.consumer;
+  co.group_id.clear();
+  co.fetch_max_wait = 50ms;
+  std::map<std::string, std::int64_t> ends;
+  for (const auto& target : targets_of(p)) {
+    const auto n = target_partitions_[target];
+    const partition_id tpart(n > 0 ? p.tp.partition.value() % n : 0);
+    FERRY_TRY(auto end, admin_->list_offsets(target, tpart, client::offset_spec::latest));
+    const std::int64_t end_off = end ? end->value() : 0;
+    ends[target] = end_off;
+    auto w = p.wm.find(target);
+    if (w == p.wm.end() || w->second >= end_off) continue;
+    client::consumer c(co);
+    FERRY_TRY(c.assign({{target, tpart}}));
+    FERRY_TRY(c.seek({target, tpart}, offset(w->second)));
+    std::int64_t at = w->second;
+    const auto deadline = std::chrono::steady_clock::now() + o_.consumer.api_timeout;
+    while (at < end_off) {
+      if (std::chrono::steady_clock::now() > deadline) return ferry::errc::timed_out;
+      FERRY_TRY(auto recs, c.poll(100ms));
+      for (const auto& r : recs) {
+        at = r.offset.value() + 1;
+        auto h = get_header(r.headers, kRouteHeader);
+        if (!h) continue;
+        auto id = parse_route(*h);
+        if (!id || id->group != o_.consumer.group_id || id->source.topic != p.tp.topic ||
+            id->source.partition != p.tp.partition.value() || id->source.offset < p.next)
+          continue;
+        if (p.skip.insert(id->source.offset).second) {
+          bump([](worker_stats& s) { ++s.recovered_routes; });
+          logger()->info("{}-{} offset {}: already routed to {} at offset {}; not again",
+                         p.tp.topic, p.tp.partition.value(), id->source.offset, target,
+                         r.offset.value());
+        }
+      }
+    }
+  }
+  // From now on a route lands at or above today's ends.
+  p.wm = std::move(ends);
+  return success();
+}
+
+void worker::impl::assigned(const std::vector<client::topic_partition>& tps) {
+  std::vector<client::topic_partition> fresh;
+  for (const auto& tp : tps) {
+    if (parts_.count(tp)) continue;
+    auto it = by_topic_.find(tp.topic);
+    if (it == by_topic_.end()) continue;
+    auto p = std::make_unique<part>();
+    p->tp = tp;
+    p->sub = it->second.sub;
+    p->tier = it->second.tier;
+    p->origin_topic = it->second.origin;
+    parts_[tp] = std::move(p);
+    fresh.push_back(tp);
+  }
+  if (fresh.empty()) return;
+  auto committed = consumer_->committed(fresh);
+  for (const auto& tp : fresh) {
+    part& p = *parts_[tp];
+    std::optional<detail::progress> pr;
+    bool have = false;
+    if (committed)
+      for (const auto& c : committed.value())
+        if (c.tp == tp && c.next) {
+          p.next = c.next->value();
+          pr = detail::decode_progress(c.metadata);
+          have = true;
+        }
+    if (!have) {
+      auto pos = consumer_->position(tp);
+      p.next = pos ? pos.value().value() : 0;
+    }
+    if (pr) {
+      p.wm = pr->watermarks;
+      for (const auto& [a, b] : pr->done)
+        for (auto o = std::max(a, p.next); o <= b && o - a < 100'000; ++o) p.skip.insert(o);
+      for (const auto& a : pr->attempts)
+        if (a.offset >= p.next) p.restored[a.offset] = a;
+    }
+    if (auto r = scan_routes(p); !r)
+      logger()->error(
+          "{}-{}: looking for records already routed failed: {}; records routed "
+          "just before a crash may be routed again",
+          tp.topic, tp.partition.value(), r.error().message());
+    p.urgent = true;  // the new watermarks must be committed before the first route
+  }
+  const std::vector<client::topic_partition> only = fresh;
+  if (auto r = commit(true, &only); !r)
+    logger()->warn("committing the route watermarks failed: {}", r.error().message());
+}
+
+void worker::impl::revoked(const std::vector<client::topic_partition>& tps, bool lost) {
+  for (const auto& tp : tps) {
+    auto it = parts_.find(tp);
+    if (it != parts_.end()) wait_idle(it->second.get());
+  }
+  if (routes_out_ > 0) (void)producer_->flush(o_.producer.delivery_timeout);
+  take_acks();
+  if (!lost) (void)commit(true, &tps);
+  for (const auto& tp : tps) {
+    auto it = parts_.find(tp);
+    if (it == parts_.end()) continue;
+    std::size_t unfinished = 0;
+    for (const auto& e : it->second->q) {
+      if (e->state != entry::st::done) ++unfinished;
+      if (e->state == entry::st::waiting) waiting_.fetch_sub(1);
+    }
+    in_flight_.fetch_sub(std::min(unfinished, in_flight_.load()));
+    parts_.erase(it);
+  }
+}
+
+// --- worker -----------------------------------------------------------------------
+
+worker::worker(worker_options options) : impl_(std::make_unique<impl>(std::move(options))) {}
+worker::~worker() = default;
+result<void> worker::subscribe(subscription s) {
+  return impl_->subscribe(std::move(s));
+}
+result<void> worker::run() {
+  return impl_->run();
+}
+result<void> worker::run_once(std::chrono::milliseconds max_wait) {
+  return impl_->run_once(max_wait);
+}
+void worker::stop() noexcept {
+  impl_->stop();
+}
+result<void> worker::close() {
+  return impl_->close();
+}
+worker_stats worker::stats() const {
+  return impl_->stats();
+}
+std::size_t worker::in_flight() const {
+  return impl_->in_flight();
+}
+const std::string& worker::last_error() const noexcept {
+  return impl_->last_error();
+}
+
+}  // namespace ferry::runtime

@@ -1,0 +1,334 @@
+// The worker against an in-process broker, driven step by step on a manual
+// clock: commits, retries in each ordering mode, dead letters, idempotency.
+#include <gtest/gtest.h>
+
+#include <algorithm>
+#include <map>
+#include <set>
+
+#include "ferry/client/errc.h"
+#include "ferry/runtime/failure_record.h"
+#include "worker_fixture.h"
+
+namespace ferry::testing {
+namespace {
+
+using runtime::message;
+using runtime::ordering;
+
+runtime::subscription sub(std::vector<std::string> topics, runtime::record_handler h) {
+  runtime::subscription s;
+  s.topics = std::move(topics);
+  s.handler = std::move(h);
+  s.retry.max_attempts = 3;
+  s.retry.backoff.type = runtime::backoff::kind::fixed;
+  s.retry.backoff.initial = 1000ms;
+  s.retry.backoff.max = 1000ms;
+  return s;
+}
+
+TEST_F(WorkerTest, HandlesEverythingAndCommitsOnlyFinishedRecords) {
+  create("orders", 2);
+  produce("orders", {{"a", "1", ""}, {"b", "2", ""}, {"c", "3", ""}}, 0);
+  produce("orders", {{"d", "4", ""}}, 1);
+  runtime::worker w(worker_options("billing"));
+  std::vector<std::string> seen;
+  ASSERT_TRUE(w.subscribe(sub({"orders"}, [&](const message& m) -> result<void> {
+    seen.push_back(*m.value());
+    EXPECT_EQ(m.attempt(), 1);
+    EXPECT_EQ(m.topic(), "orders");
+    return success();
+  })));
+  ASSERT_TRUE(step_until(w, [&] { return seen.size() == 4; }));
+  ASSERT_TRUE(step_until(w, [&] { return committed("billing", "orders", 0) == 3; }));
+  EXPECT_EQ(committed("billing", "orders", 1), 1);
+  EXPECT_EQ(w.stats().succeeded, 4u);
+  ASSERT_TRUE(w.close());
+  // Nothing is handled twice by the next worker of the group.
+  runtime::worker w2(worker_options("billing"));
+  int again = 0;
+  ASSERT_TRUE(w2.subscribe(sub({"orders"}, [&](const message&) -> result<void> {
+    ++again;
+    return success();
+  })));
+  step_for(w2, 300ms);
+  EXPECT_EQ(again, 0);
+}
+
+TEST_F(WorkerTest, InOrderRetryHoldsThePartitionUntilTheBackoffHasPassed) {
+  create("orders");
+  produce("orders", {{"a", "1", ""}, {"b", "2", ""}, {"c", "3", ""}});
+  runtime::worker w(worker_options("g"));
+  std::vector<std::string> calls;
+  int fails_left = 2;
+  ASSERT_TRUE(w.subscribe(sub({"orders"}, [&](const message& m) -> result<void> {
+    calls.push_back(*m.value() + "#" + std::to_string(m.attempt()));
+    if (*m.value() == "2" && fails_left-- > 0)
+      return runtime::retriable(std::errc::timed_out, "payments API timed out");
+    return success();
+  })));
+  ASSERT_TRUE(step_until(w, [&] { return calls.size() == 2; }));
+  EXPECT_EQ(calls, (std::vector<std::string>{"1#1", "2#1"}));
+  step_for(w, 200ms);  // the manual clock has not moved: no retry, "3" waits
+  EXPECT_EQ(calls.size(), 2u);
+  EXPECT_EQ(w.stats().waiting, 1u);
+  ASSERT_TRUE(step_until(w, [&] { return committed("g", "orders") == 1; }));
+  clock_.advance(999ms);
+  step_for(w, 100ms);
+  EXPECT_EQ(calls.size(), 2u) << "retried before its backoff";
+  clock_.advance(1ms);
+  ASSERT_TRUE(step_until(w, [&] { return calls.size() == 3; }));
+  EXPECT_EQ(calls.back(), "2#2");
+  clock_.advance(1000ms);
+  ASSERT_TRUE(step_until(w, [&] { return calls.size() == 5; }));
+  EXPECT_EQ(calls[3], "2#3");
+  EXPECT_EQ(calls[4], "3#1");
+  ASSERT_TRUE(step_until(w, [&] { return committed("g", "orders") == 3; }));
+  EXPECT_EQ(w.stats().dead_lettered, 0u);
+}
+
+TEST_F(WorkerTest, KeyOrderedRetryHoldsOnlyTheFailingKey) {
+  create("orders");
+  produce("orders", {{"A", "a1", ""}, {"B", "b1", ""}, {"A", "a2", ""}, {"C", "c1", ""}});
+  runtime::worker w(worker_options("g"));
+  std::vector<std::string> calls;
+  bool fail_a1 = true;
+  auto s = sub({"orders"}, [&](const message& m) -> result<void> {
+    calls.push_back(*m.value());
+    if (*m.value() == "a1" && fail_a1) {
+      fail_a1 = false;
+      return std::make_error_code(std::errc::io_error);
+    }
+    return success();
+  });
+  s.order = ordering::key_ordered;
+  ASSERT_TRUE(w.subscribe(std::move(s)));
+  ASSERT_TRUE(step_until(w, [&] { return calls.size() == 3; }));
+  EXPECT_EQ(calls, (std::vector<std::string>{"a1", "b1", "c1"})) << "a2 must wait for a1";
+  step_for(w, 100ms);
+  EXPECT_EQ(calls.size(), 3u);
+  // The commit stays below a1 while the later records are finished.
+  ASSERT_TRUE(step_until(w, [&] { return committed("g", "orders") == 0; }));
+  clock_.advance(1s);
+  ASSERT_TRUE(step_until(w, [&] { return calls.size() == 5; }));
+  EXPECT_EQ(calls[3], "a1");
+  EXPECT_EQ(calls[4], "a2");
+  ASSERT_TRUE(step_until(w, [&] { return committed("g", "orders") == 4; }));
+}
+
+TEST_F(WorkerTest, ExhaustedAttemptsGoToTheDeadLetterTopicWithTheirHistory) {
+  create("orders");
+  produce("orders", {{"order-1", "poison", "order-1/paid"}, {"order-2", "fine", ""}});
+  runtime::worker w(worker_options("pay"));
+  int calls = 0;
+  ASSERT_TRUE(w.subscribe(sub({"orders"}, [&](const message& m) -> result<void> {
+    ++calls;
+    if (*m.value() == "poison") throw std::runtime_error("cannot parse \"amount\"");
+    return success();
+  })));
+  ASSERT_TRUE(step_until(w, [&] { return calls == 1; }));
+  for (int i = 0; i < 2; ++i) {
+    clock_.advance(1s);
+    ASSERT_TRUE(step_until(w, [&] { return calls >= 2 + i; }));
+  }
+  ASSERT_TRUE(step_until(w, [&] { return w.stats().dead_lettered == 1; }));
+  ASSERT_TRUE(step_until(w, [&] { return committed("pay", "orders") == 2; }));
+  EXPECT_EQ(calls, 4);  // three attempts of the poison record, one of the other
+  auto dlq = read_all("orders.dlq");
+  ASSERT_EQ(dlq.size(), 1u);
+  EXPECT_EQ(dlq[0].key, "order-1");
+  EXPECT_EQ(dlq[0].value, "poison");
+  EXPECT_EQ(runtime::get_header(dlq[0].headers, "ferry.idempotency-key"), "order-1/paid");
+  auto f = runtime::decode_failure(*runtime::get_header(dlq[0].headers, runtime::kFailureHeader));
+  ASSERT_TRUE(f);
+  EXPECT_EQ(f.value().origin_topic, "orders");
+  EXPECT_EQ(f.value().origin_offset, 0);
+  EXPECT_EQ(f.value().origin_key, "order-1");
+  EXPECT_EQ(f.value().group, "pay");
+  EXPECT_EQ(f.value().worker, "test-worker");
+  EXPECT_EQ(f.value().reason, runtime::dead_letter_reason::attempts_exhausted);
+  EXPECT_EQ(f.value().attempts_total, 3);
+  ASSERT_EQ(f.value().attempts.size(), 3u);
+  for (const auto& a : f.value().attempts) {
+    EXPECT_EQ(a.category, "ferry.runtime");
+    EXPECT_EQ(a.message, "cannot parse \"amount\"");
+  }
+  EXPECT_EQ(f.value().attempts[1].time_ms - f.value().attempts[0].time_ms, 1000);
+  EXPECT_EQ(runtime::get_header(dlq[0].headers, runtime::kOriginHeader), "orders/0/0");
+  EXPECT_EQ(runtime::get_header(dlq[0].headers, runtime::kAttemptHeader), "3");
+}
+
+TEST_F(WorkerTest, PermanentErrorsAndInvalidPayloadsAreDeadLetteredAtOnce) {
+  create("orders");
+  produce("orders", {{"1", "declined", ""}, {"2", "garbage", ""}, {"3", "validation", ""}});
+  runtime::worker w(worker_options("pay"));
+  int calls = 0;
+  auto s = sub({"orders"}, [&](const message& m) -> result<void> {
+    ++calls;
+    if (*m.value() == "declined")
+      return runtime::permanent(std::errc::operation_not_permitted, "card declined");
+    if (*m.value() == "garbage") return runtime::invalid_payload("not an OrderPlaced");
+    return std::make_error_code(std::errc::invalid_argument);  // classified by the override
+  });
+  s.retry.overrides.push_back(runtime::error_override::never_retry(
+      "generic", static_cast<int>(std::errc::invalid_argument)));
+  ASSERT_TRUE(w.subscribe(std::move(s)));
+  ASSERT_TRUE(step_until(w, [&] { return w.stats().dead_lettered == 3; }));
+  EXPECT_EQ(calls, 3);
+  ASSERT_TRUE(step_until(w, [&] { return committed("pay", "orders") == 3; }));
+  auto dlq = read_all("orders.dlq");
+  ASSERT_EQ(dlq.size(), 3u);
+  std::map<std::string, runtime::failure_record> by_value;
+  for (const auto& r : dlq)
+    by_value[*r.value] =
+        runtime::decode_failure(*runtime::get_header(r.headers, "ferry.failure")).value();
+  EXPECT_EQ(by_value["declined"].reason, runtime::dead_letter_reason::permanent_error);
+  EXPECT_EQ(by_value["declined"].attempts.at(0).message, "card declined");
+  EXPECT_EQ(by_value["declined"].attempts.at(0).cls, runtime::error_class::permanent);
+  EXPECT_EQ(by_value["garbage"].reason, runtime::dead_letter_reason::invalid_payload);
+  EXPECT_EQ(by_value["validation"].reason, runtime::dead_letter_reason::permanent_error);
+  EXPECT_EQ(by_value["validation"].attempts_total, 1);
+}
+
+TEST_F(WorkerTest, DelayTiersRepublishAndConsumeWhenDue) {
+  create("orders");
+  produce("orders", {{"1", "flaky", ""}, {"2", "ok", ""}});
+  runtime::worker w(worker_options("ship"));
+  std::vector<std::string> calls;
+  auto s = sub({"orders"}, [&](const message& m) -> result<void> {
+    calls.push_back(*m.value() + "#" + std::to_string(m.attempt()));
+    EXPECT_EQ(m.topic(), "orders");
+    EXPECT_EQ(m.origin().offset, *m.value() == "flaky" ? 0 : 1);
+    if (*m.value() == "flaky" && m.attempt() < 3)
+      return std::make_error_code(std::errc::device_or_resource_busy);
+    return success();
+  });
+  s.order = ordering::delay_tiers;
+  s.retry.max_attempts = 4;
+  s.tiers = {{"5s", 5s}, {"1m", 60s}};
+  ASSERT_TRUE(w.subscribe(std::move(s)));
+  // The origin offset is committed as soon as the tier has the record.
+  ASSERT_TRUE(step_until(w, [&] { return committed("ship", "orders") == 2; }));
+  EXPECT_EQ(calls, (std::vector<std::string>{"flaky#1", "ok#1"}));
+  EXPECT_EQ(read_all("orders.retry.5s").size(), 1u);
+  clock_.advance(4999ms);
+  step_for(w, 150ms);
+  EXPECT_EQ(calls.size(), 2u) << "consumed from the tier before it was due";
+  clock_.advance(1ms);
+  ASSERT_TRUE(step_until(w, [&] { return calls.size() == 3; }));
+  EXPECT_EQ(calls[2], "flaky#2");
+  // Second failure: the 1m tier.
+  ASSERT_TRUE(step_until(w, [&] { return read_all("orders.retry.1m").size() == 1; }));
+  clock_.advance(59s);
+  step_for(w, 150ms);
+  EXPECT_EQ(calls.size(), 3u);
+  clock_.advance(1s);
+  ASSERT_TRUE(step_until(w, [&] { return calls.size() == 4; }));
+  EXPECT_EQ(calls[3], "flaky#3");
+  EXPECT_EQ(w.stats().tier_routed, 2u);
+  EXPECT_EQ(w.stats().dead_lettered, 0u);
+  ASSERT_TRUE(step_until(w, [&] { return committed("ship", "orders.retry.1m") == 1; }));
+}
+
+TEST_F(WorkerTest, AttemptsSurviveAWorkerRestart) {
+  create("orders");
+  produce("orders", {{"1", "x", ""}});
+  {
+    runtime::worker w(worker_options("g"));
+    int calls = 0;
+    ASSERT_TRUE(w.subscribe(sub({"orders"}, [&](const message&) -> result<void> {
+      ++calls;
+      return runtime::retriable(std::errc::io_error, "db down");
+    })));
+    ASSERT_TRUE(step_until(w, [&] { return calls == 1; }));
+    clock_.advance(1s);
+    ASSERT_TRUE(step_until(w, [&] { return calls == 2; }));
+    ASSERT_TRUE(step_until(w, [&] { return w.stats().commits >= 2; }));
+    step_for(w, 100ms);
+    ASSERT_TRUE(w.close());
+  }
+  runtime::worker w2(worker_options("g"));
+  std::vector<int> attempts;
+  ASSERT_TRUE(w2.subscribe(sub({"orders"}, [&](const message& m) -> result<void> {
+    attempts.push_back(m.attempt());
+    return runtime::retriable(std::errc::io_error, "db still down");
+  })));
+  ASSERT_TRUE(step_until(w2, [&] { return attempts.size() == 1; }));
+  EXPECT_EQ(attempts[0], 3) << "the third attempt, not a fresh first one";
+  ASSERT_TRUE(step_until(w2, [&] { return w2.stats().dead_lettered == 1; }));
+  auto dlq = read_all("orders.dlq");
+  ASSERT_EQ(dlq.size(), 1u);
+  auto f = runtime::decode_failure(*runtime::get_header(dlq[0].headers, "ferry.failure"));
+  ASSERT_TRUE(f);
+  EXPECT_EQ(f.value().attempts_total, 3);
+}
+
+TEST_F(WorkerTest, AProcessedIdempotencyKeyIsNeverHandledAgain) {
+  create("orders");
+  produce("orders", {{"o1", "first", "order-1/paid"},
+                     {"o2", "other", "order-2/paid"},
+                     {"o1", "again", "order-1/paid"}});
+  {
+    runtime::worker w(worker_options("pay"));
+    std::vector<std::string> seen;
+    ASSERT_TRUE(w.subscribe(sub({"orders"}, [&](const message& m) -> result<void> {
+      seen.push_back(*m.value());
+      EXPECT_TRUE(m.idempotency_key());
+      return success();
+    })));
+    ASSERT_TRUE(step_until(w, [&] { return committed("pay", "orders") == 3; }));
+    EXPECT_EQ(seen, (std::vector<std::string>{"first", "other"}));
+    EXPECT_EQ(w.stats().duplicates_skipped, 1u);
+    ASSERT_TRUE(w.close());
+  }
+  // Replay: the group's offsets go back to the start; the ledger remembers.
+  {
+    client::admin a(base());
+    auto r = a.reset_offsets("pay", {{{"orders", partition_id(0)}, offset(0), "", {}}});
+    ASSERT_TRUE(r);
+  }
+  produce("orders", {{"o3", "new", "order-3/paid"}});
+  restart_broker();  // and the ledger is durable
+  runtime::worker w(worker_options("pay"));
+  std::vector<std::string> seen;
+  ASSERT_TRUE(w.subscribe(sub({"orders"}, [&](const message& m) -> result<void> {
+    seen.push_back(*m.value());
+    return success();
+  })));
+  ASSERT_TRUE(step_until(w, [&] { return committed("pay", "orders") == 4; }));
+  EXPECT_EQ(seen, (std::vector<std::string>{"new"}));
+  EXPECT_EQ(w.stats().duplicates_skipped, 3u);
+  // Another group has its own ledger.
+  runtime::worker other(worker_options("audit"));
+  int audit = 0;
+  ASSERT_TRUE(other.subscribe(sub({"orders"}, [&](const message&) -> result<void> {
+    ++audit;
+    return success();
+  })));
+  ASSERT_TRUE(step_until(other, [&] { return committed("audit", "orders") == 4; }));
+  EXPECT_EQ(audit, 3);
+}
+
+TEST_F(WorkerTest, TheLedgerOnlyHoldsKeysWhoseHandlingSucceeded) {
+  create("orders");
+  produce("orders", {{"o1", "bad", "k-1"}});
+  {
+    runtime::worker w(worker_options("pay"));
+    auto s = sub({"orders"}, [&](const message&) -> result<void> {
+      return runtime::permanent(std::errc::invalid_argument, "no");
+    });
+    ASSERT_TRUE(w.subscribe(std::move(s)));
+    ASSERT_TRUE(step_until(w, [&] { return committed("pay", "orders") == 1; }));
+    ASSERT_TRUE(w.close());
+  }
+  client::consumer_options co;
+  static_cast<client::client_options&>(co) = base();
+  co.group_id = "pay";
+  client::consumer c(co);
+  auto found = c.ledger_lookup({"k-1"});
+  ASSERT_TRUE(found);
+  EXPECT_FALSE(found.value()[0]) << "a dead-lettered key must stay redrivable";
+}
+
+}  // namespace
+}  // namespace ferry::testing
