@@ -6,6 +6,7 @@
 #include <unistd.h>
 
 #include <filesystem>
+#include <limits>
 
 #include "ferry/storage/batch.h"
 #include "ferry/storage/mem_env.h"
@@ -501,6 +502,140 @@ TEST_F(OffsetStoreDiskTest, CorruptRecordRefusesToOpen) {
   }
   auto r = offset_store::open(storage::posix_env(), dir_, {}, clock_);
   EXPECT_FALSE(r);
+}
+
+// --- the idempotency ledger (kind 4 records) ------------------------------------
+
+offset_change ledger_key(const std::string& group, const std::string& key, std::int64_t ms) {
+  offset_change c;
+  c.what = offset_change::kind::ledger;
+  c.group = group;
+  c.value.commit_ms = ms;
+  c.value.metadata = key;
+  return c;
+}
+
+class LedgerTest : public OffsetStoreTest {
+ protected:
+  std::int64_t now() const { return clock_.wall_now().value(); }
+  static constexpr std::int64_t kMin = std::numeric_limits<std::int64_t>::min();
+};
+
+TEST_F(LedgerTest, KeysAreVisibleAfterTheSyncOfTheirCommitAndSurviveAPowerCut) {
+  auto s = open();
+  ASSERT_TRUE(s->append({commit("pay", "orders", 0, 3), ledger_key("pay", "order-1/paid", now()),
+                         ledger_key("pay", "order-2/paid", now())}));
+  EXPECT_FALSE(s->ledger_lookup("pay", "order-1/paid", kMin)) << "visible before it is durable";
+  ASSERT_TRUE(s->sync());
+  EXPECT_EQ(s->ledger_lookup("pay", "order-1/paid", kMin), now());
+  EXPECT_FALSE(s->ledger_lookup("audit", "order-1/paid", kMin)) << "ledgers are per group";
+  EXPECT_FALSE(s->ledger_lookup("pay", "order-3/paid", kMin));
+  EXPECT_EQ(s->ledger_size("pay"), 2u);
+  // Unsynced keys are lost in a crash; synced ones are not.
+  ASSERT_TRUE(s->append({ledger_key("pay", "order-9/paid", now())}));
+  s.reset();
+  env_.crash();
+  auto again = open();
+  ASSERT_TRUE(again);
+  EXPECT_TRUE(again->ledger_lookup("pay", "order-2/paid", kMin));
+  EXPECT_FALSE(again->ledger_lookup("pay", "order-9/paid", kMin));
+  EXPECT_EQ(committed(*again, "pay", "orders", 0), 3);
+}
+
+TEST_F(LedgerTest, AFailedSyncRecordsNoKey) {
+  auto s = open();
+  env_.fail_next_syncs(1, std::make_error_code(std::errc::io_error), "offsets");
+  ASSERT_TRUE(s->append({commit("pay", "orders", 0, 1), ledger_key("pay", "k", now())}));
+  EXPECT_FALSE(s->sync());
+  EXPECT_FALSE(s->ledger_lookup("pay", "k", kMin));
+  EXPECT_EQ(committed(*s, "pay", "orders", 0), -1);
+}
+
+TEST_F(LedgerTest, TheLookupWindowEdgeIsInclusive) {
+  auto s = open();
+  const auto t = now();
+  ASSERT_TRUE(s->append({ledger_key("pay", "k", t)}));
+  ASSERT_TRUE(s->sync());
+  EXPECT_EQ(s->ledger_lookup("pay", "k", t), t) << "recorded exactly at the window's start";
+  EXPECT_FALSE(s->ledger_lookup("pay", "k", t + 1)) << "one millisecond outside the window";
+}
+
+TEST_F(LedgerTest, RetentionForgetsKeysJustPastItsEdge) {
+  offset_store::options o;
+  o.ledger_retention = 10'000ms;
+  auto s = open(o);
+  const auto t = now();
+  ASSERT_TRUE(s->append({ledger_key("pay", "old", t), ledger_key("pay", "newer", t + 5)}));
+  ASSERT_TRUE(s->sync());
+  clock_.advance(10'000ms);
+  s->expire_ledger();
+  EXPECT_TRUE(s->ledger_lookup("pay", "old", kMin)) << "exactly retention old: kept";
+  clock_.advance(1ms);
+  s->expire_ledger();
+  EXPECT_FALSE(s->ledger_lookup("pay", "old", kMin)) << "one millisecond past: forgotten";
+  EXPECT_TRUE(s->ledger_lookup("pay", "newer", kMin));
+  // Reopening applies retention too (the log still holds the old record).
+  s.reset();
+  auto again = open(o);
+  EXPECT_FALSE(again->ledger_lookup("pay", "old", kMin));
+  EXPECT_TRUE(again->ledger_lookup("pay", "newer", kMin));
+}
+
+TEST_F(LedgerTest, TheCountLimitDropsTheOldestAndARepeatRefreshesAKey) {
+  offset_store::options o;
+  o.ledger_max_keys = 3;
+  auto s = open(o);
+  const auto t = now();
+  ASSERT_TRUE(
+      s->append({ledger_key("g", "a", t), ledger_key("g", "b", t + 1), ledger_key("g", "c", t + 2),
+                 ledger_key("g", "a", t + 3), ledger_key("g", "d", t + 4)}));
+  ASSERT_TRUE(s->sync());
+  EXPECT_EQ(s->ledger_size("g"), 3u);
+  EXPECT_FALSE(s->ledger_lookup("g", "b", kMin)) << "the oldest goes first";
+  EXPECT_EQ(s->ledger_lookup("g", "a", kMin), t + 3) << "recorded again: newer";
+  EXPECT_TRUE(s->ledger_lookup("g", "c", kMin));
+  EXPECT_TRUE(s->ledger_lookup("g", "d", kMin));
+  s.reset();
+  auto again = open(o);
+  EXPECT_EQ(again->ledger_size("g"), 3u);
+  EXPECT_FALSE(again->ledger_lookup("g", "b", kMin));
+}
+
+TEST_F(LedgerTest, DeletingTheGroupDropsItsLedger) {
+  auto s = open();
+  ASSERT_TRUE(s->append(
+      {commit("g", "t", 0, 1), ledger_key("g", "k", now()), ledger_key("h", "k", now())}));
+  ASSERT_TRUE(s->sync());
+  ASSERT_TRUE(s->append({delete_group("g")}));
+  ASSERT_TRUE(s->sync());
+  EXPECT_FALSE(s->ledger_lookup("g", "k", kMin));
+  EXPECT_TRUE(s->ledger_lookup("h", "k", kMin));
+  s.reset();
+  auto again = open();
+  EXPECT_FALSE(again->ledger_lookup("g", "k", kMin));
+  EXPECT_TRUE(again->ledger_lookup("h", "k", kMin));
+}
+
+TEST_F(OffsetStoreDiskTest, CompactionKeepsTheLedger) {
+  offset_store::options o;
+  o.compact_bytes = 4096;
+  auto s = open(o);
+  const auto t = clock_.wall_now().value();
+  std::vector<offset_change> keys;
+  for (int i = 0; i < 50; ++i) keys.push_back(ledger_key("g0", "key-" + std::to_string(i), t + i));
+  ASSERT_TRUE(s->append(keys));
+  ASSERT_TRUE(s->sync());
+  churn(*s, 200);
+  const auto size = s->size_bytes();
+  s->maybe_compact();
+  ASSERT_FALSE(s->failed()) << s->failure_reason();
+  EXPECT_LT(s->size_bytes(), size);
+  for (int i = 0; i < 50; ++i)
+    EXPECT_EQ(s->ledger_lookup("g0", "key-" + std::to_string(i), 0), t + i) << i;
+  s.reset();
+  auto again = open(o);
+  EXPECT_EQ(again->ledger_size("g0"), 50u);
+  EXPECT_EQ(again->ledger_lookup("g0", "key-49", 0), t + 49);
 }
 
 }  // namespace
