@@ -3,8 +3,12 @@
 #include <gtest/gtest.h>
 
 #include <algorithm>
+#include <atomic>
+#include <condition_variable>
 #include <map>
+#include <mutex>
 #include <set>
+#include <thread>
 
 #include "ferry/client/errc.h"
 #include "ferry/runtime/failure_record.h"
@@ -328,6 +332,69 @@ TEST_F(WorkerTest, TheLedgerOnlyHoldsKeysWhoseHandlingSucceeded) {
   auto found = c.ledger_lookup({"k-1"});
   ASSERT_TRUE(found);
   EXPECT_FALSE(found.value()[0]) << "a dead-lettered key must stay redrivable";
+}
+
+TEST_F(WorkerTest, ASlowPartitionDoesNotStallTheOthers) {
+  create("orders", 2);
+  produce("orders", {{"a", "slow", ""}}, 0);
+  produce("orders", {{"b", "p1-1", ""}, {"c", "p1-2", ""}, {"d", "p1-3", ""}}, 1);
+  auto o = worker_options("g");
+  o.concurrency = 2;
+  o.clock = nullptr;
+  runtime::worker w(o);
+  std::mutex mu;
+  std::condition_variable cv;
+  bool release = false;
+  std::atomic<int> others{0};
+  ASSERT_TRUE(w.subscribe(sub({"orders"}, [&](const message& m) -> result<void> {
+    if (*m.value() == "slow") {
+      std::unique_lock lock(mu);
+      cv.wait(lock, [&] { return release; });  // a handler stuck on a slow downstream
+    } else {
+      ++others;
+    }
+    return success();
+  })));
+  ASSERT_TRUE(step_until(w, [&] { return others.load() == 3; }));
+  ASSERT_TRUE(step_until(w, [&] { return committed("g", "orders", 1) == 3; }));
+  EXPECT_NE(committed("g", "orders", 0), 1) << "the slow record is not finished";
+  {
+    std::lock_guard lock(mu);
+    release = true;
+  }
+  cv.notify_all();
+  ASSERT_TRUE(step_until(w, [&] { return committed("g", "orders", 0) == 1; }));
+}
+
+TEST_F(WorkerTest, RunReturnsAfterStopWithEverythingInHandCommitted) {
+  create("orders");
+  std::vector<std::tuple<std::string, std::string, std::string>> recs;
+  for (int i = 0; i < 200; ++i)
+    recs.emplace_back("k" + std::to_string(i % 7), std::to_string(i), "");
+  produce("orders", recs);
+  auto o = worker_options("g");
+  o.concurrency = 2;
+  o.clock = nullptr;
+  runtime::worker w(o);
+  std::atomic<int> handled{0};
+  ASSERT_TRUE(w.subscribe(sub({"orders"}, [&](const message&) -> result<void> {
+    ++handled;
+    return success();
+  })));
+  result<void> ran = success();
+  std::thread t([&] { ran = w.run(); });
+  const auto end = std::chrono::steady_clock::now() + 15s;
+  while (handled.load() < 200 && std::chrono::steady_clock::now() < end)
+    std::this_thread::sleep_for(5ms);
+  w.stop();
+  t.join();
+  EXPECT_TRUE(ran) << ran.error().message();
+  EXPECT_EQ(handled.load(), 200);
+  EXPECT_EQ(committed("g", "orders"), 200) << "stop commits what was finished";
+  client::admin a(base());
+  auto d = a.describe_group("g");
+  ASSERT_TRUE(d);
+  EXPECT_TRUE(d.value().members.empty()) << "stop leaves the group";
 }
 
 }  // namespace
