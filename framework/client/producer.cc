@@ -13,6 +13,24 @@
 // A failed attempt with a retriable error (or a lost reply) returns the
 // front batch to closed with retry_at = now + retry_backoff, unless its
 // delivery deadline would pass first; then it fails with that error.
+// A closed batch keeps its builder until its first send, which finishes
+// its bytes ("stamps" it): with idempotence, with the producer id, epoch
+// and the partition's next sequence number. Retries resend those bytes.
+//
+// Idempotence (the producer's identity, guarded by mu_ like the rest):
+//   none --InitProducer sent--> requesting --answer--> ready
+//   requesting --lost/timed out/retriable error--> none (retry after backoff)
+//   requesting --refused (e.g. a broker without InitProducer)--> fatal
+//   ready --a stamped batch fails without a definite "not stored" answer,
+//           or with out_of_order_sequence / invalid_producer--> renewing
+//   renewing --no stamped batch left anywhere, InitProducer answered--> ready
+//           (new identity generation: every partition restarts at sequence 0)
+//   any --producer_fenced--> fatal
+// Only the front batch of a partition can be stamped and unfinished, so a
+// stamped batch that the broker refused for sure (it was not stored) gives
+// its sequence numbers back: the partition's next sequence rewinds to the
+// batch's base sequence. In fatal, every batch not in flight fails with the
+// fatal error and so does every later send().
 //
 // Waking the I/O thread: it sleeps in zmq_poll on the socket and the read
 // end of a pipe. wake() writes one byte, at most once until the I/O thread
@@ -28,6 +46,7 @@
 #include <atomic>
 #include <condition_variable>
 #include <deque>
+#include <limits>
 #include <map>
 #include <mutex>
 #include <random>
@@ -107,8 +126,13 @@ struct batch {
   sclock::time_point retry_at;
   int attempts = 0;
   std::error_code last_error;
+  bool closed = false;         // no more records; bytes not final until stamped
+  bool stamped = false;        // bytes final (first send)
+  std::int32_t base_seq = -1;  // idempotence: sequence number of the first record
+  std::uint64_t identity = 0;  // idempotence: identity generation it was stamped under
+  bool maybe_stored = false;   // an attempt ended without a definite "not stored" answer
 
-  [[nodiscard]] bool open() const noexcept { return builder.has_value(); }
+  [[nodiscard]] bool open() const noexcept { return builder.has_value() && !closed; }
   /// Whether `r` (timestamp `ts`) still fits into this open batch.
   [[nodiscard]] bool fits(const producer_record& r, timestamp_ms ts, std::size_t limit) const {
     return builder->size_bytes() +
@@ -116,16 +140,54 @@ struct batch {
                             static_cast<std::uint64_t>(builder->record_count())) <=
            limit;
   }
-  void close() {
-    if (builder) bytes = builder->finish();
+  void close() { closed = true; }
+  /// Finishes the bytes (first send).
+  void stamp(const storage::producer_info& producer) {
+    bytes = builder->finish(producer);
     builder.reset();
+    closed = stamped = true;
   }
 };
 
 struct partition_queue {
   std::deque<std::unique_ptr<batch>> batches;
   bool in_flight = false;
+  std::uint64_t identity = 0;  // idempotence: the identity generation next_seq belongs to
+  std::int32_t next_seq = 0;   // idempotence: sequence number of the next batch's first record
 };
+
+// The sequence number `count` after `seq`; wraps from INT32_MAX to 0 (as
+// the broker and Kafka do).
+std::int32_t advance(std::int32_t seq, std::int32_t count) {
+  constexpr std::int64_t modulus = std::int64_t{std::numeric_limits<std::int32_t>::max()} + 1;
+  return static_cast<std::int32_t>((std::int64_t{seq} + count) % modulus);
+}
+
+// Whether a failed produce attempt proves that the broker did not store the
+// batch: the broker answered, and with an error it gives only before
+// appending. Anything else (no answer, a sync or write failure, a malformed
+// reply) leaves the outcome open.
+bool refused_before_append(std::error_code ec) {
+  if (ec.category() != wire_category()) return false;
+  switch (static_cast<errc>(ec.value())) {
+    case errc::unknown_topic:
+    case errc::unknown_partition:
+    case errc::invalid_request:
+    case errc::invalid_batch:
+    case errc::record_too_large:
+    case errc::disk_full:  // the write was rolled back
+    case errc::shutting_down:
+    case errc::unsupported_version:
+    case errc::invalid_topic_name:
+    case errc::too_many_requests:
+    case errc::producer_fenced:
+    case errc::out_of_order_sequence:
+    case errc::invalid_producer:
+      return true;
+    default:
+      return false;
+  }
+}
 
 struct topic_state {
   std::int32_t partitions = 0;
@@ -182,6 +244,7 @@ class producer::impl {
   result<void> send(producer_record rec, delivery_callback cb);
   result<void> flush(milliseconds timeout);
   result<void> close(milliseconds timeout);
+  producer_stats stats() const;
 
  private:
   void wake() noexcept;
@@ -208,6 +271,14 @@ class producer::impl {
                      sclock::time_point now, std::vector<completion>& done);
   void finish_front(batch& b, std::error_code ec, std::int64_t base, std::vector<completion>& done);
   void abandon_all(std::vector<completion>& done);
+  // Idempotence.
+  [[nodiscard]] bool identity_ready() const noexcept;
+  [[nodiscard]] bool stamped_pending() const;
+  void send_init(sclock::time_point now);
+  void handle_init(const reply& r, sclock::time_point now);
+  void stamp(partition_queue& q, batch& b);
+  void settle_failed(partition_queue& q, batch& b, std::error_code ec);
+  void fail_unsent(std::vector<completion>& done);
   [[nodiscard]] bool ready(const batch& b, sclock::time_point now) const;
   [[nodiscard]] sclock::time_point next_wake(sclock::time_point now) const;
   void complete(std::vector<completion>& done);
@@ -217,7 +288,7 @@ class producer::impl {
   int wake_fds_[2] = {-1, -1};
   std::atomic<bool> wake_pending_{false};
 
-  std::mutex mu_;
+  mutable std::mutex mu_;
   std::condition_variable cv_;  // buffer space, metadata outcomes, completions
   std::map<topic_partition, partition_queue> queues_;
   std::map<std::string, topic_state, std::less<>> topics_;
@@ -239,6 +310,20 @@ class producer::impl {
   std::map<std::uint64_t, produce_request> in_flight_;
   std::map<std::uint64_t, std::string> metadata_in_flight_;
   std::thread thread_;
+
+  // Idempotence (state machine at the top of the file).
+  std::int64_t pid_ = -1;
+  std::int16_t epoch_ = -1;
+  std::uint64_t identity_gen_ = 0;  // bumped by every InitProducer answer; 0: none yet
+  bool renew_ = false;              // a new identity is needed before stamping more batches
+  bool init_in_flight_ = false;
+  std::uint64_t init_request_ = 0;
+  sclock::time_point init_expires_{};
+  sclock::time_point init_retry_at_{};
+  std::error_code init_last_error_;  // why the identity is not there yet
+  std::error_code fatal_;            // set: every unsent batch and every send() fails with it
+  std::uint64_t duplicates_ = 0;
+  std::uint64_t renewals_ = 0;
 };
 
 producer::impl::impl(producer_options o) : o_(std::move(o)) {
@@ -253,6 +338,10 @@ producer::impl::impl(producer_options o) : o_(std::move(o)) {
            o_.request_timeout.count() <= 0 || o_.max_block.count() < 0 ||
            o_.retry_backoff.count() < 0)
     bad = "negative or zero durations";
+  else if (o_.producer_name.size() > 255)
+    bad = "producer_name must be at most 255 bytes";
+  else if (!o_.producer_name.empty() && !o_.enable_idempotence)
+    bad = "producer_name needs enable_idempotence";
   if (bad) {
     logger()->error("producer: invalid options: {}", bad);
     init_error_ = ferry::errc::invalid_argument;
@@ -326,6 +415,7 @@ result<void> producer::impl::send(producer_record rec, delivery_callback cb) {
 
   std::unique_lock lock(mu_);
   if (closing_) return ferry::errc::shutting_down;
+  if (fatal_) return fatal_;
   FERRY_TRY(auto* topic, topic_for(lock, rec.topic, deadline, on_io));
   std::size_t batch_limit = o_.batch_bytes;
   if (topic->max_message_bytes > 0) {
@@ -340,6 +430,7 @@ result<void> producer::impl::send(producer_record rec, delivery_callback cb) {
     }
   }
   if (closing_) return ferry::errc::shutting_down;
+  if (fatal_) return fatal_;
 
   // Partition (after waiting: the count may have been refreshed meanwhile).
   const std::int32_t n = topic->partitions;
@@ -462,11 +553,13 @@ void producer::impl::run() {
       for (const auto& r : replies) handle_reply(r, now, done);
       replies.clear();
       expire(now, done);
+      if (fatal_) fail_unsent(done);
       if (stop_) {
         abandon_all(done);
         exiting = true;
       } else {
         send_metadata(now);
+        send_init(now);
         send_batches(now, done);
         wake_at = next_wake(now);
       }
@@ -501,6 +594,8 @@ void producer::impl::handle_reply(const reply& r, sclock::time_point now,
     handle_metadata(topic, r, now);
   } else if (in_flight_.contains(r.request_id)) {
     handle_produce(r.request_id, r, now, done);
+  } else if (init_in_flight_ && r.request_id == init_request_) {
+    handle_init(r, now);
   }
 }
 
@@ -515,6 +610,7 @@ void producer::impl::handle_produce(std::uint64_t id, const reply& r, sclock::ti
     queues_.at({b->topic, b->partition}).in_flight = false;
     std::error_code ec;
     std::int64_t base = -1;
+    bool duplicate = false;
     if (!ok) {
       ec = ok.error();
     } else {
@@ -532,6 +628,7 @@ void producer::impl::handle_produce(std::uint64_t id, const reply& r, sclock::ti
       } else {
         ec = from_wire(found->error());
         base = found->base_offset();
+        duplicate = found->duplicate();
         message = found->message() ? found->message()->str() : std::string();
         if (!ec && base < 0) {
           ec = protocol::errc::invalid_value;
@@ -540,8 +637,11 @@ void producer::impl::handle_produce(std::uint64_t id, const reply& r, sclock::ti
       }
     }
     if (!ec) {
+      // A duplicate: an earlier attempt was stored; these are its offsets.
+      if (duplicate) ++duplicates_;
       finish_front(*b, {}, base, done);
     } else {
+      if (!refused_before_append(ec)) b->maybe_stored = true;
       fail_or_retry(*b, ec, message, now, done);
     }
   }
@@ -584,6 +684,7 @@ void producer::impl::handle_metadata(const std::string& topic, const reply& r,
 void producer::impl::finish_front(batch& b, std::error_code ec, std::int64_t base,
                                   std::vector<completion>& done) {
   auto& q = queues_.at({b.topic, b.partition});
+  if (ec) settle_failed(q, b, ec);
   // Only the front batch of a partition is ever in flight or expired.
   completion c{std::move(q.batches.front()), ec, base};
   q.batches.pop_front();
@@ -616,8 +717,13 @@ void producer::impl::give_up(std::uint64_t id, std::error_code ec, sclock::time_
     in_flight_.erase(it);
     for (batch* b : batches) {
       queues_.at({b->topic, b->partition}).in_flight = false;
+      b->maybe_stored = true;  // the request may have been carried out
       fail_or_retry(*b, ec, "no reply from the broker", now, done);
     }
+  } else if (init_in_flight_ && id == init_request_) {
+    init_in_flight_ = false;
+    init_last_error_ = ec;
+    init_retry_at_ = now + o_.retry_backoff;
   } else if (auto m = metadata_in_flight_.find(id); m != metadata_in_flight_.end()) {
     auto& lk = lookups_[m->second];
     lk.in_flight = false;
@@ -635,13 +741,18 @@ void producer::impl::expire(sclock::time_point now, std::vector<completion>& don
     if (req.expires <= now) expired.push_back(id);
   for (const auto& [id, topic] : metadata_in_flight_)
     if (lookups_[topic].expires <= now) expired.push_back(id);
+  if (init_in_flight_ && init_expires_ <= now) expired.push_back(init_request_);
   for (std::uint64_t id : expired) give_up(id, protocol::errc::timed_out, now, done);
   // Batches waiting past their delivery deadline (front first, so callbacks
   // of a partition stay in order; deadlines grow towards the back).
   for (auto& [tp, q] : queues_) {
     while (!q.in_flight && !q.batches.empty() && q.batches.front()->deadline <= now) {
       batch& b = *q.batches.front();
-      const auto ec = b.last_error ? b.last_error : std::error_code(protocol::errc::timed_out);
+      // A batch that never went out may have waited for the producer id.
+      const auto ec = b.last_error ? b.last_error
+                      : (!b.stamped && init_last_error_)
+                          ? init_last_error_
+                          : std::error_code(protocol::errc::timed_out);
       logger()->warn("producer: {} records for {}-{} not delivered within delivery_timeout: {}",
                      b.callbacks.size(), b.topic, b.partition, ec.message());
       finish_front(b, ec, -1, done);
@@ -685,7 +796,10 @@ void producer::impl::send_batches(sclock::time_point now, std::vector<completion
     if (q.in_flight || q.batches.empty()) continue;
     batch& b = *q.batches.front();
     if (b.retry_at > now || !ready(b, now)) continue;
-    b.close();
+    if (!b.stamped) {
+      if (!identity_ready()) continue;  // waits for InitProducer
+      stamp(q, b);
+    }
     if (!picked.empty() &&
         (bytes + b.bytes.size() > kMaxRequestBytes || picked.size() >= kMaxRequestEntries)) {
       send_request(picked, now, done);
@@ -755,6 +869,10 @@ sclock::time_point producer::impl::next_wake(sclock::time_point now) const {
     else if (lk.wanted && lk.waiters > 0)
       t = std::min(t, lk.retry_at);
   }
+  if (init_in_flight_)
+    t = std::min(t, init_expires_);
+  else if (o_.enable_idempotence && !fatal_ && (identity_gen_ == 0 || renew_))
+    t = std::min(t, init_retry_at_);
   return t;
 }
 
@@ -789,6 +907,143 @@ void producer::impl::complete(std::vector<completion>& done) {
   done.clear();
 }
 
+// --- idempotence (I/O thread, under mu_) ----------------------------------------
+
+bool producer::impl::identity_ready() const noexcept {
+  return !o_.enable_idempotence || (identity_gen_ > 0 && !renew_ && !fatal_);
+}
+
+bool producer::impl::stamped_pending() const {
+  for (const auto& [tp, q] : queues_)
+    if (!q.batches.empty() && q.batches.front()->stamped) return true;
+  return false;
+}
+
+void producer::impl::send_init(sclock::time_point now) {
+  if (!o_.enable_idempotence || fatal_ || init_in_flight_ || now < init_retry_at_) return;
+  if (identity_gen_ > 0 && !renew_) return;
+  // A new identity (a new id, or for a named producer a new epoch that
+  // fences the old one) only once nothing stamped with the old one can
+  // still be stored or retried.
+  if (renew_ && stamped_pending()) return;
+  flatbuffers::FlatBufferBuilder fbb;
+  auto body = wire::CreateInitProducerRequest(
+      fbb, o_.producer_name.empty() ? 0 : fbb.CreateString(o_.producer_name));
+  auto id = conn_->send(fbb, wire::Body::InitProducerRequest, body.Union());
+  if (!id) {
+    init_last_error_ = id.error();
+    init_retry_at_ = now + o_.retry_backoff;
+    return;
+  }
+  init_in_flight_ = true;
+  init_request_ = id.value();
+  init_expires_ = now + o_.request_timeout;
+}
+
+void producer::impl::handle_init(const reply& r, sclock::time_point now) {
+  init_in_flight_ = false;
+  std::string message;
+  std::error_code ec;
+  if (auto ok = detail::expect_body(r, wire::Body::InitProducerResponse, &message); !ok) {
+    ec = ok.error();
+  } else {
+    const auto* b = r.envelope().body_as_InitProducerResponse();
+    ec = from_wire(b->error());
+    if (b->message()) message = b->message()->str();
+    if (!ec && (b->producer_id() < 0 || b->epoch() < 0)) {
+      ec = protocol::errc::invalid_value;
+      message = "InitProducer answered without a producer id";
+    }
+    if (!ec) {
+      if (identity_gen_ > 0) ++renewals_;
+      pid_ = b->producer_id();
+      epoch_ = b->epoch();
+      ++identity_gen_;
+      renew_ = false;
+      init_last_error_ = {};
+      FERRY_LOG_DEBUG(logger(), "producer: idempotent as producer id {} epoch {}{}{}", pid_, epoch_,
+                      o_.producer_name.empty() ? "" : " for name ", o_.producer_name);
+      return;
+    }
+  }
+  init_last_error_ = ec;
+  if (is_retriable(ec)) {
+    init_retry_at_ = now + o_.retry_backoff;
+    return;
+  }
+  logger()->error(
+      "producer: the broker refused InitProducer: {}{}{}; every send fails with this error "
+      "(a broker without idempotent producers needs enable_idempotence = false)",
+      ec.message(), message.empty() ? "" : ": ", message);
+  fatal_ = ec;
+}
+
+void producer::impl::stamp(partition_queue& q, batch& b) {
+  storage::producer_info info;
+  if (o_.enable_idempotence) {
+    if (q.identity != identity_gen_) {
+      q.identity = identity_gen_;
+      q.next_seq = 0;
+    }
+    info.pid = producer_id(pid_);
+    info.epoch = producer_epoch(epoch_);
+    info.base_sequence = sequence_number(q.next_seq);
+    b.base_seq = q.next_seq;
+    b.identity = identity_gen_;
+    q.next_seq = advance(q.next_seq, b.builder->record_count());
+  }
+  b.stamp(info);
+}
+
+// A stamped batch failed for good (its callbacks get `ec`): what that means
+// for the sequence numbers that follow it.
+void producer::impl::settle_failed(partition_queue& q, batch& b, std::error_code ec) {
+  if (!o_.enable_idempotence || !b.stamped || stop_ || b.identity != identity_gen_) return;
+  if (ec == errc::producer_fenced) {
+    if (!fatal_)
+      logger()->error(
+          "producer: fenced: a newer producer named '{}' started (or this id was retired); "
+          "every record not yet sent fails with producer_fenced",
+          o_.producer_name);
+    fatal_ = ec;
+  } else if (ec == errc::out_of_order_sequence || ec == errc::invalid_producer) {
+    logger()->error(
+        "producer: the broker refused {}-{} sequence {} ({}): its records failed; later batches "
+        "go out under a new producer identity",
+        b.topic, b.partition, b.base_seq, ec.message());
+    renew_ = true;
+  } else if (b.maybe_stored) {
+    logger()->warn(
+        "producer: {}-{} sequence {} failed without a definite answer ({}), so the broker may or "
+        "may not hold it; later batches go out under a new producer identity",
+        b.topic, b.partition, b.base_seq, ec.message());
+    renew_ = true;
+  } else {
+    // Refused for sure, and no later batch of this partition is stamped.
+    q.next_seq = b.base_seq;
+  }
+}
+
+// In the fatal state: every batch that is not in flight fails now. A
+// partition with a batch in flight waits for its answer first, so the
+// partition's callbacks stay in order.
+void producer::impl::fail_unsent(std::vector<completion>& done) {
+  for (auto& [tp, q] : queues_) {
+    if (q.in_flight) continue;
+    while (!q.batches.empty()) finish_front(*q.batches.front(), fatal_, -1, done);
+  }
+}
+
+producer_stats producer::impl::stats() const {
+  std::lock_guard lock(mu_);
+  producer_stats s;
+  s.id = pid_;
+  s.epoch = epoch_;
+  s.duplicates = duplicates_;
+  s.identity_renewals = renewals_;
+  return s;
+}
+
 // --- producer -----------------------------------------------------------------
 
 producer::producer(producer_options options) : impl_(std::make_unique<impl>(std::move(options))) {}
@@ -818,6 +1073,11 @@ result<void> producer::flush(std::chrono::milliseconds timeout) {
 result<void> producer::close(std::chrono::milliseconds timeout) {
   if (!impl_) return success();
   return impl_->close(timeout);
+}
+
+producer_stats producer::stats() const {
+  if (!impl_) return {};
+  return impl_->stats();
 }
 
 }  // namespace ferry::client

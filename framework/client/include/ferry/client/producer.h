@@ -17,9 +17,42 @@
 //   request_timeout) until delivery_timeout after send(); then the callback
 //   gets the last error (protocol::errc::timed_out when the broker stayed
 //   silent, protocol::errc::disconnected when it was unreachable). Never a
-//   pretended success. The producer is not idempotent yet: a batch whose
-//   reply was lost and that is then resent may be stored twice
-//   (at-least-once).
+//   pretended success.
+// - Idempotence (enable_idempotence, on by default): a retried batch is
+//   stored once. The producer gets a producer id and epoch from the broker
+//   (InitProducer, sent by the I/O thread before the first batch and
+//   retried like a produce) and stamps each batch with them and a
+//   per-partition sequence number the first time the batch is sent; a
+//   retry resends the identical bytes. The broker stores a batch whose
+//   sequence it has already stored once, answers the retry with the
+//   original offsets (counted in stats().duplicates) and refuses gaps. So a
+//   record whose callback reported success is stored exactly once, and a
+//   record whose callback reported an error is stored at most once (its
+//   outcome may be unknown: a batch that expired after a lost reply may
+//   have been stored). This holds across broker restarts and kill -9 (the
+//   broker rebuilds what it needs from its log; bounds in
+//   docs/protocol.md, "Idempotent producer"). It does not hold across
+//   producer restarts: a new producer is a new identity, so records an
+//   application resends after restarting its producer may be stored twice
+//   (the consumer runtime's idempotency keys cover that).
+//   Errors specific to idempotence:
+//     errc::producer_fenced — another producer with the same producer_name
+//       started (a newer epoch). This producer is dead: every record not
+//       yet sent fails with it, and so does every later send(); records
+//       already in flight get the broker's answer. Close it.
+//     errc::out_of_order_sequence, errc::invalid_producer — the broker's
+//       state does not match this producer's (e.g. data lost under
+//       flush.mode = interval): that batch's records fail with the error,
+//       nothing is silently resent; later batches go out under a fresh
+//       producer identity (InitProducer again; logged).
+//   After a batch fails without a definite answer (delivery_timeout passed
+//   after a lost reply), the producer also takes a fresh identity before
+//   sending more, because the broker may or may not hold that batch; it
+//   first waits until no batch of the old identity is in flight. A broker
+//   that does not know InitProducer (answers InvalidRequest) makes every
+//   send fail with that error: set enable_idempotence = false for it.
+//   With enable_idempotence = false the producer is at-least-once: a batch
+//   whose reply was lost and that is then resent may be stored twice.
 // - Records of one partition are stored, and their callbacks run, in send()
 //   order: at most one request per partition is in flight, so a retry
 //   cannot overtake a later batch. Different partitions are independent; up
@@ -50,9 +83,11 @@
 
 #include <chrono>
 #include <cstddef>
+#include <cstdint>
 #include <functional>
 #include <future>
 #include <memory>
+#include <string>
 
 #include "ferry/client/options.h"
 #include "ferry/client/types.h"
@@ -76,6 +111,23 @@ struct producer_options : client_options {
   int max_in_flight = 16;
   /// How long send() may block waiting for buffer space or topic metadata.
   std::chrono::milliseconds max_block{60000};
+  /// Store each batch once even when it is resent (see the delivery
+  /// contract above). Needs a broker that knows InitProducer.
+  bool enable_idempotence = true;
+  /// With idempotence: a stable identity for this producer (1-255 bytes;
+  /// like Kafka's transactional.id). A producer that starts with a name
+  /// fences every older producer of that name (their batches fail with
+  /// errc::producer_fenced), so a zombie instance cannot write after its
+  /// replacement started. Empty: an anonymous producer (nothing fenced).
+  std::string producer_name;
+};
+
+/// Counters of a producer (for monitoring and tests).
+struct producer_stats {
+  std::int64_t id = -1;                 ///< producer id (-1: none yet, or idempotence off)
+  std::int16_t epoch = -1;              ///< its epoch
+  std::uint64_t duplicates = 0;         ///< batches the broker reported as stored before (retries)
+  std::uint64_t identity_renewals = 0;  ///< InitProducer calls after the first
 };
 
 using delivery_callback = std::function<void(const result<record_metadata>&)>;
@@ -114,6 +166,9 @@ class producer {
   /// thread; records still undelivered get ferry::errc::shutting_down (then
   /// the result is ferry::errc::timed_out). Idempotent.
   result<void> close(std::chrono::milliseconds timeout = std::chrono::milliseconds::max());
+
+  /// A snapshot of the counters. Thread-safe.
+  [[nodiscard]] producer_stats stats() const;
 
   class impl;
 
