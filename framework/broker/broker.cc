@@ -25,6 +25,7 @@
 #include "ferry/storage/log.h"
 #include "groups.h"
 #include "offset_store.h"
+#include "producer_state.h"
 
 namespace ferry::broker {
 
@@ -51,6 +52,7 @@ struct topic {
   std::string name;
   topic_settings settings;
   std::vector<std::unique_ptr<storage::partition_log>> logs;
+  std::vector<partition_producers> producers;  // idempotent producers, one per partition
 };
 
 // The outcome of one entry of a commit (CommitOffsetsRequest or a fetch's).
@@ -103,6 +105,8 @@ struct broker::impl {
   broker_config cfg;
   fs::path topics_dir;
   std::map<std::string, topic, std::less<>> topics;  // disk thread only (after open)
+  std::unique_ptr<producer_registry> producer_ids;   // disk thread only (after open)
+  steady::time_point next_producer_expiry{};
 
   zmq::context_t ctx{1};
   std::string wake_endpoint;
@@ -178,7 +182,18 @@ struct broker::impl {
         logger()->error("topic {}: cannot open partition {}: {}", t.name, p, log.error().message());
         return log.error();
       }
+      // Idempotent producers: rebuilt from the log tail (producer_state.h).
+      partition_producers pp;
+      auto scan = pp.rebuild(storage::posix_env(), dir, *log.value(),
+                             system_clock::instance().wall_now().value());
+      if (!scan)
+        logger()->warn("topic {}: partition {}: rebuilding producer state stopped early: {}",
+                       t.name, p, scan.error().message());
+      else if (pp.size() > 0)
+        logger()->info("topic {}: partition {}: {} producers from {} bytes of log tail", t.name, p,
+                       pp.size(), scan.value().bytes);
       t.logs.push_back(std::move(log).value());
+      t.producers.push_back(std::move(pp));
     }
     return success();
   }
@@ -356,9 +371,66 @@ struct broker::impl {
       ErrorCode error = ErrorCode::None;
       std::int64_t base = -1;
       std::string message;
+      bool duplicate = false;  // an idempotent retry: stored before at `base`
     };
     std::vector<entry> entries;
   };
+
+  // The idempotent producer's checks for a batch with producer_id >= 0
+  // (producer_state.h). Returns true when the batch is to be appended;
+  // otherwise `out` holds the answer: a duplicate (answered after this
+  // round's sync, like the append it repeats) or an error.
+  bool admit_idempotent(const storage::batch_header& h, std::span<const std::byte> batch,
+                        storage::partition_log* log, const partition_producers& pp,
+                        produce_state::entry& out) {
+    // Only a batch that passes its checksum gets an idempotence verdict.
+    auto intact = [&] {
+      std::string bad;
+      if (auto v = storage::validate_batch(batch, storage::validation::header_and_crc, &bad); !v) {
+        out.error = to_wire(v.error());
+        out.message = std::move(bad);
+        return false;
+      }
+      return true;
+    };
+    auto refuse = [&](ErrorCode code, std::string message) {
+      if (intact()) {
+        out.error = code;
+        out.message = std::move(message);
+      }
+      return false;
+    };
+    std::string why;
+    if (h.epoch.value() < 0 || h.base_sequence.value() < 0 || h.record_count < 1)
+      return refuse(ErrorCode::InvalidProducer,
+                    fmt::format("producer {}: epoch {} and base_sequence {} must be >= 0",
+                                h.pid.value(), h.epoch.value(), h.base_sequence.value()));
+    switch (producer_ids->check(h.pid, h.epoch, &why)) {
+      case producer_registry::standing::current:
+        break;
+      case producer_registry::standing::fenced:
+        return refuse(ErrorCode::ProducerFenced, std::move(why));
+      case producer_registry::standing::invalid:
+        return refuse(ErrorCode::InvalidProducer, std::move(why));
+    }
+    auto d = pp.check(h);
+    switch (d.v) {
+      case partition_producers::verdict::append:
+        return true;
+      case partition_producers::verdict::duplicate:
+        if (intact()) {
+          out.log = log;  // a failing sync this round fails the duplicate too
+          out.base = d.base_offset;
+          out.duplicate = true;
+        }
+        return false;
+      case partition_producers::verdict::fenced:
+        return refuse(ErrorCode::ProducerFenced, std::move(d.message));
+      case partition_producers::verdict::out_of_order:
+        return refuse(ErrorCode::OutOfOrderSequence, std::move(d.message));
+    }
+    return refuse(ErrorCode::Internal, "unreachable");
+  }
 
   void append_produce(job& j, std::vector<produce_state>& pending,
                       std::set<storage::partition_log*>& touched) {
@@ -379,6 +451,19 @@ struct broker::impl {
       }
       auto& frame = j.frames[e->frame()];
       std::span<std::byte> batch(static_cast<std::byte*>(frame.data()), frame.size());
+      auto& pp = topics.find(e->topic()->string_view())
+                     ->second.producers[static_cast<std::size_t>(e->partition())];
+      std::optional<storage::batch_header> idem;
+      if (batch.size() >= storage::kBatchHeaderSize && !log->failed()) {
+        auto h = storage::batch_header::decode(batch.data());
+        if (h.pid.value() >= 0) {
+          if (!admit_idempotent(h, batch, log, pp, out)) {
+            if (out.duplicate) touched.insert(log);
+            continue;
+          }
+          idem = h;
+        }
+      }
       auto r = log->append(batch);
       if (!r) {
         out.error = to_wire(r.error());
@@ -392,6 +477,7 @@ struct broker::impl {
       out.log = log;
       out.base = r.value().base_offset.value();
       touched.insert(log);
+      if (idem) pp.appended(*idem, out.base, system_clock::instance().wall_now().value());
     }
     pending.push_back(std::move(ps));
   }
@@ -425,7 +511,8 @@ struct broker::impl {
         results.push_back(CreateProduceResult(fbb, fbb.CreateString(re->topic()->string_view()),
                                               re->partition(), e.error,
                                               e.error == ErrorCode::None ? e.base : -1,
-                                              e.message.empty() ? 0 : fbb.CreateString(e.message)));
+                                              e.message.empty() ? 0 : fbb.CreateString(e.message),
+                                              e.error == ErrorCode::None && e.duplicate));
       }
       auto body = CreateProduceResponse(fbb, fbb.CreateVector(results));
       std::vector<zmq::message_t> frames;
@@ -595,6 +682,33 @@ struct broker::impl {
         }
         auto body = CreateListOffsetsResponse(fbb, fbb.CreateVector(v));
         frames.push_back(envelope_message(fbb, id, Body::ListOffsetsResponse, body.Union()));
+        break;
+      }
+      case Body::InitProducerRequest: {
+        // Durable (when it needs to be) before the reply: producer_state.h.
+        const auto* name = j.env->body_as_InitProducerRequest()->name();
+        auto g = producer_ids->init(name ? std::optional(name->string_view()) : std::nullopt);
+        flatbuffers::Offset<InitProducerResponse> body;
+        if (g) {
+          body = CreateInitProducerResponse(fbb, ErrorCode::None, 0, g.value().id.value(),
+                                            g.value().epoch.value());
+          FERRY_LOG_DEBUG(logger(), "InitProducer{}: id {} epoch {}",
+                          name ? " " + name->str() : std::string(), g.value().id.value(),
+                          g.value().epoch.value());
+        } else if (g.error() == ferry::errc::out_of_range) {
+          body = CreateInitProducerResponse(
+              fbb, ErrorCode::InvalidRequest,
+              fbb.CreateString(fmt::format("the broker already knows {} producer names (the "
+                                           "limit); reuse names or produce without one",
+                                           kMaxNamedProducers)));
+        } else {
+          logger()->error("InitProducer: writing {} failed: {}",
+                          (cfg.data_dir / "producers").string(), g.error().message());
+          body = CreateInitProducerResponse(
+              fbb, to_wire(g.error()),
+              fbb.CreateString("persisting the producer id failed: " + g.error().message()));
+        }
+        frames.push_back(envelope_message(fbb, id, Body::InitProducerResponse, body.Union()));
         break;
       }
       default:
@@ -997,6 +1111,12 @@ struct broker::impl {
           (void)log->remove_deleted();
         }
     }
+    if (now >= next_producer_expiry) {
+      next_producer_expiry = now + std::chrono::minutes(1);
+      const auto wall = system_clock::instance().wall_now().value();
+      for (auto& [_, t] : topics)
+        for (auto& pp : t.producers) (void)pp.expire(wall);
+    }
     if (cfg.flush == storage::flush_mode::interval) {
       for (auto& [_, t] : topics)
         for (auto& log : t.logs)
@@ -1287,6 +1407,16 @@ result<std::unique_ptr<broker>> broker::open(broker_config config) {
   auto i = std::make_unique<impl>(std::move(config));
   i->topics_dir = i->cfg.data_dir / "topics";
   FERRY_TRY(i->load_topics());
+  std::string why;
+  auto ids = producer_registry::open(storage::posix_env(), i->cfg.data_dir / "producers", &why);
+  if (!ids) {
+    logger()->error("cannot open the producer registry: {}",
+                    why.empty() ? ids.error().message() : why);
+    return ids.error();
+  }
+  i->producer_ids = std::move(ids).value();
+  for (const auto& [_, t] : i->topics)
+    for (const auto& pp : t.producers) i->producer_ids->observe(producer_id(pp.max_producer_id()));
   offset_store::options so;
   so.compact_bytes = i->cfg.offsets_compact_bytes;
   so.flush = i->cfg.flush;
