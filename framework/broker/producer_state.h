@@ -49,19 +49,23 @@
 // Recovery (rebuild()): the state is rebuilt when a partition is opened by
 // reading the batch headers of the log's newest segments, from the newest
 // back until at least kProducerScanBytes (64 MiB) are covered (so at most
-// 64 MiB + one segment), never the whole log; recovery time does not grow
-// with the log. Consequence: a producer whose last batch on this partition
-// lies further back than that has no state after a restart, and a retry of
-// that old batch would be stored again. A retry is only ever sent for the
-// one batch per partition the client has in flight (ferry::producer keeps
-// at most one) whose reply it did not get, so the retried batch is the
-// producer's newest on that partition. For it to fall out of the scan,
-// more than 64 MiB must be appended to the partition between the original
-// append and the retry, which the client sends as soon as it notices the
-// lost reply (at once on a disconnect; after request_timeout otherwise) —
-// while the broker that restarted has accepted only what arrived since it
-// came back. State is not persisted apart from the log: the log is the
-// snapshot.
+// 64 MiB + one segment), never the whole log: recovery time does not grow
+// with the log. Per-partition state is not persisted apart from the log.
+// Consequence: a producer whose last batch on this partition lies further
+// back has no state after a restart, and a retry of that batch would be
+// stored again. Why that does not happen in practice: a client resends only
+// the one batch per partition it has in flight (ferry::producer keeps at
+// most one) and whose reply it did not get, so the retried batch is the
+// producer's newest on the partition; the client resends it at once when
+// the connection drops, else after request_timeout (30 s by default). A
+// duplicate thus needs a broker restart between the original and the retry
+// AND more than 64 MiB appended to this one partition in that time. When the
+// broker crashed before answering, the appends after the original are the
+// few of its last round plus what other clients resend right after the
+// restart (at most one batch per partition each); only a reply that
+// vanished without a disconnect (then request_timeout applies) on a
+// partition taking over 2 MiB/s could reach it. Making this exact would take
+// producer state snapshots beside the segments (Kafka's .snapshot files).
 //
 // Thread safety: none; the disk thread owns both.
 #pragma once
