@@ -77,4 +77,21 @@ struct bench_args {
 };
 int bench(const globals& g, const bench_args& a);
 
+/// ferry dlq list | show | redrive | purge (dlq.cc, docs/dead-letters.md).
+struct dlq_args {
+  std::string topic;                    // the dead-letter topic, e.g. orders.dlq
+  std::vector<std::string> where;       // NAME=VALUE filters, all must match
+  bool all = false;                     // list: resolved dead letters too
+  std::optional<std::string> position;  // show: "PARTITION/OFFSET"
+  std::optional<std::int64_t> partition;
+  std::optional<std::int64_t> offset;
+  std::optional<std::string> to;  // redrive: one target instead of each origin topic
+  double rate = 1000;             // redrive: records/s, 0 = unlimited
+  bool execute = false;
+};
+int dlq_list(const globals& g, const dlq_args& a);
+int dlq_show(const globals& g, const dlq_args& a);
+int dlq_redrive(const globals& g, const dlq_args& a);
+int dlq_purge(const globals& g, const dlq_args& a);
+
 }  // namespace ferry::cli

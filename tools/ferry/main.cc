@@ -94,6 +94,44 @@ int main(int argc, char** argv) {
   gdel->add_option("group", group, "group name")->required();
   gdel->callback([&] { rc = groups_delete(g, group); });
 
+  // --- dlq ---
+  auto* dlq = app.add_subcommand("dlq", "list, show, redrive, purge dead letters");
+  dlq->require_subcommand(1);
+  dlq_args da;
+  const std::string where_help =
+      "filter NAME=VALUE, repeatable, all must match: reason=attempts_exhausted|permanent_error|"
+      "invalid_payload|unknown, key=KEY, since=TIME|DURATION, error=TEXT, topic=ORIGIN-TOPIC, "
+      "partition=N, offset=N";
+  auto* dlist = dlq->add_subcommand(
+      "list",
+      "pending dead letters grouped by origin topic, reason and error (--all: resolved too)");
+  dlist->add_option("topic", da.topic, "dead-letter topic, e.g. orders.dlq")->required();
+  dlist->add_option("--where", da.where, where_help);
+  dlist->add_flag("--all", da.all, "also the redriven and purged ones, with their state");
+  dlist->callback([&] { rc = dlq_list(g, da); });
+  auto* dshow = dlq->add_subcommand("show", "one dead letter: origin, attempts, headers, value");
+  dshow->add_option("topic", da.topic, "dead-letter topic")->required();
+  dshow->add_option("position", da.position, "PARTITION/OFFSET in the dead-letter topic");
+  dshow->add_option("--partition", da.partition, "partition in the dead-letter topic");
+  dshow->add_option("--offset", da.offset, "offset in the dead-letter topic");
+  dshow->callback([&] { rc = dlq_show(g, da); });
+  auto* dredrive = dlq->add_subcommand(
+      "redrive",
+      "republish pending dead letters to their origin topic or --to (shows the plan unless "
+      "--execute)");
+  dredrive->add_option("topic", da.topic, "dead-letter topic")->required();
+  dredrive->add_option("--where", da.where, where_help);
+  dredrive->add_option("--to", da.to, "redrive to this topic (default: each one's origin topic)");
+  dredrive->add_option("--rate", da.rate, "records per second, 0 = unlimited")->default_val(1000);
+  dredrive->add_flag("--execute", da.execute, "really redrive");
+  dredrive->callback([&] { rc = dlq_redrive(g, da); });
+  auto* dpurge = dlq->add_subcommand(
+      "purge", "mark pending dead letters as purged (shows the plan unless --execute)");
+  dpurge->add_option("topic", da.topic, "dead-letter topic")->required();
+  dpurge->add_option("--where", da.where, where_help);
+  dpurge->add_flag("--execute", da.execute, "really mark them purged");
+  dpurge->callback([&] { rc = dlq_purge(g, da); });
+
   // --- produce ---
   produce_args pa;
   auto* prod = app.add_subcommand("produce", "send one record per line of standard input");
