@@ -6,6 +6,7 @@
 #include <atomic>
 #include <condition_variable>
 #include <deque>
+#include <limits>
 #include <map>
 #include <mutex>
 #include <nlohmann/json.hpp>
@@ -842,6 +843,17 @@ struct broker::impl {
           c.value.commit_ms = now_ms;
           if (e->metadata()) c.value.metadata = e->metadata()->str();
           changes.push_back(std::move(c));
+          // Idempotency keys finished below this offset: into the group's
+          // ledger in the same batch (so the same durable write) as the offset.
+          if (e->ledger_keys())
+            for (const auto* key : *e->ledger_keys()) {
+              offset_change lc;
+              lc.what = offset_change::kind::ledger;
+              lc.group = std::string(group);
+              lc.value.commit_ms = now_ms;
+              lc.value.metadata = key->str();
+              changes.push_back(std::move(lc));
+            }
           o.staged = true;
         }
       }
@@ -1009,6 +1021,21 @@ struct broker::impl {
         frames.push_back(envelope_message(fbb, id, Body::ListGroupsResponse, body.Union()));
         break;
       }
+      case Body::LedgerLookupRequest: {
+        // Only durable keys are visible (a key staged in this round is not).
+        auto* r = j.env->body_as_LedgerLookupRequest();
+        const auto group = r->group()->string_view();
+        const auto wall = system_clock::instance().wall_now().value();
+        const std::int64_t min_ms =
+            r->window_ms() > 0 ? wall - r->window_ms() : std::numeric_limits<std::int64_t>::min();
+        std::vector<std::int64_t> found;
+        found.reserve(r->keys()->size());
+        for (const auto* k : *r->keys())
+          found.push_back(offsets->ledger_lookup(group, k->string_view(), min_ms).value_or(-1));
+        auto body = CreateLedgerLookupResponse(fbb, ErrorCode::None, 0, fbb.CreateVector(found));
+        frames.push_back(envelope_message(fbb, id, Body::LedgerLookupResponse, body.Union()));
+        break;
+      }
       case Body::DescribeGroupRequest: {
         const auto name = j.env->body_as_DescribeGroupRequest()->group()->string_view();
         auto g = groups->describe(name, now);
@@ -1102,6 +1129,7 @@ struct broker::impl {
     if (now >= next_retention) {
       next_retention = now + cfg.retention_check_interval;
       expire_offsets(now);
+      offsets->expire_ledger();
       for (auto& [_, t] : topics)
         for (auto& log : t.logs) {
           if (log->failed()) continue;
@@ -1198,6 +1226,7 @@ struct broker::impl {
           case Body::FetchOffsetsRequest:
           case Body::ListGroupsRequest:
           case Body::DescribeGroupRequest:
+          case Body::LedgerLookupRequest:
             handle_group(*j, round_start);
             break;
           case Body::CreateTopicRequest:
@@ -1420,6 +1449,8 @@ result<std::unique_ptr<broker>> broker::open(broker_config config) {
   offset_store::options so;
   so.compact_bytes = i->cfg.offsets_compact_bytes;
   so.flush = i->cfg.flush;
+  so.ledger_retention = i->cfg.ledger_retention;
+  so.ledger_max_keys = static_cast<std::size_t>(i->cfg.ledger_max_keys);
   auto store = offset_store::open(storage::posix_env(), i->cfg.data_dir / "groups" / "offsets", so,
                                   system_clock::instance());
   if (!store) {

@@ -405,6 +405,13 @@ result<void> producer::impl::send(producer_record rec, delivery_callback cb) {
   if (!protocol::valid_topic_name(rec.topic)) return errc::invalid_topic_name;
   if (rec.partition && rec.partition->value() < 0) return ferry::errc::invalid_argument;
   if (rec.timestamp && rec.timestamp->value() < 0) return ferry::errc::invalid_argument;
+  if (rec.idempotency_key) {
+    const auto n = rec.idempotency_key->size();
+    if (n == 0 || n > protocol::kMaxIdempotencyKeyBytes) return ferry::errc::invalid_argument;
+    rec.headers.push_back(
+        {std::string(protocol::kIdempotencyKeyHeader), std::move(*rec.idempotency_key)});
+    rec.idempotency_key.reset();
+  }
   const std::size_t size = record_size(rec);
   if (size + storage::kBatchHeaderSize >
       std::min<std::size_t>(storage::kMaxBatchBytes, o_.buffer_bytes))

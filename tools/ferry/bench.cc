@@ -1,6 +1,6 @@
-// ferry bench produce | consume | e2e: load generator with a progress bar
-// on stderr (when it is a terminal) and a summary table, or one JSON object
-// with -o json: records, records_per_sec, mb_per_sec, p50_ms, p99_ms, p999_ms.
+// ferry bench produce | consume | e2e | group | rebalance | worker | drain: load generator with a
+// progress bar on stderr (when it is a terminal) and a summary table, or one JSON object with -o
+// json: records, records_per_sec, mb_per_sec, p50_ms, p99_ms, p999_ms.
 #include <fmt/format.h>
 #include <signal.h>
 #include <sys/wait.h>
@@ -20,6 +20,7 @@
 #include "ferry/client/consumer.h"
 #include "ferry/client/producer.h"
 #include "ferry/core/clock.h"
+#include "ferry/runtime/worker.h"
 
 namespace ferry::cli {
 
@@ -487,6 +488,110 @@ int run_rebalance(const globals& g, const std::string& topic, const bench_args& 
   return kOk;
 }
 
+// --- the runtime: worker overhead and the retry / dead-letter drain -------------
+
+// Produces `n` records, each with a unique idempotency key; with `fail_every`
+// > 0 every fail_every-th value starts with "fail" (the drain workload).
+int produce_keyed(const globals& g, const std::string& topic, long n, std::size_t size,
+                  long fail_every, long linger_ms) {
+  client::producer p(producer_opts(g, linger_ms));
+  progress bar("prepare", n);
+  const std::string run = std::to_string(system_clock::instance().wall_now().value());
+  std::atomic<long> failed{0};
+  for (long i = 0; i < n; ++i) {
+    client::producer_record r;
+    r.topic = topic;
+    std::string v = fail_every > 0 && i % fail_every == 0 ? "fail" : "ok..";
+    v.resize(std::max<std::size_t>(size, 4), 'x');
+    r.key = "order-" + std::to_string(i);
+    r.value = std::move(v);
+    r.idempotency_key = "bench-" + run + "-" + std::to_string(i);
+    auto sent = p.send(std::move(r), [&](const result<client::record_metadata>& m) {
+      if (!m) ++failed;
+    });
+    if (!sent) return report("send failed", sent.error());
+    if (i % 4096 == 0) bar.update(i);
+  }
+  if (auto f = p.flush(std::chrono::minutes(2)); !f) return report("flush failed", f.error());
+  bar.update(n);
+  if (failed > 0) {
+    std::cerr << "error: " << failed.load() << " records were not acknowledged\n";
+    return kFailed;
+  }
+  return kOk;
+}
+
+// Runs a worker of a fresh group over `topic` until every record is
+// finished (handled, skipped or dead-lettered). The clock starts at the
+// first handler call, so joining the group is not counted; `join_s` says
+// how long that took.
+int run_worker_bench(const globals& g, const std::string& topic, const bench_args& a, summary& s,
+                     runtime::worker_stats& st, double& join_s) {
+  runtime::worker_options o;
+  static_cast<client::client_options&>(o.consumer) = g.client();
+  o.consumer.group_id =
+      fmt::format("bench-{}-{}", a.mode, system_clock::instance().wall_now().value());
+  o.consumer.client_id = "bench";
+  o.consumer.fetch_max_wait = std::chrono::milliseconds(50);
+  static_cast<client::client_options&>(o.producer) = g.client();
+  o.producer.linger = std::chrono::milliseconds(1);
+  o.concurrency = a.concurrency;
+  o.worker_name = "ferry-bench";
+  runtime::worker w(o);
+  runtime::subscription sub;
+  sub.topics = {topic};
+  sub.retry.max_attempts = 3;
+  sub.retry.backoff.initial = std::chrono::milliseconds(0);
+  sub.retry.backoff.max = std::chrono::milliseconds(0);
+  if (a.ordering == "key_ordered")
+    sub.order = runtime::ordering::key_ordered;
+  else if (a.ordering != "in_order") {
+    std::cerr << "error: --ordering must be in_order or key_ordered\n";
+    return kUsage;
+  }
+  std::atomic<std::int64_t> first_call{0};
+  sub.handler = [&](const runtime::message& m) -> result<void> {
+    if (first_call.load(std::memory_order_relaxed) == 0) {
+      std::int64_t zero = 0;
+      first_call.compare_exchange_strong(zero, now_ns());
+    }
+    if (m.value() && m.value()->starts_with("fail"))
+      return runtime::retriable(std::errc::io_error, "downstream refused");
+    return success();
+  };
+  if (auto r = w.subscribe(std::move(sub)); !r)
+    return report("subscribe", r.error(), w.last_error());
+  progress bar(a.mode, a.records);
+  const auto start_ns = now_ns();
+  auto finished = [&] {
+    auto x = w.stats();
+    return static_cast<long>(x.succeeded + x.dead_lettered + x.duplicates_skipped);
+  };
+  auto idle_since = clk::now();
+  long last = 0;
+  while (finished() < a.records) {
+    if (auto r = w.run_once(std::chrono::milliseconds(50)); !r)
+      return report("worker", r.error(), w.last_error());
+    const long now_done = finished();
+    if (now_done != last) {
+      last = now_done;
+      idle_since = clk::now();
+      bar.update(now_done);
+    } else if (clk::now() - idle_since > std::chrono::seconds(30)) {
+      std::cerr << "\nerror: no progress for 30 s (" << now_done << " of " << a.records << ")\n";
+      return kFailed;
+    }
+  }
+  const auto end_ns = now_ns();
+  bar.update(a.records);
+  st = w.stats();
+  if (auto r = w.close(); !r) return report("closing the worker", r.error(), w.last_error());
+  s.records = a.records;
+  s.seconds = static_cast<double>(end_ns - first_call.load()) / 1e9;
+  join_s = static_cast<double>(first_call.load() - start_ns) / 1e9;
+  return kOk;
+}
+
 }  // namespace
 
 int bench(const globals& g, const bench_args& a) {
@@ -498,8 +603,9 @@ int bench(const globals& g, const bench_args& a) {
     return run_member(g, a);
   }
   if (a.mode != "produce" && a.mode != "consume" && a.mode != "e2e" && a.mode != "group" &&
-      a.mode != "rebalance") {
-    std::cerr << "error: bench mode must be produce, consume, e2e, group or rebalance\n";
+      a.mode != "rebalance" && a.mode != "worker" && a.mode != "drain") {
+    std::cerr
+        << "error: bench mode must be produce, consume, e2e, group, rebalance, worker or drain\n";
     return kUsage;
   }
   if (a.members <= 0 || a.session_timeout_ms < 100) {
@@ -552,6 +658,40 @@ int bench(const globals& g, const bench_args& a) {
     if (fresh)
       rc = run_produce(g, topic, a.records, a.size, 0, nullptr, "prepare", a.linger_ms.value_or(5));
     if (rc == kOk) rc = run_group_consume(g, topic, a.records, a.members, s);
+  } else if (a.mode == "worker" || a.mode == "drain") {
+    if (fresh)
+      rc = produce_keyed(g, topic, a.records, a.size, a.mode == "drain" ? 10 : 0,
+                         a.linger_ms.value_or(5));
+    runtime::worker_stats st;
+    double join_s = 0;
+    if (rc == kOk) rc = run_worker_bench(g, topic, a, s, st, join_s);
+    if (fresh && !a.keep) {
+      (void)adm.delete_topic(topic);
+      (void)adm.delete_topic(topic + ".dlq");
+    }
+    if (rc != kOk) return rc;
+    if (g.json()) {
+      const double rps = s.seconds > 0 ? static_cast<double>(s.records) / s.seconds : 0;
+      print_json({{"mode", s.mode},
+                  {"records", s.records},
+                  {"seconds", s.seconds},
+                  {"records_per_sec", rps},
+                  {"join_seconds", join_s},
+                  {"succeeded", st.succeeded},
+                  {"failed_attempts", st.failed_attempts},
+                  {"dead_lettered", st.dead_lettered},
+                  {"duplicates_skipped", st.duplicates_skipped},
+                  {"concurrency", a.concurrency},
+                  {"ordering", a.ordering}});
+      return kOk;
+    }
+    print_summary(g, std::move(s));
+    std::cout << fmt::format(
+        "succeeded {}, failed attempts {}, dead-lettered {}, duplicates skipped {}; group join "
+        "{:.3f} s (not counted); concurrency {}, {}\n",
+        st.succeeded, st.failed_attempts, st.dead_lettered, st.duplicates_skipped, join_s,
+        a.concurrency, a.ordering);
+    return kOk;
   } else if (a.mode == "rebalance") {
     rc = run_rebalance(g, topic, a);
     if (fresh && !a.keep) (void)adm.delete_topic(topic);

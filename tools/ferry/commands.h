@@ -71,9 +71,11 @@ struct bench_args {
   bool keep = false;
   std::optional<long> linger_ms;  // producer linger; default 5 ms, e2e 0 ms
   std::size_t batch_bytes = 1u << 20;
-  int members = 4;                 // group, rebalance
-  long session_timeout_ms = 1000;  // rebalance: the killed member's session timeout
-  std::string group;               // member (internal)
+  int members = 4;                    // group, rebalance
+  long session_timeout_ms = 1000;     // rebalance: the killed member's session timeout
+  std::string group;                  // member (internal)
+  int concurrency = 4;                // worker, drain: handler threads
+  std::string ordering = "in_order";  // worker, drain
 };
 int bench(const globals& g, const bench_args& a);
 

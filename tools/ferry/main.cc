@@ -165,10 +165,13 @@ int main(int argc, char** argv) {
   auto* b = app.add_subcommand("bench", "measure produce, consume or end-to-end performance");
   std::optional<int> partitions;
   b->add_option("mode", ba.mode,
-                "produce, consume, e2e, group (members consuming and committing) or rebalance "
-                "(time for a clean leave and a kill -9)")
+                "produce, consume, e2e, group (members consuming and committing), rebalance "
+                "(time for a clean leave and a kill -9), worker (the runtime with a no-op handler "
+                "and idempotency keys) or drain (every tenth record fails three times and is "
+                "dead-lettered, zero backoff)")
       ->required()
-      ->check(CLI::IsMember({"produce", "consume", "e2e", "group", "rebalance", "member"}));
+      ->check(CLI::IsMember(
+          {"produce", "consume", "e2e", "group", "rebalance", "worker", "drain", "member"}));
   b->add_option("--topic", ba.topic, "use this topic (default: a fresh one, deleted afterwards)");
   b->add_option("--records", records, "number of records (default 1000000; e2e 20000)");
   b->add_option("--size", ba.size, "value size in bytes")->default_val(256);
@@ -181,11 +184,14 @@ int main(int argc, char** argv) {
                 "session timeout of the member killed in rebalance")
       ->default_val(1000);
   b->add_option("--group", ba.group, "group of a bench member (internal)");
+  b->add_option("--concurrency", ba.concurrency, "handler threads (worker, drain)")->default_val(4);
+  b->add_option("--ordering", ba.ordering, "in_order or key_ordered (worker, drain)")
+      ->default_val("in_order");
   b->add_flag("--keep", ba.keep, "keep the fresh topic");
   b->add_option("--linger-ms", ba.linger_ms, "producer linger (default 5; e2e 0)");
   b->add_option("--batch-bytes", ba.batch_bytes, "producer batch size")->default_val(1u << 20);
   b->callback([&] {
-    ba.records = records.value_or(ba.mode == "e2e" ? 20000 : 1'000'000);
+    ba.records = records.value_or(ba.mode == "e2e" || ba.mode == "drain" ? 20000 : 1'000'000);
     ba.partitions = partitions.value_or(ba.mode == "group" || ba.mode == "rebalance" ? 8 : 1);
     rc = bench(g, ba);
   });
