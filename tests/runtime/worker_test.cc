@@ -11,6 +11,7 @@
 #include <thread>
 
 #include "ferry/client/errc.h"
+#include "ferry/runtime/dlq.h"
 #include "ferry/runtime/failure_record.h"
 #include "worker_fixture.h"
 
@@ -395,6 +396,71 @@ TEST_F(WorkerTest, RunReturnsAfterStopWithEverythingInHandCommitted) {
   auto d = a.describe_group("g");
   ASSERT_TRUE(d);
   EXPECT_TRUE(d.value().members.empty()) << "stop leaves the group";
+}
+
+// The full loop: a record fails for good, is dead-lettered, redriven with
+// `ferry dlq redrive`'s library, and handled once; a key that succeeded is
+// skipped even when a copy of it is redriven.
+TEST_F(WorkerTest, RedrivenDeadLettersAreHandledOnceAndProcessedKeysStaySkipped) {
+  create("orders");
+  produce("orders", {{"o1", "broken", "order-1/paid"}, {"o2", "fine", "order-2/paid"}});
+  bool downstream_fixed = false;
+  std::vector<std::string> handled;
+  auto make = [&] {
+    auto s = sub({"orders"}, [&](const message& m) -> result<void> {
+      if (*m.value() == "broken" && !downstream_fixed)
+        return runtime::permanent(std::errc::connection_refused, "merchant blocked");
+      handled.push_back(*m.value());
+      return success();
+    });
+    return s;
+  };
+  runtime::worker w(worker_options("pay"));
+  ASSERT_TRUE(w.subscribe(make()));
+  ASSERT_TRUE(step_until(w, [&] { return committed("pay", "orders") == 2; }));
+  EXPECT_EQ(handled, (std::vector<std::string>{"fine"}));
+  EXPECT_EQ(w.stats().dead_lettered, 1u);
+  // An operator also dead-letters a copy of the successful order by hand
+  // (as a buggy tool might): it must not be charged twice after a redrive.
+  {
+    auto d = read_all("orders.dlq");
+    ASSERT_EQ(d.size(), 1u);
+    client::producer_options po;
+    static_cast<client::client_options&>(po) = base();
+    client::producer p(po);
+    client::producer_record r;
+    r.topic = "orders.dlq";
+    r.partition = partition_id(0);
+    r.key = "o2";
+    r.value = "fine";
+    r.idempotency_key = "order-2/paid";
+    r.headers = d[0].headers;  // a failure record, for the dlq tools
+    std::erase_if(r.headers,
+                  [](const client::header& h) { return h.key == "ferry.idempotency-key"; });
+    ASSERT_TRUE(p.send(std::move(r)).get());
+  }
+  downstream_fixed = true;
+  auto snap = runtime::dlq::read(base(), "orders.dlq");
+  ASSERT_TRUE(snap);
+  auto ir = runtime::dlq::find_interrupted(base(), snap.value());
+  ASSERT_TRUE(ir);
+  auto plan = runtime::dlq::plan_redrive(snap.value(), ir.value(), {}, "");
+  ASSERT_EQ(plan.items.size(), 2u);
+  runtime::dlq::redrive_options ro;
+  ro.rate = 0;
+  auto done = runtime::dlq::execute_redrive(base(), snap.value(), plan, ro);
+  ASSERT_TRUE(done) << done.error().message();
+  EXPECT_EQ(done.value().redriven, 2u);
+  ASSERT_TRUE(step_until(w, [&] { return committed("pay", "orders") == 4; }));
+  EXPECT_EQ(handled, (std::vector<std::string>{"fine", "broken"}))
+      << "the redriven dead letter once, the processed key not again";
+  EXPECT_EQ(w.stats().duplicates_skipped, 1u);
+  // A second redrive finds nothing pending.
+  auto again = runtime::dlq::read(base(), "orders.dlq");
+  ASSERT_TRUE(again);
+  auto ir2 = runtime::dlq::find_interrupted(base(), again.value());
+  ASSERT_TRUE(ir2);
+  EXPECT_TRUE(runtime::dlq::plan_redrive(again.value(), ir2.value(), {}, "").items.empty());
 }
 
 }  // namespace
