@@ -150,7 +150,10 @@ class producer {
   ///   partition beyond the topic's count), ferry::errc::invalid_argument
   ///   (negative partition or timestamp), ferry::errc::timed_out (no buffer
   ///   space or metadata within max_block), ferry::errc::shutting_down
-  ///   (after close()).
+  ///   (after close()), errc::producer_fenced (a newer producer with the
+  ///   same producer_name started) or the broker's refusal of InitProducer
+  ///   (see the delivery contract), ferry::errc::invalid_argument for
+  ///   invalid options (e.g. a producer_name without idempotence).
   [[nodiscard]] result<void> send(producer_record record, delivery_callback callback);
   /// The same, with the outcome delivered through a future. A fast failure
   /// is returned as a ready future.
