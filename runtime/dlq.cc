@@ -49,15 +49,6 @@ std::string new_run_id() {
   return fmt::format("{:012x}", gen() & 0xffffffffffffULL);
 }
 
-// The client library is getting an idempotent producer
-// (producer_options::enable_idempotence); use it as soon as it exists. The
-// never-twice rule does not depend on it (markers do that); it removes the
-// duplicate a producer retry after a lost acknowledgement could store.
-template <typename Options>
-void enable_idempotence_if_available(Options& o) {
-  if constexpr (requires { o.enable_idempotence = true; }) o.enable_idempotence = true;
-}
-
 void set_error(std::string* out, std::string msg) {
   if (out) *out = std::move(msg);
 }
@@ -542,7 +533,10 @@ client::producer_options producer_options_from(const client::client_options& opt
   static_cast<client::client_options&>(po) = options;
   po.delivery_timeout = delivery_timeout;
   po.linger = std::chrono::milliseconds(2);
-  enable_idempotence_if_available(po);
+  // The never-twice rule of a redrive rests on markers (dlq.h); the
+  // idempotent producer removes the one duplicate markers cannot: a copy
+  // stored twice by a send retried after a lost acknowledgement.
+  po.enable_idempotence = true;
   return po;
 }
 

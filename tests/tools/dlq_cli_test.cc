@@ -483,6 +483,9 @@ TEST_F(DlqCliTest, RedriveExecuteMovesExactlyTheFilteredOnesOnce) {
   auto shown = json(ferry("-o json dlq show orders.dlq 1/1"));
   EXPECT_EQ(shown["state"], "redriven");
   EXPECT_EQ(shown["resolved"]["to"], "orders");
+  auto shown_t = ferry("dlq show orders.dlq 1/1");
+  EXPECT_NE(shown_t.out.find("state         redriven to orders at "), std::string::npos)
+      << shown_t.out;
 
   auto again = ferry("-o json dlq redrive orders.dlq --where reason=attempts_exhausted --execute");
   ASSERT_EQ(again.code, 0) << again.err;
@@ -572,6 +575,11 @@ TEST_F(DlqCliTest, RedriveFindsCopiesOfAnInterruptedRunAndDoesNotProduceThemAgai
   EXPECT_EQ(json(plan)["unconfirmed"], 3);
   EXPECT_EQ(json(plan)["copies_found"], 1);
   EXPECT_EQ(json(plan)["to_redrive"], 2);
+  auto plan_t = ferry("dlq redrive orders.dlq");
+  EXPECT_NE(plan_t.out.find("interrupted redrive (run crashed): 3 dead letter(s) unconfirmed, "
+                            "copies of 1 found"),
+            std::string::npos)
+      << plan_t.out;
   EXPECT_EQ(records_in("orders"), 1) << "the plan changed nothing";
 
   auto run = ferry("-o json dlq redrive orders.dlq --execute");

@@ -24,8 +24,8 @@
 // marks the dead letters whose copies it found as redriven instead of
 // producing them again. What the markers cannot cover: two redrives of the
 // same DLQ running at the same time, and a copy stored twice by a producer
-// retry after a lost acknowledgement (the idempotent producer is used when
-// the client library offers it; ferry.idempotency-key lets workers skip it).
+// retry after a lost acknowledgement (which the idempotent producer, used
+// here, prevents; ferry.idempotency-key lets workers skip such a copy).
 //
 // Thread safety: none; the functions keep no state between calls.
 #pragma once
