@@ -80,6 +80,7 @@ struct entry {
   error_class cls = error_class::retriable;
   std::string err_message;
   std::int64_t ended_ms = 0;
+  int inline_failures = 0;  // attempts that failed and were retried at once inside the task
 };
 
 }  // namespace
@@ -100,11 +101,13 @@ struct part {
   std::int64_t next = 0;  // everything below is finished
   bool running = false;
   bool paused = false;
-  std::vector<std::string> keys;                 // ledger keys for the next commit
+  // Ledger keys of records finished since the last commit, with their offsets.
+  std::vector<std::pair<std::int64_t, std::string>> keys;
   std::map<std::string, std::int64_t> wm;        // route watermarks (progress.h)
   std::map<std::string, std::int64_t> last_ack;  // target -> highest acknowledged offset
   std::set<std::int64_t> skip;                   // finished before (metadata, route scan)
   std::map<std::int64_t, detail::parked_attempts> restored;
+  std::size_t keys_done = 0;  // commit(): keys sent in this call
   std::string last_meta;
   std::int64_t last_next = -1;
   bool urgent = false;  // attempts changed: commit soon
@@ -256,6 +259,9 @@ class worker::impl {
   bool closed_ = false;
   std::atomic<bool> stop_requested_{false};
   steady_time next_commit_{};
+  std::size_t pending_keys_ = 0;  // ledger keys waiting for a commit (all partitions)
+  static constexpr std::size_t kKeysPerCommit = 4096;
+  static constexpr std::size_t kKeyBytesPerCommit = 512u << 10;
   std::string last_error_;
 
   // Keys this worker finished successfully (the ledger may not have them
@@ -391,7 +397,7 @@ result<void> worker::impl::run_once(milliseconds max_wait) {
   take_acks();
   for (auto& [_, p] : parts_) dispatch(*p);
   // Commits run on real time (the injected clock drives retries only).
-  if (std::chrono::steady_clock::now() >= next_commit_ ||
+  if (std::chrono::steady_clock::now() >= next_commit_ || pending_keys_ >= kKeysPerCommit ||
       std::any_of(parts_.begin(), parts_.end(), [](const auto& kv) { return kv.second->urgent; })) {
     (void)commit(false);
     next_commit_ = std::chrono::steady_clock::now() + o_.commit_interval;
@@ -604,7 +610,7 @@ void worker::impl::submit(std::unique_ptr<task> t) {
 }
 
 void worker::impl::run_task(const worker_options& o, ferry::clock& clk, task& t) {
-  (void)o;
+  const std::string& worker_name = o.worker_name;
   const auto& s = t.p->sub->s;
   const std::string_view origin_topic = t.p->origin_topic;
   std::unordered_set<std::string> failed_keys, ok_keys;
@@ -669,15 +675,33 @@ void worker::impl::run_task(const worker_options& o, ferry::clock& clk, task& t)
       e->out = entry::outcome::skipped;
       continue;
     }
-    message m(e->rec, origin_topic, e->origin, e->idem, e->attempts + 1);
-    auto r = call([&] { return s.handler(m); });
-    e->ended_ms = clk.wall_now().value();
+    result<void> r = success();
+    for (;;) {
+      message m(e->rec, origin_topic, e->origin, e->idem, e->attempts + 1);
+      r = call([&] { return s.handler(m); });
+      e->ended_ms = clk.wall_now().value();
+      if (r) break;
+      record_failure(*e, r.error());
+      // A retry with no backoff runs here at once (no round trip through the
+      // polling thread); the last attempt's failure is left to on_failure().
+      if (e->cls != error_class::retriable) break;
+      const auto* ov = s.retry.override_for(e->err);
+      if (ov && ov->permanent) break;
+      const int max = ov && ov->max_attempts ? *ov->max_attempts : s.retry.max_attempts;
+      const auto& b = ov && ov->backoff ? *ov->backoff : s.retry.backoff;
+      if (b.initial.count() != 0 || e->attempts + 2 > max || s.order == ordering::delay_tiers)
+        break;
+      ++e->attempts;
+      e->inline_failures++;
+      e->history.add_attempt({e->ended_ms, e->cls, e->err.category().name(), e->err.value(),
+                              e->err_message, worker_name});
+      e->history.attempts_total = e->attempts;
+    }
     if (r) {
       e->out = entry::outcome::ok;
       if (e->idem) ok_keys.insert(*e->idem);
       continue;
     }
-    record_failure(*e, r.error());
     if (t.p->tier < 0 && s.order == ordering::in_order) stop = true;
     if (key) failed_keys.insert(*key);
   }
@@ -701,13 +725,20 @@ void worker::impl::complete(task& t) {
   part& p = *t.p;
   p.running = false;
   for (auto* e : t.items) {
+    if (e->inline_failures > 0) {
+      bump([n = e->inline_failures](worker_stats& st) {
+        st.failed_attempts += static_cast<std::uint64_t>(n);
+      });
+      e->inline_failures = 0;
+    }
     switch (e->out) {
       case entry::outcome::ok:
         crash_point("runtime.handled");  // side effect done, offset not committed
         finished(p, *e, e->attempts + 1);
         bump([](worker_stats& s) { ++s.succeeded; });
         if (e->idem) {
-          p.keys.push_back(*e->idem);
+          p.keys.emplace_back(e->rec.offset.value(), *e->idem);
+          ++pending_keys_;
           if (recent_.insert_or_assign(*e->idem, clock_->wall_now().value()).second)
             recent_order_.push_back(*e->idem);
           while (recent_order_.size() > 200'000) {
@@ -778,10 +809,13 @@ void worker::impl::on_failure(part& p, entry& e) {
     return;
   }
   const auto& b = ov && ov->backoff ? *ov->backoff : s.retry.backoff;
-  e.due = clock_->steady_now() + b.delay(e.attempts, o_.random());
+  const auto delay = b.delay(e.attempts, o_.random());
+  e.due = clock_->steady_now() + delay;
   e.state = entry::st::waiting;
   waiting_.fetch_add(1);
-  p.urgent = true;  // the attempt count goes into the committed metadata
+  // The attempt count goes into the committed metadata before the record
+  // waits (with no wait there is nothing to keep it through).
+  if (delay.count() > 0) p.urgent = true;
   crash_point("runtime.retry_scheduled");
   bump([](worker_stats& st) { ++st.retries_scheduled; });
 }
@@ -874,8 +908,13 @@ void worker::impl::wait_idle(part* only) {
 // --- commits ------------------------------------------------------------------------
 
 result<void> worker::impl::commit(bool force, const std::vector<client::topic_partition>* only) {
-  std::vector<client::offset_commit> offsets;
-  std::vector<part*> which;
+  struct unit {
+    part* p = nullptr;
+    client::offset_commit c;
+    std::size_t keys_to = 0;  // p->keys[0, keys_to) are in this or an earlier unit
+    bool last = false;        // the partition's final unit: offset = next
+  };
+  std::vector<unit> units;
   for (auto& [tp, pp] : parts_) {
     if (only && std::find(only->begin(), only->end(), tp) == only->end()) continue;
     part& p = *pp;
@@ -909,28 +948,70 @@ result<void> worker::impl::commit(bool force, const std::vector<client::topic_pa
     pr.done = detail::to_ranges(done);
     auto meta = detail::encode_progress(pr);
     if (!force && p.next == p.last_next && meta == p.last_meta && p.keys.empty()) continue;
-    client::offset_commit c;
-    c.tp = tp;
-    c.next = offset(p.next);
-    c.metadata = std::move(meta);
-    c.ledger_keys = p.keys;
-    offsets.push_back(std::move(c));
-    which.push_back(&p);
+    // The keys go with the offset that covers them, in one durable write;
+    // many keys are spread over several commits of rising offsets (each at
+    // most kKeysPerCommit keys / kKeyBytesPerCommit bytes).
+    std::stable_sort(p.keys.begin(), p.keys.end(),
+                     [](const auto& a, const auto& b) { return a.first < b.first; });
+    std::size_t i = 0;
+    do {
+      unit u;
+      u.p = &p;
+      u.c.tp = tp;
+      u.c.metadata = meta;
+      std::size_t bytes = 0;
+      std::int64_t last_off = -1;
+      while (i < p.keys.size() && u.c.ledger_keys.size() < kKeysPerCommit &&
+             bytes < kKeyBytesPerCommit) {
+        bytes += p.keys[i].second.size() + 8;
+        last_off = p.keys[i].first;
+        u.c.ledger_keys.push_back(p.keys[i].second);
+        ++i;
+      }
+      u.keys_to = i;
+      u.last = i >= p.keys.size();
+      u.c.next = offset(u.last ? p.next : std::min(p.next, last_off + 1));
+      units.push_back(std::move(u));
+    } while (i < p.keys.size());
   }
-  if (offsets.empty()) return success();
-  auto r = consumer_->commit(offsets);
-  if (!r) {
-    logger()->info("commit: {} ({})", r.error().message(), consumer_->last_error_message());
-    return r;
+  if (units.empty()) return success();
+  result<void> r = success();
+  std::size_t at = 0;
+  while (at < units.size()) {
+    std::vector<client::offset_commit> req;
+    std::size_t bytes = 0, end = at;
+    while (end < units.size() && (req.empty() || bytes < kKeyBytesPerCommit)) {
+      for (const auto& k : units[end].c.ledger_keys) bytes += k.size() + 8;
+      bytes += units[end].c.metadata.size() + 64;
+      req.push_back(units[end].c);
+      ++end;
+    }
+    r = consumer_->commit(req);
+    if (!r) {
+      logger()->info("commit: {} ({})", r.error().message(), consumer_->last_error_message());
+      break;
+    }
+    for (std::size_t k = at; k < end; ++k) {
+      part& p = *units[k].p;
+      p.keys_done = units[k].keys_to;
+      if (units[k].last) {
+        p.last_next = units[k].c.next.value();
+        p.last_meta = units[k].c.metadata;
+        p.urgent = false;
+        bump([](worker_stats& st) { ++st.commits; });
+      }
+    }
+    at = end;
   }
-  for (std::size_t i = 0; i < which.size(); ++i) {
-    which[i]->last_next = which[i]->next;
-    which[i]->last_meta = offsets[i].metadata;
-    which[i]->keys.clear();
-    which[i]->urgent = false;
+  // Keys that went out are no longer pending; the rest go with the next commit.
+  for (auto& u : units) {
+    part& p = *u.p;
+    if (p.keys_done == 0) continue;
+    pending_keys_ -= std::min(pending_keys_, p.keys_done);
+    p.keys.erase(p.keys.begin(), p.keys.begin() + static_cast<std::ptrdiff_t>(p.keys_done));
+    p.keys_done = 0;
   }
-  bump([&](worker_stats& s) { s.commits += which.size(); });
-  return success();
+  return r;
 }
 
 // --- rebalances -----------------------------------------------------------------------
@@ -1054,6 +1135,7 @@ void worker::impl::revoked(const std::vector<client::topic_partition>& tps, bool
       if (e->state == entry::st::waiting) waiting_.fetch_sub(1);
     }
     in_flight_.fetch_sub(std::min(unfinished, in_flight_.load()));
+    pending_keys_ -= std::min(pending_keys_, it->second->keys.size());
     parts_.erase(it);
   }
 }

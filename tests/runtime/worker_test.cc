@@ -463,5 +463,66 @@ TEST_F(WorkerTest, RedrivenDeadLettersAreHandledOnceAndProcessedKeysStaySkipped)
   EXPECT_TRUE(runtime::dlq::plan_redrive(again.value(), ir2.value(), {}, "").items.empty());
 }
 
+TEST_F(WorkerTest, ZeroBackoffRetriesRunAtOnceAndCountEveryAttempt) {
+  create("orders");
+  produce("orders", {{"1", "poison", ""}, {"2", "ok", ""}});
+  runtime::worker w(worker_options("g"));
+  std::vector<int> attempts;
+  auto s = sub({"orders"}, [&](const message& m) -> result<void> {
+    if (*m.value() != "poison") return success();
+    attempts.push_back(m.attempt());
+    return runtime::retriable(std::errc::io_error, "attempt " + std::to_string(m.attempt()));
+  });
+  s.retry.backoff.initial = 0ms;
+  s.retry.backoff.max = 0ms;
+  s.retry.max_attempts = 4;
+  ASSERT_TRUE(w.subscribe(std::move(s)));
+  ASSERT_TRUE(step_until(w, [&] { return w.stats().dead_lettered == 1; }));
+  EXPECT_EQ(attempts, (std::vector<int>{1, 2, 3, 4}));
+  EXPECT_EQ(w.stats().failed_attempts, 4u);
+  auto dlq = read_all("orders.dlq");
+  ASSERT_EQ(dlq.size(), 1u);
+  auto f = runtime::decode_failure(*runtime::get_header(dlq[0].headers, "ferry.failure"));
+  ASSERT_TRUE(f);
+  EXPECT_EQ(f.value().attempts_total, 4);
+  ASSERT_EQ(f.value().attempts.size(), 4u);
+  EXPECT_EQ(f.value().attempts[0].message, "attempt 1");
+  EXPECT_EQ(f.value().attempts[3].message, "attempt 4");
+}
+
+// More keys than one commit carries: they go in several commits of rising
+// offsets, each key with the offset that covers it; a replay skips them all.
+TEST_F(WorkerTest, ManyKeysAreSplitOverCommitsAndAllReachTheLedger) {
+  create("orders");
+  std::vector<std::tuple<std::string, std::string, std::string>> recs;
+  for (int i = 0; i < 10'000; ++i)
+    recs.emplace_back("k" + std::to_string(i), std::to_string(i), "order-" + std::to_string(i));
+  produce("orders", recs);
+  {
+    runtime::worker w(worker_options("g"));
+    int n = 0;
+    ASSERT_TRUE(w.subscribe(sub({"orders"}, [&](const message&) -> result<void> {
+      ++n;
+      return success();
+    })));
+    ASSERT_TRUE(step_until(
+        w, [&] { return committed("g", "orders") == 10'000; }, 60s));
+    EXPECT_EQ(n, 10'000);
+    ASSERT_TRUE(w.close());
+  }
+  client::admin a(base());
+  ASSERT_TRUE(a.reset_offsets("g", {{{"orders", partition_id(0)}, offset(0), "", {}}}));
+  runtime::worker w(worker_options("g"));
+  int again = 0;
+  ASSERT_TRUE(w.subscribe(sub({"orders"}, [&](const message&) -> result<void> {
+    ++again;
+    return success();
+  })));
+  ASSERT_TRUE(step_until(
+      w, [&] { return committed("g", "orders") == 10'000; }, 60s));
+  EXPECT_EQ(again, 0);
+  EXPECT_EQ(w.stats().duplicates_skipped, 10'000u);
+}
+
 }  // namespace
 }  // namespace ferry::testing
