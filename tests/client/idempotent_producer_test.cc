@@ -165,9 +165,11 @@ TEST(IdempotentProducer, ARetryResendsTheIdenticalBatchAndADuplicateAckIsSuccess
   fake_broker fb([&](fake_broker& f, request& r) { s.serve(f, r); });
   auto o = fast(fb);
   o.request_timeout = 100ms;
+  o.linger = 10s;  // one batch of both records, sent by flush()
   producer p(o);
   auto a = p.send(rec("x", 0));
   auto b = p.send(rec("y", 0));
+  ASSERT_TRUE(p.flush(5s));
   auto ra = a.get();
   auto rb = b.get();
   ASSERT_TRUE(ra) << ra.error().message();
