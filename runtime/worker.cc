@@ -39,7 +39,6 @@
 #include "progress.h"
 
 namespace ferry::runtime {
-
 using namespace std::chrono_literals;
 using std::chrono::milliseconds;
 using steady_time = std::chrono::steady_clock::time_point;
@@ -127,6 +126,10 @@ class worker::impl {
       auto rng = std::make_shared<std::mt19937_64>(std::random_device{}());
       o_.random = [rng] { return std::uniform_real_distribution<double>(0.0, 1.0)(*rng); };
     }
+    // Larger fetches than a plain consumer's default: the worker makes a
+    // ledger lookup per chunk, and fewer, larger chunks amortise it.
+    if (o_.consumer.partition_max_bytes == client::consumer_options{}.partition_max_bytes)
+      o_.consumer.partition_max_bytes = 4 << 20;
     if (o_.producer.broker == client::producer_options{}.broker)
       o_.producer.broker = o_.consumer.broker;
     o_.producer.socket = o_.consumer.socket;
@@ -215,17 +218,21 @@ class worker::impl {
   std::vector<std::string> targets_of(const part& p) const;
   result<void> scan_routes(part& p);
   milliseconds next_wait(milliseconds max_wait) const;
+  // Counters change on the polling thread only (local_, no lock) and are
+  // published for stats() once per step.
   void note_attempts(int attempts) {
-    std::lock_guard lock(stats_mu_);
-    auto& h = stats_.attempts_histogram;
+    auto& h = local_.attempts_histogram;
     const std::size_t i = static_cast<std::size_t>(std::clamp(attempts, 1, 16) - 1);
     if (h.size() <= i) h.resize(i + 1);
     ++h[i];
   }
   template <typename F>
   void bump(F f) {
+    f(local_);
+  }
+  void publish() {
     std::lock_guard lock(stats_mu_);
-    f(stats_);
+    stats_ = local_;
   }
 
   class listener : public client::rebalance_listener {
@@ -260,14 +267,14 @@ class worker::impl {
   std::atomic<bool> stop_requested_{false};
   steady_time next_commit_{};
   std::size_t pending_keys_ = 0;  // ledger keys waiting for a commit (all partitions)
-  static constexpr std::size_t kKeysPerCommit = 4096;
-  static constexpr std::size_t kKeyBytesPerCommit = 512u << 10;
+  static constexpr std::size_t kKeysPerCommit = 16384;
+  static constexpr std::size_t kCommitAtPendingKeys = 65536;
+  static constexpr std::size_t kKeyBytesPerCommit = 1u << 20;
   std::string last_error_;
 
-  // Keys this worker finished successfully (the ledger may not have them
-  // yet): key -> wall ms. Bounded.
-  std::unordered_map<std::string, std::int64_t> recent_;
-  std::deque<std::string> recent_order_;
+  // Keys this worker finished successfully and has not committed yet (the
+  // ledger does not have them): key -> wall ms.
+  std::unordered_map<std::string, std::int64_t> uncommitted_;
 
   // Pool.
   std::vector<std::thread> threads_;
@@ -290,7 +297,8 @@ class worker::impl {
   std::size_t routes_out_ = 0;
 
   mutable std::mutex stats_mu_;
-  worker_stats stats_;
+  worker_stats stats_;  // published copy
+  worker_stats local_;
   std::atomic<std::uint64_t> waiting_{0};
   std::atomic<std::size_t> in_flight_{0};
 };
@@ -380,6 +388,7 @@ result<void> worker::impl::close() {
   // close(): on_revoked commits once more (nothing new) and leaves the group.
   auto c = consumer_->close();
   parts_.clear();
+  publish();
   in_flight_.store(0);
   (void)producer_->close();
   if (!r) return r;
@@ -397,7 +406,7 @@ result<void> worker::impl::run_once(milliseconds max_wait) {
   take_acks();
   for (auto& [_, p] : parts_) dispatch(*p);
   // Commits run on real time (the injected clock drives retries only).
-  if (std::chrono::steady_clock::now() >= next_commit_ || pending_keys_ >= kKeysPerCommit ||
+  if (std::chrono::steady_clock::now() >= next_commit_ || pending_keys_ >= kCommitAtPendingKeys ||
       std::any_of(parts_.begin(), parts_.end(), [](const auto& kv) { return kv.second->urgent; })) {
     (void)commit(false);
     next_commit_ = std::chrono::steady_clock::now() + o_.commit_interval;
@@ -416,6 +425,7 @@ result<void> worker::impl::run_once(milliseconds max_wait) {
   drain_completions(false);
   take_acks();
   for (auto& [_, p] : parts_) dispatch(*p);
+  publish();
   return success();
 }
 
@@ -573,8 +583,8 @@ void worker::impl::check_duplicates(part& p, const std::vector<entry*>& items) {
   for (auto* e : items) {
     if (!e->idem || e->checked) continue;
     e->checked = true;
-    if (auto it = recent_.find(*e->idem);
-        it != recent_.end() && (window.count() == 0 || wall - it->second <= window.count())) {
+    if (auto it = uncommitted_.find(*e->idem);
+        it != uncommitted_.end() && (window.count() == 0 || wall - it->second <= window.count())) {
       e->duplicate = true;
       continue;
     }
@@ -676,6 +686,7 @@ void worker::impl::run_task(const worker_options& o, ferry::clock& clk, task& t)
       continue;
     }
     result<void> r = success();
+    bool final_failure = false;  // the record goes to a DLQ or tier: nothing waits for it
     for (;;) {
       message m(e->rec, origin_topic, e->origin, e->idem, e->attempts + 1);
       r = call([&] { return s.handler(m); });
@@ -684,13 +695,15 @@ void worker::impl::run_task(const worker_options& o, ferry::clock& clk, task& t)
       record_failure(*e, r.error());
       // A retry with no backoff runs here at once (no round trip through the
       // polling thread); the last attempt's failure is left to on_failure().
-      if (e->cls != error_class::retriable) break;
       const auto* ov = s.retry.override_for(e->err);
-      if (ov && ov->permanent) break;
       const int max = ov && ov->max_attempts ? *ov->max_attempts : s.retry.max_attempts;
-      const auto& b = ov && ov->backoff ? *ov->backoff : s.retry.backoff;
-      if (b.initial.count() != 0 || e->attempts + 2 > max || s.order == ordering::delay_tiers)
+      if (e->cls != error_class::retriable || (ov && ov->permanent) || e->attempts + 1 >= max ||
+          s.order == ordering::delay_tiers || t.p->tier >= 0) {
+        final_failure = true;
         break;
+      }
+      const auto& b = ov && ov->backoff ? *ov->backoff : s.retry.backoff;
+      if (b.initial.count() != 0) break;  // waits for its backoff
       ++e->attempts;
       e->inline_failures++;
       e->history.add_attempt({e->ended_ms, e->cls, e->err.category().name(), e->err.value(),
@@ -702,6 +715,7 @@ void worker::impl::run_task(const worker_options& o, ferry::clock& clk, task& t)
       if (e->idem) ok_keys.insert(*e->idem);
       continue;
     }
+    if (final_failure) continue;  // dead-lettered or sent to a tier: later records go on
     if (t.p->tier < 0 && s.order == ordering::in_order) stop = true;
     if (key) failed_keys.insert(*key);
   }
@@ -723,6 +737,7 @@ bool worker::impl::drain_completions(bool block) {
 
 void worker::impl::complete(task& t) {
   part& p = *t.p;
+  const auto wall = clock_->wall_now().value();
   p.running = false;
   for (auto* e : t.items) {
     if (e->inline_failures > 0) {
@@ -739,12 +754,7 @@ void worker::impl::complete(task& t) {
         if (e->idem) {
           p.keys.emplace_back(e->rec.offset.value(), *e->idem);
           ++pending_keys_;
-          if (recent_.insert_or_assign(*e->idem, clock_->wall_now().value()).second)
-            recent_order_.push_back(*e->idem);
-          while (recent_order_.size() > 200'000) {
-            recent_.erase(recent_order_.front());
-            recent_order_.pop_front();
-          }
+          uncommitted_.insert_or_assign(*e->idem, wall);
         }
         break;
       case entry::outcome::skipped:
@@ -1008,6 +1018,7 @@ result<void> worker::impl::commit(bool force, const std::vector<client::topic_pa
     part& p = *u.p;
     if (p.keys_done == 0) continue;
     pending_keys_ -= std::min(pending_keys_, p.keys_done);
+    for (std::size_t k = 0; k < p.keys_done; ++k) uncommitted_.erase(p.keys[k].second);
     p.keys.erase(p.keys.begin(), p.keys.begin() + static_cast<std::ptrdiff_t>(p.keys_done));
     p.keys_done = 0;
   }
@@ -1136,6 +1147,7 @@ void worker::impl::revoked(const std::vector<client::topic_partition>& tps, bool
     }
     in_flight_.fetch_sub(std::min(unfinished, in_flight_.load()));
     pending_keys_ -= std::min(pending_keys_, it->second->keys.size());
+    for (const auto& k : it->second->keys) uncommitted_.erase(k.second);
     parts_.erase(it);
   }
 }

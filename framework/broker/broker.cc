@@ -845,15 +845,13 @@ struct broker::impl {
           changes.push_back(std::move(c));
           // Idempotency keys finished below this offset: into the group's
           // ledger in the same batch (so the same durable write) as the offset.
-          if (e->ledger_keys())
-            for (const auto* key : *e->ledger_keys()) {
-              offset_change lc;
-              lc.what = offset_change::kind::ledger;
-              lc.group = std::string(group);
-              lc.value.commit_ms = now_ms;
-              lc.value.metadata = key->str();
+          if (e->ledger_keys() && e->ledger_keys()->size() > 0) {
+            std::vector<std::string_view> keys;
+            keys.reserve(e->ledger_keys()->size());
+            for (const auto* key : *e->ledger_keys()) keys.push_back(key->string_view());
+            for (auto& lc : ledger_changes(std::string(group), keys, now_ms))
               changes.push_back(std::move(lc));
-            }
+          }
           o.staged = true;
         }
       }

@@ -4,9 +4,10 @@
 //          | commit_ms i64 | metadata_len u16 | metadata
 // Kinds are offset_change::kind; a kind this broker does not know is
 // skipped with a warning (records a newer broker wrote). A ledger record
-// (kind 4) has an empty topic, partition 0, offset 0, commit_ms = when the
-// key was recorded and metadata = the idempotency key; it is written in the
-// same batch as the commit that carried the key.
+// (kind 4) has an empty topic, partition 0, offset 0, commit_ms = when its
+// keys were recorded and metadata = the idempotency keys packed as
+// (u16 length, bytes)...; it is written in the same batch as the commit
+// that carried the keys.
 #include "offset_store.h"
 
 #include <fmt/format.h>
@@ -206,14 +207,38 @@ void ledger::trim(std::int64_t min_ms, std::size_t max_keys) {
 }
 
 std::optional<std::int64_t> ledger::find(std::string_view key) const {
-  auto it = keys.find(std::string(key));
+  auto it = keys.find(key);
   if (it == keys.end()) return std::nullopt;
   return it->second;
 }
 
+std::vector<offset_change> ledger_changes(const std::string& group,
+                                          const std::vector<std::string_view>& keys,
+                                          std::int64_t ms) {
+  std::vector<offset_change> out;
+  for (auto k : keys) {
+    if (k.size() > 0xFFFF) continue;  // the protocol allows 1024 bytes
+    if (out.empty() || out.back().value.metadata.size() + 2 + k.size() > 60'000) {
+      offset_change c;
+      c.what = offset_change::kind::ledger;
+      c.group = group;
+      c.value.commit_ms = ms;
+      out.push_back(std::move(c));
+    }
+    auto& m = out.back().value.metadata;
+    m.push_back(static_cast<char>(k.size() & 0xFF));
+    m.push_back(static_cast<char>(k.size() >> 8));
+    m.append(k);
+  }
+  return out;
+}
+
 void offset_store::apply_ledger(const offset_change& c) {
   auto& l = ledgers_[c.group];
-  l.record(c.value.metadata, c.value.commit_ms);
+  const bool ok = for_each_ledger_key(c.value.metadata, [&](std::string_view key) {
+    l.record(std::string(key), c.value.commit_ms);
+  });
+  if (!ok) logger()->warn("group {}: a malformed ledger record was skipped", c.group);
   l.trim(std::numeric_limits<std::int64_t>::min(), opts_.ledger_max_keys);
 }
 
@@ -354,22 +379,35 @@ void offset_store::maybe_compact() {
             FERRY_TRY(flush());
           }
         }
-      // Live ledger keys, oldest first (replay keeps the newest time).
-      for (const auto& [group, l] : ledgers_)
-        for (const auto& [ms, key] : l.order) {
-          auto it = l.keys.find(key);
-          if (it == l.keys.end() || it->second != ms) continue;  // stale entry
-          offset_change c;
-          c.what = offset_change::kind::ledger;
-          c.group = group;
-          c.value.commit_ms = ms;
-          c.value.metadata = key;
-          bytes += 64 + group.size() + key.size();
-          batch.push_back(std::move(c));
+      // Live ledger keys, oldest first (replay keeps the newest time), keys
+      // of the same millisecond packed together.
+      for (const auto& [group, l] : ledgers_) {
+        std::vector<std::string_view> same;
+        std::int64_t same_ms = 0;
+        auto emit = [&]() -> result<void> {
+          for (auto& c : ledger_changes(group, same, same_ms)) {
+            bytes += 64 + group.size() + c.value.metadata.size();
+            batch.push_back(std::move(c));
+          }
+          same.clear();
           if (bytes > (1u << 20)) {
             FERRY_TRY(flush());
           }
+          return success();
+        };
+        for (const auto& [ms, key] : l.order) {
+          auto it = l.keys.find(key);
+          if (it == l.keys.end() || it->second != ms) continue;  // stale entry
+          if (!same.empty() && ms != same_ms) {
+            FERRY_TRY(emit());
+          }
+          same_ms = ms;
+          same.push_back(key);
         }
+        if (!same.empty()) {
+          FERRY_TRY(emit());
+        }
+      }
       FERRY_TRY(flush());
       FERRY_TRY(next->sync());
     }

@@ -47,7 +47,7 @@ struct offset_change {
     commit = 1,        ///< group/topic/partition := value
     delete_group = 2,  ///< every offset of `group`
     delete_topic = 3,  ///< every group's offsets for `topic` (group empty)
-    ledger = 4,        ///< idempotency key value.metadata processed at value.commit_ms
+    ledger = 4,        ///< idempotency keys (packed in value.metadata) processed at value.commit_ms
   };
   kind what = kind::commit;
   std::string group;
@@ -60,7 +60,13 @@ struct offset_change {
 /// recorded (broker wall clock, ms). Bounded by a retention time and a key
 /// count; the oldest keys go first.
 struct ledger {
-  std::unordered_map<std::string, std::int64_t> keys;
+  struct string_hash {
+    using is_transparent = void;
+    std::size_t operator()(std::string_view s) const noexcept {
+      return std::hash<std::string_view>{}(s);
+    }
+  };
+  std::unordered_map<std::string, std::int64_t, string_hash, std::equal_to<>> keys;
   std::deque<std::pair<std::int64_t, std::string>>
       order;  // recording order; may hold stale entries
 
@@ -69,6 +75,26 @@ struct ledger {
   void trim(std::int64_t min_ms, std::size_t max_keys);
   [[nodiscard]] std::optional<std::int64_t> find(std::string_view key) const;
 };
+
+/// Ledger changes for `keys` recorded at `ms`: keys packed as (u16 length,
+/// bytes)... into as few kind::ledger changes as fit (metadata <= 60000 bytes).
+[[nodiscard]] std::vector<offset_change> ledger_changes(const std::string& group,
+                                                        const std::vector<std::string_view>& keys,
+                                                        std::int64_t ms);
+/// Calls fn(string_view key) for each key packed in a ledger change; false
+/// when the packing is malformed.
+template <typename Fn>
+bool for_each_ledger_key(std::string_view packed, Fn&& fn) {
+  while (!packed.empty()) {
+    if (packed.size() < 2) return false;
+    const auto n = static_cast<std::size_t>(static_cast<unsigned char>(packed[0]) |
+                                            (static_cast<unsigned char>(packed[1]) << 8));
+    if (packed.size() - 2 < n) return false;
+    fn(packed.substr(2, n));
+    packed.remove_prefix(2 + n);
+  }
+  return true;
+}
 
 class offset_store {
  public:

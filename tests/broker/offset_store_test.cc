@@ -507,12 +507,9 @@ TEST_F(OffsetStoreDiskTest, CorruptRecordRefusesToOpen) {
 // --- the idempotency ledger (kind 4 records) ------------------------------------
 
 offset_change ledger_key(const std::string& group, const std::string& key, std::int64_t ms) {
-  offset_change c;
-  c.what = offset_change::kind::ledger;
-  c.group = group;
-  c.value.commit_ms = ms;
-  c.value.metadata = key;
-  return c;
+  auto v = ledger_changes(group, {key}, ms);
+  EXPECT_EQ(v.size(), 1u);
+  return v.at(0);
 }
 
 class LedgerTest : public OffsetStoreTest {
@@ -614,6 +611,26 @@ TEST_F(LedgerTest, DeletingTheGroupDropsItsLedger) {
   auto again = open();
   EXPECT_FALSE(again->ledger_lookup("g", "k", kMin));
   EXPECT_TRUE(again->ledger_lookup("h", "k", kMin));
+}
+
+TEST(LedgerPacking, ManyKeysSplitIntoRecordsAndUnpackExactly) {
+  std::vector<std::string> keys;
+  for (int i = 0; i < 5000; ++i)
+    keys.push_back("order-" + std::to_string(i) + std::string(20, 'k'));
+  keys.push_back(std::string(1024, 'x'));
+  keys.push_back(std::string("nul\0inside", 10));
+  std::vector<std::string_view> views(keys.begin(), keys.end());
+  auto changes = ledger_changes("g", views, 7);
+  EXPECT_GT(changes.size(), 1u) << "split below the u16 metadata length";
+  std::vector<std::string> back;
+  for (const auto& c : changes) {
+    EXPECT_LE(c.value.metadata.size(), 60'000u);
+    EXPECT_EQ(c.value.commit_ms, 7);
+    EXPECT_TRUE(
+        for_each_ledger_key(c.value.metadata, [&](std::string_view k) { back.emplace_back(k); }));
+  }
+  EXPECT_EQ(back, keys);
+  EXPECT_FALSE(for_each_ledger_key(std::string_view("\x05\x00ab", 4), [](std::string_view) {}));
 }
 
 TEST_F(OffsetStoreDiskTest, CompactionKeepsTheLedger) {
