@@ -16,9 +16,9 @@
 // as lost (wait_for() returns protocol::errc::disconnected; take_lost()
 // lists them), because its reply will almost certainly never come: the
 // broker that had it is gone. (A request still queued inside ZeroMQ may in
-// fact be delivered after the reconnect; its reply is then dropped, so a
-// resent produce may be stored twice — the producer documents
-// at-least-once.) A request whose reply is lost without a disconnect being
+// fact be delivered after the reconnect; its reply is then dropped. A
+// resent produce is still stored once: the idempotent producer's sequence
+// numbers let the broker recognise it.) A request whose reply is lost without a disconnect being
 // noticed times out (protocol::errc::timed_out). This class never resends
 // anything — retry policy belongs to the callers (admin, producer,
 // consumer).
