@@ -13,9 +13,12 @@ json to_json(const progress& p, bool errors) {
   if (!p.watermarks.empty()) j["w"] = p.watermarks;
   if (!p.attempts.empty()) {
     json a = json::array();
-    for (const auto& x : p.attempts)
-      a.push_back(errors ? json{x.offset, x.attempts, x.first_ms, x.last_error}
-                         : json{x.offset, x.attempts, x.first_ms});
+    for (const auto& x : p.attempts) {
+      json e = json{x.offset, x.attempts, x.first_ms};
+      if (errors || x.route >= 0) e.push_back(errors ? x.last_error : std::string());
+      if (x.route >= 0) e.push_back(x.route);
+      a.push_back(std::move(e));
+    }
     j["a"] = std::move(a);
   }
   if (!p.done.empty()) {
@@ -63,6 +66,7 @@ std::optional<progress> decode_progress(std::string_view metadata) {
         pa.attempts = x[1].get<int>();
         pa.first_ms = x[2].get<std::int64_t>();
         if (x.size() > 3 && x[3].is_string()) pa.last_error = x[3].get<std::string>();
+        if (x.size() > 4 && x[4].is_number_integer()) pa.route = x[4].get<int>();
         p.attempts.push_back(std::move(pa));
       }
     if (auto d = j.find("d"); d != j.end() && d->is_array())

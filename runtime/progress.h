@@ -4,8 +4,10 @@
 //   {"v":1,
 //    "w":{"orders.dlq":120,"orders.retry.5s":42},   route watermarks: where a
 //        new owner starts looking for records this partition routed
-//    "a":[[offset,attempts,first_ms,"last error"],...],  attempts of records
-//        at or above the committed offset that are waiting for a retry
+//    "a":[[offset,attempts,first_ms,"last error",route],...],  attempts of
+//        records at or above the committed offset that are waiting for a
+//        retry or on their way to the DLQ (route: the dead_letter_reason,
+//        present only then)
 //    "d":[[from,to],...]}   offsets at or above the committed offset that
 //        are finished (inclusive ranges): a new owner skips them
 // When it does not fit, error texts go first, then "d" ranges from the
@@ -28,6 +30,9 @@ struct parked_attempts {
   int attempts = 0;
   std::int64_t first_ms = 0;
   std::string last_error;
+  /// A dead_letter_reason when the record was on its way to the DLQ (the
+  /// next owner routes it without calling the handler again); -1: none.
+  int route = -1;
 
   bool operator==(const parked_attempts&) const = default;
 };

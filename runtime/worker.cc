@@ -80,9 +80,17 @@ struct entry {
   std::string err_message;
   std::int64_t ended_ms = 0;
   int inline_failures = 0;  // attempts that failed and were retried at once inside the task
+  // What the committed metadata says about this record's attempts. Owned by
+  // the polling thread (a running task changes attempts/history, never
+  // these), so commit() can read them while the record runs.
+  detail::parked_attempts meta;
 };
 
 }  // namespace
+
+// Zero-backoff retries run back to back inside the task while the chain
+// is younger than this; a crash inside it may repeat the chain's attempts.
+constexpr std::chrono::milliseconds kInlineRetryBudget{10};
 
 struct sub_info {
   subscription s;
@@ -497,6 +505,7 @@ void worker::impl::enqueue(std::vector<client::consumer_record>& records) {
     if (auto rs = p.restored.find(e->rec.offset.value()); rs != p.restored.end()) {
       // Attempts made by an earlier owner (in_order / key_ordered).
       e->attempts = rs->second.attempts;
+      e->meta = rs->second;
       e->history.attempts_total = rs->second.attempts - 1;
       e->history.add_attempt({rs->second.first_ms, error_class::retriable, "ferry.runtime", 0,
                               rs->second.last_error.empty()
@@ -504,6 +513,21 @@ void worker::impl::enqueue(std::vector<client::consumer_record>& records) {
                                   : rs->second.last_error,
                               "(earlier owner)"});
       p.restored.erase(rs);
+      const bool was_routing = e->meta.route >= 0 && e->meta.route <= 2;
+      if (was_routing || e->attempts >= p.sub->s.retry.max_attempts) {
+        // It was dead-lettered before the restart, but its dead letter never
+        // reached the broker (the route scan found none): route it now
+        // instead of calling the handler once more.
+        e->route_target = p.sub->dlq_for(p.origin_topic);
+        e->route_reason = was_routing ? static_cast<dead_letter_reason>(e->meta.route)
+                                      : dead_letter_reason::attempts_exhausted;
+        e->route_message =
+            *e->route_reason == dead_letter_reason::attempts_exhausted
+                ? fmt::format("{} attempts failed; last: {}", e->attempts, e->meta.last_error)
+                : e->meta.last_error;
+        e->state = entry::st::route_failed;  // dispatch() routes it at once
+        e->due = {};
+      }
     }
     p.q.push_back(std::move(e));
     in_flight_.fetch_add(1);
@@ -652,7 +676,7 @@ void worker::impl::run_task(const worker_options& o, ferry::clock& clk, task& t)
     std::vector<message> msgs;
     std::vector<entry*> run;
     for (auto* e : t.items) {
-      if (e->duplicate || (e->idem && ok_keys.count(*e->idem))) {
+      if (e->duplicate || (s.skip_processed_keys && e->idem && ok_keys.count(*e->idem))) {
         e->out = entry::outcome::skipped;
         continue;
       }
@@ -681,12 +705,13 @@ void worker::impl::run_task(const worker_options& o, ferry::clock& clk, task& t)
       e->out = entry::outcome::not_run;
       continue;
     }
-    if (e->duplicate || (e->idem && ok_keys.count(*e->idem))) {
+    if (e->duplicate || (s.skip_processed_keys && e->idem && ok_keys.count(*e->idem))) {
       e->out = entry::outcome::skipped;
       continue;
     }
     result<void> r = success();
     bool final_failure = false;  // the record goes to a DLQ or tier: nothing waits for it
+    const auto chain_start = std::chrono::steady_clock::now();
     for (;;) {
       message m(e->rec, origin_topic, e->origin, e->idem, e->attempts + 1);
       r = call([&] { return s.handler(m); });
@@ -704,6 +729,9 @@ void worker::impl::run_task(const worker_options& o, ferry::clock& clk, task& t)
       }
       const auto& b = ov && ov->backoff ? *ov->backoff : s.retry.backoff;
       if (b.initial.count() != 0) break;  // waits for its backoff
+      // Slow attempts go back to the polling thread, which commits the count
+      // before the next one (a crash then loses at most the last attempt).
+      if (std::chrono::steady_clock::now() - chain_start > kInlineRetryBudget) break;
       ++e->attempts;
       e->inline_failures++;
       e->history.add_attempt({e->ended_ms, e->cls, e->err.category().name(), e->err.value(),
@@ -792,6 +820,9 @@ void worker::impl::on_failure(part& p, entry& e) {
   e.history.add_attempt(
       {e.ended_ms, e.cls, e.err.category().name(), e.err.value(), e.err_message, o_.worker_name});
   e.history.attempts_total = e.attempts;
+  e.meta = {e.rec.offset.value(), e.attempts,
+            e.history.attempts.empty() ? e.ended_ms : e.history.attempts.front().time_ms,
+            e.err_message, -1};
   const auto* ov = s.retry.override_for(e.err);
   const int max = ov && ov->max_attempts ? *ov->max_attempts : s.retry.max_attempts;
   std::optional<dead_letter_reason> reason;
@@ -802,6 +833,7 @@ void worker::impl::on_failure(part& p, entry& e) {
   else if (e.attempts >= max)
     reason = dead_letter_reason::attempts_exhausted;
   if (reason) {
+    e.meta.route = static_cast<int>(*reason);
     e.route_target = p.sub->dlq_for(p.origin_topic);
     e.route_reason = reason;
     e.route_message = *reason == dead_letter_reason::attempts_exhausted
@@ -823,9 +855,10 @@ void worker::impl::on_failure(part& p, entry& e) {
   e.due = clock_->steady_now() + delay;
   e.state = entry::st::waiting;
   waiting_.fetch_add(1);
-  // The attempt count goes into the committed metadata before the record
-  // waits (with no wait there is nothing to keep it through).
-  if (delay.count() > 0) p.urgent = true;
+  // The attempt count goes into the committed metadata before the next
+  // attempt (zero-backoff retries that stay within kInlineRetryBudget run
+  // inside the task and do not come here until their last failure).
+  p.urgent = true;
   crash_point("runtime.retry_scheduled");
   bump([](worker_stats& st) { ++st.retries_scheduled; });
 }
@@ -944,12 +977,10 @@ result<void> worker::impl::commit(bool force, const std::vector<client::topic_pa
     std::vector<std::int64_t> done;
     for (const auto& e : p.q) {
       if (e->state == entry::st::done) done.push_back(e->rec.offset.value());
-      if (e->attempts > 0 && e->state != entry::st::done && e->state != entry::st::routing &&
-          p.tier < 0)
-        pr.attempts.push_back(
-            {e->rec.offset.value(), e->attempts,
-             e->history.attempts.empty() ? 0 : e->history.attempts.front().time_ms,
-             e->history.attempts.empty() ? "" : e->history.attempts.back().message});
+      // Records on their way to a DLQ keep their attempts here until the
+      // broker has the dead letter: a crash before that must not restart them.
+      if (e->meta.attempts > 0 && e->state != entry::st::done && p.tier < 0)
+        pr.attempts.push_back(e->meta);
     }
     for (auto s : p.skip)
       if (s >= p.next) done.push_back(s);

@@ -221,7 +221,7 @@ TEST(Positions, FormatAndParse) {
 TEST(Progress, RoundTripsAndStaysWithinTheLimit) {
   detail::progress p;
   p.watermarks = {{"orders.dlq", 120}, {"orders.retry.5s", 7}};
-  p.attempts = {{10, 2, 1000, "timeout \"x\""}, {12, 1, 2000, ""}};
+  p.attempts = {{10, 2, 1000, "timeout \"x\"", -1}, {12, 1, 2000, "", 1}};
   p.done = {{11, 11}, {13, 20}};
   auto back = detail::decode_progress(detail::encode_progress(p));
   ASSERT_TRUE(back);

@@ -20,12 +20,12 @@
 // max_attempts + crashes).
 // Controls show that the checks fire when a protection is off (route
 // watermarks wiped, keys not skipped, ordering read in the wrong mode).
-// Bugs found, reproduced by the DISABLED_ tests at the end:
-//   - a crash while a dead letter is on its way loses all attempts of the
-//     record (the commit drops "a" entries of records in state routing);
-//   - zero-backoff retries race with commit() (heap-use-after-free), and
-//     only that race keeps their counts across a crash (documented gap);
-//   - skip_processed_keys = false still skips a repeat within one chunk.
+// Bugs these tests found (fixed; the tests at the end guard them):
+//   - a crash while a dead letter is on its way lost all attempts of the
+//     record (the commit dropped "a" entries of records in state routing);
+//   - zero-backoff retries raced with commit() (heap-use-after-free), and
+//     only that race kept their counts across a crash;
+//   - skip_processed_keys = false still skipped a repeat within one chunk.
 // Another -- keys of records finished before their partition was lost never
 // recorded -- was fixed by 2809e32; WorkerLedger guards it.
 #include <gtest/gtest.h>
@@ -890,11 +890,9 @@ TEST_F(WorkerCrash, DeadLetterAcknowledgedBeforeACrashIsNotWrittenAgain) {
   EXPECT_EQ(routes_written_twice(dlq), 0);
   EXPECT_EQ(f.wrong_attempts_total, 0);
   EXPECT_EQ(f.wrong_reason, 0);
-  // Not asserted: poison calls <= max_attempts + crashes. A crash on another
-  // record's acknowledgement while the poison record's dead letter is on its
-  // way loses all its attempts (the bug reproduced by
-  // DISABLED_AttemptsSurviveACrashWhileTheDeadLetterIsOnItsWay; seen here
-  // in about one run of five as "over max+crashes 1").
+  // Not asserted here: poison calls <= max_attempts + crashes
+  // (AttemptsSurviveACrashWhileTheDeadLetterIsOnItsWay checks attempts
+  // across a crash with a dead letter on its way).
 }
 
 TEST_F(WorkerCrash, TierRouteAcknowledgedBeforeACrashIsNotWrittenAgain) {
@@ -1177,13 +1175,13 @@ TEST_F(WorkerCrash, AKeyProducedTwiceAndReplayedAfterAResetIsHandledOnce) {
   EXPECT_GE(outside_window, 20);
   // 40 by the documentation of skip_processed_keys; 20 when both copies of
   // a key are in one chunk (a bug: see
-  // WorkerLedger.DISABLED_WithoutSkippingKeysARepeatInTheSameChunkIsHandled).
+  // WorkerLedger.WithoutSkippingKeysARepeatInTheSameChunkIsHandled).
   EXPECT_GE(without_skip, 20);
 }
 
 // --- bug reproduction ---------------------------------------------------------------------
 
-// BUG (runtime/worker.cc, worker::impl::commit): the committed metadata
+// Was a BUG (fixed) (runtime/worker.cc, worker::impl::commit): the committed metadata
 // keeps the attempts ("a") of entries waiting or failed to route, but not
 // of entries in state `routing`. A commit taken while a record's dead
 // letter is on its way (the producer lingers, or the reply is slow) drops
@@ -1192,8 +1190,8 @@ TEST_F(WorkerCrash, AKeyProducedTwiceAndReplayedAfterAResetIsHandledOnce) {
 // handler max_attempts more times -- not the one lost attempt the guarantee
 // "attempts survive crashes" allows. Reproduced here by giving the
 // dead-letter producer a long linger and killing the worker while the
-// dead letter waits in it. Enable once fixed.
-TEST_F(WorkerCrash, DISABLED_AttemptsSurviveACrashWhileTheDeadLetterIsOnItsWay) {
+// dead letter waits in it.
+TEST_F(WorkerCrash, AttemptsSurviveACrashWhileTheDeadLetterIsOnItsWay) {
   start_broker();
   create("orders", 1);
   std::vector<produced> recs{{0, "k", "poison-0", "", -1}, {0, "k", "ok-1", "", -1}};
@@ -1236,7 +1234,7 @@ TEST_F(WorkerCrash, DISABLED_AttemptsSurviveACrashWhileTheDeadLetterIsOnItsWay) 
   EXPECT_EQ(first_attempt_again, 1) << "attempt 1 ran again after the crash";
 }
 
-// BUG (runtime/worker.cc, since 33b947c): a data race, a heap-use-after-free
+// Was a BUG (fixed) (runtime/worker.cc, since 33b947c): a data race, a heap-use-after-free
 // under ASan. A retry with zero backoff runs at once inside the task on a
 // handler thread, which updates entry::attempts and entry::history
 // (failure_record::add_attempt: push_back, erase) -- while commit() on the
@@ -1245,8 +1243,7 @@ TEST_F(WorkerCrash, DISABLED_AttemptsSurviveACrashWhileTheDeadLetterIsOnItsWay) 
 // e->history.attempts.front()/back()). ASan:
 //   heap-use-after-free READ in worker::impl::commit (worker.cc:951)
 //   freed by add_attempt <- run_task (worker.cc:709) on a pool thread
-// Enable once fixed.
-TEST_F(WorkerCrash, DISABLED_ZeroBackoffRetriesDoNotRaceWithCommits) {
+TEST_F(WorkerCrash, ZeroBackoffRetriesDoNotRaceWithCommits) {
   start_broker();
   // A race: up to 8 rounds of 30 records x 1000 attempts. ASan catches it
   // in about one run of this test in three (--gtest_repeat=10 to be sure);
@@ -1266,15 +1263,12 @@ TEST_F(WorkerCrash, DISABLED_ZeroBackoffRetriesDoNotRaceWithCommits) {
   }
 }
 
-// GAP (docs/runtime.md vs runtime/worker.cc since 33b947c): the
-// documentation promises that a crash loses at most the count of the last
-// attempt before it; zero-backoff retries run inside the task and their
-// counts reach the committed metadata only through the racy read above.
-// This test passes today because of that race (attempts 1 2 3 4 | 4 5):
-// enable it with the race fix, which must keep committing the count during
-// a zero-backoff chain (or change the documentation). 5 attempts of 150 ms
-// each, SIGKILL during the fourth.
-TEST_F(WorkerCrash, DISABLED_ZeroBackoffAttemptsSurviveACrashMidChain) {
+// Was a GAP: zero-backoff retries run inside the task, and their counts
+// reached the committed metadata only through a racy read. Now a chain of
+// slow attempts returns to the polling thread, which commits each count
+// (worker.cc, kInlineRetryBudget). 5 attempts of 150 ms each, SIGKILL
+// during the fourth.
+TEST_F(WorkerCrash, ZeroBackoffAttemptsSurviveACrashMidChain) {
   start_broker();
   create("orders", 1);
   std::vector<produced> recs{{0, "k", "poison-0", "", -1}};
@@ -1353,12 +1347,12 @@ TEST_F(WorkerLedger, KeysOfRecordsFinishedBeforeAPartitionWasLostReachTheLedger)
   EXPECT_EQ(w2.stats().duplicates_skipped, 1u);
 }
 
-// BUG (runtime/worker.cc, run_task): with skip_processed_keys = false a
+// Was a BUG (fixed) (runtime/worker.cc, run_task): with skip_processed_keys = false a
 // record whose idempotency key an earlier record of the same chunk had
 // (ok_keys) is still skipped, while the same repeat in a later chunk is
 // handled: whether the repeat runs depends on fetch boundaries.
-// subscription_config documents false as "disabled". Enable once fixed.
-TEST_F(WorkerLedger, DISABLED_WithoutSkippingKeysARepeatInTheSameChunkIsHandled) {
+// subscription_config documents false as "disabled".
+TEST_F(WorkerLedger, WithoutSkippingKeysARepeatInTheSameChunkIsHandled) {
   create("orders");
   produce("orders", {{"o1", "first", "key-1"}, {"o1", "again", "key-1"}});
   runtime::worker w(worker_options("pay"));
