@@ -11,6 +11,7 @@
 #include <thread>
 
 #include "ferry/client/errc.h"
+#include "ferry/core/errc.h"
 #include "ferry/runtime/dlq.h"
 #include "ferry/runtime/failure_record.h"
 #include "worker_fixture.h"
@@ -522,6 +523,45 @@ TEST_F(WorkerTest, ManyKeysAreSplitOverCommitsAndAllReachTheLedger) {
       w, [&] { return committed("g", "orders") == 10'000; }, 60s));
   EXPECT_EQ(again, 0);
   EXPECT_EQ(w.stats().duplicates_skipped, 10'000u);
+}
+
+TEST_F(WorkerTest, ABatchHandlerGetsTheReadyRecordsAndIsRetriedAsAWhole) {
+  create("orders");
+  produce("orders", {{"a", "1", "k-1"}, {"b", "2", ""}, {"c", "3", ""}});
+  runtime::worker w(worker_options("g"));
+  std::vector<std::vector<std::string>> batches;
+  bool fail_once = true;
+  runtime::subscription s;
+  s.topics = {"orders"};
+  s.retry.backoff.type = runtime::backoff::kind::fixed;
+  s.retry.backoff.initial = 500ms;
+  s.retry.backoff.max = 500ms;
+  s.on_batch = [&](std::span<const message> ms) -> result<void> {
+    std::vector<std::string> v;
+    for (const auto& m : ms) v.push_back(*m.value() + "#" + std::to_string(m.attempt()));
+    batches.push_back(v);
+    if (fail_once) {
+      fail_once = false;
+      return std::make_error_code(std::errc::io_error);
+    }
+    return success();
+  };
+  ASSERT_TRUE(w.subscribe(std::move(s)));
+  ASSERT_TRUE(step_until(w, [&] { return batches.size() == 1; }));
+  EXPECT_EQ(batches[0], (std::vector<std::string>{"1#1", "2#1", "3#1"}));
+  step_for(w, 100ms);
+  EXPECT_EQ(batches.size(), 1u) << "retried before the backoff";
+  clock_.advance(500ms);
+  ASSERT_TRUE(step_until(w, [&] { return batches.size() == 2; }));
+  EXPECT_EQ(batches[1], (std::vector<std::string>{"1#2", "2#2", "3#2"}));
+  ASSERT_TRUE(step_until(w, [&] { return committed("g", "orders") == 3; }));
+  // A batch handler needs in_order.
+  runtime::worker w2(worker_options("g2"));
+  runtime::subscription bad;
+  bad.topics = {"orders"};
+  bad.order = ordering::key_ordered;
+  bad.on_batch = [](std::span<const message>) -> result<void> { return success(); };
+  EXPECT_EQ(w2.subscribe(std::move(bad)).error(), ferry::errc::config_invalid);
 }
 
 }  // namespace
