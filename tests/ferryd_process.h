@@ -1,6 +1,7 @@
 // Starts a real ferryd (FERRY_FERRYD) on a data directory for crash tests:
-// it listens on an ephemeral port and reports the endpoint on its first
-// line of standard output, which this reads.
+// it listens on `listen` (an ephemeral port unless given a fixed endpoint,
+// e.g. to restart it where clients already look) and reports the endpoint
+// on its first line of standard output, which this reads.
 #pragma once
 
 #include <gtest/gtest.h>
@@ -16,7 +17,8 @@ struct ferryd_process {
   std::string endpoint;  // empty when ferryd did not report one
 };
 
-inline ferryd_process start_ferryd(const char* ferryd, const std::filesystem::path& dir) {
+inline ferryd_process start_ferryd(const char* ferryd, const std::filesystem::path& dir,
+                                   const std::string& listen = "tcp://127.0.0.1:*") {
   int fds[2];
   EXPECT_EQ(::pipe(fds), 0);
   ferryd_process p;
@@ -25,8 +27,8 @@ inline ferryd_process start_ferryd(const char* ferryd, const std::filesystem::pa
     ::dup2(fds[1], 1);
     ::close(fds[0]);
     ::close(fds[1]);
-    ::execl(ferryd, ferryd, "--data-dir", dir.c_str(), "--listen", "tcp://127.0.0.1:*",
-            "--log-level", "warn", static_cast<char*>(nullptr));
+    ::execl(ferryd, ferryd, "--data-dir", dir.c_str(), "--listen", listen.c_str(), "--log-level",
+            "warn", static_cast<char*>(nullptr));
     ::_exit(127);
   }
   ::close(fds[1]);

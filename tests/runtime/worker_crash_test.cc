@@ -222,27 +222,7 @@ ended run_child(const std::vector<std::string>& args, const std::string& crash_a
 /// A ferryd on `listen` (a fixed port, to restart it where clients look).
 testing::ferryd_process start_ferryd_on(const std::filesystem::path& dir,
                                         const std::string& listen) {
-  int fds[2];
-  EXPECT_EQ(::pipe(fds), 0);
-  testing::ferryd_process p;
-  p.pid = ::fork();
-  if (p.pid == 0) {
-    ::dup2(fds[1], 1);
-    ::close(fds[0]);
-    ::close(fds[1]);
-    ::execl(FERRY_FERRYD, FERRY_FERRYD, "--data-dir", dir.c_str(), "--listen", listen.c_str(),
-            "--log-level", "warn", static_cast<char*>(nullptr));
-    ::_exit(127);
-  }
-  ::close(fds[1]);
-  std::string out;
-  char c;
-  while (::read(fds[0], &c, 1) == 1 && c != '\n') out.push_back(c);
-  ::close(fds[0]);
-  auto at = out.find("tcp://");
-  EXPECT_NE(at, std::string::npos) << "ferryd did not report its endpoint: " << out;
-  if (at != std::string::npos) p.endpoint = out.substr(at);
-  return p;
+  return testing::start_ferryd(FERRY_FERRYD, dir, listen);
 }
 
 // --- the ledger, watched ------------------------------------------------------------
