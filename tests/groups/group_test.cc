@@ -1,6 +1,5 @@
 // Consumer groups end to end: an in-process broker and real clients.
 #include <gtest/gtest.h>
-#include <stdlib.h>
 
 #include <chrono>
 #include <filesystem>
@@ -8,11 +7,11 @@
 #include <set>
 #include <thread>
 
-#include "ferry/broker/broker.h"
 #include "ferry/client/admin.h"
 #include "ferry/client/consumer.h"
 #include "ferry/client/errc.h"
 #include "ferry/client/producer.h"
+#include "inproc_broker.h"
 
 namespace ferry {
 namespace {
@@ -26,41 +25,17 @@ using client::topic_partition;
 class GroupTest : public ::testing::Test {
  protected:
   void SetUp() override {
-    char tmpl[] = "/tmp/ferry-groups-XXXXXX";
-    ASSERT_NE(::mkdtemp(tmpl), nullptr);
-    dir_ = tmpl;
-    start();
+    dir_ = testing::make_temp_dir("ferry-groups");
+    ASSERT_FALSE(dir_.empty());
+    broker_.start(dir_);
   }
   void TearDown() override {
-    broker_.reset();
+    broker_.stop();
     std::filesystem::remove_all(dir_);
   }
-  void start() {
-    broker::broker_config c;
-    c.data_dir = dir_;
-    c.listen = port_ ? fmt::format("tcp://127.0.0.1:{}", port_) : "tcp://127.0.0.1:*";
-    auto b = broker::broker::open(std::move(c));
-    ASSERT_TRUE(b) << b.error().message();
-    broker_ = std::move(b).value();
-    auto ep = broker_->start();
-    ASSERT_TRUE(ep) << ep.error().message();
-    endpoint_ = ep.value();
-    port_ = std::stoi(endpoint_.substr(endpoint_.rfind(':') + 1));
-  }
-  void restart() {
-    broker_->stop();
-    broker_.reset();
-    start();
-  }
+  void restart() { broker_.restart(); }
 
-  client::client_options base() const {
-    client::client_options o;
-    o.broker = endpoint_;
-    o.request_timeout = 5s;
-    o.api_timeout = 10s;
-    o.retry_backoff = 20ms;
-    return o;
-  }
+  client::client_options base() const { return testing::base_client_options(broker_.endpoint()); }
   consumer_options member_options(const std::string& group) const {
     consumer_options o;
     static_cast<client::client_options&>(o) = base();
@@ -92,9 +67,7 @@ class GroupTest : public ::testing::Test {
   }
 
   std::filesystem::path dir_;
-  std::unique_ptr<broker::broker> broker_;
-  std::string endpoint_;
-  int port_ = 0;
+  testing::inproc_broker broker_;
 };
 
 // Polls until `pred` or the deadline; collects what it gets.

@@ -52,7 +52,6 @@
 #include <thread>
 #include <vector>
 
-#include "ferry/broker/broker.h"
 #include "ferry/client/admin.h"
 #include "ferry/client/consumer.h"
 #include "ferry/client/producer.h"
@@ -60,6 +59,7 @@
 #include "ferry/runtime/failure_record.h"
 #include "ferry/runtime/retry.h"
 #include "ferryd_process.h"
+#include "inproc_broker.h"
 #include "worker_fixture.h"
 
 #ifndef FERRY_WORKER_CHILD
@@ -321,9 +321,8 @@ struct produced {
 class WorkerCrash : public ::testing::Test {
  protected:
   void SetUp() override {
-    char tmpl[] = "/tmp/ferry-worker-crash-XXXXXX";
-    ASSERT_NE(::mkdtemp(tmpl), nullptr);
-    dir_ = tmpl;
+    dir_ = testing::make_temp_dir("ferry-worker-crash");
+    ASSERT_FALSE(dir_.empty());
     seed_ = static_cast<std::uint32_t>(std::random_device{}());
     if (const char* s = std::getenv("FERRY_TEST_SEED"))
       seed_ = static_cast<std::uint32_t>(std::stoul(s));
@@ -331,29 +330,19 @@ class WorkerCrash : public ::testing::Test {
     std::printf("seed %u (FERRY_TEST_SEED to repeat)\n", seed_);
   }
   void TearDown() override {
-    if (broker_) broker_->stop();
-    broker_.reset();
+    broker_.stop();
     std::filesystem::remove_all(dir_);
   }
 
  public:  // the helpers, for the test bodies shared by several tests
   void start_broker() {
-    broker::broker_config c;
-    c.data_dir = dir_ / "data";
-    c.listen = "tcp://127.0.0.1:*";
-    auto b = broker::broker::open(std::move(c));
-    ASSERT_TRUE(b) << b.error().message();
-    broker_ = std::move(b).value();
-    auto ep = broker_->start();
-    ASSERT_TRUE(ep) << ep.error().message();
-    endpoint_ = ep.value();
+    broker_.start(dir_ / "data");
+    endpoint_ = broker_.endpoint();
   }
+  /// On endpoint_: the in-process broker's, or a ferryd's.
   client::client_options opts() const {
-    client::client_options o;
-    o.broker = endpoint_;
+    auto o = testing::base_client_options(endpoint_);
     o.request_timeout = 2s;
-    o.api_timeout = 10s;
-    o.retry_backoff = 20ms;
     return o;
   }
   void create(const std::string& topic, int partitions) {
@@ -462,7 +451,7 @@ class WorkerCrash : public ::testing::Test {
   int rand_between(int lo, int hi) { return std::uniform_int_distribution<int>(lo, hi)(rng_); }
 
   std::filesystem::path dir_;
-  std::unique_ptr<broker::broker> broker_;
+  testing::inproc_broker broker_;
   std::string endpoint_;
   std::uint32_t seed_ = 0;
   std::mt19937 rng_;

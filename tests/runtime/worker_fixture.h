@@ -3,7 +3,6 @@
 #pragma once
 
 #include <gtest/gtest.h>
-#include <stdlib.h>
 
 #include <chrono>
 #include <filesystem>
@@ -12,12 +11,12 @@
 #include <string>
 #include <vector>
 
-#include "ferry/broker/broker.h"
 #include "ferry/client/admin.h"
 #include "ferry/client/consumer.h"
 #include "ferry/client/producer.h"
 #include "ferry/core/clock.h"
 #include "ferry/runtime/worker.h"
+#include "inproc_broker.h"
 
 namespace ferry::testing {
 
@@ -26,41 +25,17 @@ using namespace std::chrono_literals;
 class WorkerTest : public ::testing::Test {
  protected:
   void SetUp() override {
-    char tmpl[] = "/tmp/ferry-runtime-XXXXXX";
-    ASSERT_NE(::mkdtemp(tmpl), nullptr);
-    dir_ = tmpl;
-    start_broker();
+    dir_ = make_temp_dir("ferry-runtime");
+    ASSERT_FALSE(dir_.empty());
+    broker_.start(dir_);
   }
   void TearDown() override {
-    broker_.reset();
+    broker_.stop();
     std::filesystem::remove_all(dir_);
   }
-  void start_broker() {
-    broker::broker_config c;
-    c.data_dir = dir_;
-    c.listen = port_ ? "tcp://127.0.0.1:" + std::to_string(port_) : "tcp://127.0.0.1:*";
-    auto b = broker::broker::open(std::move(c));
-    ASSERT_TRUE(b) << b.error().message();
-    broker_ = std::move(b).value();
-    auto ep = broker_->start();
-    ASSERT_TRUE(ep) << ep.error().message();
-    endpoint_ = ep.value();
-    port_ = std::stoi(endpoint_.substr(endpoint_.rfind(':') + 1));
-  }
-  void restart_broker() {
-    broker_->stop();
-    broker_.reset();
-    start_broker();
-  }
+  void restart_broker() { broker_.restart(); }
 
-  client::client_options base() const {
-    client::client_options o;
-    o.broker = endpoint_;
-    o.request_timeout = 5s;
-    o.api_timeout = 10s;
-    o.retry_backoff = 20ms;
-    return o;
-  }
+  client::client_options base() const { return base_client_options(broker_.endpoint()); }
   runtime::worker_options worker_options(const std::string& group) {
     runtime::worker_options o;
     static_cast<client::client_options&>(o.consumer) = base();
@@ -155,9 +130,7 @@ class WorkerTest : public ::testing::Test {
   }
 
   std::filesystem::path dir_;
-  std::unique_ptr<broker::broker> broker_;
-  std::string endpoint_;
-  int port_ = 0;
+  inproc_broker broker_;
   manual_clock clock_;
 };
 
