@@ -1,11 +1,9 @@
 // The `ferry` CLI against an in-process broker: commands, JSON output and
 // exit codes, run as a user would run them.
 #include <gtest/gtest.h>
-#include <sys/wait.h>
 
 #include <cstdio>
 #include <filesystem>
-#include <fstream>
 #include <future>
 #include <map>
 #include <nlohmann/json.hpp>
@@ -13,63 +11,39 @@
 #include <string>
 #include <thread>
 
-#include "ferry/broker/broker.h"
+#include "cli_run.h"
 #include "ferry/client/admin.h"
 #include "ferry/client/consumer.h"
 #include "ferry/client/errc.h"
 #include "ferry/client/producer.h"
+#include "inproc_broker.h"
 
 namespace {
 
 using namespace std::chrono_literals;
 
-struct run_result {
-  int code = -1;
-  std::string out;
-  std::string err;
-};
-
-std::int64_t now_ms() {
-  return std::chrono::duration_cast<std::chrono::milliseconds>(
-             std::chrono::system_clock::now().time_since_epoch())
-      .count();
-}
+using ferry::testing::now_ms;
+using ferry::testing::run_command;
+using ferry::testing::run_result;
 
 // Whitespace-separated cells of the table line starting with `first`
 // followed by `second` (empty: none).
 std::vector<std::string> table_row(const std::string& out, const std::string& first,
                                    const std::string& second) {
-  std::istringstream in(out);
-  std::string line;
-  while (std::getline(in, line)) {
-    std::istringstream cells(line);
-    std::vector<std::string> v;
-    std::string c;
-    while (cells >> c) v.push_back(c);
-    if (v.size() >= 2 && v[0] == first && v[1] == second) return v;
-  }
-  return {};
+  return ferry::testing::table_row(out, {first, second});
 }
 
 class CliTest : public ::testing::Test {
  protected:
   void SetUp() override {
-    char tmpl[] = "/tmp/ferry-cli-XXXXXX";
-    ASSERT_NE(::mkdtemp(tmpl), nullptr);
-    dir_ = tmpl;
+    dir_ = ferry::testing::make_temp_dir("ferry-cli");
+    ASSERT_FALSE(dir_.empty());
     ferry::broker::broker_config c;
-    c.data_dir = dir_;
-    c.listen = "tcp://127.0.0.1:*";
     c.retention_check_interval = std::chrono::milliseconds(20);  // log start moves quickly
-    auto b = ferry::broker::broker::open(c);
-    ASSERT_TRUE(b);
-    broker_ = std::move(b).value();
-    auto ep = broker_->start();
-    ASSERT_TRUE(ep);
-    endpoint_ = ep.value();
+    broker_.start(dir_, c);
   }
   void TearDown() override {
-    broker_.reset();
+    broker_.stop();
     std::filesystem::remove_all(dir_);
   }
   // Runs `ferry ARGS` with FERRY_BROKER set; stdin from `input`.
@@ -80,26 +54,16 @@ class CliTest : public ::testing::Test {
       std::fputs(input.c_str(), f);
       std::fclose(f);
     }
-    auto err = dir_ / "stderr.txt";
-    std::string cmd = "FERRY_BROKER=" + endpoint_ + " " + FERRY_CLI + " " + args + " < " +
-                      in.string() + " 2>" + err.string();
-    run_result r;
-    FILE* p = ::popen(cmd.c_str(), "r");
-    char buf[4096];
-    std::size_t n;
-    while ((n = std::fread(buf, 1, sizeof buf, p)) > 0) r.out.append(buf, n);
-    int status = ::pclose(p);
-    r.code = WIFEXITED(status) ? WEXITSTATUS(status) : -1;
-    std::ifstream e(err);
-    r.err.assign(std::istreambuf_iterator<char>(e), std::istreambuf_iterator<char>());
-    return r;
+    return run_command(
+        "FERRY_BROKER=" + broker_.endpoint() + " " + FERRY_CLI + " " + args + " < " + in.string(),
+        dir_ / "stderr.txt");
   }
 
   // --- in-process clients, to set up what the CLI then shows ---------------
 
   [[nodiscard]] ferry::client::client_options client_options() const {
     ferry::client::client_options o;
-    o.broker = endpoint_;
+    o.broker = broker_.endpoint();
     o.request_timeout = 5s;
     o.api_timeout = 10s;
     o.retry_backoff = 10ms;
@@ -172,8 +136,7 @@ class CliTest : public ::testing::Test {
   }
 
   std::filesystem::path dir_;
-  std::unique_ptr<ferry::broker::broker> broker_;
-  std::string endpoint_;
+  ferry::testing::inproc_broker broker_;
 };
 
 TEST_F(CliTest, TopicsLifecycle) {

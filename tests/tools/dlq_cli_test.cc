@@ -6,12 +6,10 @@
 // FERRY_TEST_ECHO=1 prints every command with its output (docs/cli.md's
 // examples come from such a run).
 #include <gtest/gtest.h>
-#include <sys/wait.h>
 
 #include <cstdio>
 #include <cstdlib>
 #include <filesystem>
-#include <fstream>
 #include <iostream>
 #include <map>
 #include <nlohmann/json.hpp>
@@ -19,13 +17,14 @@
 #include <sstream>
 #include <string>
 
-#include "ferry/broker/broker.h"
+#include "cli_run.h"
 #include "ferry/client/admin.h"
 #include "ferry/client/consumer.h"
 #include "ferry/client/producer.h"
 #include "ferry/protocol/codec.h"
 #include "ferry/runtime/dlq.h"
 #include "ferry/runtime/failure_record.h"
+#include "inproc_broker.h"
 
 namespace {
 
@@ -33,31 +32,10 @@ using namespace std::chrono_literals;
 namespace rt = ferry::runtime;
 namespace dlq = ferry::runtime::dlq;
 
-struct run_result {
-  int code = -1;
-  std::string out;
-  std::string err;
-};
-
-std::int64_t now_ms() {
-  return std::chrono::duration_cast<std::chrono::milliseconds>(
-             std::chrono::system_clock::now().time_since_epoch())
-      .count();
-}
-
-// Whitespace-separated cells of the table line starting with these cells.
-std::vector<std::string> table_row(const std::string& out, const std::vector<std::string>& first) {
-  std::istringstream in(out);
-  std::string line;
-  while (std::getline(in, line)) {
-    std::istringstream cells(line);
-    std::vector<std::string> v;
-    std::string c;
-    while (cells >> c) v.push_back(c);
-    if (v.size() >= first.size() && std::equal(first.begin(), first.end(), v.begin())) return v;
-  }
-  return {};
-}
+using ferry::testing::now_ms;
+using ferry::testing::run_command;
+using ferry::testing::run_result;
+using ferry::testing::table_row;
 
 // What a dead letter is made of, before the runtime's headers are added.
 struct letter_spec {
@@ -79,38 +57,20 @@ struct letter_spec {
 class DlqCliTest : public ::testing::Test {
  protected:
   void SetUp() override {
-    char tmpl[] = "/tmp/ferry-dlq-cli-XXXXXX";
-    ASSERT_NE(::mkdtemp(tmpl), nullptr);
-    dir_ = tmpl;
-    ferry::broker::broker_config c;
-    c.data_dir = dir_;
-    c.listen = "tcp://127.0.0.1:*";
-    auto b = ferry::broker::broker::open(c);
-    ASSERT_TRUE(b);
-    broker_ = std::move(b).value();
-    auto ep = broker_->start();
-    ASSERT_TRUE(ep);
-    endpoint_ = ep.value();
+    dir_ = ferry::testing::make_temp_dir("ferry-dlq-cli");
+    ASSERT_FALSE(dir_.empty());
+    broker_.start(dir_);
   }
   void TearDown() override {
-    broker_.reset();
+    broker_.stop();
     std::filesystem::remove_all(dir_);
   }
 
   // Runs `ENV ferry ARGS` with FERRY_BROKER set.
   run_result ferry(const std::string& args, const std::string& env = "") {
-    auto err = dir_ / "stderr.txt";
-    std::string cmd = "FERRY_BROKER=" + endpoint_ + " " + env + " " + FERRY_CLI + " " + args +
-                      " </dev/null 2>" + err.string();
-    run_result r;
-    FILE* p = ::popen(cmd.c_str(), "r");
-    char buf[4096];
-    std::size_t n;
-    while ((n = std::fread(buf, 1, sizeof buf, p)) > 0) r.out.append(buf, n);
-    int status = ::pclose(p);
-    r.code = WIFEXITED(status) ? WEXITSTATUS(status) : -1;
-    std::ifstream e(err);
-    r.err.assign(std::istreambuf_iterator<char>(e), std::istreambuf_iterator<char>());
+    auto r = run_command("FERRY_BROKER=" + broker_.endpoint() + " " + env + " " + FERRY_CLI + " " +
+                             args + " </dev/null",
+                         dir_ / "stderr.txt");
     if (std::getenv("FERRY_TEST_ECHO"))  // NOLINT(concurrency-mt-unsafe)
       std::cout << "$ ferry " << args << "\n" << r.out << r.err << "(exit " << r.code << ")\n\n";
     return r;
@@ -123,7 +83,7 @@ class DlqCliTest : public ::testing::Test {
 
   [[nodiscard]] ferry::client::client_options client_options() const {
     ferry::client::client_options o;
-    o.broker = endpoint_;
+    o.broker = broker_.endpoint();
     o.request_timeout = 5s;
     o.api_timeout = 10s;
     o.retry_backoff = 10ms;
@@ -306,8 +266,7 @@ class DlqCliTest : public ::testing::Test {
   }
 
   std::filesystem::path dir_;
-  std::unique_ptr<ferry::broker::broker> broker_;
-  std::string endpoint_;
+  ferry::testing::inproc_broker broker_;
 };
 
 TEST_F(DlqCliTest, ListGroupsByOriginTopicReasonAndError) {
