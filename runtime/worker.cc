@@ -115,6 +115,12 @@ struct part {
   std::set<std::int64_t> skip;                   // finished before (metadata, route scan)
   std::map<std::int64_t, detail::parked_attempts> restored;
   std::size_t keys_done = 0;  // commit(): keys sent in this call
+  // Its committed state was read and the route scan done (assigned() or a
+  // later load()); until then nothing of it is handled or committed.
+  bool loaded = false;
+  // The route watermarks of this assignment are committed: routes may go.
+  bool wm_committed = false;
+  std::chrono::steady_clock::time_point retry_load_at{};
   std::string last_meta;
   std::int64_t last_next = -1;
   bool urgent = false;  // attempts changed: commit soon
@@ -146,6 +152,8 @@ class worker::impl {
   ~impl() {
     if (started_ && !closed_) (void)close();
     stop_pool();
+    if (producer_) (void)producer_->close();  // no callback runs after this
+    wake_target_.store(nullptr);
   }
 
   result<void> subscribe(subscription s) {
@@ -179,7 +187,7 @@ class worker::impl {
   result<void> close();
   void stop() noexcept {
     stop_requested_.store(true);
-    if (consumer_) consumer_->wakeup();
+    if (auto* c = wake_target_.load()) c->wakeup();
   }
 
   worker_stats stats() const {
@@ -193,6 +201,7 @@ class worker::impl {
 
   // Rebalance callbacks (on the polling thread, inside poll()).
   void assigned(const std::vector<client::topic_partition>& tps);
+  bool load(part& p);
   void revoked(const std::vector<client::topic_partition>& tps, bool lost);
 
  private:
@@ -270,9 +279,11 @@ class worker::impl {
   std::unique_ptr<client::admin> admin_;
   listener listener_{*this};
   std::map<client::topic_partition, std::unique_ptr<part>> parts_;
+  std::vector<std::unique_ptr<part>> graveyard_;  // revoked, acknowledgements outstanding
   bool started_ = false;
   bool closed_ = false;
   std::atomic<bool> stop_requested_{false};
+  std::atomic<client::consumer*> wake_target_{nullptr};  // for stop() from other threads
   steady_time next_commit_{};
   std::size_t pending_keys_ = 0;  // ledger keys waiting for a commit (all partitions)
   static constexpr std::size_t kKeysPerCommit = 16384;
@@ -349,6 +360,7 @@ result<void> worker::impl::start() {
   consumer_ = std::make_unique<client::consumer>(o_.consumer);
   producer_ = std::make_unique<client::producer>(o_.producer);
   FERRY_TRY(consumer_->subscribe(topics, &listener_));
+  wake_target_.store(consumer_.get());
   start_pool();
   started_ = true;
   next_commit_ = std::chrono::steady_clock::now() + o_.commit_interval;
@@ -371,7 +383,7 @@ void worker::impl::start_pool() {
         lock.lock();
         done_.push_back(std::move(t));
         done_cv_.notify_all();
-        if (consumer_) consumer_->wakeup();
+        if (auto* c = wake_target_.load()) c->wakeup();
       }
     });
 }
@@ -412,6 +424,15 @@ result<void> worker::impl::run_once(milliseconds max_wait) {
   }
   drain_completions(false);
   take_acks();
+  for (auto& [tp, p] : parts_) {
+    if (p->loaded || std::chrono::steady_clock::now() < p->retry_load_at) continue;
+    if (load(*p)) {
+      (void)consumer_->seek(tp, offset(p->next));
+      if (consumer_->resume({tp})) p->paused = false;
+    } else {
+      p->retry_load_at = std::chrono::steady_clock::now() + 1s;
+    }
+  }
   for (auto& [_, p] : parts_) dispatch(*p);
   // Commits run on real time (the injected clock drives retries only).
   if (std::chrono::steady_clock::now() >= next_commit_ || pending_keys_ >= kCommitAtPendingKeys ||
@@ -448,17 +469,29 @@ milliseconds worker::impl::next_wait(milliseconds max_wait) const {
   const auto now = clock_->steady_now();
   auto until = now + max_wait;
   const auto wall = clock_->wall_now().value();
+  // The same eligibility as dispatch(): only what it would run when due.
   for (const auto& [_, p] : parts_) {
-    if (p->running) continue;
+    if (p->running || !p->loaded) continue;
+    std::unordered_set<std::string_view> blocked;
     for (const auto& e : p->q) {
-      if (e->state == entry::st::waiting || e->state == entry::st::route_failed)
+      if (e->state == entry::st::route_failed) {
         until = std::min(until, e->due);
-      if (p->tier >= 0 && e->state == entry::st::queued) {
+        continue;
+      }
+      if (e->state != entry::st::waiting && e->state != entry::st::queued) continue;
+      if (p->tier >= 0) {
         const auto due_ms = e->rec.timestamp.value() +
                             p->sub->s.tiers[static_cast<std::size_t>(p->tier)].delay.count();
         until = std::min(until, now + milliseconds(std::max<std::int64_t>(0, due_ms - wall)));
         break;
       }
+      if (p->sub->s.order == ordering::in_order) {
+        if (e->state == entry::st::waiting) until = std::min(until, e->due);
+        break;  // the head decides
+      }
+      if (e->state != entry::st::waiting) continue;
+      if (e->rec.key && !blocked.insert(*e->rec.key).second) continue;  // behind its key
+      until = std::min(until, e->due);
     }
   }
   if (until <= now) return 0ms;
@@ -470,8 +503,9 @@ void worker::impl::enqueue(std::vector<client::consumer_record>& records) {
     auto it = parts_.find({r.topic, r.partition});
     if (it == parts_.end()) continue;  // revoked meanwhile
     part& p = *it->second;
-    if (r.offset.value() < p.next) continue;
+    if (!p.loaded || r.offset.value() < p.next) continue;  // unloaded: fetched again after seek
     if (p.skip.erase(r.offset.value()) > 0) {
+      p.restored.erase(r.offset.value());
       // Finished before a crash or rebalance (metadata "d" or a route found).
       if (p.q.empty() && r.offset.value() == p.next) {
         p.next = r.offset.value() + 1;
@@ -541,7 +575,7 @@ void worker::impl::enqueue(std::vector<client::consumer_record>& records) {
 // --- dispatch -----------------------------------------------------------------------
 
 void worker::impl::dispatch(part& p) {
-  if (p.running || closed_) return;
+  if (p.running || closed_ || !p.loaded) return;
   // Finished entries at the front move the commit position.
   while (!p.q.empty() && p.q.front()->state == entry::st::done) {
     p.next = p.q.front()->rec.offset.value() + 1;
@@ -659,10 +693,11 @@ void worker::impl::run_task(const worker_options& o, ferry::clock& clk, task& t)
       return retriable(errc::handler_exception, "an exception that is not a std::exception");
     }
   };
-  auto record_failure = [&](entry& e, const std::error_code& ec) {
+  auto record_failure = [&](entry& e, const std::error_code& ec,
+                            std::optional<detail::error_note> taken = std::nullopt) {
     e.out = entry::outcome::failed;
     e.err = ec;
-    auto n = detail::take_note();
+    auto n = taken ? std::move(*taken) : detail::take_note();
     if (n.ec == ec) {
       e.cls = n.cls;
       e.err_message = std::move(n.message);
@@ -675,12 +710,13 @@ void worker::impl::run_task(const worker_options& o, ferry::clock& clk, task& t)
   if (s.on_batch) {
     std::vector<message> msgs;
     std::vector<entry*> run;
+    // Only what the ledger (or this worker) already finished is skipped: a
+    // repeat of a key inside the batch runs with it (the batch may fail).
     for (auto* e : t.items) {
-      if (e->duplicate || (s.skip_processed_keys && e->idem && ok_keys.count(*e->idem))) {
+      if (e->duplicate) {
         e->out = entry::outcome::skipped;
         continue;
       }
-      if (e->idem) ok_keys.insert(*e->idem);
       run.push_back(e);
     }
     for (auto* e : run)
@@ -688,14 +724,15 @@ void worker::impl::run_task(const worker_options& o, ferry::clock& clk, task& t)
     if (!run.empty()) {
       auto r = call([&] { return s.on_batch(std::span<const message>(msgs)); });
       const auto ended = clk.wall_now().value();
+      // One note for the whole batch: every record gets its class.
+      auto note = r ? detail::error_note{} : detail::take_note();
       for (auto* e : run) {
         e->ended_ms = ended;
         if (r)
           e->out = entry::outcome::ok;
         else
-          record_failure(*e, r.error());
+          record_failure(*e, r.error(), note);
       }
-      if (!r) detail::clear_note();
     }
     return;
   }
@@ -791,6 +828,7 @@ void worker::impl::complete(task& t) {
         break;
       case entry::outcome::not_run:
       case entry::outcome::none:
+        e->checked = false;  // ask again before it runs: its key may be done by now
         if (e->attempts > 0) {
           e->state = entry::st::waiting;  // its due time has passed: runs next
           waiting_.fetch_add(1);
@@ -854,6 +892,7 @@ void worker::impl::on_failure(part& p, entry& e) {
   const auto delay = b.delay(e.attempts, o_.random());
   e.due = clock_->steady_now() + delay;
   e.state = entry::st::waiting;
+  e.checked = false;  // ask again before the retry: its key may be done by now
   waiting_.fetch_add(1);
   // The attempt count goes into the committed metadata before the next
   // attempt (zero-backoff retries that stay within kInlineRetryBudget run
@@ -864,6 +903,13 @@ void worker::impl::on_failure(part& p, entry& e) {
 }
 
 void worker::impl::route(part& p, entry& e) {
+  if (!p.wm_committed) {
+    // A crash after this route must find it: the watermarks go first.
+    e.state = entry::st::route_failed;
+    e.due = clock_->steady_now();
+    p.urgent = true;
+    return;
+  }
   client::producer_record r;
   r.topic = e.route_target;
   const auto n = target_partitions_[e.route_target];
@@ -900,7 +946,7 @@ void worker::impl::route(part& p, entry& e) {
       std::lock_guard lock(ack_mu_);
       acks_.push_back({pp, pe, m});
     }
-    if (consumer_) consumer_->wakeup();
+    if (auto* c = wake_target_.load()) c->wakeup();
   });
   if (!sent) {
     --routes_out_;
@@ -918,6 +964,7 @@ void worker::impl::take_acks() {
     std::lock_guard lock(ack_mu_);
     acks.swap(acks_);
   }
+  if (acks.empty() && routes_out_ == 0) graveyard_.clear();
   for (auto& a : acks) {
     --routes_out_;
     entry& e = *a.e;
@@ -961,6 +1008,7 @@ result<void> worker::impl::commit(bool force, const std::vector<client::topic_pa
   for (auto& [tp, pp] : parts_) {
     if (only && std::find(only->begin(), only->end(), tp) == only->end()) continue;
     part& p = *pp;
+    if (!p.loaded) continue;  // its progress is not known: never overwrite it
     while (!p.q.empty() && p.q.front()->state == entry::st::done) {
       p.next = p.q.front()->rec.offset.value() + 1;
       p.q.pop_front();
@@ -984,7 +1032,8 @@ result<void> worker::impl::commit(bool force, const std::vector<client::topic_pa
     }
     for (auto s : p.skip)
       if (s >= p.next) done.push_back(s);
-    for (const auto& [off, a] : p.restored) pr.attempts.push_back(a);  // not fetched again yet
+    for (const auto& [off, a] : p.restored)  // not fetched again yet
+      if (off >= p.next) pr.attempts.push_back(a);
     std::sort(done.begin(), done.end());
     pr.done = detail::to_ranges(done);
     auto meta = detail::encode_progress(pr);
@@ -1011,7 +1060,9 @@ result<void> worker::impl::commit(bool force, const std::vector<client::topic_pa
       }
       u.keys_to = i;
       u.last = i >= p.keys.size();
-      u.c.next = offset(u.last ? p.next : std::min(p.next, last_off + 1));
+      // Never below what may be committed already (a refused regression
+      // would fail the whole request, every time).
+      u.c.next = offset(u.last ? p.next : std::max(p.last_next, std::min(p.next, last_off + 1)));
       units.push_back(std::move(u));
     } while (i < p.keys.size());
   }
@@ -1030,15 +1081,24 @@ result<void> worker::impl::commit(bool force, const std::vector<client::topic_pa
     r = consumer_->commit(req);
     if (!r) {
       logger()->info("commit: {} ({})", r.error().message(), consumer_->last_error_message());
+      // The outcome may be unknown (a lost reply) or partial: learn what the
+      // broker has, so that the next commit starts from there.
+      std::vector<client::topic_partition> tps;
+      for (std::size_t k = at; k < end; ++k) tps.push_back(units[k].c.tp);
+      if (auto c = consumer_->committed(tps))
+        for (const auto& x : c.value())
+          if (auto it = parts_.find(x.tp); it != parts_.end() && x.next)
+            it->second->last_next = std::max(it->second->last_next, x.next->value());
       break;
     }
     for (std::size_t k = at; k < end; ++k) {
       part& p = *units[k].p;
       p.keys_done = units[k].keys_to;
+      p.last_next = std::max(p.last_next, units[k].c.next.value());
       if (units[k].last) {
-        p.last_next = units[k].c.next.value();
         p.last_meta = units[k].c.metadata;
         p.urgent = false;
+        p.wm_committed = true;
         bump([](worker_stats& st) { ++st.commits; });
       }
     }
@@ -1125,39 +1185,67 @@ void worker::impl::assigned(const std::vector<client::topic_partition>& tps) {
     fresh.push_back(tp);
   }
   if (fresh.empty()) return;
-  auto committed = consumer_->committed(fresh);
   for (const auto& tp : fresh) {
     part& p = *parts_[tp];
-    std::optional<detail::progress> pr;
-    bool have = false;
-    if (committed)
-      for (const auto& c : committed.value())
-        if (c.tp == tp && c.next) {
-          p.next = c.next->value();
-          pr = detail::decode_progress(c.metadata);
-          have = true;
-        }
-    if (!have) {
-      auto pos = consumer_->position(tp);
-      p.next = pos ? pos.value().value() : 0;
+    if (!load(p)) {
+      // Retried by run_once(); its records are not fetched meanwhile.
+      if (consumer_->pause({tp})) p.paused = true;
     }
-    if (pr) {
-      p.wm = pr->watermarks;
-      for (const auto& [a, b] : pr->done)
-        for (auto o = std::max(a, p.next); o <= b && o - a < 100'000; ++o) p.skip.insert(o);
-      for (const auto& a : pr->attempts)
-        if (a.offset >= p.next) p.restored[a.offset] = a;
-    }
-    if (auto r = scan_routes(p); !r)
-      logger()->error(
-          "{}-{}: looking for records already routed failed: {}; records routed "
-          "just before a crash may be routed again",
-          tp.topic, tp.partition.value(), r.error().message());
-    p.urgent = true;  // the new watermarks must be committed before the first route
   }
   const std::vector<client::topic_partition> only = fresh;
   if (auto r = commit(true, &only); !r)
-    logger()->warn("committing the route watermarks failed: {}", r.error().message());
+    logger()->warn("committing the route watermarks failed: {}; routes wait for it",
+                   r.error().message());
+}
+
+// Reads the partition's committed offset and progress and scans the route
+// targets. False (logged) when the broker could not tell: then nothing of
+// the partition may be handled, or its progress would be overwritten.
+bool worker::impl::load(part& p) {
+  const auto& tp = p.tp;
+  auto committed = consumer_->committed({tp});
+  if (!committed) {
+    logger()->warn("{}-{}: cannot read the committed offset ({}); trying again", tp.topic,
+                   tp.partition.value(), committed.error().message());
+    return false;
+  }
+  std::optional<detail::progress> pr;
+  bool have = false;
+  for (const auto& c : committed.value())
+    if (c.tp == tp && c.next) {
+      p.next = c.next->value();
+      p.last_next = p.next;
+      pr = detail::decode_progress(c.metadata);
+      have = true;
+    }
+  if (!have) {
+    auto pos = consumer_->position(tp);
+    if (!pos) {
+      logger()->warn("{}-{}: cannot look up the start position ({}); trying again", tp.topic,
+                     tp.partition.value(), pos.error().message());
+      return false;
+    }
+    p.next = pos.value().value();
+  }
+  p.wm.clear();
+  p.skip.clear();
+  p.restored.clear();
+  if (pr) {
+    p.wm = pr->watermarks;
+    for (const auto& [a, b] : pr->done)
+      for (auto o = std::max(a, p.next); o <= b && o - a < 100'000; ++o) p.skip.insert(o);
+    for (const auto& a : pr->attempts)
+      if (a.offset >= p.next) p.restored[a.offset] = a;
+  }
+  if (auto r = scan_routes(p); !r) {
+    logger()->warn("{}-{}: looking for records already routed failed ({}); trying again", tp.topic,
+                   tp.partition.value(), r.error().message());
+    return false;
+  }
+  p.loaded = true;
+  p.wm_committed = false;
+  p.urgent = true;  // the new watermarks must be committed before the first route
+  return true;
 }
 
 void worker::impl::revoked(const std::vector<client::topic_partition>& tps, bool lost) {
@@ -1179,6 +1267,9 @@ void worker::impl::revoked(const std::vector<client::topic_partition>& tps, bool
     in_flight_.fetch_sub(std::min(unfinished, in_flight_.load()));
     pending_keys_ -= std::min(pending_keys_, it->second->keys.size());
     for (const auto& k : it->second->keys) uncommitted_.erase(k.second);
+    // Acknowledgements may still arrive for it (flush timed out): keep it
+    // alive until none is outstanding.
+    if (routes_out_ > 0) graveyard_.push_back(std::move(it->second));
     parts_.erase(it);
   }
 }

@@ -564,5 +564,28 @@ TEST_F(WorkerTest, ABatchHandlerGetsTheReadyRecordsAndIsRetriedAsAWhole) {
   EXPECT_EQ(w2.subscribe(std::move(bad)).error(), ferry::errc::config_invalid);
 }
 
+TEST_F(WorkerTest, APermanentBatchErrorDeadLettersEveryRecordOfTheBatchAtOnce) {
+  create("orders");
+  produce("orders", {{"a", "1", "same"}, {"b", "2", "same"}, {"c", "3", ""}});
+  runtime::worker w(worker_options("g"));
+  int calls = 0;
+  runtime::subscription s;
+  s.topics = {"orders"};
+  s.on_batch = [&](std::span<const message> ms) -> result<void> {
+    ++calls;
+    EXPECT_EQ(ms.size(), 3u) << "a repeated key inside a batch runs with it";
+    return runtime::permanent(std::errc::invalid_argument, "schema mismatch");
+  };
+  ASSERT_TRUE(w.subscribe(std::move(s)));
+  ASSERT_TRUE(step_until(w, [&] { return w.stats().dead_lettered == 3; }));
+  EXPECT_EQ(calls, 1);
+  for (const auto& r : read_all("orders.dlq")) {
+    auto f = runtime::decode_failure(*runtime::get_header(r.headers, "ferry.failure"));
+    ASSERT_TRUE(f);
+    EXPECT_EQ(f.value().reason, runtime::dead_letter_reason::permanent_error) << *r.value;
+    EXPECT_EQ(f.value().attempts_total, 1);
+  }
+}
+
 }  // namespace
 }  // namespace ferry::testing
