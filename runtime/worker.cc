@@ -73,6 +73,7 @@ struct entry {
   std::string route_target;
   std::optional<dead_letter_reason> route_reason;
   std::string route_message;
+  std::error_code route_error;  // the last routing failure (logged once per error)
   // Written by the task, read after it completed.
   outcome out = outcome::none;
   std::error_code err;
@@ -228,6 +229,7 @@ class worker::impl {
   void on_failure(part& p, entry& e);
   void route(part& p, entry& e);
   void take_acks();
+  void route_failed(part& p, entry& e, std::error_code ec);
   void finished(part& p, entry& e, int attempts);
   bool drain_completions(bool block);
   void wait_idle(part* only);
@@ -250,6 +252,7 @@ class worker::impl {
   void publish() {
     std::lock_guard lock(stats_mu_);
     stats_ = local_;
+    stats_.last_route_error = route_error_;
   }
 
   class listener : public client::rebalance_listener {
@@ -290,6 +293,7 @@ class worker::impl {
   static constexpr std::size_t kCommitAtPendingKeys = 65536;
   static constexpr std::size_t kKeyBytesPerCommit = 1u << 20;
   std::string last_error_;
+  std::string route_error_;  // the last routing failure, for stats()
 
   // Keys this worker finished successfully and has not committed yet (the
   // ledger does not have them): key -> wall ms.
@@ -950,12 +954,25 @@ void worker::impl::route(part& p, entry& e) {
   });
   if (!sent) {
     --routes_out_;
-    logger()->warn("{}-{} offset {}: cannot route to {}: {}; trying again in 1 s", p.tp.topic,
-                   p.tp.partition.value(), e.rec.offset.value(), e.route_target,
-                   sent.error().message());
-    e.state = entry::st::route_failed;
-    e.due = clock_->steady_now() + 1s;
+    route_failed(p, e, sent.error());
   }
+}
+
+// The record stays (its offset is not committed) and is routed again; the
+// failure is counted, kept in last_error() and logged once per record and
+// error, not every second.
+void worker::impl::route_failed(part& p, entry& e, std::error_code ec) {
+  bump([](worker_stats& st) { ++st.route_failures; });
+  const auto what =
+      fmt::format("{}-{} offset {}: routing to {} failed: {}", p.tp.topic, p.tp.partition.value(),
+                  e.rec.offset.value(), e.route_target, ec.message());
+  if (e.route_error != ec) {
+    e.route_error = ec;
+    logger()->warn("{}; trying again every second (the offset stays uncommitted)", what);
+  }
+  route_error_ = what;
+  e.state = entry::st::route_failed;
+  e.due = clock_->steady_now() + 1s;
 }
 
 void worker::impl::take_acks() {
@@ -969,11 +986,7 @@ void worker::impl::take_acks() {
     --routes_out_;
     entry& e = *a.e;
     if (!a.r) {
-      logger()->warn("{}-{} offset {}: routing to {} failed: {}; trying again in 1 s",
-                     a.p->tp.topic, a.p->tp.partition.value(), e.rec.offset.value(), e.route_target,
-                     a.r.error().message());
-      e.state = entry::st::route_failed;
-      e.due = clock_->steady_now() + 1s;
+      route_failed(*a.p, e, a.r.error());
       continue;
     }
     auto& last = a.p->last_ack[e.route_target];

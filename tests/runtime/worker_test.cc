@@ -587,5 +587,36 @@ TEST_F(WorkerTest, APermanentBatchErrorDeadLettersEveryRecordOfTheBatchAtOnce) {
   }
 }
 
+// A dead letter the broker refuses for good is never dropped: the record is
+// sent again, its offset stays uncommitted, and the failure is visible.
+TEST_F(WorkerTest, ADeadLetterTheBrokerRefusesIsKeptAndReported) {
+  create("orders");
+  {
+    client::admin a(base());
+    client::topic_config c;
+    c.partitions = 1;
+    c.max_message_bytes = 4096;
+    ASSERT_TRUE(a.create_topic("orders.dlq", c));
+  }
+  produce("orders", {{"big", std::string(6000, 'x'), ""}, {"small", "ok", ""}});
+  runtime::worker w(worker_options("g"));
+  int ok = 0;
+  auto s = sub({"orders"}, [&](const message& m) -> result<void> {
+    if (m.key() == "big") return runtime::permanent(std::errc::invalid_argument, "rejected");
+    ++ok;
+    return success();
+  });
+  ASSERT_TRUE(w.subscribe(std::move(s)));
+  ASSERT_TRUE(step_until(w, [&] { return ok == 1 && w.stats().route_failures >= 1; }));
+  EXPECT_NE(w.stats().last_route_error.find("orders.dlq"), std::string::npos)
+      << w.stats().last_route_error;
+  clock_.advance(1s);
+  ASSERT_TRUE(step_until(w, [&] { return w.stats().route_failures >= 2; })) << "tried again";
+  step_for(w, 300ms);
+  EXPECT_EQ(committed("g", "orders").value_or(0), 0) << "the refused record holds the offset";
+  EXPECT_EQ(w.stats().dead_lettered, 0u);
+  EXPECT_TRUE(read_all("orders.dlq").empty());
+}
+
 }  // namespace
 }  // namespace ferry::testing

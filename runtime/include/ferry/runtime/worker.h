@@ -139,7 +139,11 @@ struct worker_stats {
   std::uint64_t duplicates_skipped = 0;  ///< idempotency key already processed
   std::uint64_t recovered_routes = 0;    ///< found already routed after a crash: not routed again
   std::uint64_t commits = 0;             ///< successful offset commits (per partition)
-  std::uint64_t waiting = 0;             ///< records now waiting for a retry
+  /// Dead-letter or tier sends that failed (the record stays and is sent
+  /// again every second; its offset is not committed meanwhile).
+  std::uint64_t route_failures = 0;
+  std::string last_route_error;  ///< the last of those, with topic/partition/offset
+  std::uint64_t waiting = 0;     ///< records now waiting for a retry
   /// Records finished after n attempts: attempts_histogram[n-1] (the last
   /// bucket collects n >= its index + 1).
   std::vector<std::uint64_t> attempts_histogram;
