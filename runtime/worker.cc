@@ -230,7 +230,7 @@ class worker::impl {
   void route(part& p, entry& e);
   void take_acks();
   void route_failed(part& p, entry& e, std::error_code ec);
-  void finished(part& p, entry& e, int attempts);
+  void finished(entry& e, int attempts);
   bool drain_completions(bool block);
   void wait_idle(part* only);
   result<void> commit(bool force, const std::vector<client::topic_partition>* only = nullptr);
@@ -818,7 +818,7 @@ void worker::impl::complete(task& t) {
     switch (e->out) {
       case entry::outcome::ok:
         crash_point("runtime.handled");  // side effect done, offset not committed
-        finished(p, *e, e->attempts + 1);
+        finished(*e, e->attempts + 1);
         bump([](worker_stats& s) { ++s.succeeded; });
         if (e->idem) {
           p.keys.emplace_back(e->rec.offset.value(), *e->idem);
@@ -827,7 +827,7 @@ void worker::impl::complete(task& t) {
         }
         break;
       case entry::outcome::skipped:
-        finished(p, *e, std::max(1, e->attempts));
+        finished(*e, std::max(1, e->attempts));
         bump([](worker_stats& s) { ++s.duplicates_skipped; });
         break;
       case entry::outcome::not_run:
@@ -848,11 +848,10 @@ void worker::impl::complete(task& t) {
   }
 }
 
-void worker::impl::finished(part& p, entry& e, int attempts) {
+void worker::impl::finished(entry& e, int attempts) {
   e.state = entry::st::done;
   note_attempts(attempts);
   in_flight_.fetch_sub(1);
-  (void)p;
 }
 
 void worker::impl::on_failure(part& p, entry& e) {
@@ -991,7 +990,7 @@ void worker::impl::take_acks() {
     }
     auto& last = a.p->last_ack[e.route_target];
     last = std::max(last, a.r.value().offset.value());
-    finished(*a.p, e, e.attempts);
+    finished(e, e.attempts);
     crash_point("runtime.route_acked");  // routed, origin offset not committed
     if (e.route_reason)
       bump([](worker_stats& s) { ++s.dead_lettered; });

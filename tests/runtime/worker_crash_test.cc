@@ -60,6 +60,7 @@
 #include "ferry/runtime/retry.h"
 #include "ferryd_process.h"
 #include "inproc_broker.h"
+#include "read_topic.h"
 #include "worker_fixture.h"
 
 #ifndef FERRY_WORKER_CHILD
@@ -374,29 +375,7 @@ class WorkerCrash : public ::testing::Test {
   }
   /// Every record of `topic` (all partitions) from the start.
   std::vector<client::consumer_record> read_all(const std::string& topic) {
-    client::admin a(opts());
-    auto d = a.describe_topic(topic);
-    if (!d) return {};
-    client::consumer_options co;
-    static_cast<client::client_options&>(co) = opts();
-    co.fetch_max_wait = 20ms;
-    client::consumer c(co);
-    std::vector<client::topic_partition> tps;
-    std::int64_t total = 0;
-    for (const auto& p : d.value().partitions) {
-      tps.push_back({topic, p.partition});
-      total += p.high_watermark.value() - p.log_start.value();
-    }
-    EXPECT_TRUE(c.assign(tps));
-    std::vector<client::consumer_record> out;
-    const auto end = steady::now() + 10s;
-    while (static_cast<std::int64_t>(out.size()) < total && steady::now() < end) {
-      auto r = c.poll(50ms);
-      if (!r) break;
-      for (auto& x : r.value()) out.push_back(std::move(x));
-    }
-    EXPECT_EQ(static_cast<std::int64_t>(out.size()), total) << topic;
-    return out;
+    return testing::read_topic(opts(), topic);
   }
   /// The group committed the end of every partition of `topics` (committed
   /// offsets read first, then the ends: a route in flight keeps its origin

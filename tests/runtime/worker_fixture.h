@@ -17,6 +17,7 @@
 #include "ferry/core/clock.h"
 #include "ferry/runtime/worker.h"
 #include "inproc_broker.h"
+#include "read_topic.h"
 
 namespace ferry::testing {
 
@@ -75,30 +76,7 @@ class WorkerTest : public ::testing::Test {
   }
   /// Every record of a topic (all partitions), from the start.
   std::vector<client::consumer_record> read_all(const std::string& topic) {
-    client::admin a(base());
-    auto d = a.describe_topic(topic);
-    EXPECT_TRUE(d) << topic;
-    if (!d) return {};
-    client::consumer_options co;
-    static_cast<client::client_options&>(co) = base();
-    co.fetch_max_wait = 20ms;
-    client::consumer c(co);
-    std::vector<client::topic_partition> tps;
-    std::int64_t total = 0;
-    for (const auto& p : d.value().partitions) {
-      tps.push_back({topic, p.partition});
-      total += p.high_watermark.value() - p.log_start.value();
-    }
-    EXPECT_TRUE(c.assign(tps));
-    std::vector<client::consumer_record> out;
-    const auto end = std::chrono::steady_clock::now() + 10s;
-    while (static_cast<std::int64_t>(out.size()) < total &&
-           std::chrono::steady_clock::now() < end) {
-      auto r = c.poll(50ms);
-      if (!r) break;
-      for (auto& x : r.value()) out.push_back(std::move(x));
-    }
-    return out;
+    return read_topic(base(), topic);
   }
   /// Steps the worker until `pred` holds (real-time bound, no sleeps beyond
   /// the polls themselves).

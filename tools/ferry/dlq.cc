@@ -608,6 +608,17 @@ int dlq_redrive(const globals& g, const dlq_args& a) {
     }
   }
 
+  // The plan (or what was done) per origin topic and target, for people.
+  auto print_targets = [&](const char* count_header) {
+    std::vector<std::vector<std::string>> rows;
+    for (const auto& [k, v] : by_target)
+      rows.push_back({dash(k.first), k.second, std::to_string(v.size()), sample_text(v)});
+    if (!rows.empty()) print_table({"ORIGIN-TOPIC", "TARGET", count_header, "DLQ-OFFSETS"}, rows);
+    if (!plan.no_target.empty())
+      std::cout << fmt::format(
+          "not redriven: {} dead letter(s) without an origin topic ({}); give --to TOPIC\n",
+          plan.no_target.size(), sample_text(plan.no_target));
+  };
   auto plan_json = [&]() {
     auto arr = nlohmann::json::array();
     for (const auto& [k, v] : by_target)
@@ -634,14 +645,7 @@ int dlq_redrive(const globals& g, const dlq_args& a) {
       return kOk;
     }
     std::cout << fmt::format("redrive plan for {} ({})\n", s.topic, where_text(a.where));
-    std::vector<std::vector<std::string>> rows;
-    for (const auto& [k, v] : by_target)
-      rows.push_back({dash(k.first), k.second, std::to_string(v.size()), sample_text(v)});
-    if (!rows.empty()) print_table({"ORIGIN-TOPIC", "TARGET", "DEAD-LETTERS", "DLQ-OFFSETS"}, rows);
-    if (!plan.no_target.empty())
-      std::cout << fmt::format(
-          "not redriven: {} dead letter(s) without an origin topic ({}); give --to TOPIC\n",
-          plan.no_target.size(), sample_text(plan.no_target));
+    print_targets("DEAD-LETTERS");
     if (ir.value().unconfirmed > 0)
       std::cout << fmt::format(
           "interrupted redrive (run {}): {} dead letter(s) unconfirmed, copies of {} found in the "
@@ -698,14 +702,7 @@ int dlq_redrive(const globals& g, const dlq_args& a) {
                 {"no_target", sample_json(plan.no_target, SIZE_MAX)}});
     return kOk;
   }
-  std::vector<std::vector<std::string>> rows;
-  for (const auto& [k, v] : by_target)
-    rows.push_back({dash(k.first), k.second, std::to_string(v.size()), sample_text(v)});
-  if (!rows.empty()) print_table({"ORIGIN-TOPIC", "TARGET", "REDRIVEN", "DLQ-OFFSETS"}, rows);
-  if (!plan.no_target.empty())
-    std::cout << fmt::format(
-        "not redriven: {} dead letter(s) without an origin topic ({}); give --to TOPIC\n",
-        plan.no_target.size(), sample_text(plan.no_target));
+  print_targets("REDRIVEN");
   std::cout << fmt::format(
       "redrove {} dead letter(s) from {}; marked {} copied by an interrupted run; appended {} "
       "marker(s) (run {})\n",
