@@ -94,6 +94,16 @@ TEST(BrokerConfig, ValidateChecksRangesAndCombinations) {
   c.socket.max_message_bytes = c.topics.max_message_bytes;
   EXPECT_FALSE(validate(c, err)) << "room for the envelope is required";
   EXPECT_NE(err.find("network.max_message_bytes"), std::string::npos);
+  c.socket.max_message_bytes = broker_config{}.socket.max_message_bytes;
+  c.ledger_retention = std::chrono::milliseconds(1000);
+  EXPECT_FALSE(validate(c, err)) << "below a minute";
+  EXPECT_NE(err.find("groups.ledger_retention_ms"), std::string::npos) << err;
+  c.ledger_retention = broker_config{}.ledger_retention;
+  c.ledger_max_keys = 0;
+  EXPECT_FALSE(validate(c, err));
+  EXPECT_NE(err.find("groups.ledger_max_keys"), std::string::npos) << err;
+  c.ledger_max_keys = 1;
+  EXPECT_TRUE(validate(c, err)) << err;
 }
 
 int run(const std::string& cmd) {

@@ -184,6 +184,42 @@ commit_out commit(wire_client& c, const std::string& group, const std::optional<
   return out;
 }
 
+// A member's commit of one entry that carries idempotency keys.
+ErrorCode commit_keys(wire_client& c, const member_ref& m, const entry& e,
+                      const std::vector<std::string>& keys) {
+  flatbuffers::FlatBufferBuilder fbb;
+  std::vector<flatbuffers::Offset<wire::CommitEntry>> v{wire::CreateCommitEntry(
+      fbb, fbb.CreateString(e.topic), e.partition, e.offset, 0, fbb.CreateVectorOfStrings(keys))};
+  auto mem =
+      wire::CreateGroupMember(fbb, fbb.CreateString(m.group), fbb.CreateString(m.id), m.generation);
+  auto body = wire::CreateCommitOffsetsRequest(fbb, fbb.CreateString(m.group), mem,
+                                               fbb.CreateVector(v), false);
+  send(c, fbb, Body::CommitOffsetsRequest, body.Union());
+  auto r = c.recv(10s);
+  if (!r || !r->env) return ErrorCode::Internal;
+  if (r->env->body_type() == Body::ErrorResponse) return r->env->body_as_ErrorResponse()->error();
+  auto* x = r->env->body_as_CommitOffsetsResponse();
+  if (x == nullptr || x->error() != ErrorCode::None || !x->results() || x->results()->size() != 1)
+    return x ? x->error() : ErrorCode::Internal;
+  return x->results()->Get(0)->error();
+}
+
+// Which keys the group's ledger holds (window 0: all it keeps).
+std::vector<bool> ledger_has(wire_client& c, const std::string& group,
+                             const std::vector<std::string>& keys) {
+  flatbuffers::FlatBufferBuilder fbb;
+  auto body = wire::CreateLedgerLookupRequest(fbb, fbb.CreateString(group),
+                                              fbb.CreateVectorOfStrings(keys), 0);
+  send(c, fbb, Body::LedgerLookupRequest, body.Union());
+  std::vector<bool> out;
+  auto r = expect_reply(c, Body::LedgerLookupResponse);
+  if (!r) return out;
+  auto* x = r->env->body_as_LedgerLookupResponse();
+  if (x->processed_ms())
+    for (auto ms : *x->processed_ms()) out.push_back(ms >= 0);
+  return out;
+}
+
 // Committed offsets of a group: (topic, partition) -> (offset, metadata).
 std::map<tp, std::pair<std::int64_t, std::string>> fetch_offsets(wire_client& c,
                                                                  const std::string& group,
@@ -488,6 +524,32 @@ TEST_F(GroupBrokerTest, MemberCommitsAreFencedValidatedAndDurable) {
   EXPECT_EQ(fetch_offsets(c, "g"), expected);
   // The members are gone with the restart: they must rejoin.
   EXPECT_EQ(heartbeat(c, "g", a1.member_id, 2).first, ErrorCode::UnknownMember);
+}
+
+// The keys of a commit entry are recorded only with that entry's offset, in
+// the same durable write: a refused entry records none of its keys, and
+// the ledger survives a restart.
+TEST_F(GroupBrokerTest, LedgerKeysAreRecordedOnlyWithTheirAcceptedCommit) {
+  wire_client a(endpoint_);
+  topic(a, "t", 2, 5);
+  auto j = join(a, "g", "", {"t"});
+  ASSERT_EQ(j.generation, 1);
+  const member_ref m{"g", j.member_id, 1};
+  EXPECT_EQ(commit_keys(a, m, {"t", 0, 3, ""}, {"order-1/paid", "order-2/paid"}), ErrorCode::None);
+  EXPECT_EQ(commit_keys(a, m, {"t", 1, 99, ""}, {"order-3/paid"}), ErrorCode::OffsetOutOfRange);
+  EXPECT_EQ(commit_keys(a, member_ref{"g", j.member_id, 7}, {"t", 1, 2, ""}, {"order-4/paid"}),
+            ErrorCode::StaleGeneration);
+  EXPECT_EQ(commit_keys(a, m, {"t", 1, 2, ""}, {""}), ErrorCode::InvalidRequest)
+      << "an empty idempotency key is refused";
+  EXPECT_EQ(commit_keys(a, m, {"t", 1, 2, ""}, {std::string(1025, 'k')}), ErrorCode::InvalidRequest)
+      << "a key above 1024 bytes is refused";
+  const std::vector<std::string> ask{"order-1/paid", "order-2/paid", "order-3/paid",
+                                     "order-4/paid"};
+  EXPECT_EQ(ledger_has(a, "g", ask), (std::vector<bool>{true, true, false, false}));
+  EXPECT_EQ(ledger_has(a, "other", ask), (std::vector<bool>{false, false, false, false}));
+  restart();
+  wire_client b(endpoint_);
+  EXPECT_EQ(ledger_has(b, "g", ask), (std::vector<bool>{true, true, false, false}));
 }
 
 TEST_F(GroupBrokerTest, AdminCommitsOnlyWhileTheGroupIsEmpty) {
