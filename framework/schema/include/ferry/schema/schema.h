@@ -1,0 +1,168 @@
+// ferry::schema: FlatBuffers schemas as versioned message contracts.
+//
+// A schema travels as FlatBuffers' binary schema (.bfbs, the reflection.fbs
+// form `flatc --binary --schema` writes) together with its source text. This
+// library compiles .fbs source into that form, checks a binary schema that
+// came from the network, compares two of them for compatibility, verifies
+// payloads against one and renders payloads as JSON. It depends on nothing in
+// Ferry but core, so `ferry schema check --against` and users' own tools can
+// use it without a broker.
+#pragma once
+
+#include <cstdint>
+#include <filesystem>
+#include <optional>
+#include <span>
+#include <string>
+#include <string_view>
+#include <system_error>
+#include <vector>
+
+#include "ferry/core/result.h"
+
+namespace ferry::schema {
+
+enum class errc : int {
+  ok = 0,
+  parse_failed = 1,           ///< .fbs source did not compile (diagnostics say where)
+  invalid_binary_schema = 2,  ///< bytes are not a binary schema (failed reflection's verifier)
+  no_root_type = 3,           ///< the schema declares no root_type
+  invalid_payload = 4,        ///< a payload failed verification against its schema
+};
+const std::error_category& schema_category() noexcept;
+inline std::error_code make_error_code(errc e) noexcept {
+  return {static_cast<int>(e), schema_category()};
+}
+
+/// A schema ready to register: the binary form and the source it came from.
+struct compiled_schema {
+  std::string bfbs;             ///< binary schema (reflection.fbs, identifier "BFBS")
+  std::string source;           ///< the .fbs text as given
+  std::string root_type;        ///< fully qualified, e.g. "ferry.samples.orders.OrderPlaced"
+  std::string file_identifier;  ///< "" when the schema declares none
+};
+
+/// Compiles .fbs source. `file_name` names it in diagnostics; includes are
+/// searched in `include_dirs` (then next to `file_name`). On failure the
+/// error is errc::parse_failed and `diagnostics` (if given) holds flatc's
+/// message with file and line.
+result<compiled_schema> compile(std::string_view source, std::string_view file_name,
+                                const std::vector<std::filesystem::path>& include_dirs = {},
+                                std::string* diagnostics = nullptr);
+/// Reads and compiles a .fbs file (its directory is searched for includes).
+result<compiled_schema> compile_file(const std::filesystem::path& file,
+                                     const std::vector<std::filesystem::path>& include_dirs = {},
+                                     std::string* diagnostics = nullptr);
+
+/// Checks untrusted bytes: a binary schema that passes reflection's verifier
+/// and names a root type.
+result<void> validate_binary(std::string_view bfbs, std::string* why = nullptr);
+/// The root type's fully qualified name and the file identifier of a valid
+/// binary schema (call validate_binary first for untrusted bytes).
+std::string root_type_name(std::string_view bfbs);
+std::string file_identifier(std::string_view bfbs);
+
+// ---- compatibility ---------------------------------------------------------
+
+/// Compatibility modes with Confluent Schema Registry's words and meanings.
+/// BACKWARD: a reader with the new schema reads data written with the
+/// previous one. FORWARD: a reader with the previous schema reads data written
+/// with the new one. FULL: both. *_TRANSITIVE: against every earlier version,
+/// not only the latest. NONE: no check.
+enum class mode : std::uint8_t {
+  none = 0,
+  backward = 1,
+  backward_transitive = 2,
+  forward = 3,
+  forward_transitive = 4,
+  full = 5,
+  full_transitive = 6,
+};
+/// "NONE", "BACKWARD", ..., "FULL_TRANSITIVE".
+std::string_view to_string(mode m) noexcept;
+/// Case-insensitive; accepts '-' for '_'. nullopt for an unknown word.
+std::optional<mode> parse_mode(std::string_view text) noexcept;
+bool checks_backward(mode m) noexcept;
+bool checks_forward(mode m) noexcept;
+bool is_transitive(mode m) noexcept;
+
+/// What changed between two schemas. Stable names (to_string) are part of
+/// `ferry schema check -o json` and docs/schemas.md.
+enum class rule : std::uint8_t {
+  root_type_changed,             ///< root_type names another type
+  file_identifier_changed,       ///< file_identifier added, removed or changed
+  field_removed,                 ///< a field gone instead of deprecated
+  field_type_changed,            ///< same id, another type (incl. element / referenced type)
+  field_moved,                   ///< same name, another id (reordered fields)
+  field_id_reused,               ///< a deprecated or removed field's id given to a new field
+  field_made_required,           ///< breaks reading old data
+  field_no_longer_required,      ///< breaks old readers' verifiers
+  default_changed,               ///< default value (or optional-ness) changed
+  field_renamed,                 ///< same id and type, new name: wire-compatible, breaks JSON
+  enum_value_removed,            ///< old data may hold it
+  enum_value_renumbered,         ///< same name, other number
+  enum_value_added,              ///< old readers do not know it (forward)
+  enum_value_renamed,            ///< same number, new name: breaks JSON
+  enum_underlying_type_changed,  ///< e.g. ubyte -> short
+  union_member_removed,
+  union_member_reordered,  ///< a member's type tag changed
+  union_member_added,      ///< old readers do not know it (forward)
+  struct_changed,          ///< any change to a struct's layout or fields
+  type_kind_changed,       ///< table <-> struct, enum <-> union
+};
+std::string_view to_string(rule r) noexcept;
+
+/// One difference between an older and a newer schema.
+struct finding {
+  rule what{};
+  /// A reader with the newer schema cannot read data written with the older.
+  bool breaks_backward = false;
+  /// A reader with the older schema cannot read data written with the newer.
+  bool breaks_forward = false;
+  /// Unsafe evolution even where today's data still reads (a removed field
+  /// frees its id for reuse): a violation in every mode but NONE.
+  bool breaks_evolution = false;
+  std::string type;     ///< fully qualified type name it concerns
+  std::string field;    ///< field, enum value or union member; "" for the type itself
+  std::string message;  ///< one readable sentence, e.g. "type changed from int to long"
+
+  /// A warning breaks nothing on the wire (renames: JSON only).
+  bool is_warning() const noexcept {
+    return !breaks_backward && !breaks_forward && !breaks_evolution;
+  }
+};
+
+/// Every difference from `older` to `newer` (both valid binary schemas),
+/// errors first, then warnings, each in schema order.
+result<std::vector<finding>> compare(std::string_view older_bfbs, std::string_view newer_bfbs);
+
+/// The findings that `m` refuses (warnings never are).
+std::vector<finding> violations(const std::vector<finding>& findings, mode m);
+
+/// Whether a reader compiled with `reader_bfbs` can read a payload written
+/// with `writer_bfbs`: the findings that break that direction, whichever of
+/// the two is newer. Empty means readable.
+result<std::vector<finding>> reader_conflicts(std::string_view writer_bfbs,
+                                              std::string_view reader_bfbs);
+
+/// "error: ferry.samples.orders.OrderPlaced.total_cents: type changed from
+/// int to long (breaks backward, forward) [field_type_changed]".
+std::string format(const finding& f);
+
+// ---- payloads ----------------------------------------------------------------
+
+/// Verifies a payload against a binary schema's root type with FlatBuffers'
+/// reflection verifier (bounds, offsets, nesting, required fields).
+/// errc::invalid_payload with the reason in `why`.
+result<void> verify(std::string_view bfbs, std::span<const std::byte> payload,
+                    std::string* why = nullptr);
+
+/// Verifies, then renders the payload as one line of JSON (field names as in
+/// the schema, defaults omitted as flatc does).
+result<std::string> to_json(std::string_view bfbs, std::span<const std::byte> payload,
+                            std::string* why = nullptr);
+
+}  // namespace ferry::schema
+
+template <>
+struct std::is_error_code_enum<ferry::schema::errc> : std::true_type {};
