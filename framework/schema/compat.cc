@@ -221,6 +221,23 @@ class checker {
     out_.push_back(std::move(f));
   }
 
+  // "int to long"; when both print alike (an enum whose underlying type
+  // changed), the base types are added: "shop.Currency (ubyte) to shop.Currency (short)".
+  std::string type_change(const reflection::Type& from, const reflection::Type& to) const {
+    auto a = old_.type_name(from);
+    auto b = new_.type_name(to);
+    if (a == b) {
+      const auto base = [](const reflection::Type& t) {
+        return t.base_type() == reflection::Vector || t.base_type() == reflection::Array
+                   ? t.element()
+                   : t.base_type();
+      };
+      a += " (" + std::string(scalar_name(base(from))) + ")";
+      b += " (" + std::string(scalar_name(base(to))) + ")";
+    }
+    return a + " to " + b;
+  }
+
   static std::string quoted_ident(const flatbuffers::String* s) {
     return s == nullptr || s->size() == 0 ? std::string("none") : "\"" + s->str() + "\"";
   }
@@ -277,34 +294,48 @@ class checker {
           "alignment changed from " + std::to_string(o.minalign()) + " to " +
               std::to_string(n.minalign()));
     }
-    const auto old_fields = by_id(o);
-    const auto new_fields = by_id(n);
-    for (const auto& [id, of] : old_fields) {
-      const auto field = of->name()->str();
-      auto it = new_fields.find(id);
-      if (it == new_fields.end()) {
-        add(rule::struct_changed, type, field, "field removed from the struct");
-        continue;
+    // Fields are matched by name first: a struct field that kept its name but
+    // not its bytes changed meaning. A field at the same position with the same
+    // type and bytes but a name the other struct lacks is a rename.
+    const auto old_ids = by_id(o);
+    const auto new_ids = by_id(n);
+    const auto old_names = by_name(o);
+    const auto new_names = by_name(n);
+    auto renamed_to = [&](const reflection::Field& of) -> const reflection::Field* {
+      auto it = new_ids.find(of.id());
+      if (it == new_ids.end() || new_names.count(of.name()->string_view()) != 0 ||
+          old_names.count(it->second->name()->string_view()) != 0) {
+        return nullptr;
       }
       const auto* nf = it->second;
-      if (!same_type(old_, *of->type(), new_, *nf->type())) {
-        add(rule::struct_changed, type, field,
-            "type changed from " + old_.type_name(*of->type()) + " to " +
-                new_.type_name(*nf->type()));
-      } else if (of->offset() != nf->offset()) {
-        add(rule::struct_changed, type, field,
-            "moved from byte " + std::to_string(of->offset()) + " to byte " +
-                std::to_string(nf->offset()));
-      }
-      if (of->name()->string_view() != nf->name()->string_view()) {
+      return same_type(old_, *of.type(), new_, *nf->type()) && of.offset() == nf->offset()
+                 ? nf
+                 : nullptr;
+    };
+    for (const auto& [id, of] : old_ids) {
+      const auto field = of->name()->str();
+      if (auto it = new_names.find(of->name()->string_view()); it != new_names.end()) {
+        const auto* nf = it->second;
+        if (!same_type(old_, *of->type(), new_, *nf->type())) {
+          add(rule::struct_changed, type, field,
+              "type changed from " + type_change(*of->type(), *nf->type()));
+        } else if (of->offset() != nf->offset()) {
+          add(rule::struct_changed, type, field,
+              "moved from byte " + std::to_string(of->offset()) + " to byte " +
+                  std::to_string(nf->offset()));
+        }
+      } else if (const auto* nf = renamed_to(*of); nf != nullptr) {
         add(rule::field_renamed, type, field,
             "renamed to " + nf->name()->str() + ": wire-compatible, breaks JSON");
+      } else {
+        add(rule::struct_changed, type, field, "field removed from the struct");
       }
     }
-    for (const auto& [id, nf] : new_fields) {
-      if (old_fields.count(id) == 0) {
-        add(rule::struct_changed, type, nf->name()->str(), "field added to the struct");
-      }
+    for (const auto& [id, nf] : new_ids) {
+      if (old_names.count(nf->name()->string_view()) != 0) continue;
+      if (auto it = old_ids.find(id); it != old_ids.end() && renamed_to(*it->second) == nf)
+        continue;
+      add(rule::struct_changed, type, nf->name()->str(), "field added to the struct");
     }
   }
 
@@ -357,7 +388,7 @@ class checker {
     const auto field = of.name()->str();
     if (!same_type(old_, *of.type(), new_, *nf.type())) {
       add(rule::field_type_changed, type, field,
-          "type changed from " + old_.type_name(*of.type()) + " to " + new_.type_name(*nf.type()) +
+          "type changed from " + type_change(*of.type(), *nf.type()) +
               (renamed ? " (and renamed to " + nf.name()->str() + ")" : ""));
       return;
     }

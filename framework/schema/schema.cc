@@ -6,6 +6,7 @@
 #include <flatbuffers/idl.h>
 #include <flatbuffers/reflection.h>
 
+#include <algorithm>
 #include <cstring>
 #include <exception>
 #include <fstream>
@@ -252,6 +253,90 @@ std::string file_identifier(std::string_view bfbs) {
 
 namespace {
 
+using table_vector = flatbuffers::Vector<flatbuffers::Offset<flatbuffers::Table>>;
+
+// The member table a union value holds, or nullptr (NONE, a struct or string
+// member, an unknown tag). Its type tag is the hidden field one id before.
+const reflection::Object* union_member(const reflection::Schema& s, const reflection::Field& field,
+                                       std::uint8_t tag) {
+  if (tag == 0) return nullptr;
+  const auto* e = s.enums()->Get(static_cast<flatbuffers::uoffset_t>(field.type()->index()));
+  for (const auto* v : *e->values()) {
+    if (v->value() != tag || v->union_type() == nullptr) continue;
+    if (v->union_type()->base_type() != reflection::Obj) return nullptr;
+    const auto* member =
+        s.objects()->Get(static_cast<flatbuffers::uoffset_t>(v->union_type()->index()));
+    return member->is_struct() ? nullptr : member;
+  }
+  return nullptr;
+}
+
+const reflection::Field* union_tag_field(const reflection::Object& obj,
+                                         const reflection::Field& field) {
+  for (const auto* f : *obj.fields()) {
+    if (f->id() + 1 == field.id()) return f;
+  }
+  return nullptr;
+}
+
+// libflatbuffers 2.0.8's reflection Verify enforces `required` only on
+// table-typed fields: a required string, vector, struct or union that is
+// absent passes. This walk runs after Verify (every offset it follows has been
+// checked, the depth bounded) and checks every required field it reaches.
+bool required_present(const reflection::Schema& s, const reflection::Object& obj,
+                      const flatbuffers::Table& t, std::string* missing) {
+  for (const auto* f : *obj.fields()) {
+    if (f->deprecated()) continue;
+    const bool present = t.CheckField(f->offset());
+    if (!present) {
+      if (f->required()) {
+        *missing = obj.name()->str() + "." + f->name()->str();
+        return false;
+      }
+      continue;
+    }
+    const auto* type = f->type();
+    const auto index = static_cast<flatbuffers::uoffset_t>(type->index());
+    if (type->base_type() == reflection::Obj) {
+      const auto* child = s.objects()->Get(index);
+      const auto* sub = child->is_struct() ? nullptr : flatbuffers::GetFieldT(t, *f);
+      if (sub != nullptr && !required_present(s, *child, *sub, missing)) return false;
+    } else if (type->base_type() == reflection::Union) {
+      const auto* tag_field = union_tag_field(obj, *f);
+      if (tag_field == nullptr) continue;
+      const auto tag = t.GetField<std::uint8_t>(tag_field->offset(), 0);
+      const auto* member = union_member(s, *f, tag);
+      const auto* sub = t.GetPointer<const flatbuffers::Table*>(f->offset());
+      if (member != nullptr && sub != nullptr && !required_present(s, *member, *sub, missing)) {
+        return false;
+      }
+    } else if (type->base_type() == reflection::Vector && type->element() == reflection::Obj) {
+      const auto* child = s.objects()->Get(index);
+      const auto* items =
+          child->is_struct() ? nullptr : t.GetPointer<const table_vector*>(f->offset());
+      if (items == nullptr) continue;
+      for (const auto* item : *items) {
+        if (!required_present(s, *child, *item, missing)) return false;
+      }
+    } else if (type->base_type() == reflection::Vector && type->element() == reflection::Union) {
+      const auto* tag_field = union_tag_field(obj, *f);
+      if (tag_field == nullptr) continue;
+      const auto* tags =
+          t.GetPointer<const flatbuffers::Vector<std::uint8_t>*>(tag_field->offset());
+      const auto* items = t.GetPointer<const table_vector*>(f->offset());
+      if (tags == nullptr || items == nullptr) continue;
+      const auto n = std::min(tags->size(), items->size());
+      for (flatbuffers::uoffset_t i = 0; i < n; ++i) {
+        const auto* member = union_member(s, *f, tags->Get(i));
+        if (member != nullptr && !required_present(s, *member, *items->Get(i), missing)) {
+          return false;
+        }
+      }
+    }
+  }
+  return true;
+}
+
 result<void> verify_loaded(const details::checked_schema& schema,
                            const details::aligned_bytes& payload, std::string* why) {
   const auto& root = *schema.get().root_table();
@@ -273,7 +358,14 @@ result<void> verify_loaded(const details::checked_schema& schema,
   }
   if (!flatbuffers::Verify(schema.get(), root, payload.data(), payload.size())) {
     set(why, "payload is not a valid " + root.name()->str() +
-                 " (bad offset or size, too deep, or a required field missing)");
+                 " (bad offset or size, too deep, or a required table missing)");
+    return errc::invalid_payload;
+  }
+  std::string missing;
+  const auto* table = flatbuffers::GetAnyRoot(payload.data());
+  if (!required_present(schema.get(), root, *table, &missing)) {
+    set(why, "payload is not a valid " + root.name()->str() + ": required field " + missing +
+                 " is missing");
     return errc::invalid_payload;
   }
   return success();
