@@ -358,7 +358,8 @@ result<void> verify_loaded(const details::checked_schema& schema,
   }
   if (!flatbuffers::Verify(schema.get(), root, payload.data(), payload.size())) {
     set(why, "payload is not a valid " + root.name()->str() +
-                 " (bad offset or size, too deep, or a required table missing)");
+                 " (bad offset or size, too deep, a union member the schema does not know, or a "
+                 "required table missing)");
     return errc::invalid_payload;
   }
   std::string missing;

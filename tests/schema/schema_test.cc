@@ -357,6 +357,37 @@ TEST(Verify, ChecksRequiredFieldsInVectorsAndUnionMembers) {
   EXPECT_NE(why.find("shop.Card.last4"), std::string::npos) << why;
 }
 
+// A writer with a newer union member, a reader with the older schema: the tag
+// is unknown to the reader's schema: refused, not read out of range.
+TEST(Verify, RejectsAUnionTagTheSchemaDoesNotKnow) {
+  constexpr const char* kNewer = R"(
+namespace shop;
+table Card { last4:string; }
+table Invoice { number:string; }
+table Voucher { code:string; }
+union Payment { Card, Invoice, Voucher }
+table Order { id:ulong; payment:Payment; }
+root_type Order;
+)";
+  constexpr const char* kOlder = R"(
+namespace shop;
+table Card { last4:string; }
+union Payment { Card }
+table Order { id:ulong; payment:Payment; }
+root_type Order;
+)";
+  const auto older = compile_or_die(kOlder);
+  const auto payload = payload_from_json(
+      kNewer, R"({"id": 1, "payment_type": "Voucher", "payment": {"code": "X"}})");
+  std::string why;
+  // libflatbuffers' reflection verifier refuses a union tag the schema lacks.
+  EXPECT_EQ(sc::verify(older, payload, &why).error(), sc::errc::invalid_payload);
+  EXPECT_NE(why.find("union"), std::string::npos) << why;
+  EXPECT_EQ(sc::to_json(older, payload).error(), sc::errc::invalid_payload);
+  // And with the newer schema it is simply valid.
+  EXPECT_TRUE(sc::verify(compile_or_die(kNewer), payload, &why)) << why;
+}
+
 TEST(Verify, BadSchemaIsReportedAsSuch) {
   const auto payload = payload_from_json(kOrderV1, R"({"id": 7})");
   EXPECT_EQ(sc::verify("nope", payload).error(), sc::errc::invalid_binary_schema);
