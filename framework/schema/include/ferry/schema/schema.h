@@ -133,7 +133,9 @@ struct finding {
 };
 
 /// Every difference from `older` to `newer` (both valid binary schemas),
-/// errors first, then warnings, each in schema order.
+/// errors first, then warnings, each in schema order. Either schema failing
+/// validate_binary() is that error (errc::invalid_binary_schema or
+/// errc::no_root_type). The rules and their directions: docs/schemas.md.
 result<std::vector<finding>> compare(std::string_view older_bfbs, std::string_view newer_bfbs);
 
 /// The findings that `m` refuses (warnings never are).
@@ -152,8 +154,11 @@ std::string format(const finding& f);
 // ---- payloads ----------------------------------------------------------------
 
 /// Verifies a payload against a binary schema's root type with FlatBuffers'
-/// reflection verifier (bounds, offsets, nesting, required fields).
-/// errc::invalid_payload with the reason in `why`.
+/// reflection verifier (bounds, offsets, nesting, union tags the schema
+/// knows) plus required fields of every kind at any depth (libflatbuffers
+/// 2.0.8 checks only required tables). The payload may sit at any address
+/// (a misaligned one is copied). errc::invalid_payload with the reason in
+/// `why`; a bad schema is errc::invalid_binary_schema.
 result<void> verify(std::string_view bfbs, std::span<const std::byte> payload,
                     std::string* why = nullptr);
 
