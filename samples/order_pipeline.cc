@@ -38,7 +38,7 @@
 #include "ferry/client/producer.h"
 #include "ferry/core/clock.h"
 #include "ferry/core/logging.h"
-#include "ferry/schemas/orders_generated.h"
+#include "ferry/schemas/orders/v1/order_placed_generated.h"
 
 namespace fs = std::filesystem;
 namespace fc = ferry::client;

@@ -20,7 +20,7 @@
 #include "ferry/core/clock.h"
 #include "ferry/core/crc32c.h"
 #include "ferry/core/logging.h"
-#include "ferry/schemas/orders_generated.h"
+#include "ferry/schemas/orders/v1/order_placed_generated.h"
 #include "ferry/storage/batch.h"
 #include "ferry/storage/env.h"
 #include "ferry/storage/log.h"

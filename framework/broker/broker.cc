@@ -4,6 +4,7 @@
 
 #include <algorithm>
 #include <atomic>
+#include <charconv>
 #include <condition_variable>
 #include <deque>
 #include <limits>
@@ -27,6 +28,7 @@
 #include "groups.h"
 #include "offset_store.h"
 #include "producer_state.h"
+#include "schema_registry.h"
 
 namespace ferry::broker {
 
@@ -47,6 +49,8 @@ struct topic_settings {
   std::int64_t retention_bytes = -1;
   std::int64_t segment_bytes = 64ll << 20;
   std::int32_t max_message_bytes = 8 << 20;
+  std::string schema_subject;      // "" : none bound
+  bool schema_validation = false;  // records must carry a schema id of schema_subject
 };
 
 struct topic {
@@ -137,6 +141,7 @@ struct broker::impl {
   // disk thread state
   std::vector<std::unique_ptr<job>> parked;
   std::unique_ptr<offset_store> offsets;
+  std::unique_ptr<schema_registry> registry;
   std::unique_ptr<group_coordinator> groups;
   std::map<std::uint64_t, std::unique_ptr<job>> joins;  // waiting JoinGroups by token
   std::uint64_t next_join_token = 0;
@@ -172,7 +177,9 @@ struct broker::impl {
                         {"retention_ms", t.settings.retention_ms},
                         {"retention_bytes", t.settings.retention_bytes},
                         {"segment_bytes", t.settings.segment_bytes},
-                        {"max_message_bytes", t.settings.max_message_bytes}};
+                        {"max_message_bytes", t.settings.max_message_bytes},
+                        {"schema_subject", t.settings.schema_subject},
+                        {"schema_validation", t.settings.schema_validation}};
     auto s = j.dump(2) + "\n";
     auto b = reinterpret_cast<const std::byte*>(s.data());
     return {b, b + s.size()};
@@ -231,6 +238,9 @@ struct broker::impl {
         t.settings.retention_bytes = j.at("retention_bytes").get<std::int64_t>();
         t.settings.segment_bytes = j.at("segment_bytes").get<std::int64_t>();
         t.settings.max_message_bytes = j.at("max_message_bytes").get<std::int32_t>();
+        // Added with the schema registry; absent in older topic.json files.
+        t.settings.schema_subject = j.value("schema_subject", std::string());
+        t.settings.schema_validation = j.value("schema_validation", false);
       } catch (const std::exception& e) {
         logger()->error("{}/topic.json is unreadable ({}); refusing to start: fix or remove it",
                         dir.string(), e.what());
@@ -262,7 +272,11 @@ struct broker::impl {
       if (c->retention_bytes() != -2) s.retention_bytes = c->retention_bytes();
       if (c->segment_bytes() != 0) s.segment_bytes = c->segment_bytes();
       if (c->max_message_bytes() != 0) s.max_message_bytes = c->max_message_bytes();
+      if (c->schema_subject()) s.schema_subject = c->schema_subject()->str();
+      s.schema_validation = c->schema_validation();
     }
+    if (!s.schema_subject.empty() && !protocol::valid_subject_name(s.schema_subject))
+      return "schema_subject must be 1-249 of [A-Za-z0-9._-]";
     if (s.partitions < 1 || s.partitions > cfg.max_partitions)
       return fmt::format("partitions must be 1..{}, got {}", cfg.max_partitions, s.partitions);
     if (s.retention_ms < -1 || s.retention_ms == 0)
@@ -437,6 +451,58 @@ struct broker::impl {
     return refuse(ErrorCode::Internal, "unreachable");
   }
 
+  // Schema validation of a topic (SetTopicSchema): every record with a value
+  // carries a ferry.schema-id header naming a schema registered under the
+  // topic's subject. Returns the refusal, if any.
+  std::optional<std::pair<ErrorCode, std::string>> check_schema_ids(
+      const topic& t, std::span<const std::byte> batch) {
+    std::string bad;
+    if (auto v = storage::validate_batch(batch, storage::validation::full, &bad); !v)
+      return std::pair{to_wire(v.error()), std::move(bad)};
+    const std::string subject = subject_of(t);
+    std::optional<std::pair<ErrorCode, std::string>> refusal;
+    std::int32_t index = 0;
+    storage::for_each_record(batch, [&](const storage::record_view& rv) {
+      const std::int32_t i = index++;
+      if (!rv.value) return true;  // a tombstone has no payload to describe
+      std::optional<std::string_view> id_text;
+      for (const auto& h : rv.headers())
+        if (h.key == protocol::kSchemaIdHeader && h.value)
+          id_text =
+              std::string_view(reinterpret_cast<const char*>(h.value->data()), h.value->size());
+      std::int64_t id = -1;
+      if (id_text) {
+        auto [end, ec] = std::from_chars(id_text->data(), id_text->data() + id_text->size(), id);
+        if (ec != std::errc() || end != id_text->data() + id_text->size()) id = -1;
+      }
+      if (id < 0) {
+        refusal = std::pair{ErrorCode::SchemaRequired,
+                            fmt::format("record {} of the batch has no {} header; topic {} accepts "
+                                        "only records whose schema is registered under {}",
+                                        i, protocol::kSchemaIdHeader, t.name, subject)};
+        return false;
+      }
+      if (!registry->registered_under(subject, id)) {
+        refusal = std::pair{
+            ErrorCode::SchemaRequired,
+            registry->by_id(id) == nullptr
+                ? fmt::format("record {} of the batch names schema id {}, which is not "
+                              "registered; register it under {} first (ferry schema register)",
+                              i, id, subject)
+                : fmt::format("record {} of the batch names schema id {}, which is not a "
+                              "version of {} (topic {} accepts only those)",
+                              i, id, subject, t.name)};
+        return false;
+      }
+      return true;
+    });
+    return refusal;
+  }
+
+  static std::string subject_of(const topic& t) {
+    return t.settings.schema_subject.empty() ? t.name + "-value" : t.settings.schema_subject;
+  }
+
   void append_produce(job& j, std::vector<produce_state>& pending,
                       std::set<storage::partition_log*>& touched) {
     auto* req = j.env->body_as_ProduceRequest();
@@ -456,8 +522,15 @@ struct broker::impl {
       }
       auto& frame = j.frames[e->frame()];
       std::span<std::byte> batch(static_cast<std::byte*>(frame.data()), frame.size());
-      auto& pp = topics.find(e->topic()->string_view())
-                     ->second.producers[static_cast<std::size_t>(e->partition())];
+      auto& tp = topics.find(e->topic()->string_view())->second;
+      auto& pp = tp.producers[static_cast<std::size_t>(e->partition())];
+      if (tp.settings.schema_validation && !log->failed()) {
+        if (auto refused = check_schema_ids(tp, batch)) {
+          out.error = refused->first;
+          out.message = std::move(refused->second);
+          continue;
+        }
+      }
       std::optional<storage::batch_header> idem;
       if (batch.size() >= storage::kBatchHeaderSize && !log->failed()) {
         auto h = storage::batch_header::decode(batch.data());
@@ -650,9 +723,11 @@ struct broker::impl {
                 failed ? ErrorCode::PartitionFailed : ErrorCode::None,
                 failed ? fbb.CreateString(t.logs[p]->failure_reason()) : 0));
           }
-          auto conf = CreateTopicConfig(fbb, t.settings.partitions, t.settings.retention_ms,
-                                        t.settings.retention_bytes, t.settings.max_message_bytes,
-                                        t.settings.segment_bytes);
+          auto conf = CreateTopicConfig(
+              fbb, t.settings.partitions, t.settings.retention_ms, t.settings.retention_bytes,
+              t.settings.max_message_bytes, t.settings.segment_bytes,
+              t.settings.schema_subject.empty() ? 0 : fbb.CreateString(t.settings.schema_subject),
+              t.settings.schema_validation);
           body = CreateDescribeTopicResponse(fbb, ErrorCode::None, 0, fbb.CreateString(t.name),
                                              conf, fbb.CreateVector(parts));
         }
@@ -716,11 +791,166 @@ struct broker::impl {
         frames.push_back(envelope_message(fbb, id, Body::InitProducerResponse, body.Union()));
         break;
       }
+      case Body::RegisterSchemaRequest:
+      case Body::GetSchemaRequest:
+      case Body::ListSubjectsRequest:
+      case Body::SetCompatibilityRequest:
+      case Body::SetTopicSchemaRequest:
+        frames = handle_registry(j, fbb);
+        break;
       default:
         frames = error_reply(id, ErrorCode::InvalidRequest, "unexpected message type");
         break;
     }
     post(j, std::move(frames));
+  }
+
+  // --- schema registry (disk thread) ---------------------------------------
+
+  static flatbuffers::Offset<flatbuffers::String> opt_string(flatbuffers::FlatBufferBuilder& fbb,
+                                                             std::string_view s) {
+    return s.empty() ? 0 : fbb.CreateString(s);
+  }
+
+  std::vector<zmq::message_t> handle_registry(job& j, flatbuffers::FlatBufferBuilder& fbb) {
+    const auto id = j.env->request_id();
+    std::vector<zmq::message_t> frames;
+    auto bytes_of = [](const flatbuffers::Vector<std::uint8_t>* v) {
+      return v ? std::string_view(reinterpret_cast<const char*>(v->data()), v->size())
+               : std::string_view();
+    };
+    switch (j.env->body_type()) {
+      case Body::RegisterSchemaRequest: {
+        auto* r = j.env->body_as_RegisterSchemaRequest();
+        auto out = registry->register_schema(r->subject()->string_view(), bytes_of(r->schema()),
+                                             r->source() ? r->source()->string_view() : "",
+                                             r->action(), cfg.schema_compatibility);
+        std::vector<flatbuffers::Offset<SchemaFinding>> found;
+        for (const auto& f : out.findings)
+          found.push_back(CreateSchemaFinding(fbb, fbb.CreateString(schema::to_string(f.f.what)),
+                                              opt_string(fbb, f.f.type), opt_string(fbb, f.f.field),
+                                              fbb.CreateString(f.f.message), f.against_version,
+                                              f.f.is_warning()));
+        auto body = CreateRegisterSchemaResponse(
+            fbb, out.error, opt_string(fbb, out.message), out.id, out.version,
+            found.empty() ? 0 : fbb.CreateVector(found), out.mode, out.created);
+        frames.push_back(envelope_message(fbb, id, Body::RegisterSchemaResponse, body.Union()));
+        break;
+      }
+      case Body::GetSchemaRequest: {
+        auto* r = j.env->body_as_GetSchemaRequest();
+        const stored_schema* s = nullptr;
+        std::int32_t version = -1;
+        std::string subject;
+        std::string missing;
+        if (r->subject()) {
+          subject = r->subject()->str();
+          s = registry->by_subject(subject, r->version(), &version);
+          if (s == nullptr)
+            missing = registry->subject(subject) == nullptr
+                          ? fmt::format("unknown subject {}", subject)
+                          : fmt::format("subject {} has no version {}", subject, r->version());
+        } else {
+          s = registry->by_id(r->id());
+          if (s != nullptr) {
+            subject = s->subject;
+            version = s->version;
+          } else {
+            missing = fmt::format("no schema with id {}", r->id());
+          }
+        }
+        flatbuffers::Offset<GetSchemaResponse> body;
+        if (s == nullptr) {
+          const bool no_subject = r->subject() && registry->subject(subject) == nullptr;
+          body = CreateGetSchemaResponse(
+              fbb, no_subject ? ErrorCode::UnknownSubject : ErrorCode::UnknownSchema,
+              fbb.CreateString(missing));
+        } else {
+          auto bfbs = fbb.CreateVector(reinterpret_cast<const std::uint8_t*>(s->bfbs.data()),
+                                       s->bfbs.size());
+          body = CreateGetSchemaResponse(fbb, ErrorCode::None, 0, s->id, fbb.CreateString(subject),
+                                         version, bfbs, opt_string(fbb, s->source),
+                                         fbb.CreateString(s->root_type), s->registered_ms);
+        }
+        frames.push_back(envelope_message(fbb, id, Body::GetSchemaResponse, body.Union()));
+        break;
+      }
+      case Body::ListSubjectsRequest: {
+        std::vector<flatbuffers::Offset<SubjectSummary>> subjects;
+        for (const auto& [name, st] : registry->subjects()) {
+          std::vector<flatbuffers::Offset<SubjectVersion>> versions;
+          for (const auto& v : st.versions) {
+            const auto* sch = registry->by_id(v.id);
+            versions.push_back(CreateSubjectVersion(
+                fbb, v.version, v.id, sch ? fbb.CreateString(sch->root_type) : 0, v.registered_ms));
+          }
+          subjects.push_back(CreateSubjectSummary(fbb, fbb.CreateString(name), st.mode,
+                                                  fbb.CreateVector(versions)));
+        }
+        auto body = CreateListSubjectsResponse(fbb, fbb.CreateVector(subjects),
+                                               schema_registry::to_wire(cfg.schema_compatibility));
+        frames.push_back(envelope_message(fbb, id, Body::ListSubjectsResponse, body.Union()));
+        break;
+      }
+      case Body::SetCompatibilityRequest: {
+        auto* r = j.env->body_as_SetCompatibilityRequest();
+        auto done = registry->set_mode(r->subject()->string_view(), r->mode());
+        flatbuffers::Offset<SetCompatibilityResponse> body;
+        if (done) {
+          logger()->info("schema registry: subject {} compatibility := {}",
+                         r->subject()->string_view(), EnumNameCompatibility(r->mode()));
+          body = CreateSetCompatibilityResponse(fbb, ErrorCode::None);
+        } else {
+          body = CreateSetCompatibilityResponse(
+              fbb, to_wire(done.error()),
+              fbb.CreateString("storing the mode failed: " + done.error().message()));
+        }
+        frames.push_back(envelope_message(fbb, id, Body::SetCompatibilityResponse, body.Union()));
+        break;
+      }
+      case Body::SetTopicSchemaRequest: {
+        auto* r = j.env->body_as_SetTopicSchemaRequest();
+        auto [err, msg] =
+            set_topic_schema(r->topic()->string_view(),
+                             r->subject() ? r->subject()->string_view() : "", r->validation());
+        auto body = CreateSetTopicSchemaResponse(fbb, err, opt_string(fbb, msg));
+        frames.push_back(envelope_message(fbb, id, Body::SetTopicSchemaResponse, body.Union()));
+        break;
+      }
+      default:
+        break;
+    }
+    return frames;
+  }
+
+  std::pair<ErrorCode, std::string> set_topic_schema(std::string_view name,
+                                                     std::string_view subject, bool validation) {
+    auto it = topics.find(name);
+    if (it == topics.end()) return {ErrorCode::UnknownTopic, fmt::format("unknown topic {}", name)};
+    auto& t = it->second;
+    const auto before = t.settings;
+    t.settings.schema_subject = std::string(subject);
+    t.settings.schema_validation = validation;
+    // A subject with only a mode (SetCompatibility) has no id to accept.
+    const auto* subj = registry->subject(subject_of(t));
+    if (validation && (subj == nullptr || subj->versions.empty())) {
+      auto s = subject_of(t);
+      t.settings = before;
+      return {ErrorCode::UnknownSubject,
+              fmt::format("subject {} has no schemas yet; register one first (ferry schema "
+                          "register {} FILE.fbs), then turn validation on",
+                          s, s)};
+    }
+    auto r = storage::write_file_atomic(storage::posix_env(), topics_dir / t.name / "topic.json",
+                                        to_json(t));
+    if (!r) {
+      t.settings = before;
+      return {ErrorCode::Internal,
+              fmt::format("updating topic {} failed: {}", name, r.error().message())};
+    }
+    logger()->info("topic {}: schema subject {}, validation {}", t.name, subject_of(t),
+                   validation ? "on" : "off");
+    return {ErrorCode::None, ""};
   }
 
   // --- consumer groups (disk thread) ----------------------------------------
@@ -1461,6 +1691,14 @@ result<std::unique_ptr<broker>> broker::open(broker_config config) {
     return store.error();
   }
   i->offsets = std::move(store).value();
+  auto reg = schema_registry::open(storage::posix_env(), i->cfg.data_dir / "schemas",
+                                   system_clock::instance());
+  if (!reg) {
+    logger()->error("cannot open the schema registry at {}: {}",
+                    (i->cfg.data_dir / "schemas").string(), reg.error().message());
+    return reg.error();
+  }
+  i->registry = std::move(reg).value();
   auto* raw = i.get();
   group_coordinator::options go;
   go.min_session_timeout = i->cfg.min_session_timeout;

@@ -212,6 +212,15 @@ const std::vector<key_def>& keys() {
              &broker_config::ledger_retention, "60000..31536000000 (one minute to a year)"),
       int_key("groups.ledger_max_keys", "FERRY_GROUPS_LEDGER_MAX_KEYS",
               &broker_config::ledger_max_keys, "1..100000000"),
+      string_key(
+          "schemas.compatibility", "FERRY_SCHEMAS_COMPATIBILITY",
+          [](broker_config& c, const std::string& s) {
+            auto m = schema::parse_mode(s);
+            if (m) c.schema_compatibility = *m;
+            return m.has_value();
+          },
+          "NONE, BACKWARD (default), BACKWARD_TRANSITIVE, FORWARD, FORWARD_TRANSITIVE, FULL or "
+          "FULL_TRANSITIVE"),
   };
   return k;
 }

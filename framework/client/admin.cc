@@ -91,9 +91,11 @@ result<void> admin::create_topic(std::string_view name, const topic_config& conf
       *conn_, deadline, detail::retry_timeouts::no,
       [&](flatbuffers::FlatBufferBuilder& fbb) {
         auto n = fbb.CreateString(name.data(), name.size());
-        auto c = wire::CreateTopicConfig(fbb, config.partitions, config.retention_ms,
-                                         config.retention_bytes, config.max_message_bytes,
-                                         config.segment_bytes);
+        auto c = wire::CreateTopicConfig(
+            fbb, config.partitions, config.retention_ms, config.retention_bytes,
+            config.max_message_bytes, config.segment_bytes,
+            config.schema_subject.empty() ? 0 : fbb.CreateString(config.schema_subject),
+            config.schema_validation);
         return std::pair{wire::Body::CreateTopicRequest,
                          wire::CreateCreateTopicRequest(fbb, n, c).Union()};
       },

@@ -70,6 +70,16 @@ class wire_cat final : public std::error_category {
         return "out-of-order producer sequence number";
       case errc::invalid_producer:
         return "unknown producer id or epoch";
+      case errc::incompatible_schema:
+        return "schema incompatible under the subject's compatibility mode";
+      case errc::invalid_schema:
+        return "not a valid binary schema";
+      case errc::unknown_subject:
+        return "unknown schema subject";
+      case errc::unknown_schema:
+        return "unknown schema id or version";
+      case errc::schema_required:
+        return "the topic requires a registered schema id";
     }
     return "unknown ferry.wire error " + std::to_string(ev);
   }
@@ -143,6 +153,16 @@ std::error_code from_wire(wire::ErrorCode e) noexcept {
       return errc::out_of_order_sequence;
     case W::InvalidProducer:
       return errc::invalid_producer;
+    case W::IncompatibleSchema:
+      return errc::incompatible_schema;
+    case W::InvalidSchema:
+      return errc::invalid_schema;
+    case W::UnknownSubject:
+      return errc::unknown_subject;
+    case W::UnknownSchema:
+      return errc::unknown_schema;
+    case W::SchemaRequired:
+      return errc::schema_required;
   }
   // Unreachable for replies that passed decode_envelope (it checks the range).
   return errc::internal;

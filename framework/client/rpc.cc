@@ -110,6 +110,8 @@ result<topic_description> parse_describe_topic(const reply& r, std::string* mess
     d.config.retention_bytes = c->retention_bytes();
     d.config.max_message_bytes = c->max_message_bytes();
     d.config.segment_bytes = c->segment_bytes();
+    d.config.schema_subject = c->schema_subject() ? c->schema_subject()->str() : std::string();
+    d.config.schema_validation = c->schema_validation();
   } else {
     d.config.partitions = 0;
   }

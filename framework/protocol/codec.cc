@@ -24,6 +24,10 @@ bool valid_group_name(std::string_view name) noexcept {
   return valid_topic_name(name);
 }
 
+bool valid_subject_name(std::string_view name) noexcept {
+  return valid_topic_name(name);
+}
+
 namespace {
 
 struct checker {
@@ -60,6 +64,24 @@ struct checker {
     if (!valid_group_name(s->string_view()))
       return fail(errc::invalid_group_name,
                   fmt::format("{}: invalid group name (use 1-249 of [A-Za-z0-9._-])", what));
+    return {};
+  }
+
+  std::error_code subject(const flatbuffers::String* s, const char* what, bool required = true) {
+    if (s == nullptr) {
+      if (!required) return {};
+      return fail(errc::missing_field, fmt::format("{}: subject missing", what));
+    }
+    if (!valid_subject_name(s->string_view()))
+      return fail(errc::invalid_value,
+                  fmt::format("{}: invalid subject name (use 1-249 of [A-Za-z0-9._-])", what));
+    return {};
+  }
+
+  std::error_code compatibility(Compatibility m, const char* what) {
+    auto v = static_cast<int>(m);
+    if (v < static_cast<int>(Compatibility::MIN) || v > static_cast<int>(Compatibility::MAX))
+      return fail(errc::invalid_value, fmt::format("{}: unknown compatibility mode {}", what, v));
     return {};
   }
 
@@ -260,6 +282,41 @@ struct checker {
         if (r->window_ms() < 0) return fail(errc::invalid_value, "ledger lookup: negative window");
         return ledger_keys(r->keys(), "ledger lookup");
       }
+      case Body::RegisterSchemaRequest: {
+        auto* r = env.body_as_RegisterSchemaRequest();
+        if (auto ec = subject(r->subject(), "register schema")) return ec;
+        if (r->schema() == nullptr || r->schema()->size() == 0)
+          return fail(errc::missing_field, "register schema: schema missing");
+        if (r->schema()->size() > kMaxSchemaBytes ||
+            (r->source() && r->source()->size() > kMaxSchemaBytes))
+          return fail(
+              errc::invalid_value,
+              fmt::format("register schema: schema or source above {} bytes", kMaxSchemaBytes));
+        auto a = static_cast<int>(r->action());
+        if (a < static_cast<int>(SchemaAction::MIN) || a > static_cast<int>(SchemaAction::MAX))
+          return fail(errc::invalid_value, fmt::format("register schema: unknown action {}", a));
+        return {};
+      }
+      case Body::GetSchemaRequest: {
+        auto* r = env.body_as_GetSchemaRequest();
+        if (r->id() < 0 && r->subject() == nullptr)
+          return fail(errc::missing_field, "get schema: give an id or a subject");
+        return subject(r->subject(), "get schema", false);
+      }
+      case Body::ListSubjectsRequest:
+        return {};
+      case Body::SetCompatibilityRequest: {
+        auto* r = env.body_as_SetCompatibilityRequest();
+        if (auto ec = subject(r->subject(), "set compatibility")) return ec;
+        return compatibility(r->mode(), "set compatibility");
+      }
+      case Body::SetTopicSchemaRequest: {
+        auto* r = env.body_as_SetTopicSchemaRequest();
+        if (auto ec = topic(r->topic(), "set topic schema", 0)) return ec;
+        if (r->subject() && r->subject()->size() > 0)
+          return subject(r->subject(), "set topic schema");
+        return {};
+      }
       case Body::ListOffsetsRequest: {
         auto* r = env.body_as_ListOffsetsRequest();
         if (auto ec = entries(r->entries(), "list offsets")) return ec;
@@ -380,6 +437,27 @@ struct checker {
       case Body::LedgerLookupResponse:
         return error_code_ok(env.body_as_LedgerLookupResponse()->error()) ? std::error_code()
                                                                           : bad_error();
+      case Body::RegisterSchemaResponse: {
+        auto* r = env.body_as_RegisterSchemaResponse();
+        if (!error_code_ok(r->error())) return bad_error();
+        return compatibility(r->mode(), "register schema response");
+      }
+      case Body::GetSchemaResponse:
+        return error_code_ok(env.body_as_GetSchemaResponse()->error()) ? std::error_code()
+                                                                       : bad_error();
+      case Body::ListSubjectsResponse: {
+        auto* r = env.body_as_ListSubjectsResponse();
+        if (r->subjects())
+          for (auto* x : *r->subjects())
+            if (auto ec = compatibility(x->mode(), "list subjects response")) return ec;
+        return compatibility(r->default_mode(), "list subjects response");
+      }
+      case Body::SetCompatibilityResponse:
+        return error_code_ok(env.body_as_SetCompatibilityResponse()->error()) ? std::error_code()
+                                                                              : bad_error();
+      case Body::SetTopicSchemaResponse:
+        return error_code_ok(env.body_as_SetTopicSchemaResponse()->error()) ? std::error_code()
+                                                                            : bad_error();
       default:
         return fail(errc::unknown_message, "not a response type");
     }

@@ -47,6 +47,13 @@ std::string hint_for(std::error_code ec) {
            "--members";
   if (ec == client::errc::offset_regression)
     return "Move a group's offsets back with: ferry groups reset-offsets";
+  if (ec == client::errc::unknown_subject || ec == client::errc::unknown_schema)
+    return "See the registered schemas with: ferry schema list";
+  if (ec == client::errc::schema_required)
+    return "Produce with a registered schema id (docs/schemas.md), or turn validation off with: "
+           "ferry schema enforce TOPIC --off";
+  if (ec == client::errc::invalid_schema)
+    return "Give a .fbs file with a root_type; ferry compiles it for you";
   return "";
 }
 

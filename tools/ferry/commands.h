@@ -58,6 +58,8 @@ struct consume_args {
   /// members, reading starts at the committed offsets, and what was printed
   /// is committed before exiting.
   std::optional<std::string> group;
+  /// Render payloads that carry a registered schema id as JSON.
+  bool decode = false;
 };
 int consume(const globals& g, const consume_args& a);
 
@@ -96,4 +98,23 @@ int dlq_show(const globals& g, const dlq_args& a);
 int dlq_redrive(const globals& g, const dlq_args& a);
 int dlq_purge(const globals& g, const dlq_args& a);
 
+/// ferry schema register | list | show | mode | check | enforce (schema.cc,
+/// docs/schemas.md).
+struct schema_args {
+  std::string subject;
+  std::string file;                   // FILE.fbs
+  std::vector<std::string> includes;  // -I DIR for the .fbs includes
+  std::optional<std::int32_t> version;
+  std::optional<std::int64_t> id;
+  std::optional<std::string> mode;     // mode: the new mode; check --against: the mode to apply
+  std::optional<std::string> against;  // check: OLD.fbs (no broker)
+  std::string topic;                   // enforce
+  bool off = false;                    // enforce --off
+};
+int schema_register(const globals& g, const schema_args& a);
+int schema_list(const globals& g);
+int schema_show(const globals& g, const schema_args& a);
+int schema_mode(const globals& g, const schema_args& a);
+int schema_check(const globals& g, const schema_args& a);
+int schema_enforce(const globals& g, const schema_args& a);
 }  // namespace ferry::cli

@@ -8,32 +8,91 @@
 #include <algorithm>
 #include <csignal>
 #include <iostream>
+#include <set>
+#include <span>
 
 #include "cli.h"
 #include "commands.h"
 #include "ferry/client/admin.h"
 #include "ferry/client/consumer.h"
 #include "ferry/client/errc.h"
+#include "ferry/client/schema_cache.h"
+#include "ferry/schema/schema.h"
 
 namespace ferry::cli {
 
 namespace {
 volatile std::sig_atomic_t g_stop = 0;
 
-void print_record(const globals& g, const client::consumer_record& r) {
+// --decode: payloads with a ferry.schema-id header, rendered as JSON with
+// the registered schema (fetched once per id). A record that cannot be
+// decoded is printed as it is, with the reason (on stderr, once per reason,
+// or as "decode_error" with -o json).
+class decoder {
+ public:
+  explicit decoder(const globals& g) : schemas_(g.client()) {}
+
+  /// The payload as JSON text, or nullopt with `why`.
+  std::optional<std::string> decode(const client::consumer_record& r, std::string& why) {
+    if (!r.value) {
+      why = "no value";
+      return std::nullopt;
+    }
+    auto id = client::schema_id_of(r);
+    if (!id) {
+      why = "no ferry.schema-id header";
+      return std::nullopt;
+    }
+    auto s = schemas_.by_id(*id);
+    if (!s) {
+      why = fmt::format(
+          "schema id {}: {}", *id,
+          s.error() == client::errc::unknown_schema ? "not registered" : s.error().message());
+      return std::nullopt;
+    }
+    std::string reason;
+    auto payload = std::as_bytes(std::span(r.value->data(), r.value->size()));
+    auto j = schema::to_json(s.value()->bfbs, payload, &reason);
+    if (!j) {
+      why = fmt::format("schema id {} ({}): {}", *id, s.value()->root_type,
+                        reason.empty() ? j.error().message() : reason);
+      return std::nullopt;
+    }
+    return std::move(j).value();
+  }
+
+  void warn_once(const std::string& why) {
+    if (warned_.insert(why).second)
+      std::cerr << fmt::format("warning: printing a value undecoded: {}\n", why);
+  }
+
+ private:
+  client::schema_cache schemas_;
+  std::set<std::string> warned_;
+};
+
+void print_record(const globals& g, const client::consumer_record& r, decoder* d = nullptr) {
+  std::optional<std::string> decoded;
+  std::string why;
+  if (d != nullptr) decoded = d->decode(r, why);
   if (g.json()) {
     nlohmann::json h = nlohmann::json::object();
     for (const auto& hd : r.headers)
       h[hd.key] = hd.value ? nlohmann::json(*hd.value) : nlohmann::json(nullptr);
-    print_json({{"topic", r.topic},
-                {"partition", r.partition.value()},
-                {"offset", r.offset.value()},
-                {"timestamp", r.timestamp.value()},
-                {"key", r.key ? nlohmann::json(*r.key) : nlohmann::json(nullptr)},
-                {"value", r.value ? nlohmann::json(*r.value) : nlohmann::json(nullptr)},
-                {"headers", h}});
+    nlohmann::json value = r.value ? nlohmann::json(*r.value) : nlohmann::json(nullptr);
+    if (decoded) value = nlohmann::json::parse(*decoded, nullptr, false);
+    nlohmann::json out = {{"topic", r.topic},
+                          {"partition", r.partition.value()},
+                          {"offset", r.offset.value()},
+                          {"timestamp", r.timestamp.value()},
+                          {"key", r.key ? nlohmann::json(*r.key) : nlohmann::json(nullptr)},
+                          {"value", value},
+                          {"headers", h}};
+    if (d != nullptr && !decoded) out["decode_error"] = why;
+    print_json(out);
   } else {
-    std::cout << r.value.value_or("") << "\n";
+    if (d != nullptr && !decoded) d->warn_once(why);
+    std::cout << (decoded ? *decoded : r.value.value_or("")) << "\n";
   }
 }
 
@@ -100,6 +159,8 @@ class printed_offsets : public client::rebalance_listener {
 
 int consume_group(const globals& g, const consume_args& a) {
   client::admin adm(g.client());
+  std::optional<decoder> dec;
+  if (a.decode) dec.emplace(g);
   auto desc = adm.describe_topic(a.topic);
   if (!desc)
     return report("cannot consume from " + a.topic, desc.error(), adm.last_error_message());
@@ -144,7 +205,7 @@ int consume_group(const globals& g, const consume_args& a) {
     }
     for (const auto& r : recs.value()) {
       if (limit >= 0 && printed >= limit) break;
-      print_record(g, r);
+      print_record(g, r, dec ? &*dec : nullptr);
       listener.printed(r);
       ++printed;
     }
@@ -163,6 +224,8 @@ int consume_group(const globals& g, const consume_args& a) {
 }  // namespace
 
 int consume(const globals& g, const consume_args& a) {
+  std::optional<decoder> dec;
+  if (a.decode) dec.emplace(g);
   if (a.group) {
     if (a.partition || a.offset || a.from_beginning || a.from_time) {
       std::cerr << "error: --group starts at the group's committed offsets; it cannot be combined "
@@ -247,7 +310,7 @@ int consume(const globals& g, const consume_args& a) {
     }
     for (const auto& r : recs.value()) {
       if (limit >= 0 && printed >= limit) break;
-      print_record(g, r);
+      print_record(g, r, dec ? &*dec : nullptr);
       ++printed;
     }
     std::cout.flush();

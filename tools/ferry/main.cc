@@ -157,7 +157,77 @@ int main(int argc, char** argv) {
   cons->add_option("--group", ca.group,
                    "consume as a member of this group, starting at its committed offsets, and "
                    "commit what was printed");
+  cons->add_flag("--decode", ca.decode,
+                 "print FlatBuffers payloads with a registered schema id (header "
+                 "ferry.schema-id) as JSON");
   cons->callback([&] { rc = consume(g, ca); });
+
+  // --- schema ---
+  auto* sch = app.add_subcommand("schema", "register, list, show, check FlatBuffers schemas");
+  sch->require_subcommand(1);
+  schema_args sa;
+  const std::string inc_help = "directory searched for the schema's includes (repeatable)";
+  auto* sreg = sch->add_subcommand(
+      "register", "register FILE.fbs as the next version of SUBJECT (checked against its mode)");
+  sreg->add_option("subject", sa.subject, "subject, e.g. orders-value")->required();
+  sreg->add_option("file", sa.file, "the schema, FILE.fbs")->required()->check(CLI::ExistingFile);
+  sreg->add_option("-I,--include", sa.includes, inc_help);
+  sreg->callback([&] { rc = schema_register(g, sa); });
+  auto* slist = sch->add_subcommand("list", "subjects with their mode and versions");
+  slist->callback([&] { rc = schema_list(g); });
+  auto* sshow = sch->add_subcommand("show", "one version of a subject (default: the latest)");
+  sshow->add_option("subject", sa.subject, "subject");
+  sshow->add_option("--version", sa.version, "version number (default: the latest)");
+  sshow->add_option("--id", sa.id, "show the schema with this id instead");
+  sshow->callback([&] {
+    if (sa.subject.empty() && !sa.id) {
+      std::cerr << "error: give a SUBJECT or --id ID\n";
+      rc = kUsage;
+      return;
+    }
+    rc = schema_show(g, sa);
+  });
+  auto* smode = sch->add_subcommand(
+      "mode",
+      "show or set a subject's compatibility mode (NONE, BACKWARD, BACKWARD_TRANSITIVE, "
+      "FORWARD, FORWARD_TRANSITIVE, FULL, FULL_TRANSITIVE, DEFAULT)");
+  smode->add_option("subject", sa.subject, "subject")->required();
+  smode->add_option("mode", sa.mode, "the new mode (omit to show the current one)");
+  smode->callback([&] { rc = schema_mode(g, sa); });
+  auto* scheck = sch->add_subcommand(
+      "check",
+      "check FILE.fbs against SUBJECT on the broker, or --against OLD.fbs without a broker; "
+      "exits 1 with the violations when incompatible (for CI)");
+  std::vector<std::string> check_args;
+  scheck->add_option("args", check_args, "SUBJECT FILE.fbs, or FILE.fbs with --against")
+      ->required();
+  scheck->add_option("--against", sa.against, "the previous version, OLD.fbs (no broker needed)")
+      ->check(CLI::ExistingFile);
+  scheck->add_option("--mode", sa.mode, "with --against: the mode to apply (default BACKWARD)");
+  scheck->add_option("-I,--include", sa.includes, inc_help);
+  scheck->callback([&] {
+    const std::size_t want = sa.against ? 1 : 2;
+    if (check_args.size() != want) {
+      std::cerr << (sa.against ? "error: with --against give one FILE.fbs\n"
+                               : "error: give SUBJECT FILE.fbs (or FILE.fbs --against OLD.fbs)\n");
+      rc = kUsage;
+      return;
+    }
+    if (!sa.against) sa.subject = check_args[0];
+    sa.file = check_args.back();
+    if (sa.mode && !sa.against) {
+      std::cerr << "error: --mode applies to --against; the broker uses the subject's mode\n";
+      rc = kUsage;
+      return;
+    }
+    rc = schema_check(g, sa);
+  });
+  auto* senf = sch->add_subcommand(
+      "enforce", "make a topic accept only records with a schema id of its subject (--off: any)");
+  senf->add_option("topic", sa.topic, "topic")->required();
+  senf->add_option("--subject", sa.subject, "subject (default: TOPIC-value)");
+  senf->add_flag("--off", sa.off, "turn validation off");
+  senf->callback([&] { rc = schema_enforce(g, sa); });
 
   // --- bench ---
   bench_args ba;

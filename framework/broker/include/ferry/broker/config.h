@@ -12,6 +12,7 @@
 
 #include "ferry/core/result.h"
 #include "ferry/protocol/socket.h"
+#include "ferry/schema/schema.h"
 #include "ferry/storage/log.h"
 
 namespace ferry::broker {
@@ -50,6 +51,8 @@ struct broker_config {
   std::chrono::milliseconds ledger_retention{std::chrono::hours(24 * 7)};
   /// ... and at most this many keys per group (the oldest go first).
   std::int64_t ledger_max_keys = 1'000'000;
+  /// Compatibility mode of schema subjects that have none of their own.
+  schema::mode schema_compatibility = schema::mode::backward;
 };
 
 /// Looks up an environment variable (injectable for tests).

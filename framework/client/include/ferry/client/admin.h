@@ -35,6 +35,7 @@
 #include "ferry/client/options.h"
 #include "ferry/client/types.h"
 #include "ferry/core/result.h"
+#include "ferry/schema/schema.h"
 
 namespace ferry::client {
 
@@ -47,6 +48,10 @@ struct topic_config {
   std::int64_t retention_bytes = -2;   ///< -2: broker default, -1: unlimited
   std::int32_t max_message_bytes = 0;  ///< largest batch the topic accepts; 0: broker default
   std::int64_t segment_bytes = 0;      ///< 0: broker default
+  /// Schema subject bound to the topic ("": <topic>-value) and whether the
+  /// broker refuses records without a schema id of that subject.
+  std::string schema_subject;
+  bool schema_validation = false;
 };
 
 struct topic_summary {
@@ -117,6 +122,60 @@ struct group_description {
   timestamp_ms broker_time;  ///< the broker's clock when it answered (for lag in seconds)
 };
 
+// --- schema registry (docs/schemas.md) -------------------------------------
+
+enum class schema_action {
+  register_schema,  ///< check against the subject's mode, then add a version (or find it)
+  check,            ///< check only; nothing stored
+  lookup,           ///< an identical version already in the subject, else errc::unknown_schema
+};
+
+/// One violation (or warning) the broker's compatibility check found.
+struct schema_finding {
+  std::string rule;  ///< e.g. "field_type_changed"
+  std::string type;
+  std::string field;
+  std::string message;
+  std::int32_t against_version = 0;
+  bool warning = false;
+};
+
+struct schema_registration {
+  std::int64_t id = -1;
+  std::int32_t version = -1;
+  bool created = false;                    ///< a new version was added
+  schema::mode mode = schema::mode::none;  ///< the mode that was applied
+  std::vector<schema_finding> findings;    ///< check: warnings (refusals come as an error)
+};
+
+struct registered_schema {
+  std::int64_t id = -1;
+  std::string subject;  ///< by id: the first subject it was registered under
+  std::int32_t version = -1;
+  std::string bfbs;
+  std::string source;
+  std::string root_type;
+  timestamp_ms registered;
+};
+
+struct subject_version_info {
+  std::int32_t version = 0;
+  std::int64_t id = -1;
+  std::string root_type;
+  timestamp_ms registered;
+};
+
+struct subject_info {
+  std::string subject;
+  std::optional<schema::mode> mode;  ///< empty: follows the broker's default
+  std::vector<subject_version_info> versions;
+};
+
+struct subject_listing {
+  schema::mode default_mode = schema::mode::backward;
+  std::vector<subject_info> subjects;
+};
+
 class admin {
  public:
   explicit admin(client_options options = {});
@@ -159,6 +218,30 @@ class admin {
   /// Deletes an empty group's offsets. errc::group_not_empty,
   /// errc::unknown_group.
   [[nodiscard]] result<void> delete_group(std::string_view group);
+
+  // --- schema registry -------------------------------------------------------
+  /// Registers (or checks, or looks up) a binary schema under `subject`.
+  /// Registering identical bytes again returns the existing version.
+  /// errc::incompatible_schema with every violation in `violations` (if
+  /// given); errc::invalid_schema for bytes that are not a binary schema.
+  [[nodiscard]] result<schema_registration> register_schema(
+      std::string_view subject, std::string_view bfbs, std::string_view source = {},
+      schema_action action = schema_action::register_schema,
+      std::vector<schema_finding>* violations = nullptr);
+  /// errc::unknown_schema.
+  [[nodiscard]] result<registered_schema> get_schema(std::int64_t id);
+  /// version -1: the latest. errc::unknown_subject, errc::unknown_schema.
+  [[nodiscard]] result<registered_schema> get_schema(std::string_view subject,
+                                                     std::int32_t version = -1);
+  [[nodiscard]] result<subject_listing> list_subjects();
+  /// A subject's compatibility mode; nullopt: back to the broker's default.
+  [[nodiscard]] result<void> set_compatibility(std::string_view subject,
+                                               std::optional<schema::mode> mode);
+  /// Binds `topic` to `subject` ("": <topic>-value) and turns produce-time
+  /// validation on or off. errc::unknown_subject when turning it on for a
+  /// subject without versions.
+  [[nodiscard]] result<void> set_topic_schema(std::string_view topic, std::string_view subject,
+                                              bool validation);
 
   /// The broker's message for the last failed call (empty if it sent none).
   [[nodiscard]] const std::string& last_error_message() const noexcept {

@@ -45,6 +45,11 @@ enum class errc : int {
   producer_fenced = 26,        ///< a newer epoch of this producer exists: this one must stop
   out_of_order_sequence = 27,  ///< a gap in the producer's sequence: records may be missing
   invalid_producer = 28,       ///< unknown producer id or epoch: initialise the producer again
+  incompatible_schema = 29,    ///< refused by the subject's compatibility mode
+  invalid_schema = 30,         ///< not a binary schema, no root type, or too large
+  unknown_subject = 31,
+  unknown_schema = 32,   ///< no schema with that id or subject version
+  schema_required = 33,  ///< the topic accepts only records with a registered schema id
 };
 
 /// The "ferry.wire" category.

@@ -50,6 +50,8 @@ enum class direction { request, response };
 /// Group names follow the topic name rules: 1-249 of [A-Za-z0-9._-], no
 /// leading '.'.
 [[nodiscard]] bool valid_group_name(std::string_view name) noexcept;
+/// Schema registry subjects follow the same rules (e.g. "orders-value").
+[[nodiscard]] bool valid_subject_name(std::string_view name) noexcept;
 
 /// True for the Body types a client sends.
 /// Idempotency keys (record header kIdempotencyKeyHeader, ledger entries).
@@ -57,6 +59,12 @@ inline constexpr std::size_t kMaxIdempotencyKeyBytes = 1024;
 inline constexpr std::uint32_t kMaxLedgerKeysPerRequest = 65536;
 /// The record header that carries a record's idempotency key.
 inline constexpr std::string_view kIdempotencyKeyHeader = "ferry.idempotency-key";
+
+/// Schema registry: binary schemas and their source text, each at most this.
+inline constexpr std::size_t kMaxSchemaBytes = 1u << 20;
+/// The record header that carries the id of the schema a payload was
+/// written with (decimal ASCII, e.g. "17").
+inline constexpr std::string_view kSchemaIdHeader = "ferry.schema-id";
 
 [[nodiscard]] constexpr bool is_request(wire::Body b) noexcept {
   using B = wire::Body;
@@ -78,6 +86,11 @@ inline constexpr std::string_view kIdempotencyKeyHeader = "ferry.idempotency-key
     case B::DeleteGroupRequest:
     case B::InitProducerRequest:
     case B::LedgerLookupRequest:
+    case B::RegisterSchemaRequest:
+    case B::GetSchemaRequest:
+    case B::ListSubjectsRequest:
+    case B::SetCompatibilityRequest:
+    case B::SetTopicSchemaRequest:
       return true;
     default:
       return false;

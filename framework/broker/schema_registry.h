@@ -1,0 +1,121 @@
+// The schema registry (private to the broker; disk thread only).
+//
+// Subjects hold numbered versions (1, 2, ...) of FlatBuffers binary
+// schemas; every distinct schema (by its bytes) has one global id, the same
+// under every subject it is registered to. Registering checks the new
+// schema against the subject's compatibility mode (the latest version, or
+// every version for the *_TRANSITIVE modes) with ferry::schema::compare and
+// refuses it with every violation listed.
+//
+// Every change is a record (schemas/broker/registry.fbs) in an internal
+// partition_log at <data>/schemas, appended and synced before the change is
+// visible or answered; opening replays the log. A failed sync leaves memory
+// unchanged and the log failed stop (later changes fail; restart to recover).
+#pragma once
+
+#include <cstdint>
+#include <filesystem>
+#include <map>
+#include <memory>
+#include <set>
+#include <string>
+#include <string_view>
+#include <vector>
+
+#include "ferry/core/clock.h"
+#include "ferry/core/result.h"
+#include "ferry/schema/schema.h"
+#include "ferry/schemas/protocol_generated.h"
+#include "ferry/storage/env.h"
+#include "ferry/storage/log.h"
+
+namespace ferry::broker {
+
+struct stored_schema {
+  std::int64_t id = -1;
+  std::string bfbs;
+  std::string source;
+  std::string root_type;
+  std::string subject;  ///< the first subject it was registered under
+  std::int32_t version = -1;
+  std::int64_t registered_ms = 0;
+};
+
+struct subject_version {
+  std::int32_t version = 0;
+  std::int64_t id = -1;
+  std::int64_t registered_ms = 0;
+};
+
+struct subject_state {
+  wire::Compatibility mode = wire::Compatibility::Default;
+  std::vector<subject_version> versions;  ///< ascending
+  std::set<std::int64_t> ids;             ///< ids of `versions`, for produce-time checks
+};
+
+/// A finding with the version it was found against.
+struct registry_finding {
+  schema::finding f;
+  std::int32_t against_version = 0;
+};
+
+struct registration {
+  wire::ErrorCode error = wire::ErrorCode::None;
+  std::string message;
+  std::int64_t id = -1;
+  std::int32_t version = -1;
+  bool created = false;
+  wire::Compatibility mode = wire::Compatibility::Default;  ///< the one applied
+  std::vector<registry_finding> findings;  ///< violations (refused), or all (check)
+};
+
+class schema_registry {
+ public:
+  [[nodiscard]] static result<std::unique_ptr<schema_registry>> open(storage::env& env,
+                                                                     std::filesystem::path dir,
+                                                                     clock& clk);
+
+  /// Register, Check or Lookup `bfbs` under `subject` (wire::SchemaAction).
+  /// `default_mode` applies to subjects without their own.
+  registration register_schema(std::string_view subject, std::string_view bfbs,
+                               std::string_view source, wire::SchemaAction action,
+                               schema::mode default_mode);
+
+  /// Sets a subject's mode (Default: follow the broker's); the subject need
+  /// not have versions yet. Durable before it returns.
+  [[nodiscard]] result<void> set_mode(std::string_view subject, wire::Compatibility mode);
+
+  [[nodiscard]] const stored_schema* by_id(std::int64_t id) const;
+  /// version -1: the latest.
+  [[nodiscard]] const stored_schema* by_subject(std::string_view subject, std::int32_t version,
+                                                std::int32_t* found_version) const;
+  [[nodiscard]] const subject_state* subject(std::string_view name) const;
+  [[nodiscard]] const std::map<std::string, subject_state, std::less<>>& subjects() const {
+    return subjects_;
+  }
+  /// Whether `id` is one of `subject`'s versions (produce-time validation).
+  [[nodiscard]] bool registered_under(std::string_view subject, std::int64_t id) const;
+
+  [[nodiscard]] bool failed() const noexcept { return !log_ || log_->failed(); }
+
+  static schema::mode to_mode(wire::Compatibility c, schema::mode default_mode) noexcept;
+  static wire::Compatibility to_wire(schema::mode m) noexcept;
+
+ private:
+  schema_registry(storage::env& env, std::filesystem::path dir, clock& clk)
+      : env_(env), dir_(std::move(dir)), clock_(clk) {}
+  result<void> replay();
+  // Appends one record and syncs it.
+  result<void> persist(const std::vector<std::byte>& value);
+
+  storage::env& env_;
+  std::filesystem::path dir_;
+  clock& clock_;
+  std::unique_ptr<storage::partition_log> log_;
+  std::map<std::int64_t, stored_schema> schemas_;
+  std::map<std::string_view, std::int64_t> by_bytes_;  // bfbs (in schemas_) -> id
+  std::map<std::string, subject_state, std::less<>> subjects_;
+  std::int64_t next_id_ = 1;
+};
+
+}  // namespace ferry::broker
