@@ -134,6 +134,8 @@ struct task {
 
 class worker::impl {
  public:
+  [[nodiscard]] const worker_options& options() const noexcept { return o_; }
+
   explicit impl(worker_options o) : o_(std::move(o)) {
     if (o_.worker_name.empty()) o_.worker_name = default_worker_name();
     clock_ = o_.clock ? o_.clock : &system_clock::instance();
@@ -1292,6 +1294,13 @@ worker::worker(worker_options options) : impl_(std::make_unique<impl>(std::move(
 worker::~worker() = default;
 result<void> worker::subscribe(subscription s) {
   return impl_->subscribe(std::move(s));
+}
+std::shared_ptr<schema_gate> worker::schemas() {
+  std::lock_guard lock(schemas_mu_);
+  if (!schemas_)
+    schemas_ = std::make_shared<schema_gate>(std::make_shared<client::schema_cache>(
+        static_cast<const client::client_options&>(impl_->options().consumer)));
+  return schemas_;
 }
 result<void> worker::run() {
   return impl_->run();

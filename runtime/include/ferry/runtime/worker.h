@@ -48,6 +48,7 @@
 #include <cstdint>
 #include <functional>
 #include <memory>
+#include <mutex>
 #include <optional>
 #include <span>
 #include <string>
@@ -61,6 +62,7 @@
 #include "ferry/runtime/errors.h"
 #include "ferry/runtime/failure_record.h"
 #include "ferry/runtime/retry.h"
+#include "ferry/runtime/typed.h"
 
 namespace ferry::runtime {
 
@@ -160,6 +162,21 @@ class worker {
   /// last_error() for a bad one, or a topic another subscription has.
   [[nodiscard]] result<void> subscribe(subscription s);
 
+  /// Subscribes a typed handler `fn(const T&, const message&) -> result<void>`
+  /// for a FlatBuffers contract T (ferry/runtime/typed.h): each payload is
+  /// checked against the registry, verified and value-checked first; one
+  /// that fails is dead-lettered at once (invalid_payload).
+  template <typename T, typename Fn>
+  [[nodiscard]] result<void> on(subscription_config config, Fn fn, typed_options o = {}) {
+    subscription s;
+    static_cast<subscription_config&>(s) = std::move(config);
+    s.handler = typed_handler<T>(schemas(), std::move(fn), o);
+    return subscribe(std::move(s));
+  }
+  /// The worker's registry client (schema lookups on the consumer's broker),
+  /// created on first use and shared by its typed handlers.
+  [[nodiscard]] std::shared_ptr<schema_gate> schemas();
+
   /// Runs until stop(): finishes the records in hand, commits, leaves the
   /// group. Returns an error that the worker cannot get past (e.g. the
   /// broker refuses the group); retriable errors are logged and ridden out.
@@ -181,6 +198,8 @@ class worker {
 
  private:
   std::unique_ptr<impl> impl_;
+  std::mutex schemas_mu_;
+  std::shared_ptr<schema_gate> schemas_;
 };
 
 }  // namespace ferry::runtime

@@ -162,6 +162,14 @@ std::string format(const finding& f);
 result<void> verify(std::string_view bfbs, std::span<const std::byte> payload,
                     std::string* why = nullptr);
 
+/// Verifies, then makes the semantic checks the verifier does not: every
+/// enum field (in the root table, nested tables, vectors and unions) holds a
+/// value its enum declares (for bit_flags enums, a combination of declared
+/// bits). An unknown value usually means a writer with a newer schema.
+/// errc::invalid_payload with the field's path and value in `why`.
+result<void> check_values(std::string_view bfbs, std::span<const std::byte> payload,
+                          std::string* why = nullptr);
+
 /// Verifies, then renders the payload as one line of JSON (field names as in
 /// the schema, defaults omitted as flatc does).
 result<std::string> to_json(std::string_view bfbs, std::span<const std::byte> payload,
