@@ -298,6 +298,7 @@ struct broker::impl {
     topic t;
     t.name = std::string(name);
     if (auto err = settings_from(c, t.settings)) return {ErrorCode::InvalidConfig, *err};
+    if (auto refused = validation_refused(t)) return *refused;
     auto& env = storage::posix_env();
     auto dir = topics_dir / t.name;
     auto r = [&]() -> result<void> {
@@ -923,6 +924,19 @@ struct broker::impl {
     return frames;
   }
 
+  // Validation needs a subject with at least one version (a subject with
+  // only a mode, from SetCompatibility, has no id to accept).
+  std::optional<std::pair<ErrorCode, std::string>> validation_refused(const topic& t) const {
+    if (!t.settings.schema_validation) return std::nullopt;
+    const auto s = subject_of(t);
+    const auto* subj = registry->subject(s);
+    if (subj != nullptr && !subj->versions.empty()) return std::nullopt;
+    return std::pair{ErrorCode::UnknownSubject,
+                     fmt::format("subject {} has no schemas yet; register one first (ferry schema "
+                                 "register {} FILE.fbs), then turn validation on",
+                                 s, s)};
+  }
+
   std::pair<ErrorCode, std::string> set_topic_schema(std::string_view name,
                                                      std::string_view subject, bool validation) {
     auto it = topics.find(name);
@@ -931,15 +945,9 @@ struct broker::impl {
     const auto before = t.settings;
     t.settings.schema_subject = std::string(subject);
     t.settings.schema_validation = validation;
-    // A subject with only a mode (SetCompatibility) has no id to accept.
-    const auto* subj = registry->subject(subject_of(t));
-    if (validation && (subj == nullptr || subj->versions.empty())) {
-      auto s = subject_of(t);
+    if (auto refused = validation_refused(t)) {
       t.settings = before;
-      return {ErrorCode::UnknownSubject,
-              fmt::format("subject {} has no schemas yet; register one first (ferry schema "
-                          "register {} FILE.fbs), then turn validation on",
-                          s, s)};
+      return *refused;
     }
     auto r = storage::write_file_atomic(storage::posix_env(), topics_dir / t.name / "topic.json",
                                         to_json(t));

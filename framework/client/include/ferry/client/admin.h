@@ -50,7 +50,7 @@ struct topic_config {
   std::int64_t segment_bytes = 0;      ///< 0: broker default
   /// Schema subject bound to the topic ("": <topic>-value) and whether the
   /// broker refuses records without a schema id of that subject.
-  std::string schema_subject;
+  std::string schema_subject{};
   bool schema_validation = false;
 };
 
