@@ -20,6 +20,7 @@
 #include "ferry/core/errc.h"
 #include "ferry/core/logging.h"
 #include "ferry/protocol/codec.h"
+#include "ferry/protocol/compatibility.h"
 #include "ferry/protocol/errc.h"
 #include "ferry/protocol/socket.h"
 #include "ferry/storage/batch.h"
@@ -889,7 +890,7 @@ struct broker::impl {
                                                   fbb.CreateVector(versions)));
         }
         auto body = CreateListSubjectsResponse(fbb, fbb.CreateVector(subjects),
-                                               schema_registry::to_wire(cfg.schema_compatibility));
+                                               protocol::to_wire(cfg.schema_compatibility));
         frames.push_back(envelope_message(fbb, id, Body::ListSubjectsResponse, body.Union()));
         break;
       }

@@ -7,6 +7,7 @@
 
 #include "ferry/core/errc.h"
 #include "ferry/core/logging.h"
+#include "ferry/protocol/compatibility.h"
 #include "ferry/schemas/registry_generated.h"
 #include "ferry/storage/batch.h"
 #include "ferry/storage/errc.h"
@@ -57,48 +58,6 @@ std::string_view as_view(const flatbuffers::Vector<std::uint8_t>* v) {
 }
 
 }  // namespace
-
-schema::mode schema_registry::to_mode(Compatibility c, schema::mode default_mode) noexcept {
-  switch (c) {
-    case Compatibility::Default:
-      return default_mode;
-    case Compatibility::NoCheck:
-      return schema::mode::none;
-    case Compatibility::Backward:
-      return schema::mode::backward;
-    case Compatibility::BackwardTransitive:
-      return schema::mode::backward_transitive;
-    case Compatibility::Forward:
-      return schema::mode::forward;
-    case Compatibility::ForwardTransitive:
-      return schema::mode::forward_transitive;
-    case Compatibility::Full:
-      return schema::mode::full;
-    case Compatibility::FullTransitive:
-      return schema::mode::full_transitive;
-  }
-  return default_mode;
-}
-
-Compatibility schema_registry::to_wire(schema::mode m) noexcept {
-  switch (m) {
-    case schema::mode::none:
-      return Compatibility::NoCheck;
-    case schema::mode::backward:
-      return Compatibility::Backward;
-    case schema::mode::backward_transitive:
-      return Compatibility::BackwardTransitive;
-    case schema::mode::forward:
-      return Compatibility::Forward;
-    case schema::mode::forward_transitive:
-      return Compatibility::ForwardTransitive;
-    case schema::mode::full:
-      return Compatibility::Full;
-    case schema::mode::full_transitive:
-      return Compatibility::FullTransitive;
-  }
-  return Compatibility::Backward;
-}
 
 result<std::unique_ptr<schema_registry>> schema_registry::open(storage::env& env, fs::path dir,
                                                                clock& clk) {
@@ -218,8 +177,9 @@ registration schema_registry::register_schema(std::string_view subject_name, std
     return out;
   }
   const auto* subj = subject(subject_name);
-  const auto mode = to_mode(subj ? subj->mode : Compatibility::Default, default_mode);
-  out.mode = to_wire(mode);
+  const auto mode =
+      protocol::to_mode(subj ? subj->mode : Compatibility::Default).value_or(default_mode);
+  out.mode = protocol::to_wire(mode);
 
   // The same bytes already a version of this subject: that version.
   auto known = by_bytes_.find(bfbs);

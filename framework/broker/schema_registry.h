@@ -98,9 +98,6 @@ class schema_registry {
 
   [[nodiscard]] bool failed() const noexcept { return !log_ || log_->failed(); }
 
-  static schema::mode to_mode(wire::Compatibility c, schema::mode default_mode) noexcept;
-  static wire::Compatibility to_wire(schema::mode m) noexcept;
-
  private:
   schema_registry(storage::env& env, std::filesystem::path dir, clock& clk)
       : env_(env), dir_(std::move(dir)), clock_(clk) {}

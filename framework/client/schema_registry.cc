@@ -9,6 +9,7 @@
 #include "ferry/client/schema_cache.h"
 #include "ferry/core/errc.h"
 #include "ferry/protocol/codec.h"
+#include "ferry/protocol/compatibility.h"
 #include "rpc.h"
 
 namespace ferry::client {
@@ -17,49 +18,6 @@ namespace {
 
 std::string str(const flatbuffers::String* s) {
   return s ? s->str() : std::string();
-}
-
-std::optional<schema::mode> from_wire(wire::Compatibility c) {
-  switch (c) {
-    case wire::Compatibility::Default:
-      return std::nullopt;
-    case wire::Compatibility::NoCheck:
-      return schema::mode::none;
-    case wire::Compatibility::Backward:
-      return schema::mode::backward;
-    case wire::Compatibility::BackwardTransitive:
-      return schema::mode::backward_transitive;
-    case wire::Compatibility::Forward:
-      return schema::mode::forward;
-    case wire::Compatibility::ForwardTransitive:
-      return schema::mode::forward_transitive;
-    case wire::Compatibility::Full:
-      return schema::mode::full;
-    case wire::Compatibility::FullTransitive:
-      return schema::mode::full_transitive;
-  }
-  return std::nullopt;
-}
-
-wire::Compatibility to_wire(std::optional<schema::mode> m) {
-  if (!m) return wire::Compatibility::Default;
-  switch (*m) {
-    case schema::mode::none:
-      return wire::Compatibility::NoCheck;
-    case schema::mode::backward:
-      return wire::Compatibility::Backward;
-    case schema::mode::backward_transitive:
-      return wire::Compatibility::BackwardTransitive;
-    case schema::mode::forward:
-      return wire::Compatibility::Forward;
-    case schema::mode::forward_transitive:
-      return wire::Compatibility::ForwardTransitive;
-    case schema::mode::full:
-      return wire::Compatibility::Full;
-    case schema::mode::full_transitive:
-      return wire::Compatibility::FullTransitive;
-  }
-  return wire::Compatibility::Default;
 }
 
 result<void> check_subject(std::string_view subject, std::string& message) {
@@ -121,7 +79,7 @@ result<schema_registration> admin::register_schema(std::string_view subject, std
         out.id = resp->id();
         out.version = resp->version();
         out.created = resp->created();
-        out.mode = from_wire(resp->mode()).value_or(schema::mode::backward);
+        out.mode = protocol::to_mode(resp->mode()).value_or(schema::mode::backward);
         if (resp->violations())
           for (const auto* f : *resp->violations())
             out.findings.push_back({str(f->rule()), str(f->type()), str(f->field()),
@@ -175,12 +133,12 @@ result<subject_listing> admin::list_subjects() {
         FERRY_TRY(detail::expect_body(r, wire::Body::ListSubjectsResponse, &last_error_message_));
         const auto* resp = r.envelope().body_as_ListSubjectsResponse();
         subject_listing out;
-        out.default_mode = from_wire(resp->default_mode()).value_or(schema::mode::backward);
+        out.default_mode = protocol::to_mode(resp->default_mode()).value_or(schema::mode::backward);
         if (resp->subjects())
           for (const auto* s : *resp->subjects()) {
             subject_info info;
             info.subject = str(s->subject());
-            info.mode = from_wire(s->mode());
+            info.mode = protocol::to_mode(s->mode());
             if (s->versions())
               for (const auto* v : *s->versions())
                 info.versions.push_back(
@@ -199,8 +157,9 @@ result<void> admin::set_compatibility(std::string_view subject, std::optional<sc
       *conn_, deadline, detail::retry_timeouts::yes,
       [&](flatbuffers::FlatBufferBuilder& fbb) {
         auto sub = fbb.CreateString(subject.data(), subject.size());
-        return std::pair{wire::Body::SetCompatibilityRequest,
-                         wire::CreateSetCompatibilityRequest(fbb, sub, to_wire(mode)).Union()};
+        return std::pair{
+            wire::Body::SetCompatibilityRequest,
+            wire::CreateSetCompatibilityRequest(fbb, sub, protocol::to_wire(mode)).Union()};
       },
       [&](const reply& r) -> result<void> {
         FERRY_TRY(
