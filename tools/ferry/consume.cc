@@ -80,7 +80,17 @@ void print_record(const globals& g, const client::consumer_record& r, decoder* d
     for (const auto& hd : r.headers)
       h[hd.key] = hd.value ? nlohmann::json(*hd.value) : nlohmann::json(nullptr);
     nlohmann::json value = r.value ? nlohmann::json(*r.value) : nlohmann::json(nullptr);
-    if (decoded) value = nlohmann::json::parse(*decoded, nullptr, false);
+    if (decoded) {
+      // FlatBuffers writes NaN and infinities as nan/inf, which JSON lacks:
+      // such a value stays undecoded rather than break the line's JSON.
+      auto parsed = nlohmann::json::parse(*decoded, nullptr, false);
+      if (parsed.is_discarded()) {
+        why = "the decoded payload is not valid JSON (a NaN or infinite float?): " + *decoded;
+        decoded.reset();
+      } else {
+        value = std::move(parsed);
+      }
+    }
     nlohmann::json out = {{"topic", r.topic},
                           {"partition", r.partition.value()},
                           {"offset", r.offset.value()},
