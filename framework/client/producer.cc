@@ -183,6 +183,7 @@ bool refused_before_append(std::error_code ec) {
     case errc::producer_fenced:
     case errc::out_of_order_sequence:
     case errc::invalid_producer:
+    case errc::schema_required:  // checked before the append; nothing of the batch stored
       return true;
     default:
       return false;

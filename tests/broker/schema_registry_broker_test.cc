@@ -393,6 +393,11 @@ TEST_F(SchemaRegistryBroker, ProducedRecordsMustCarryAnIdOfTheTopicsSubject) {
   refused({record("good-1", "1"), record("bad", std::nullopt), record("good-2", "1")},
           "a batch with one bad record");
 
+  // A SchemaRequired refusal is definite (nothing of the batch was stored):
+  // the idempotent producer rewinds its sequence instead of starting over
+  // under a new identity.
+  EXPECT_EQ(p.stats().identity_renewals, 0u);
+
   auto good = send_batch(p, {record("good-3", "1"), record("good-4", "1")});
   ASSERT_TRUE(good[0]) << good[0].error().message();
   ASSERT_TRUE(good[1]) << good[1].error().message();
