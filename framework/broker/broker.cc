@@ -467,21 +467,38 @@ struct broker::impl {
     storage::for_each_record(batch, [&](const storage::record_view& rv) {
       const std::int32_t i = index++;
       if (!rv.value) return true;  // a tombstone has no payload to describe
+      // Exactly one header with a decimal id: clients read the first, so a
+      // second one could name another schema than the one checked here.
       std::optional<std::string_view> id_text;
-      for (const auto& h : rv.headers())
-        if (h.key == protocol::kSchemaIdHeader && h.value)
+      int count = 0;
+      for (const auto& h : rv.headers()) {
+        if (h.key != protocol::kSchemaIdHeader) continue;
+        ++count;
+        if (h.value)
           id_text =
               std::string_view(reinterpret_cast<const char*>(h.value->data()), h.value->size());
+      }
       std::int64_t id = -1;
       if (id_text) {
         auto [end, ec] = std::from_chars(id_text->data(), id_text->data() + id_text->size(), id);
         if (ec != std::errc() || end != id_text->data() + id_text->size()) id = -1;
       }
-      if (id < 0) {
+      if (count != 1 || id < 0) {
+        std::string what;
+        if (count == 0)
+          what = fmt::format("has no {} header", protocol::kSchemaIdHeader);
+        else if (count > 1)
+          what =
+              fmt::format("has {} {} headers (one is allowed)", count, protocol::kSchemaIdHeader);
+        else if (id_text)
+          what = fmt::format("has a {} header '{}' that is not a schema id",
+                             protocol::kSchemaIdHeader, id_text->substr(0, 32));
+        else
+          what = fmt::format("has a {} header without a value", protocol::kSchemaIdHeader);
         refusal = std::pair{ErrorCode::SchemaRequired,
-                            fmt::format("record {} of the batch has no {} header; topic {} accepts "
-                                        "only records whose schema is registered under {}",
-                                        i, protocol::kSchemaIdHeader, t.name, subject)};
+                            fmt::format("record {} of the batch {}; topic {} accepts only records "
+                                        "whose schema is registered under {}",
+                                        i, what, t.name, subject)};
         return false;
       }
       if (!registry->registered_under(subject, id)) {
@@ -526,13 +543,6 @@ struct broker::impl {
       std::span<std::byte> batch(static_cast<std::byte*>(frame.data()), frame.size());
       auto& tp = topics.find(e->topic()->string_view())->second;
       auto& pp = tp.producers[static_cast<std::size_t>(e->partition())];
-      if (tp.settings.schema_validation && !log->failed()) {
-        if (auto refused = check_schema_ids(tp, batch)) {
-          out.error = refused->first;
-          out.message = std::move(refused->second);
-          continue;
-        }
-      }
       std::optional<storage::batch_header> idem;
       if (batch.size() >= storage::kBatchHeaderSize && !log->failed()) {
         auto h = storage::batch_header::decode(batch.data());
@@ -542,6 +552,15 @@ struct broker::impl {
             continue;
           }
           idem = h;
+        }
+      }
+      // After the idempotence verdict: a retry of a batch stored before
+      // validation was turned on is answered as the duplicate it is.
+      if (tp.settings.schema_validation && !log->failed()) {
+        if (auto refused = check_schema_ids(tp, batch)) {
+          out.error = refused->first;
+          out.message = std::move(refused->second);
+          continue;
         }
       }
       auto r = log->append(batch);
@@ -905,7 +924,9 @@ struct broker::impl {
         } else {
           body = CreateSetCompatibilityResponse(
               fbb, to_wire(done.error()),
-              fbb.CreateString("storing the mode failed: " + done.error().message()));
+              fbb.CreateString("storing the mode failed: " + done.error().message() +
+                               "; the registry log stops after a write or sync error: fix the "
+                               "disk and restart the broker"));
         }
         frames.push_back(envelope_message(fbb, id, Body::SetCompatibilityResponse, body.Union()));
         break;
@@ -1472,6 +1493,7 @@ struct broker::impl {
             break;
           case Body::CreateTopicRequest:
           case Body::DeleteTopicRequest:
+          case Body::SetTopicSchemaRequest:  // batches before it are answered under the old rule
             if (!pending.empty()) {
               commit_produces(pending, touched);
               committed = true;

@@ -5,6 +5,7 @@
 #include <algorithm>
 #include <cstring>
 
+#include "ferry/broker/wire_errors.h"
 #include "ferry/core/errc.h"
 #include "ferry/core/logging.h"
 #include "ferry/protocol/compatibility.h"
@@ -100,9 +101,9 @@ result<void> schema_registry::replay() {
           return false;
         }
         const auto* rec = registry::GetRecord(buf.data());
-        auto& subj = subjects_[rec->subject()->str()];
         switch (rec->kind()) {
           case registry::Kind::SchemaVersion: {
+            auto& subj = subjects_[rec->subject()->str()];
             auto bytes = as_view(rec->schema());
             if (!bytes.empty() && !schemas_.count(rec->id())) {
               stored_schema s;
@@ -126,9 +127,19 @@ result<void> schema_registry::replay() {
             next_id_ = std::max(next_id_, rec->id() + 1);
             break;
           }
-          case registry::Kind::SubjectMode:
-            subj.mode = static_cast<Compatibility>(rec->mode());
+          case registry::Kind::SubjectMode: {
+            auto mode = static_cast<Compatibility>(rec->mode());
+            if (rec->mode() < static_cast<std::int8_t>(Compatibility::MIN) ||
+                rec->mode() > static_cast<std::int8_t>(Compatibility::MAX)) {
+              logger()->warn(
+                  "schema registry: subject {} has mode {}, which this broker does not know; it "
+                  "follows the broker's default",
+                  rec->subject()->string_view(), rec->mode());
+              mode = Compatibility::Default;
+            }
+            subjects_[rec->subject()->str()].mode = mode;
             break;
+          }
           default:
             // A kind a newer broker wrote: skipped, like the offsets log does.
             logger()->warn("schema registry: skipping a record of unknown kind {}",
@@ -189,6 +200,15 @@ registration schema_registry::register_schema(std::string_view subject_name, std
         out.id = v.id;
         out.version = v.version;
       }
+    return out;
+  }
+  if (action == wire::SchemaAction::Check && (subj == nullptr || subj->versions.empty())) {
+    // A dry run against nothing must not pass a CI gate with a misspelt subject.
+    out.error = ErrorCode::UnknownSubject;
+    out.message = fmt::format(
+        "subject {} has no versions, so there is nothing to check against; register the first "
+        "one with: ferry schema register {} FILE.fbs",
+        subject_name, subject_name);
     return out;
   }
   if (action == wire::SchemaAction::Lookup) {
@@ -253,7 +273,7 @@ registration schema_registry::register_schema(std::string_view subject_name, std
   if (auto r = persist(rec); !r) {
     logger()->error("schema registry: storing version {} of {} failed: {}", version, subject_name,
                     r.error().message());
-    out.error = r.error() == storage::errc::no_space ? ErrorCode::DiskFull : ErrorCode::Internal;
+    out.error = to_wire(r.error());
     out.message = "storing the schema failed: " + r.error().message();
     return out;
   }

@@ -205,17 +205,29 @@ result<void> admin::set_topic_schema(std::string_view topic, std::string_view su
 schema_cache::schema_cache(client_options options) : admin_(std::move(options)) {}
 schema_cache::~schema_cache() = default;
 
+// The cache lock is not held across a round trip (one may take up to the
+// API timeout while the broker is away): lookups of cached ids on other
+// threads go on meanwhile. Round trips themselves take turns (rpc_mu_):
+// admin is not thread-safe.
 result<std::int64_t> schema_cache::id_for(std::string_view subject, std::string_view bfbs,
                                           std::string_view source, bool auto_register) {
-  std::lock_guard lock(mu_);
   std::string key;
   key.reserve(subject.size() + 1 + bfbs.size());
   key.append(subject).push_back('\0');
   key.append(bfbs);
-  if (auto it = ids_.find(key); it != ids_.end()) return it->second;
+  {
+    std::lock_guard lock(mu_);
+    if (auto it = ids_.find(key); it != ids_.end()) return it->second;
+  }
+  std::lock_guard rpc(rpc_mu_);
+  {
+    std::lock_guard lock(mu_);  // another thread may have asked meanwhile
+    if (auto it = ids_.find(key); it != ids_.end()) return it->second;
+  }
   auto r = admin_.register_schema(
       subject, bfbs, source,
       auto_register ? schema_action::register_schema : schema_action::lookup);
+  std::lock_guard lock(mu_);
   if (!r) {
     last_error_ = admin_.last_error_message();
     return r.error();
@@ -225,9 +237,25 @@ result<std::int64_t> schema_cache::id_for(std::string_view subject, std::string_
 }
 
 result<std::shared_ptr<const registered_schema>> schema_cache::by_id(std::int64_t id) {
-  std::lock_guard lock(mu_);
-  if (auto it = schemas_.find(id); it != schemas_.end()) return it->second;
+  {
+    std::lock_guard lock(mu_);
+    if (auto it = schemas_.find(id); it != schemas_.end()) return it->second;
+  }
+  std::lock_guard rpc(rpc_mu_);
+  {
+    std::lock_guard lock(mu_);
+    if (auto it = schemas_.find(id); it != schemas_.end()) return it->second;
+  }
   auto r = admin_.get_schema(id);
+  std::string why;
+  if (r && (r.value().id != id || !schema::validate_binary(r.value().bfbs, &why))) {
+    std::lock_guard lock(mu_);
+    last_error_ = fmt::format("the broker answered for schema id {} with {}", id,
+                              r.value().id != id ? fmt::format("id {}", r.value().id)
+                                                 : "an invalid binary schema: " + why);
+    return ferry::errc::corrupt_data;
+  }
+  std::lock_guard lock(mu_);
   if (!r) {
     last_error_ = admin_.last_error_message();
     return r.error();
@@ -243,13 +271,9 @@ std::string schema_cache::last_error_message() const {
 }
 
 void set_schema_id(producer_record& r, std::int64_t schema_id) {
-  const auto text = std::to_string(schema_id);
-  for (auto& h : r.headers)
-    if (h.key == protocol::kSchemaIdHeader) {
-      h.value = text;
-      return;
-    }
-  r.headers.push_back({std::string(protocol::kSchemaIdHeader), text});
+  // One header only: a broker with validation refuses a record with two.
+  std::erase_if(r.headers, [](const header& h) { return h.key == protocol::kSchemaIdHeader; });
+  r.headers.push_back({std::string(protocol::kSchemaIdHeader), std::to_string(schema_id)});
 }
 
 std::optional<std::int64_t> schema_id_of(const consumer_record& r) {

@@ -299,8 +299,10 @@ struct checker {
       }
       case Body::GetSchemaRequest: {
         auto* r = env.body_as_GetSchemaRequest();
-        if (r->id() < 0 && r->subject() == nullptr)
-          return fail(errc::missing_field, "get schema: give an id or a subject");
+        if ((r->id() < 0) == (r->subject() == nullptr))
+          return fail(errc::missing_field, "get schema: give an id or a subject (one of them)");
+        if (r->version() == 0 || r->version() < -1)
+          return fail(errc::invalid_value, "get schema: version must be -1 (latest) or >= 1");
         return subject(r->subject(), "get schema", false);
       }
       case Body::ListSubjectsRequest:

@@ -56,4 +56,20 @@ class checked_schema {
   aligned_bytes bytes_;
 };
 
+/// The table a union field's `tag` selects; nullptr for NONE, an unknown
+/// tag, or a member that is not a table (a struct or a string).
+inline const reflection::Object* union_member(const reflection::Schema& s,
+                                              const reflection::Field& field, std::uint8_t tag) {
+  if (tag == 0) return nullptr;
+  const auto* e = s.enums()->Get(static_cast<flatbuffers::uoffset_t>(field.type()->index()));
+  for (const auto* v : *e->values()) {
+    if (v->value() != tag || v->union_type() == nullptr) continue;
+    if (v->union_type()->base_type() != reflection::Obj) return nullptr;
+    const auto* member =
+        s.objects()->Get(static_cast<flatbuffers::uoffset_t>(v->union_type()->index()));
+    return member->is_struct() ? nullptr : member;
+  }
+  return nullptr;
+}
+
 }  // namespace ferry::schema::details

@@ -163,6 +163,18 @@ result<compiled_schema> compile(std::string_view source, std::string_view file_n
     // keep doc comments and the builtin attributes (id, required, ...).
     opts.binary_schema_comments = true;
     opts.binary_schema_builtins = true;
+    // What `flatc --cpp` accepts (struct and string union members are C++-only
+    // "advanced" union features the parser refuses without a language).
+    opts.lang_to_generate = flatbuffers::IDLOptions::kCpp;
+    // Like flatc, which records each type's declaration file relative to
+    // the first schema's directory ("//order_placed.fbs"): the same .fbs
+    // compiled here, by flatc or into a generated contract gives the same
+    // bytes, so the registry gives it one id.
+    {
+      std::error_code ec;
+      const auto abs = std::filesystem::absolute(std::filesystem::path(file_name), ec);
+      if (!ec) opts.project_root = abs.lexically_normal().parent_path().string();
+    }
     flatbuffers::Parser parser(opts);
 
     // Like flatc: the given include directories, then the file's own.
@@ -257,19 +269,6 @@ using table_vector = flatbuffers::Vector<flatbuffers::Offset<flatbuffers::Table>
 
 // The member table a union value holds, or nullptr (NONE, a struct or string
 // member, an unknown tag). Its type tag is the hidden field one id before.
-const reflection::Object* union_member(const reflection::Schema& s, const reflection::Field& field,
-                                       std::uint8_t tag) {
-  if (tag == 0) return nullptr;
-  const auto* e = s.enums()->Get(static_cast<flatbuffers::uoffset_t>(field.type()->index()));
-  for (const auto* v : *e->values()) {
-    if (v->value() != tag || v->union_type() == nullptr) continue;
-    if (v->union_type()->base_type() != reflection::Obj) return nullptr;
-    const auto* member =
-        s.objects()->Get(static_cast<flatbuffers::uoffset_t>(v->union_type()->index()));
-    return member->is_struct() ? nullptr : member;
-  }
-  return nullptr;
-}
 
 const reflection::Field* union_tag_field(const reflection::Object& obj,
                                          const reflection::Field& field) {
@@ -305,7 +304,7 @@ bool required_present(const reflection::Schema& s, const reflection::Object& obj
       const auto* tag_field = union_tag_field(obj, *f);
       if (tag_field == nullptr) continue;
       const auto tag = t.GetField<std::uint8_t>(tag_field->offset(), 0);
-      const auto* member = union_member(s, *f, tag);
+      const auto* member = details::union_member(s, *f, tag);
       const auto* sub = t.GetPointer<const flatbuffers::Table*>(f->offset());
       if (member != nullptr && sub != nullptr && !required_present(s, *member, *sub, missing)) {
         return false;
@@ -327,7 +326,7 @@ bool required_present(const reflection::Schema& s, const reflection::Object& obj
       if (tags == nullptr || items == nullptr) continue;
       const auto n = std::min(tags->size(), items->size());
       for (flatbuffers::uoffset_t i = 0; i < n; ++i) {
-        const auto* member = union_member(s, *f, tags->Get(i));
+        const auto* member = details::union_member(s, *f, tags->Get(i));
         if (member != nullptr && !required_present(s, *member, *items->Get(i), missing)) {
           return false;
         }

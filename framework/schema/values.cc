@@ -63,8 +63,12 @@ class walker {
       } else if (bt == reflection::Union) {
         const auto* child = flatbuffers::GetFieldT(t, *f);
         if (child == nullptr) continue;
-        const auto& u = flatbuffers::GetUnionType(s_, obj, *f, t);
-        if (!table(u, *child, depth + 1, name)) return false;
+        // The tag is the field before this one (id - 1), as flatc lays unions out.
+        const auto* tag_field = obj.fields()->LookupByKey((f->name()->str() + "_type").c_str());
+        if (tag_field == nullptr) continue;
+        const auto tag = static_cast<std::uint8_t>(flatbuffers::GetAnyFieldI(t, *tag_field));
+        const auto* member = details::union_member(s_, *f, tag);
+        if (member != nullptr && !table(*member, *child, depth + 1, name)) return false;
       } else if (bt == reflection::Vector) {
         const auto et = type->element();
         const auto* vec = flatbuffers::GetFieldAnyV(t, *f);

@@ -445,6 +445,19 @@ TEST_F(SchemaRegistryBroker, RefusalNamesTheRecordAndRefusesTheWholeBatch) {
   EXPECT_EQ(other.error, wire::ErrorCode::SchemaRequired);
   EXPECT_NE(other.message.find("record 1 "), std::string::npos) << other.message;
   EXPECT_NE(other.message.find("schema id 5"), std::string::npos) << other.message;
+  // Two schema-id headers on one record: refused (clients read the first,
+  // the broker would have checked another).
+  {
+    storage::batch_builder b;
+    const std::string one = "1";
+    std::vector<storage::batch_builder::header_input> h(
+        2, {"ferry.schema-id", std::span<const std::byte>(
+                                   reinterpret_cast<const std::byte*>(one.data()), one.size())});
+    b.add(system_clock::instance().wall_now(), "k", "v", h);
+    auto two = c.produce_one("orders", 0, b.finish());
+    EXPECT_EQ(two.error, wire::ErrorCode::SchemaRequired);
+    EXPECT_NE(two.message.find("2 ferry.schema-id headers"), std::string::npos) << two.message;
+  }
   auto ok = c.produce_one("orders", 0, batch({"1", "1"}));
   EXPECT_EQ(ok.error, wire::ErrorCode::None) << ok.message;
   EXPECT_EQ(ok.base, 0) << "nothing of the refused batches was stored";

@@ -304,9 +304,11 @@ TEST_F(SchemaRegistryTest, CheckStoresNothingAndReportsWarnings) {
   EXPECT_EQ(bad.error, ErrorCode::IncompatibleSchema) << describe(bad);
   EXPECT_FALSE(bad.findings.empty());
 
-  // A check on a new subject passes and creates nothing.
+  // A check against a subject without versions is an error, not a pass (a
+  // misspelt subject must not let a CI gate through), and creates nothing.
   auto fresh = reg("fresh-value", v1(), SchemaAction::Check);
-  EXPECT_EQ(fresh.error, ErrorCode::None) << describe(fresh);
+  EXPECT_EQ(fresh.error, ErrorCode::UnknownSubject) << describe(fresh);
+  EXPECT_NE(fresh.message.find("nothing to check against"), std::string::npos) << describe(fresh);
 
   EXPECT_EQ(reg_->subject("orders-value")->versions.size(), 1u);
   EXPECT_EQ(reg_->subject("fresh-value"), nullptr);

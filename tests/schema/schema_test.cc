@@ -190,12 +190,15 @@ TEST(Compile, MissingFileIsAnErrorNamingIt) {
 }
 
 // compile() is meant to equal what the build runs (tools/cmake/FerryHelpers.cmake):
-// flatc --binary --schema --bfbs-comments --bfbs-builtins.
+// flatc --binary --schema --bfbs-comments --bfbs-builtins with an absolute
+// path (flatc then records declaration files relative to the schema's
+// directory; compile() always does, however the path was typed).
 TEST(Compile, MatchesFlatcBinarySchemaByteForByte) {
   temp_dir dir("flatc");
   dir.write("order.fbs", std::string("/// An order.\n") + kOrderV1);
   const std::string cmd = "cd '" + dir.path.string() + "' && " + FERRY_FLATC +
-                          " --binary --schema --bfbs-comments --bfbs-builtins order.fbs 2>&1";
+                          " --binary --schema --bfbs-comments --bfbs-builtins '" +
+                          (dir.path / "order.fbs").string() + "' 2>&1";
   ASSERT_EQ(std::system(cmd.c_str()), 0) << cmd;
   const auto flatc_bfbs = read_file(dir.path / "order.bfbs");
   ASSERT_FALSE(flatc_bfbs.empty());

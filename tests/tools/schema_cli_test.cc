@@ -185,6 +185,11 @@ TEST_F(SchemaCliTest, RegisterCheckListShowAndMode) {
   ASSERT_FALSE(row.empty()) << r.out;
   EXPECT_EQ(row.back(), "field_type_changed") << r.out;
 
+  // A misspelt subject is an error (exit 1) with what to do next, not a pass.
+  r = ferry("schema check order-value " + kV2.string());
+  EXPECT_EQ(r.code, 1) << r.out << r.err;
+  EXPECT_NE(r.err.find("nothing to check against"), std::string::npos) << r.err;
+
   // register refuses the incompatible file and registers nothing.
   r = ferry("schema register orders-value " + incompatible().string());
   EXPECT_EQ(r.code, 1) << r.out << r.err;

@@ -5,11 +5,13 @@
 # <STEM>_generated.h and <STEM>_bfbs_generated.h (--bfbs-gen-embed). A
 # schema without root_type gets a header that says so and defines nothing.
 file(READ "${FBS}" source)
-string(REGEX MATCH "root_type[ \t]+([A-Za-z0-9_.]+)[ \t]*;" _ "${source}")
+# Declarations, not comments: `// namespace old.x;` must not count.
+string(REGEX REPLACE "//[^\n]*" "" code "${source}")
+string(REGEX MATCH "root_type[ \t]+([A-Za-z0-9_.]+)[ \t]*;" _ "${code}")
 set(root "${CMAKE_MATCH_1}")
-string(REGEX MATCH "namespace[ \t]+([A-Za-z0-9_.]+)[ \t]*;" _ "${source}")
+string(REGEX MATCH "namespace[ \t]+([A-Za-z0-9_.]+)[ \t]*;" _ "${code}")
 set(ns "${CMAKE_MATCH_1}")
-string(REGEX MATCH "file_identifier[ \t]+\"([^\"]*)\"" _ "${source}")
+string(REGEX MATCH "file_identifier[ \t]+\"([^\"]*)\"" _ "${code}")
 set(ident "${CMAKE_MATCH_1}")
 set(out "${OUT}/${STEM}_contract.h")
 

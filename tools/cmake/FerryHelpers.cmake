@@ -65,6 +65,11 @@ function(ferry_flatbuffers)
     set(out_dir ${out_dir}/${ARG_SUBDIR})
   endif()
   set(outputs)
+  set(all_schemas)  # a schema's outputs depend on every schema it may include
+  foreach(schema ${ARG_SCHEMAS})
+    get_filename_component(abs ${schema} ABSOLUTE)
+    list(APPEND all_schemas ${abs})
+  endforeach()
   foreach(schema ${ARG_SCHEMAS})
     get_filename_component(abs ${schema} ABSOLUTE)
     get_filename_component(stem ${schema} NAME_WE)
@@ -76,12 +81,12 @@ function(ferry_flatbuffers)
     add_custom_command(OUTPUT ${header} ${embedded} ${contract} ${bfbs}
       COMMAND ${CMAKE_COMMAND} -E make_directory ${out_dir}
       COMMAND ${FLATC} --cpp --cpp-std c++17 --scoped-enums --bfbs-gen-embed
-              -o ${out_dir} -I ${CMAKE_CURRENT_SOURCE_DIR} -I ${dir} ${abs}
+              --bfbs-comments --bfbs-builtins -o ${out_dir} -I ${CMAKE_CURRENT_SOURCE_DIR} -I ${dir} ${abs}
       COMMAND ${FLATC} --binary --schema --bfbs-comments --bfbs-builtins
               -o ${out_dir} -I ${CMAKE_CURRENT_SOURCE_DIR} -I ${dir} ${abs}
       COMMAND ${CMAKE_COMMAND} -DFBS=${abs} -DSTEM=${stem} -DOUT=${out_dir}
               -P ${FERRY_CONTRACT_SCRIPT}
-      DEPENDS ${abs} ${FLATC} ${FERRY_CONTRACT_SCRIPT}
+      DEPENDS ${all_schemas} ${FLATC} ${FERRY_CONTRACT_SCRIPT}
       COMMENT "flatc ${stem}.fbs"
       VERBATIM)
     list(APPEND outputs ${header} ${embedded} ${contract} ${bfbs})
@@ -93,7 +98,7 @@ function(ferry_flatbuffers)
   target_include_directories(${ARG_TARGET} INTERFACE
     $<BUILD_INTERFACE:${CMAKE_CURRENT_BINARY_DIR}/generated>
     $<INSTALL_INTERFACE:${CMAKE_INSTALL_INCLUDEDIR}>)
-  target_link_libraries(${ARG_TARGET} INTERFACE flatbuffers::flatbuffers)
+  target_link_libraries(${ARG_TARGET} INTERFACE flatbuffers::flatbuffers ferry_schema)
   set_target_properties(${ARG_TARGET} PROPERTIES EXPORT_NAME ${ARG_TARGET})
   install(TARGETS ${ARG_TARGET} EXPORT FerryTargets)
   install(DIRECTORY ${CMAKE_CURRENT_BINARY_DIR}/generated/ DESTINATION ${CMAKE_INSTALL_INCLUDEDIR})

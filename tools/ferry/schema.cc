@@ -5,6 +5,8 @@
 
 #include <fmt/format.h>
 
+#include <algorithm>
+#include <cctype>
 #include <iostream>
 
 #include "cli.h"
@@ -15,6 +17,14 @@
 namespace ferry::cli {
 
 namespace {
+
+bool is_default_word(std::string_view s) {
+  constexpr std::string_view kDefault = "default";
+  return s.size() == kDefault.size() &&
+         std::equal(s.begin(), s.end(), kDefault.begin(), [](char a, char b) {
+           return std::tolower(static_cast<unsigned char>(a)) == b;
+         });
+}
 
 std::string mode_name(const std::optional<schema::mode>& m) {
   return m ? std::string(schema::to_string(*m)) : std::string("DEFAULT");
@@ -187,7 +197,7 @@ int schema_mode(const globals& g, const schema_args& a) {
     return kOk;
   }
   std::optional<schema::mode> m;
-  if (*a.mode != "DEFAULT" && *a.mode != "default") {
+  if (!is_default_word(*a.mode)) {
     m = schema::parse_mode(*a.mode);
     if (!m) {
       std::cerr << fmt::format(

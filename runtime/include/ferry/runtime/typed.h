@@ -25,7 +25,9 @@
 // with reason invalid_payload and the check's message in the failure
 // record. Registry lookups that fail for a transient reason (broker
 // unreachable) are retriable errors instead: the record is retried under
-// the subscription's policy, never dead-lettered for it.
+// the subscription's policy (and dead-lettered as attempts_exhausted only
+// if the outage outlasts all its attempts; raise max_attempts or add an
+// error_override for protocol::errc::timed_out to ride out long ones).
 //
 // The handler's own semantic checks return ferry::runtime::invalid_payload().
 #pragma once

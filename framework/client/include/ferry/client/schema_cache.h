@@ -35,7 +35,8 @@ class schema_cache {
 
   /// The id of `bfbs` under `subject`: registered (auto_register, checked
   /// against the subject's compatibility mode) or looked up (errc::
-  /// unknown_schema when the subject has no identical version) once.
+  /// unknown_schema when the subject has no identical version,
+  /// errc::unknown_subject when there is no such subject) once.
   [[nodiscard]] result<std::int64_t> id_for(std::string_view subject, std::string_view bfbs,
                                             std::string_view source = {},
                                             bool auto_register = true);
@@ -53,14 +54,15 @@ class schema_cache {
   [[nodiscard]] std::string last_error_message() const;
 
  private:
-  mutable std::mutex mu_;
+  mutable std::mutex mu_;  // the maps and last_error_
+  std::mutex rpc_mu_;      // admin_: one round trip at a time
   admin admin_;
   std::map<std::string, std::int64_t> ids_;  // subject '\0' bfbs -> id
   std::map<std::int64_t, std::shared_ptr<const registered_schema>> schemas_;
   std::string last_error_;
 };
 
-/// Sets the record's ferry.schema-id header (replacing one already there).
+/// Sets the record's ferry.schema-id header (replacing any already there).
 void set_schema_id(producer_record& r, std::int64_t schema_id);
 /// The schema id a consumed record carries; nullopt when it has none or the
 /// header is not a decimal number.
