@@ -34,6 +34,7 @@
 #include "ferry/runtime/failure_record.h"
 #include "ferry/runtime/typed.h"
 #include "ferry/schema/schema.h"
+#include "order_schema_variants.h"
 #include "worker_fixture.h"
 
 #ifndef FERRY_READER_VERSION
@@ -108,41 +109,11 @@ inline std::string own_payment(const std::string& order_id) {
   return bytes_of(fbb);
 }
 
-/// v1's OrderPlaced with total_cents an int32: reader_conflicts flags it in
-/// both directions (field_type_changed).
 inline std::string int32_total_source() {
-  return R"(namespace ferry.samples.orders;
-enum Currency : ubyte { EUR = 0, USD = 1, GBP = 2 }
-table LineItem { sku: string (id: 0); quantity: uint32 (id: 1); unit_price_cents: int64 (id: 2); }
-file_identifier "ORD1";
-table OrderPlaced {
-  order_id: string (id: 0, key, required);
-  customer_id: string (id: 1);
-  currency: Currency = EUR (id: 2);
-  total_cents: int32 (id: 3);
-  items: [LineItem] (id: 4);
-  placed_at_ms: int64 (id: 5);
+  return kOrderPlacedInt32Total;
 }
-root_type OrderPlaced;
-)";
-}
-
-/// v1's OrderPlaced with a Currency the readers do not know (CHF = 3).
 inline std::string chf_source() {
-  return R"(namespace ferry.samples.orders;
-enum Currency : ubyte { EUR = 0, USD = 1, GBP = 2, CHF = 3 }
-table LineItem { sku: string (id: 0); quantity: uint32 (id: 1); unit_price_cents: int64 (id: 2); }
-file_identifier "ORD1";
-table OrderPlaced {
-  order_id: string (id: 0, key, required);
-  customer_id: string (id: 1);
-  currency: Currency = EUR (id: 2);
-  total_cents: int64 (id: 3);
-  items: [LineItem] (id: 4);
-  placed_at_ms: int64 (id: 5);
-}
-root_type OrderPlaced;
-)";
+  return kOrderPlacedWithChf;
 }
 
 class TypedTest : public WorkerTest {

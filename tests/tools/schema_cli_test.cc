@@ -30,6 +30,7 @@
 #include "ferry/schemas/orders/v1/order_placed_generated.h"
 #include "ferryd_process.h"
 #include "inproc_broker.h"
+#include "order_schema_variants.h"
 #include "read_topic.h"
 
 namespace {
@@ -43,37 +44,8 @@ using ferry::testing::table_row;
 const std::filesystem::path kV1 = FERRY_ORDERS_V1_DIR "/order_placed.fbs";
 const std::filesystem::path kV2 = FERRY_ORDERS_V2_DIR "/order_placed.fbs";
 
-// v1's OrderPlaced with total_cents an int32 (field_type_changed).
-constexpr const char* kIncompatible = R"(namespace ferry.samples.orders;
-enum Currency : ubyte { EUR = 0, USD = 1, GBP = 2 }
-table LineItem { sku: string (id: 0); quantity: uint32 (id: 1); unit_price_cents: int64 (id: 2); }
-file_identifier "ORD1";
-table OrderPlaced {
-  order_id: string (id: 0, key, required);
-  customer_id: string (id: 1);
-  currency: Currency = EUR (id: 2);
-  total_cents: int32 (id: 3);
-  items: [LineItem] (id: 4);
-  placed_at_ms: int64 (id: 5);
-}
-root_type OrderPlaced;
-)";
-
-// v1 with a new Currency value: BACKWARD compatible, not FORWARD.
-constexpr const char* kNewCurrency = R"(namespace ferry.samples.orders;
-enum Currency : ubyte { EUR = 0, USD = 1, GBP = 2, CHF = 3 }
-table LineItem { sku: string (id: 0); quantity: uint32 (id: 1); unit_price_cents: int64 (id: 2); }
-file_identifier "ORD1";
-table OrderPlaced {
-  order_id: string (id: 0, key, required);
-  customer_id: string (id: 1);
-  currency: Currency = EUR (id: 2);
-  total_cents: int64 (id: 3);
-  items: [LineItem] (id: 4);
-  placed_at_ms: int64 (id: 5);
-}
-root_type OrderPlaced;
-)";
+constexpr const char* kIncompatible = ferry::testing::kOrderPlacedInt32Total;
+constexpr const char* kNewCurrency = ferry::testing::kOrderPlacedWithChf;
 
 std::string read_file(const std::filesystem::path& p) {
   std::ifstream in(p);
