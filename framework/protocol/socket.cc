@@ -1,6 +1,7 @@
 #include "ferry/protocol/socket.h"
 
 #include <algorithm>
+#include <cerrno>
 #include <cstdint>
 #include <cstring>
 #include <new>
@@ -31,32 +32,40 @@ result<void> configure_socket(zmq::socket_ref s, const socket_options& o, bool r
   return success();
 }
 
+// libzmq may fail a call with EINTR when a signal arrives while it works
+// through its command queue, even a non-blocking one; nothing was received
+// or queued then, so the call is simply made again.
 result<std::vector<zmq::message_t>> recv_message(zmq::socket_ref s, bool wait) {
   std::vector<zmq::message_t> frames;
-  try {
-    for (;;) {
-      zmq::message_t m;
-      auto flags = (wait || !frames.empty()) ? zmq::recv_flags::none : zmq::recv_flags::dontwait;
+  for (;;) {
+    zmq::message_t m;
+    auto flags = (wait || !frames.empty()) ? zmq::recv_flags::none : zmq::recv_flags::dontwait;
+    try {
       auto r = s.recv(m, flags);
       if (!r) return frames;  // EAGAIN before the first frame
-      bool more = m.more();
-      frames.push_back(std::move(m));
-      if (!more) return frames;
+    } catch (const zmq::error_t& e) {
+      if (e.num() == EINTR) continue;
+      return make_zmq_error(e.num());
     }
-  } catch (const zmq::error_t& e) {
-    return make_zmq_error(e.num());
+    bool more = m.more();
+    frames.push_back(std::move(m));
+    if (!more) return frames;
   }
 }
 
 result<void> send_message(zmq::socket_ref s, std::span<zmq::message_t> frames) {
-  try {
-    for (std::size_t i = 0; i < frames.size(); ++i) {
-      auto flags = zmq::send_flags::dontwait;
-      if (i + 1 < frames.size()) flags = flags | zmq::send_flags::sndmore;
-      if (!s.send(frames[i], flags)) return make_zmq_error(EAGAIN);
+  for (std::size_t i = 0; i < frames.size(); ++i) {
+    auto flags = zmq::send_flags::dontwait;
+    if (i + 1 < frames.size()) flags = flags | zmq::send_flags::sndmore;
+    for (;;) {
+      try {
+        if (!s.send(frames[i], flags)) return make_zmq_error(EAGAIN);
+        break;
+      } catch (const zmq::error_t& e) {
+        if (e.num() != EINTR) return make_zmq_error(e.num());
+        // not queued: send this frame again
+      }
     }
-  } catch (const zmq::error_t& e) {
-    return make_zmq_error(e.num());
   }
   return success();
 }
