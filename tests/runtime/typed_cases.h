@@ -24,9 +24,11 @@
 #include <cstdint>
 #include <filesystem>
 #include <fstream>
+#include <functional>
 #include <iterator>
 #include <optional>
 #include <string>
+#include <string_view>
 #include <vector>
 
 #include "ferry/client/schema_cache.h"
@@ -107,6 +109,61 @@ inline std::string own_payment(const std::string& order_id) {
                                                  orders::Currency::GBP, 1700000000500),
              orders::PaymentCapturedIdentifier());
   return bytes_of(fbb);
+}
+
+/// The fields both versions of OrderPlaced have, for an order with one line
+/// item.
+struct order_fields {
+  std::string_view order_id;
+  std::string_view customer_id;
+  orders::Currency currency;
+  std::int64_t total_cents;
+  std::int64_t placed_at_ms;
+  std::string_view sku;
+  std::uint32_t quantity;
+  std::int64_t unit_price_cents;
+};
+
+inline void expect_order(const orders::OrderPlaced& o, const order_fields& e) {
+  EXPECT_EQ(o.order_id()->string_view(), e.order_id);
+  EXPECT_EQ(o.customer_id()->string_view(), e.customer_id);
+  EXPECT_EQ(o.currency(), e.currency);
+  EXPECT_EQ(o.total_cents(), e.total_cents);
+  EXPECT_EQ(o.placed_at_ms(), e.placed_at_ms);
+  EXPECT_EQ(o.items()->size(), 1u);
+  EXPECT_EQ(o.items()->Get(0)->sku()->string_view(), e.sku);
+  EXPECT_EQ(o.items()->Get(0)->quantity(), e.quantity);
+  EXPECT_EQ(o.items()->Get(0)->unit_price_cents(), e.unit_price_cents);
+}
+
+/// The fields both versions of PaymentCaptured have.
+struct payment_fields {
+  std::string_view order_id;
+  std::string_view payment_id;
+  std::int64_t amount_cents;
+  orders::Currency currency;
+  std::int64_t captured_at_ms;
+};
+
+inline void expect_payment(const orders::PaymentCaptured& p, const payment_fields& e) {
+  EXPECT_EQ(p.order_id()->string_view(), e.order_id);
+  EXPECT_EQ(p.payment_id()->string_view(), e.payment_id);
+  EXPECT_EQ(p.amount_cents(), e.amount_cents);
+  EXPECT_EQ(p.currency(), e.currency);
+  EXPECT_EQ(p.captured_at_ms(), e.captured_at_ms);
+}
+
+/// A PaymentCaptured of the other version, from JSON: the fields both
+/// versions have are those of kOtherVersionPayment; a v2 one also has
+/// method BankTransfer.
+inline constexpr payment_fields kOtherVersionPayment{"o-1", "pay-7", 990, orders::Currency::USD,
+                                                     1700000002000};
+inline std::string other_version_payment() {
+  return json_payload(kOtherVersion, "payment_captured",
+                      std::string(R"({
+    "order_id": "o-1", "payment_id": "pay-7", "amount_cents": 990, "currency": "USD",
+    "captured_at_ms": 1700000002000)") +
+                          (kOtherVersion == 2 ? R"(, "method": "BankTransfer"})" : "}"));
 }
 
 inline std::string int32_total_source() {
@@ -203,72 +260,66 @@ class TypedTest : public WorkerTest {
       EXPECT_NE(f.value().attempts[0].message.find(part), std::string::npos)
           << "\"" << part << "\" not in: " << f.value().attempts[0].message;
   }
+
+  /// Produces `recs` to `topic`, runs a `T` handler that calls `check` on
+  /// each record (and succeeds), and expects every record handled in order
+  /// (by key), committed, and none dead-lettered.
+  template <typename T>
+  void expect_handled(const std::string& topic, const std::vector<rec>& recs,
+                      const std::function<void(const T&, const message&)>& check) {
+    produce_records(topic, recs);
+    runtime::worker w(worker_options("typed"));
+    std::vector<std::string> seen;
+    ASSERT_TRUE(w.on<T>(subscription(topic), [&](const T& t, const message& m) -> result<void> {
+      seen.push_back(*m.key());
+      check(t, m);
+      return success();
+    }));
+    ASSERT_TRUE(step_until(w, [&] { return seen.size() == recs.size(); })) << w.last_error();
+    std::vector<std::string> keys;
+    for (const auto& r : recs) keys.push_back(r.key);
+    EXPECT_EQ(seen, keys);
+    ASSERT_TRUE(step_until(
+        w, [&] { return committed("typed", topic) == static_cast<std::int64_t>(recs.size()); }));
+    EXPECT_EQ(w.stats().dead_lettered, 0u);
+    EXPECT_EQ(w.stats().succeeded, recs.size());
+  }
 };
 
 TEST_F(TypedTest, OwnVersionOrdersAreHandledWithEveryField) {
   create("orders");
   const auto id = register_orders(kReaderVersion);
-  produce_records("orders", {{"o-1", own_order("o-1", orders::Currency::GBP), id, std::nullopt},
-                             {"o-2", own_order("o-2"), id, std::nullopt}});
-  runtime::worker w(worker_options("typed"));
-  std::vector<std::string> seen;
-  ASSERT_TRUE(w.on<orders::OrderPlaced>(
-      subscription("orders"), [&](const orders::OrderPlaced& o, const message& m) -> result<void> {
-        seen.emplace_back(o.order_id()->string_view());
+  expect_handled<orders::OrderPlaced>(
+      "orders",
+      {{"o-1", own_order("o-1", orders::Currency::GBP), id, std::nullopt},
+       {"o-2", own_order("o-2"), id, std::nullopt}},
+      [](const orders::OrderPlaced& o, const message& m) {
         EXPECT_EQ(m.key(), o.order_id()->str());
-        EXPECT_EQ(o.customer_id()->string_view(), "cust-7");
-        EXPECT_EQ(o.total_cents(), 2500);
-        EXPECT_EQ(o.placed_at_ms(), 1700000000000);
-        EXPECT_EQ(o.items()->size(), 1u);
-        EXPECT_EQ(o.items()->Get(0)->sku()->string_view(), "sku-1");
-        EXPECT_EQ(o.items()->Get(0)->quantity(), 2u);
-        EXPECT_EQ(o.items()->Get(0)->unit_price_cents(), 1250);
-        return success();
-      }));
-  ASSERT_TRUE(step_until(w, [&] { return seen.size() == 2; })) << w.last_error();
-  EXPECT_EQ(seen, (std::vector<std::string>{"o-1", "o-2"}));
-  ASSERT_TRUE(step_until(w, [&] { return committed("typed", "orders") == 2; }));
-  EXPECT_EQ(w.stats().dead_lettered, 0u);
-  EXPECT_EQ(w.stats().succeeded, 2u);
+        const auto currency =
+            o.order_id()->string_view() == "o-1" ? orders::Currency::GBP : orders::Currency::USD;
+        expect_order(o, {o.order_id()->string_view(), "cust-7", currency, 2500, 1700000000000,
+                         "sku-1", 2, 1250});
+      });
 }
 
 TEST_F(TypedTest, OwnVersionPaymentsAreHandled) {
   create("payments");
   const auto id = register_orders(kReaderVersion, "payment_captured");
-  produce_records("payments", {{"o-1", own_payment("o-1"), id, std::nullopt}});
-  runtime::worker w(worker_options("typed"));
-  int calls = 0;
-  ASSERT_TRUE(w.on<orders::PaymentCaptured>(
-      subscription("payments"),
-      [&](const orders::PaymentCaptured& p, const message&) -> result<void> {
-        ++calls;
-        EXPECT_EQ(p.order_id()->string_view(), "o-1");
-        EXPECT_EQ(p.payment_id()->string_view(), "pay-1");
-        EXPECT_EQ(p.amount_cents(), 2500);
-        EXPECT_EQ(p.currency(), orders::Currency::GBP);
-        EXPECT_EQ(p.captured_at_ms(), 1700000000500);
-        return success();
-      }));
-  ASSERT_TRUE(step_until(w, [&] { return calls == 1; })) << w.last_error();
-  ASSERT_TRUE(step_until(w, [&] { return committed("typed", "payments") == 1; }));
-  EXPECT_EQ(w.stats().dead_lettered, 0u);
+  expect_handled<orders::PaymentCaptured>(
+      "payments", {{"o-1", own_payment("o-1"), id, std::nullopt}},
+      [](const orders::PaymentCaptured& p, const message&) {
+        expect_payment(p, {"o-1", "pay-1", 2500, orders::Currency::GBP, 1700000000500});
+      });
 }
 
 TEST_F(TypedTest, RecordWithoutSchemaIdIsReadWithTheReadersSchema) {
   create("orders");
-  produce_records("orders", {{"o-1", own_order("o-1"), std::nullopt, std::nullopt}});
-  runtime::worker w(worker_options("typed"));
-  std::vector<std::string> seen;
-  ASSERT_TRUE(w.on<orders::OrderPlaced>(
-      subscription("orders"), [&](const orders::OrderPlaced& o, const message&) -> result<void> {
-        seen.emplace_back(o.order_id()->string_view());
-        EXPECT_EQ(o.currency(), orders::Currency::USD);
-        return success();
-      }));
-  ASSERT_TRUE(step_until(w, [&] { return seen.size() == 1; })) << w.last_error();
-  EXPECT_EQ(seen[0], "o-1");
-  ASSERT_TRUE(step_until(w, [&] { return committed("typed", "orders") == 1; }));
-  EXPECT_EQ(w.stats().dead_lettered, 0u);
+  expect_handled<orders::OrderPlaced>("orders",
+                                      {{"o-1", own_order("o-1"), std::nullopt, std::nullopt}},
+                                      [](const orders::OrderPlaced& o, const message&) {
+                                        EXPECT_EQ(o.order_id()->string_view(), "o-1");
+                                        EXPECT_EQ(o.currency(), orders::Currency::USD);
+                                      });
 }
 
 TEST_F(TypedTest, GarbageBytesAreDeadLetteredAtOnce) {
