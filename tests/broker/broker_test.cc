@@ -11,6 +11,7 @@
 #include <random>
 #include <thread>
 
+#include "broker_fixture.h"
 #include "ferry/core/logging.h"
 #include "wire_client.h"
 
@@ -22,50 +23,31 @@ using ferry::testing::values_in;
 using ferry::testing::wire_client;
 using wire::ErrorCode;
 
-class BrokerTest : public ::testing::Test {
+class BrokerTest : public ferry::testing::InprocBrokerTest {
  protected:
+  BrokerTest() : InprocBrokerTest("ferry-broker") {}
   void SetUp() override {
-    char tmpl[] = "/tmp/ferry-broker-XXXXXX";
-    ASSERT_NE(::mkdtemp(tmpl), nullptr);
-    dir_ = tmpl;
-    start();
+    InprocBrokerTest::SetUp();
+    if (HasFatalFailure()) return;
+    ASSERT_NE(endpoint().find("tcp://127.0.0.1:"), std::string::npos);
   }
-  void TearDown() override {
-    broker_.reset();
-    std::filesystem::remove_all(dir_);
-  }
-  broker_config config() {
-    broker_config c;
-    c.data_dir = dir_;
-    c.listen = "tcp://127.0.0.1:*";
+  broker_config config() const override {
+    auto c = InprocBrokerTest::config();
     c.topics.segment_bytes = 64 << 10;
     c.retention_check_interval = std::chrono::milliseconds(50);
     return c;
   }
-  void start(broker_config c) {
-    auto b = broker::open(std::move(c));
-    ASSERT_TRUE(b) << b.error().message();
-    broker_ = std::move(b).value();
-    auto ep = broker_->start();
-    ASSERT_TRUE(ep) << ep.error().message();
-    endpoint_ = ep.value();
-    ASSERT_NE(endpoint_.find("tcp://127.0.0.1:"), std::string::npos);
+  // Stops the broker and starts it with `c` (on the same port).
+  void restart_with(broker_config c) {
+    broker_.stop();
+    start(std::move(c));
+    ASSERT_NE(endpoint().find("tcp://127.0.0.1:"), std::string::npos);
   }
-  void start() { start(config()); }
-  void restart() {
-    broker_->stop();
-    broker_.reset();
-    start();
-  }
-  int port() const { return std::stoi(endpoint_.substr(endpoint_.rfind(':') + 1)); }
-
-  std::filesystem::path dir_;
-  std::unique_ptr<broker> broker_;
-  std::string endpoint_;
+  int port() const { return std::stoi(endpoint().substr(endpoint().rfind(':') + 1)); }
 };
 
 TEST_F(BrokerTest, CreateListDescribeDeleteTopics) {
-  wire_client c(endpoint_);
+  wire_client c(endpoint());
   EXPECT_EQ(c.create_topic("orders", 3), ErrorCode::None);
   EXPECT_EQ(c.create_topic("orders", 3), ErrorCode::TopicAlreadyExists);
   EXPECT_EQ(c.create_topic("bad/name", 1), ErrorCode::InvalidTopicName);
@@ -99,7 +81,7 @@ TEST_F(BrokerTest, CreateListDescribeDeleteTopics) {
 }
 
 TEST_F(BrokerTest, ProduceThenFetchReturnsTheSameRecords) {
-  wire_client c(endpoint_);
+  wire_client c(endpoint());
   ASSERT_EQ(c.create_topic("orders", 2), ErrorCode::None);
   auto res = c.produce({{"orders", 0, make_batch(3, 0)},
                         {"orders", 1, make_batch(2, 100)},
@@ -118,7 +100,7 @@ TEST_F(BrokerTest, ProduceThenFetchReturnsTheSameRecords) {
 }
 
 TEST_F(BrokerTest, ErrorsAreSpecificAndHarmless) {
-  wire_client c(endpoint_);
+  wire_client c(endpoint());
   ASSERT_EQ(c.create_topic("t", 1, 1024), ErrorCode::None);
   auto unknown = c.produce_one("nope", 0, make_batch(1));
   EXPECT_EQ(unknown.error, ErrorCode::UnknownTopic);
@@ -138,8 +120,8 @@ TEST_F(BrokerTest, ErrorsAreSpecificAndHarmless) {
 }
 
 TEST_F(BrokerTest, GarbageFramesGetAnErrorAndTheBrokerKeepsServing) {
-  wire_client bad(endpoint_);
-  wire_client good(endpoint_);
+  wire_client bad(endpoint());
+  wire_client good(endpoint());
   ASSERT_EQ(good.create_topic("t", 1), ErrorCode::None);
   std::mt19937 rng(3);
   auto garbage = [&](std::size_t n) {
@@ -188,12 +170,10 @@ TEST_F(BrokerTest, GarbageFramesGetAnErrorAndTheBrokerKeepsServing) {
 }
 
 TEST_F(BrokerTest, FetchSizeIsCappedByTheBroker) {
-  broker_->stop();
-  broker_.reset();
   auto cfg = config();
   cfg.max_fetch_bytes = 64 << 10;
-  start(cfg);
-  wire_client c(endpoint_);
+  restart_with(cfg);
+  wire_client c(endpoint());
   ASSERT_EQ(c.create_topic("t", 1), ErrorCode::None);
   for (int i = 0; i < 40; ++i)
     ASSERT_EQ(c.produce_one("t", 0, make_batch(4, 4 * i, 4000)).error, ErrorCode::None);
@@ -205,14 +185,14 @@ TEST_F(BrokerTest, FetchSizeIsCappedByTheBroker) {
 }
 
 TEST_F(BrokerTest, NamesStartingWithADotAreReserved) {
-  wire_client c(endpoint_);
+  wire_client c(endpoint());
   EXPECT_EQ(c.create_topic(".deleted-orders", 1), ErrorCode::InvalidTopicName);
   EXPECT_EQ(c.create_topic(".hidden", 1), ErrorCode::InvalidTopicName);
   EXPECT_EQ(c.create_topic("ok.name_1-x", 1), ErrorCode::None);
 }
 
 TEST_F(BrokerTest, DeleteAndRecreateQuicklyKeepsThemApart) {
-  wire_client c(endpoint_);
+  wire_client c(endpoint());
   for (int round = 0; round < 3; ++round) {
     ASSERT_EQ(c.create_topic("churn", 1), ErrorCode::None) << round;
     ASSERT_EQ(c.produce_one("churn", 0, make_batch(1, round)).base, 0)
@@ -224,13 +204,13 @@ TEST_F(BrokerTest, DeleteAndRecreateQuicklyKeepsThemApart) {
     ASSERT_EQ(del->env->body_as_DeleteTopicResponse()->error(), ErrorCode::None) << round;
   }
   restart();
-  wire_client c2(endpoint_);
+  wire_client c2(endpoint());
   EXPECT_EQ(c2.fetch("churn", 0, 0).error, ErrorCode::UnknownTopic)
       << "deleted topics stay deleted";
 }
 
 TEST_F(BrokerTest, TooManyEntriesIsRefusedWithTheLimit) {
-  wire_client c(endpoint_);
+  wire_client c(endpoint());
   ASSERT_EQ(c.create_topic("t", 1), ErrorCode::None);
   flatbuffers::FlatBufferBuilder fbb;
   std::vector<flatbuffers::Offset<wire::FetchEntry>> v;
@@ -244,7 +224,7 @@ TEST_F(BrokerTest, TooManyEntriesIsRefusedWithTheLimit) {
 }
 
 TEST_F(BrokerTest, ManyPartitionsInOneRequest) {
-  wire_client c(endpoint_);
+  wire_client c(endpoint());
   constexpr int kParts = 64;
   ASSERT_EQ(c.create_topic("wide", kParts), ErrorCode::None);
   std::vector<std::tuple<std::string, int, std::vector<std::byte>>> entries;
@@ -263,8 +243,8 @@ TEST_F(BrokerTest, ManyPartitionsInOneRequest) {
 }
 
 TEST_F(BrokerTest, LongPollWakesWhenDataArrives) {
-  wire_client consumer(endpoint_);
-  wire_client producer(endpoint_);
+  wire_client consumer(endpoint());
+  wire_client producer(endpoint());
   ASSERT_EQ(producer.create_topic("t", 1), ErrorCode::None);
   std::thread t([&] {
     std::this_thread::sleep_for(std::chrono::milliseconds(100));
@@ -279,7 +259,7 @@ TEST_F(BrokerTest, LongPollWakesWhenDataArrives) {
 }
 
 TEST_F(BrokerTest, LongPollReturnsEmptyAtItsDeadline) {
-  wire_client c(endpoint_);
+  wire_client c(endpoint());
   ASSERT_EQ(c.create_topic("t", 1), ErrorCode::None);
   auto f = c.fetch("t", 0, 0, 50);
   ASSERT_TRUE(f.answered);
@@ -289,13 +269,13 @@ TEST_F(BrokerTest, LongPollReturnsEmptyAtItsDeadline) {
 
 TEST_F(BrokerTest, RecordsSurviveARestartBetweenProduceAndConsume) {
   {
-    wire_client c(endpoint_);
+    wire_client c(endpoint());
     ASSERT_EQ(c.create_topic("orders", 2), ErrorCode::None);
     for (int i = 0; i < 20; ++i)
       ASSERT_EQ(c.produce_one("orders", i % 2, make_batch(5, i * 5, 2000)).error, ErrorCode::None);
   }
   restart();
-  wire_client c(endpoint_);
+  wire_client c(endpoint());
   std::vector<std::string> all;
   for (int p = 0; p < 2; ++p) {
     std::int64_t at = 0;
@@ -324,24 +304,22 @@ TEST_F(BrokerTest, SilentConnectionsDoNotBlockOthers) {
     ASSERT_EQ(::connect(fd, reinterpret_cast<sockaddr*>(&a), sizeof a), 0);
     fds.push_back(fd);
   }
-  wire_client c(endpoint_);
+  wire_client c(endpoint());
   EXPECT_EQ(c.create_topic("t", 1), ErrorCode::None);
   EXPECT_EQ(c.produce_one("t", 0, make_batch(1)).error, ErrorCode::None);
   for (int fd : fds) ::close(fd);
 }
 
 TEST_F(BrokerTest, OversizedMessageDropsOnlyThatPeer) {
-  broker_->stop();
-  broker_.reset();
   auto c = config();
   c.socket.max_message_bytes = 1 << 20;
   c.topics.max_message_bytes = 512 << 10;
   c.max_fetch_bytes = 256 << 10;
-  start(c);
-  wire_client good(endpoint_);
+  restart_with(c);
+  wire_client good(endpoint());
   ASSERT_EQ(good.create_topic("t", 1), ErrorCode::None);
   {
-    wire_client bad(endpoint_);
+    wire_client bad(endpoint());
     bad.send_raw(
         {std::vector<std::byte>(2 << 20)});  // over ZMQ_MAXMSGSIZE: libzmq drops the connection
     EXPECT_FALSE(bad.recv(std::chrono::milliseconds(300)).has_value());
@@ -350,7 +328,7 @@ TEST_F(BrokerTest, OversizedMessageDropsOnlyThatPeer) {
 }
 
 TEST_F(BrokerTest, GracefulStopAnswersWhatWasQueued) {
-  wire_client c(endpoint_);
+  wire_client c(endpoint());
   ASSERT_EQ(c.create_topic("t", 1), ErrorCode::None);
   // A parked long poll is answered at stop, not dropped.
   flatbuffers::FlatBufferBuilder fbb;
@@ -362,7 +340,7 @@ TEST_F(BrokerTest, GracefulStopAnswersWhatWasQueued) {
                                 wire::CreateFetchRequest(fbb, fbb.CreateVector(v), 30000).Union()));
   c.send_raw(std::move(frames));
   std::this_thread::sleep_for(std::chrono::milliseconds(100));
-  broker_->stop();
+  broker_.get()->stop();  // stopped, not closed: c waits for its answer
   auto r = c.recv(std::chrono::milliseconds(5000));
   ASSERT_TRUE(r && r->env);
   EXPECT_EQ(r->env->request_id(), 42u);
@@ -370,7 +348,7 @@ TEST_F(BrokerTest, GracefulStopAnswersWhatWasQueued) {
 }
 
 TEST_F(BrokerTest, RetentionRunsInTheBackground) {
-  wire_client c(endpoint_);
+  wire_client c(endpoint());
   flatbuffers::FlatBufferBuilder fbb;
   auto conf = wire::CreateTopicConfig(fbb, 1, -2, 20000, 0, 8192);
   auto r = c.call(fbb, wire::Body::CreateTopicRequest,

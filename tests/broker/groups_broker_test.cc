@@ -11,6 +11,7 @@
 #include <set>
 #include <thread>
 
+#include "broker_fixture.h"
 #include "ferry/broker/broker.h"
 #include "wire_client.h"
 
@@ -355,39 +356,15 @@ std::vector<tp> all_of(const std::string& topic, std::int32_t n) {
 
 // --- fixture ------------------------------------------------------------------
 
-class GroupBrokerTest : public ::testing::Test {
+class GroupBrokerTest : public ferry::testing::InprocBrokerTest {
  protected:
-  void SetUp() override {
-    char tmpl[] = "/tmp/ferry-groups-XXXXXX";
-    ASSERT_NE(::mkdtemp(tmpl), nullptr);
-    dir_ = tmpl;
-    start();
-  }
-  void TearDown() override {
-    broker_.reset();
-    std::filesystem::remove_all(dir_);
-  }
-  broker_config config() {
-    broker_config c;
-    c.data_dir = dir_;
-    c.listen = "tcp://127.0.0.1:*";
+  GroupBrokerTest() : InprocBrokerTest("ferry-groups") {}
+  broker_config config() const override {
+    auto c = InprocBrokerTest::config();
     c.topics.segment_bytes = 64 << 10;
     c.topics.retention_ms = -1;  // records carry chosen (old) timestamps
     c.retention_check_interval = 50ms;
     return c;
-  }
-  void start() {
-    auto b = broker::open(config());
-    ASSERT_TRUE(b) << b.error().message();
-    broker_ = std::move(b).value();
-    auto ep = broker_->start();
-    ASSERT_TRUE(ep) << ep.error().message();
-    endpoint_ = ep.value();
-  }
-  void restart() {
-    broker_->stop();
-    broker_.reset();
-    start();
   }
   // A topic with `partitions` partitions, each holding `records` records.
   void topic(wire_client& c, const std::string& name, int partitions, int records) {
@@ -396,16 +373,12 @@ class GroupBrokerTest : public ::testing::Test {
     for (int p = 0; p < partitions; ++p)
       ASSERT_EQ(c.produce_one(name, p, make_batch(records)).error, ErrorCode::None);
   }
-
-  std::filesystem::path dir_;
-  std::unique_ptr<broker> broker_;
-  std::string endpoint_;
 };
 
 // --- tests ----------------------------------------------------------------------
 
 TEST_F(GroupBrokerTest, JoinGroupGivesAMemberIdGenerationOneAndEveryPartition) {
-  wire_client c(endpoint_);
+  wire_client c(endpoint());
   topic(c, "orders", 3, 0);
   auto j = join(c, "g", "", {"orders", "missing"});
   ASSERT_TRUE(j.answered);
@@ -420,7 +393,7 @@ TEST_F(GroupBrokerTest, JoinGroupGivesAMemberIdGenerationOneAndEveryPartition) {
 }
 
 TEST_F(GroupBrokerTest, JoinGroupOutsideTheSessionBoundsIsRefused) {
-  wire_client c(endpoint_);
+  wire_client c(endpoint());
   topic(c, "t", 1, 0);
   auto j = join(c, "g", "", {"t"}, {wire::AssignStrategy::Sticky, 400'000, 30'000});
   ASSERT_TRUE(j.answered);
@@ -429,7 +402,7 @@ TEST_F(GroupBrokerTest, JoinGroupOutsideTheSessionBoundsIsRefused) {
 }
 
 TEST_F(GroupBrokerTest, SecondMemberIsAnsweredOnlyAfterTheFirstRejoins) {
-  wire_client a(endpoint_), b(endpoint_);
+  wire_client a(endpoint()), b(endpoint());
   topic(a, "t", 4, 0);
   auto a1 = join(a, "g", "", {"t"});
   ASSERT_EQ(a1.generation, 1);
@@ -457,7 +430,7 @@ TEST_F(GroupBrokerTest, SecondMemberIsAnsweredOnlyAfterTheFirstRejoins) {
 }
 
 TEST_F(GroupBrokerTest, MemberCommitsAreFencedValidatedAndDurable) {
-  wire_client a(endpoint_), b(endpoint_);
+  wire_client a(endpoint()), b(endpoint());
   topic(a, "t", 2, 5);
   auto a1 = join(a, "g", "", {"t"});
   ASSERT_EQ(a1.generation, 1);
@@ -520,7 +493,7 @@ TEST_F(GroupBrokerTest, MemberCommitsAreFencedValidatedAndDurable) {
 
   // Durable: a restart on the same data directory keeps them.
   restart();
-  wire_client c(endpoint_);
+  wire_client c(endpoint());
   EXPECT_EQ(fetch_offsets(c, "g"), expected);
   // The members are gone with the restart: they must rejoin.
   EXPECT_EQ(heartbeat(c, "g", a1.member_id, 2).first, ErrorCode::UnknownMember);
@@ -530,7 +503,7 @@ TEST_F(GroupBrokerTest, MemberCommitsAreFencedValidatedAndDurable) {
 // the same durable write: a refused entry records none of its keys, and
 // the ledger survives a restart.
 TEST_F(GroupBrokerTest, LedgerKeysAreRecordedOnlyWithTheirAcceptedCommit) {
-  wire_client a(endpoint_);
+  wire_client a(endpoint());
   topic(a, "t", 2, 5);
   auto j = join(a, "g", "", {"t"});
   ASSERT_EQ(j.generation, 1);
@@ -548,12 +521,12 @@ TEST_F(GroupBrokerTest, LedgerKeysAreRecordedOnlyWithTheirAcceptedCommit) {
   EXPECT_EQ(ledger_has(a, "g", ask), (std::vector<bool>{true, true, false, false}));
   EXPECT_EQ(ledger_has(a, "other", ask), (std::vector<bool>{false, false, false, false}));
   restart();
-  wire_client b(endpoint_);
+  wire_client b(endpoint());
   EXPECT_EQ(ledger_has(b, "g", ask), (std::vector<bool>{true, true, false, false}));
 }
 
 TEST_F(GroupBrokerTest, AdminCommitsOnlyWhileTheGroupIsEmpty) {
-  wire_client c(endpoint_);
+  wire_client c(endpoint());
   topic(c, "t", 1, 10);
   auto j = join(c, "g", "", {"t"});
   ASSERT_TRUE(commit(c, "g", member_ref{"g", j.member_id, 1}, {{"t", 0, 8, ""}}).results.at(0) ==
@@ -579,7 +552,7 @@ TEST_F(GroupBrokerTest, AdminCommitsOnlyWhileTheGroupIsEmpty) {
 }
 
 TEST_F(GroupBrokerTest, ParkedMemberFetchIsAnsweredWhenAnotherMemberJoins) {
-  wire_client a(endpoint_), b(endpoint_);
+  wire_client a(endpoint()), b(endpoint());
   topic(a, "t", 2, 0);
   auto a1 = join(a, "g", "", {"t"});
   ASSERT_EQ(a1.generation, 1);
@@ -616,7 +589,7 @@ TEST_F(GroupBrokerTest, ParkedMemberFetchIsAnsweredWhenAnotherMemberJoins) {
 }
 
 TEST_F(GroupBrokerTest, ParkedMemberFetchIsAnsweredWhenAMemberTimesOut) {
-  wire_client a(endpoint_), b(endpoint_);
+  wire_client a(endpoint()), b(endpoint());
   topic(a, "t", 2, 0);
   auto a1 = join(a, "g", "", {"t"}, {wire::AssignStrategy::Sticky, 10'000, 30'000});
   send_join(b, "g", "", {"t"}, {wire::AssignStrategy::Sticky, 300, 30'000});
@@ -640,7 +613,7 @@ TEST_F(GroupBrokerTest, ParkedMemberFetchIsAnsweredWhenAMemberTimesOut) {
 }
 
 TEST_F(GroupBrokerTest, FetchWithCommitsCommitsAndReportsThem) {
-  wire_client a(endpoint_), b(endpoint_);
+  wire_client a(endpoint()), b(endpoint());
   topic(a, "t", 2, 5);
   auto a1 = join(a, "g", "", {"t"});
   member_ref ma{"g", a1.member_id, 1};
@@ -675,7 +648,7 @@ TEST_F(GroupBrokerTest, FetchWithCommitsCommitsAndReportsThem) {
 }
 
 TEST_F(GroupBrokerTest, DescribeGroupShowsMembersOwnersOffsetsAndLag) {
-  wire_client a(endpoint_);
+  wire_client a(endpoint());
   ASSERT_EQ(a.create_topic("t", 2), ErrorCode::None);
   const std::int64_t ts0 = system_clock::instance().wall_now().value() - 3'600'000;
   ASSERT_EQ(a.produce_one("t", 0, batch_at(5, ts0)).error, ErrorCode::None);
@@ -746,7 +719,7 @@ TEST_F(GroupBrokerTest, DescribeGroupShowsMembersOwnersOffsetsAndLag) {
 }
 
 TEST_F(GroupBrokerTest, ListGroupsShowsLiveAndStoredGroups) {
-  wire_client a(endpoint_), b(endpoint_);
+  wire_client a(endpoint()), b(endpoint());
   topic(a, "t", 2, 3);
   auto j = join(a, "live", "", {"t"});
   send_join(b, "live", "", {"t"});
@@ -766,14 +739,14 @@ TEST_F(GroupBrokerTest, ListGroupsShowsLiveAndStoredGroups) {
   EXPECT_EQ(groups["live"].generation, 2);
   // Stored groups outlive a restart; live ones without offsets do not.
   restart();
-  wire_client c(endpoint_);
+  wire_client c(endpoint());
   groups = list_groups(c);
   EXPECT_EQ(groups.size(), 1u);
   EXPECT_EQ(groups.count("stored"), 1u);
 }
 
 TEST_F(GroupBrokerTest, DeleteGroupOnlyWhenEmpty) {
-  wire_client c(endpoint_);
+  wire_client c(endpoint());
   topic(c, "t", 1, 3);
   auto j = join(c, "g", "", {"t"});
   ASSERT_EQ(commit(c, "g", member_ref{"g", j.member_id, 1}, {{"t", 0, 2, ""}}).error,
@@ -790,7 +763,7 @@ TEST_F(GroupBrokerTest, DeleteGroupOnlyWhenEmpty) {
   EXPECT_EQ(list_groups(c).count("g"), 0u);
   EXPECT_EQ(delete_group(c, "g"), ErrorCode::UnknownGroup);
   restart();
-  wire_client c2(endpoint_);
+  wire_client c2(endpoint());
   EXPECT_TRUE(fetch_offsets(c2, "g").empty()) << "the deletion is durable";
   // The name can be used again.
   auto again = join(c2, "g", "", {"t"});
@@ -798,7 +771,7 @@ TEST_F(GroupBrokerTest, DeleteGroupOnlyWhenEmpty) {
 }
 
 TEST_F(GroupBrokerTest, DeletingATopicDropsItsCommittedOffsets) {
-  wire_client c(endpoint_);
+  wire_client c(endpoint());
   topic(c, "t", 2, 4);
   topic(c, "keep", 1, 4);
   ASSERT_EQ(
@@ -815,13 +788,13 @@ TEST_F(GroupBrokerTest, DeletingATopicDropsItsCommittedOffsets) {
   topic(c, "t", 2, 0);
   EXPECT_EQ(committed(c, "g1", "t", 0), -1);
   restart();
-  wire_client c2(endpoint_);
+  wire_client c2(endpoint());
   EXPECT_EQ(fetch_offsets(c2, "g1").size(), 1u);
   EXPECT_TRUE(fetch_offsets(c2, "g2").empty());
 }
 
 TEST_F(GroupBrokerTest, CreatingASubscribedTopicRebalances) {
-  wire_client a(endpoint_);
+  wire_client a(endpoint());
   topic(a, "t", 1, 0);
   auto j = join(a, "g", "", {"t", "later"});
   ASSERT_EQ(j.assignment, all_of("t", 1));
@@ -839,13 +812,13 @@ TEST_F(GroupBrokerTest, CreatingASubscribedTopicRebalances) {
 }
 
 TEST_F(GroupBrokerTest, StoppingTheBrokerAnswersWaitingJoins) {
-  wire_client a(endpoint_), b(endpoint_);
+  wire_client a(endpoint()), b(endpoint());
   topic(a, "t", 1, 0);
   ASSERT_EQ(join(a, "g", "", {"t"}).generation, 1);
   send_join(b, "g", "", {"t"});
   ASSERT_FALSE(b.recv(100ms));
   const auto t0 = std::chrono::steady_clock::now();
-  broker_->stop();
+  broker_.get()->stop();  // stopped, not closed: b waits for its answer
   EXPECT_LT(std::chrono::steady_clock::now() - t0, 5s) << "a waiting join does not hold up stop";
   auto r = read_join(b, 2s);
   ASSERT_TRUE(r.answered);

@@ -4,7 +4,6 @@
 // the dropped-ack batches twice, which shows the proxy really forces the
 // retries. Also: a second producer with the same name fences the first.
 #include <gtest/gtest.h>
-#include <unistd.h>
 
 #include <atomic>
 #include <filesystem>
@@ -13,6 +12,7 @@
 #include <thread>
 #include <zmq.hpp>
 
+#include "broker_fixture.h"
 #include "ferry/broker/broker.h"
 #include "ferry/client/errc.h"
 #include "ferry/client/producer.h"
@@ -22,7 +22,6 @@ namespace ferry::broker {
 namespace {
 
 using namespace std::chrono_literals;
-using ferry::testing::values_in;
 using ferry::testing::wire_client;
 
 // ROUTER in front (clients connect here), DEALER to the broker. Forwards
@@ -103,27 +102,14 @@ class ack_dropping_proxy {
   std::thread thread_;
 };
 
-class IdempotentClient : public ::testing::Test {
+class IdempotentClient : public ferry::testing::InprocBrokerTest {
  protected:
+  IdempotentClient() : InprocBrokerTest("ferry-idemc") {}
   void SetUp() override {
-    char tmpl[] = "/tmp/ferry-idemc-XXXXXX";
-    ASSERT_NE(::mkdtemp(tmpl), nullptr);
-    dir_ = tmpl;
-    broker_config c;
-    c.data_dir = dir_;
-    c.listen = "tcp://127.0.0.1:*";
-    auto b = broker::open(std::move(c));
-    ASSERT_TRUE(b) << b.error().message();
-    broker_ = std::move(b).value();
-    auto ep = broker_->start();
-    ASSERT_TRUE(ep);
-    endpoint_ = ep.value();
-    wire_client w(endpoint_);
+    InprocBrokerTest::SetUp();
+    if (HasFatalFailure()) return;
+    wire_client w(endpoint());
     ASSERT_EQ(w.create_topic("t", 1), wire::ErrorCode::None);
-  }
-  void TearDown() override {
-    broker_.reset();
-    std::filesystem::remove_all(dir_);
   }
   client::producer_options options(const std::string& endpoint) {
     client::producer_options o;
@@ -134,20 +120,7 @@ class IdempotentClient : public ::testing::Test {
     o.linger = 0ms;
     return o;
   }
-  std::vector<std::string> stored() {
-    wire_client c(endpoint_);
-    std::vector<std::string> out;
-    std::int64_t at = 0;
-    for (;;) {
-      auto f = c.fetch("t", 0, at);
-      EXPECT_EQ(f.error, wire::ErrorCode::None);
-      if (f.data.empty()) break;
-      auto v = values_in(f.data, at);
-      out.insert(out.end(), v.begin(), v.end());
-      at = f.high_watermark;
-    }
-    return out;
-  }
+  std::vector<std::string> stored() { return stored_values("t", 0); }
   // Sends v0..v{n-1} one batch each (waiting for every ack), through `proxy`.
   std::vector<std::int64_t> send_all(client::producer& p, int n) {
     std::vector<std::int64_t> offsets;
@@ -162,14 +135,10 @@ class IdempotentClient : public ::testing::Test {
     }
     return offsets;
   }
-
-  std::filesystem::path dir_;
-  std::unique_ptr<broker> broker_;
-  std::string endpoint_;
 };
 
 TEST_F(IdempotentClient, DroppedAcknowledgementsDoNotStoreABatchTwice) {
-  ack_dropping_proxy proxy(endpoint_, {1, 3, 4});
+  ack_dropping_proxy proxy(endpoint(), {1, 3, 4});
   client::producer p(options(proxy.endpoint()));
   const auto offsets = send_all(p, 4);
   EXPECT_EQ(offsets, (std::vector<std::int64_t>{0, 1, 2, 3}));
@@ -183,7 +152,7 @@ TEST_F(IdempotentClient, DroppedAcknowledgementsDoNotStoreABatchTwice) {
 
 TEST_F(IdempotentClient, WithoutIdempotenceTheSameFaultsStoreDuplicates) {
   // The control: proves the proxy forces retries of stored batches.
-  ack_dropping_proxy proxy(endpoint_, {1, 3, 4});
+  ack_dropping_proxy proxy(endpoint(), {1, 3, 4});
   auto o = options(proxy.endpoint());
   o.enable_idempotence = false;
   client::producer p(o);
@@ -193,7 +162,7 @@ TEST_F(IdempotentClient, WithoutIdempotenceTheSameFaultsStoreDuplicates) {
 }
 
 TEST_F(IdempotentClient, ASecondProducerWithTheSameNameFencesTheFirst) {
-  auto o = options(endpoint_);
+  auto o = options(endpoint());
   o.producer_name = "orders-writer";
   client::producer zombie(o);
   client::producer_record r;

@@ -4,19 +4,18 @@
 // fencing of an older epoch, gaps, unknown producers, corrupt retries, and
 // a corrupt producer registry refusing the start.
 #include <gtest/gtest.h>
-#include <unistd.h>
 
 #include <filesystem>
 #include <fstream>
 #include <optional>
 
+#include "broker_fixture.h"
 #include "ferry/broker/broker.h"
 #include "wire_client.h"
 
 namespace ferry::broker {
 namespace {
 
-using ferry::testing::values_in;
 using ferry::testing::wire_client;
 using wire::ErrorCode;
 
@@ -75,62 +74,21 @@ produced produce_one(wire_client& c, const std::string& topic, std::vector<std::
   return v.size() == 1 ? v[0] : produced{};
 }
 
-class IdempotentProduce : public ::testing::Test {
+class IdempotentProduce : public ferry::testing::InprocBrokerTest {
  protected:
+  IdempotentProduce() : InprocBrokerTest("ferry-idem") {}
   void SetUp() override {
-    char tmpl[] = "/tmp/ferry-idem-XXXXXX";
-    ASSERT_NE(::mkdtemp(tmpl), nullptr);
-    dir_ = tmpl;
-    start();
-    wire_client c(endpoint_);
+    InprocBrokerTest::SetUp();
+    if (HasFatalFailure()) return;
+    wire_client c(endpoint());
     ASSERT_EQ(c.create_topic("t", 1), ErrorCode::None);
   }
-  void TearDown() override {
-    broker_.reset();
-    std::filesystem::remove_all(dir_);
-  }
-  broker_config config() {
-    broker_config c;
-    c.data_dir = dir_;
-    c.listen = "tcp://127.0.0.1:*";
-    return c;
-  }
-  void start() {
-    auto b = broker::open(config());
-    ASSERT_TRUE(b) << b.error().message();
-    broker_ = std::move(b).value();
-    auto ep = broker_->start();
-    ASSERT_TRUE(ep) << ep.error().message();
-    endpoint_ = ep.value();
-  }
-  void restart() {
-    broker_->stop();
-    broker_.reset();
-    start();
-  }
   // Every record value stored in t-0, in offset order.
-  std::vector<std::string> stored() {
-    wire_client c(endpoint_);
-    std::vector<std::string> out;
-    std::int64_t at = 0;
-    for (;;) {
-      auto f = c.fetch("t", 0, at);
-      EXPECT_EQ(f.error, ErrorCode::None);
-      if (f.data.empty()) break;
-      auto v = values_in(f.data, at);
-      out.insert(out.end(), v.begin(), v.end());
-      at = f.high_watermark;
-    }
-    return out;
-  }
-
-  std::filesystem::path dir_;
-  std::unique_ptr<broker> broker_;
-  std::string endpoint_;
+  std::vector<std::string> stored() { return stored_values("t", 0); }
 };
 
 TEST_F(IdempotentProduce, ARetriedBatchIsStoredOnceAndAnsweredWithItsOriginalOffset) {
-  wire_client c(endpoint_);
+  wire_client c(endpoint());
   auto id = init_producer(c);
   ASSERT_EQ(id.error, ErrorCode::None) << id.message;
   EXPECT_GE(id.id, 0);
@@ -152,7 +110,7 @@ TEST_F(IdempotentProduce, ARetriedBatchIsStoredOnceAndAnsweredWithItsOriginalOff
 }
 
 TEST_F(IdempotentProduce, ADuplicateInTheSameRoundAsItsOriginalIsAnsweredWithIt) {
-  wire_client c(endpoint_);
+  wire_client c(endpoint());
   auto id = init_producer(c);
   ASSERT_EQ(id.error, ErrorCode::None);
   auto b = batch(id.id, 0, 0, 2, "x");
@@ -168,7 +126,7 @@ TEST_F(IdempotentProduce, ADuplicateInTheSameRoundAsItsOriginalIsAnsweredWithIt)
 }
 
 TEST_F(IdempotentProduce, ANamedInitFencesTheOlderEpoch) {
-  wire_client c(endpoint_);
+  wire_client c(endpoint());
   auto old = init_producer(c, "orders-writer");
   ASSERT_EQ(old.error, ErrorCode::None) << old.message;
   EXPECT_EQ(old.epoch, 0);
@@ -192,7 +150,7 @@ TEST_F(IdempotentProduce, ANamedInitFencesTheOlderEpoch) {
 }
 
 TEST_F(IdempotentProduce, AGapIsOutOfOrderSequenceAndNothingIsWritten) {
-  wire_client c(endpoint_);
+  wire_client c(endpoint());
   auto id = init_producer(c);
   ASSERT_EQ(produce_one(c, "t", batch(id.id, 0, 0, 2, "a")).error, ErrorCode::None);
   auto gap = produce_one(c, "t", batch(id.id, 0, 5, 1, "gap"));
@@ -204,7 +162,7 @@ TEST_F(IdempotentProduce, AGapIsOutOfOrderSequenceAndNothingIsWritten) {
 }
 
 TEST_F(IdempotentProduce, UnknownProducersAndCorruptRetriesAreRefused) {
-  wire_client c(endpoint_);
+  wire_client c(endpoint());
   auto id = init_producer(c);
   auto unknown = produce_one(c, "t", batch(id.id + 100000, 0, 0, 1, "u"));
   EXPECT_EQ(unknown.error, ErrorCode::InvalidProducer);
@@ -218,7 +176,7 @@ TEST_F(IdempotentProduce, UnknownProducersAndCorruptRetriesAreRefused) {
 }
 
 TEST_F(IdempotentProduce, BatchesWithoutProducerIdAreStoredEveryTime) {
-  wire_client c(endpoint_);
+  wire_client c(endpoint());
   auto plain = batch(-1, -1, -1, 1, "p");
   auto a = produce_one(c, "t", plain);
   auto b = produce_one(c, "t", plain);
@@ -234,7 +192,7 @@ TEST_F(IdempotentProduce, DuplicatesAreDetectedAndIdsAndEpochsKeptAfterARestart)
   std::int64_t last_base = -1;
   identity anon, named;
   {
-    wire_client c(endpoint_);
+    wire_client c(endpoint());
     anon = init_producer(c);
     named = init_producer(c, "w");
     ASSERT_EQ(named.error, ErrorCode::None);
@@ -246,7 +204,7 @@ TEST_F(IdempotentProduce, DuplicatesAreDetectedAndIdsAndEpochsKeptAfterARestart)
     }
   }
   restart();
-  wire_client c(endpoint_);
+  wire_client c(endpoint());
   auto again = produce_one(c, "t", last);
   ASSERT_EQ(again.error, ErrorCode::None) << again.message;
   EXPECT_TRUE(again.duplicate) << "the restarted broker forgot the producer's last batch";
@@ -265,11 +223,10 @@ TEST_F(IdempotentProduce, DuplicatesAreDetectedAndIdsAndEpochsKeptAfterARestart)
 
 TEST_F(IdempotentProduce, ACorruptProducerRegistryRefusesTheStart) {
   {
-    wire_client c(endpoint_);
+    wire_client c(endpoint());
     ASSERT_EQ(init_producer(c, "w").error, ErrorCode::None);
   }
-  broker_->stop();
-  broker_.reset();
+  broker_.stop();
   const auto file = dir_ / "producers";
   ASSERT_TRUE(std::filesystem::exists(file));
   {
