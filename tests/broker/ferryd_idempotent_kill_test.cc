@@ -10,18 +10,16 @@
 #include <sys/wait.h>
 #include <unistd.h>
 
-#include <atomic>
 #include <cstdio>
 #include <filesystem>
 #include <map>
-#include <mutex>
 #include <random>
-#include <set>
 #include <thread>
 
 #include "ferry/client/producer.h"
 #include "ferry/core/logging.h"
 #include "ferryd_process.h"
+#include "producer_load.h"
 #include "wire_client.h"
 
 namespace ferry::broker {
@@ -51,49 +49,13 @@ TEST(FerrydIdempotentKill, NoAckedRecordLostAndNoneStoredTwice) {
     ASSERT_EQ(admin.create_topic("orders", kPartitions), wire::ErrorCode::None);
   }
 
-  std::mutex mu;
-  std::map<std::string, std::pair<int, std::int64_t>> acked;  // value -> (partition, offset)
-  std::int64_t failed = 0;
-  std::map<std::string, std::int64_t> failures;  // error message -> count
-  std::atomic<bool> stop{false};
-  std::vector<std::unique_ptr<client::producer>> producers;
-  std::vector<std::thread> threads;
+  std::vector<client::producer_options> options;
   for (int t = 0; t < kProducers; ++t) {
-    client::producer_options o;
-    o.broker = endpoint;
-    o.request_timeout = 1000ms;
-    o.retry_backoff = 20ms;
-    o.delivery_timeout = 60s;
-    o.linger = 2ms;
-    o.batch_bytes = 2048;  // many small batches: many in flight at each kill
-    if (t == 0) o.producer_name = "kill-test-writer";  // a named one too
-    producers.push_back(std::make_unique<client::producer>(o));
-    threads.emplace_back([&, t] {
-      auto& p = *producers[static_cast<std::size_t>(t)];
-      for (std::int64_t n = 0; !stop; ++n) {
-        client::producer_record r;
-        r.topic = "orders";
-        r.key = "k" + std::to_string(n % 17);
-        r.value = "p" + std::to_string(t) + "-" + std::to_string(n);
-        auto v = *r.value;
-        auto s = p.send(std::move(r), [&, v](const result<client::record_metadata>& m) {
-          std::lock_guard lock(mu);
-          if (!m) {
-            ++failed;
-            ++failures[m.error().message()];
-            return;
-          }
-          acked[v] = {m.value().partition.value(), m.value().offset.value()};
-        });
-        if (!s) {
-          std::lock_guard lock(mu);
-          ++failures["send(): " + s.error().message()];
-          std::this_thread::sleep_for(5ms);
-        }
-        if (n % 10 == 0) std::this_thread::sleep_for(1ms);  // at most ~10,000 records/s each
-      }
-    });
+    options.push_back(ferry::testing::load_producer_options(endpoint, 1000ms));
+    if (t == 0) options.back().producer_name = "kill-test-writer";  // a named one too
   }
+  // Many small batches: many in flight at each kill; at most ~10,000 records/s each.
+  ferry::testing::producer_load load(options, {.topic = "orders", .keys = 17, .pace = 10});
 
   std::mt19937 rng(7);
   for (int k = 0; k < kKills; ++k) {
@@ -107,10 +69,9 @@ TEST(FerrydIdempotentKill, NoAckedRecordLostAndNoneStoredTwice) {
     ASSERT_FALSE(d.endpoint.empty()) << "ferryd did not restart on " << endpoint;
   }
   std::this_thread::sleep_for(300ms);
-  stop = true;
-  for (auto& th : threads) th.join();
+  load.stop();
   std::uint64_t recognised = 0;
-  for (auto& p : producers) {
+  for (const auto& p : load.producers()) {
     EXPECT_TRUE(p->flush(60s)) << "records still undelivered 60 s after the last restart";
     recognised += p->stats().duplicates;
     (void)p->close();
@@ -141,6 +102,7 @@ TEST(FerrydIdempotentKill, NoAckedRecordLostAndNoneStoredTwice) {
       }
     }
   }
+  const auto& acked = load.acked();
   std::int64_t lost = 0, duplicates = 0;
   for (const auto& [v, where] : acked) {
     auto it = stored.find({where.first, where.second});
@@ -157,9 +119,9 @@ TEST(FerrydIdempotentKill, NoAckedRecordLostAndNoneStoredTwice) {
       "ferryd kill -9 with idempotent producers: cycles=%d acked=%zu stored=%zu lost=%lld "
       "duplicates=%lld failed=%lld retries_recognised_as_stored=%llu\n",
       kKills, acked.size(), stored.size(), static_cast<long long>(lost),
-      static_cast<long long>(duplicates), static_cast<long long>(failed),
+      static_cast<long long>(duplicates), static_cast<long long>(load.failed()),
       static_cast<unsigned long long>(recognised));
-  for (const auto& [why, n] : failures)
+  for (const auto& [why, n] : load.failures())
     std::printf("  failures: %lld x %s\n", static_cast<long long>(n), why.c_str());
   EXPECT_GT(acked.size(), 1000u) << "too little was acknowledged: the test proved little";
   EXPECT_EQ(lost, 0);

@@ -25,12 +25,10 @@
 #include <sys/wait.h>
 #include <unistd.h>
 
-#include <atomic>
 #include <chrono>
 #include <cstdio>
 #include <filesystem>
 #include <map>
-#include <mutex>
 #include <random>
 #include <string>
 #include <thread>
@@ -41,6 +39,7 @@
 #include "ferry/client/producer.h"
 #include "ferry/core/logging.h"
 #include "ferryd_process.h"
+#include "producer_load.h"
 #include "wire_client.h"
 
 namespace ferry::broker {
@@ -101,47 +100,14 @@ void run(bool idempotent, figures& out) {
     ASSERT_EQ(admin.create_topic("orders", kPartitions), wire::ErrorCode::None);
   }
 
-  std::mutex mu;
-  std::map<std::string, std::pair<int, std::int64_t>> acked;  // value -> (partition, offset)
-  std::atomic<bool> stop{false};
-  std::vector<std::unique_ptr<client::producer>> producers;
-  std::vector<std::thread> threads;
+  std::vector<client::producer_options> options;
   for (int t = 0; t < kProducers; ++t) {
-    client::producer_options o;
-    o.broker = endpoint;
-    o.request_timeout = kRequestTimeout;
-    o.retry_backoff = 20ms;
-    o.delivery_timeout = 60s;  // far beyond the pauses: nothing may fail
-    o.linger = 2ms;
-    o.batch_bytes = 2048;  // many small batches, several in flight at each pause
-    o.enable_idempotence = idempotent;
-    producers.push_back(std::make_unique<client::producer>(o));
-    threads.emplace_back([&, t] {
-      auto& p = *producers[static_cast<std::size_t>(t)];
-      for (std::int64_t n = 0; !stop; ++n) {
-        client::producer_record r;
-        r.topic = "orders";
-        r.key = "k" + std::to_string(n % 13);
-        r.value = "p" + std::to_string(t) + "-" + std::to_string(n);
-        auto v = *r.value;
-        auto s = p.send(std::move(r), [&, v](const result<client::record_metadata>& m) {
-          std::lock_guard lock(mu);
-          if (!m) {
-            ++out.failed;
-            ++out.failures[m.error().message()];
-            return;
-          }
-          acked[v] = {m.value().partition.value(), m.value().offset.value()};
-        });
-        if (!s) {
-          std::lock_guard lock(mu);
-          ++out.failures["send(): " + s.error().message()];
-          std::this_thread::sleep_for(5ms);
-        }
-        if (n % 5 == 0) std::this_thread::sleep_for(1ms);  // at most ~5,000 records/s each
-      }
-    });
+    // delivery_timeout 60 s is far beyond the pauses: nothing may fail.
+    options.push_back(ferry::testing::load_producer_options(endpoint, kRequestTimeout));
+    options.back().enable_idempotence = idempotent;
   }
+  // Many small batches, several in flight at each pause; at most ~5,000 records/s each.
+  ferry::testing::producer_load load(options, {.topic = "orders", .keys = 13, .pace = 5});
 
   std::mt19937 rng(8);
   for (int k = 0; k < kPauses; ++k) {
@@ -151,9 +117,8 @@ void run(bool idempotent, figures& out) {
     EXPECT_EQ(::kill(d.pid, SIGCONT), 0);
   }
   std::this_thread::sleep_for(300ms);
-  stop = true;
-  for (auto& th : threads) th.join();
-  for (auto& p : producers) {
+  load.stop();
+  for (const auto& p : load.producers()) {
     EXPECT_TRUE(p->flush(60s)) << "records still undelivered 60 s after the last pause";
     auto s = p->stats();
     out.recognised += s.duplicates;
@@ -202,6 +167,9 @@ void run(bool idempotent, figures& out) {
   }
   (void)c.close();
 
+  const auto& acked = load.acked();
+  out.failed = load.failed();
+  out.failures = load.failures();
   out.acked = acked.size();
   out.stored = stored.size();
   for (const auto& [v, where] : acked) {
