@@ -19,9 +19,11 @@
 #include <span>
 #include <string>
 #include <thread>
+#include <utility>
 #include <vector>
 #include <zmq.hpp>
 
+#include "ferry/client/producer.h"
 #include "ferry/core/endian.h"
 #include "ferry/protocol/codec.h"
 #include "ferry/protocol/socket.h"
@@ -271,5 +273,62 @@ Options fast_options(const fake_broker& fb) {
   o.retry_backoff = 5ms;
   return o;
 }
+
+/// Producer options aimed at `fb`: fast_options, a 5 s delivery timeout, no
+/// linger, 2 s max_block.
+inline producer_options fast_producer_options(const fake_broker& fb) {
+  using namespace std::chrono_literals;
+  auto o = fast_options<producer_options>(fb);
+  o.delivery_timeout = 5000ms;
+  o.linger = 0ms;
+  o.max_block = 2000ms;
+  return o;
+}
+
+/// A record for topic "t" with value `value`, and `partition` and `key`
+/// when given.
+inline producer_record rec(std::string value, std::optional<std::int32_t> partition = {},
+                           std::optional<std::string> key = {}) {
+  producer_record r;
+  r.topic = "t";
+  r.key = std::move(key);
+  r.value = std::move(value);
+  if (partition) r.partition = partition_id(*partition);
+  return r;
+}
+
+/// Holds back produce requests until released: a fake_broker's handler and
+/// tick that keep every ProduceRequest while `release` is false and hand
+/// the other requests to `serve` at once; once `release` is set, the held
+/// requests go to `serve` at the next tick, in arrival order, and later
+/// ones at once. Declare it before the fake_broker that uses it (it must
+/// outlive the fake's thread).
+class produce_gate {
+ public:
+  explicit produce_gate(fake_broker::handler serve) : serve_(std::move(serve)) {}
+
+  [[nodiscard]] fake_broker::handler handler() {
+    return [this](fake_broker& f, request& r) {
+      if (r.type() == wire::Body::ProduceRequest && !release) {
+        held_.push_back(std::move(r));
+        return;
+      }
+      serve_(f, r);
+    };
+  }
+  [[nodiscard]] fake_broker::tick tick() {
+    return [this](fake_broker& f) {
+      if (!release) return;
+      for (auto& r : held_) serve_(f, r);
+      held_.clear();
+    };
+  }
+
+  std::atomic<bool> release{false};
+
+ private:
+  fake_broker::handler serve_;
+  std::vector<request> held_;  // the fake's thread only
+};
 
 }  // namespace ferry::client::testing

@@ -20,6 +20,8 @@ namespace {
 
 using namespace std::chrono_literals;
 using testing::fake_broker;
+using testing::fast_producer_options;
+using testing::rec;
 using testing::request;
 
 // One stored batch as the fake saw it.
@@ -112,27 +114,11 @@ struct scripted {
   }
 };
 
-producer_options fast(const fake_broker& fb) {
-  auto o = testing::fast_options<producer_options>(fb);
-  o.delivery_timeout = 5000ms;
-  o.linger = 0ms;
-  o.max_block = 2000ms;
-  return o;
-}
-
-producer_record rec(std::string value, std::int32_t partition) {
-  producer_record r;
-  r.topic = "t";
-  r.value = std::move(value);
-  r.partition = partition_id(partition);
-  return r;
-}
-
 TEST(IdempotentProducer, StampsIdEpochAndPerPartitionSequences) {
   scripted s;
   s.epoch = 3;
   fake_broker fb([&](fake_broker& f, request& r) { s.serve(f, r); });
-  auto o = fast(fb);
+  auto o = fast_producer_options(fb);
   o.producer_name = "writer-1";
   o.linger = 10s;  // only flush() sends
   producer p(o);
@@ -163,7 +149,7 @@ TEST(IdempotentProducer, ARetryResendsTheIdenticalBatchAndADuplicateAckIsSuccess
   s.script[1] = scripted::action::silent;     // the reply is lost
   s.script[2] = scripted::action::duplicate;  // the broker had stored it
   fake_broker fb([&](fake_broker& f, request& r) { s.serve(f, r); });
-  auto o = fast(fb);
+  auto o = fast_producer_options(fb);
   o.request_timeout = 100ms;
   o.linger = 10s;  // one batch of both records, sent by flush()
   producer p(o);
@@ -186,7 +172,7 @@ TEST(IdempotentProducer, InitProducerIsRetriedBeforeTheFirstBatch) {
   scripted s;
   s.init_drops = 1;
   fake_broker fb([&](fake_broker& f, request& r) { s.serve(f, r); });
-  auto o = fast(fb);
+  auto o = fast_producer_options(fb);
   o.request_timeout = 100ms;
   producer p(o);
   auto m = p.send(rec("v", 0)).get();
@@ -202,7 +188,7 @@ TEST(IdempotentProducer, FencedFailsWhatIsPendingAndEveryLaterSend) {
   s.script[1] = scripted::action::error;
   s.error = wire::ErrorCode::ProducerFenced;
   fake_broker fb([&](fake_broker& f, request& r) { s.serve(f, r); });
-  auto o = fast(fb);
+  auto o = fast_producer_options(fb);
   o.producer_name = "w";
   producer p(o);
   auto first = p.send(rec("a", 0));
@@ -222,28 +208,16 @@ TEST(IdempotentProducer, FencedFailsBatchesQueuedBehindIt) {
   scripted s;
   s.script[1] = scripted::action::error;
   s.error = wire::ErrorCode::ProducerFenced;
-  std::atomic<bool> release{false};
-  std::vector<request> held;
-  fake_broker fb(
-      [&](fake_broker& f, request& r) {
-        if (r.type() == wire::Body::ProduceRequest && !release) {
-          held.push_back(std::move(r));  // hold the first request until more are queued
-          return;
-        }
-        s.serve(f, r);
-      },
-      [&](fake_broker& f) {
-        if (!release) return;
-        for (auto& r : held) s.serve(f, r);
-        held.clear();
-      });
-  auto o = fast(fb);
+  // Holds the first request until more are queued.
+  testing::produce_gate gate([&](fake_broker& f, request& r) { s.serve(f, r); });
+  fake_broker fb(gate.handler(), gate.tick());
+  auto o = fast_producer_options(fb);
   o.batch_bytes = 80;  // one record per batch
   producer p(o);
   std::vector<std::future<result<record_metadata>>> fs;
   for (int i = 0; i < 4; ++i) fs.push_back(p.send(rec("v" + std::to_string(i), 0)));
   std::this_thread::sleep_for(50ms);
-  release = true;
+  gate.release = true;
   for (auto& f : fs) {
     auto r = f.get();
     ASSERT_FALSE(r);
@@ -258,7 +232,7 @@ TEST(IdempotentProducer, OutOfOrderFailsThatBatchAndLaterBatchesTakeANewIdentity
   s.script[1] = scripted::action::error;
   s.error = wire::ErrorCode::OutOfOrderSequence;
   fake_broker fb([&](fake_broker& f, request& r) { s.serve(f, r); });
-  producer p(fast(fb));
+  producer p(fast_producer_options(fb));
   auto a = p.send(rec("a", 0)).get();
   ASSERT_FALSE(a);
   EXPECT_EQ(a.error(), errc::out_of_order_sequence);
@@ -279,7 +253,7 @@ TEST(IdempotentProducer, ABatchWithAnUnknownOutcomeLeadsToANewIdentity) {
   scripted s;
   for (int i = 1; i <= 20; ++i) s.script[i] = scripted::action::silent;
   fake_broker fb([&](fake_broker& f, request& r) { s.serve(f, r); });
-  auto o = fast(fb);
+  auto o = fast_producer_options(fb);
   o.request_timeout = 40ms;
   o.delivery_timeout = 100ms;
   producer p(o);
@@ -307,7 +281,7 @@ TEST(IdempotentProducer, ADefiniteRefusalGivesItsSequenceNumbersBack) {
   s.script[1] = scripted::action::error;
   s.error = wire::ErrorCode::RecordTooLarge;
   fake_broker fb([&](fake_broker& f, request& r) { s.serve(f, r); });
-  producer p(fast(fb));
+  producer p(fast_producer_options(fb));
   auto a = p.send(rec("aaa", 0)).get();
   ASSERT_FALSE(a);
   EXPECT_EQ(a.error(), errc::record_too_large);
@@ -325,7 +299,7 @@ TEST(IdempotentProducer, ABrokerWithoutInitProducerFailsEverySend) {
   scripted s;
   s.init_error = wire::ErrorCode::InvalidRequest;
   fake_broker fb([&](fake_broker& f, request& r) { s.serve(f, r); });
-  producer p(fast(fb));
+  producer p(fast_producer_options(fb));
   auto a = p.send(rec("a", 0)).get();
   ASSERT_FALSE(a);
   EXPECT_EQ(a.error(), errc::invalid_request);
@@ -339,7 +313,7 @@ TEST(IdempotentProducer, ABrokerWithoutInitProducerFailsEverySend) {
 TEST(IdempotentProducer, WithIdempotenceOffNoIdentityIsAskedForOrSent) {
   scripted s;
   fake_broker fb([&](fake_broker& f, request& r) { s.serve(f, r); });
-  auto o = fast(fb);
+  auto o = fast_producer_options(fb);
   o.enable_idempotence = false;
   producer p(o);
   ASSERT_TRUE(p.send(rec("a", 0)).get());
@@ -354,7 +328,7 @@ TEST(IdempotentProducer, WithIdempotenceOffNoIdentityIsAskedForOrSent) {
 TEST(IdempotentProducer, ANameNeedsIdempotence) {
   scripted s;
   fake_broker fb([&](fake_broker& f, request& r) { s.serve(f, r); });
-  auto o = fast(fb);
+  auto o = fast_producer_options(fb);
   o.enable_idempotence = false;
   o.producer_name = "w";
   producer p(o);

@@ -18,6 +18,8 @@ namespace {
 
 using namespace std::chrono_literals;
 using testing::fake_broker;
+using testing::fast_producer_options;
+using testing::rec;
 using testing::request;
 using sclock = std::chrono::steady_clock;
 using tp_key = std::pair<std::string, std::int32_t>;
@@ -68,24 +70,6 @@ struct fake_log {
   }
 };
 
-producer_options fast(const fake_broker& fb) {
-  auto o = testing::fast_options<producer_options>(fb);
-  o.delivery_timeout = 5000ms;
-  o.linger = 0ms;
-  o.max_block = 2000ms;
-  return o;
-}
-
-producer_record rec(std::string value, std::optional<std::int32_t> partition = {},
-                    std::optional<std::string> key = {}) {
-  producer_record r;
-  r.topic = "t";
-  r.key = std::move(key);
-  r.value = std::move(value);
-  if (partition) r.partition = partition_id(*partition);
-  return r;
-}
-
 template <typename T>
 bool ready_within(std::future<T>& f, std::chrono::milliseconds d) {
   return f.wait_for(d) == std::future_status::ready;
@@ -94,7 +78,7 @@ bool ready_within(std::future<T>& f, std::chrono::milliseconds d) {
 TEST(Producer, BatchesRecordsPerPartitionAndManyPartitionsPerRequest) {
   fake_log log;
   fake_broker fb([&](fake_broker& f, request& r) { log.serve(f, r); });
-  auto o = fast(fb);
+  auto o = fast_producer_options(fb);
   o.linger = 10s;  // only flush() sends
   producer p(o);
 
@@ -139,7 +123,7 @@ TEST(Producer, BatchesRecordsPerPartitionAndManyPartitionsPerRequest) {
 TEST(Producer, LingerSendsWithoutFlush) {
   fake_log log;
   fake_broker fb([&](fake_broker& f, request& r) { log.serve(f, r); });
-  auto o = fast(fb);
+  auto o = fast_producer_options(fb);
   o.linger = 50ms;
   producer p(o);
   auto f0 = p.send(rec("x", 2));
@@ -161,7 +145,7 @@ TEST(Producer, LingerSendsWithoutFlush) {
 TEST(Producer, FullBatchesAreSentWithoutWaitingForLinger) {
   fake_log log;
   fake_broker fb([&](fake_broker& f, request& r) { log.serve(f, r); });
-  auto o = fast(fb);
+  auto o = fast_producer_options(fb);
   o.linger = 10s;
   o.batch_bytes = 300;
   producer p(o);
@@ -214,7 +198,7 @@ TEST(Producer, KeepsPerPartitionOrderWithOneRequestInFlightPerPartition) {
         held.clear();
         held_partitions.clear();
       });
-  auto o = fast(fb);
+  auto o = fast_producer_options(fb);
   o.batch_bytes = 120;  // about two records per batch: many batches
   o.max_in_flight = 8;
   producer p(o);
@@ -256,7 +240,7 @@ TEST(Producer, KeyedRecordsGoWhereKafkasDefaultPartitionerSends) {
   fake_log log;
   log.partitions = 5;
   fake_broker fb([&](fake_broker& f, request& r) { log.serve(f, r); });
-  producer p(fast(fb));
+  producer p(fast_producer_options(fb));
   std::vector<std::pair<std::string, std::future<result<record_metadata>>>> fs;
   for (int i = 0; i < 40; ++i) {
     std::string key = "order-" + std::to_string(i);
@@ -284,7 +268,7 @@ TEST(Producer, RecordsWithoutKeyGoRoundRobinPerBatch) {
   fake_log log;
   log.partitions = 3;
   fake_broker fb([&](fake_broker& f, request& r) { log.serve(f, r); });
-  auto o = fast(fb);
+  auto o = fast_producer_options(fb);
   o.linger = 10s;
   producer p(o);
   std::vector<std::int32_t> partitions;
@@ -317,7 +301,7 @@ TEST(Producer, RetriesARetriableErrorThenDelivers) {
     }
     log.serve(f, r);
   });
-  producer p(fast(fb));
+  producer p(fast_producer_options(fb));
   auto fut = p.send(rec("v", 0));
   ASSERT_TRUE(ready_within(fut, 3s));
   auto m = fut.get();
@@ -338,7 +322,7 @@ TEST(Producer, FailsAfterDeliveryTimeoutWhenTheBrokerStaysSilent) {
     }
     log.serve(f, r);
   });
-  auto o = fast(fb);
+  auto o = fast_producer_options(fb);
   o.request_timeout = 30ms;
   o.delivery_timeout = 150ms;
   producer p(o);
@@ -365,7 +349,7 @@ TEST(Producer, DeliversAcrossABrokerRestartWithoutWaitingForTheRequestTimeout) {
     log.serve(f, r);
   });
   const std::string endpoint = first->endpoint();
-  auto o = fast(*first);
+  auto o = fast_producer_options(*first);
   o.request_timeout = 10s;  // recovery must not depend on it
   o.delivery_timeout = 20s;
   producer p(o);
@@ -395,7 +379,7 @@ TEST(Producer, NonRetriableErrorsFailAtOnce) {
       f.reply_error(r, wire::ErrorCode::InvalidRequest, "nope");
     }
   });
-  producer p(fast(fb));
+  producer p(fast_producer_options(fb));
   auto a = p.send(rec("v", 0)).get();
   ASSERT_FALSE(a);
   EXPECT_EQ(a.error(), errc::record_too_large);
@@ -407,22 +391,9 @@ TEST(Producer, NonRetriableErrorsFailAtOnce) {
 
 TEST(Producer, BackPressureBlocksSendUntilSpaceOrMaxBlock) {
   fake_log log;
-  std::vector<request> held;
-  std::atomic<bool> release{false};
-  fake_broker fb(
-      [&](fake_broker& f, request& r) {
-        if (r.type() == wire::Body::ProduceRequest && !release) {
-          held.push_back(std::move(r));
-          return;
-        }
-        log.serve(f, r);
-      },
-      [&](fake_broker& f) {
-        if (!release) return;
-        for (auto& r : held) log.serve(f, r);
-        held.clear();
-      });
-  auto o = fast(fb);
+  testing::produce_gate gate([&](fake_broker& f, request& r) { log.serve(f, r); });
+  fake_broker fb(gate.handler(), gate.tick());
+  auto o = fast_producer_options(fb);
   o.buffer_bytes = 4096;
   const std::string big(1000, 'x');
 
@@ -438,9 +409,9 @@ TEST(Producer, BackPressureBlocksSendUntilSpaceOrMaxBlock) {
     EXPECT_EQ(r.error(), ferry::errc::timed_out);
     EXPECT_GE(took, 35ms);
     EXPECT_LT(took, 1s);
-    release = true;
+    gate.release = true;
     ASSERT_TRUE(p.flush(2s));
-    release = false;
+    gate.release = false;
   }
   {  // Unblocks as soon as acknowledgements free space.
     auto o2 = o;
@@ -455,7 +426,7 @@ TEST(Producer, BackPressureBlocksSendUntilSpaceOrMaxBlock) {
     });
     std::this_thread::sleep_for(30ms);
     EXPECT_FALSE(done.load()) << "send() should block while the buffer is full";
-    release = true;
+    gate.release = true;
     t.join();
     EXPECT_TRUE(blocked_result);
     ASSERT_TRUE(p.flush(2s));
@@ -477,7 +448,7 @@ TEST(Producer, FailsFastOnInvalidRecords) {
     }
     log.serve(f, r);
   });
-  auto o = fast(fb);
+  auto o = fast_producer_options(fb);
   o.buffer_bytes = 64 << 10;
   producer p(o);
   std::atomic<int> callbacks{0};
@@ -512,7 +483,7 @@ TEST(Producer, RefreshesPartitionCountAfterUnknownPartition) {
     }
     log.serve(f, r);
   });
-  producer p(fast(fb));
+  producer p(fast_producer_options(fb));
   auto first = p.send(rec("v", 2)).get();
   ASSERT_FALSE(first);
   EXPECT_EQ(first.error(), errc::unknown_partition);
@@ -525,7 +496,7 @@ TEST(Producer, RefreshesPartitionCountAfterUnknownPartition) {
 TEST(Producer, CloseDeliversWhatWasSentAndRefusesMore) {
   fake_log log;
   fake_broker fb([&](fake_broker& f, request& r) { log.serve(f, r); });
-  auto o = fast(fb);
+  auto o = fast_producer_options(fb);
   o.linger = 10s;
   producer p(o);
   std::atomic<int> ok{0};
@@ -542,7 +513,7 @@ TEST(Producer, CloseDeliversWhatWasSentAndRefusesMore) {
 TEST(Producer, FlushFromACallbackIsRefusedInsteadOfDeadlocking) {
   fake_log log;
   fake_broker fb([&](fake_broker& f, request& r) { log.serve(f, r); });
-  producer p(fast(fb));
+  producer p(fast_producer_options(fb));
   std::promise<std::error_code> inner;
   ASSERT_TRUE(p.send(rec("v", 0), [&](const result<record_metadata>&) {
     auto r = p.flush(1s);
