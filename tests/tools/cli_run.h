@@ -16,6 +16,9 @@
 #include <string>
 #include <vector>
 
+#include "ferry/client/options.h"
+#include "inproc_broker.h"
+
 namespace ferry::testing {
 
 struct run_result {
@@ -54,6 +57,14 @@ inline std::vector<std::string> table_row(const std::string& out,
     if (v.size() >= first.size() && std::equal(first.begin(), first.end(), v.begin())) return v;
   }
   return {};
+}
+
+/// Options of the CLI tests' in-process clients (which set up what the CLI
+/// then shows) on `endpoint`: base_client_options with a 10 ms backoff.
+inline client::client_options cli_client_options(const std::string& endpoint) {
+  auto o = base_client_options(endpoint);
+  o.retry_backoff = std::chrono::milliseconds(10);
+  return o;
 }
 
 /// Milliseconds since the epoch.

@@ -62,12 +62,7 @@ class CliTest : public ::testing::Test {
   // --- in-process clients, to set up what the CLI then shows ---------------
 
   [[nodiscard]] ferry::client::client_options client_options() const {
-    ferry::client::client_options o;
-    o.broker = broker_.endpoint();
-    o.request_timeout = 5s;
-    o.api_timeout = 10s;
-    o.retry_backoff = 10ms;
-    return o;
+    return ferry::testing::cli_client_options(broker_.endpoint());
   }
   // Records are kept forever unless `retention_bytes` is set.
   void create_topic(const std::string& name, int partitions, std::int64_t retention_bytes = -2,

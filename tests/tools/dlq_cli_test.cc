@@ -82,12 +82,7 @@ class DlqCliTest : public ::testing::Test {
   }
 
   [[nodiscard]] ferry::client::client_options client_options() const {
-    ferry::client::client_options o;
-    o.broker = broker_.endpoint();
-    o.request_timeout = 5s;
-    o.api_timeout = 10s;
-    o.retry_backoff = 10ms;
-    return o;
+    return ferry::testing::cli_client_options(broker_.endpoint());
   }
   void create_topic(const std::string& name, int partitions) {
     ferry::client::topic_config cfg;
