@@ -2,8 +2,6 @@
 
 #include <fmt/format.h>
 
-#include <cstring>
-
 #include "ferry/client/errc.h"
 #include "ferry/protocol/codec.h"
 #include "ferry/runtime/worker.h"
@@ -15,9 +13,7 @@ schema_gate::schema_gate(std::shared_ptr<client::schema_cache> cache) : cache_(s
 
 result<void> schema_gate::admit(std::int64_t writer_id, std::string_view reader_bfbs,
                                 std::string_view reader_root) {
-  std::pair<std::int64_t, std::string> key{writer_id,
-                                           fmt::format("{}/{}/{}", reader_root, reader_bfbs.size(),
-                                                       std::hash<std::string_view>{}(reader_bfbs))};
+  const std::pair<std::int64_t, const char*> key{writer_id, reader_bfbs.data()};
   {
     std::lock_guard lock(mu_);
     if (auto it = verdicts_.find(key); it != verdicts_.end()) {
@@ -50,7 +46,7 @@ result<void> schema_gate::admit(std::int64_t writer_id, std::string_view reader_
             : "");
   }
   std::lock_guard lock(mu_);
-  verdicts_.emplace(std::move(key), verdict);
+  verdicts_.emplace(key, verdict);
   if (verdict.empty()) return success();
   return invalid_payload(verdict);
 }
@@ -73,22 +69,17 @@ result<void> admit_payload(schema_gate& gate, const message& m, std::string_view
   return gate.admit(*id, reader_bfbs, reader_root);
 }
 
-result<void> check_payload_values(std::string_view reader_bfbs,
-                                  std::span<const std::byte> payload) {
+result<void> check_payload_values(const schema::value_checker& checker,
+                                  const std::uint8_t* verified_payload) {
   std::string why;
-  if (auto r = schema::check_values(reader_bfbs, payload, &why); !r)
+  if (auto r = checker.check_verified(verified_payload, &why); !r)
     return invalid_payload(why.empty() ? r.error().message() : why);
   return success();
 }
 
-aligned_payload::aligned_payload(std::string_view bytes) : size_(bytes.size()) {
-  if (reinterpret_cast<std::uintptr_t>(bytes.data()) % alignof(std::uint64_t) == 0) {
-    data_ = reinterpret_cast<const std::uint8_t*>(bytes.data());
-    return;
-  }
-  copy_.resize((bytes.size() + 7) / 8);
-  if (!bytes.empty()) std::memcpy(copy_.data(), bytes.data(), bytes.size());
-  data_ = reinterpret_cast<const std::uint8_t*>(copy_.data());
+result<std::shared_ptr<const schema::value_checker>> make_value_checker(std::string_view bfbs) {
+  FERRY_TRY(auto c, schema::value_checker::make(bfbs));
+  return std::make_shared<const schema::value_checker>(std::move(c));
 }
 
 }  // namespace detail

@@ -13,12 +13,7 @@
 #include <string>
 
 #include "ferry/broker/broker.h"
-// Wire-level broker tests link only ferry::broker: they get the broker and
-// make_temp_dir, without base_client_options.
-#if __has_include("ferry/client/options.h")
 #include "ferry/client/options.h"
-#define FERRY_TESTING_HAS_CLIENT_OPTIONS 1
-#endif
 
 namespace ferry::testing {
 
@@ -33,7 +28,6 @@ inline std::filesystem::path make_temp_dir(const std::string& prefix) {
   return tmpl;
 }
 
-#ifdef FERRY_TESTING_HAS_CLIENT_OPTIONS
 /// Client options on `endpoint`: 5 s requests, 10 s API calls, 20 ms backoff.
 inline client::client_options base_client_options(const std::string& endpoint) {
   client::client_options o;
@@ -43,7 +37,6 @@ inline client::client_options base_client_options(const std::string& endpoint) {
   o.retry_backoff = std::chrono::milliseconds(20);
   return o;
 }
-#endif
 
 class inproc_broker {
  public:

@@ -471,13 +471,13 @@ struct broker::impl {
       // second one could name another schema than the one checked here.
       std::optional<std::string_view> id_text;
       int count = 0;
-      for (const auto& h : rv.headers()) {
-        if (h.key != protocol::kSchemaIdHeader) continue;
+      rv.for_each_header([&](const storage::header_view& h) {
+        if (h.key != protocol::kSchemaIdHeader) return;
         ++count;
         if (h.value)
           id_text =
               std::string_view(reinterpret_cast<const char*>(h.value->data()), h.value->size());
-      }
+      });
       std::int64_t id = -1;
       if (id_text) {
         auto [end, ec] = std::from_chars(id_text->data(), id_text->data() + id_text->size(), id);

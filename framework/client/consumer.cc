@@ -589,8 +589,10 @@ std::error_code consumer::impl::decode_partition(const topic_partition& tp,
       rec.timestamp = rv.timestamp;
       rec.key = str_of(rv.key);
       rec.value = str_of(rv.value);
-      for (const auto& hv : rv.headers())
+      rec.headers.reserve(rv.header_count);
+      rv.for_each_header([&](const storage::header_view& hv) {
         rec.headers.push_back({std::string(hv.key), str_of(hv.value)});
+      });
       out.push_back(std::move(rec));
     });
     data = data.subspan(h.batch_length);

@@ -211,19 +211,17 @@ schema_cache::~schema_cache() = default;
 // admin is not thread-safe.
 result<std::int64_t> schema_cache::id_for(std::string_view subject, std::string_view bfbs,
                                           std::string_view source, bool auto_register) {
-  std::string key;
-  key.reserve(subject.size() + 1 + bfbs.size());
-  key.append(subject).push_back('\0');
-  key.append(bfbs);
-  {
+  const auto cached = [&]() -> std::optional<std::int64_t> {
     std::lock_guard lock(mu_);
-    if (auto it = ids_.find(key); it != ids_.end()) return it->second;
-  }
+    auto s = ids_.find(subject);
+    if (s == ids_.end()) return std::nullopt;
+    auto it = s->second.find(bfbs);
+    if (it == s->second.end()) return std::nullopt;
+    return it->second;
+  };
+  if (auto id = cached()) return *id;
   std::lock_guard rpc(rpc_mu_);
-  {
-    std::lock_guard lock(mu_);  // another thread may have asked meanwhile
-    if (auto it = ids_.find(key); it != ids_.end()) return it->second;
-  }
+  if (auto id = cached()) return *id;  // another thread asked meanwhile
   auto r = admin_.register_schema(
       subject, bfbs, source,
       auto_register ? schema_action::register_schema : schema_action::lookup);
@@ -232,7 +230,9 @@ result<std::int64_t> schema_cache::id_for(std::string_view subject, std::string_
     last_error_ = admin_.last_error_message();
     return r.error();
   }
-  ids_.emplace(std::move(key), r.value().id);
+  auto s = ids_.find(subject);
+  if (s == ids_.end()) s = ids_.emplace(std::string(subject), decltype(s->second){}).first;
+  s->second.emplace(std::string(bfbs), r.value().id);
   return r.value().id;
 }
 

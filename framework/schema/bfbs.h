@@ -1,6 +1,5 @@
 // Private to ferry::schema: the one place untrusted binary-schema bytes are
-// checked before anything reads them (schema.cc), and aligned copies of
-// payloads for the reflection verifier.
+// checked before anything reads them (schema.cc).
 #pragma once
 
 #include <flatbuffers/reflection.h>
@@ -13,31 +12,11 @@
 #include <vector>
 
 #include "ferry/core/result.h"
+#include "ferry/schema/schema.h"
 
 namespace ferry::schema::details {
 
-/// Bytes at an 8-byte aligned address: a view of the input when it is
-/// already aligned, otherwise a copy. FlatBuffers reads scalars in place, so
-/// a misaligned buffer is undefined behaviour (UBSan reports it).
-/// Not copyable: `data()` may point into this object's own storage.
-class aligned_bytes {
- public:
-  explicit aligned_bytes(std::span<const std::byte> bytes);
-  aligned_bytes(const aligned_bytes&) = delete;
-  aligned_bytes& operator=(const aligned_bytes&) = delete;
-  aligned_bytes(aligned_bytes&&) noexcept = default;
-  aligned_bytes& operator=(aligned_bytes&&) noexcept = default;
-
-  const std::uint8_t* data() const noexcept {
-    return copy_.empty() ? view_ : reinterpret_cast<const std::uint8_t*>(copy_.data());
-  }
-  std::size_t size() const noexcept { return size_; }
-
- private:
-  const std::uint8_t* view_ = nullptr;
-  std::vector<std::uint64_t> copy_;  // heap storage survives moves
-  std::size_t size_ = 0;
-};
+using schema::aligned_bytes;
 
 /// A binary schema that passed reflection's verifier, names a root table and
 /// whose type indices are all in range (the verifier does not check those, and
@@ -71,5 +50,9 @@ inline const reflection::Object* union_member(const reflection::Schema& s,
   }
   return nullptr;
 }
+
+/// verify() on a loaded schema and an aligned payload (schema.cc).
+result<void> verify_loaded(const checked_schema& schema, const aligned_bytes& payload,
+                           std::string* why);
 
 }  // namespace ferry::schema::details

@@ -124,8 +124,6 @@ const std::error_category& schema_category() noexcept {
   return instance;
 }
 
-namespace details {
-
 aligned_bytes::aligned_bytes(std::span<const std::byte> bytes) : size_(bytes.size()) {
   const auto* p = reinterpret_cast<const std::uint8_t*>(bytes.data());
   if (reinterpret_cast<std::uintptr_t>(p) % alignof(std::uint64_t) == 0) {
@@ -135,6 +133,8 @@ aligned_bytes::aligned_bytes(std::span<const std::byte> bytes) : size_(bytes.siz
   copy_.resize((bytes.size() + sizeof(std::uint64_t) - 1) / sizeof(std::uint64_t));
   std::memcpy(copy_.data(), p, bytes.size());
 }
+
+namespace details {
 
 result<checked_schema> checked_schema::load(std::string_view bfbs, std::string* why) {
   if (bfbs.size() >= FLATBUFFERS_MAX_BUFFER_SIZE) {
@@ -336,8 +336,12 @@ bool required_present(const reflection::Schema& s, const reflection::Object& obj
   return true;
 }
 
-result<void> verify_loaded(const details::checked_schema& schema,
-                           const details::aligned_bytes& payload, std::string* why) {
+}  // namespace
+
+namespace details {
+
+result<void> verify_loaded(const checked_schema& schema, const aligned_bytes& payload,
+                           std::string* why) {
   const auto& root = *schema.get().root_table();
   if (payload.size() < sizeof(flatbuffers::uoffset_t)) {
     set(why,
@@ -371,13 +375,13 @@ result<void> verify_loaded(const details::checked_schema& schema,
   return success();
 }
 
-}  // namespace
+}  // namespace details
 
 result<void> verify(std::string_view bfbs, std::span<const std::byte> payload, std::string* why) {
   try {
     FERRY_TRY(auto schema, details::checked_schema::load(bfbs, why));
-    const details::aligned_bytes bytes(payload);
-    return verify_loaded(schema, bytes, why);
+    const aligned_bytes bytes(payload);
+    return details::verify_loaded(schema, bytes, why);
   } catch (const std::exception& e) {
     set(why, e.what());
     return errc::invalid_payload;
@@ -388,8 +392,8 @@ result<std::string> to_json(std::string_view bfbs, std::span<const std::byte> pa
                             std::string* why) {
   try {
     FERRY_TRY(auto schema, details::checked_schema::load(bfbs, why));
-    const details::aligned_bytes bytes(payload);
-    FERRY_TRY(verify_loaded(schema, bytes, why));
+    const aligned_bytes bytes(payload);
+    FERRY_TRY(details::verify_loaded(schema, bytes, why));
     flatbuffers::IDLOptions opts;
     opts.strict_json = true;  // quoted field names: JSON, not JSON5
     opts.indent_step = -1;    // one line

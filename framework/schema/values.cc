@@ -4,7 +4,9 @@
 // by a newer schema can carry a value the reader's enum does not declare.
 #include <flatbuffers/reflection.h>
 
+#include <memory>
 #include <string>
+#include <utility>
 
 #include "bfbs.h"
 #include "ferry/schema/schema.h"
@@ -108,21 +110,51 @@ class walker {
 
 }  // namespace
 
-result<void> check_values(std::string_view bfbs, std::span<const std::byte> payload,
-                          std::string* why) {
+result<value_checker> value_checker::make(std::string_view bfbs, std::string* why) {
   try {
-    FERRY_TRY(auto schema, details::checked_schema::load(bfbs, why));
-    FERRY_TRY(verify(bfbs, payload, why));
-    const details::aligned_bytes bytes(payload);
-    const auto& root = *schema.get().root_table();
-    const auto* t = flatbuffers::GetAnyRoot(bytes.data());
-    walker w(schema.get(), why);
-    if (!w.table(root, *t, 0, root.name()->str())) return errc::invalid_payload;
+    // A checked_schema may view the bytes it was loaded from: keep a copy
+    // alive beside it (shared_ptr aliasing), so the caller's may go.
+    auto owned = std::make_shared<const std::string>(bfbs);
+    FERRY_TRY(auto s, details::checked_schema::load(*owned, why));
+    auto both = std::make_shared<
+        const std::pair<std::shared_ptr<const std::string>, details::checked_schema>>(
+        std::move(owned), std::move(s));
+    return value_checker(std::shared_ptr<const details::checked_schema>(both, &both->second));
+  } catch (const std::exception& e) {
+    if (why) *why = e.what();
+    return errc::invalid_binary_schema;
+  }
+}
+
+result<void> value_checker::check(std::span<const std::byte> payload, std::string* why) const {
+  try {
+    const aligned_bytes bytes(payload);
+    FERRY_TRY(details::verify_loaded(*schema_, bytes, why));
+    return check_verified(bytes.data(), why);
+  } catch (const std::exception& e) {
+    if (why) *why = e.what();
+    return errc::invalid_payload;
+  }
+}
+
+result<void> value_checker::check_verified(const std::uint8_t* payload, std::string* why) const {
+  try {
+    const auto& s = schema_->get();
+    const auto& root = *s.root_table();
+    walker w(s, why);
+    if (!w.table(root, *flatbuffers::GetAnyRoot(payload), 0, root.name()->str()))
+      return errc::invalid_payload;
     return success();
   } catch (const std::exception& e) {
     if (why) *why = e.what();
     return errc::invalid_payload;
   }
+}
+
+result<void> check_values(std::string_view bfbs, std::span<const std::byte> payload,
+                          std::string* why) {
+  FERRY_TRY(auto checker, value_checker::make(bfbs, why));
+  return checker.check(payload, why);
 }
 
 }  // namespace ferry::schema

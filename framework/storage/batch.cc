@@ -95,26 +95,28 @@ bool next_record(std::span<const std::byte>& in, const batch_header& h, std::int
 
 }  // namespace detail
 
+bool detail::next_header(std::span<const std::byte>& in, header_view& out) {
+  auto klen = varint::get(in);
+  if (!klen || *klen > in.size()) return false;
+  out.key =
+      std::string_view(reinterpret_cast<const char*>(in.data()), static_cast<std::size_t>(*klen));
+  in = in.subspan(static_cast<std::size_t>(*klen));
+  auto vlen = varint::get(in);
+  if (!vlen) return false;
+  auto v = varint::unzigzag(*vlen);
+  out.value.reset();
+  if (v > static_cast<std::int64_t>(in.size())) return false;
+  if (v >= 0) {
+    out.value = in.first(static_cast<std::size_t>(v));
+    in = in.subspan(static_cast<std::size_t>(v));
+  }
+  return true;
+}
+
 std::vector<header_view> record_view::headers() const {
   std::vector<header_view> out;
   out.reserve(header_count);
-  auto in = headers_raw;
-  for (std::uint32_t i = 0; i < header_count; ++i) {
-    auto klen = varint::get(in);
-    if (!klen || *klen > in.size()) break;
-    header_view h;
-    h.key =
-        std::string_view(reinterpret_cast<const char*>(in.data()), static_cast<std::size_t>(*klen));
-    in = in.subspan(static_cast<std::size_t>(*klen));
-    auto vlen = varint::get(in);
-    if (!vlen) break;
-    auto v = varint::unzigzag(*vlen);
-    if (v >= 0) {
-      h.value = in.first(static_cast<std::size_t>(v));
-      in = in.subspan(static_cast<std::size_t>(v));
-    }
-    out.push_back(h);
-  }
+  for_each_header([&](const header_view& h) { out.push_back(h); });
   return out;
 }
 

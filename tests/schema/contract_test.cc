@@ -4,6 +4,7 @@
 #include <gtest/gtest.h>
 
 #include <filesystem>
+#include <optional>
 #include <string>
 
 #include "ferry/schema/schema.h"
@@ -95,6 +96,35 @@ TEST(CheckValues, UnionMembersThatAreNotTablesAreSkippedAndTablesAreChecked) {
   why.clear();
   EXPECT_FALSE(check_values(bfbs, bytes(unknown), &why));
   EXPECT_NE(why.find("color"), std::string::npos) << why;
+}
+
+TEST(ValueChecker, OwnsItsSchemaAndChecksLikeCheckValues) {
+  std::string diagnostics;
+  auto compiled = compile(kUnionSchema, "union.fbs", {}, &diagnostics);
+  ASSERT_TRUE(compiled) << diagnostics;
+  std::optional<value_checker> checker;
+  {
+    std::string temporary = compiled.value().bfbs;  // gone before the checker is used
+    auto made = value_checker::make(temporary);
+    ASSERT_TRUE(made);
+    checker.emplace(std::move(made).value());
+    temporary.assign(temporary.size(), '\0');
+  }
+  std::string why;
+  auto green = payload_from_json(R"({"shape_type": "Box", "shape": {"color": "Green"}})");
+  EXPECT_TRUE(checker->check(bytes(green), &why)) << why;
+  const aligned_bytes verified(bytes(green));
+  EXPECT_TRUE(checker->check_verified(verified.data(), &why)) << why;
+  auto unknown = payload_from_json(R"({"shape_type": "Box", "shape": {"color": 7}})");
+  why.clear();
+  EXPECT_FALSE(checker->check(bytes(unknown), &why));
+  EXPECT_NE(why.find("color"), std::string::npos) << why;
+  const aligned_bytes unknown_aligned(bytes(unknown));
+  EXPECT_FALSE(checker->check_verified(unknown_aligned.data(), &why));
+  // check() verifies first: garbage is refused, not walked.
+  const std::string garbage(40, '\x7f');
+  EXPECT_EQ(checker->check(bytes(garbage), &why).error(), errc::invalid_payload);
+  EXPECT_FALSE(value_checker::make("not a schema"));
 }
 
 }  // namespace

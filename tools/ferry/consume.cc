@@ -167,10 +167,8 @@ class printed_offsets : public client::rebalance_listener {
   std::size_t committed_ = 0;
 };
 
-int consume_group(const globals& g, const consume_args& a) {
+int consume_group(const globals& g, const consume_args& a, decoder* dec) {
   client::admin adm(g.client());
-  std::optional<decoder> dec;
-  if (a.decode) dec.emplace(g);
   auto desc = adm.describe_topic(a.topic);
   if (!desc)
     return report("cannot consume from " + a.topic, desc.error(), adm.last_error_message());
@@ -215,7 +213,7 @@ int consume_group(const globals& g, const consume_args& a) {
     }
     for (const auto& r : recs.value()) {
       if (limit >= 0 && printed >= limit) break;
-      print_record(g, r, dec ? &*dec : nullptr);
+      print_record(g, r, dec);
       listener.printed(r);
       ++printed;
     }
@@ -243,7 +241,7 @@ int consume(const globals& g, const consume_args& a) {
                    "offsets with: ferry groups reset-offsets)\n";
       return kUsage;
     }
-    return consume_group(g, a);
+    return consume_group(g, a, dec ? &*dec : nullptr);
   }
   if (a.offset && !a.partition) {
     std::cerr << "error: --offset needs --partition\n";

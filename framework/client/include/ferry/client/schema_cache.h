@@ -57,7 +57,9 @@ class schema_cache {
   mutable std::mutex mu_;  // the maps and last_error_
   std::mutex rpc_mu_;      // admin_: one round trip at a time
   admin admin_;
-  std::map<std::string, std::int64_t> ids_;  // subject '\0' bfbs -> id
+  // subject -> bfbs -> id; found by string_view, so a cached id_for()
+  // allocates nothing.
+  std::map<std::string, std::map<std::string, std::int64_t, std::less<>>, std::less<>> ids_;
   std::map<std::int64_t, std::shared_ptr<const registered_schema>> schemas_;
   std::string last_error_;
 };

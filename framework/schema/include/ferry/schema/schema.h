@@ -11,6 +11,7 @@
 
 #include <cstdint>
 #include <filesystem>
+#include <memory>
 #include <optional>
 #include <span>
 #include <string>
@@ -161,6 +162,54 @@ std::string format(const finding& f);
 /// `why`; a bad schema is errc::invalid_binary_schema.
 result<void> verify(std::string_view bfbs, std::span<const std::byte> payload,
                     std::string* why = nullptr);
+
+/// Bytes at an 8-byte aligned address: a view of the input when it is
+/// already aligned, otherwise a copy. FlatBuffers reads scalars in place, so
+/// a misaligned buffer is undefined behaviour (UBSan reports it).
+/// Not copyable: `data()` may point into this object's own storage.
+class aligned_bytes {
+ public:
+  explicit aligned_bytes(std::span<const std::byte> bytes);
+  explicit aligned_bytes(std::string_view bytes) : aligned_bytes(std::as_bytes(std::span(bytes))) {}
+  aligned_bytes(const aligned_bytes&) = delete;
+  aligned_bytes& operator=(const aligned_bytes&) = delete;
+  aligned_bytes(aligned_bytes&&) noexcept = default;
+  aligned_bytes& operator=(aligned_bytes&&) noexcept = default;
+
+  const std::uint8_t* data() const noexcept {
+    return copy_.empty() ? view_ : reinterpret_cast<const std::uint8_t*>(copy_.data());
+  }
+  std::size_t size() const noexcept { return size_; }
+
+ private:
+  const std::uint8_t* view_ = nullptr;
+  std::vector<std::uint64_t> copy_;  // heap storage survives moves
+  std::size_t size_ = 0;
+};
+
+namespace details {
+class checked_schema;
+}
+
+/// check_values() for many payloads of one schema: the binary schema is
+/// checked once, when the checker is made (typed handlers keep one per
+/// contract). Thread-safe to share.
+class value_checker {
+ public:
+  /// errc::invalid_binary_schema / no_root_type with the reason in `why`.
+  static result<value_checker> make(std::string_view bfbs, std::string* why = nullptr);
+  /// check_values(): verifies the payload, then checks its values.
+  result<void> check(std::span<const std::byte> payload, std::string* why = nullptr) const;
+  /// Only the value checks, for a payload at an aligned address that was
+  /// already verified against this same schema (e.g. by the contract's
+  /// generated Verifier): verifying it again would only repeat that work.
+  result<void> check_verified(const std::uint8_t* payload, std::string* why = nullptr) const;
+
+ private:
+  explicit value_checker(std::shared_ptr<const details::checked_schema> s)
+      : schema_(std::move(s)) {}
+  std::shared_ptr<const details::checked_schema> schema_;
+};
 
 /// Verifies, then makes the semantic checks the verifier does not: every
 /// enum field (in the root table, nested tables, vectors and unions) holds a

@@ -101,6 +101,9 @@ struct record_view {
   std::span<const std::byte> headers_raw;  // encoded headers
 
   [[nodiscard]] std::vector<header_view> headers() const;
+  /// Calls fn(const header_view&) for each header, allocating nothing.
+  template <typename Fn>
+  void for_each_header(Fn&& fn) const;
   [[nodiscard]] std::string_view key_str() const noexcept;
   [[nodiscard]] std::string_view value_str() const noexcept;
 };
@@ -159,6 +162,16 @@ class batch_builder {
 namespace detail {
 bool next_record(std::span<const std::byte>& in, const batch_header& h, std::int32_t index,
                  record_view& out);
+/// Decodes the header at the front of `in` and advances past it; false
+/// when the bytes end early (validate_batch(full) rules that out).
+bool next_header(std::span<const std::byte>& in, header_view& out);
+}  // namespace detail
+
+template <typename Fn>
+void record_view::for_each_header(Fn&& fn) const {
+  auto in = headers_raw;
+  header_view h;
+  for (std::uint32_t i = 0; i < header_count && detail::next_header(in, h); ++i) fn(h);
 }
 
 template <typename Fn>
