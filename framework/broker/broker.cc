@@ -1604,8 +1604,11 @@ struct broker::impl {
                                          protocol::direction::request, {}, &why);
     if (!env) {
       logger()->warn("refused a request: {} ({})", env.error().message(), why);
-      reject(std::move(j->identity), 0, to_wire(env.error()),
-             why.empty() ? env.error().message() : why);
+      // Answered under the request's own id when the envelope is readable,
+      // so the client gets this error instead of a timeout.
+      reject(std::move(j->identity),
+             protocol::request_id_of(protocol::bytes_of(j->frames[0])).value_or(0),
+             to_wire(env.error()), why.empty() ? env.error().message() : why);
       return;
     }
     j->env = env.value();

@@ -503,6 +503,16 @@ result<const Envelope*> decode_envelope(std::span<const std::byte> frame0, std::
   return env;
 }
 
+std::optional<std::uint64_t> request_id_of(std::span<const std::byte> frame0, const limits& lim) {
+  if (frame0.size() > lim.max_envelope_bytes || frame0.size() < 8) return std::nullopt;
+  const auto* data = reinterpret_cast<const std::uint8_t*>(frame0.data());
+  if (!EnvelopeBufferHasIdentifier(data)) return std::nullopt;
+  flatbuffers::Verifier v(data, frame0.size(), lim.max_depth, lim.max_tables);
+  // A body type this side does not know verifies as opaque: its id is readable.
+  if (!VerifyEnvelopeBuffer(v)) return std::nullopt;
+  return GetEnvelope(data)->request_id();
+}
+
 std::vector<std::byte> finish_envelope(flatbuffers::FlatBufferBuilder& fbb,
                                        std::uint64_t request_id, Body type,
                                        flatbuffers::Offset<void> body) {

@@ -418,6 +418,69 @@ TEST_F(SchemaRegistryBroker, ProducedRecordsMustCarryAnIdOfTheTopicsSubject) {
   EXPECT_TRUE(plain[0]) << plain[0].error().message();
 }
 
+// An idempotent retry of a batch stored before validation was turned on is
+// answered as the duplicate it is (stored, at its offset), not refused: a
+// refusal would tell the producer "nothing stored" about stored records.
+TEST_F(SchemaRegistryBroker, ARetriedBatchStoredBeforeValidationIsAnsweredAsItsDuplicate) {
+  start();
+  ASSERT_TRUE(admin_->create_topic("orders", client::topic_config{}));
+  ASSERT_TRUE(reg("orders-value", schemas().v1));
+  testing::wire_client c(broker_.endpoint());
+  flatbuffers::FlatBufferBuilder fbb;
+  auto init =
+      c.call(fbb, wire::Body::InitProducerRequest, wire::CreateInitProducerRequest(fbb).Union());
+  ASSERT_TRUE(init && init->env);
+  const auto* id = init->env->body_as_InitProducerResponse();
+  ASSERT_NE(id, nullptr);
+  ASSERT_EQ(id->error(), wire::ErrorCode::None);
+  storage::batch_builder b;
+  b.add(system_clock::instance().wall_now(), "k", "no schema id");
+  const auto batch =
+      b.finish({producer_id(id->producer_id()), producer_epoch(id->epoch()), sequence_number(0)});
+
+  auto first = c.produce_one("orders", 0, batch);
+  ASSERT_EQ(first.error, wire::ErrorCode::None) << first.message;
+  ASSERT_TRUE(admin_->set_topic_schema("orders", "", true));
+  auto retry = c.produce_one("orders", 0, batch);
+  EXPECT_EQ(retry.error, wire::ErrorCode::None) << retry.message;
+  EXPECT_EQ(retry.base, first.base);
+  // A new batch without a schema id is still refused.
+  storage::batch_builder b2;
+  b2.add(system_clock::instance().wall_now(), "k", "new, no schema id");
+  auto fresh = c.produce_one(
+      "orders", 0,
+      b2.finish({producer_id(id->producer_id()), producer_epoch(id->epoch()), sequence_number(1)}));
+  EXPECT_EQ(fresh.error, wire::ErrorCode::SchemaRequired) << fresh.message;
+  EXPECT_EQ(testing::read_topic(opts(), "orders").size(), 1u);
+}
+
+// A request of a type this broker does not know (a newer client) or one
+// that fails a check is answered with an ErrorResponse under its own request
+// id, so the client gets the error instead of waiting out its timeout.
+TEST_F(SchemaRegistryBroker, ARefusedRequestIsAnsweredUnderItsOwnId) {
+  start();
+  testing::wire_client c(broker_.endpoint());
+  flatbuffers::FlatBufferBuilder fbb;
+  auto unknown_body = wire::CreateListSubjectsRequest(fbb).Union();
+  const auto unknown_type = static_cast<wire::Body>(static_cast<int>(wire::Body::MAX) + 7);
+  c.send_raw({protocol::finish_envelope(fbb, 4242, unknown_type, unknown_body)});
+  auto r = c.recv(std::chrono::seconds(5));
+  ASSERT_TRUE(r && r->env) << "no answer: the client would wait for its timeout";
+  EXPECT_EQ(r->env->request_id(), 4242u);
+  ASSERT_EQ(r->env->body_type(), wire::Body::ErrorResponse);
+  EXPECT_EQ(r->env->body_as_ErrorResponse()->error(), wire::ErrorCode::InvalidRequest);
+}
+
+// GetSchema's version is -1 (latest) or >= 1; 0 is a malformed request.
+TEST_F(SchemaRegistryBroker, VersionZeroIsAnInvalidRequest) {
+  start();
+  ASSERT_TRUE(reg("orders-value", schemas().v1));
+  auto r = admin_->get_schema("orders-value", 0);
+  ASSERT_FALSE(r);
+  EXPECT_EQ(r.error(), errc::invalid_request) << admin_->last_error_message();
+  EXPECT_TRUE(admin_->get_schema("orders-value", 1));
+}
+
 TEST_F(SchemaRegistryBroker, RefusalNamesTheRecordAndRefusesTheWholeBatch) {
   start();
   ASSERT_TRUE(admin_->create_topic("orders", client::topic_config{}));

@@ -12,6 +12,7 @@
 
 #include <cstddef>
 #include <cstdint>
+#include <optional>
 #include <span>
 #include <string>
 #include <string_view>
@@ -43,6 +44,15 @@ enum class direction { request, response };
                                                             std::size_t frame_count, direction dir,
                                                             const limits& lim = {},
                                                             std::string* why = nullptr);
+
+/// The request id of a frame holding a verifiable envelope, whatever its
+/// body (a type this side does not know, a field that fails a check): lets
+/// the broker answer a request it refuses, so the client gets the error
+/// instead of waiting out its timeout. nullopt when the frame is not an
+/// envelope (then no client can be told). Same alignment precondition as
+/// decode_envelope.
+[[nodiscard]] std::optional<std::uint64_t> request_id_of(std::span<const std::byte> frame0,
+                                                         const limits& lim = {});
 
 /// Topic names: 1..249 characters from [A-Za-z0-9._-], not starting with '.'
 /// (reserved for the broker's own directories).
