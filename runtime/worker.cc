@@ -829,7 +829,7 @@ void worker::impl::complete(task& t) {
         }
         break;
       case entry::outcome::skipped:
-        finished(*e, std::max(1, e->attempts));
+        finished(*e, 0);  // no attempt: not in the attempts histogram
         bump([](worker_stats& s) { ++s.duplicates_skipped; });
         break;
       case entry::outcome::not_run:
@@ -852,7 +852,7 @@ void worker::impl::complete(task& t) {
 
 void worker::impl::finished(entry& e, int attempts) {
   e.state = entry::st::done;
-  note_attempts(attempts);
+  if (attempts > 0) note_attempts(attempts);
   in_flight_.fetch_sub(1);
 }
 
@@ -992,7 +992,9 @@ void worker::impl::take_acks() {
     }
     auto& last = a.p->last_ack[e.route_target];
     last = std::max(last, a.r.value().offset.value());
-    finished(e, e.attempts);
+    // A record handed to a retry tier is not finished for good: its last
+    // attempt is counted where it succeeds or is dead-lettered.
+    finished(e, e.route_reason ? e.attempts : 0);
     crash_point("runtime.route_acked");  // routed, origin offset not committed
     if (e.route_reason)
       bump([](worker_stats& s) { ++s.dead_lettered; });

@@ -140,6 +140,8 @@ TEST_F(WorkerTest, ExhaustedAttemptsGoToTheDeadLetterTopicWithTheirHistory) {
   ASSERT_TRUE(step_until(w, [&] { return w.stats().dead_lettered == 1; }));
   ASSERT_TRUE(step_until(w, [&] { return committed("pay", "orders") == 2; }));
   EXPECT_EQ(calls, 4);  // three attempts of the poison record, one of the other
+  // Finished for good: "fine" after 1 attempt, "poison" (dead-lettered) after 3.
+  EXPECT_EQ(w.stats().attempts_histogram, (std::vector<std::uint64_t>{1, 0, 1}));
   auto dlq = read_all("orders.dlq");
   ASSERT_EQ(dlq.size(), 1u);
   EXPECT_EQ(dlq[0].key, "order-1");
@@ -234,6 +236,9 @@ TEST_F(WorkerTest, DelayTiersRepublishAndConsumeWhenDue) {
   EXPECT_EQ(w.stats().tier_routed, 2u);
   EXPECT_EQ(w.stats().dead_lettered, 0u);
   ASSERT_TRUE(step_until(w, [&] { return committed("ship", "orders.retry.1m") == 1; }));
+  // Each record counted once, where it finished: "ok" at attempt 1, "flaky"
+  // at attempt 3 (its hops to the tiers are not finishes).
+  EXPECT_EQ(w.stats().attempts_histogram, (std::vector<std::uint64_t>{1, 0, 1}));
 }
 
 TEST_F(WorkerTest, AttemptsSurviveAWorkerRestart) {
@@ -285,6 +290,8 @@ TEST_F(WorkerTest, AProcessedIdempotencyKeyIsNeverHandledAgain) {
     ASSERT_TRUE(step_until(w, [&] { return committed("pay", "orders") == 3; }));
     EXPECT_EQ(seen, (std::vector<std::string>{"first", "other"}));
     EXPECT_EQ(w.stats().duplicates_skipped, 1u);
+    // The skipped duplicate made no attempt.
+    EXPECT_EQ(w.stats().attempts_histogram, (std::vector<std::uint64_t>{2}));
     ASSERT_TRUE(w.close());
   }
   // Replay: the group's offsets go back to the start; the ledger remembers.

@@ -146,8 +146,10 @@ struct worker_stats {
   std::uint64_t route_failures = 0;
   std::string last_route_error;  ///< the last of those, with topic/partition/offset
   std::uint64_t waiting = 0;     ///< records now waiting for a retry
-  /// Records finished after n attempts: attempts_histogram[n-1] (the last
-  /// bucket collects n >= its index + 1).
+  /// Records finished for good after n attempts (handled successfully or
+  /// dead-lettered): attempts_histogram[n-1], up to 16 (the last bucket
+  /// collects n >= 16). A hop to a retry tier is not a finish, and a skipped
+  /// duplicate made no attempt: neither is counted here.
   std::vector<std::uint64_t> attempts_histogram;
 };
 
