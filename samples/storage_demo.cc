@@ -20,10 +20,10 @@
 #include "ferry/core/clock.h"
 #include "ferry/core/crc32c.h"
 #include "ferry/core/logging.h"
-#include "ferry/schemas/orders/v1/order_placed_generated.h"
 #include "ferry/storage/batch.h"
 #include "ferry/storage/env.h"
 #include "ferry/storage/log.h"
+#include "orders/v1/order_placed_generated.h"
 
 namespace fs = std::filesystem;
 namespace st = ferry::storage;

@@ -50,56 +50,7 @@ function(ferry_add_executable)
   target_link_libraries(${ARG_NAME} PRIVATE ${ARG_DEPS} ferry_sanitizers ferry_warnings)
 endfunction()
 
-# ferry_flatbuffers(TARGET name SCHEMAS a.fbs ... [SUBDIR dir])
-# Runs flatc at build time into ${CMAKE_CURRENT_BINARY_DIR}/generated/ferry/
-# schemas[/SUBDIR] and exposes the headers through an INTERFACE target
-# (include "ferry/schemas/[SUBDIR/]<stem>_generated.h"). Nothing generated is
-# committed. Per schema it also emits the binary schema (<stem>.bfbs), the
-# binary schema as C++ (<stem>_bfbs_generated.h) and, for a schema with a
-# root_type, its contract (<stem>_contract.h, ferry/schema/contract.h).
-set(FERRY_CONTRACT_SCRIPT ${CMAKE_CURRENT_LIST_DIR}/FerryContract.cmake)
-function(ferry_flatbuffers)
-  cmake_parse_arguments(ARG "" "TARGET;SUBDIR" "SCHEMAS" ${ARGN})
-  set(out_dir ${CMAKE_CURRENT_BINARY_DIR}/generated/ferry/schemas)
-  if(ARG_SUBDIR)
-    set(out_dir ${out_dir}/${ARG_SUBDIR})
-  endif()
-  set(outputs)
-  set(all_schemas)  # a schema's outputs depend on every schema it may include
-  foreach(schema ${ARG_SCHEMAS})
-    get_filename_component(abs ${schema} ABSOLUTE)
-    list(APPEND all_schemas ${abs})
-  endforeach()
-  foreach(schema ${ARG_SCHEMAS})
-    get_filename_component(abs ${schema} ABSOLUTE)
-    get_filename_component(stem ${schema} NAME_WE)
-    get_filename_component(dir ${abs} DIRECTORY)
-    set(header ${out_dir}/${stem}_generated.h)
-    set(embedded ${out_dir}/${stem}_bfbs_generated.h)
-    set(contract ${out_dir}/${stem}_contract.h)
-    set(bfbs ${out_dir}/${stem}.bfbs)
-    add_custom_command(OUTPUT ${header} ${embedded} ${contract} ${bfbs}
-      COMMAND ${CMAKE_COMMAND} -E make_directory ${out_dir}
-      COMMAND ${FLATC} --cpp --cpp-std c++17 --scoped-enums --bfbs-gen-embed
-              --bfbs-comments --bfbs-builtins -o ${out_dir} -I ${CMAKE_CURRENT_SOURCE_DIR} -I ${dir} ${abs}
-      COMMAND ${FLATC} --binary --schema --bfbs-comments --bfbs-builtins
-              -o ${out_dir} -I ${CMAKE_CURRENT_SOURCE_DIR} -I ${dir} ${abs}
-      COMMAND ${CMAKE_COMMAND} -DFBS=${abs} -DSTEM=${stem} -DOUT=${out_dir}
-              -P ${FERRY_CONTRACT_SCRIPT}
-      DEPENDS ${all_schemas} ${FLATC} ${FERRY_CONTRACT_SCRIPT}
-      COMMENT "flatc ${stem}.fbs"
-      VERBATIM)
-    list(APPEND outputs ${header} ${embedded} ${contract} ${bfbs})
-  endforeach()
-  add_custom_target(${ARG_TARGET}_gen DEPENDS ${outputs})
-  add_library(${ARG_TARGET} INTERFACE)
-  add_library(ferry::${ARG_TARGET} ALIAS ${ARG_TARGET})
-  add_dependencies(${ARG_TARGET} ${ARG_TARGET}_gen)
-  target_include_directories(${ARG_TARGET} INTERFACE
-    $<BUILD_INTERFACE:${CMAKE_CURRENT_BINARY_DIR}/generated>
-    $<INSTALL_INTERFACE:${CMAKE_INSTALL_INCLUDEDIR}>)
-  target_link_libraries(${ARG_TARGET} INTERFACE flatbuffers::flatbuffers ferry_schema)
-  set_target_properties(${ARG_TARGET} PROPERTIES EXPORT_NAME ${ARG_TARGET})
-  install(TARGETS ${ARG_TARGET} EXPORT FerryTargets)
-  install(DIRECTORY ${CMAKE_CURRENT_BINARY_DIR}/generated/ DESTINATION ${CMAKE_INSTALL_INCLUDEDIR})
-endfunction()
+# ferry_flatbuffers(): tools/cmake/FerrySchemas.cmake, shared with
+# find_package(Ferry) users. In this tree the generated targets are installed.
+set(FERRY_SCHEMAS_INSTALL ON)
+include(FerrySchemas)
