@@ -124,8 +124,8 @@ inline nlohmann::json to_json(const ferry::runtime::worker_stats& s) {
 /// so every run of the demo fails the same orders the same way.
 inline std::uint64_t fnv1a(std::string_view s) {
   std::uint64_t h = 14695981039346656037ull;
-  for (unsigned char c : s) {
-    h ^= c;
+  for (char c : s) {
+    h ^= static_cast<unsigned char>(c);
     h *= 1099511628211ull;
   }
   return h;
