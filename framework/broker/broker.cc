@@ -1,11 +1,15 @@
 #include "ferry/broker/broker.h"
 
+#include <fcntl.h>
 #include <fmt/format.h>
+#include <sys/file.h>
+#include <unistd.h>
 
 #include <algorithm>
 #include <atomic>
 #include <charconv>
 #include <condition_variable>
+#include <cstring>
 #include <deque>
 #include <limits>
 #include <map>
@@ -111,8 +115,61 @@ std::string describe(std::error_code ec) {
 
 }  // namespace
 
+// <data_dir>/LOCK, held with flock() for the broker's life: a second broker
+// on the same directory would recover and append to files the first one is
+// writing. The kernel drops the lock when the process dies (kill -9
+// included), so it is never stale. The file holds the owner's pid, for the
+// refusal message.
+class data_dir_lock {
+ public:
+  data_dir_lock() = default;
+  data_dir_lock(const data_dir_lock&) = delete;
+  data_dir_lock& operator=(const data_dir_lock&) = delete;
+  ~data_dir_lock() {
+    if (fd_ >= 0) ::close(fd_);  // releases the lock
+  }
+
+  result<void> acquire(const fs::path& dir) {
+    std::error_code ec;
+    fs::create_directories(dir, ec);
+    const auto path = dir / "LOCK";
+    fd_ = ::open(path.c_str(), O_RDWR | O_CREAT | O_CLOEXEC, 0644);
+    if (fd_ < 0) {
+      const int e = errno;
+      logger()->error("cannot open {}: {}", path.string(), std::strerror(e));
+      return std::error_code(e, std::generic_category());
+    }
+    if (::flock(fd_, LOCK_EX | LOCK_NB) != 0) {
+      const int e = errno;
+      char owner[32] = {};
+      auto n = ::pread(fd_, owner, sizeof owner - 1, 0);
+      std::string pid = n > 0 ? std::string(owner, static_cast<std::size_t>(n)) : "";
+      while (!pid.empty() && (pid.back() == '\n' || pid.back() == ' ')) pid.pop_back();
+      ::close(fd_);
+      fd_ = -1;
+      if (e == EWOULDBLOCK) {
+        logger()->error(
+            "data directory {} is in use by another ferryd{}: stop it first, or give this one "
+            "another --data-dir",
+            dir.string(), pid.empty() ? "" : " (pid " + pid + ")");
+        return make_error_code(errc::already_exists);
+      }
+      logger()->error("cannot lock {}: {}", path.string(), std::strerror(e));
+      return std::error_code(e, std::generic_category());
+    }
+    const std::string me = std::to_string(::getpid()) + "\n";
+    if (::ftruncate(fd_, 0) != 0 || ::pwrite(fd_, me.data(), me.size(), 0) < 0)
+      logger()->warn("cannot write the pid to {}: {}", path.string(), std::strerror(errno));
+    return success();
+  }
+
+ private:
+  int fd_ = -1;
+};
+
 struct broker::impl {
   broker_config cfg;
+  data_dir_lock dir_lock;  // first: released last
   fs::path topics_dir;
   std::map<std::string, topic, std::less<>> topics;  // disk thread only (after open)
   std::unique_ptr<producer_registry> producer_ids;   // disk thread only (after open)
@@ -1700,6 +1757,7 @@ result<std::unique_ptr<broker>> broker::open(broker_config config) {
     return v.error();
   }
   auto i = std::make_unique<impl>(std::move(config));
+  FERRY_TRY(i->dir_lock.acquire(i->cfg.data_dir));
   i->topics_dir = i->cfg.data_dir / "topics";
   FERRY_TRY(i->load_topics());
   std::string why;

@@ -8,10 +8,12 @@
 #include <unistd.h>
 
 #include <filesystem>
+#include <fstream>
 #include <random>
 #include <thread>
 
 #include "broker_fixture.h"
+#include "ferry/core/errc.h"
 #include "ferry/core/logging.h"
 #include "wire_client.h"
 
@@ -45,6 +47,26 @@ class BrokerTest : public ferry::testing::InprocBrokerTest {
   }
   int port() const { return std::stoi(endpoint().substr(endpoint().rfind(':') + 1)); }
 };
+
+TEST_F(BrokerTest, ASecondBrokerOnTheSameDataDirectoryIsRefused) {
+  // The fixture's broker is running on data_dir(): another one must not
+  // recover and append to the same files.
+  broker_config c = config();
+  c.data_dir = dir_;
+  c.listen = "tcp://127.0.0.1:*";
+  auto second = broker::open(c);
+  ASSERT_FALSE(second) << "a second broker opened a data directory in use";
+  EXPECT_EQ(second.error(), ::ferry::make_error_code(::ferry::errc::already_exists));
+  // The lock file names the owner.
+  std::ifstream lock(dir_ / "LOCK");
+  std::string pid;
+  lock >> pid;
+  EXPECT_EQ(pid, std::to_string(::getpid()));
+  // Released when the owner stops: the same directory opens again.
+  broker_.stop();
+  auto third = broker::open(c);
+  ASSERT_TRUE(third) << third.error().message();
+}
 
 TEST_F(BrokerTest, CreateListDescribeDeleteTopics) {
   wire_client c(endpoint());
