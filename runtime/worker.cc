@@ -683,6 +683,10 @@ void worker::impl::submit(std::unique_ptr<task> t) {
   pool_cv_.notify_one();
 }
 
+// How long one chunk of a partition may run before it reports back (real
+// time: handlers take real time whatever clock the worker is given).
+constexpr auto kChunkBudget = std::chrono::milliseconds(100);
+
 void worker::impl::run_task(const worker_options& o, ferry::clock& clk, task& t) {
   const std::string& worker_name = o.worker_name;
   const auto& s = t.p->sub->s;
@@ -742,9 +746,18 @@ void worker::impl::run_task(const worker_options& o, ferry::clock& clk, task& t)
     }
     return;
   }
+  // A chunk hands its results back after kChunkBudget at most: what it has
+  // not started goes back to the queue for the next chunk. Without the
+  // bound, a chunk of hundreds of slow records (a handler that waits on a
+  // database or a produce) finished nothing for seconds - no commit, no
+  // progress, and a crash repeated all of it.
+  const auto started = std::chrono::steady_clock::now();
+  bool out_of_time = false;
   for (auto* e : t.items) {
     const std::string* key = e->rec.key ? &*e->rec.key : nullptr;
-    if (stop || (s.order != ordering::in_order && key && failed_keys.count(*key))) {
+    if (!out_of_time && e != t.items.front())
+      out_of_time = std::chrono::steady_clock::now() - started >= kChunkBudget;
+    if (stop || out_of_time || (s.order != ordering::in_order && key && failed_keys.count(*key))) {
       e->out = entry::outcome::not_run;
       continue;
     }

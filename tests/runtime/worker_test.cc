@@ -274,6 +274,28 @@ TEST_F(WorkerTest, AttemptsSurviveAWorkerRestart) {
   EXPECT_EQ(f.value().attempts_total, 3);
 }
 
+TEST_F(WorkerTest, SlowHandlersReportBackInChunksOfBoundedTime) {
+  // 30 records of one partition, 20 ms each: one chunk of all of them would
+  // finish nothing (no commit, no progress) for 600 ms. Chunks end after
+  // 100 ms of handling, so progress shows in steps of about five records.
+  create("orders");
+  std::vector<std::tuple<std::string, std::string, std::string>> recs;
+  for (int i = 0; i < 30; ++i) recs.emplace_back("k" + std::to_string(i), "v", "");
+  produce("orders", recs);
+  auto o = worker_options("slow");
+  o.concurrency = 1;
+  runtime::worker w(o);
+  ASSERT_TRUE(w.subscribe(sub({"orders"}, [&](const message&) -> result<void> {
+    std::this_thread::sleep_for(20ms);
+    return success();
+  })));
+  ASSERT_TRUE(step_until(w, [&] { return w.stats().succeeded > 0; }));
+  const auto first = w.stats().succeeded;
+  EXPECT_LT(first, 30u) << "the first chunk ran every record before reporting any";
+  ASSERT_TRUE(step_until(w, [&] { return committed("slow", "orders") == 30; }));
+  EXPECT_EQ(w.stats().succeeded, 30u);
+}
+
 TEST_F(WorkerTest, AProcessedIdempotencyKeyIsNeverHandledAgain) {
   create("orders");
   produce("orders", {{"o1", "first", "order-1/paid"},
