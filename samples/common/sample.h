@@ -16,6 +16,7 @@
 #include <optional>
 #include <string>
 #include <string_view>
+#include <thread>
 
 #include "ferry/runtime/worker.h"
 
@@ -119,6 +120,36 @@ inline nlohmann::json to_json(const ferry::runtime::worker_stats& s) {
           {"tier_routed", s.tier_routed},       {"waiting", s.waiting},
           {"route_failures", s.route_failures}, {"attempts_histogram", s.attempts_histogram}};
 }
+
+/// Writes the worker's counters to `path` every 50 ms while the worker
+/// runs and once more at the end, so that even a worker killed with
+/// SIGKILL leaves its counters (as of its last snapshot) behind.
+class stats_writer {
+ public:
+  stats_writer(const ferry::runtime::worker& w, std::string path) : w_(w), path_(std::move(path)) {
+    if (path_.empty()) return;
+    thread_ = std::thread([this] {
+      while (!done_.load()) {
+        write_json(path_, to_json(w_.stats()));
+        for (int i = 0; i < 5 && !done_.load(); ++i)
+          std::this_thread::sleep_for(std::chrono::milliseconds(10));
+      }
+    });
+  }
+  ~stats_writer() {
+    done_ = true;
+    if (thread_.joinable()) thread_.join();
+    write_json(path_, to_json(w_.stats()));
+  }
+  stats_writer(const stats_writer&) = delete;
+  stats_writer& operator=(const stats_writer&) = delete;
+
+ private:
+  const ferry::runtime::worker& w_;
+  std::string path_;
+  std::atomic<bool> done_{false};
+  std::thread thread_;
+};
 
 /// A stable hash of an order id: the simulated services below decide from it,
 /// so every run of the demo fails the same orders the same way.

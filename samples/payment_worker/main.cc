@@ -5,7 +5,7 @@
 //                               +--> orders.payment.dlq  declined cards,
 //                                    gateway down for good, invalid payloads
 //
-//   payment_worker [--broker URL] [--stats-file PATH]
+//   payment_worker [--broker URL] [--stats-file PATH] [--gateway-ledger PATH]
 //
 // What it shows:
 // - A typed handler (worker::on<OrderPlaced>): the payload arrives verified
@@ -24,6 +24,7 @@
 //   worker can skip a re-sent one.
 #include <chrono>
 #include <cstdio>
+#include <fstream>
 #include <mutex>
 #include <set>
 #include <string>
@@ -63,12 +64,25 @@ std::error_code make_error_code(payment_errc e) {
 // order id, so every run fails the same orders: about 1 in 5 orders times
 // out once, 1 in 25 twice, 1 in 50 for good (the gateway never recovers
 // within our attempts), and 3 in 100 cards are declined.
+//
+// Like real providers it remembers idempotency keys: a charge repeated with
+// a key it has seen returns the first charge instead of charging again.
+// That memory is the provider's, not the worker's, so it outlives a crash of
+// the worker: here a file (--gateway-ledger), one key per line.
 class payment_gateway {
  public:
   struct charge_result {
     std::error_code error;
     std::string payment_id;
+    bool replayed = false;  // answered from the key: not charged again
   };
+
+  explicit payment_gateway(std::string ledger_path) : path_(std::move(ledger_path)) {
+    if (path_.empty()) return;
+    std::ifstream in(path_);
+    for (std::string key; std::getline(in, key);) charged_.insert(key);
+    ledger_.open(path_, std::ios::app);
+  }
 
   charge_result charge(std::string_view order_id, std::int64_t amount_cents,
                        std::string_view idempotency_key, int attempt) {
@@ -76,17 +90,18 @@ class payment_gateway {
     if (h < 3) return {make_error_code(payment_errc::card_declined), {}};
     const int failures = h < 5 ? 99 : h < 9 ? 2 : h < 29 ? 1 : 0;
     if (attempt <= failures) return {make_error_code(payment_errc::gateway_unavailable), {}};
-    // A real gateway keeps what it did per idempotency key and answers a
-    // repeat with the first charge: charging twice is impossible.
-    std::lock_guard lock(mu_);
-    charged_.emplace(idempotency_key);
     (void)amount_cents;
-    return {{}, "pay-" + std::string(order_id)};
+    std::lock_guard lock(mu_);
+    const bool seen = !charged_.emplace(idempotency_key).second;
+    if (!seen && ledger_.is_open()) ledger_ << idempotency_key << '\n' << std::flush;
+    return {{}, "pay-" + std::string(order_id), seen};
   }
 
  private:
+  std::string path_;
   std::mutex mu_;
   std::set<std::string, std::less<>> charged_;
+  std::ofstream ledger_;
 };
 
 }  // namespace
@@ -95,11 +110,13 @@ template <>
 struct std::is_error_code_enum<payment_errc> : std::true_type {};
 
 int main(int argc, char** argv) {
-  sample::flags f(argc, argv, "payment_worker [--broker URL] [--stats-file PATH]");
+  sample::flags f(argc, argv,
+                  "payment_worker [--broker URL] [--stats-file PATH] [--gateway-ledger PATH]");
   fr::worker_options o;
   o.consumer.broker = f.broker();
   o.consumer.group_id = "payment";  // one group per service: each gets every order
   const std::string stats_file = f.text("--stats-file");
+  const std::string ledger = f.text("--gateway-ledger");
   f.done();
 
   // PaymentCaptured goes out through our own idempotent producer.
@@ -114,7 +131,7 @@ int main(int argc, char** argv) {
     return 1;
   }
 
-  payment_gateway gateway;
+  payment_gateway gateway(ledger);
   fr::worker w(o);
   fr::subscription_config s;
   s.topics = {std::string(sample::kOrders)};
@@ -160,11 +177,11 @@ int main(int argc, char** argv) {
   }
 
   sample::stop_on_signals(w);
+  sample::stats_writer stats(w, stats_file);  // counters as JSON, for order_demo
   std::fprintf(stderr, "payment_worker: consuming %s as group payment\n",
                std::string(sample::kOrders).c_str());
   auto r = w.run();  // until SIGTERM/SIGINT
   (void)payments.close();
-  sample::write_json(stats_file, sample::to_json(w.stats()));
   if (!r) {
     std::fprintf(stderr, "error: %s\n", w.last_error().c_str());
     return 1;

@@ -81,11 +81,11 @@ int main(int argc, char** argv) {
   }
 
   sample::stop_on_signals(w);
+  sample::stats_writer stats(w, stats_file);  // counters as JSON, for order_demo
   std::fprintf(stderr, "shipping_worker: consuming %s as group shipping\n",
                std::string(sample::kPayments).c_str());
   auto r = w.run();
   (void)shipments.close();
-  sample::write_json(stats_file, sample::to_json(w.stats()));
   if (!r) {
     std::fprintf(stderr, "error: %s\n", w.last_error().c_str());
     return 1;
