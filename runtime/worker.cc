@@ -67,6 +67,7 @@ struct entry {
   int attempts = 0;
   st state = st::queued;
   steady_time due{};
+  bool deferred = false;   // not run: its chunk ran out of time
   bool checked = false;    // the ledger was asked about idem
   bool duplicate = false;  // ... and had it
   // A pending route: where to, and why.
@@ -645,13 +646,17 @@ void worker::impl::check_duplicates(part& p, const std::vector<entry*>& items) {
   std::vector<std::string> ask;
   std::vector<entry*> asked;
   for (auto* e : items) {
-    if (!e->idem || e->checked) continue;
-    e->checked = true;
+    if (!e->idem || e->duplicate) continue;
+    // Finished here and not committed yet: known without asking (checked
+    // every time, cheap, as this worker finishes keys between chunks).
     if (auto it = uncommitted_.find(*e->idem);
         it != uncommitted_.end() && (window.count() == 0 || wall - it->second <= window.count())) {
       e->duplicate = true;
+      e->checked = true;
       continue;
     }
+    if (e->checked) continue;
+    e->checked = true;
     ask.push_back(*e->idem);
     asked.push_back(e);
   }
@@ -682,10 +687,6 @@ void worker::impl::submit(std::unique_ptr<task> t) {
   }
   pool_cv_.notify_one();
 }
-
-// How long one chunk of a partition may run before it reports back (real
-// time: handlers take real time whatever clock the worker is given).
-constexpr auto kChunkBudget = std::chrono::milliseconds(100);
 
 void worker::impl::run_task(const worker_options& o, ferry::clock& clk, task& t) {
   const std::string& worker_name = o.worker_name;
@@ -746,19 +747,21 @@ void worker::impl::run_task(const worker_options& o, ferry::clock& clk, task& t)
     }
     return;
   }
-  // A chunk hands its results back after kChunkBudget at most: what it has
+  // A chunk hands its results back after o.chunk_budget at most: what it has
   // not started goes back to the queue for the next chunk. Without the
   // bound, a chunk of hundreds of slow records (a handler that waits on a
   // database or a produce) finished nothing for seconds - no commit, no
   // progress, and a crash repeated all of it.
   const auto started = std::chrono::steady_clock::now();
+  const auto budget = o.chunk_budget;
   bool out_of_time = false;
   for (auto* e : t.items) {
     const std::string* key = e->rec.key ? &*e->rec.key : nullptr;
-    if (!out_of_time && e != t.items.front())
-      out_of_time = std::chrono::steady_clock::now() - started >= kChunkBudget;
+    if (!out_of_time && budget.count() > 0 && e != t.items.front())
+      out_of_time = std::chrono::steady_clock::now() - started >= budget;
     if (stop || out_of_time || (s.order != ordering::in_order && key && failed_keys.count(*key))) {
       e->out = entry::outcome::not_run;
+      e->deferred = out_of_time && !stop;
       continue;
     }
     if (e->duplicate || (s.skip_processed_keys && e->idem && ok_keys.count(*e->idem))) {
@@ -847,7 +850,11 @@ void worker::impl::complete(task& t) {
         break;
       case entry::outcome::not_run:
       case entry::outcome::none:
-        e->checked = false;  // ask again before it runs: its key may be done by now
+        // Ask the ledger again before it runs (its key may be done by now),
+        // unless it was only deferred: then only this worker's own finished
+        // keys can have changed, and those are checked every time.
+        if (!e->deferred) e->checked = false;
+        e->deferred = false;
         if (e->attempts > 0) {
           e->state = entry::st::waiting;  // its due time has passed: runs next
           waiting_.fetch_add(1);

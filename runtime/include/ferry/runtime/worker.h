@@ -121,6 +121,12 @@ struct worker_options {
   std::size_t max_buffered = 4096;
   /// How often finished offsets are committed (also at revocation and stop).
   std::chrono::milliseconds commit_interval{200};
+  /// Handlers of one partition run in chunks (the records that may run now,
+  /// in order); a chunk hands back its results - so they can be committed -
+  /// after running this long (real time), and what it did not start goes
+  /// back to the queue. Bounds what a crash repeats when handlers are slow.
+  /// Zero: a chunk runs all its records.
+  std::chrono::milliseconds chunk_budget{100};
   /// Create dead-letter and retry-tier topics (as many partitions as the
   /// origin) when missing.
   bool create_topics = true;
