@@ -86,8 +86,13 @@ class flags {
 /// SIGINT/SIGTERM call worker::stop() (which only sets a flag and wakes its
 /// poll, so it is safe from a signal handler): run() then finishes the
 /// records in hand, commits and leaves the group.
+/// The returned guard forgets the worker when it goes out of scope (declare
+/// it after the worker), so a late signal never reaches a destroyed one.
 inline std::atomic<ferry::runtime::worker*> stop_target{nullptr};
-inline void stop_on_signals(ferry::runtime::worker& w) {
+struct stop_guard {
+  ~stop_guard() { stop_target = nullptr; }
+};
+[[nodiscard]] inline stop_guard stop_on_signals(ferry::runtime::worker& w) {
   stop_target = &w;
   struct sigaction sa {};
   sa.sa_handler = [](int) {
@@ -96,6 +101,7 @@ inline void stop_on_signals(ferry::runtime::worker& w) {
   sigemptyset(&sa.sa_mask);
   sigaction(SIGINT, &sa, nullptr);
   sigaction(SIGTERM, &sa, nullptr);
+  return {};
 }
 
 /// Writes `j` to `path` atomically (a temporary file renamed over it);

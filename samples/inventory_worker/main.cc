@@ -21,7 +21,9 @@
 #include <cstdio>
 #include <map>
 #include <mutex>
+#include <set>
 #include <string>
+#include <utility>
 
 #include "../common/sample.h"
 #include "ferry/runtime/worker.h"
@@ -33,19 +35,23 @@ namespace orders = ferry::samples::orders;
 namespace {
 
 // A stand-in for the stock service: one order in ten hits a SKU that is
-// being counted and is refused for the first two tries.
+// being counted and is refused for the first two tries. A reservation is
+// made once per (order, sku): a retry, or the same order handled again
+// after a crash, does not reserve twice.
 class stock_service {
  public:
   bool reserve(std::string_view order_id, std::string_view sku, std::uint32_t quantity,
                int attempt) {
     if (sample::fnv1a(order_id) % 10 == 7 && attempt <= 2) return false;
     std::lock_guard lock(mu_);
-    reserved_[std::string(sku)] += quantity;
+    if (done_.emplace(std::string(order_id), std::string(sku)).second)
+      reserved_[std::string(sku)] += quantity;
     return true;
   }
 
  private:
   std::mutex mu_;
+  std::set<std::pair<std::string, std::string>> done_;
   std::map<std::string, std::uint64_t> reserved_;
 };
 
@@ -87,7 +93,7 @@ int main(int argc, char** argv) {
     return 2;
   }
 
-  sample::stop_on_signals(w);
+  auto stop = sample::stop_on_signals(w);
   sample::stats_writer stats(w, stats_file);  // counters as JSON, for order_demo
   std::fprintf(stderr, "inventory_worker: consuming %s as group inventory\n",
                std::string(sample::kOrders).c_str());

@@ -68,7 +68,8 @@ std::error_code make_error_code(payment_errc e) {
 // Like real providers it remembers idempotency keys: a charge repeated with
 // a key it has seen returns the first charge instead of charging again.
 // That memory is the provider's, not the worker's, so it outlives a crash of
-// the worker: here a file (--gateway-ledger), one key per line.
+// the worker: here a file (--gateway-ledger) with a line per call that got
+// through, "charged KEY" or "replayed KEY".
 class payment_gateway {
  public:
   struct charge_result {
@@ -80,7 +81,8 @@ class payment_gateway {
   explicit payment_gateway(std::string ledger_path) : path_(std::move(ledger_path)) {
     if (path_.empty()) return;
     std::ifstream in(path_);
-    for (std::string key; std::getline(in, key);) charged_.insert(key);
+    for (std::string what, key; in >> what >> key;)
+      if (what == "charged") charged_.insert(key);
     ledger_.open(path_, std::ios::app);
   }
 
@@ -93,7 +95,8 @@ class payment_gateway {
     (void)amount_cents;
     std::lock_guard lock(mu_);
     const bool seen = !charged_.emplace(idempotency_key).second;
-    if (!seen && ledger_.is_open()) ledger_ << idempotency_key << '\n' << std::flush;
+    if (ledger_.is_open())
+      ledger_ << (seen ? "replayed " : "charged ") << idempotency_key << '\n' << std::flush;
     return {{}, "pay-" + std::string(order_id), seen};
   }
 
@@ -143,8 +146,11 @@ int main(int argc, char** argv) {
   auto handler = [&](const orders::OrderPlaced& order,
                      const fr::message& m) -> ferry::result<void> {
     const auto id = order.order_id()->string_view();
-    auto charge =
-        gateway.charge(id, order.total_cents(), m.idempotency_key().value_or(""), m.attempt());
+    // The key makes a repeated charge harmless; an order without one could
+    // be charged twice, so it is refused (dead-lettered) instead.
+    if (!m.idempotency_key())
+      return fr::invalid_payload("order " + std::string(id) + " has no idempotency key");
+    auto charge = gateway.charge(id, order.total_cents(), *m.idempotency_key(), m.attempt());
     if (charge.error == payment_errc::card_declined)
       return fr::permanent(charge.error, "card declined for order " + std::string(id));
     if (charge.error)  // a plain (retriable) error: retried in the tiers above
@@ -176,7 +182,7 @@ int main(int argc, char** argv) {
     return 2;
   }
 
-  sample::stop_on_signals(w);
+  auto stop = sample::stop_on_signals(w);
   sample::stats_writer stats(w, stats_file);  // counters as JSON, for order_demo
   std::fprintf(stderr, "payment_worker: consuming %s as group payment\n",
                std::string(sample::kOrders).c_str());

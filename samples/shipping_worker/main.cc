@@ -80,7 +80,7 @@ int main(int argc, char** argv) {
     return 2;
   }
 
-  sample::stop_on_signals(w);
+  auto stop = sample::stop_on_signals(w);
   sample::stats_writer stats(w, stats_file);  // counters as JSON, for order_demo
   std::fprintf(stderr, "shipping_worker: consuming %s as group shipping\n",
                std::string(sample::kPayments).c_str());

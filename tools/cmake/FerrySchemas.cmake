@@ -11,6 +11,8 @@
 #
 # ferry_flatbuffers(TARGET name SCHEMAS a.fbs ... [SUBDIR dir]
 #                   [INCLUDE_PREFIX prefix])
+# (FERRY_SCHEMAS_INSTALL is Ferry's own switch for installing its schema
+# targets with the package; leave it unset in your project.)
 # Runs flatc at build time into <binary dir>/generated/<prefix>[/<dir>]
 # (prefix defaults to ferry/schemas) and exposes the headers through an
 # INTERFACE target `name` (include "<prefix>/[<dir>/]<stem>_generated.h").
@@ -21,7 +23,6 @@
 # what schema_cache::id_for<T>() and worker::on<T>() take). Schemas may
 # include each other by file name; all SCHEMAS of one call are one unit.
 include_guard(GLOBAL)
-set(_FERRY_CONTRACT_SCRIPT ${CMAKE_CURRENT_LIST_DIR}/FerryContract.cmake)
 if(NOT FLATC)
   find_program(FLATC flatc)
   if(NOT FLATC)
@@ -31,6 +32,9 @@ if(NOT FLATC)
 endif()
 
 function(ferry_flatbuffers)
+  # Next to this file wherever it was included from (a variable set at
+  # include time would be missing in other directory scopes).
+  set(_FERRY_CONTRACT_SCRIPT ${CMAKE_CURRENT_FUNCTION_LIST_DIR}/FerryContract.cmake)
   cmake_parse_arguments(ARG "" "TARGET;SUBDIR;INCLUDE_PREFIX" "SCHEMAS" ${ARGN})
   if(NOT ARG_TARGET OR NOT ARG_SCHEMAS)
     message(FATAL_ERROR "ferry_flatbuffers: TARGET and SCHEMAS are required")
