@@ -17,8 +17,8 @@ trap 'rm -rf "$scratch"' EXIT
 export SELFTEST_OUT=$scratch/out
 # run_doc's temporary directories go here, to check that they are removed.
 export TMPDIR=$scratch/tmp
-# A setting that would change ferryd's configuration (removed for the doc),
-# and the log level (kept).
+# Settings that would change what the doc's programs do or print (removed
+# for the doc: it runs as a reader runs it).
 export FERRY_TOPICS_PARTITIONS=7 FERRY_LOG_LEVEL=warn
 
 failures=0

@@ -235,9 +235,10 @@ done
 [[ -z $path ]] || echo "run_doc: PATH starts with $path"
 
 # A clean environment for the doc: no FERRY_* settings from the caller (they
-# would change ferryd's configuration) except the log level.
+# would change ferryd's configuration or, FERRY_LOG_LEVEL, what the programs
+# log - a doc that waits for a log line must see what a reader sees).
 while IFS= read -r v; do
-  if [[ $v == FERRY_* && $v != FERRY_LOG_LEVEL ]]; then unset "$v"; fi
+  if [[ $v == FERRY_* ]]; then unset "$v"; fi
 done < <(compgen -e)
 unset BASH_ENV ENV CDPATH
 
