@@ -649,10 +649,10 @@ int main(int argc, char** argv) {
   if (crashed)
     std::printf(
         "Crash: payment_worker was killed (SIGKILL) after %s payments and restarted. Delivery is\n"
-        "  at least once: %s orders it had handled but not committed were handled again. The\n"
-        "  gateway answered those %s from their idempotency keys (%s charges for %s paid\n"
-        "  orders, none twice), and shipping skipped the %s re-sent PaymentCaptured by theirs.\n",
-        num(paid_at_crash).c_str(), num(resent).c_str(), num(replays).c_str(),
+        "  at least once: what it had handled but not committed was handled again. The gateway\n"
+        "  answered %s repeated charges from their idempotency keys (%s charges for %s paid\n"
+        "  orders, none twice), and shipping skipped the %s PaymentCaptured sent a second time.\n",
+        num(paid_at_crash).c_str(), num(replays).c_str(),
         num(static_cast<std::int64_t>(charges.size())).c_str(),
         num(static_cast<std::int64_t>(paid.size())).c_str(), num(resent).c_str());
   std::printf("\n");
