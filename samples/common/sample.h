@@ -157,6 +157,21 @@ class stats_writer {
   std::thread thread_;
 };
 
+/// The end of every worker's main(): SIGINT/SIGTERM stop it, its counters go
+/// to `stats_file` while it runs, and run() returns once it has finished the
+/// records in hand, committed and left its group. The exit status: 0, or 1
+/// after an error the worker could not get past.
+inline int run(ferry::runtime::worker& w, std::string_view banner, const std::string& stats_file) {
+  auto stop = stop_on_signals(w);
+  stats_writer stats(w, stats_file);
+  std::fprintf(stderr, "%.*s\n", static_cast<int>(banner.size()), banner.data());
+  if (auto r = w.run(); !r) {
+    std::fprintf(stderr, "error: %s\n", w.last_error().c_str());
+    return 1;
+  }
+  return 0;
+}
+
 /// A stable hash of an order id: the simulated services below decide from it,
 /// so every run of the demo fails the same orders the same way.
 inline std::uint64_t fnv1a(std::string_view s) {

@@ -93,14 +93,8 @@ int main(int argc, char** argv) {
     return 2;
   }
 
-  auto stop = sample::stop_on_signals(w);
-  sample::stats_writer stats(w, stats_file);  // counters as JSON, for order_demo
-  std::fprintf(stderr, "inventory_worker: consuming %s as group inventory\n",
-               std::string(sample::kOrders).c_str());
-  auto r = w.run();
-  if (!r) {
-    std::fprintf(stderr, "error: %s\n", w.last_error().c_str());
-    return 1;
-  }
-  return 0;
+  // Until SIGTERM/SIGINT: then it finishes what it holds, commits, leaves.
+  return sample::run(
+      w, "inventory_worker: consuming " + std::string(sample::kOrders) + " as group inventory",
+      stats_file);
 }

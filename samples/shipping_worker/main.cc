@@ -80,15 +80,8 @@ int main(int argc, char** argv) {
     return 2;
   }
 
-  auto stop = sample::stop_on_signals(w);
-  sample::stats_writer stats(w, stats_file);  // counters as JSON, for order_demo
-  std::fprintf(stderr, "shipping_worker: consuming %s as group shipping\n",
-               std::string(sample::kPayments).c_str());
-  auto r = w.run();
-  (void)shipments.close();
-  if (!r) {
-    std::fprintf(stderr, "error: %s\n", w.last_error().c_str());
-    return 1;
-  }
-  return 0;
+  // Until SIGTERM/SIGINT: then it finishes what it holds, commits, leaves.
+  return sample::run(
+      w, "shipping_worker: consuming " + std::string(sample::kPayments) + " as group shipping",
+      stats_file);
 }
