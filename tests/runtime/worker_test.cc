@@ -296,6 +296,29 @@ TEST_F(WorkerTest, SlowHandlersReportBackInChunksOfBoundedTime) {
   EXPECT_EQ(w.stats().succeeded, 30u);
 }
 
+TEST_F(WorkerTest, ADuplicateDeferredToTheNextChunkIsStillSkipped) {
+  // A 1 ms budget and a 5 ms handler: one record per chunk. The copy's
+  // ledger answer ("not processed") came before the original ran; deferred,
+  // it keeps that answer and must still be skipped once the original has
+  // finished in the chunk before.
+  create("orders");
+  produce("orders", {{"o1", "first", "order-1/paid"},
+                     {"o1", "copy", "order-1/paid"},
+                     {"o2", "other", "order-2/paid"}});
+  auto o = worker_options("pay");
+  o.chunk_budget = 1ms;
+  runtime::worker w(o);
+  std::vector<std::string> seen;
+  ASSERT_TRUE(w.subscribe(sub({"orders"}, [&](const message& m) -> result<void> {
+    seen.push_back(*m.value());
+    std::this_thread::sleep_for(5ms);
+    return success();
+  })));
+  ASSERT_TRUE(step_until(w, [&] { return committed("pay", "orders") == 3; }));
+  EXPECT_EQ(seen, (std::vector<std::string>{"first", "other"}));
+  EXPECT_EQ(w.stats().duplicates_skipped, 1u);
+}
+
 TEST_F(WorkerTest, AProcessedIdempotencyKeyIsNeverHandledAgain) {
   create("orders");
   produce("orders", {{"o1", "first", "order-1/paid"},
