@@ -5,7 +5,8 @@
 //                           |--failed, tier or dead letter--> routing --ack--> done
 //                           |                                    `--send failed--> route_failed
 //                           --due--> routing
-//                           `--not run (an earlier failure in the chunk)--> queued
+//                           `--not run (an earlier failure in the chunk, or the
+//                              chunk ran out of time: chunk_budget)--> queued
 //
 // Per partition (part) the entries sit in offset order; the committed
 // offset is the first entry not done (finished entries at the front are
@@ -58,7 +59,9 @@ std::string default_worker_name() {
 
 struct entry {
   enum class st : std::uint8_t { queued, running, waiting, routing, route_failed, done };
-  enum class outcome : std::uint8_t { none, ok, failed, skipped, not_run };
+  // not_run: an earlier failure in the chunk held it back; deferred: the
+  // chunk ran out of time (chunk_budget) before it.
+  enum class outcome : std::uint8_t { none, ok, failed, skipped, not_run, deferred };
 
   client::consumer_record rec;
   record_position origin;
@@ -67,7 +70,6 @@ struct entry {
   int attempts = 0;
   st state = st::queued;
   steady_time due{};
-  bool deferred = false;   // not run: its chunk ran out of time
   bool checked = false;    // the ledger was asked about idem
   bool duplicate = false;  // ... and had it
   // A pending route: where to, and why.
@@ -760,8 +762,7 @@ void worker::impl::run_task(const worker_options& o, ferry::clock& clk, task& t)
     if (!out_of_time && budget.count() > 0 && e != t.items.front())
       out_of_time = std::chrono::steady_clock::now() - started >= budget;
     if (stop || out_of_time || (s.order != ordering::in_order && key && failed_keys.count(*key))) {
-      e->out = entry::outcome::not_run;
-      e->deferred = out_of_time && !stop;
+      e->out = out_of_time && !stop ? entry::outcome::deferred : entry::outcome::not_run;
       continue;
     }
     if (e->duplicate || (s.skip_processed_keys && e->idem && ok_keys.count(*e->idem))) {
@@ -849,12 +850,12 @@ void worker::impl::complete(task& t) {
         bump([](worker_stats& s) { ++s.duplicates_skipped; });
         break;
       case entry::outcome::not_run:
+      case entry::outcome::deferred:
       case entry::outcome::none:
         // Ask the ledger again before it runs (its key may be done by now),
         // unless it was only deferred: then only this worker's own finished
         // keys can have changed, and those are checked every time.
-        if (!e->deferred) e->checked = false;
-        e->deferred = false;
+        if (e->out != entry::outcome::deferred) e->checked = false;
         if (e->attempts > 0) {
           e->state = entry::st::waiting;  // its due time has passed: runs next
           waiting_.fetch_add(1);
