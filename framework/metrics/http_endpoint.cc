@@ -1,0 +1,144 @@
+#include "ferry/metrics/http_endpoint.h"
+
+#include <fmt/format.h>
+#include <httplib.h>
+
+#include <charconv>
+#include <thread>
+
+#include "ferry/core/errc.h"
+#include "ferry/core/logging.h"
+
+namespace ferry::metrics {
+namespace {
+
+std::shared_ptr<spdlog::logger> logger() {
+  static auto l = log::get("metrics");
+  return l;
+}
+
+std::string json_string(std::string_view s) {
+  std::string out = "\"";
+  for (char ch : s) {
+    const auto c = static_cast<unsigned char>(ch);
+    if (c == '"' || c == '\\') {
+      out += '\\';
+      out += static_cast<char>(c);
+    } else if (c < 0x20) {
+      out += fmt::format("\\u{:04x}", c);
+    } else {
+      out += static_cast<char>(c);
+    }
+  }
+  out += '"';
+  return out;
+}
+
+}  // namespace
+
+result<endpoint_address> parse_listen(std::string_view text, std::string& error) {
+  const auto colon = text.rfind(':');
+  if (colon == std::string_view::npos || colon == 0 || colon + 1 == text.size()) {
+    error = fmt::format(
+        "'{}' is not HOST:PORT (e.g. 127.0.0.1:9400, or 0.0.0.0:9400 for every "
+        "interface; port 0 picks a free one)",
+        text);
+    return ferry::errc::config_invalid;
+  }
+  endpoint_address a;
+  a.host = std::string(text.substr(0, colon));
+  if (a.host.size() > 2 && a.host.front() == '[' && a.host.back() == ']')
+    a.host = a.host.substr(1, a.host.size() - 2);
+  const auto port = text.substr(colon + 1);
+  auto [end, ec] = std::from_chars(port.data(), port.data() + port.size(), a.port);
+  if (ec != std::errc() || end != port.data() + port.size() || a.port < 0 || a.port > 65535) {
+    error = fmt::format("'{}': the port must be a number 0..65535", text);
+    return ferry::errc::config_invalid;
+  }
+  return a;
+}
+
+struct http_endpoint::impl {
+  httplib::Server server;
+  std::thread thread;
+  std::string host;
+  int port = 0;
+};
+
+http_endpoint::http_endpoint(std::unique_ptr<impl> i) : impl_(std::move(i)) {}
+
+http_endpoint::~http_endpoint() {
+  stop();
+}
+
+result<std::unique_ptr<http_endpoint>> http_endpoint::start(std::string_view listen, registry& reg,
+                                                            readiness ready, std::string& error) {
+  FERRY_TRY(auto addr, parse_listen(listen, error));
+  auto i = std::make_unique<impl>();
+  auto& s = i->server;
+  // Scrapes are few and small: two threads, short timeouts.
+  s.new_task_queue = [] { return new httplib::ThreadPool(2); };
+  s.set_read_timeout(5, 0);
+  s.set_write_timeout(5, 0);
+  s.set_keep_alive_max_count(100);
+  // SO_REUSEADDR only: cpp-httplib's default adds SO_REUSEPORT, with which a
+  // second process on the same port would silently share its scrapes.
+  s.set_socket_options([](socket_t sock) {
+    int yes = 1;
+    (void)::setsockopt(sock, SOL_SOCKET, SO_REUSEADDR, &yes, sizeof(yes));
+  });
+  s.Get("/metrics", [&reg](const httplib::Request&, httplib::Response& res) {
+    res.set_content(reg.expose(), "text/plain; version=0.0.4; charset=utf-8");
+  });
+  s.Get("/healthz", [](const httplib::Request&, httplib::Response& res) {
+    res.set_content("{\"status\":\"ok\"}\n", "application/json");
+  });
+  s.Get("/readyz", [r = std::move(ready)](const httplib::Request&, httplib::Response& res) {
+    std::optional<std::string> why;
+    if (r) why = r();
+    if (!why) {
+      res.set_content("{\"status\":\"ready\"}\n", "application/json");
+      return;
+    }
+    res.status = 503;
+    res.set_content("{\"status\":\"not ready\",\"reason\":" + json_string(*why) + "}\n",
+                    "application/json");
+  });
+  s.Get("/", [](const httplib::Request&, httplib::Response& res) {
+    res.set_content("Ferry: GET /metrics (Prometheus), /healthz, /readyz\n", "text/plain");
+  });
+  if (addr.port == 0) {
+    i->port = s.bind_to_any_port(addr.host);
+    if (i->port <= 0) i->port = -1;
+  } else {
+    i->port = s.bind_to_port(addr.host, addr.port) ? addr.port : -1;
+  }
+  if (i->port < 0) {
+    error = fmt::format(
+        "cannot listen on {} for metrics (address in use or not local; pick "
+        "another port or host)",
+        listen);
+    return ferry::errc::invalid_argument;
+  }
+  i->host = addr.host;
+  auto* raw = i.get();
+  i->thread = std::thread([raw] { raw->server.listen_after_bind(); });
+  logger()->info("metrics and health on http://{}:{}/metrics", raw->host, raw->port);
+  return std::unique_ptr<http_endpoint>(new http_endpoint(std::move(i)));
+}
+
+std::string http_endpoint::address() const {
+  return fmt::format("{}:{}", impl_->host, impl_->port);
+}
+
+int http_endpoint::port() const noexcept {
+  return impl_->port;
+}
+
+void http_endpoint::stop() {
+  if (!impl_ || !impl_->thread.joinable()) return;
+  impl_->server.stop();
+  impl_->thread.join();
+}
+
+}  // namespace ferry::metrics
