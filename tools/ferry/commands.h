@@ -1,6 +1,7 @@
 // The subcommands of `ferry`; each returns a process exit code (cli.h).
 #pragma once
 
+#include <chrono>
 #include <optional>
 #include <string>
 #include <vector>
@@ -117,4 +118,17 @@ int schema_show(const globals& g, const schema_args& a);
 int schema_mode(const globals& g, const schema_args& a);
 int schema_check(const globals& g, const schema_args& a);
 int schema_enforce(const globals& g, const schema_args& a);
+
+/// ferry top (top.cc, docs/cli.md#top): throughput, lag and dead letters per
+/// topic and group, refreshed every interval until Ctrl-C or `iterations`.
+struct top_args {
+  std::string interval_text = "2s";      // --interval, parsed by top()
+  std::chrono::milliseconds interval{};  // set by top()
+  bool once = false;                     // same as iterations = 1
+  std::optional<long> iterations;        // refreshes, then exit; none: until Ctrl-C
+  bool json = false;                     // one JSON object per refresh (also -o json)
+  std::vector<std::string> groups;       // only these groups
+  std::vector<std::string> topics;       // only these topics, their retry tiers and DLQ
+};
+int top(const globals& g, const top_args& a);
 }  // namespace ferry::cli

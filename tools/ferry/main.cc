@@ -1,6 +1,7 @@
 // ferry: the command-line client (kcat / kafka-topics conventions).
 //
 //   ferry [--broker URL] [-o table|json] <noun> <verb> ...
+//   ferry top                      (a live view; docs/cli.md#top)
 //
 // Data goes to stdout, logs and progress to stderr. Exit codes: 0 ok,
 // 1 the broker refused the request, 2 usage error, 3 broker unreachable,
@@ -265,6 +266,23 @@ int main(int argc, char** argv) {
     ba.partitions = partitions.value_or(ba.mode == "group" || ba.mode == "rebalance" ? 8 : 1);
     rc = bench(g, ba);
   });
+
+  // --- top ---
+  top_args ta;
+  auto* top_cmd = app.add_subcommand(
+      "top", "a live view of throughput, lag and dead letters per topic and group");
+  top_cmd->add_option("--interval", ta.interval_text, "time between refreshes (2s, 500ms, 1m)")
+      ->default_val("2s");
+  auto* once_flag = top_cmd->add_flag("--once", ta.once, "one refresh, then exit");
+  top_cmd
+      ->add_option("--iterations", ta.iterations,
+                   "this many refreshes, then exit (rates from the second on)")
+      ->excludes(once_flag);
+  top_cmd->add_flag("--json", ta.json, "one JSON object per refresh per line (as -o json)");
+  top_cmd->add_option("--group", ta.groups, "only this group (repeatable)");
+  top_cmd->add_option("--topic", ta.topics,
+                      "only this topic, its retry tiers and dead-letter topic (repeatable)");
+  top_cmd->callback([&] { rc = top(g, ta); });
 
   try {
     app.parse(argc, argv);
