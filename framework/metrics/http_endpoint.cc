@@ -4,6 +4,7 @@
 #include <httplib.h>
 
 #include <charconv>
+#include <chrono>
 #include <thread>
 
 #include "ferry/core/errc.h"
@@ -123,6 +124,11 @@ result<std::unique_ptr<http_endpoint>> http_endpoint::start(std::string_view lis
   i->host = addr.host;
   auto* raw = i.get();
   i->thread = std::thread([raw] { raw->server.listen_after_bind(); });
+  // Server::stop() does nothing before the accept loop runs (cpp-httplib
+  // 0.11), so a stop right after start would hang the join: wait for it.
+  const auto deadline = std::chrono::steady_clock::now() + std::chrono::seconds(5);
+  while (!raw->server.is_running() && std::chrono::steady_clock::now() < deadline)
+    std::this_thread::sleep_for(std::chrono::milliseconds(1));
   logger()->info("metrics and health on http://{}:{}/metrics", raw->host, raw->port);
   return std::unique_ptr<http_endpoint>(new http_endpoint(std::move(i)));
 }
