@@ -23,6 +23,7 @@
 #include "ferry/core/clock.h"
 #include "ferry/core/errc.h"
 #include "ferry/core/logging.h"
+#include "ferry/metrics/registry.h"
 #include "ferry/protocol/codec.h"
 #include "ferry/protocol/compatibility.h"
 #include "ferry/protocol/errc.h"
@@ -58,12 +59,97 @@ struct topic_settings {
   bool schema_validation = false;  // records must carry a schema id of schema_subject
 };
 
+// Per-topic counters, looked up once (metrics::family::with() locks).
+struct topic_counters {
+  metrics::counter* records_in = nullptr;
+  metrics::counter* bytes_in = nullptr;
+  metrics::counter* records_out = nullptr;
+  metrics::counter* bytes_out = nullptr;
+};
+
 struct topic {
   std::string name;
   topic_settings settings;
   std::vector<std::unique_ptr<storage::partition_log>> logs;
   std::vector<partition_producers> producers;  // idempotent producers, one per partition
+  topic_counters counters;
 };
+
+// The broker's metrics (docs/observability.md lists them). Counters and
+// histograms are updated where the work happens; per-partition and group
+// values are read by the disk thread when a scrape asks (snapshot()).
+struct broker_metrics {
+  explicit broker_metrics(metrics::registry& r)
+      : reg(r),
+        records_in(r.counter_family("ferry_broker_records_in_total",
+                                    "Records appended to the topic's partitions (acknowledged "
+                                    "produces; idempotent retries not counted again)",
+                                    {"topic"})),
+        bytes_in(r.counter_family("ferry_broker_bytes_in_total",
+                                  "Bytes of record batches appended to the topic", {"topic"})),
+        records_out(r.counter_family("ferry_broker_records_out_total",
+                                     "Records returned by fetches of the topic", {"topic"})),
+        bytes_out(r.counter_family("ferry_broker_bytes_out_total",
+                                   "Bytes of record batches returned by fetches of the topic",
+                                   {"topic"})),
+        requests(r.counter_family("ferry_broker_requests_total",
+                                  "Requests received and decoded, by type", {"type"})),
+        refused(r.counter_family(
+            "ferry_broker_refused_total",
+            "Requests, or entries of produce/fetch/commit requests, answered with an error code",
+            {"code"})),
+        produce_latency(r.histogram_metric(
+            "ferry_broker_produce_latency_seconds",
+            "Produce requests from receipt to reply, including the fsync of their data",
+            metrics::latency_buckets)),
+        fetch_latency(r.histogram_metric(
+            "ferry_broker_fetch_latency_seconds",
+            "Fetch requests from receipt to reply, including long-poll waits for data",
+            metrics::latency_buckets)),
+        fsync(r.histogram_family("ferry_storage_fsync_duration_seconds",
+                                 "fdatasync calls by file kind (partition logs, group offsets)",
+                                 {"file"}, metrics::fsync_buckets)),
+        fsync_partition(fsync.with({"partition"})),
+        fsync_offsets(fsync.with({"offsets"})),
+        connections(r.gauge_metric("ferry_broker_connections", "Open client connections (TCP)")),
+        connections_accepted(r.counter_metric("ferry_broker_connections_accepted_total",
+                                              "Client connections accepted (TCP)")) {}
+
+  topic_counters for_topic(const std::string& t) {
+    return {&records_in.with({t}), &bytes_in.with({t}), &records_out.with({t}),
+            &bytes_out.with({t})};
+  }
+  void forget_topic(const std::string& t) {
+    for (auto* f : {&records_in, &bytes_in, &records_out, &bytes_out}) f->remove({t});
+  }
+  void refuse(ErrorCode code) {
+    if (code != ErrorCode::None) refused.with({EnumNameErrorCode(code)}).inc();
+  }
+
+  metrics::registry& reg;
+  metrics::family<metrics::counter>& records_in;
+  metrics::family<metrics::counter>& bytes_in;
+  metrics::family<metrics::counter>& records_out;
+  metrics::family<metrics::counter>& bytes_out;
+  metrics::family<metrics::counter>& requests;
+  metrics::family<metrics::counter>& refused;
+  metrics::histogram& produce_latency;
+  metrics::histogram& fetch_latency;
+  metrics::family<metrics::histogram>& fsync;
+  metrics::histogram& fsync_partition;
+  metrics::histogram& fsync_offsets;
+  metrics::gauge& connections;
+  metrics::counter& connections_accepted;
+};
+
+// Times one fsync-like call into `h`.
+template <typename F>
+auto timed(metrics::histogram& h, F&& f) {
+  const auto start = steady::now();
+  auto r = f();
+  h.observe(steady::now() - start);
+  return r;
+}
 
 // The outcome of one entry of a commit (CommitOffsetsRequest or a fetch's).
 struct commit_outcome {
@@ -79,6 +165,7 @@ struct job {
   zmq::message_t identity;
   std::vector<zmq::message_t> frames;  // [0] envelope, [1..] data
   const Envelope* env = nullptr;
+  steady::time_point received{};  // by the network thread
   steady::time_point deadline{};  // fetch long poll
   std::string peer;               // JoinGroup: the client's address
   // Commits (CommitOffsets, DeleteGroup, a fetch's commit): request-level
@@ -169,7 +256,9 @@ class data_dir_lock {
 
 struct broker::impl {
   broker_config cfg;
-  data_dir_lock dir_lock;  // first: released last
+  std::shared_ptr<metrics::registry> metrics_reg;
+  broker_metrics stats;
+  data_dir_lock dir_lock;  // released after everything below
   fs::path topics_dir;
   std::map<std::string, topic, std::less<>> topics;  // disk thread only (after open)
   std::unique_ptr<producer_registry> producer_ids;   // disk thread only (after open)
@@ -210,7 +299,19 @@ struct broker::impl {
   std::uint64_t deletions = 0;
   bool posted = false;  // a reply was queued since the last wake-up
 
-  explicit impl(broker_config c) : cfg(std::move(c)) {}
+  // A scrape asks the disk thread for per-partition and group values.
+  std::atomic<bool> snapshot_wanted{false};
+  std::atomic<bool> disk_running{false};
+  std::mutex snapshot_mu;
+  std::condition_variable snapshot_cv;
+  std::uint64_t snapshot_gen = 0;                     // guarded by snapshot_mu
+  std::vector<metrics::collected> snapshot_families;  // guarded by snapshot_mu
+  std::uint64_t collector_id = 0;
+
+  impl(broker_config c, std::shared_ptr<metrics::registry> r)
+      : cfg(std::move(c)),
+        metrics_reg(r ? std::move(r) : std::make_shared<metrics::registry>()),
+        stats(*metrics_reg) {}
 
   // --- topics on disk --------------------------------------------------------
 
@@ -310,6 +411,7 @@ struct broker::impl {
         return ferry::errc::corrupt_data;
       }
       FERRY_TRY(open_logs(t));
+      t.counters = stats.for_topic(t.name);
       logger()->info("loaded topic {} ({} partitions)", t.name, t.settings.partitions);
       auto name = t.name;
       topics.emplace(std::move(name), std::move(t));
@@ -372,6 +474,7 @@ struct broker::impl {
               fmt::format("creating topic {} failed: {}", name, r.error().message())};
     }
     logger()->info("created topic {} ({} partitions)", t.name, t.settings.partitions);
+    t.counters = stats.for_topic(t.name);
     topics.emplace(t.name, std::move(t));
     return {ErrorCode::None, ""};
   }
@@ -392,6 +495,7 @@ struct broker::impl {
       fs::rename(to, from, ec);
       return {ErrorCode::Internal, fmt::format("deleting topic {}: {}", name, r.error().message())};
     }
+    stats.forget_topic(it->first);
     topics.erase(it);                // closes the logs, only once the deletion is durable
     pending_removals.push_back(to);  // unlinked after the reply, off the request path
     // Committed offsets of the old topic must not apply to a new one of the
@@ -424,6 +528,13 @@ struct broker::impl {
 
   void post(job& j, std::vector<zmq::message_t> frames) {
     posted = true;
+    if (j.env != nullptr) {
+      const auto type = j.env->body_type();
+      if (type == Body::ProduceRequest)
+        stats.produce_latency.observe(steady::now() - j.received);
+      else if (type == Body::FetchRequest)
+        stats.fetch_latency.observe(steady::now() - j.received);
+    }
     {
       std::lock_guard lock(replies_mu);
       replies.push_back({std::move(j.identity), std::move(frames)});
@@ -433,6 +544,7 @@ struct broker::impl {
 
   std::vector<zmq::message_t> error_reply(std::uint64_t id, ErrorCode code,
                                           const std::string& msg) {
+    stats.refuse(code);
     flatbuffers::FlatBufferBuilder fbb(128);
     auto body = CreateErrorResponse(fbb, code, fbb.CreateString(msg));
     std::vector<zmq::message_t> out;
@@ -450,6 +562,10 @@ struct broker::impl {
       std::int64_t base = -1;
       std::string message;
       bool duplicate = false;  // an idempotent retry: stored before at `base`
+      // Appended this round (counted once the sync succeeded).
+      std::int32_t records = 0;
+      std::size_t bytes = 0;
+      topic_counters* counters = nullptr;
     };
     std::vector<entry> entries;
   };
@@ -632,6 +748,9 @@ struct broker::impl {
       }
       out.log = log;
       out.base = r.value().base_offset.value();
+      out.records = storage::batch_header::decode(batch.data()).record_count;
+      out.bytes = batch.size();
+      out.counters = &tp.counters;
       touched.insert(log);
       if (idem) pp.appended(*idem, out.base, system_clock::instance().wall_now().value());
     }
@@ -648,7 +767,8 @@ struct broker::impl {
         if (log->failed()) sync_errors[log] = storage::errc::partition_failed;
         continue;
       }
-      if (auto r = log->sync(); !r) sync_errors[log] = r.error();
+      if (auto r = timed(stats.fsync_partition, [&] { return log->sync(); }); !r)
+        sync_errors[log] = r.error();
     }
     for (auto& ps : pending) {
       auto* req = ps.j->env->body_as_ProduceRequest();
@@ -662,6 +782,12 @@ struct broker::impl {
             e.message = e.log->failure_reason();
             e.base = -1;
           }
+        }
+        if (e.error != ErrorCode::None) {
+          stats.refuse(e.error);
+        } else if (e.counters != nullptr) {
+          e.counters->records_in->inc(static_cast<std::uint64_t>(e.records));
+          e.counters->bytes_in->inc(e.bytes);
         }
         auto* re = req->entries()->Get(i);
         results.push_back(CreateProduceResult(fbb, fbb.CreateString(re->topic()->string_view()),
@@ -690,6 +816,7 @@ struct broker::impl {
       auto st = groups->check_fetch(m->group()->string_view(), m->member_id()->string_view(),
                                     m->generation(), steady::now());
       if (!st) {
+        stats.refuse(st.error);
         auto commits = req->commit() ? commit_results(fbb, j) : 0;
         std::vector<flatbuffers::Offset<FetchResult>> none;
         auto body = CreateFetchResponse(fbb, fbb.CreateVector(none), st.error,
@@ -707,6 +834,11 @@ struct broker::impl {
     std::int64_t budget = std::min<std::int64_t>(req->max_bytes(), cfg.max_fetch_bytes);
     std::int64_t total = 0;
     bool any_error = false;
+    struct served {
+      topic_counters* counters;
+      std::uint64_t records, bytes;
+    };
+    std::vector<served> out;  // counted only when the fetch is answered
     for (auto* e : *req->entries()) {
       ErrorCode err;
       auto* log = find_log(e->topic()->string_view(), e->partition(), err);
@@ -729,6 +861,12 @@ struct broker::impl {
             auto n = static_cast<std::int64_t>(r.value().data.size());
             budget -= n;
             total += n;
+            // Offsets are dense: the records from the one asked for on.
+            const auto from = std::max(e->offset(), start);
+            out.push_back({&topics.find(e->topic()->string_view())->second.counters,
+                           static_cast<std::uint64_t>(
+                               std::max<std::int64_t>(0, r.value().next_offset.value() - from)),
+                           static_cast<std::uint64_t>(n)});
             data.push_back(message_from(std::move(r.value().data)));
             frame = static_cast<std::uint32_t>(data.size());
           }
@@ -739,12 +877,19 @@ struct broker::impl {
                   : fmt::format("topic {} has no partition {}", e->topic()->string_view(),
                                 e->partition());
       }
-      if (err != ErrorCode::None) any_error = true;
+      if (err != ErrorCode::None) {
+        any_error = true;
+        stats.refuse(err);
+      }
       results.push_back(CreateFetchResult(fbb, fbb.CreateString(e->topic()->string_view()),
                                           e->partition(), err, hw, start, frame,
                                           msg.empty() ? 0 : fbb.CreateString(msg)));
     }
     if (!final && !any_error && total < std::max(1, req->min_bytes())) return false;
+    for (const auto& o : out) {
+      o.counters->records_out->inc(o.records);
+      o.counters->bytes_out->inc(o.bytes);
+    }
     auto commits = req->commit() ? commit_results(fbb, j) : 0;
     auto body = CreateFetchResponse(fbb, fbb.CreateVector(results), ErrorCode::None, 0, commits);
     std::vector<zmq::message_t> frames;
@@ -1194,7 +1339,7 @@ struct broker::impl {
   // DeleteGroup; a fetch's commit outcome goes out with the fetch.
   void sync_offsets(std::vector<std::unique_ptr<job>>& fetches) {
     if (offsets->has_pending()) {
-      if (auto r = offsets->sync(); !r) {
+      if (auto r = timed(stats.fsync_offsets, [&] { return offsets->sync(); }); !r) {
         auto fail = [&](job& j) {
           for (auto& o : j.commits)
             if (o.staged) {
@@ -1230,12 +1375,13 @@ struct broker::impl {
     offset_jobs.clear();
   }
 
-  static flatbuffers::Offset<flatbuffers::Vector<flatbuffers::Offset<CommitResult>>> commit_results(
+  flatbuffers::Offset<flatbuffers::Vector<flatbuffers::Offset<CommitResult>>> commit_results(
       flatbuffers::FlatBufferBuilder& fbb, const job& j) {
     std::vector<flatbuffers::Offset<CommitResult>> v;
     for (const auto& o : j.commits) {
       // A request-level refusal applies to every entry.
       const auto err = j.commit_error != ErrorCode::None ? j.commit_error : o.error;
+      stats.refuse(err);
       const auto& msg = j.commit_error != ErrorCode::None ? j.commit_message : o.message;
       v.push_back(CreateCommitResult(fbb, fbb.CreateString(o.topic), o.partition, err,
                                      msg.empty() ? 0 : fbb.CreateString(msg)));
@@ -1436,7 +1582,7 @@ struct broker::impl {
     }
     if (changes.empty()) return;
     if (auto r = offsets->append(changes); r) {
-      if (auto s2 = offsets->sync(); !s2)
+      if (auto s2 = timed(stats.fsync_offsets, [&] { return offsets->sync(); }); !s2)
         logger()->error("group offsets: sync failed: {}", s2.error().message());
       else
         for (const auto& c : changes) (void)groups->erase(c.group);
@@ -1467,7 +1613,11 @@ struct broker::impl {
     if (cfg.flush == storage::flush_mode::interval) {
       for (auto& [_, t] : topics)
         for (auto& log : t.logs)
-          if (!log->failed()) (void)log->sync_if_due();
+          if (!log->failed()) {
+            const auto start = steady::now();
+            if (auto r = log->sync_if_due(); r && r.value())
+              stats.fsync_partition.observe(steady::now() - start);
+          }
     }
     for (const auto& p : pending_removals) {
       std::error_code ec;
@@ -1485,7 +1635,115 @@ struct broker::impl {
     }
   }
 
+  // --- metrics snapshot (disk thread, or open() before it runs) -------------
+
+  // Per-partition and consumer-group values for the next scrape
+  // (docs/observability.md). Label sets: topic x partition, group x topic x
+  // partition - bounded by the topics and groups that exist.
+  void publish_snapshot() {
+    using metrics::collected;
+    auto family = [](std::string name, std::string help, metrics::kind k = metrics::kind::gauge) {
+      collected c;
+      c.name = std::move(name);
+      c.help = std::move(help);
+      c.type = k;
+      return c;
+    };
+    auto size = family("ferry_partition_log_size_bytes", "Bytes of the partition's segment files");
+    auto segments = family("ferry_partition_segments", "Segment files of the partition");
+    auto start = family("ferry_partition_log_start_offset",
+                        "The partition's first offset (retention moves it)");
+    auto hw = family("ferry_partition_high_watermark",
+                     "The partition's high watermark: the offset after the last durable record");
+    auto failed = family("ferry_partition_failed",
+                         "1 when the partition stopped after a storage error (restart ferryd "
+                         "after fixing the disk), else 0");
+    auto lag = family("ferry_consumergroup_lag",
+                      "Records between the group's committed offset and the high watermark");
+    auto lag_s = family("ferry_consumergroup_lag_seconds",
+                        "Age of the group's oldest unconsumed record (0 when caught up)");
+    auto committed = family("ferry_consumergroup_committed_offset",
+                            "The group's committed offset (the next record it will read)");
+    auto members = family("ferry_consumergroup_members", "Members of the group");
+    for (const auto& [name, t] : topics) {
+      for (std::size_t p = 0; p < t.logs.size(); ++p) {
+        auto st = t.logs[p]->stats();
+        std::vector<std::pair<std::string, std::string>> l = {{"topic", name},
+                                                              {"partition", std::to_string(p)}};
+        size.add(l, static_cast<double>(st.size_bytes));
+        segments.add(l, static_cast<double>(st.segments));
+        start.add(l, static_cast<double>(st.log_start.value()));
+        hw.add(l, static_cast<double>(st.high_watermark.value()));
+        failed.add(std::move(l), t.logs[p]->failed() ? 1 : 0);
+      }
+    }
+    const auto now = steady::now();
+    const auto wall = system_clock::instance().wall_now().value();
+    std::map<std::string, std::size_t> member_counts;
+    for (const auto& g : groups->list(now)) member_counts[g.name] = g.members.size();
+    for (const auto& [group, tps] : offsets->groups()) {
+      member_counts.emplace(group, 0);
+      for (const auto& [tp, c] : tps) {
+        ErrorCode err;
+        auto* log = find_log(tp.first, tp.second, err);
+        if (log == nullptr || c.offset < 0) continue;
+        std::vector<std::pair<std::string, std::string>> l = {
+            {"group", group}, {"topic", tp.first}, {"partition", std::to_string(tp.second)}};
+        const auto end = log->high_watermark().value();
+        committed.add(l, static_cast<double>(c.offset));
+        lag.add(l, static_cast<double>(std::max<std::int64_t>(0, end - c.offset)));
+        double age = 0;
+        if (c.offset < end) {
+          const auto ts = timestamp_at(*log, std::max(c.offset, log->log_start_offset().value()));
+          if (ts >= 0) age = static_cast<double>(std::max<std::int64_t>(0, wall - ts)) / 1000.0;
+        }
+        lag_s.add(std::move(l), age);
+      }
+    }
+    for (const auto& [group, n] : member_counts)
+      members.add({{"group", group}}, static_cast<double>(n));
+    auto topics_count = family("ferry_broker_topics", "Topics the broker serves");
+    topics_count.add({}, static_cast<double>(topics.size()));
+    auto offsets_size =
+        family("ferry_broker_offsets_log_size_bytes",
+               "Bytes of the group offsets log (compacted past offsets_compact_bytes)");
+    offsets_size.add({}, static_cast<double>(offsets->size_bytes()));
+    std::vector<collected> all;
+    for (auto* c : {&size, &segments, &start, &hw, &failed, &lag, &lag_s, &committed, &members,
+                    &topics_count, &offsets_size})
+      all.push_back(std::move(*c));
+    {
+      std::lock_guard lock(snapshot_mu);
+      snapshot_families = std::move(all);
+      ++snapshot_gen;
+    }
+    snapshot_cv.notify_all();
+  }
+
+  // The registry's collector (a scrape's thread): asks the disk thread for
+  // a fresh snapshot and waits up to a second for it.
+  void collect(std::vector<metrics::collected>& out) {
+    metrics::collected q;
+    q.name = "ferry_broker_queued_requests";
+    q.help = "Requests received and not yet answered (max_in_flight refuses more)";
+    q.add({}, static_cast<double>(in_flight.load()));
+    out.push_back(std::move(q));
+    std::unique_lock lock(snapshot_mu);
+    if (disk_running) {
+      const auto gen = snapshot_gen;
+      {
+        std::lock_guard jl(jobs_mu);
+        snapshot_wanted = true;
+      }
+      jobs_cv.notify_one();
+      snapshot_cv.wait_for(lock, std::chrono::seconds(1),
+                           [&] { return snapshot_gen != gen || !disk_running; });
+    }
+    out.insert(out.end(), snapshot_families.begin(), snapshot_families.end());
+  }
+
   void disk_loop(zmq::socket_t wake) {
+    disk_running = true;
     next_retention = steady::now() + cfg.retention_check_interval;
     std::vector<produce_state> pending;
     std::set<storage::partition_log*> touched;
@@ -1498,7 +1756,8 @@ struct broker::impl {
         if (cfg.flush == storage::flush_mode::interval)
           wake_at = std::min(wake_at, steady::now() + cfg.flush_interval);
         for (auto& p : parked) wake_at = std::min(wake_at, p->deadline);
-        jobs_cv.wait_until(lock, wake_at, [&] { return !jobs.empty() || stopping; });
+        jobs_cv.wait_until(lock, wake_at,
+                           [&] { return !jobs.empty() || stopping || snapshot_wanted.load(); });
         while (!jobs.empty()) {
           batch.push_back(std::move(jobs.front()));
           jobs.pop_front();
@@ -1589,6 +1848,7 @@ struct broker::impl {
       }
       housekeeping(now);
       wake_network(wake);
+      if (snapshot_wanted.exchange(false)) publish_snapshot();
       if (stop_now) {
         std::lock_guard lock(jobs_mu);
         if (jobs.empty() && parked.empty() && joins.empty()) break;
@@ -1598,6 +1858,12 @@ struct broker::impl {
     for (auto& [_, t] : topics)
       for (auto& log : t.logs)
         if (!log->failed()) (void)log->sync();
+    publish_snapshot();  // the final values, for a scrape while the process stops
+    {
+      std::lock_guard lock(snapshot_mu);
+      disk_running = false;
+    }
+    snapshot_cv.notify_all();
     disk_done = true;
     try {
       (void)wake.send(zmq::buffer("d", 1), zmq::send_flags::dontwait);
@@ -1626,7 +1892,7 @@ struct broker::impl {
   }
 
   void reject(zmq::message_t identity, std::uint64_t id, ErrorCode code, const std::string& why) {
-    auto frames = error_reply(id, code, why);
+    auto frames = error_reply(id, code, why);  // counts the refusal
     std::vector<zmq::message_t> all;
     all.push_back(std::move(identity));
     for (auto& f : frames) all.push_back(std::move(f));
@@ -1644,9 +1910,23 @@ struct broker::impl {
            "the broker is stopping; retry shortly");
   }
 
+  // ferry_broker_requests_total by type, looked up once per type (network thread).
+  std::vector<metrics::counter*> request_counters;
+  metrics::counter& requests_of(Body type) {
+    const auto i = static_cast<std::size_t>(type);
+    if (i >= request_counters.size()) request_counters.resize(i + 1, nullptr);
+    if (request_counters[i] == nullptr) {
+      std::string_view name = EnumNameBody(type);
+      if (name.ends_with("Request")) name.remove_suffix(7);
+      request_counters[i] = &stats.requests.with({name.empty() ? "unknown" : name});
+    }
+    return *request_counters[i];
+  }
+
   void on_request(std::vector<zmq::message_t>&& frames) {
     if (frames.size() < 2) return;  // identity only: nothing to answer
     auto j = std::make_unique<job>();
+    j->received = steady::now();
     j->identity = std::move(frames[0]);
     j->frames.reserve(frames.size() - 1);
     for (std::size_t i = 1; i < frames.size(); ++i) j->frames.push_back(std::move(frames[i]));
@@ -1669,6 +1949,7 @@ struct broker::impl {
       return;
     }
     j->env = env.value();
+    requests_of(j->env->body_type()).inc();
     if (in_flight.load() >= cfg.max_in_flight) {
       reject(std::move(j->identity), j->env->request_id(), ErrorCode::TooManyRequests,
              "broker queue full; retry with backoff");
@@ -1695,14 +1976,37 @@ struct broker::impl {
     jobs_cv.notify_one();
   }
 
-  void net_loop(zmq::socket_t wake) {
+  // Connection events of the ROUTER (zmq_socket_monitor): two frames, the
+  // first a 16-bit event and a 32-bit value.
+  void on_monitor_event(zmq::socket_t& monitor) {
+    try {
+      for (;;) {
+        zmq::message_t event, address;
+        if (!monitor.recv(event, zmq::recv_flags::dontwait)) return;
+        if (event.more()) (void)monitor.recv(address, zmq::recv_flags::dontwait);
+        if (event.size() < 2) continue;
+        std::uint16_t id = 0;
+        std::memcpy(&id, event.data(), sizeof(id));
+        if (id == ZMQ_EVENT_ACCEPTED) {
+          stats.connections.add(1);
+          stats.connections_accepted.inc();
+        } else if (id == ZMQ_EVENT_DISCONNECTED) {
+          stats.connections.add(-1);
+        }
+      }
+    } catch (const zmq::error_t&) {
+    }
+  }
+
+  void net_loop(zmq::socket_t wake, zmq::socket_t monitor) {
     bool draining = false;
     for (;;) {
       // While draining, the ROUTER is no longer read: only replies go out.
       zmq::pollitem_t items[] = {{wake.handle(), 0, ZMQ_POLLIN, 0},
-                                 {router.handle(), 0, ZMQ_POLLIN, 0}};
+                                 {router.handle(), 0, ZMQ_POLLIN, 0},
+                                 {monitor.handle(), 0, ZMQ_POLLIN, 0}};
       try {
-        zmq::poll(items, 2, std::chrono::milliseconds(50));
+        zmq::poll(items, monitor ? 3 : 2, std::chrono::milliseconds(50));
       } catch (const zmq::error_t& e) {
         if (e.num() == ETERM) break;
         continue;
@@ -1715,6 +2019,7 @@ struct broker::impl {
         } catch (const zmq::error_t&) {
         }
       }
+      if (items[2].revents & ZMQ_POLLIN) on_monitor_event(monitor);
       send_replies();
       if (items[1].revents & ZMQ_POLLIN) {
         for (int n = 0; n < 256; ++n) {
@@ -1748,15 +2053,21 @@ broker::broker(std::unique_ptr<impl> i) : impl_(std::move(i)) {}
 
 broker::~broker() {
   stop();
+  impl_->metrics_reg->remove_collector(impl_->collector_id);
 }
 
-result<std::unique_ptr<broker>> broker::open(broker_config config) {
+metrics::registry& broker::metrics() noexcept {
+  return *impl_->metrics_reg;
+}
+
+result<std::unique_ptr<broker>> broker::open(broker_config config,
+                                             std::shared_ptr<metrics::registry> metrics_registry) {
   std::string error;
   if (auto v = validate(config, error); !v) {
     logger()->error("invalid configuration: {}", error);
     return v.error();
   }
-  auto i = std::make_unique<impl>(std::move(config));
+  auto i = std::make_unique<impl>(std::move(config), std::move(metrics_registry));
   FERRY_TRY(i->dir_lock.acquire(i->cfg.data_dir));
   i->topics_dir = i->cfg.data_dir / "topics";
   FERRY_TRY(i->load_topics());
@@ -1798,6 +2109,9 @@ result<std::unique_ptr<broker>> broker::open(broker_config config) {
   i->groups = std::make_unique<group_coordinator>(
       go, [raw](std::string_view t) { return raw->partition_count(t); },
       [raw](std::uint64_t token, join_outcome o) { raw->finish_join(token, std::move(o)); });
+  raw->publish_snapshot();  // what a scrape sees until the disk thread runs
+  raw->collector_id = raw->metrics_reg->add_collector(
+      [raw](std::vector<metrics::collected>& out) { raw->collect(out); });
   return std::unique_ptr<broker>(new broker(std::move(i)));
 }
 
@@ -1818,10 +2132,24 @@ result<std::string> broker::start() {
     disk_wake.set(zmq::sockopt::linger, 0);
     disk_wake.connect(i.wake_endpoint);
     net_wake.set(zmq::sockopt::linger, 0);
+    // Open connections for ferry_broker_connections.
+    zmq::socket_t monitor;
+    const auto monitor_endpoint =
+        fmt::format("inproc://ferry-monitor-{}", static_cast<const void*>(&i));
+    if (zmq_socket_monitor(i.router.handle(), monitor_endpoint.c_str(),
+                           ZMQ_EVENT_ACCEPTED | ZMQ_EVENT_DISCONNECTED) == 0) {
+      monitor = zmq::socket_t(i.ctx, zmq::socket_type::pair);
+      monitor.set(zmq::sockopt::linger, 0);
+      monitor.connect(monitor_endpoint);
+    } else {
+      logger()->warn("connection metrics unavailable: zmq_socket_monitor failed ({})",
+                     zmq_strerror(zmq_errno()));
+    }
     i.disk_thread =
         std::thread([&i, s = std::move(disk_wake)]() mutable { i.disk_loop(std::move(s)); });
-    i.net_thread =
-        std::thread([&i, s = std::move(net_wake)]() mutable { i.net_loop(std::move(s)); });
+    i.net_thread = std::thread([&i, s = std::move(net_wake), mon = std::move(monitor)]() mutable {
+      i.net_loop(std::move(s), std::move(mon));
+    });
   } catch (const zmq::error_t& e) {
     logger()->error("cannot listen on {}: {}", i.cfg.listen, e.what());
     return protocol::make_zmq_error(e.num());

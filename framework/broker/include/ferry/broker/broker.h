@@ -15,6 +15,11 @@
 // and starts both threads, stop() stops taking requests, finishes what is
 // queued (syncs and replies), and joins. Thread safety: start/stop/wait from
 // one controlling thread; endpoint() and ready() from any.
+//
+// Metrics (docs/observability.md) go into the registry given to open() -
+// ferryd serves it on --metrics-listen - or into one of the broker's own.
+// Counters are updated as requests are served; per-partition and group
+// values are taken by the disk thread when the registry is scraped.
 #pragma once
 
 #include <memory>
@@ -22,12 +27,14 @@
 
 #include "ferry/broker/config.h"
 #include "ferry/core/result.h"
+#include "ferry/metrics/registry.h"
 
 namespace ferry::broker {
 
 class broker {
  public:
-  [[nodiscard]] static result<std::unique_ptr<broker>> open(broker_config config);
+  [[nodiscard]] static result<std::unique_ptr<broker>> open(
+      broker_config config, std::shared_ptr<metrics::registry> metrics = nullptr);
   ~broker();
   broker(const broker&) = delete;
   broker& operator=(const broker&) = delete;
@@ -39,6 +46,8 @@ class broker {
   void stop();
   [[nodiscard]] bool ready() const noexcept;
   [[nodiscard]] std::string endpoint() const;
+  /// The registry the broker's metrics are in (the one given to open()).
+  [[nodiscard]] metrics::registry& metrics() noexcept;
 
   struct impl;
 
