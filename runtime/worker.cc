@@ -21,8 +21,10 @@
 #include <fmt/format.h>
 #include <unistd.h>
 
+#include <array>
 #include <condition_variable>
 #include <deque>
+#include <limits>
 #include <map>
 #include <mutex>
 #include <random>
@@ -36,8 +38,10 @@
 #include "ferry/core/crash_point.h"
 #include "ferry/core/errc.h"
 #include "ferry/core/logging.h"
+#include "ferry/metrics/http_endpoint.h"
 #include "ferry/protocol/codec.h"
 #include "progress.h"
+#include "worker_metrics.h"
 
 namespace ferry::runtime {
 using namespace std::chrono_literals;
@@ -106,8 +110,9 @@ struct sub_info {
 struct part {
   client::topic_partition tp;
   const sub_info* sub = nullptr;
-  std::string origin_topic;  // the subscription's topic (tp.topic unless a tier)
-  int tier = -1;             // index into sub->s.tiers for a tier topic
+  std::string origin_topic;                  // the subscription's topic (tp.topic unless a tier)
+  int tier = -1;                             // index into sub->s.tiers for a tier topic
+  const detail::topic_metrics* m = nullptr;  // origin_topic's series
   std::deque<std::unique_ptr<entry>> q;
   std::int64_t next = 0;  // everything below is finished
   bool running = false;
@@ -153,9 +158,12 @@ class worker::impl {
     if (o_.producer.broker == client::producer_options{}.broker)
       o_.producer.broker = o_.consumer.broker;
     o_.producer.socket = o_.consumer.socket;
+    registry_ = o_.metrics ? o_.metrics : std::make_shared<::ferry::metrics::registry>();
+    metrics_ = std::make_unique<detail::worker_metrics>(*registry_, o_.consumer.group_id);
   }
 
   ~impl() {
+    endpoint_.reset();  // no scrape reads this worker any more
     if (started_ && !closed_) (void)close();
     stop_pool();
     if (producer_) (void)producer_->close();  // no callback runs after this
@@ -204,6 +212,16 @@ class worker::impl {
   }
   std::size_t in_flight() const { return in_flight_.load(); }
   const std::string& last_error() const noexcept { return last_error_; }
+  ::ferry::metrics::registry& registry() noexcept { return *registry_; }
+  std::string metrics_address() const { return endpoint_ ? endpoint_->address() : std::string(); }
+  /// For /readyz: nullopt once the worker joined its group.
+  std::optional<std::string> not_ready() const {
+    if (closing_.load()) return "stopping";
+    if (!joined_.load())
+      return fmt::format("joining consumer group {} (run() started: {})", o_.consumer.group_id,
+                         started_flag_.load() ? "yes" : "no");
+    return std::nullopt;
+  }
 
   // Rebalance callbacks (on the polling thread, inside poll()).
   void assigned(const std::vector<client::topic_partition>& tps);
@@ -235,7 +253,8 @@ class worker::impl {
   void route(part& p, entry& e);
   void take_acks();
   void route_failed(part& p, entry& e, std::error_code ec);
-  void finished(entry& e, int attempts);
+  void finished(part& p, entry& e, int attempts);
+  void refresh_waiting();
   bool drain_completions(bool block);
   void wait_idle(part* only);
   result<void> commit(bool force, const std::vector<client::topic_partition>* only = nullptr);
@@ -258,6 +277,7 @@ class worker::impl {
     std::lock_guard lock(stats_mu_);
     stats_ = local_;
     stats_.last_route_error = route_error_;
+    metrics_->in_flight().set(static_cast<double>(in_flight_.load()));
   }
 
   class listener : public client::rebalance_listener {
@@ -329,6 +349,15 @@ class worker::impl {
   worker_stats local_;
   std::atomic<std::uint64_t> waiting_{0};
   std::atomic<std::size_t> in_flight_{0};
+
+  // Metrics (worker_metrics.h); the endpoint goes first (it reads the rest).
+  std::shared_ptr<::ferry::metrics::registry> registry_;
+  std::unique_ptr<detail::worker_metrics> metrics_;
+  steady_time next_waiting_scan_{};
+  std::atomic<bool> joined_{false};
+  std::atomic<bool> closing_{false};
+  std::atomic<bool> started_flag_{false};
+  std::unique_ptr<::ferry::metrics::http_endpoint> endpoint_;
 };
 
 // --- start / stop --------------------------------------------------------------
@@ -337,6 +366,16 @@ result<void> worker::impl::start() {
   if (subs_.empty()) return fail(ferry::errc::invalid_argument, "no subscription");
   if (o_.consumer.group_id.empty())
     return fail(ferry::errc::invalid_argument, "worker_options.consumer.group_id is required");
+  started_flag_ = true;
+  if (!o_.metrics_listen.empty() && !endpoint_) {
+    // Up before the group is joined: /readyz says 503 until then.
+    ::ferry::metrics::register_process_metrics(*registry_, "worker");
+    std::string why;
+    auto ep = ::ferry::metrics::http_endpoint::start(
+        o_.metrics_listen, *registry_, [this] { return not_ready(); }, why);
+    if (!ep) return fail(ferry::errc::config_invalid, "metrics_listen: " + why);
+    endpoint_ = std::move(ep).value();
+  }
   admin_ = std::make_unique<client::admin>(static_cast<const client::client_options&>(o_.consumer));
   // Targets exist with as many partitions as their origin, so that
   // partition p routes to partition p (and a new owner knows where to look).
@@ -410,6 +449,7 @@ void worker::impl::stop_pool() {
 result<void> worker::impl::close() {
   if (!started_ || closed_) return success();
   closed_ = true;
+  closing_ = true;
   wait_idle(nullptr);
   (void)producer_->flush(o_.producer.delivery_timeout);
   take_acks();
@@ -417,8 +457,9 @@ result<void> worker::impl::close() {
   // close(): on_revoked commits once more (nothing new) and leaves the group.
   auto c = consumer_->close();
   parts_.clear();
-  publish();
   in_flight_.store(0);
+  publish();
+  refresh_waiting();
   (void)producer_->close();
   if (!r) return r;
   return c;
@@ -464,7 +505,44 @@ result<void> worker::impl::run_once(milliseconds max_wait) {
   take_acks();
   for (auto& [_, p] : parts_) dispatch(*p);
   publish();
+  if (std::chrono::steady_clock::now() >= next_waiting_scan_) {
+    refresh_waiting();
+    next_waiting_scan_ = std::chrono::steady_clock::now() + 100ms;
+  }
   return success();
+}
+
+// ferry_worker_retry_waiting and _oldest_age_seconds per mode: a scan of
+// the buffered records, at most every 100 ms (run_once). In memory retries
+// (in_order, key_ordered) wait in state waiting; delay_tiers records wait
+// in their tier partition until due.
+void worker::impl::refresh_waiting() {
+  struct acc {
+    std::size_t n = 0;
+    std::int64_t first_ms = std::numeric_limits<std::int64_t>::max();
+  };
+  std::array<acc, 3> by_mode{};
+  for (const auto& [_, p] : parts_) {
+    const auto mode = p->sub->s.order;
+    const bool tier = p->tier >= 0;
+    if (!tier && waiting_.load() == 0) continue;
+    auto& a = by_mode[static_cast<std::size_t>(mode)];
+    for (const auto& e : p->q) {
+      if (e->state == entry::st::done) continue;
+      if (!tier && e->state != entry::st::waiting) continue;
+      ++a.n;
+      const std::int64_t first = e->history.attempts.empty() ? e->rec.timestamp.value()
+                                                             : e->history.attempts.front().time_ms;
+      a.first_ms = std::min(a.first_ms, first);
+    }
+  }
+  const auto wall = clock_->wall_now().value();
+  for (auto mode : {ordering::in_order, ordering::key_ordered, ordering::delay_tiers}) {
+    const auto& a = by_mode[static_cast<std::size_t>(mode)];
+    const double age =
+        a.n == 0 ? 0.0 : static_cast<double>(std::max<std::int64_t>(0, wall - a.first_ms)) / 1000.0;
+    metrics_->set_waiting(mode, a.n, age);
+  }
 }
 
 milliseconds worker::impl::next_wait(milliseconds max_wait) const {
@@ -735,7 +813,9 @@ void worker::impl::run_task(const worker_options& o, ferry::clock& clk, task& t)
     for (auto* e : run)
       msgs.emplace_back(e->rec, origin_topic, e->origin, e->idem, e->attempts + 1);
     if (!run.empty()) {
+      const auto t0 = std::chrono::steady_clock::now();
       auto r = call([&] { return s.on_batch(std::span<const message>(msgs)); });
+      t.p->m->handler_seconds->observe(std::chrono::steady_clock::now() - t0);
       const auto ended = clk.wall_now().value();
       // One note for the whole batch: every record gets its class.
       auto note = r ? detail::error_note{} : detail::take_note();
@@ -774,7 +854,9 @@ void worker::impl::run_task(const worker_options& o, ferry::clock& clk, task& t)
     const auto chain_start = std::chrono::steady_clock::now();
     for (;;) {
       message m(e->rec, origin_topic, e->origin, e->idem, e->attempts + 1);
+      const auto t0 = std::chrono::steady_clock::now();
       r = call([&] { return s.handler(m); });
+      t.p->m->handler_seconds->observe(std::chrono::steady_clock::now() - t0);
       e->ended_ms = clk.wall_now().value();
       if (r) break;
       record_failure(*e, r.error());
@@ -832,13 +914,15 @@ void worker::impl::complete(task& t) {
       bump([n = e->inline_failures](worker_stats& st) {
         st.failed_attempts += static_cast<std::uint64_t>(n);
       });
+      p.m->retried->inc(static_cast<std::uint64_t>(e->inline_failures));
       e->inline_failures = 0;
     }
     switch (e->out) {
       case entry::outcome::ok:
         crash_point("runtime.handled");  // side effect done, offset not committed
-        finished(*e, e->attempts + 1);
+        finished(p, *e, e->attempts + 1);
         bump([](worker_stats& s) { ++s.succeeded; });
+        p.m->ok->inc();
         if (e->idem) {
           p.keys.emplace_back(e->rec.offset.value(), *e->idem);
           ++pending_keys_;
@@ -846,8 +930,9 @@ void worker::impl::complete(task& t) {
         }
         break;
       case entry::outcome::skipped:
-        finished(*e, 0);  // no attempt: not in the attempts histogram
+        finished(p, *e, 0);  // no attempt: not in the attempts histogram
         bump([](worker_stats& s) { ++s.duplicates_skipped; });
+        p.m->duplicate_skipped->inc();
         break;
       case entry::outcome::not_run:
       case entry::outcome::deferred:
@@ -871,9 +956,12 @@ void worker::impl::complete(task& t) {
   }
 }
 
-void worker::impl::finished(entry& e, int attempts) {
+void worker::impl::finished(part& p, entry& e, int attempts) {
   e.state = entry::st::done;
-  if (attempts > 0) note_attempts(attempts);
+  if (attempts > 0) {
+    note_attempts(attempts);
+    p.m->attempts->observe(static_cast<double>(attempts));
+  }
   in_flight_.fetch_sub(1);
 }
 
@@ -926,6 +1014,7 @@ void worker::impl::on_failure(part& p, entry& e) {
   p.urgent = true;
   crash_point("runtime.retry_scheduled");
   bump([](worker_stats& st) { ++st.retries_scheduled; });
+  p.m->retried->inc();
 }
 
 void worker::impl::route(part& p, entry& e) {
@@ -985,6 +1074,7 @@ void worker::impl::route(part& p, entry& e) {
 // error, not every second.
 void worker::impl::route_failed(part& p, entry& e, std::error_code ec) {
   bump([](worker_stats& st) { ++st.route_failures; });
+  metrics_->route_failures().inc();
   const auto what =
       fmt::format("{}-{} offset {}: routing to {} failed: {}", p.tp.topic, p.tp.partition.value(),
                   e.rec.offset.value(), e.route_target, ec.message());
@@ -1015,12 +1105,15 @@ void worker::impl::take_acks() {
     last = std::max(last, a.r.value().offset.value());
     // A record handed to a retry tier is not finished for good: its last
     // attempt is counted where it succeeds or is dead-lettered.
-    finished(e, e.route_reason ? e.attempts : 0);
+    finished(*a.p, e, e.route_reason ? e.attempts : 0);
     crash_point("runtime.route_acked");  // routed, origin offset not committed
-    if (e.route_reason)
+    if (e.route_reason) {
       bump([](worker_stats& s) { ++s.dead_lettered; });
-    else
+      a.p->m->dead_lettered->inc();
+    } else {
       bump([](worker_stats& s) { ++s.tier_routed; });
+      a.p->m->retried->inc();
+    }
   }
 }
 
@@ -1137,6 +1230,7 @@ result<void> worker::impl::commit(bool force, const std::vector<client::topic_pa
         p.urgent = false;
         p.wm_committed = true;
         bump([](worker_stats& st) { ++st.commits; });
+        metrics_->commits().inc();
       }
     }
     at = end;
@@ -1208,6 +1302,7 @@ result<void> worker::impl::scan_routes(part& p) {
 }
 
 void worker::impl::assigned(const std::vector<client::topic_partition>& tps) {
+  joined_ = true;  // in the group (with or without partitions): ready
   std::vector<client::topic_partition> fresh;
   for (const auto& tp : tps) {
     if (parts_.count(tp)) continue;
@@ -1218,6 +1313,7 @@ void worker::impl::assigned(const std::vector<client::topic_partition>& tps) {
     p->sub = it->second.sub;
     p->tier = it->second.tier;
     p->origin_topic = it->second.origin;
+    p->m = &metrics_->topic(p->origin_topic);
     parts_[tp] = std::move(p);
     fresh.push_back(tp);
   }
@@ -1345,6 +1441,12 @@ std::size_t worker::in_flight() const {
 }
 const std::string& worker::last_error() const noexcept {
   return impl_->last_error();
+}
+::ferry::metrics::registry& worker::metrics() noexcept {
+  return impl_->registry();
+}
+std::string worker::metrics_address() const {
+  return impl_->metrics_address();
 }
 
 }  // namespace ferry::runtime

@@ -59,6 +59,7 @@
 #include "ferry/client/producer.h"
 #include "ferry/core/clock.h"
 #include "ferry/core/result.h"
+#include "ferry/metrics/registry.h"
 #include "ferry/runtime/errors.h"
 #include "ferry/runtime/failure_record.h"
 #include "ferry/runtime/retry.h"
@@ -135,6 +136,15 @@ struct worker_options {
   ferry::clock* clock = nullptr;
   /// Uniform [0, 1) numbers for jitter. Default: a seeded mt19937_64.
   std::function<double()> random;
+  /// Where the worker's metrics go (docs/observability.md): share one
+  /// registry between several workers and your own metrics, or leave empty
+  /// for the worker's own (worker::metrics()).
+  std::shared_ptr<::ferry::metrics::registry> metrics;
+  /// Opt-in: "HOST:PORT" (e.g. 127.0.0.1:9401; port 0 picks one) to serve
+  /// the registry on GET /metrics, plus /healthz and /readyz (ready once the
+  /// worker joined its group; 503 before and while it stops). Bound when
+  /// the worker starts; run() fails with config_invalid when it cannot.
+  std::string metrics_listen;
 };
 
 /// Counters since start (thread-safe reads).
@@ -201,6 +211,10 @@ class worker {
   /// Records fetched and not finished (all partitions).
   [[nodiscard]] std::size_t in_flight() const;
   [[nodiscard]] const std::string& last_error() const noexcept;
+  /// The registry holding the worker's metrics (options.metrics or its own).
+  [[nodiscard]] ::ferry::metrics::registry& metrics() noexcept;
+  /// "host:port" of the metrics endpoint once started; empty without one.
+  [[nodiscard]] std::string metrics_address() const;
 
   class impl;
 

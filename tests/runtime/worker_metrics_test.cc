@@ -1,0 +1,262 @@
+// The worker's metrics (docs/observability.md, "Worker") against known
+// outcomes: scraped numbers must match what the handlers were made to do.
+#include <gtest/gtest.h>
+#include <httplib.h>
+
+#include <atomic>
+#include <map>
+#include <thread>
+
+#include "ferry/core/errc.h"
+#include "metrics_scrape.h"
+#include "worker_fixture.h"
+
+namespace ferry::testing {
+namespace {
+
+using runtime::message;
+using runtime::ordering;
+
+std::map<std::string, std::string> L(
+    std::initializer_list<std::pair<const std::string, std::string>> l) {
+  return l;
+}
+
+class WorkerMetricsTest : public WorkerTest {
+ protected:
+  static double value(runtime::worker& w, const std::string& name,
+                      const std::map<std::string, std::string>& labels) {
+    const auto text = w.metrics().expose();
+    auto v = sample_value(text, name, labels);
+    EXPECT_TRUE(v) << name << " missing in\n" << text;
+    return v.value_or(-1);
+  }
+};
+
+TEST_F(WorkerMetricsTest, OutcomesAttemptsAndHandlerCallsMatchWhatHandlersDid) {
+  create("pay");
+  // ok; fails once then ok; permanent -> DLQ; duplicate of the first; fails
+  // every time (3 attempts) -> DLQ.
+  produce("pay", {{"a", "ok", "k-a"},
+                  {"b", "flaky", "k-b"},
+                  {"c", "perm", "k-c"},
+                  {"d", "ok", "k-a"},
+                  {"e", "bad", "k-e"}});
+  runtime::worker w(worker_options("billing"));
+  std::map<std::string, int> calls;
+  runtime::subscription s;
+  s.topics = {"pay"};
+  s.order = ordering::key_ordered;
+  s.retry.max_attempts = 3;
+  s.retry.backoff.initial = 0ms;  // retries at once, inside the task
+  s.handler = [&](const message& m) -> result<void> {
+    const int n = ++calls[*m.key()];
+    if (*m.value() == "flaky" && n == 1) return runtime::retriable(std::errc::io_error, "once");
+    if (*m.value() == "perm") return runtime::permanent(std::errc::invalid_argument, "declined");
+    if (*m.value() == "bad") return runtime::retriable(std::errc::io_error, "always");
+    return success();
+  };
+  ASSERT_TRUE(w.subscribe(std::move(s)));
+  ASSERT_TRUE(
+      step_until(w, [&] { return w.stats().dead_lettered == 2 && w.stats().succeeded == 2; }));
+
+  const auto g = [](const char* result) {
+    return L({{"group", "billing"}, {"topic", "pay"}, {"result", result}});
+  };
+  EXPECT_EQ(value(w, "ferry_worker_records_total", g("ok")), 2);
+  EXPECT_EQ(value(w, "ferry_worker_records_total", g("retried")), 3);  // b once, e twice
+  EXPECT_EQ(value(w, "ferry_worker_records_total", g("dead_lettered")), 2);
+  EXPECT_EQ(value(w, "ferry_worker_records_total", g("duplicate_skipped")), 1);
+  EXPECT_EQ(calls["d"], 0);
+
+  const auto gt = L({{"group", "billing"}, {"topic", "pay"}});
+  // Handler calls: a 1, b 2, c 1, e 3.
+  EXPECT_EQ(value(w, "ferry_worker_handler_duration_seconds_count", gt), 7);
+  // Finished for good after n attempts: a 1, b 2, c 1, e 3 (d made none).
+  EXPECT_EQ(value(w, "ferry_worker_attempts_count", gt), 4);
+  EXPECT_EQ(value(w, "ferry_worker_attempts_sum", gt), 7);
+  auto le = [&](const char* bound) {
+    auto l = gt;
+    l["le"] = bound;
+    return value(w, "ferry_worker_attempts_bucket", l);
+  };
+  EXPECT_EQ(le("1"), 2);
+  EXPECT_EQ(le("2"), 3);
+  EXPECT_EQ(le("3"), 4);
+  EXPECT_EQ(le("+Inf"), 4);
+  ASSERT_TRUE(step_until(w, [&] { return committed("billing", "pay") == 5; }));
+  EXPECT_GE(value(w, "ferry_worker_commits_total", L({{"group", "billing"}})), 1);
+  ASSERT_TRUE(w.close());
+  EXPECT_EQ(value(w, "ferry_worker_in_flight", L({{"group", "billing"}})), 0);
+}
+
+TEST_F(WorkerMetricsTest, RecordsWaitingForARetryAndTheOldestAgePerMode) {
+  create("pay");
+  produce("pay", {{"a", "v", ""}});
+  runtime::worker w(worker_options("billing"));
+  int calls = 0;
+  runtime::subscription s;
+  s.topics = {"pay"};
+  s.retry.max_attempts = 3;
+  s.retry.backoff.type = runtime::backoff::kind::fixed;
+  s.retry.backoff.initial = 10s;
+  s.retry.backoff.max = 10s;
+  s.handler = [&](const message&) -> result<void> {
+    if (++calls == 1) return runtime::retriable(std::errc::io_error, "later");
+    return success();
+  };
+  ASSERT_TRUE(w.subscribe(std::move(s)));
+  ASSERT_TRUE(step_until(w, [&] { return calls == 1; }));
+  clock_.advance(4s);
+  step_for(w, 250ms);  // the gauges are refreshed every 100 ms of real time
+  const auto in_order = L({{"group", "billing"}, {"mode", "in_order"}});
+  EXPECT_EQ(value(w, "ferry_worker_retry_waiting", in_order), 1);
+  EXPECT_DOUBLE_EQ(value(w, "ferry_worker_retry_oldest_age_seconds", in_order), 4.0);
+  EXPECT_EQ(
+      value(w, "ferry_worker_retry_waiting", L({{"group", "billing"}, {"mode", "key_ordered"}})),
+      0);
+  clock_.advance(7s);
+  ASSERT_TRUE(step_until(w, [&] { return calls == 2; }));
+  step_for(w, 250ms);
+  EXPECT_EQ(value(w, "ferry_worker_retry_waiting", in_order), 0);
+  EXPECT_EQ(value(w, "ferry_worker_retry_oldest_age_seconds", in_order), 0);
+  EXPECT_EQ(value(w, "ferry_worker_records_total",
+                  L({{"group", "billing"}, {"topic", "pay"}, {"result", "retried"}})),
+            1);
+}
+
+TEST_F(WorkerMetricsTest, TheEndpointIsReadyOnceJoinedAndNotWhileStopping) {
+  create("pay");
+  produce("pay", {{"a", "v", ""}});
+  auto o = worker_options("billing");
+  o.metrics_listen = "127.0.0.1:0";
+  auto w = std::make_unique<runtime::worker>(o);
+  int handled = 0;
+  runtime::subscription s;
+  s.topics = {"pay"};
+  s.handler = [&](const message&) -> result<void> {
+    ++handled;
+    return success();
+  };
+  ASSERT_TRUE(w->subscribe(std::move(s)));
+  EXPECT_EQ(w->metrics_address(), "");  // bound when the worker starts
+  ASSERT_TRUE(w->run_once(0ms));
+  const auto addr = w->metrics_address();
+  ASSERT_FALSE(addr.empty());
+  const int port = std::stoi(addr.substr(addr.rfind(':') + 1));
+  httplib::Client http("127.0.0.1", port);
+  ASSERT_TRUE(step_until(*w, [&] { return handled == 1; }));
+  auto ready = http.Get("/readyz");
+  ASSERT_TRUE(ready);
+  EXPECT_EQ(ready->status, 200) << ready->body;
+  auto m = http.Get("/metrics");
+  ASSERT_TRUE(m);
+  EXPECT_EQ(
+      sample_value(m->body, "ferry_worker_records_total", {{"group", "billing"}, {"result", "ok"}}),
+      1);
+  EXPECT_TRUE(sample_value(m->body, "ferry_build_info", {{"component", "worker"}}));
+  ASSERT_TRUE(w->close());
+  ready = http.Get("/readyz");
+  ASSERT_TRUE(ready);
+  EXPECT_EQ(ready->status, 503);
+  EXPECT_NE(ready->body.find("stopping"), std::string::npos) << ready->body;
+  w.reset();
+  httplib::Client gone("127.0.0.1", port);
+  gone.set_connection_timeout(1, 0);
+  EXPECT_FALSE(gone.Get("/healthz"));
+}
+
+TEST_F(WorkerMetricsTest, NotReadyUntilTheGroupIsJoined) {
+  create("pay");
+  produce("pay", {{"a", "v", ""}});
+  // A member that stops polling holds the group: the worker's join waits
+  // until the rebalance gives up on it (1.5 s). Meanwhile /readyz is 503.
+  client::consumer_options co;
+  static_cast<client::client_options&>(co) = base();
+  co.group_id = "billing";
+  co.session_timeout = 2s;
+  co.heartbeat_interval = 100ms;
+  co.rebalance_timeout = 1500ms;
+  client::consumer holder(co);
+  ASSERT_TRUE(holder.subscribe({"pay"}));
+  for (int i = 0; i < 100 && holder.assignment().empty(); ++i) (void)holder.poll(50ms);
+  ASSERT_FALSE(holder.assignment().empty());
+
+  auto o = worker_options("billing");
+  o.metrics_listen = "127.0.0.1:0";
+  o.consumer.rebalance_timeout = 1500ms;  // the group waits the longest of its members'
+  runtime::worker w(o);
+  std::atomic<int> handled{0};
+  runtime::subscription s;
+  s.topics = {"pay"};
+  s.handler = [&](const message&) -> result<void> {
+    ++handled;
+    return success();
+  };
+  ASSERT_TRUE(w.subscribe(std::move(s)));
+  // start() binds the endpoint; the join is answered later.
+  std::vector<std::pair<int, std::string>> seen;  // (status, body) changes
+  std::atomic<bool> done{false};
+  std::thread watcher;
+  auto r = w.run_once(0ms);
+  ASSERT_TRUE(r) << w.last_error();
+  const auto addr = w.metrics_address();
+  ASSERT_FALSE(addr.empty());
+  watcher = std::thread([&, port = std::stoi(addr.substr(addr.rfind(':') + 1))] {
+    httplib::Client http("127.0.0.1", port);
+    while (!done) {
+      if (auto res = http.Get("/readyz"); res && (seen.empty() || seen.back().first != res->status))
+        seen.emplace_back(res->status, res->body);
+      std::this_thread::sleep_for(10ms);
+    }
+  });
+  const bool ok = step_until(w, [&] { return handled == 1; });
+  std::this_thread::sleep_for(50ms);
+  done = true;
+  watcher.join();
+  ASSERT_TRUE(ok);
+  ASSERT_EQ(seen.size(), 2u);
+  EXPECT_EQ(seen[0].first, 503);
+  EXPECT_NE(seen[0].second.find("joining consumer group billing"), std::string::npos)
+      << seen[0].second;
+  EXPECT_EQ(seen[1].first, 200);
+  ASSERT_TRUE(w.close());
+}
+
+TEST_F(WorkerMetricsTest, WorkersShareARegistryAndABadListenAddressFailsTheStart) {
+  create("pay");
+  produce("pay", {{"a", "v", ""}});
+  auto reg = std::make_shared<metrics::registry>();
+  auto o1 = worker_options("one");
+  o1.metrics = reg;
+  auto o2 = worker_options("two");
+  o2.metrics = reg;
+  runtime::worker w1(o1), w2(o2);
+  int n1 = 0, n2 = 0;
+  runtime::subscription s;
+  s.topics = {"pay"};
+  s.handler = [&](const message&) -> result<void> { return ++n1, success(); };
+  ASSERT_TRUE(w1.subscribe(s));
+  s.handler = [&](const message&) -> result<void> { return ++n2, success(); };
+  ASSERT_TRUE(w2.subscribe(s));
+  ASSERT_TRUE(step_until(w1, [&] { return n1 == 1; }));
+  ASSERT_TRUE(step_until(w2, [&] { return n2 == 1; }));
+  EXPECT_EQ(&w1.metrics(), reg.get());
+  const auto text = reg->expose();
+  EXPECT_EQ(sample_value(text, "ferry_worker_records_total", {{"group", "one"}, {"result", "ok"}}),
+            1);
+  EXPECT_EQ(sample_value(text, "ferry_worker_records_total", {{"group", "two"}, {"result", "ok"}}),
+            1);
+
+  auto bad = worker_options("three");
+  bad.metrics_listen = "localhost";
+  runtime::worker w3(bad);
+  ASSERT_TRUE(w3.subscribe(s));
+  auto r = w3.run_once(0ms);
+  ASSERT_FALSE(r);
+  EXPECT_EQ(r.error(), std::error_code(ferry::errc::config_invalid));
+  EXPECT_NE(w3.last_error().find("metrics_listen"), std::string::npos) << w3.last_error();
+}
+
+}  // namespace
+}  // namespace ferry::testing
