@@ -8,6 +8,7 @@ set -euo pipefail
 
 packages=(
   build-essential cmake ninja-build pkg-config git
+  curl  # docs: scraping /metrics in docs/observability.md
   libzmq3-dev cppzmq-dev
   libflatbuffers-dev flatbuffers-compiler
   libboost-dev

@@ -21,6 +21,7 @@
 
 #include "ferry/broker/wire_errors.h"
 #include "ferry/core/clock.h"
+#include "ferry/core/crash_point.h"
 #include "ferry/core/errc.h"
 #include "ferry/core/logging.h"
 #include "ferry/metrics/registry.h"
@@ -2069,6 +2070,7 @@ result<std::unique_ptr<broker>> broker::open(broker_config config,
   }
   auto i = std::make_unique<impl>(std::move(config), std::move(metrics_registry));
   FERRY_TRY(i->dir_lock.acquire(i->cfg.data_dir));
+  pause_point("broker.open");  // tests: what a slow start looks like (/readyz)
   i->topics_dir = i->cfg.data_dir / "topics";
   FERRY_TRY(i->load_topics());
   std::string why;
@@ -2162,6 +2164,7 @@ result<std::string> broker::start() {
 void broker::stop() {
   auto& i = *impl_;
   if (!i.net_thread.joinable()) return;
+  pause_point("broker.stop");  // tests: what a slow stop looks like (/readyz)
   i.stop_requested = true;
   i.net_thread.join();
   if (i.disk_thread.joinable()) i.disk_thread.join();
