@@ -3,7 +3,10 @@
 #include <fmt/format.h>
 #include <toml++/toml.h>
 
+#include <algorithm>
+#include <cctype>
 #include <cstdlib>
+#include <string_view>
 
 #include "ferry/core/errc.h"
 
@@ -27,6 +30,9 @@ struct key_def {
   std::function<bool(broker_config&, const toml::node&)> from_toml;
   std::function<bool(broker_config&, const std::string&)> from_string;
   const char* allowed;
+  // When set, says what is wrong with a refused string value, in place of
+  // "must be <allowed>".
+  std::function<std::string(const std::string&)> explain = {};
 };
 
 template <typename T>
@@ -130,14 +136,57 @@ bool set_recovery(broker_config& c, const std::string& s) {
 }
 
 key_def string_key(const char* toml, const char* env,
-                   std::function<bool(broker_config&, const std::string&)> set,
-                   const char* allowed) {
-  return {toml, env,
+                   std::function<bool(broker_config&, const std::string&)> set, const char* allowed,
+                   std::function<std::string(const std::string&)> explain = {}) {
+  return {toml,
+          env,
           [set](broker_config& c, const toml::node& n) {
             auto v = n.value<std::string>();
             return v && n.is_string() && set(c, *v);
           },
-          set, allowed};
+          set,
+          allowed,
+          std::move(explain)};
+}
+
+std::string log_level_problem(const std::string& s) {
+  std::string why;
+  if (log::parse_levels(s, why)) return {};
+  return why;
+}
+
+// "" (no endpoint) or HOST:PORT; returns what is wrong, or "" when fine.
+std::string host_port_problem(std::string_view s) {
+  if (s.empty()) return {};
+  if (s.find("://") != std::string_view::npos)
+    return "give HOST:PORT without a scheme, e.g. 127.0.0.1:9400";
+  auto colon = s.rfind(':');
+  if (colon == std::string_view::npos) return "no port: give HOST:PORT, e.g. 127.0.0.1:9400";
+  auto host = s.substr(0, colon);
+  auto port = s.substr(colon + 1);
+  if (host.empty()) return "no host: give HOST:PORT (0.0.0.0:PORT for every interface)";
+  auto all_of = [](std::string_view v, auto pred) {
+    return std::all_of(v.begin(), v.end(), [&](char c) { return pred(c); });
+  };
+  if (host.front() == '[') {
+    auto inner = host.substr(1, host.size() >= 2 ? host.size() - 2 : 0);
+    if (host.size() < 3 || host.back() != ']' || !all_of(inner, [](char c) {
+          return std::isxdigit(static_cast<unsigned char>(c)) || c == ':' || c == '.';
+        }))
+      return fmt::format("bad IPv6 host '{}': write it in brackets, e.g. [::1]:9400", host);
+  } else if (host.find(':') != std::string_view::npos) {
+    return "an IPv6 host must be in brackets, e.g. [::1]:9400";
+  } else if (!all_of(host, [](char c) {
+               return std::isalnum(static_cast<unsigned char>(c)) || c == '.' || c == '-' ||
+                      c == '_';
+             })) {
+    return fmt::format("bad host '{}': a name or an IP address", host);
+  }
+  if (port.empty() || port.size() > 5 ||
+      !all_of(port, [](char c) { return c >= '0' && c <= '9'; }) ||
+      std::stoi(std::string(port)) > 65535)
+    return fmt::format("bad port '{}': 0..65535 (0 picks a free one)", port);
+  return {};
 }
 
 const std::vector<key_def>& keys() {
@@ -161,10 +210,27 @@ const std::vector<key_def>& keys() {
           "log_level", "FERRY_LOG_LEVEL",
           [](broker_config& c, const std::string& s) {
             c.log_level = s;
-            return s == "trace" || s == "debug" || s == "info" || s == "warn" || s == "error" ||
-                   s == "critical" || s == "off";
+            return log_level_problem(s).empty();
           },
-          "trace, debug, info, warn, error, critical or off"),
+          "a level (trace, debug, info, warn, error, critical or off), optionally followed by "
+          "module=level, e.g. warn,storage=debug",
+          log_level_problem),
+      string_key(
+          "log_format", "FERRY_LOG_FORMAT",
+          [](broker_config& c, const std::string& s) {
+            auto f = log::parse_format(s);
+            if (f) c.log_format = *f;
+            return f.has_value();
+          },
+          "text or json (one JSON object per line)"),
+      string_key(
+          "metrics_listen", "FERRY_METRICS_LISTEN",
+          [](broker_config& c, const std::string& s) {
+            c.metrics_listen = s;
+            return host_port_problem(s).empty();
+          },
+          "HOST:PORT such as 127.0.0.1:9400 (port 0..65535), or empty for no metrics endpoint",
+          [](const std::string& s) { return host_port_problem(s); }),
       topic_key("topics.partitions", "FERRY_TOPICS_PARTITIONS", &topic_defaults::partitions,
                 "1..10000"),
       topic_key("topics.retention_ms", "FERRY_TOPICS_RETENTION_MS", &topic_defaults::retention_ms,
@@ -266,15 +332,22 @@ result<broker_config> load_config(const std::optional<std::filesystem::path>& to
     for (const auto& k : keys()) {
       auto node = tbl.at_path(k.toml);
       if (!node) continue;
-      if (!k.from_toml(c, *node.node()))
+      if (!k.from_toml(c, *node.node())) {
+        auto v = node.value<std::string>();
+        if (k.explain && v && node.is_string())
+          return bad(error, fmt::format("{}: {} = \"{}\": {}", toml_file->string(), k.toml, *v,
+                                        k.explain(*v)));
         return bad(error, fmt::format("{}: {} must be {}", toml_file->string(), k.toml, k.allowed));
+      }
     }
   }
   for (const auto& k : keys()) {
     auto v = env(k.env);
     if (!v) continue;
-    if (!k.from_string(c, *v))
+    if (!k.from_string(c, *v)) {
+      if (k.explain) return bad(error, fmt::format("{}={}: {}", k.env, *v, k.explain(*v)));
       return bad(error, fmt::format("{}={}: must be {}", k.env, *v, k.allowed));
+    }
   }
   return c;
 }
@@ -290,6 +363,10 @@ result<void> validate(const broker_config& c, std::string& error) {
     return bad(
         error,
         "data_dir is not set: pass --data-dir DIR, FERRY_DATA_DIR or data_dir in the config file");
+  if (auto why = log_level_problem(c.log_level); !why.empty())
+    return bad(error, fmt::format("log_level = \"{}\": {}", c.log_level, why));
+  if (auto why = host_port_problem(c.metrics_listen); !why.empty())
+    return bad(error, fmt::format("metrics_listen = \"{}\": {}", c.metrics_listen, why));
   if (auto ec = range("topics.partitions", c.topics.partitions, 1, c.max_partitions)) return ec;
   if (c.topics.retention_ms != -1) {
     if (auto ec = range("topics.retention_ms", c.topics.retention_ms, 1,

@@ -104,6 +104,94 @@ TEST(BrokerConfig, ValidateChecksRangesAndCombinations) {
   EXPECT_NE(err.find("groups.ledger_max_keys"), std::string::npos) << err;
   c.ledger_max_keys = 1;
   EXPECT_TRUE(validate(c, err)) << err;
+  // Flags bypass load_config, so validate checks these too.
+  c.log_level = "warn,storage=";
+  EXPECT_FALSE(validate(c, err));
+  EXPECT_NE(err.find("log_level = \"warn,storage=\": missing level for module storage"),
+            std::string::npos)
+      << err;
+  c.log_level = "debug";
+  c.metrics_listen = "127.0.0.1";
+  EXPECT_FALSE(validate(c, err));
+  EXPECT_NE(err.find("metrics_listen = \"127.0.0.1\": no port"), std::string::npos) << err;
+  c.metrics_listen = "127.0.0.1:9400";
+  EXPECT_TRUE(validate(c, err)) << err;
+}
+
+TEST(BrokerConfig, LogAndMetricsKeys) {
+  auto file = write_toml(R"(
+data_dir = "/var/lib/ferry"
+log_level = "warn,storage=debug"
+log_format = "json"
+metrics_listen = "127.0.0.1:9400"
+)");
+  std::string err;
+  auto c = load_config(file, fake_env({}), err);
+  ASSERT_TRUE(c) << err;
+  EXPECT_EQ(c.value().log_level, "warn,storage=debug");
+  EXPECT_EQ(c.value().log_format, log::format::json);
+  EXPECT_EQ(c.value().metrics_listen, "127.0.0.1:9400");
+  EXPECT_TRUE(validate(c.value(), err)) << err;
+
+  auto e = load_config(file,
+                       fake_env({{"FERRY_LOG_FORMAT", "text"},
+                                 {"FERRY_LOG_LEVEL", "error,client=info"},
+                                 {"FERRY_METRICS_LISTEN", "[::1]:0"}}),
+                       err);
+  ASSERT_TRUE(e) << err;
+  EXPECT_EQ(e.value().log_format, log::format::text) << "environment beats the file";
+  EXPECT_EQ(e.value().log_level, "error,client=info");
+  EXPECT_EQ(e.value().metrics_listen, "[::1]:0");
+  std::filesystem::remove(file);
+
+  auto d = load_config(std::nullopt, fake_env({}), err);
+  ASSERT_TRUE(d) << err;
+  EXPECT_EQ(d.value().log_format, log::format::text) << "defaults";
+  EXPECT_EQ(d.value().log_level, "info");
+  EXPECT_EQ(d.value().metrics_listen, "") << "no metrics endpoint unless asked";
+}
+
+TEST(BrokerConfig, BadLogAndMetricsValuesSayWhatIsWrong) {
+  struct bad_case {
+    std::string toml;
+    std::string expect;
+  };
+  for (const auto& [toml, expect] : std::vector<bad_case>{
+           {"log_level = \"warn,storage=verbose\"",
+            "log_level = \"warn,storage=verbose\": unknown level 'verbose' for module storage; "
+            "use trace, debug, info, warn, error, critical or off"},
+           {"log_level = \"warn,error\"", "two default levels"},
+           {"log_level = 3", "log_level must be a level"},
+           {"log_format = \"yaml\"", "log_format must be text or json"},
+           {"metrics_listen = \"9400\"", "metrics_listen = \"9400\": no port"},
+           {"metrics_listen = \":9400\"", "no host"},
+           {"metrics_listen = \"127.0.0.1:65536\"", "bad port '65536'"},
+           {"metrics_listen = \"127.0.0.1:\"", "bad port ''"},
+           {"metrics_listen = \"127.0.0.1:94x\"", "bad port '94x'"},
+           {"metrics_listen = \"http://127.0.0.1:9400\"", "without a scheme"},
+           {"metrics_listen = \"::1:9400\"", "must be in brackets"},
+           {"metrics_listen = \"[::1:9400\"", "bad IPv6 host"},
+           {"metrics_listen = \"my host:9400\"", "bad host 'my host'"},
+       }) {
+    auto file = write_toml(toml);
+    std::string err;
+    auto c = load_config(file, fake_env({}), err);
+    EXPECT_FALSE(c) << toml;
+    EXPECT_NE(err.find(expect), std::string::npos) << "for '" << toml << "' got: " << err;
+    std::filesystem::remove(file);
+  }
+  std::string err;
+  EXPECT_FALSE(load_config(std::nullopt, fake_env({{"FERRY_LOG_LEVEL", "loud"}}), err));
+  EXPECT_NE(err.find("FERRY_LOG_LEVEL=loud: unknown level 'loud'"), std::string::npos) << err;
+  EXPECT_FALSE(load_config(std::nullopt, fake_env({{"FERRY_LOG_FORMAT", "JSON"}}), err));
+  EXPECT_NE(err.find("FERRY_LOG_FORMAT=JSON: must be text or json"), std::string::npos) << err;
+  EXPECT_FALSE(load_config(std::nullopt, fake_env({{"FERRY_METRICS_LISTEN", "localhost"}}), err));
+  EXPECT_NE(err.find("FERRY_METRICS_LISTEN=localhost: no port"), std::string::npos) << err;
+
+  for (const char* good : {"", "localhost:0", "0.0.0.0:65535", "[::1]:9400", "metrics-1.lan:80"}) {
+    auto c = load_config(std::nullopt, fake_env({{"FERRY_METRICS_LISTEN", good}}), err);
+    EXPECT_TRUE(c) << good << ": " << err;
+  }
 }
 
 int run(const std::string& cmd) {
@@ -121,6 +209,31 @@ TEST(FerrydCheckConfig, ExitCodes) {
   EXPECT_EQ(run("FERRY_TOPICS_PARTITIONS=0 " + ferryd + " --data-dir /tmp/x --check-config"), 2);
   EXPECT_EQ(run(ferryd + " --data-dir /tmp/x --flush sometimes --check-config"), 2);
   EXPECT_EQ(run(ferryd + " --no-such-flag"), 2);
+  EXPECT_EQ(run(ferryd + " --data-dir /tmp/x --log-level warn,storage=debug --log-format json "
+                         "--metrics-listen 127.0.0.1:0 --check-config"),
+            0);
+  EXPECT_EQ(run(ferryd + " --data-dir /tmp/x --log-format xml --check-config"), 2);
+  EXPECT_EQ(run(ferryd + " --data-dir /tmp/x --metrics-listen 127.0.0.1 --check-config"), 2);
+  EXPECT_EQ(run("FERRY_LOG_FORMAT=xml " + ferryd + " --data-dir /tmp/x --check-config"), 2);
+  EXPECT_EQ(
+      run("FERRY_LOG_LEVEL=warn,storage=debug " + ferryd + " --data-dir /tmp/x --check-config"), 0);
+}
+
+// ferryd's message for a bad --log-level names the flag and the bad part.
+TEST(FerrydCheckConfig, BadLogLevelFlagSaysWhy) {
+  const std::string cmd = std::string(FERRY_FERRYD) +
+                          " --data-dir /tmp/x --log-level warn,storage=loud --check-config 2>&1";
+  std::string out;
+  std::FILE* p = ::popen(cmd.c_str(), "r");
+  ASSERT_NE(p, nullptr);
+  char buf[512];
+  std::size_t n;
+  while ((n = std::fread(buf, 1, sizeof buf, p)) > 0) out.append(buf, n);
+  int status = ::pclose(p);
+  EXPECT_EQ(WIFEXITED(status) ? WEXITSTATUS(status) : -1, 2);
+  EXPECT_NE(out.find("ferryd: --log-level: unknown level 'loud' for module storage"),
+            std::string::npos)
+      << out;
 }
 
 }  // namespace

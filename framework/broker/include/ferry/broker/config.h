@@ -10,6 +10,7 @@
 #include <optional>
 #include <string>
 
+#include "ferry/core/logging.h"
 #include "ferry/core/result.h"
 #include "ferry/protocol/socket.h"
 #include "ferry/schema/schema.h"
@@ -28,7 +29,12 @@ struct topic_defaults {
 struct broker_config {
   std::filesystem::path data_dir;
   std::string listen = "tcp://127.0.0.1:7400";
+  /// A level spec, "info" or "warn,storage=debug" (ferry::log::parse_levels).
   std::string log_level = "info";
+  ferry::log::format log_format = ferry::log::format::text;
+  /// HOST:PORT of the metrics HTTP endpoint (127.0.0.1:9400, [::1]:9400,
+  /// 0.0.0.0:9400); port 0 picks a free one. Empty: no endpoint.
+  std::string metrics_listen;
   topic_defaults topics;
   storage::flush_mode flush = storage::flush_mode::on_commit;
   std::chrono::milliseconds flush_interval{1000};
