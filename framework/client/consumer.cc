@@ -629,7 +629,8 @@ result<void> consumer::impl::handle_fetch(const reply& r, const request_in_fligh
         need_rejoin_ = true;
       } else {
         lost_ = true;
-        log::get("client")->warn("consumer {}: {}; its partitions are lost", member_id_, why);
+        log::get("client")->warn("consumer {} of group {}: {}; its partitions are lost", member_id_,
+                                 o_.group_id, why);
       }
     }
     return success();
@@ -662,7 +663,8 @@ result<void> consumer::impl::handle_fetch(const reply& r, const request_in_fligh
                                                                        : reset_kind::latest;
           ++st->epoch;
           log::get("client")->warn(
-              "consumer: {}; resetting to the {}", what,
+              "consumer{}{}: {}; resetting to the {}", o_.group_id.empty() ? "" : " of group ",
+              o_.group_id, what,
               st->pending == reset_kind::earliest ? "earliest offset" : "log end");
           break;
         case offset_reset::none:
@@ -975,7 +977,8 @@ result<void> consumer::impl::group_step(sclock::time_point now) {
     auto f = hb_->take();
     if (f.lost && member()) {
       lost_ = true;
-      log::get("client")->warn("consumer {}: {}; its partitions are lost", member_id_, f.why);
+      log::get("client")->warn("consumer {} of group {}: {}; its partitions are lost", member_id_,
+                               o_.group_id, f.why);
     }
     if (f.rebalance) need_rejoin_ = true;
   }

@@ -683,8 +683,9 @@ void producer::impl::handle_metadata(const std::string& topic, const reply& r,
     out.error = {};
   } else {
     out.error = d.error();
-    logger()->warn("producer: looking up topic '{}' failed: {} {}", topic, d.error().message(),
-                   message);
+    // send() returns the error to its caller, who logs it if it should: not here too.
+    FERRY_LOG_DEBUG(logger(), "producer: looking up topic '{}' failed: {} {}", topic,
+                    d.error().message(), message);
   }
   cv_.notify_all();
 }
@@ -711,6 +712,11 @@ void producer::impl::fail_or_retry(batch& b, std::error_code ec, const std::stri
     b.retry_at = now + o_.retry_backoff;
     return;
   }
+  // The callbacks get the error code only; the broker's explanation
+  // (`message`: which header is missing, which limit was hit) reaches the
+  // application through this line alone, so it stays although the caller
+  // usually logs the failure too. It can go once delivery results carry the
+  // message.
   logger()->warn("producer: {} records for {}-{} failed after {} attempt(s): {}{}{}",
                  b.callbacks.size(), b.topic, b.partition, b.attempts, ec.message(),
                  message.empty() ? "" : ": ", message);
@@ -761,8 +767,12 @@ void producer::impl::expire(sclock::time_point now, std::vector<completion>& don
                       : (!b.stamped && init_last_error_)
                           ? init_last_error_
                           : std::error_code(protocol::errc::timed_out);
-      logger()->warn("producer: {} records for {}-{} not delivered within delivery_timeout: {}",
-                     b.callbacks.size(), b.topic, b.partition, ec.message());
+      // Reported to the callbacks, which have all there is to say: the
+      // application logs it where it handles it (the worker with the offset
+      // it was routing), not here as well.
+      FERRY_LOG_DEBUG(logger(),
+                      "producer: {} records for {}-{} not delivered within delivery_timeout: {}",
+                      b.callbacks.size(), b.topic, b.partition, ec.message());
       finish_front(b, ec, -1, done);
     }
   }

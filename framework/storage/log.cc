@@ -187,10 +187,10 @@ struct partition_log::impl {
     if (!failed_ec) {
       failed_ec = ec;
       failure = fmt::format(
-          "partition {} failed stop: {}: {}. Nothing after this is acknowledged; fix the disk, "
-          "then restart "
-          "the broker to recover the partition from what is on disk",
-          cfg.name, what, ec.message());
+          "partition {} failed stop: {}: {} (log end offset {}, high watermark {}). Nothing after "
+          "this is acknowledged; fix the disk, then restart the broker to recover the partition "
+          "from what is on disk",
+          cfg.name, what, ec.message(), log_end, hw);
       logger()->error("{}", failure);
     }
     return errc::partition_failed;
@@ -497,11 +497,12 @@ struct partition_log::impl {
       auto ec = r.error();
       auto undo = s.f->truncate(before);
       if (undo && is_no_space(ec)) {
-        logger()->warn("partition {}: disk full appending {} bytes; nothing was written", cfg.name,
-                       batch.size());
+        logger()->warn(
+            "partition {}: disk full appending {} bytes at offset {}; nothing was written",
+            cfg.name, batch.size(), log_end);
         return errc::no_space;
       }
-      return fail_stop(ec, fmt::format("write to {}", s.log_path.string()));
+      return fail_stop(ec, fmt::format("write of offset {} to {}", log_end, s.log_path.string()));
     }
     crash_point("log.append.after_write");
     if (s.size == 0) s.created = clk.wall_now();
@@ -555,10 +556,19 @@ struct partition_log::impl {
     return static_cast<std::size_t>(std::distance(segs.begin(), it)) - 1;
   }
 
-  std::error_code corrupt(segment& s, std::uint64_t pos, const std::string& why) {
-    if (!s.corrupt_at || *s.corrupt_at > pos) s.corrupt_at = pos;
-    logger()->error("partition {}: corrupt batch in {} at byte {}: {}; not served", cfg.name,
-                    s.log_path.filename().string(), pos, why);
+  // Records damage found while reading. It is logged when found; readers
+  // that run into it again (a consumer retrying its fetch) get corrupt_log
+  // without another error line each time.
+  std::error_code corrupt(segment& s, std::uint64_t pos, const std::string& why,
+                          const std::string& reading) {
+    if (!s.corrupt_at || *s.corrupt_at > pos) {
+      s.corrupt_at = pos;
+      logger()->error("partition {}: corrupt batch in {} at byte {} ({}): {}; not served", cfg.name,
+                      s.log_path.filename().string(), pos, reading, why);
+    } else {
+      FERRY_LOG_DEBUG(logger(), "partition {}: {} stops at known damage in {} at byte {}: {}",
+                      cfg.name, reading, s.log_path.filename().string(), pos, why);
+    }
     return errc::corrupt_log;
   }
 
@@ -571,7 +581,7 @@ struct partition_log::impl {
     max_bytes = std::max<std::size_t>(max_bytes, 1);
     // Damage found: remember it, serve what was good so far, else fail.
     auto bad = [&](segment& s, std::uint64_t pos, const std::string& why) -> result<read_result> {
-      auto ec = corrupt(s, pos, why);
+      auto ec = corrupt(s, pos, why, fmt::format("reading from offset {}", from));
       if (out.batches > 0) return std::move(out);
       return ec;
     };
@@ -682,7 +692,8 @@ struct partition_log::impl {
         std::string why;
         auto hr = header_at(s, pos, limit, why);
         if (!hr) {
-          if (hr.error() == errc::corrupt_log) return corrupt(s, pos, why);
+          if (hr.error() == errc::corrupt_log)
+            return corrupt(s, pos, why, fmt::format("looking up timestamp {}", ts));
           return hr.error();
         }
         const auto& h = hr.value();
@@ -690,7 +701,7 @@ struct partition_log::impl {
           buf.resize(h.batch_length);
           FERRY_TRY(auto m, s.f->read_at(pos, buf));
           if (m != buf.size() || !validate_batch(buf, validation::full, &why))
-            return corrupt(s, pos, why);
+            return corrupt(s, pos, why, fmt::format("looking up timestamp {}", ts));
           std::optional<offset> found;
           for_each_record(buf, [&](const record_view& r) {
             if (r.timestamp >= ts) {

@@ -1,8 +1,12 @@
 // Recovery, crash and fault-injection tests for partition_log: each test
 // injects one fault from RELIABILITY.md and checks the invariant.
 #include <gtest/gtest.h>
+#include <spdlog/sinks/ostream_sink.h>
+
+#include <sstream>
 
 #include "ferry/core/endian.h"
+#include "ferry/core/logging.h"
 #include "ferry/storage/errc.h"
 #include "ferry/storage/log.h"
 #include "test_util.h"
@@ -285,6 +289,46 @@ TEST_F(SealedTest, MissingIndexIsRebuiltAndEqualsTheOriginal) {
   EXPECT_EQ(log->recovery().indexes_rebuilt, 1u);
   EXPECT_EQ(*env_.contents(idx), original);
   expect_dense(read_all(*log), 120);
+}
+
+// Damage is logged once, when found, with the partition and the offset
+// asked for; a consumer retrying its fetch gets corrupt_log each time
+// without a new error line each time.
+TEST_F(SealedTest, CorruptionFoundByReadsIsLoggedOnce) {
+  fs::path seg1;
+  const auto names = env_.list_dir(kDir).value();
+  for (const auto& n : names)
+    if (n.ends_with(".log") && n != "00000000000000000000.log" &&
+        (seg1.empty() || n < seg1.filename().string()))
+      seg1 = kDir / n;
+  const auto base = std::stoll(seg1.filename().string());
+  env_.corrupt(seg1, [](auto& d) { d[100] ^= std::byte{0x01}; });
+  auto log = open();
+
+  std::ostringstream lines;
+  auto sink = std::make_shared<spdlog::sinks::ostream_sink_st>(lines);
+  sink->set_pattern("%l %v");
+  auto logger = ferry::log::get("storage");
+  const auto saved = ferry::log::current_levels();
+  ferry::log::set_level("off,storage=error");
+  logger->sinks().push_back(sink);
+  for (int i = 0; i < 3; ++i) {
+    auto r = log->read(offset(base), 1 << 20);
+    ASSERT_FALSE(r);
+    EXPECT_EQ(r.error(), errc::corrupt_log);
+  }
+  logger->sinks().pop_back();
+  ferry::log::set_levels(saved);
+
+  const std::string text = lines.str();
+  std::size_t count = 0;
+  for (auto at = text.find("corrupt batch in"); at != std::string::npos;
+       at = text.find("corrupt batch in", at + 1))
+    ++count;
+  EXPECT_EQ(count, 1u) << text;
+  EXPECT_NE(text.find("error partition " + small_config().name), std::string::npos) << text;
+  EXPECT_NE(text.find("(reading from offset " + std::to_string(base) + ")"), std::string::npos)
+      << text;
 }
 
 TEST_F(SealedTest, BitFlipInIndexEntriesIsDetectedAndRebuilt) {
