@@ -58,10 +58,13 @@ class stock_service {
 }  // namespace
 
 int main(int argc, char** argv) {
-  sample::flags f(argc, argv, "inventory_worker [--broker URL] [--stats-file PATH]");
+  sample::flags f(
+      argc, argv,
+      "inventory_worker [--broker URL] [--stats-file PATH] [--metrics-listen HOST:PORT]");
   fr::worker_options o;
   o.consumer.broker = f.broker();
   o.consumer.group_id = "inventory";
+  o.metrics_listen = f.text("--metrics-listen");  // opt-in /metrics, /healthz, /readyz
   const std::string stats_file = f.text("--stats-file");
   f.done();
 

@@ -30,10 +30,13 @@ namespace fr = ferry::runtime;
 namespace orders = ferry::samples::orders;
 
 int main(int argc, char** argv) {
-  sample::flags f(argc, argv, "shipping_worker [--broker URL] [--stats-file PATH]");
+  sample::flags f(
+      argc, argv,
+      "shipping_worker [--broker URL] [--stats-file PATH] [--metrics-listen HOST:PORT]");
   fr::worker_options o;
   o.consumer.broker = f.broker();
   o.consumer.group_id = "shipping";
+  o.metrics_listen = f.text("--metrics-listen");  // opt-in /metrics, /healthz, /readyz
   const std::string stats_file = f.text("--stats-file");
   f.done();
 
