@@ -16,10 +16,13 @@
 #include <CLI/CLI.hpp>
 #include <cstdio>
 #include <iostream>
+#include <memory>
+#include <mutex>
 
 #include "ferry/broker/broker.h"
 #include "ferry/broker/config.h"
 #include "ferry/core/logging.h"
+#include "ferry/metrics/http_endpoint.h"
 
 int main(int argc, char** argv) {
   CLI::App app{"ferryd: the Ferry broker"};
@@ -109,12 +112,36 @@ int main(int argc, char** argv) {
         "ms of acknowledged records",
         cfg.flush_interval.count());
   }
+  // Metrics and health (docs/observability.md): up before the data is
+  // loaded, so /readyz answers 503 with the reason during recovery and from
+  // the moment a stop begins.
+  auto registry = std::make_shared<ferry::metrics::registry>();
+  ferry::metrics::register_process_metrics(*registry, "ferryd");
+  std::mutex state_mu;
+  std::string not_ready = "loading data from " + cfg.data_dir.string() +
+                          " (recovering partition logs, group offsets and schemas)";
+  std::unique_ptr<ferry::metrics::http_endpoint> http;
   if (!cfg.metrics_listen.empty()) {
-    // wired in broker metrics change: serve cfg.metrics_listen here (or in
-    // broker::start) and drop this warning.
-    logger->warn("metrics_listen = {}: this build serves no metrics yet; ignored",
-                 cfg.metrics_listen);
+    auto ep = ferry::metrics::http_endpoint::start(
+        cfg.metrics_listen, *registry,
+        [&]() -> std::optional<std::string> {
+          std::lock_guard lock(state_mu);
+          if (not_ready.empty()) return std::nullopt;
+          return not_ready;
+        },
+        error);
+    if (!ep) {
+      logger->error("metrics_listen: {}", error);
+      return 1;
+    }
+    http = std::move(ep).value();
+    std::printf("ferryd metrics on http://%s/metrics\n", http->address().c_str());
+    std::fflush(stdout);
   }
+  auto set_state = [&](std::string why) {
+    std::lock_guard lock(state_mu);
+    not_ready = std::move(why);
+  };
 
   // Block the stop signals in every thread; main waits for them below.
   sigset_t stop_signals;
@@ -123,7 +150,7 @@ int main(int argc, char** argv) {
   sigaddset(&stop_signals, SIGINT);
   pthread_sigmask(SIG_BLOCK, &stop_signals, nullptr);
 
-  auto opened = ferry::broker::broker::open(cfg);
+  auto opened = ferry::broker::broker::open(cfg, registry);
   if (!opened) {
     logger->error("cannot open data directory {}: {} (the lines above say why)",
                   cfg.data_dir.string(), opened.error().message());
@@ -135,12 +162,17 @@ int main(int argc, char** argv) {
     logger->error("cannot listen on {}: {}", cfg.listen, endpoint.error().message());
     return 1;
   }
+  set_state({});
   std::printf("ferryd listening on %s\n", endpoint.value().c_str());
   std::fflush(stdout);
 
   int sig = 0;
   sigwait(&stop_signals, &sig);
   logger->info("{} received, stopping", sig == SIGTERM ? "SIGTERM" : "SIGINT");
+  set_state(fmt::format("stopping ({} received): finishing queued requests",
+                        sig == SIGTERM ? "SIGTERM" : "SIGINT"));
   b->stop();
+  b.reset();
+  if (http) http->stop();
   return 0;
 }

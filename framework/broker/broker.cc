@@ -908,12 +908,14 @@ struct broker::impl {
       case Body::CreateTopicRequest: {
         auto* r = j.env->body_as_CreateTopicRequest();
         auto [err, msg] = create_topic(r->name()->string_view(), r->config());
+        stats.refuse(err);
         auto body = CreateCreateTopicResponse(fbb, err, msg.empty() ? 0 : fbb.CreateString(msg));
         frames.push_back(envelope_message(fbb, id, Body::CreateTopicResponse, body.Union()));
         break;
       }
       case Body::DeleteTopicRequest: {
         auto [err, msg] = delete_topic(j.env->body_as_DeleteTopicRequest()->name()->string_view());
+        stats.refuse(err);
         auto body = CreateDeleteTopicResponse(fbb, err, msg.empty() ? 0 : fbb.CreateString(msg));
         frames.push_back(envelope_message(fbb, id, Body::DeleteTopicResponse, body.Union()));
         break;
@@ -931,6 +933,7 @@ struct broker::impl {
         auto it = topics.find(name);
         flatbuffers::Offset<DescribeTopicResponse> body;
         if (it == topics.end()) {
+          stats.refuse(ErrorCode::UnknownTopic);
           body =
               CreateDescribeTopicResponse(fbb, ErrorCode::UnknownTopic,
                                           fbb.CreateString(fmt::format("unknown topic {}", name)));
@@ -2153,7 +2156,7 @@ result<std::string> broker::start() {
       i.net_loop(std::move(s), std::move(mon));
     });
   } catch (const zmq::error_t& e) {
-    logger()->error("cannot listen on {}: {}", i.cfg.listen, e.what());
+    // Logged by the caller, which decides what it means (ferryd exits).
     return protocol::make_zmq_error(e.num());
   }
   i.ready_flag = true;
