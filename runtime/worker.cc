@@ -130,6 +130,8 @@ struct part {
   // The route watermarks of this assignment are committed: routes may go.
   bool wm_committed = false;
   std::chrono::steady_clock::time_point retry_load_at{};
+  std::string load_error;  // the last load() failure, logged once until it changes
+  int load_failures = 0;
   std::string last_meta;
   std::int64_t last_next = -1;
   bool urgent = false;  // attempts changed: commit soon
@@ -192,7 +194,10 @@ class worker::impl {
 
   result<void> run() {
     while (!stop_requested_.load()) {
-      FERRY_TRY(run_once(500ms));
+      if (auto r = run_once(500ms); !r) {
+        run_failed_ = true;
+        return r;
+      }
     }
     return close();
   }
@@ -216,7 +221,8 @@ class worker::impl {
   std::string metrics_address() const { return endpoint_ ? endpoint_->address() : std::string(); }
   /// For /readyz: nullopt once the worker joined its group.
   std::optional<std::string> not_ready() const {
-    if (closing_.load()) return "stopping";
+    if (closing_.load() || stop_requested_.load()) return "stopping";
+    if (run_failed_.load()) return "run() returned an error (see the log); the worker has stopped";
     if (!joined_.load())
       return fmt::format("joining consumer group {} (run() started: {})", o_.consumer.group_id,
                          started_flag_.load() ? "yes" : "no");
@@ -357,6 +363,7 @@ class worker::impl {
   std::atomic<bool> joined_{false};
   std::atomic<bool> closing_{false};
   std::atomic<bool> started_flag_{false};
+  std::atomic<bool> run_failed_{false};
   std::unique_ptr<::ferry::metrics::http_endpoint> endpoint_;
 };
 
@@ -505,9 +512,9 @@ result<void> worker::impl::run_once(milliseconds max_wait) {
   take_acks();
   for (auto& [_, p] : parts_) dispatch(*p);
   publish();
-  if (std::chrono::steady_clock::now() >= next_waiting_scan_) {
+  if (clock_->steady_now() >= next_waiting_scan_) {
     refresh_waiting();
-    next_waiting_scan_ = std::chrono::steady_clock::now() + 100ms;
+    next_waiting_scan_ = clock_->steady_now() + 100ms;
   }
   return success();
 }
@@ -522,14 +529,21 @@ void worker::impl::refresh_waiting() {
     std::int64_t first_ms = std::numeric_limits<std::int64_t>::max();
   };
   std::array<acc, 3> by_mode{};
+  const auto now_ms = clock_->wall_now().value();
   for (const auto& [_, p] : parts_) {
     const auto mode = p->sub->s.order;
     const bool tier = p->tier >= 0;
     if (!tier && waiting_.load() == 0) continue;
     auto& a = by_mode[static_cast<std::size_t>(mode)];
     for (const auto& e : p->q) {
-      if (e->state == entry::st::done) continue;
-      if (!tier && e->state != entry::st::waiting) continue;
+      if (tier) {
+        // Fetched from a tier and not yet due (as dispatch() decides).
+        if (e->state != entry::st::queued) continue;
+        const auto& t = p->sub->s.tiers[static_cast<std::size_t>(p->tier)];
+        if (now_ms >= e->rec.timestamp.value() + t.delay.count()) continue;
+      } else if (e->state != entry::st::waiting) {
+        continue;
+      }
       ++a.n;
       const std::int64_t first = e->history.attempts.empty() ? e->rec.timestamp.value()
                                                              : e->history.attempts.front().time_ms;
@@ -744,8 +758,12 @@ void worker::impl::check_duplicates(part& p, const std::vector<entry*>& items) {
   auto found = consumer_->ledger_lookup(ask, window);
   if (!found) {
     // Not knowing is not a reason to skip: run the handler (at least once).
-    logger()->warn("idempotency ledger lookup failed: {} ({}); handling {} records without it",
-                   found.error().message(), consumer_->last_error_message(), ask.size());
+    logger()->warn(
+        "{}-{} offsets {}..{}: idempotency ledger lookup failed: {} ({}); handling {} records "
+        "without it (at least once)",
+        p.tp.topic, p.tp.partition.value(), asked.front()->rec.offset.value(),
+        asked.back()->rec.offset.value(), found.error().message(), consumer_->last_error_message(),
+        ask.size());
     return;
   }
   for (std::size_t i = 0; i < asked.size(); ++i)
@@ -1336,12 +1354,20 @@ void worker::impl::assigned(const std::vector<client::topic_partition>& tps) {
 // the partition may be handled, or its progress would be overwritten.
 bool worker::impl::load(part& p) {
   const auto& tp = p.tp;
-  auto committed = consumer_->committed({tp});
-  if (!committed) {
-    logger()->warn("{}-{}: cannot read the committed offset ({}); trying again", tp.topic,
-                   tp.partition.value(), committed.error().message());
+  // Retried every second while the broker cannot tell: one line per
+  // distinct failure, and one when it finally worked.
+  auto failed = [&](std::string what) {
+    ++p.load_failures;
+    if (what != p.load_error)
+      logger()->warn("{}-{}: {}; trying again every second (nothing of it is handled meanwhile)",
+                     tp.topic, tp.partition.value(), what);
+    p.load_error = std::move(what);
     return false;
-  }
+  };
+  auto committed = consumer_->committed({tp});
+  if (!committed)
+    return failed(
+        fmt::format("cannot read the committed offset ({})", committed.error().message()));
   std::optional<detail::progress> pr;
   bool have = false;
   for (const auto& c : committed.value())
@@ -1353,11 +1379,8 @@ bool worker::impl::load(part& p) {
     }
   if (!have) {
     auto pos = consumer_->position(tp);
-    if (!pos) {
-      logger()->warn("{}-{}: cannot look up the start position ({}); trying again", tp.topic,
-                     tp.partition.value(), pos.error().message());
-      return false;
-    }
+    if (!pos)
+      return failed(fmt::format("cannot look up the start position ({})", pos.error().message()));
     p.next = pos.value().value();
   }
   p.wm.clear();
@@ -1370,11 +1393,14 @@ bool worker::impl::load(part& p) {
     for (const auto& a : pr->attempts)
       if (a.offset >= p.next) p.restored[a.offset] = a;
   }
-  if (auto r = scan_routes(p); !r) {
-    logger()->warn("{}-{}: looking for records already routed failed ({}); trying again", tp.topic,
-                   tp.partition.value(), r.error().message());
-    return false;
-  }
+  if (auto r = scan_routes(p); !r)
+    return failed(
+        fmt::format("looking for records already routed failed ({})", r.error().message()));
+  if (p.load_failures > 0)
+    logger()->info("{}-{}: loaded after {} failed attempt(s)", tp.topic, tp.partition.value(),
+                   p.load_failures);
+  p.load_error.clear();
+  p.load_failures = 0;
   p.loaded = true;
   p.wm_committed = false;
   p.urgent = true;  // the new watermarks must be committed before the first route
@@ -1382,6 +1408,7 @@ bool worker::impl::load(part& p) {
 }
 
 void worker::impl::revoked(const std::vector<client::topic_partition>& tps, bool lost) {
+  if (lost) joined_ = false;  // out of the group until the next assignment
   for (const auto& tp : tps) {
     auto it = parts_.find(tp);
     if (it != parts_.end()) wait_idle(it->second.get());

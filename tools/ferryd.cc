@@ -112,6 +112,16 @@ int main(int argc, char** argv) {
         "ms of acknowledged records",
         cfg.flush_interval.count());
   }
+  // Block the stop signals in every thread - before the first one (the
+  // metrics endpoint's) exists; main waits for them below, so a SIGTERM
+  // during a long recovery or a second one during the stop is taken in
+  // turn instead of killing the process.
+  sigset_t stop_signals;
+  sigemptyset(&stop_signals);
+  sigaddset(&stop_signals, SIGTERM);
+  sigaddset(&stop_signals, SIGINT);
+  pthread_sigmask(SIG_BLOCK, &stop_signals, nullptr);
+
   // Metrics and health (docs/observability.md): up before the data is
   // loaded, so /readyz answers 503 with the reason during recovery and from
   // the moment a stop begins.
@@ -142,13 +152,6 @@ int main(int argc, char** argv) {
     std::lock_guard lock(state_mu);
     not_ready = std::move(why);
   };
-
-  // Block the stop signals in every thread; main waits for them below.
-  sigset_t stop_signals;
-  sigemptyset(&stop_signals);
-  sigaddset(&stop_signals, SIGTERM);
-  sigaddset(&stop_signals, SIGINT);
-  pthread_sigmask(SIG_BLOCK, &stop_signals, nullptr);
 
   auto opened = ferry::broker::broker::open(cfg, registry);
   if (!opened) {

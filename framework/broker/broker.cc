@@ -6,6 +6,7 @@
 #include <unistd.h>
 
 #include <algorithm>
+#include <array>
 #include <atomic>
 #include <charconv>
 #include <condition_variable>
@@ -97,7 +98,9 @@ struct broker_metrics {
                                   "Requests received and decoded, by type", {"type"})),
         refused(r.counter_family(
             "ferry_broker_refused_total",
-            "Requests, or entries of produce/fetch/commit requests, answered with an error code",
+            "Error answers by code: each produce, fetch or commit entry answered with an error, "
+            "each refused fetch, topic create/delete/describe, and each request refused before "
+            "it was queued (undecodable, queue full, stopping)",
             {"code"})),
         produce_latency(r.histogram_metric(
             "ferry_broker_produce_latency_seconds",
@@ -123,8 +126,17 @@ struct broker_metrics {
   void forget_topic(const std::string& t) {
     for (auto* f : {&records_in, &bytes_in, &records_out, &bytes_out}) f->remove({t});
   }
+  // Called from both threads; each code's series is looked up once.
   void refuse(ErrorCode code) {
-    if (code != ErrorCode::None) refused.with({EnumNameErrorCode(code)}).inc();
+    if (code == ErrorCode::None) return;
+    const auto i = static_cast<std::size_t>(code);
+    if (i >= refused_by_code.size()) return;
+    auto* c = refused_by_code[i].load(std::memory_order_acquire);
+    if (c == nullptr) {
+      c = &refused.with({EnumNameErrorCode(code)});  // the same series for every caller
+      refused_by_code[i].store(c, std::memory_order_release);
+    }
+    c->inc();
   }
 
   metrics::registry& reg;
@@ -141,6 +153,8 @@ struct broker_metrics {
   metrics::histogram& fsync_offsets;
   metrics::gauge& connections;
   metrics::counter& connections_accepted;
+  std::array<std::atomic<metrics::counter*>, static_cast<std::size_t>(ErrorCode::MAX) + 1>
+      refused_by_code{};
 };
 
 // Times one fsync-like call into `h`.
@@ -2047,6 +2061,10 @@ struct broker::impl {
       }
       if (draining && disk_done) {
         send_replies();
+        // Stop the monitor before its PAIR closes: libzmq sends events
+        // blocking, and an event with no reader would stall the I/O thread
+        // that still has the last replies to send.
+        if (monitor) (void)zmq_socket_monitor(router.handle(), nullptr, 0);
         break;
       }
     }

@@ -77,11 +77,13 @@ result<std::unique_ptr<http_endpoint>> http_endpoint::start(std::string_view lis
   FERRY_TRY(auto addr, parse_listen(listen, error));
   auto i = std::make_unique<impl>();
   auto& s = i->server;
-  // Scrapes are few and small: two threads, short timeouts.
-  s.new_task_queue = [] { return new httplib::ThreadPool(2); };
+  // Scrapes are few and small: a few threads, short timeouts, and no idle
+  // keep-alive connection holding a thread (a readiness probe would queue
+  // behind two scrapers' idle connections).
+  s.new_task_queue = [] { return new httplib::ThreadPool(4); };
   s.set_read_timeout(5, 0);
   s.set_write_timeout(5, 0);
-  s.set_keep_alive_max_count(100);
+  s.set_keep_alive_max_count(1);
   // SO_REUSEADDR only: cpp-httplib's default adds SO_REUSEPORT, with which a
   // second process on the same port would silently share its scrapes.
   s.set_socket_options([](socket_t sock) {
@@ -129,6 +131,13 @@ result<std::unique_ptr<http_endpoint>> http_endpoint::start(std::string_view lis
   const auto deadline = std::chrono::steady_clock::now() + std::chrono::seconds(5);
   while (!raw->server.is_running() && std::chrono::steady_clock::now() < deadline)
     std::this_thread::sleep_for(std::chrono::milliseconds(1));
+  if (!raw->server.is_running()) {
+    // The accept loop never ran (it returned at once): nothing serves.
+    raw->server.stop();
+    raw->thread.join();
+    error = fmt::format("the metrics endpoint on {} did not start", listen);
+    return ferry::errc::invalid_argument;
+  }
   logger()->info("metrics and health on http://{}:{}/metrics", raw->host, raw->port);
   return std::unique_ptr<http_endpoint>(new http_endpoint(std::move(i)));
 }

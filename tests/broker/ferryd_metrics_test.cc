@@ -160,6 +160,26 @@ TEST_F(FerrydMetricsTest, ReadinessFlipsThroughStartUpAndShutdownAndMetricsMatch
   EXPECT_EQ(d.wait_exit(), 0);
 }
 
+TEST_F(FerrydMetricsTest, SignalsDuringLoadingAndStoppingStopFerrydCleanly) {
+  // The metrics endpoint's threads exist before the data is loaded: a
+  // SIGTERM then must still reach ferryd's sigwait (exit 0), not kill it.
+  {
+    ferryd_child d(dir_, "broker.open:1500");
+    ASSERT_FALSE(metrics_address(d.line()).empty());
+    ASSERT_EQ(::kill(d.pid, SIGTERM), 0);
+    EXPECT_EQ(d.wait_exit(), 0);
+  }
+  {
+    ferryd_child d(dir_, "broker.stop:1500");
+    ASSERT_FALSE(metrics_address(d.line()).empty());
+    ASSERT_FALSE(after(d.line(), "ferryd listening on ").empty());
+    ASSERT_EQ(::kill(d.pid, SIGTERM), 0);
+    std::this_thread::sleep_for(300ms);  // inside the paused stop
+    ASSERT_EQ(::kill(d.pid, SIGINT), 0);
+    EXPECT_EQ(d.wait_exit(), 0);
+  }
+}
+
 TEST_F(FerrydMetricsTest, AMetricsPortInUseIsAClearStartupError) {
   ferryd_child first(dir_, "");
   const auto hostport = metrics_address(first.line());

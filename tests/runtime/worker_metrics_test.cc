@@ -108,7 +108,7 @@ TEST_F(WorkerMetricsTest, RecordsWaitingForARetryAndTheOldestAgePerMode) {
   ASSERT_TRUE(w.subscribe(std::move(s)));
   ASSERT_TRUE(step_until(w, [&] { return calls == 1; }));
   clock_.advance(4s);
-  step_for(w, 250ms);  // the gauges are refreshed every 100 ms of real time
+  ASSERT_TRUE(w.run_once(0ms));  // the gauges are refreshed every 100 ms (worker clock)
   const auto in_order = L({{"group", "billing"}, {"mode", "in_order"}});
   EXPECT_EQ(value(w, "ferry_worker_retry_waiting", in_order), 1);
   EXPECT_DOUBLE_EQ(value(w, "ferry_worker_retry_oldest_age_seconds", in_order), 4.0);
@@ -117,12 +117,49 @@ TEST_F(WorkerMetricsTest, RecordsWaitingForARetryAndTheOldestAgePerMode) {
       0);
   clock_.advance(7s);
   ASSERT_TRUE(step_until(w, [&] { return calls == 2; }));
-  step_for(w, 250ms);
+  clock_.advance(200ms);
+  ASSERT_TRUE(w.run_once(0ms));
   EXPECT_EQ(value(w, "ferry_worker_retry_waiting", in_order), 0);
   EXPECT_EQ(value(w, "ferry_worker_retry_oldest_age_seconds", in_order), 0);
   EXPECT_EQ(value(w, "ferry_worker_records_total",
                   L({{"group", "billing"}, {"topic", "pay"}, {"result", "retried"}})),
             1);
+}
+
+TEST_F(WorkerMetricsTest, ARecordInARetryTierWaitsUntilDue) {
+  create("ship");
+  produce("ship", {{"a", "flaky", ""}});
+  runtime::worker w(worker_options("shipping"));
+  int calls = 0;
+  runtime::subscription s;
+  s.topics = {"ship"};
+  s.order = ordering::delay_tiers;
+  s.retry.max_attempts = 3;
+  s.tiers = {{"5s", 5s}};
+  s.handler = [&](const message&) -> result<void> {
+    if (++calls == 1) return runtime::retriable(std::errc::io_error, "later");
+    return success();
+  };
+  ASSERT_TRUE(w.subscribe(std::move(s)));
+  const auto tiers = L({{"group", "shipping"}, {"mode", "delay_tiers"}});
+  // Failed once, sent to the tier, fetched back from it (the origin record
+  // finished when the tier had it): waiting, not due.
+  ASSERT_TRUE(step_until(w, [&] { return w.stats().tier_routed == 1 && w.in_flight() == 1; }));
+  EXPECT_EQ(calls, 1);
+  clock_.advance(3s);
+  ASSERT_TRUE(w.run_once(0ms));  // refreshes the gauges (100 ms of the worker's clock passed)
+  EXPECT_EQ(value(w, "ferry_worker_retry_waiting", tiers), 1);
+  EXPECT_DOUBLE_EQ(value(w, "ferry_worker_retry_oldest_age_seconds", tiers), 3.0);
+  clock_.advance(2s);  // due now
+  ASSERT_TRUE(step_until(w, [&] { return calls == 2; }));
+  clock_.advance(200ms);
+  ASSERT_TRUE(w.run_once(0ms));
+  EXPECT_EQ(value(w, "ferry_worker_retry_waiting", tiers), 0);
+  const auto g = [](const char* result) {
+    return L({{"group", "shipping"}, {"topic", "ship"}, {"result", result}});
+  };
+  EXPECT_EQ(value(w, "ferry_worker_records_total", g("retried")), 1);
+  EXPECT_EQ(value(w, "ferry_worker_records_total", g("ok")), 1);
 }
 
 TEST_F(WorkerMetricsTest, TheEndpointIsReadyOnceJoinedAndNotWhileStopping) {
