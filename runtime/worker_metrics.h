@@ -91,17 +91,7 @@ class worker_metrics {
   metrics::counter& commits() { return commits_; }
   metrics::counter& route_failures() { return route_failures_; }
 
-  static const char* mode_name(ordering m) {
-    switch (m) {
-      case ordering::in_order:
-        return "in_order";
-      case ordering::key_ordered:
-        return "key_ordered";
-      case ordering::delay_tiers:
-        return "delay_tiers";
-    }
-    return "unknown";
-  }
+  static std::string_view mode_name(ordering m) { return to_string(m); }
 
  private:
   std::string group_;

@@ -18,21 +18,13 @@ std::shared_ptr<spdlog::logger> logger() {
   return l;
 }
 
+// A JSON string, valid UTF-8 even for a path that is not (the logs' escaping).
 std::string json_string(std::string_view s) {
-  std::string out = "\"";
-  for (char ch : s) {
-    const auto c = static_cast<unsigned char>(ch);
-    if (c == '"' || c == '\\') {
-      out += '\\';
-      out += static_cast<char>(c);
-    } else if (c < 0x20) {
-      out += fmt::format("\\u{:04x}", c);
-    } else {
-      out += static_cast<char>(c);
-    }
-  }
-  out += '"';
-  return out;
+  spdlog::memory_buf_t buf;
+  buf.push_back('"');
+  log::append_json_escaped(s, buf);
+  buf.push_back('"');
+  return std::string(buf.data(), buf.size());
 }
 
 }  // namespace

@@ -31,7 +31,9 @@ bool valid_label_name(std::string_view n) {
   return valid_name(n) && n.find(':') == std::string_view::npos && n.rfind("__", 0) != 0;
 }
 
-std::string escape_help(std::string_view v) {
+// The text format escapes backslash and newline in HELP, and '"' too in
+// label values.
+std::string escape(std::string_view v, bool quotes) {
   std::string out;
   out.reserve(v.size());
   for (char c : v) {
@@ -39,10 +41,16 @@ std::string escape_help(std::string_view v) {
       out += "\\\\";
     else if (c == '\n')
       out += "\\n";
+    else if (quotes && c == '"')
+      out += "\\\"";
     else
       out += c;
   }
   return out;
+}
+
+std::string escape_help(std::string_view v) {
+  return escape(v, false);
 }
 
 const char* type_name(kind k) {
@@ -137,19 +145,7 @@ void write_family(std::string& out, kind k, const std::string& name, const std::
 }  // namespace
 
 std::string escape_label_value(std::string_view v) {
-  std::string out;
-  out.reserve(v.size());
-  for (char c : v) {
-    if (c == '\\')
-      out += "\\\\";
-    else if (c == '"')
-      out += "\\\"";
-    else if (c == '\n')
-      out += "\\n";
-    else
-      out += c;
-  }
-  return out;
+  return escape(v, true);
 }
 
 std::string format_value(double v) {

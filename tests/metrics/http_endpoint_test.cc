@@ -74,8 +74,7 @@ TEST(HttpEndpoint, ServesMetricsHealthAndReadiness) {
   r = cli.Get("/readyz");
   ASSERT_TRUE(r);
   EXPECT_EQ(r->status, 503);
-  EXPECT_EQ(r->body,
-            "{\"status\":\"not ready\",\"reason\":\"stopping: \\\"SIGTERM\\\"\\u000a\"}\n");
+  EXPECT_EQ(r->body, "{\"status\":\"not ready\",\"reason\":\"stopping: \\\"SIGTERM\\\"\\n\"}\n");
 
   auto missing = cli.Get("/nope");
   ASSERT_TRUE(missing);

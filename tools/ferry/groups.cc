@@ -26,17 +26,6 @@ nlohmann::json or_null(const std::optional<offset>& o) {
   return o ? nlohmann::json(o->value()) : nlohmann::json(nullptr);
 }
 
-/// The age of the oldest unconsumed record in ms: 0 without lag, nothing
-/// when unknown (nothing committed, the record is gone, the topic is gone).
-std::optional<std::int64_t> lag_ms(const client::group_partition_info& p,
-                                   timestamp_ms broker_time) {
-  auto lag = p.lag();
-  if (!lag) return std::nullopt;
-  if (*lag == 0) return 0;
-  if (!p.oldest_unconsumed) return std::nullopt;
-  return std::max<std::int64_t>(0, broker_time - *p.oldest_unconsumed);
-}
-
 std::string assignment_text(const std::vector<client::topic_partition>& tps) {
   // orders(0,1,2),payments(3)
   std::map<std::string, std::vector<std::int32_t>> by_topic;
@@ -132,7 +121,7 @@ int groups_describe(const globals& g, const groups_describe_args& a) {
   if (g.json()) {
     auto parts = nlohmann::json::array();
     for (const auto& p : d.partitions) {
-      auto ms = lag_ms(p, d.broker_time);
+      auto ms = p.lag_ms(d.broker_time);
       auto m = member_by_id.find(p.member_id);
       nlohmann::json pj = {{"topic", p.tp.topic},
                            {"partition", p.tp.partition.value()},
@@ -162,7 +151,7 @@ int groups_describe(const globals& g, const groups_describe_args& a) {
     std::cerr << fmt::format("group {} is rebalancing; the assignment may change\n", d.group);
   std::vector<std::vector<std::string>> rows;
   for (const auto& p : d.partitions) {
-    auto ms = lag_ms(p, d.broker_time);
+    auto ms = p.lag_ms(d.broker_time);
     auto m = member_by_id.find(p.member_id);
     rows.push_back({p.tp.topic, std::to_string(p.tp.partition.value()), or_dash(p.committed),
                     or_dash(p.log_end), p.lag() ? std::to_string(*p.lag()) : "-",

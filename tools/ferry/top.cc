@@ -154,17 +154,6 @@ struct sample {
   std::vector<std::string> warnings;
 };
 
-/// The age of the oldest unconsumed record in ms, as `ferry groups describe`
-/// computes it: 0 without lag, nothing when unknown.
-std::optional<std::int64_t> lag_ms(const client::group_partition_info& p,
-                                   timestamp_ms broker_time) {
-  auto lag = p.lag();
-  if (!lag) return std::nullopt;
-  if (*lag == 0) return 0;
-  if (!p.oldest_unconsumed) return std::nullopt;
-  return std::max<std::int64_t>(0, broker_time - *p.oldest_unconsumed);
-}
-
 timestamp_ms wall_now() {
   return timestamp_ms(std::chrono::duration_cast<std::chrono::milliseconds>(
                           std::chrono::system_clock::now().time_since_epoch())
@@ -276,7 +265,7 @@ class sampler {
         t.partitions++;
         if (p.committed) t.committed[p.tp.partition.value()] = p.committed->value();
         if (auto l = p.lag()) t.lag = t.lag.value_or(0) + *l;
-        if (auto ms = lag_ms(p, g.broker_time)) t.lag_ms = std::max(t.lag_ms.value_or(0), *ms);
+        if (auto ms = p.lag_ms(g.broker_time)) t.lag_ms = std::max(t.lag_ms.value_or(0), *ms);
       }
       // With --topic, a group is shown only where it reads those topics.
       if (!a_.topics.empty() && by_topic.empty()) continue;

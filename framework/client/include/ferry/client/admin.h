@@ -110,6 +110,16 @@ struct group_partition_info {
     if (!committed || !log_end) return std::nullopt;
     return std::max<std::int64_t>(0, log_end->value() - committed->value());
   }
+  /// The age in ms of the oldest unconsumed record at `broker_time`
+  /// (group_description::broker_time): 0 without lag, nothing when unknown
+  /// (nothing committed, the record is gone, the topic is gone).
+  [[nodiscard]] std::optional<std::int64_t> lag_ms(timestamp_ms broker_time) const noexcept {
+    auto l = lag();
+    if (!l) return std::nullopt;
+    if (*l == 0) return 0;
+    if (!oldest_unconsumed) return std::nullopt;
+    return std::max<std::int64_t>(0, broker_time - *oldest_unconsumed);
+  }
 };
 
 struct group_description {
