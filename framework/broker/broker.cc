@@ -18,6 +18,7 @@
 #include <nlohmann/json.hpp>
 #include <set>
 #include <thread>
+#include <tuple>
 #include <zmq.hpp>
 
 #include "ferry/broker/wire_errors.h"
@@ -321,6 +322,13 @@ struct broker::impl {
   std::condition_variable snapshot_cv;
   std::uint64_t snapshot_gen = 0;                     // guarded by snapshot_mu
   std::vector<metrics::collected> snapshot_families;  // guarded by snapshot_mu
+  steady::time_point snapshot_at{};                   // guarded by snapshot_mu
+  // The oldest unconsumed record's timestamp per group partition, for the
+  // committed offset it was read at: a scrape reads the log only when a
+  // group committed since the last one (disk thread).
+  std::map<std::tuple<std::string, std::string, std::int32_t>,
+           std::pair<std::int64_t, std::int64_t>>
+      oldest_cache;
   std::uint64_t collector_id = 0;
 
   impl(broker_config c, std::shared_ptr<metrics::registry> r)
@@ -511,6 +519,7 @@ struct broker::impl {
       return {ErrorCode::Internal, fmt::format("deleting topic {}: {}", name, r.error().message())};
     }
     stats.forget_topic(it->first);
+    oldest_cache.clear();            // a topic of the same name may follow, with other records
     topics.erase(it);                // closes the logs, only once the deletion is durable
     pending_removals.push_back(to);  // unlinked after the reply, off the request path
     // Committed offsets of the old topic must not apply to a new one of the
@@ -1699,6 +1708,7 @@ struct broker::impl {
     const auto wall = system_clock::instance().wall_now().value();
     std::map<std::string, std::size_t> member_counts;
     for (const auto& g : groups->list(now)) member_counts[g.name] = g.members.size();
+    decltype(oldest_cache) fresh_cache;  // only what this snapshot used stays
     for (const auto& [group, tps] : offsets->groups()) {
       member_counts.emplace(group, 0);
       for (const auto& [tp, c] : tps) {
@@ -1712,12 +1722,20 @@ struct broker::impl {
         lag.add(l, static_cast<double>(std::max<std::int64_t>(0, end - c.offset)));
         double age = 0;
         if (c.offset < end) {
-          const auto ts = timestamp_at(*log, std::max(c.offset, log->log_start_offset().value()));
-          if (ts >= 0) age = static_cast<double>(std::max<std::int64_t>(0, wall - ts)) / 1000.0;
+          const auto at = std::max(c.offset, log->log_start_offset().value());
+          auto key = std::make_tuple(group, tp.first, tp.second);
+          auto& cached = fresh_cache[key];
+          if (auto it = oldest_cache.find(key); it != oldest_cache.end() && it->second.first == at)
+            cached = it->second;
+          else
+            cached = {at, timestamp_at(*log, at)};
+          if (cached.second >= 0)
+            age = static_cast<double>(std::max<std::int64_t>(0, wall - cached.second)) / 1000.0;
         }
         lag_s.add(std::move(l), age);
       }
     }
+    oldest_cache = std::move(fresh_cache);
     for (const auto& [group, n] : member_counts)
       members.add({{"group", group}}, static_cast<double>(n));
     auto topics_count = family("ferry_broker_topics", "Topics the broker serves");
@@ -1733,6 +1751,7 @@ struct broker::impl {
     {
       std::lock_guard lock(snapshot_mu);
       snapshot_families = std::move(all);
+      snapshot_at = steady::now();
       ++snapshot_gen;
     }
     snapshot_cv.notify_all();
@@ -1758,6 +1777,13 @@ struct broker::impl {
                            [&] { return snapshot_gen != gen || !disk_running; });
     }
     out.insert(out.end(), snapshot_families.begin(), snapshot_families.end());
+    metrics::collected age;
+    age.name = "ferry_broker_metrics_snapshot_age_seconds";
+    age.help =
+        "Age of the partition and group values in this scrape (above 1: the disk thread was busy "
+        "and they are from an earlier scrape)";
+    age.add({}, std::chrono::duration<double>(steady::now() - snapshot_at).count());
+    out.push_back(std::move(age));
   }
 
   void disk_loop(zmq::socket_t wake) {
@@ -1928,6 +1954,9 @@ struct broker::impl {
            "the broker is stopping; retry shortly");
   }
 
+  steady::time_point next_refusal_log{};  // network thread
+  std::uint64_t refusals_unlogged = 0;
+
   // ferry_broker_requests_total by type, looked up once per type (network thread).
   std::vector<metrics::counter*> request_counters;
   metrics::counter& requests_of(Body type) {
@@ -1958,7 +1987,20 @@ struct broker::impl {
     auto env = protocol::decode_envelope(protocol::bytes_of(j->frames[0]), j->frames.size(),
                                          protocol::direction::request, {}, &why);
     if (!env) {
-      logger()->warn("refused a request: {} ({})", env.error().message(), why);
+      // One line per second at most: a broken or hostile client must not
+      // flood the log (ferry_broker_refused_total counts every one).
+      const auto now = steady::now();
+      if (now >= next_refusal_log) {
+        logger()->warn(
+            "refused a request: {} ({}){}", env.error().message(), why,
+            refusals_unlogged > 0
+                ? fmt::format("; {} more refused since the last such line", refusals_unlogged)
+                : std::string());
+        refusals_unlogged = 0;
+        next_refusal_log = now + std::chrono::seconds(1);
+      } else {
+        ++refusals_unlogged;
+      }
       // Answered under the request's own id when the envelope is readable,
       // so the client gets this error instead of a timeout.
       reject(std::move(j->identity),

@@ -82,6 +82,7 @@ TEST_F(BrokerMetricsTest, PartitionGaugesLatencyAndFsyncHistograms) {
   EXPECT_GT(sample_value(text, "ferry_partition_log_size_bytes", p0).value_or(0), 0);
   EXPECT_EQ(sample_value(text, "ferry_partition_failed", p0), 0);
   EXPECT_EQ(sample_value(text, "ferry_broker_topics"), 1);
+  EXPECT_LT(sample_value(text, "ferry_broker_metrics_snapshot_age_seconds").value_or(99), 1.0);
   EXPECT_EQ(sample_value(text, "ferry_broker_produce_latency_seconds_count"), 2);
   EXPECT_EQ(sample_value(text, "ferry_broker_fetch_latency_seconds_count"), 1);
   EXPECT_EQ(sample_value(text, "ferry_broker_requests_total", {{"type", "Produce"}}), 2);
@@ -128,6 +129,39 @@ TEST_F(BrokerMetricsTest, ConsumerGroupLagInRecordsAndSeconds) {
   EXPECT_EQ(sample_value(text, "ferry_consumergroup_members", {{"group", "billing"}}), 0);
 }
 
+TEST_F(BrokerMetricsTest, LagSecondsFollowsTheCommittedOffset) {
+  create("orders", 1);
+  const auto now = system_clock::instance().wall_now().value();
+  {
+    storage::batch_builder old_batch, newer_batch;
+    for (int i = 0; i < 3; ++i) old_batch.add(timestamp_ms(now - 60'000), "k", "v");
+    for (int i = 0; i < 3; ++i) newer_batch.add(timestamp_ms(now - 10'000), "k", "v");
+    wire_client c(endpoint());
+    ASSERT_EQ(c.produce_one("orders", 0, old_batch.finish()).error, wire::ErrorCode::None);
+    ASSERT_EQ(c.produce_one("orders", 0, newer_batch.finish()).error, wire::ErrorCode::None);
+  }
+  auto commit_at = [&](std::int64_t at) {
+    std::vector<client::offset_commit> commits(1);
+    commits[0].tp = {"orders", partition_id(0)};
+    commits[0].next = offset(at);
+    ASSERT_TRUE(admin().reset_offsets("billing", commits));
+  };
+  const std::map<std::string, std::string> g = {
+      {"group", "billing"}, {"topic", "orders"}, {"partition", "0"}};
+  commit_at(1);
+  auto age = sample_value(scrape(), "ferry_consumergroup_lag_seconds", g).value_or(-1);
+  EXPECT_GE(age, 59.9);
+  EXPECT_LT(age, 70);
+  // A newer committed offset: the age of the record there (read again,
+  // not the previous scrape's).
+  commit_at(4);
+  age = sample_value(scrape(), "ferry_consumergroup_lag_seconds", g).value_or(-1);
+  EXPECT_GE(age, 9.9);
+  EXPECT_LT(age, 20);
+  commit_at(6);
+  EXPECT_EQ(sample_value(scrape(), "ferry_consumergroup_lag_seconds", g), 0);
+}
+
 TEST_F(BrokerMetricsTest, RefusalsAreCountedByErrorCode) {
   create("orders", 1);
   wire_client c(endpoint());
@@ -135,7 +169,20 @@ TEST_F(BrokerMetricsTest, RefusalsAreCountedByErrorCode) {
   EXPECT_EQ(c.produce_one("nope", 0, make_batch(1)).error, wire::ErrorCode::UnknownTopic);
   EXPECT_EQ(c.produce_one("orders", 3, make_batch(1)).error, wire::ErrorCode::UnknownPartition);
   EXPECT_EQ(c.fetch("orders", 0, 50).error, wire::ErrorCode::OffsetOutOfRange);
+  const auto before = parse_exposition(scrape());
+  auto refusals = [](const std::vector<metric_sample>& all) {
+    double n = 0;
+    for (const auto& m : all)
+      if (m.name == "ferry_broker_refused_total") n += m.value;
+    return n;
+  };
   c.send_raw({{std::byte{1}, std::byte{2}, std::byte{3}}});  // not an envelope
+  // Answered with an error (counted) rather than dropped: wait for it.
+  const auto deadline = std::chrono::steady_clock::now() + std::chrono::seconds(5);
+  while (refusals(parse_exposition(scrape())) == refusals(before) &&
+         std::chrono::steady_clock::now() < deadline)
+    std::this_thread::sleep_for(milliseconds(10));
+  EXPECT_EQ(refusals(parse_exposition(scrape())), refusals(before) + 1);
   const auto text = scrape();
   EXPECT_EQ(sample_value(text, "ferry_broker_refused_total", {{"code", "UnknownTopic"}}), 2);
   EXPECT_EQ(sample_value(text, "ferry_broker_refused_total", {{"code", "UnknownPartition"}}), 1);
@@ -180,13 +227,18 @@ TEST_F(BrokerMetricsTest, ADeletedTopicLeavesNoSeries) {
 TEST_F(BrokerMetricsTest, CountersSurviveInTheRegistryGivenToOpen) {
   // ferryd's case: the registry outlives (and exists before) the broker.
   auto reg = std::make_shared<metrics::registry>();
+  create("orders", 3);
   broker_.stop();
   broker::broker_config cfg = config();
   cfg.data_dir = dir_;
   auto b = broker::broker::open(cfg, reg);
   ASSERT_TRUE(b) << b.error().message();
   // Before start(): the partition values loaded from disk are there.
-  EXPECT_EQ(sample_value(reg->expose(), "ferry_broker_topics"), 0);
+  const auto before = reg->expose();
+  EXPECT_EQ(sample_value(before, "ferry_broker_topics"), 1);
+  EXPECT_EQ(
+      sample_value(before, "ferry_partition_segments", {{"topic", "orders"}, {"partition", "2"}}),
+      1);
   auto ep = b.value()->start();
   ASSERT_TRUE(ep);
   EXPECT_EQ(&b.value()->metrics(), reg.get());
