@@ -218,7 +218,10 @@ class worker::impl {
   std::size_t in_flight() const { return in_flight_.load(); }
   const std::string& last_error() const noexcept { return last_error_; }
   ::ferry::metrics::registry& registry() noexcept { return *registry_; }
-  std::string metrics_address() const { return endpoint_ ? endpoint_->address() : std::string(); }
+  std::string metrics_address() const {
+    std::lock_guard lock(address_mu_);
+    return metrics_address_;
+  }
   /// For /readyz: nullopt once the worker joined its group.
   std::optional<std::string> not_ready() const {
     if (closing_.load() || stop_requested_.load()) return "stopping";
@@ -364,6 +367,8 @@ class worker::impl {
   std::atomic<bool> closing_{false};
   std::atomic<bool> started_flag_{false};
   std::atomic<bool> run_failed_{false};
+  mutable std::mutex address_mu_;
+  std::string metrics_address_;  // endpoint_'s, for other threads
   std::unique_ptr<::ferry::metrics::http_endpoint> endpoint_;
 };
 
@@ -382,6 +387,8 @@ result<void> worker::impl::start() {
         o_.metrics_listen, *registry_, [this] { return not_ready(); }, why);
     if (!ep) return fail(ferry::errc::config_invalid, "metrics_listen: " + why);
     endpoint_ = std::move(ep).value();
+    std::lock_guard lock(address_mu_);
+    metrics_address_ = endpoint_->address();
   }
   admin_ = std::make_unique<client::admin>(static_cast<const client::client_options&>(o_.consumer));
   // Targets exist with as many partitions as their origin, so that

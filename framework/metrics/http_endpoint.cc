@@ -130,11 +130,15 @@ result<std::unique_ptr<http_endpoint>> http_endpoint::start(std::string_view lis
     error = fmt::format("the metrics endpoint on {} did not start", listen);
     return ferry::errc::invalid_argument;
   }
-  logger()->info("metrics and health on http://{}:{}/metrics", raw->host, raw->port);
-  return std::unique_ptr<http_endpoint>(new http_endpoint(std::move(i)));
+  auto ep = std::unique_ptr<http_endpoint>(new http_endpoint(std::move(i)));
+  logger()->info("metrics and health on http://{}/metrics", ep->address());
+  return ep;
 }
 
 std::string http_endpoint::address() const {
+  // An IPv6 host in brackets, as in a URL: [::1]:9400.
+  if (impl_->host.find(':') != std::string::npos)
+    return fmt::format("[{}]:{}", impl_->host, impl_->port);
   return fmt::format("{}:{}", impl_->host, impl_->port);
 }
 

@@ -96,6 +96,10 @@ TEST(HttpEndpoint, APortInUseIsAClearError) {
   EXPECT_FALSE(second);
   EXPECT_NE(err.find(taken), std::string::npos) << err;
   EXPECT_FALSE(http_endpoint::start("nonsense", reg, nullptr, err));
+  // IPv6 (where the machine has it): the address comes back in brackets.
+  if (auto v6 = http_endpoint::start("[::1]:0", reg, nullptr, err)) {
+    EXPECT_EQ(v6.value()->address(), "[::1]:" + std::to_string(v6.value()->port()));
+  }
 }
 
 }  // namespace
