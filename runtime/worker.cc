@@ -1235,7 +1235,16 @@ result<void> worker::impl::commit(bool force, const std::vector<client::topic_pa
     }
     r = consumer_->commit(req);
     if (!r) {
-      logger()->info("commit: {} ({})", r.error().message(), consumer_->last_error_message());
+      // Logged here, once per failed request, with what it was for; callers
+      // do not log it again. A later commit carries the same offsets.
+      std::string what;
+      for (std::size_t k = at; k < end && k < at + 4; ++k)
+        what += fmt::format("{}{}-{}@{}", what.empty() ? "" : ", ", units[k].c.tp.topic,
+                            units[k].c.tp.partition.value(), units[k].c.next.value());
+      if (end - at > 4) what += fmt::format(" and {} more", end - at - 4);
+      logger()->info("commit of {} failed: {} ({}); the next commit retries it{}", what,
+                     r.error().message(), consumer_->last_error_message(),
+                     force ? " (routes of newly assigned partitions wait for it)" : "");
       // The outcome may be unknown (a lost reply) or partial: learn what the
       // broker has, so that the next commit starts from there.
       std::vector<client::topic_partition> tps;
@@ -1351,9 +1360,7 @@ void worker::impl::assigned(const std::vector<client::topic_partition>& tps) {
     }
   }
   const std::vector<client::topic_partition> only = fresh;
-  if (auto r = commit(true, &only); !r)
-    logger()->warn("committing the route watermarks failed: {}; routes wait for it",
-                   r.error().message());
+  (void)commit(true, &only);  // a failure is logged by commit(); routes wait for it
 }
 
 // Reads the partition's committed offset and progress and scans the route

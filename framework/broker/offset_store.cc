@@ -422,12 +422,17 @@ void offset_store::maybe_compact() {
     return success();
   }();
   if (!r) {
-    logger()->error("compacting the group offsets failed: {}", r.error().message());
     if (swapping) {
       // Cut between closing the old log and opening the new one: nothing
       // can be committed until a restart, where open() finishes the swap.
       log_.reset();
-      logger()->critical("group offsets unavailable until the broker restarts");
+      logger()->critical(
+          "compacting the group offsets failed: {}; group offsets unavailable until the broker "
+          "restarts (the restart finishes the swap)",
+          r.error().message());
+    } else {
+      logger()->error("compacting the group offsets failed: {}; the old log stays in use",
+                      r.error().message());
     }
     compacted_size_ = size;  // do not retry at once
     return;
