@@ -3,12 +3,11 @@
 #include <fmt/format.h>
 #include <toml++/toml.h>
 
-#include <algorithm>
-#include <cctype>
 #include <cstdlib>
 #include <string_view>
 
 #include "ferry/core/errc.h"
+#include "ferry/metrics/http_endpoint.h"
 
 namespace ferry::broker {
 
@@ -157,36 +156,7 @@ std::string log_level_problem(const std::string& s) {
 
 // "" (no endpoint) or HOST:PORT; returns what is wrong, or "" when fine.
 std::string host_port_problem(std::string_view s) {
-  if (s.empty()) return {};
-  if (s.find("://") != std::string_view::npos)
-    return "give HOST:PORT without a scheme, e.g. 127.0.0.1:9400";
-  auto colon = s.rfind(':');
-  if (colon == std::string_view::npos) return "no port: give HOST:PORT, e.g. 127.0.0.1:9400";
-  auto host = s.substr(0, colon);
-  auto port = s.substr(colon + 1);
-  if (host.empty()) return "no host: give HOST:PORT (0.0.0.0:PORT for every interface)";
-  auto all_of = [](std::string_view v, auto pred) {
-    return std::all_of(v.begin(), v.end(), [&](char c) { return pred(c); });
-  };
-  if (host.front() == '[') {
-    auto inner = host.substr(1, host.size() >= 2 ? host.size() - 2 : 0);
-    if (host.size() < 3 || host.back() != ']' || !all_of(inner, [](char c) {
-          return std::isxdigit(static_cast<unsigned char>(c)) || c == ':' || c == '.';
-        }))
-      return fmt::format("bad IPv6 host '{}': write it in brackets, e.g. [::1]:9400", host);
-  } else if (host.find(':') != std::string_view::npos) {
-    return "an IPv6 host must be in brackets, e.g. [::1]:9400";
-  } else if (!all_of(host, [](char c) {
-               return std::isalnum(static_cast<unsigned char>(c)) || c == '.' || c == '-' ||
-                      c == '_';
-             })) {
-    return fmt::format("bad host '{}': a name or an IP address", host);
-  }
-  if (port.empty() || port.size() > 5 ||
-      !all_of(port, [](char c) { return c >= '0' && c <= '9'; }) ||
-      std::stoi(std::string(port)) > 65535)
-    return fmt::format("bad port '{}': 0..65535 (0 picks a free one)", port);
-  return {};
+  return s.empty() ? std::string() : metrics::listen_problem(s);
 }
 
 const std::vector<key_def>& keys() {

@@ -3,7 +3,8 @@
 #include <fmt/format.h>
 #include <httplib.h>
 
-#include <charconv>
+#include <algorithm>
+#include <cctype>
 #include <chrono>
 #include <thread>
 
@@ -29,25 +30,48 @@ std::string json_string(std::string_view s) {
 
 }  // namespace
 
+std::string listen_problem(std::string_view s) {
+  if (s.find("://") != std::string_view::npos)
+    return "give HOST:PORT without a scheme, e.g. 127.0.0.1:9400";
+  auto colon = s.rfind(':');
+  if (colon == std::string_view::npos) return "no port: give HOST:PORT, e.g. 127.0.0.1:9400";
+  auto host = s.substr(0, colon);
+  auto port = s.substr(colon + 1);
+  if (host.empty()) return "no host: give HOST:PORT (0.0.0.0:PORT for every interface)";
+  auto all_of = [](std::string_view v, auto pred) {
+    return std::all_of(v.begin(), v.end(), [&](char c) { return pred(c); });
+  };
+  if (host.front() == '[') {
+    auto inner = host.substr(1, host.size() >= 2 ? host.size() - 2 : 0);
+    if (host.size() < 3 || host.back() != ']' || !all_of(inner, [](char c) {
+          return std::isxdigit(static_cast<unsigned char>(c)) || c == ':' || c == '.';
+        }))
+      return fmt::format("bad IPv6 host '{}': write it in brackets, e.g. [::1]:9400", host);
+  } else if (host.find(':') != std::string_view::npos) {
+    return "an IPv6 host must be in brackets, e.g. [::1]:9400";
+  } else if (!all_of(host, [](char c) {
+               return std::isalnum(static_cast<unsigned char>(c)) || c == '.' || c == '-' ||
+                      c == '_';
+             })) {
+    return fmt::format("bad host '{}': a name or an IP address", host);
+  }
+  if (port.empty() || port.size() > 5 ||
+      !all_of(port, [](char c) { return c >= '0' && c <= '9'; }) ||
+      std::stoi(std::string(port)) > 65535)
+    return fmt::format("bad port '{}': 0..65535 (0 picks a free one)", port);
+  return {};
+}
+
 result<endpoint_address> parse_listen(std::string_view text, std::string& error) {
-  const auto colon = text.rfind(':');
-  if (colon == std::string_view::npos || colon == 0 || colon + 1 == text.size()) {
-    error = fmt::format(
-        "'{}' is not HOST:PORT (e.g. 127.0.0.1:9400, or 0.0.0.0:9400 for every "
-        "interface; port 0 picks a free one)",
-        text);
+  if (auto why = listen_problem(text); !why.empty()) {
+    error = fmt::format("'{}': {}", text, why);
     return ferry::errc::config_invalid;
   }
+  const auto colon = text.rfind(':');
   endpoint_address a;
   a.host = std::string(text.substr(0, colon));
-  if (a.host.size() > 2 && a.host.front() == '[' && a.host.back() == ']')
-    a.host = a.host.substr(1, a.host.size() - 2);
-  const auto port = text.substr(colon + 1);
-  auto [end, ec] = std::from_chars(port.data(), port.data() + port.size(), a.port);
-  if (ec != std::errc() || end != port.data() + port.size() || a.port < 0 || a.port > 65535) {
-    error = fmt::format("'{}': the port must be a number 0..65535", text);
-    return ferry::errc::config_invalid;
-  }
+  if (a.host.front() == '[') a.host = a.host.substr(1, a.host.size() - 2);
+  a.port = std::stoi(std::string(text.substr(colon + 1)));
   return a;
 }
 

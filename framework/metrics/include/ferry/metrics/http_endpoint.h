@@ -29,8 +29,13 @@ struct endpoint_address {
   int port = 0;
 };
 
-/// Parses "host:port" (port 0..65535; 0 picks a free port). On error
-/// returns errc::config_invalid and sets `error`.
+/// What is wrong with a listen address "HOST:PORT" (a name or IPv4
+/// address, or an IPv6 one in brackets: [::1]:9400; port 0..65535, 0 picks
+/// a free one), or "" when it is fine.
+[[nodiscard]] std::string listen_problem(std::string_view text);
+
+/// Parses a listen address (brackets dropped from an IPv6 host). On error
+/// returns errc::config_invalid and sets `error` to "'TEXT': <problem>".
 [[nodiscard]] result<endpoint_address> parse_listen(std::string_view text, std::string& error);
 
 class http_endpoint {
