@@ -224,11 +224,10 @@ class worker::impl {
   }
   /// For /readyz: nullopt once the worker joined its group.
   std::optional<std::string> not_ready() const {
-    if (closing_.load() || stop_requested_.load()) return "stopping";
+    if (closed_.load() || stop_requested_.load()) return "stopping";
     if (run_failed_.load()) return "run() returned an error (see the log); the worker has stopped";
-    if (!joined_.load())
-      return fmt::format("joining consumer group {} (run() started: {})", o_.consumer.group_id,
-                         started_flag_.load() ? "yes" : "no");
+    // The endpoint exists only once run() started: not joined means joining.
+    if (!joined_.load()) return fmt::format("joining consumer group {}", o_.consumer.group_id);
     return std::nullopt;
   }
 
@@ -318,7 +317,7 @@ class worker::impl {
   std::map<client::topic_partition, std::unique_ptr<part>> parts_;
   std::vector<std::unique_ptr<part>> graveyard_;  // revoked, acknowledgements outstanding
   bool started_ = false;
-  bool closed_ = false;
+  std::atomic<bool> closed_{false};  // also read by /readyz
   std::atomic<bool> stop_requested_{false};
   std::atomic<client::consumer*> wake_target_{nullptr};  // for stop() from other threads
   steady_time next_commit_{};
@@ -364,8 +363,6 @@ class worker::impl {
   std::unique_ptr<detail::worker_metrics> metrics_;
   steady_time next_waiting_scan_{};
   std::atomic<bool> joined_{false};
-  std::atomic<bool> closing_{false};
-  std::atomic<bool> started_flag_{false};
   std::atomic<bool> run_failed_{false};
   mutable std::mutex address_mu_;
   std::string metrics_address_;  // endpoint_'s, for other threads
@@ -378,7 +375,6 @@ result<void> worker::impl::start() {
   if (subs_.empty()) return fail(ferry::errc::invalid_argument, "no subscription");
   if (o_.consumer.group_id.empty())
     return fail(ferry::errc::invalid_argument, "worker_options.consumer.group_id is required");
-  started_flag_ = true;
   if (!o_.metrics_listen.empty() && !endpoint_) {
     // Up before the group is joined: /readyz says 503 until then.
     ::ferry::metrics::register_process_metrics(*registry_, "worker");
@@ -463,7 +459,6 @@ void worker::impl::stop_pool() {
 result<void> worker::impl::close() {
   if (!started_ || closed_) return success();
   closed_ = true;
-  closing_ = true;
   wait_idle(nullptr);
   (void)producer_->flush(o_.producer.delivery_timeout);
   take_acks();

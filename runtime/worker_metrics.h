@@ -64,8 +64,8 @@ class worker_metrics {
                                          {"group"})
                             .with({group_})) {
     for (auto m : {ordering::in_order, ordering::key_ordered, ordering::delay_tiers}) {
-      waiting_.with({group_, mode_name(m)}).set(0);
-      oldest_.with({group_, mode_name(m)}).set(0);
+      waiting_.with({group_, to_string(m)}).set(0);
+      oldest_.with({group_, to_string(m)}).set(0);
     }
   }
 
@@ -84,14 +84,12 @@ class worker_metrics {
   }
 
   void set_waiting(ordering mode, std::size_t n, double oldest_age_s) {
-    waiting_.with({group_, mode_name(mode)}).set(static_cast<double>(n));
-    oldest_.with({group_, mode_name(mode)}).set(oldest_age_s);
+    waiting_.with({group_, to_string(mode)}).set(static_cast<double>(n));
+    oldest_.with({group_, to_string(mode)}).set(oldest_age_s);
   }
   metrics::gauge& in_flight() { return in_flight_; }
   metrics::counter& commits() { return commits_; }
   metrics::counter& route_failures() { return route_failures_; }
-
-  static std::string_view mode_name(ordering m) { return to_string(m); }
 
  private:
   std::string group_;
