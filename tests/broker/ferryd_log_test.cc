@@ -16,48 +16,13 @@
 #include <string>
 #include <vector>
 
+#include "ferryd_process.h"
+
 namespace {
 
 namespace fs = std::filesystem;
 
-struct child {
-  pid_t pid = -1;
-  std::string first_stdout_line;
-};
-
-// Runs ferryd with `args`, stderr into `err_file`; returns once it wrote its
-// first line on stdout (the endpoint) or closed stdout (it exited).
-child spawn_ferryd(const std::vector<std::string>& args, const fs::path& err_file) {
-  int fds[2];
-  EXPECT_EQ(::pipe(fds), 0);
-  child c;
-  c.pid = ::fork();
-  if (c.pid == 0) {
-    int err = ::open(err_file.c_str(), O_WRONLY | O_CREAT | O_TRUNC, 0644);
-    ::dup2(fds[1], 1);
-    ::dup2(err, 2);
-    ::close(fds[0]);
-    ::close(fds[1]);
-    ::close(err);
-    std::vector<char*> argv;
-    argv.push_back(const_cast<char*>(FERRY_FERRYD));
-    for (const auto& a : args) argv.push_back(const_cast<char*>(a.c_str()));
-    argv.push_back(nullptr);
-    ::execv(FERRY_FERRYD, argv.data());
-    ::_exit(127);
-  }
-  ::close(fds[1]);
-  char ch;
-  while (::read(fds[0], &ch, 1) == 1 && ch != '\n') c.first_stdout_line.push_back(ch);
-  ::close(fds[0]);
-  return c;
-}
-
-int wait_exit(pid_t pid) {
-  int status = 0;
-  ::waitpid(pid, &status, 0);
-  return WIFEXITED(status) ? WEXITSTATUS(status) : -1;
-}
+using ferry::testing::ferryd_child;
 
 // Every line of the file parsed as JSON, with the fields every line has.
 std::vector<nlohmann::json> json_lines(const fs::path& file) {
@@ -95,31 +60,34 @@ TEST(FerrydLog, JsonLinesParseWithQuotesAndNewlinesInMessages) {
   const fs::path err_a = base / "a.err";
   const fs::path err_b = base / "b.err";
 
-  auto a = spawn_ferryd({"--data-dir", data.string(), "--listen", "tcp://127.0.0.1:*",
-                         "--log-format", "json", "--log-level", "info,ferryd=warn"},
-                        err_a);
-  ASSERT_NE(a.first_stdout_line.find("tcp://127.0.0.1:"), std::string::npos)
-      << "ferryd did not start: " << a.first_stdout_line;
-  const std::string endpoint = a.first_stdout_line.substr(a.first_stdout_line.find("tcp://"));
+  ferryd_child a(FERRY_FERRYD,
+                 {"--data-dir", data.string(), "--listen", "tcp://127.0.0.1:*", "--log-format",
+                  "json", "--log-level", "info,ferryd=warn"},
+                 {}, err_a);
+  const auto first_line = a.line();
+  ASSERT_NE(first_line.find("tcp://127.0.0.1:"), std::string::npos)
+      << "ferryd did not start: " << first_line;
+  const std::string endpoint = first_line.substr(first_line.find("tcp://"));
 
   // A second broker on the same directory is refused, naming the directory.
-  auto b = spawn_ferryd({"--data-dir", data.string(), "--listen", "tcp://127.0.0.1:*",
-                         "--log-format", "json", "--log-level", "info"},
-                        err_b);
-  EXPECT_EQ(wait_exit(b.pid), 1);
-  ::kill(a.pid, SIGTERM);
-  EXPECT_EQ(wait_exit(a.pid), 0);
+  ferryd_child b(FERRY_FERRYD,
+                 {"--data-dir", data.string(), "--listen", "tcp://127.0.0.1:*", "--log-format",
+                  "json", "--log-level", "info"},
+                 {}, err_b);
+  EXPECT_EQ(b.wait_exit(), 1);
+  ::kill(a.pid(), SIGTERM);
+  EXPECT_EQ(a.wait_exit(), 0);
 
   auto refused = json_lines(err_b);
   ASSERT_FALSE(refused.empty());
   bool named_dir = false;
   bool ferryd_said_why = false;
   for (const auto& j : refused) {
-    EXPECT_EQ(j["pid"], b.pid);
+    EXPECT_EQ(j["pid"], b.pid());
     const auto msg = j["msg"].get<std::string>();
     if (j["logger"] == "ferry.broker" && j["level"] == "error" &&
         msg.find("data directory " + data.string() + " is in use by another ferryd (pid " +
-                 std::to_string(a.pid) + ")") == 0)
+                 std::to_string(a.pid()) + ")") == 0)
       named_dir = true;
     if (j["logger"] == "ferry.ferryd" && j["level"] == "error" &&
         msg.find("cannot open data directory " + data.string() + ":") == 0)
@@ -147,12 +115,14 @@ TEST(FerrydLog, TextFormatIsTheDefault) {
   const fs::path base =
       fs::temp_directory_path() / ("ferryd-log-text-test-" + std::to_string(::getpid()));
   fs::remove_all(base);
-  auto a = spawn_ferryd({"--data-dir", (base / "data").string(), "--listen", "tcp://127.0.0.1:*",
-                         "--flush", "interval", "--log-level", "warn"},
-                        base.string() + ".err");
-  ASSERT_NE(a.first_stdout_line.find("tcp://"), std::string::npos) << a.first_stdout_line;
-  ::kill(a.pid, SIGTERM);
-  EXPECT_EQ(wait_exit(a.pid), 0);
+  ferryd_child a(FERRY_FERRYD,
+                 {"--data-dir", (base / "data").string(), "--listen", "tcp://127.0.0.1:*",
+                  "--flush", "interval", "--log-level", "warn"},
+                 {}, base.string() + ".err");
+  const auto first_line = a.line();
+  ASSERT_NE(first_line.find("tcp://"), std::string::npos) << first_line;
+  ::kill(a.pid(), SIGTERM);
+  EXPECT_EQ(a.wait_exit(), 0);
   std::ifstream in(base.string() + ".err");
   std::stringstream ss;
   ss << in.rdbuf();

@@ -4,17 +4,18 @@
 #include <gtest/gtest.h>
 #include <httplib.h>
 #include <signal.h>
-#include <sys/wait.h>
-#include <unistd.h>
 
 #include <chrono>
-#include <cstdio>
 #include <filesystem>
+#include <fstream>
+#include <iterator>
+#include <memory>
 #include <string>
 #include <thread>
 
 #include "ferry/client/admin.h"
 #include "ferry/client/producer.h"
+#include "ferryd_process.h"
 #include "inproc_broker.h"
 #include "metrics_scrape.h"
 
@@ -23,49 +24,15 @@ namespace {
 
 using namespace std::chrono_literals;
 
-// ferryd with --metrics-listen on a free port, its stdout read line by line.
-struct ferryd_child {
-  pid_t pid = -1;
-  FILE* out = nullptr;
-
-  ferryd_child(const std::filesystem::path& dir, const char* pause_at) {
-    int fds[2];
-    EXPECT_EQ(::pipe(fds), 0);
-    pid = ::fork();
-    if (pid == 0) {
-      ::dup2(fds[1], 1);
-      ::close(fds[0]);
-      ::close(fds[1]);
-      ::setenv("FERRY_PAUSE_AT", pause_at, 1);
-      ::execl(FERRY_FERRYD, FERRY_FERRYD, "--data-dir", dir.c_str(), "--listen",
-              "tcp://127.0.0.1:*", "--metrics-listen", "127.0.0.1:0", "--log-level", "warn",
-              static_cast<char*>(nullptr));
-      ::_exit(127);
-    }
-    ::close(fds[1]);
-    out = ::fdopen(fds[0], "r");
-  }
-  ~ferryd_child() {
-    if (pid > 0) {
-      ::kill(pid, SIGKILL);
-      ::waitpid(pid, nullptr, 0);
-    }
-    if (out != nullptr) ::fclose(out);
-  }
-  std::string line() {
-    char buf[512];
-    if (std::fgets(buf, sizeof buf, out) == nullptr) return {};
-    std::string s(buf);
-    if (!s.empty() && s.back() == '\n') s.pop_back();
-    return s;
-  }
-  int wait_exit() {
-    int status = 0;
-    ::waitpid(pid, &status, 0);
-    pid = -1;
-    return WIFEXITED(status) ? WEXITSTATUS(status) : -1;
-  }
-};
+// ferryd with --metrics-listen on a free port; FERRY_PAUSE_AT slows it down.
+std::unique_ptr<ferryd_child> start_with_metrics(const std::filesystem::path& dir,
+                                                 const std::string& pause_at) {
+  return std::make_unique<ferryd_child>(
+      FERRY_FERRYD,
+      std::vector<std::string>{"--data-dir", dir.string(), "--listen", "tcp://127.0.0.1:*",
+                               "--metrics-listen", "127.0.0.1:0", "--log-level", "warn"},
+      std::vector<std::pair<std::string, std::string>>{{"FERRY_PAUSE_AT", pause_at}});
+}
 
 std::string after(const std::string& s, const std::string& marker) {
   auto at = s.find(marker);
@@ -89,7 +56,8 @@ class FerrydMetricsTest : public ::testing::Test {
 };
 
 TEST_F(FerrydMetricsTest, ReadinessFlipsThroughStartUpAndShutdownAndMetricsMatchTraffic) {
-  ferryd_child d(dir_, "broker.open:1500,broker.stop:1500");
+  auto child = start_with_metrics(dir_, "broker.open:1500,broker.stop:1500");
+  auto& d = *child;
   // First line: the metrics endpoint, bound before the data is loaded.
   const auto first = d.line();
   const auto hostport = metrics_address(first);
@@ -144,7 +112,7 @@ TEST_F(FerrydMetricsTest, ReadinessFlipsThroughStartUpAndShutdownAndMetricsMatch
   EXPECT_TRUE(sample_value(m->body, "ferry_build_info", {{"component", "ferryd"}}));
 
   // SIGTERM: not ready at once, while the (paused) stop runs; exit 0.
-  ASSERT_EQ(::kill(d.pid, SIGTERM), 0);
+  ASSERT_EQ(::kill(d.pid(), SIGTERM), 0);
   bool saw_stopping = false;
   const auto end = std::chrono::steady_clock::now() + 10s;
   while (!saw_stopping && std::chrono::steady_clock::now() < end) {
@@ -164,49 +132,39 @@ TEST_F(FerrydMetricsTest, SignalsDuringLoadingAndStoppingStopFerrydCleanly) {
   // The metrics endpoint's threads exist before the data is loaded: a
   // SIGTERM then must still reach ferryd's sigwait (exit 0), not kill it.
   {
-    ferryd_child d(dir_, "broker.open:1500");
+    auto child = start_with_metrics(dir_, "broker.open:1500");
+    auto& d = *child;
     ASSERT_FALSE(metrics_address(d.line()).empty());
-    ASSERT_EQ(::kill(d.pid, SIGTERM), 0);
+    ASSERT_EQ(::kill(d.pid(), SIGTERM), 0);
     EXPECT_EQ(d.wait_exit(), 0);
   }
   {
-    ferryd_child d(dir_, "broker.stop:1500");
+    auto child = start_with_metrics(dir_, "broker.stop:1500");
+    auto& d = *child;
     ASSERT_FALSE(metrics_address(d.line()).empty());
     ASSERT_FALSE(after(d.line(), "ferryd listening on ").empty());
-    ASSERT_EQ(::kill(d.pid, SIGTERM), 0);
+    ASSERT_EQ(::kill(d.pid(), SIGTERM), 0);
     std::this_thread::sleep_for(300ms);  // inside the paused stop
-    ASSERT_EQ(::kill(d.pid, SIGINT), 0);
+    ASSERT_EQ(::kill(d.pid(), SIGINT), 0);
     EXPECT_EQ(d.wait_exit(), 0);
   }
 }
 
 TEST_F(FerrydMetricsTest, AMetricsPortInUseIsAClearStartupError) {
-  ferryd_child first(dir_, "");
+  auto child = start_with_metrics(dir_, "");
+  auto& first = *child;
   const auto hostport = metrics_address(first.line());
   ASSERT_FALSE(hostport.empty());
   auto other = make_temp_dir("ferry-ferryd-metrics2");
   // A second ferryd (another data directory) asking for the same port.
-  int fds[2];
-  ASSERT_EQ(::pipe(fds), 0);
-  const pid_t pid = ::fork();
-  if (pid == 0) {
-    ::dup2(fds[1], 2);
-    ::close(fds[0]);
-    ::close(fds[1]);
-    ::execl(FERRY_FERRYD, FERRY_FERRYD, "--data-dir", other.c_str(), "--listen",
-            "tcp://127.0.0.1:*", "--metrics-listen", hostport.c_str(), static_cast<char*>(nullptr));
-    ::_exit(127);
-  }
-  ::close(fds[1]);
-  std::string err;
-  char buf[256];
-  ssize_t n;
-  while ((n = ::read(fds[0], buf, sizeof buf)) > 0) err.append(buf, static_cast<std::size_t>(n));
-  ::close(fds[0]);
-  int status = 0;
-  ::waitpid(pid, &status, 0);
-  EXPECT_TRUE(WIFEXITED(status));
-  EXPECT_EQ(WEXITSTATUS(status), 1);
+  const auto err_file = other / "stderr";
+  ferryd_child second(FERRY_FERRYD,
+                      {"--data-dir", (other / "data").string(), "--listen", "tcp://127.0.0.1:*",
+                       "--metrics-listen", hostport},
+                      {}, err_file);
+  EXPECT_EQ(second.wait_exit(), 1);
+  std::ifstream in(err_file);
+  const std::string err((std::istreambuf_iterator<char>(in)), std::istreambuf_iterator<char>());
   EXPECT_NE(err.find(hostport), std::string::npos) << err;
   std::filesystem::remove_all(other);
 }
