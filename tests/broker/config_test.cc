@@ -55,19 +55,14 @@ flush_interval_ms = 200
   std::filesystem::remove(file);
 }
 
-TEST(BrokerConfig, BadValuesAreRefusedWithTheKeyAndWhatIsAllowed) {
-  struct bad_case {
-    std::string toml;
-    std::string expect;
-  };
-  for (const auto& [toml, expect] : std::vector<bad_case>{
-           {"data_dir = 5", "data_dir"},
-           {"[topics]\npartitions = \"six\"", "topics.partitions"},
-           {"[storage]\nflush = \"sometimes\"", "storage.flush"},
-           {"[topicz]\npartitions = 1", "unknown key 'topicz.partitions'"},
-           {"listen = \"http://x\"", "listen"},
-           {"data_dir = ", "ferry"},  // TOML syntax error: file:line:col
-       }) {
+// Each TOML text is refused by load_config with a message containing what
+// its case expects.
+struct bad_case {
+  std::string toml;
+  std::string expect;
+};
+void expect_refused(const std::vector<bad_case>& cases) {
+  for (const auto& [toml, expect] : cases) {
     auto file = write_toml(toml);
     std::string err;
     auto c = load_config(file, fake_env({}), err);
@@ -75,6 +70,17 @@ TEST(BrokerConfig, BadValuesAreRefusedWithTheKeyAndWhatIsAllowed) {
     EXPECT_NE(err.find(expect), std::string::npos) << "for '" << toml << "' got: " << err;
     std::filesystem::remove(file);
   }
+}
+
+TEST(BrokerConfig, BadValuesAreRefusedWithTheKeyAndWhatIsAllowed) {
+  expect_refused({
+      {"data_dir = 5", "data_dir"},
+      {"[topics]\npartitions = \"six\"", "topics.partitions"},
+      {"[storage]\nflush = \"sometimes\"", "storage.flush"},
+      {"[topicz]\npartitions = 1", "unknown key 'topicz.partitions'"},
+      {"listen = \"http://x\"", "listen"},
+      {"data_dir = ", "ferry"},  // TOML syntax error: file:line:col
+  });
   std::string err;
   EXPECT_FALSE(load_config(std::nullopt, fake_env({{"FERRY_TOPICS_PARTITIONS", "-3x"}}), err));
   EXPECT_NE(err.find("FERRY_TOPICS_PARTITIONS"), std::string::npos) << err;
@@ -152,34 +158,23 @@ metrics_listen = "127.0.0.1:9400"
 }
 
 TEST(BrokerConfig, BadLogAndMetricsValuesSayWhatIsWrong) {
-  struct bad_case {
-    std::string toml;
-    std::string expect;
-  };
-  for (const auto& [toml, expect] : std::vector<bad_case>{
-           {"log_level = \"warn,storage=verbose\"",
-            "log_level = \"warn,storage=verbose\": unknown level 'verbose' for module storage; "
-            "use trace, debug, info, warn, error, critical or off"},
-           {"log_level = \"warn,error\"", "two default levels"},
-           {"log_level = 3", "log_level must be a level"},
-           {"log_format = \"yaml\"", "log_format must be text or json"},
-           {"metrics_listen = \"9400\"", "metrics_listen = \"9400\": no port"},
-           {"metrics_listen = \":9400\"", "no host"},
-           {"metrics_listen = \"127.0.0.1:65536\"", "bad port '65536'"},
-           {"metrics_listen = \"127.0.0.1:\"", "bad port ''"},
-           {"metrics_listen = \"127.0.0.1:94x\"", "bad port '94x'"},
-           {"metrics_listen = \"http://127.0.0.1:9400\"", "without a scheme"},
-           {"metrics_listen = \"::1:9400\"", "must be in brackets"},
-           {"metrics_listen = \"[::1:9400\"", "bad IPv6 host"},
-           {"metrics_listen = \"my host:9400\"", "bad host 'my host'"},
-       }) {
-    auto file = write_toml(toml);
-    std::string err;
-    auto c = load_config(file, fake_env({}), err);
-    EXPECT_FALSE(c) << toml;
-    EXPECT_NE(err.find(expect), std::string::npos) << "for '" << toml << "' got: " << err;
-    std::filesystem::remove(file);
-  }
+  expect_refused({
+      {"log_level = \"warn,storage=verbose\"",
+       "log_level = \"warn,storage=verbose\": unknown level 'verbose' for module storage; "
+       "use trace, debug, info, warn, error, critical or off"},
+      {"log_level = \"warn,error\"", "two default levels"},
+      {"log_level = 3", "log_level must be a level"},
+      {"log_format = \"yaml\"", "log_format must be text or json"},
+      {"metrics_listen = \"9400\"", "metrics_listen = \"9400\": no port"},
+      {"metrics_listen = \":9400\"", "no host"},
+      {"metrics_listen = \"127.0.0.1:65536\"", "bad port '65536'"},
+      {"metrics_listen = \"127.0.0.1:\"", "bad port ''"},
+      {"metrics_listen = \"127.0.0.1:94x\"", "bad port '94x'"},
+      {"metrics_listen = \"http://127.0.0.1:9400\"", "without a scheme"},
+      {"metrics_listen = \"::1:9400\"", "must be in brackets"},
+      {"metrics_listen = \"[::1:9400\"", "bad IPv6 host"},
+      {"metrics_listen = \"my host:9400\"", "bad host 'my host'"},
+  });
   std::string err;
   EXPECT_FALSE(load_config(std::nullopt, fake_env({{"FERRY_LOG_LEVEL", "loud"}}), err));
   EXPECT_NE(err.find("FERRY_LOG_LEVEL=loud: unknown level 'loud'"), std::string::npos) << err;
