@@ -3,6 +3,7 @@
 // exit code; and reads rows of the tables it prints.
 #pragma once
 
+#include <gtest/gtest.h>
 #include <sys/wait.h>
 
 #include <algorithm>
@@ -16,6 +17,7 @@
 #include <string>
 #include <vector>
 
+#include "ferry/client/admin.h"
 #include "ferry/client/options.h"
 #include "inproc_broker.h"
 
@@ -65,6 +67,17 @@ inline client::client_options cli_client_options(const std::string& endpoint) {
   auto o = base_client_options(endpoint);
   o.retry_backoff = std::chrono::milliseconds(10);
   return o;
+}
+
+/// An administrative commit of `group` at `next` (the group must have no
+/// members), checked: the CLI tests' way to give a group a known position.
+inline void admin_commit(const client::client_options& options, const std::string& group,
+                         const std::string& topic, int partition, std::int64_t next) {
+  client::admin a(options);
+  auto r = a.reset_offsets(group, {{{topic, partition_id(partition)}, offset(next), "", {}}});
+  ASSERT_TRUE(r) << r.error().message() << ": " << a.last_error_message();
+  ASSERT_EQ(r.value().size(), 1u);
+  ASSERT_FALSE(r.value()[0].error) << r.value()[0].message;
 }
 
 /// Milliseconds since the epoch.

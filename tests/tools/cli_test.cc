@@ -99,12 +99,7 @@ class CliTest : public ::testing::Test {
   // An administrative commit (the group must have no members).
   void commit(const std::string& group, const std::string& topic, int partition,
               std::int64_t next) {
-    ferry::client::admin a(client_options());
-    auto r = a.reset_offsets(
-        group, {{{topic, ferry::partition_id(partition)}, ferry::offset(next), "", {}}});
-    ASSERT_TRUE(r) << r.error().message() << ": " << a.last_error_message();
-    ASSERT_EQ(r.value().size(), 1u);
-    ASSERT_FALSE(r.value()[0].error) << r.value()[0].message;
+    ferry::testing::admin_commit(client_options(), group, topic, partition, next);
   }
   std::optional<std::int64_t> committed(const std::string& group, const std::string& topic,
                                         int partition) {

@@ -226,12 +226,7 @@ class TopTest : public ::testing::Test {
   }
   void commit(const std::string& group, const std::string& topic, int partition,
               std::int64_t next) {
-    ferry::client::admin a(client_options());
-    auto r = a.reset_offsets(
-        group, {{{topic, ferry::partition_id(partition)}, ferry::offset(next), "", {}}});
-    ASSERT_TRUE(r) << r.error().message() << ": " << a.last_error_message();
-    ASSERT_EQ(r.value().size(), 1u);
-    ASSERT_FALSE(r.value()[0].error) << r.value()[0].message;
+    ferry::testing::admin_commit(client_options(), group, topic, partition, next);
   }
 
   static const nlohmann::json* find(const nlohmann::json& arr, const std::string& key,
