@@ -872,11 +872,15 @@ void worker::impl::run_task(const worker_options& o, ferry::clock& clk, task& t)
     result<void> r = success();
     bool final_failure = false;  // the record goes to a DLQ or tier: nothing waits for it
     const auto chain_start = std::chrono::steady_clock::now();
+    // One clock read per attempt: its end is the next one's start (the
+    // handler histogram and the inline retry budget share it).
+    auto attempt_start = chain_start;
     for (;;) {
       message m(e->rec, origin_topic, e->origin, e->idem, e->attempts + 1);
-      const auto t0 = std::chrono::steady_clock::now();
       r = call([&] { return s.handler(m); });
-      t.p->m->handler_seconds->observe(std::chrono::steady_clock::now() - t0);
+      const auto attempt_end = std::chrono::steady_clock::now();
+      t.p->m->handler_seconds->observe(attempt_end - attempt_start);
+      attempt_start = attempt_end;
       e->ended_ms = clk.wall_now().value();
       if (r) break;
       record_failure(*e, r.error());
@@ -893,7 +897,7 @@ void worker::impl::run_task(const worker_options& o, ferry::clock& clk, task& t)
       if (b.initial.count() != 0) break;  // waits for its backoff
       // Slow attempts go back to the polling thread, which commits the count
       // before the next one (a crash then loses at most the last attempt).
-      if (std::chrono::steady_clock::now() - chain_start > kInlineRetryBudget) break;
+      if (attempt_start - chain_start > kInlineRetryBudget) break;
       ++e->attempts;
       e->inline_failures++;
       e->history.add_attempt({e->ended_ms, e->cls, e->err.category().name(), e->err.value(),
