@@ -4,7 +4,9 @@
 #include <httplib.h>
 
 #include <atomic>
+#include <memory>
 #include <mutex>
+#include <vector>
 
 namespace ferry::metrics {
 namespace {
@@ -84,6 +86,32 @@ TEST(HttpEndpoint, ServesMetricsHealthAndReadiness) {
   httplib::Client after("127.0.0.1", port);
   after.set_connection_timeout(1, 0);
   EXPECT_FALSE(after.Get("/healthz"));
+}
+
+TEST(HttpEndpoint, IdleKeepAliveScrapersDoNotStarveAReadinessProbe) {
+  registry reg;
+  std::string err;
+  auto ep = http_endpoint::start(
+      "127.0.0.1:0", reg, [] { return std::nullopt; }, err);
+  ASSERT_TRUE(ep) << err;
+  const int port = ep.value()->port();
+  // Scrapers that keep their connections open and idle after a request
+  // (more of them than the endpoint has threads).
+  std::vector<std::unique_ptr<httplib::Client>> idle;
+  for (int i = 0; i < 6; ++i) {
+    idle.push_back(std::make_unique<httplib::Client>("127.0.0.1", port));
+    idle.back()->set_keep_alive(true);
+    auto r = idle.back()->Get("/metrics");
+    ASSERT_TRUE(r);
+  }
+  // A probe with a 2 s budget still gets its answer (a thread held per idle
+  // connection would keep it waiting for the keep-alive timeout, 5 s).
+  httplib::Client probe("127.0.0.1", port);
+  probe.set_connection_timeout(2, 0);
+  probe.set_read_timeout(2, 0);
+  auto r = probe.Get("/readyz");
+  ASSERT_TRUE(r) << httplib::to_string(r.error());
+  EXPECT_EQ(r->status, 200);
 }
 
 TEST(HttpEndpoint, APortInUseIsAClearError) {

@@ -192,6 +192,13 @@ TEST_F(WorkerMetricsTest, TheEndpointIsReadyOnceJoinedAndNotWhileStopping) {
       sample_value(m->body, "ferry_worker_records_total", {{"group", "billing"}, {"result", "ok"}}),
       1);
   EXPECT_TRUE(sample_value(m->body, "ferry_build_info", {{"component", "worker"}}));
+  // stop() (a signal handler's call) takes it out at once, before run() has
+  // returned and closed it.
+  w->stop();
+  ready = http.Get("/readyz");
+  ASSERT_TRUE(ready);
+  EXPECT_EQ(ready->status, 503);
+  EXPECT_NE(ready->body.find("stopping"), std::string::npos) << ready->body;
   ASSERT_TRUE(w->close());
   ready = http.Get("/readyz");
   ASSERT_TRUE(ready);
