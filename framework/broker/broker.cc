@@ -1667,7 +1667,9 @@ struct broker::impl {
   // Per-partition and consumer-group values for the next scrape
   // (docs/observability.md). Label sets: topic x partition, group x topic x
   // partition - bounded by the topics and groups that exist.
-  void publish_snapshot() {
+  // `groups_too` false: partitions only - open() publishes those, without
+  // reading a record per lagging group partition at start-up.
+  void publish_snapshot(bool groups_too = true) {
     using metrics::collected;
     auto family = [](std::string name, std::string help, metrics::kind k = metrics::kind::gauge) {
       collected c;
@@ -1707,9 +1709,12 @@ struct broker::impl {
     const auto now = steady::now();
     const auto wall = system_clock::instance().wall_now().value();
     std::map<std::string, std::size_t> member_counts;
-    for (const auto& g : groups->list(now)) member_counts[g.name] = g.members.size();
+    if (groups_too)
+      for (const auto& g : groups->list(now)) member_counts[g.name] = g.members.size();
     decltype(oldest_cache) fresh_cache;  // only what this snapshot used stays
-    for (const auto& [group, tps] : offsets->groups()) {
+    static const offset_store::state kNoGroups;
+    const auto& committed_by_group = groups_too ? offsets->groups() : kNoGroups;  // no copy
+    for (const auto& [group, tps] : committed_by_group) {
       member_counts.emplace(group, 0);
       for (const auto& [tp, c] : tps) {
         ErrorCode err;
@@ -2174,7 +2179,7 @@ result<std::unique_ptr<broker>> broker::open(broker_config config,
   i->groups = std::make_unique<group_coordinator>(
       go, [raw](std::string_view t) { return raw->partition_count(t); },
       [raw](std::uint64_t token, join_outcome o) { raw->finish_join(token, std::move(o)); });
-  raw->publish_snapshot();  // what a scrape sees until the disk thread runs
+  raw->publish_snapshot(false);  // what a scrape sees until the disk thread runs
   raw->collector_id = raw->metrics_reg->add_collector(
       [raw](std::vector<metrics::collected>& out) { raw->collect(out); });
   return std::unique_ptr<broker>(new broker(std::move(i)));
