@@ -64,8 +64,11 @@ class worker_metrics {
                                          {"group"})
                             .with({group_})) {
     for (auto m : {ordering::in_order, ordering::key_ordered, ordering::delay_tiers}) {
-      waiting_.with({group_, to_string(m)}).set(0);
-      oldest_.with({group_, to_string(m)}).set(0);
+      const auto i = static_cast<std::size_t>(m);
+      waiting_by_mode_[i] = &waiting_.with({group_, to_string(m)});
+      oldest_by_mode_[i] = &oldest_.with({group_, to_string(m)});
+      waiting_by_mode_[i]->set(0);
+      oldest_by_mode_[i]->set(0);
     }
   }
 
@@ -84,8 +87,8 @@ class worker_metrics {
   }
 
   void set_waiting(ordering mode, std::size_t n, double oldest_age_s) {
-    waiting_.with({group_, to_string(mode)}).set(static_cast<double>(n));
-    oldest_.with({group_, to_string(mode)}).set(oldest_age_s);
+    waiting_by_mode_[static_cast<std::size_t>(mode)]->set(static_cast<double>(n));
+    oldest_by_mode_[static_cast<std::size_t>(mode)]->set(oldest_age_s);
   }
   metrics::gauge& in_flight() { return in_flight_; }
   metrics::counter& commits() { return commits_; }
@@ -98,6 +101,7 @@ class worker_metrics {
   metrics::family<metrics::histogram>& attempts_;
   metrics::family<metrics::gauge>& waiting_;
   metrics::family<metrics::gauge>& oldest_;
+  std::array<metrics::gauge*, 3> waiting_by_mode_{}, oldest_by_mode_{};  // by ordering
   metrics::gauge& in_flight_;
   metrics::counter& commits_;
   metrics::counter& route_failures_;
