@@ -142,7 +142,8 @@ struct worker_options {
   std::shared_ptr<::ferry::metrics::registry> metrics;
   /// Opt-in: "HOST:PORT" (e.g. 127.0.0.1:9401; port 0 picks one) to serve
   /// the registry on GET /metrics, plus /healthz and /readyz (ready once the
-  /// worker joined its group; 503 before and while it stops). Bound when
+  /// worker joined its group; 503 while joining or after losing the group,
+  /// from stop()/close() on, and after run() failed). Bound when
   /// the worker starts; run() fails with config_invalid when it cannot.
   std::string metrics_listen;
 };
