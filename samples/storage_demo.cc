@@ -20,13 +20,14 @@
 #include "ferry/core/clock.h"
 #include "ferry/core/crc32c.h"
 #include "ferry/core/logging.h"
-#include "ferry/storage/batch.h"
+#include "ferry/format/batch.h"
 #include "ferry/storage/env.h"
 #include "ferry/storage/log.h"
 #include "orders/v1/order_placed_generated.h"
 
 namespace fs = std::filesystem;
 namespace st = ferry::storage;
+namespace fmtb = ferry::format;
 namespace orders = ferry::samples::orders;
 
 namespace {
@@ -120,9 +121,9 @@ int main(int argc, char** argv) {
   const ferry::offset start = log->log_end_offset();
   const auto first_ts = clk.wall_now();
   flatbuffers::FlatBufferBuilder fbb(256);
-  st::batch_builder bb;
+  fmtb::batch_builder bb;
   const std::string schema_header = "orders.OrderPlaced/v1";
-  st::batch_builder::header_input headers[] = {{"ferry.schema", st::as_bytes(schema_header)}};
+  fmtb::batch_builder::header_input headers[] = {{"ferry.schema", fmtb::as_bytes(schema_header)}};
   long written = 0, batches = 0;
   std::uint64_t bytes = 0;
   auto t0 = std::chrono::steady_clock::now();
@@ -139,7 +140,7 @@ int main(int argc, char** argv) {
           fbb, fbb.CreateString(id), fbb.CreateString("cust-" + std::to_string(written % 1000)),
           orders::Currency::EUR, 1999 * (1 + written % 5), items, clk.wall_now().value());
       orders::FinishOrderPlacedBuffer(fbb, placed);
-      bb.add(clk.wall_now(), st::as_bytes(id),
+      bb.add(clk.wall_now(), fmtb::as_bytes(id),
              std::span<const std::byte>(reinterpret_cast<const std::byte*>(fbb.GetBufferPointer()),
                                         fbb.GetSize()),
              headers);
@@ -196,10 +197,11 @@ int main(int argc, char** argv) {
     }
     std::span<const std::byte> data(r.value().data);
     while (!data.empty()) {
-      auto h = st::batch_header::decode(data.data());
+      auto h = fmtb::batch_header::decode(data.data());
       auto one = data.first(h.batch_length);
-      check(static_cast<bool>(st::validate_batch(one, st::validation::full)), "batch validates");
-      st::for_each_record(one, [&](const st::record_view& rv) {
+      check(static_cast<bool>(fmtb::validate_batch(one, fmtb::validation::full)),
+            "batch validates");
+      fmtb::for_each_record(one, [&](const fmtb::record_view& rv) {
         if (rv.off < at) return;
         check(rv.off == start + read, "offsets are dense");
         ++read;

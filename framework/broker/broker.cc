@@ -26,12 +26,12 @@
 #include "ferry/core/crash_point.h"
 #include "ferry/core/errc.h"
 #include "ferry/core/logging.h"
+#include "ferry/format/batch.h"
 #include "ferry/metrics/registry.h"
 #include "ferry/protocol/codec.h"
 #include "ferry/protocol/compatibility.h"
 #include "ferry/protocol/errc.h"
 #include "ferry/protocol/socket.h"
-#include "ferry/storage/batch.h"
 #include "ferry/storage/errc.h"
 #include "ferry/storage/log.h"
 #include "groups.h"
@@ -598,13 +598,13 @@ struct broker::impl {
   // (producer_state.h). Returns true when the batch is to be appended;
   // otherwise `out` holds the answer: a duplicate (answered after this
   // round's sync, like the append it repeats) or an error.
-  bool admit_idempotent(const storage::batch_header& h, std::span<const std::byte> batch,
+  bool admit_idempotent(const format::batch_header& h, std::span<const std::byte> batch,
                         storage::partition_log* log, const partition_producers& pp,
                         produce_state::entry& out) {
     // Only a batch that passes its checksum gets an idempotence verdict.
     auto intact = [&] {
       std::string bad;
-      if (auto v = storage::validate_batch(batch, storage::validation::header_and_crc, &bad); !v) {
+      if (auto v = format::validate_batch(batch, format::validation::header_and_crc, &bad); !v) {
         out.error = to_wire(v.error());
         out.message = std::move(bad);
         return false;
@@ -656,19 +656,19 @@ struct broker::impl {
   std::optional<std::pair<ErrorCode, std::string>> check_schema_ids(
       const topic& t, std::span<const std::byte> batch) {
     std::string bad;
-    if (auto v = storage::validate_batch(batch, storage::validation::full, &bad); !v)
+    if (auto v = format::validate_batch(batch, format::validation::full, &bad); !v)
       return std::pair{to_wire(v.error()), std::move(bad)};
     const std::string subject = subject_of(t);
     std::optional<std::pair<ErrorCode, std::string>> refusal;
     std::int32_t index = 0;
-    storage::for_each_record(batch, [&](const storage::record_view& rv) {
+    format::for_each_record(batch, [&](const format::record_view& rv) {
       const std::int32_t i = index++;
       if (!rv.value) return true;  // a tombstone has no payload to describe
       // Exactly one header with a decimal id: clients read the first, so a
       // second one could name another schema than the one checked here.
       std::optional<std::string_view> id_text;
       int count = 0;
-      rv.for_each_header([&](const storage::header_view& h) {
+      rv.for_each_header([&](const format::header_view& h) {
         if (h.key != protocol::kSchemaIdHeader) return;
         ++count;
         if (h.value)
@@ -740,9 +740,9 @@ struct broker::impl {
       std::span<std::byte> batch(static_cast<std::byte*>(frame.data()), frame.size());
       auto& tp = topics.find(e->topic()->string_view())->second;
       auto& pp = tp.producers[static_cast<std::size_t>(e->partition())];
-      std::optional<storage::batch_header> idem;
-      if (batch.size() >= storage::kBatchHeaderSize && !log->failed()) {
-        auto h = storage::batch_header::decode(batch.data());
+      std::optional<format::batch_header> idem;
+      if (batch.size() >= format::kBatchHeaderSize && !log->failed()) {
+        auto h = format::batch_header::decode(batch.data());
         if (h.pid.value() >= 0) {
           if (!admit_idempotent(h, batch, log, pp, out)) {
             if (out.duplicate) touched.insert(log);
@@ -772,7 +772,7 @@ struct broker::impl {
       }
       out.log = log;
       out.base = r.value().base_offset.value();
-      out.records = storage::batch_header::decode(batch.data()).record_count;
+      out.records = format::batch_header::decode(batch.data()).record_count;
       out.bytes = batch.size();
       out.counters = &tp.counters;
       touched.insert(log);
@@ -1449,12 +1449,12 @@ struct broker::impl {
     auto r = log.read(offset(at), 1);
     if (!r || r.value().batches == 0) return -1;
     std::int64_t ts = -1;
-    storage::for_each_record(std::span<const std::byte>(r.value().data),
-                             [&](const storage::record_view& rv) {
-                               if (rv.off.value() < at) return true;
-                               ts = rv.timestamp.value();
-                               return false;
-                             });
+    format::for_each_record(std::span<const std::byte>(r.value().data),
+                            [&](const format::record_view& rv) {
+                              if (rv.off.value() < at) return true;
+                              ts = rv.timestamp.value();
+                              return false;
+                            });
     return ts;
   }
 

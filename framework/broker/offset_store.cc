@@ -17,7 +17,7 @@
 #include "ferry/core/endian.h"
 #include "ferry/core/errc.h"
 #include "ferry/core/logging.h"
-#include "ferry/storage/batch.h"
+#include "ferry/format/batch.h"
 
 namespace ferry::broker {
 
@@ -147,13 +147,13 @@ result<void> offset_store::replay() {
     std::span<const std::byte> data(r.data);
     bool bad = false;
     while (!data.empty() && !bad) {
-      const auto h = storage::batch_header::decode(data.data());
+      const auto h = format::batch_header::decode(data.data());
       auto one = data.first(h.batch_length);
-      if (!storage::validate_batch(one, storage::validation::full)) {
+      if (!format::validate_batch(one, format::validation::full)) {
         bad = true;
         break;
       }
-      storage::for_each_record(one, [&](const storage::record_view& rv) {
+      format::for_each_record(one, [&](const format::record_view& rv) {
         offset_change c;
         if (!rv.key || !rv.value || !decode_value(*rv.value, c)) {
           bad = true;
@@ -288,11 +288,11 @@ void offset_store::apply(state& s, const offset_change& c) {
 
 result<void> offset_store::append(const std::vector<offset_change>& changes) {
   if (changes.empty()) return success();
-  storage::batch_builder b;
+  format::batch_builder b;
   const auto now = clock_.wall_now();
   for (const auto& c : changes) {
     const auto v = encode_value(c);
-    b.add(now, storage::as_bytes(c.group), std::span<const std::byte>(v));
+    b.add(now, format::as_bytes(c.group), std::span<const std::byte>(v));
   }
   auto bytes = b.finish();
   if (!log_) return storage::errc::partition_failed;
@@ -359,10 +359,10 @@ void offset_store::maybe_compact() {
       std::size_t bytes = 0;
       auto flush = [&]() -> result<void> {
         if (batch.empty()) return success();
-        storage::batch_builder b;
+        format::batch_builder b;
         for (const auto& c : batch) {
           const auto v = encode_value(c);
-          b.add(timestamp_ms(c.value.commit_ms), storage::as_bytes(c.group),
+          b.add(timestamp_ms(c.value.commit_ms), format::as_bytes(c.group),
                 std::span<const std::byte>(v));
         }
         auto data = b.finish();

@@ -30,7 +30,7 @@ namespace {
 
 constexpr std::string_view kMagic = "ferry-producers 1";
 
-std::int64_t last_sequence(const storage::batch_header& h) {
+std::int64_t last_sequence(const format::batch_header& h) {
   return next_sequence(h.base_sequence.value(), h.record_count - 1);
 }
 
@@ -248,7 +248,7 @@ void producer_registry::observe(producer_id id) {
 
 // --- partition_producers ---------------------------------------------------------
 
-partition_producers::decision partition_producers::check(const storage::batch_header& h) const {
+partition_producers::decision partition_producers::check(const format::batch_header& h) const {
   decision d;
   auto it = producers_.find(h.pid.value());
   if (it == producers_.end()) return d;  // rule 3: no state, accept
@@ -286,7 +286,7 @@ partition_producers::decision partition_producers::check(const storage::batch_he
   return d;
 }
 
-void partition_producers::appended(const storage::batch_header& h, std::int64_t base_offset,
+void partition_producers::appended(const format::batch_header& h, std::int64_t base_offset,
                                    std::int64_t now_ms) {
   if (h.pid.value() < 0) return;
   if (!producers_.contains(h.pid.value()) && producers_.size() >= kMaxProducersPerPartition)
@@ -358,9 +358,9 @@ result<partition_producers::scan_report> partition_producers::rebuild(
     if (!r) return r.error();
     if (r.value().batches == 0) break;
     std::span<const std::byte> data(r.value().data);
-    while (data.size() >= storage::kBatchHeaderSize) {
-      const auto h = storage::batch_header::decode(data.data());
-      if (h.batch_length < storage::kBatchHeaderSize || h.batch_length > data.size()) break;
+    while (data.size() >= format::kBatchHeaderSize) {
+      const auto h = format::batch_header::decode(data.data());
+      if (h.batch_length < format::kBatchHeaderSize || h.batch_length > data.size()) break;
       if (h.pid.value() >= 0) appended(h, h.base_offset.value(), now_ms);
       ++rep.batches;
       data = data.subspan(h.batch_length);

@@ -84,7 +84,7 @@
 
 #include "ferry/core/result.h"
 #include "ferry/core/types.h"
-#include "ferry/storage/batch.h"
+#include "ferry/format/batch.h"
 #include "ferry/storage/env.h"
 
 namespace ferry::storage {
@@ -200,10 +200,10 @@ class partition_producers {
 
   /// Rules 2-4 above for a batch whose producer the registry accepted.
   /// `h` is the batch's header (pid >= 0, base_sequence >= 0, count >= 1).
-  [[nodiscard]] decision check(const storage::batch_header& h) const;
+  [[nodiscard]] decision check(const format::batch_header& h) const;
 
   /// Records a batch the log appended at `base_offset`.
-  void appended(const storage::batch_header& h, std::int64_t base_offset, std::int64_t now_ms);
+  void appended(const format::batch_header& h, std::int64_t base_offset, std::int64_t now_ms);
 
   /// Drops producers without an append for `max_age_ms`; returns how many.
   std::size_t expire(std::int64_t now_ms, std::int64_t max_age_ms = kProducerStateExpiryMs);

@@ -8,9 +8,9 @@
 #include "ferry/broker/wire_errors.h"
 #include "ferry/core/errc.h"
 #include "ferry/core/logging.h"
+#include "ferry/format/batch.h"
 #include "ferry/protocol/compatibility.h"
 #include "ferry/schemas/registry_generated.h"
-#include "ferry/storage/batch.h"
 #include "ferry/storage/errc.h"
 
 namespace ferry::broker {
@@ -84,10 +84,10 @@ result<void> schema_registry::replay() {
     std::span<const std::byte> data(r.data);
     std::string bad;
     while (!data.empty() && bad.empty()) {
-      const auto h = storage::batch_header::decode(data.data());
+      const auto h = format::batch_header::decode(data.data());
       auto one = data.first(h.batch_length);
-      if (!storage::validate_batch(one, storage::validation::full, &bad)) break;
-      storage::for_each_record(one, [&](const storage::record_view& rv) {
+      if (!format::validate_batch(one, format::validation::full, &bad)) break;
+      format::for_each_record(one, [&](const format::record_view& rv) {
         if (!rv.value) {
           bad = "a record without a value";
           return false;
@@ -166,7 +166,7 @@ result<void> schema_registry::replay() {
 
 result<void> schema_registry::persist(const std::vector<std::byte>& value) {
   if (!log_) return storage::errc::partition_failed;
-  storage::batch_builder b;
+  format::batch_builder b;
   b.add(clock_.wall_now(), std::nullopt, std::span<const std::byte>(value));
   auto bytes = b.finish();
   FERRY_TRY(log_->append(bytes));

@@ -1,6 +1,7 @@
 #include "ferry/broker/wire_errors.h"
 
 #include "ferry/core/errc.h"
+#include "ferry/format/errc.h"
 #include "ferry/protocol/errc.h"
 #include "ferry/storage/errc.h"
 
@@ -30,6 +31,16 @@ wire::ErrorCode from_storage(storage::errc e) {
       return wire::ErrorCode::Internal;
     case storage::errc::log_closed:
       return wire::ErrorCode::ShuttingDown;
+  }
+  return wire::ErrorCode::Internal;
+}
+
+wire::ErrorCode from_format(format::errc e) {
+  switch (e) {
+    case format::errc::ok:
+      return wire::ErrorCode::None;
+    case format::errc::invalid_batch:
+      return wire::ErrorCode::InvalidBatch;
   }
   return wire::ErrorCode::Internal;
 }
@@ -96,6 +107,8 @@ wire::ErrorCode to_wire(std::error_code ec) noexcept {
   if (!ec) return wire::ErrorCode::None;
   if (ec.category() == storage::storage_category())
     return from_storage(static_cast<storage::errc>(ec.value()));
+  if (ec.category() == format::format_category())
+    return from_format(static_cast<format::errc>(ec.value()));
   if (ec.category() == protocol::protocol_category())
     return from_protocol(static_cast<protocol::errc>(ec.value()));
   if (ec.category() == ferry::core_category())

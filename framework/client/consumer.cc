@@ -28,9 +28,9 @@
 #include "ferry/client/errc.h"
 #include "ferry/core/errc.h"
 #include "ferry/core/logging.h"
+#include "ferry/format/batch.h"
 #include "ferry/protocol/codec.h"
 #include "ferry/protocol/errc.h"
-#include "ferry/storage/batch.h"
 #include "rpc.h"
 
 namespace ferry::client {
@@ -560,18 +560,18 @@ std::error_code consumer::impl::decode_partition(const topic_partition& tp,
                                                  std::string& why) const {
   std::optional<offset> prev_next;
   while (!data.empty()) {
-    if (data.size() < storage::kBatchHeaderSize) {
+    if (data.size() < format::kBatchHeaderSize) {
       why = fmt::format("{} trailing bytes are not a whole batch header", data.size());
       return errc::corrupt_data;
     }
-    const auto h = storage::batch_header::decode(data.data());
-    if (h.batch_length < storage::kBatchHeaderSize || h.batch_length > data.size()) {
+    const auto h = format::batch_header::decode(data.data());
+    if (h.batch_length < format::kBatchHeaderSize || h.batch_length > data.size()) {
       why = fmt::format("batch_length {} with {} bytes left", h.batch_length, data.size());
       return errc::corrupt_data;
     }
     const auto one = data.first(h.batch_length);
     std::string what;
-    if (auto v = storage::validate_batch(one, storage::validation::full, &what); !v) {
+    if (auto v = format::validate_batch(one, format::validation::full, &what); !v) {
       why = fmt::format("batch at offset {} failed validation: {}", h.base_offset.value(), what);
       return errc::corrupt_data;
     }
@@ -580,7 +580,7 @@ std::error_code consumer::impl::decode_partition(const topic_partition& tp,
       return errc::corrupt_data;
     }
     prev_next = h.next_offset();
-    storage::for_each_record(one, [&](const storage::record_view& rv) {
+    format::for_each_record(one, [&](const format::record_view& rv) {
       if (rv.off < position) return;  // the first batch may start before the position
       consumer_record rec;
       rec.topic = tp.topic;
@@ -590,7 +590,7 @@ std::error_code consumer::impl::decode_partition(const topic_partition& tp,
       rec.key = str_of(rv.key);
       rec.value = str_of(rv.value);
       rec.headers.reserve(rv.header_count);
-      rv.for_each_header([&](const storage::header_view& hv) {
+      rv.for_each_header([&](const format::header_view& hv) {
         rec.headers.push_back({std::string(hv.key), str_of(hv.value)});
       });
       out.push_back(std::move(rec));

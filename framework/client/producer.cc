@@ -60,9 +60,9 @@
 #include "ferry/core/endian.h"
 #include "ferry/core/errc.h"
 #include "ferry/core/logging.h"
+#include "ferry/format/batch.h"
 #include "ferry/protocol/codec.h"
 #include "ferry/protocol/errc.h"
-#include "ferry/storage/batch.h"
 #include "rpc.h"
 
 namespace ferry::client {
@@ -108,21 +108,21 @@ std::size_t encoded_size(const producer_record& r, std::int64_t ts_delta, std::u
 
 std::optional<std::span<const std::byte>> bytes_of(const std::optional<std::string>& s) {
   if (!s) return std::nullopt;
-  return storage::as_bytes(*s);
+  return format::as_bytes(*s);
 }
 
 struct batch {
   std::uint64_t id = 0;  // creation order
   std::string topic;
   partition_id partition{0};
-  std::optional<storage::batch_builder> builder;  // set while open
-  std::vector<std::byte> bytes;                   // set once closed
-  std::vector<delivery_callback> callbacks;       // one per record, in order
-  std::size_t reserved = 0;                       // buffer bytes held
-  std::uint64_t first_seq = 0;                    // send() sequence number of the first record
-  timestamp_ms first_ts;                          // timestamp of the first record
-  sclock::time_point created;                     // first record
-  sclock::time_point deadline;                    // created + delivery_timeout
+  std::optional<format::batch_builder> builder;  // set while open
+  std::vector<std::byte> bytes;                  // set once closed
+  std::vector<delivery_callback> callbacks;      // one per record, in order
+  std::size_t reserved = 0;                      // buffer bytes held
+  std::uint64_t first_seq = 0;                   // send() sequence number of the first record
+  timestamp_ms first_ts;                         // timestamp of the first record
+  sclock::time_point created;                    // first record
+  sclock::time_point deadline;                   // created + delivery_timeout
   sclock::time_point retry_at;
   int attempts = 0;
   std::error_code last_error;
@@ -142,7 +142,7 @@ struct batch {
   }
   void close() { closed = true; }
   /// Finishes the bytes (first send).
-  void stamp(const storage::producer_info& producer) {
+  void stamp(const format::producer_info& producer) {
     bytes = builder->finish(producer);
     builder.reset();
     closed = stamped = true;
@@ -329,7 +329,7 @@ class producer::impl {
 
 producer::impl::impl(producer_options o) : o_(std::move(o)) {
   const char* bad = nullptr;
-  if (o_.batch_bytes == 0 || o_.batch_bytes > storage::kMaxBatchBytes)
+  if (o_.batch_bytes == 0 || o_.batch_bytes > format::kMaxBatchBytes)
     bad = "batch_bytes must be in 1..64 MiB";
   else if (o_.buffer_bytes == 0)
     bad = "buffer_bytes must be > 0";
@@ -414,8 +414,8 @@ result<void> producer::impl::send(producer_record rec, delivery_callback cb) {
     rec.idempotency_key.reset();
   }
   const std::size_t size = record_size(rec);
-  if (size + storage::kBatchHeaderSize >
-      std::min<std::size_t>(storage::kMaxBatchBytes, o_.buffer_bytes))
+  if (size + format::kBatchHeaderSize >
+      std::min<std::size_t>(format::kMaxBatchBytes, o_.buffer_bytes))
     return errc::record_too_large;
   const timestamp_ms ts = rec.timestamp.value_or(system_clock::instance().wall_now());
   const bool on_io = std::this_thread::get_id() == io_thread_id_;
@@ -428,7 +428,7 @@ result<void> producer::impl::send(producer_record rec, delivery_callback cb) {
   std::size_t batch_limit = o_.batch_bytes;
   if (topic->max_message_bytes > 0) {
     const auto max = static_cast<std::size_t>(topic->max_message_bytes);
-    if (size + storage::kBatchHeaderSize > max) return errc::record_too_large;
+    if (size + format::kBatchHeaderSize > max) return errc::record_too_large;
     batch_limit = std::min(batch_limit, max);
   }
   // Back-pressure.
@@ -488,7 +488,7 @@ result<void> producer::impl::send(producer_record rec, delivery_callback cb) {
     q.batches.push_back(std::move(nb));
     incomplete_.insert(seq);
   }
-  std::vector<storage::batch_builder::header_input> hs;
+  std::vector<format::batch_builder::header_input> hs;
   hs.reserve(rec.headers.size());
   for (const auto& h : rec.headers) hs.push_back({h.key, bytes_of(h.value)});
   b->builder->add(ts, bytes_of(rec.key), bytes_of(rec.value), hs);
@@ -997,7 +997,7 @@ void producer::impl::handle_init(const reply& r, sclock::time_point now) {
 }
 
 void producer::impl::stamp(partition_queue& q, batch& b) {
-  storage::producer_info info;
+  format::producer_info info;
   if (o_.enable_idempotence) {
     if (q.identity != identity_gen_) {
       q.identity = identity_gen_;

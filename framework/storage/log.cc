@@ -9,13 +9,22 @@
 #include "ferry/core/endian.h"
 #include "ferry/core/errc.h"
 #include "ferry/core/logging.h"
-#include "ferry/storage/batch.h"
+#include "ferry/format/batch.h"
 #include "ferry/storage/errc.h"
 #include "index.h"
 
 namespace ferry::storage {
 
 using detail::segment_index;
+using format::batch_header;
+using format::for_each_record;
+using format::kBatchHeaderSize;
+using format::kBatchMagic;
+using format::kMaxBatchBytes;
+using format::record_view;
+using format::validate_batch;
+using format::validation;
+namespace layout = format::layout;
 
 std::string segment_file_name(offset base, std::string_view suffix) {
   return fmt::format("{:020d}{}", base.value(), suffix);
@@ -476,12 +485,19 @@ struct partition_log::impl {
     FERRY_TRY(check_healthy());
     if (batch.size() > cfg.max_batch_bytes) return errc::batch_too_large;
     std::string why;
-    auto hv = validate_batch(batch, validation::full, &why);
-    if (!hv) {
+    auto checked = format::check_batch(batch, &why);
+    if (!checked) {
       FERRY_LOG_DEBUG(logger(), "partition {}: refused batch: {}", cfg.name, why);
-      return hv.error();
+      return errc::invalid_batch;
     }
-    const auto& h = hv.value();
+    return append(checked.value());
+  }
+
+  result<append_result> append(const format::checked_batch& checked) {
+    FERRY_TRY(check_healthy());
+    const auto batch = checked.bytes();
+    if (batch.size() > cfg.max_batch_bytes) return errc::batch_too_large;
+    const auto& h = checked.header();
     {
       auto& s = active();
       bool full = s.size > 0 && s.size + batch.size() > cfg.segment_bytes;
@@ -854,6 +870,9 @@ result<std::unique_ptr<partition_log>> partition_log::open(env& e, const fs::pat
 result<append_result> partition_log::append(std::span<std::byte> batch) {
   return impl_->append(batch);
 }
+result<append_result> partition_log::append(const format::checked_batch& batch) {
+  return impl_->append(batch);
+}
 result<offset> partition_log::sync() {
   FERRY_TRY(impl_->sync_all());
   return impl_->hw;
@@ -872,6 +891,9 @@ result<std::optional<offset>> partition_log::offset_for_timestamp(timestamp_ms t
 }
 result<retention_result> partition_log::apply_retention() {
   return impl_->apply_retention();
+}
+std::vector<fs::path> partition_log::take_deleted() {
+  return std::exchange(impl_->pending_deletes, {});
 }
 result<std::size_t> partition_log::remove_deleted() {
   return impl_->remove_deleted();

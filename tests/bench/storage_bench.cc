@@ -22,7 +22,7 @@
 #include "ferry/core/clock.h"
 #include "ferry/core/crc32c.h"
 #include "ferry/core/logging.h"
-#include "ferry/storage/batch.h"
+#include "ferry/format/batch.h"
 #include "ferry/storage/log.h"
 
 namespace st = ferry::storage;
@@ -43,7 +43,7 @@ fs::path fresh_dir(const std::string& name) {
 }
 
 std::vector<std::byte> make_batch(int records, std::size_t value_size, int first = 0) {
-  st::batch_builder b;
+  ferry::format::batch_builder b;
   std::string value(value_size, 'x');
   auto now = ferry::system_clock::instance().wall_now();
   for (int i = 0; i < records; ++i) b.add(now, "order-" + std::to_string(first + i), value);
@@ -136,10 +136,11 @@ void sequential_read(benchmark::State& state) {
       if constexpr (Decode) {
         std::span<const std::byte> d(r.value().data);
         while (!d.empty()) {
-          auto h = st::batch_header::decode(d.data());
+          auto h = ferry::format::batch_header::decode(d.data());
           std::size_t sum = 0;
-          st::for_each_record(d.first(h.batch_length),
-                              [&](const st::record_view& rv) { sum += rv.value->size(); });
+          ferry::format::for_each_record(
+              d.first(h.batch_length),
+              [&](const ferry::format::record_view& rv) { sum += rv.value->size(); });
           benchmark::DoNotOptimize(sum);
           d = d.subspan(h.batch_length);
         }
@@ -165,7 +166,7 @@ void BM_BuildBatch(benchmark::State& state) {
   const int records = static_cast<int>(state.range(0));
   std::string value(256, 'x');
   auto now = ferry::system_clock::instance().wall_now();
-  st::batch_builder b;
+  ferry::format::batch_builder b;
   for (auto _ : state) {
     for (int i = 0; i < records; ++i) b.add(now, "order-12345", value);
     auto bytes = b.finish();

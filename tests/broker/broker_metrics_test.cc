@@ -98,7 +98,7 @@ TEST_F(BrokerMetricsTest, ConsumerGroupLagInRecordsAndSeconds) {
   create("orders", 2);
   {
     // Records from a minute ago: the lag in seconds is their age.
-    storage::batch_builder b;
+    format::batch_builder b;
     const auto old = system_clock::instance().wall_now().value() - 60'000;
     for (int i = 0; i < 7; ++i) b.add(timestamp_ms(old + i), "k", "v");
     wire_client c(endpoint());
@@ -133,7 +133,7 @@ TEST_F(BrokerMetricsTest, LagSecondsFollowsTheCommittedOffset) {
   create("orders", 1);
   const auto now = system_clock::instance().wall_now().value();
   {
-    storage::batch_builder old_batch, newer_batch;
+    format::batch_builder old_batch, newer_batch;
     for (int i = 0; i < 3; ++i) old_batch.add(timestamp_ms(now - 60'000), "k", "v");
     for (int i = 0; i < 3; ++i) newer_batch.add(timestamp_ms(now - 10'000), "k", "v");
     wire_client c(endpoint());

@@ -89,8 +89,8 @@ TEST(FerrydIdempotentKill, NoAckedRecordLostAndNoneStoredTwice) {
       if (f.data.empty()) break;
       std::span<const std::byte> data(f.data);
       while (!data.empty()) {
-        auto h = storage::batch_header::decode(data.data());
-        storage::for_each_record(data.first(h.batch_length), [&](const storage::record_view& r) {
+        auto h = format::batch_header::decode(data.data());
+        format::for_each_record(data.first(h.batch_length), [&](const format::record_view& r) {
           if (r.off.value() < at) return;
           EXPECT_TRUE(
               stored.emplace(std::pair{part, r.off.value()}, std::string(r.value_str())).second)

@@ -60,7 +60,7 @@ TEST(FerrydKill, AcknowledgedRecordsSurviveKillDashNine) {
         wire_client c(d.endpoint);
         for (int seq = 0; !stop; ++seq) {
           int partition = (t + seq) % kPartitions;
-          storage::batch_builder b;
+          format::batch_builder b;
           std::vector<std::string> values;
           for (int r = 0; r < 5; ++r) {
             values.push_back("c" + std::to_string(cycle) + "-p" + std::to_string(t) + "-" +
@@ -112,8 +112,8 @@ TEST(FerrydKill, AcknowledgedRecordsSurviveKillDashNine) {
       if (f.data.empty()) break;
       std::span<const std::byte> data(f.data);
       while (!data.empty()) {
-        auto h = storage::batch_header::decode(data.data());
-        storage::for_each_record(data.first(h.batch_length), [&](const storage::record_view& r) {
+        auto h = format::batch_header::decode(data.data());
+        format::for_each_record(data.first(h.batch_length), [&](const format::record_view& r) {
           if (r.off.value() < at) return;
           auto [it, inserted] =
               stored.emplace(std::pair{p, r.off.value()}, std::string(r.value_str()));

@@ -341,7 +341,7 @@ std::map<std::string, group_summary> list_groups(wire_client& c) {
 
 // A batch of `n` records whose timestamps are ts, ts + 1000, ...
 std::vector<std::byte> batch_at(int n, std::int64_t ts, int first = 0) {
-  storage::batch_builder b;
+  format::batch_builder b;
   for (int i = 0; i < n; ++i)
     b.add(timestamp_ms(ts + 1000 * i), "k" + std::to_string(first + i),
           "v" + std::to_string(first + i));

@@ -46,7 +46,7 @@ identity init_producer(wire_client& c, std::optional<std::string> name = {}) {
 
 std::vector<std::byte> batch(std::int64_t pid, std::int16_t epoch, std::int32_t seq, int records,
                              const std::string& tag) {
-  storage::batch_builder b;
+  format::batch_builder b;
   for (int i = 0; i < records; ++i)
     b.add(system_clock::instance().wall_now(), "k", tag + "-" + std::to_string(i));
   return b.finish({producer_id(pid), producer_epoch(epoch), sequence_number(seq)});

@@ -8,7 +8,7 @@
 #include <filesystem>
 #include <limits>
 
-#include "ferry/storage/batch.h"
+#include "ferry/format/batch.h"
 #include "ferry/storage/mem_env.h"
 
 namespace ferry::broker {
@@ -491,8 +491,8 @@ TEST_F(OffsetStoreDiskTest, CorruptRecordRefusesToOpen) {
   }
   // A valid batch whose record is not a change (no key): corrupt, not skipped.
   {
-    storage::batch_builder b;
-    b.add(timestamp_ms(1), std::nullopt, storage::as_bytes("x"));
+    format::batch_builder b;
+    b.add(timestamp_ms(1), std::nullopt, format::as_bytes("x"));
     auto bytes = b.finish();
     auto log =
         storage::partition_log::open(storage::posix_env(), dir_, storage::log_config{}, clock_);

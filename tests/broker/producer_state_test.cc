@@ -27,7 +27,7 @@ constexpr std::int64_t kNow = 1'700'000'000'000;
 std::vector<std::byte> idem_batch(std::int64_t pid, std::int16_t epoch, std::int32_t seq,
                                   int records, const std::string& tag = "v",
                                   std::size_t value_size = 8) {
-  storage::batch_builder b;
+  format::batch_builder b;
   for (int i = 0; i < records; ++i) {
     std::string v = tag + std::to_string(i);
     v.resize(std::max(v.size(), value_size), '.');
@@ -36,9 +36,9 @@ std::vector<std::byte> idem_batch(std::int64_t pid, std::int16_t epoch, std::int
   return b.finish({producer_id(pid), producer_epoch(epoch), sequence_number(seq)});
 }
 
-storage::batch_header header(std::int64_t pid, std::int16_t epoch, std::int32_t seq, int records) {
+format::batch_header header(std::int64_t pid, std::int16_t epoch, std::int32_t seq, int records) {
   auto bytes = idem_batch(pid, epoch, seq, records);
-  return storage::batch_header::decode(bytes.data());
+  return format::batch_header::decode(bytes.data());
 }
 
 // --- partition_producers ---------------------------------------------------

@@ -433,7 +433,7 @@ TEST_F(SchemaRegistryBroker, ARetriedBatchStoredBeforeValidationIsAnsweredAsItsD
   const auto* id = init->env->body_as_InitProducerResponse();
   ASSERT_NE(id, nullptr);
   ASSERT_EQ(id->error(), wire::ErrorCode::None);
-  storage::batch_builder b;
+  format::batch_builder b;
   b.add(system_clock::instance().wall_now(), "k", "no schema id");
   const auto batch =
       b.finish({producer_id(id->producer_id()), producer_epoch(id->epoch()), sequence_number(0)});
@@ -445,7 +445,7 @@ TEST_F(SchemaRegistryBroker, ARetriedBatchStoredBeforeValidationIsAnsweredAsItsD
   EXPECT_EQ(retry.error, wire::ErrorCode::None) << retry.message;
   EXPECT_EQ(retry.base, first.base);
   // A new batch without a schema id is still refused.
-  storage::batch_builder b2;
+  format::batch_builder b2;
   b2.add(system_clock::instance().wall_now(), "k", "new, no schema id");
   auto fresh = c.produce_one(
       "orders", 0,
@@ -489,9 +489,9 @@ TEST_F(SchemaRegistryBroker, RefusalNamesTheRecordAndRefusesTheWholeBatch) {
 
   testing::wire_client c(broker_.endpoint());
   const auto batch = [](std::vector<std::optional<std::string>> ids) {
-    storage::batch_builder b;
+    format::batch_builder b;
     for (std::size_t i = 0; i < ids.size(); ++i) {
-      std::vector<storage::batch_builder::header_input> h;
+      std::vector<format::batch_builder::header_input> h;
       if (ids[i]) {
         h.push_back({"ferry.schema-id",
                      std::span<const std::byte>(reinterpret_cast<const std::byte*>(ids[i]->data()),
@@ -511,9 +511,9 @@ TEST_F(SchemaRegistryBroker, RefusalNamesTheRecordAndRefusesTheWholeBatch) {
   // Two schema-id headers on one record: refused (clients read the first,
   // the broker would have checked another).
   {
-    storage::batch_builder b;
+    format::batch_builder b;
     const std::string one = "1";
-    std::vector<storage::batch_builder::header_input> h(
+    std::vector<format::batch_builder::header_input> h(
         2, {"ferry.schema-id", std::span<const std::byte>(
                                    reinterpret_cast<const std::byte*>(one.data()), one.size())});
     b.add(system_clock::instance().wall_now(), "k", "v", h);

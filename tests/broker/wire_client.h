@@ -11,9 +11,9 @@
 #include <zmq.hpp>
 
 #include "ferry/core/clock.h"
+#include "ferry/format/batch.h"
 #include "ferry/protocol/codec.h"
 #include "ferry/protocol/socket.h"
-#include "ferry/storage/batch.h"
 
 namespace ferry::testing {
 
@@ -155,7 +155,7 @@ class wire_client {
 };
 
 inline std::vector<std::byte> make_batch(int n, int first = 0, std::size_t value_size = 16) {
-  storage::batch_builder b;
+  format::batch_builder b;
   for (int i = 0; i < n; ++i) {
     std::string v = "v" + std::to_string(first + i);
     v.resize(std::max(v.size(), value_size), '.');
@@ -167,11 +167,11 @@ inline std::vector<std::byte> make_batch(int n, int first = 0, std::size_t value
 /// Values of every record in a fetched byte range, from `from` on.
 inline std::vector<std::string> values_in(std::span<const std::byte> data, std::int64_t from = 0) {
   std::vector<std::string> out;
-  while (data.size() >= storage::kBatchHeaderSize) {
-    auto h = storage::batch_header::decode(data.data());
+  while (data.size() >= format::kBatchHeaderSize) {
+    auto h = format::batch_header::decode(data.data());
     auto one = data.first(h.batch_length);
-    EXPECT_TRUE(storage::validate_batch(one, storage::validation::full));
-    storage::for_each_record(one, [&](const storage::record_view& r) {
+    EXPECT_TRUE(format::validate_batch(one, format::validation::full));
+    format::for_each_record(one, [&](const format::record_view& r) {
       if (r.off.value() >= from) {
         auto v = std::string(r.value_str());
         out.push_back(v.substr(0, v.find('.')));

@@ -5,6 +5,7 @@
 #include <gtest/gtest.h>
 
 #include "ferry/core/errc.h"
+#include "ferry/format/errc.h"
 #include "ferry/protocol/errc.h"
 #include "ferry/storage/errc.h"
 
@@ -21,6 +22,7 @@ TEST(WireErrors, StorageErrorsMapToTheirWireMeaning) {
   EXPECT_EQ(to_wire(storage::errc::offset_out_of_range), ErrorCode::OffsetOutOfRange);
   EXPECT_EQ(to_wire(storage::errc::partition_failed), ErrorCode::PartitionFailed);
   EXPECT_EQ(to_wire(storage::errc::no_space), ErrorCode::DiskFull);
+  EXPECT_EQ(to_wire(format::errc::invalid_batch), ErrorCode::InvalidBatch);
 }
 
 TEST(WireErrors, ProtocolCoreAndSystemErrors) {

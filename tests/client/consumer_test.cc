@@ -37,12 +37,12 @@ struct fake_partitions {
   std::int64_t start_of(const tp_key& k) {
     if (auto it = log_start.find(k); it != log_start.end()) return it->second;
     auto& bs = batches[k];
-    return bs.empty() ? 0 : storage::batch_header::decode(bs.front().data()).base_offset.value();
+    return bs.empty() ? 0 : format::batch_header::decode(bs.front().data()).base_offset.value();
   }
   std::int64_t end_of(const tp_key& k) {
     auto& bs = batches[k];
     return bs.empty() ? start_of(k)
-                      : storage::batch_header::decode(bs.back().data()).next_offset().value();
+                      : format::batch_header::decode(bs.back().data()).next_offset().value();
   }
 
   void serve(fake_broker& f, request& r) {
@@ -62,7 +62,7 @@ struct fake_partitions {
             break;
           case wire::OffsetSpec::Timestamp:
             for (const auto& b : batches[k]) {
-              storage::for_each_record(b, [&](const storage::record_view& rv) {
+              format::for_each_record(b, [&](const format::record_view& rv) {
                 if (off < 0 && rv.timestamp.value() >= e->timestamp()) off = rv.off.value();
               });
             }
@@ -87,7 +87,7 @@ struct fake_partitions {
         x.error = wire::ErrorCode::OffsetOutOfRange;
       } else {
         for (const auto& b : batches[k]) {
-          if (storage::batch_header::decode(b.data()).next_offset().value() > e->offset())
+          if (format::batch_header::decode(b.data()).next_offset().value() > e->offset())
             x.data.insert(x.data.end(), b.begin(), b.end());
         }
       }
@@ -209,9 +209,9 @@ TEST(Consumer, NewPartitionsStartAtTheEarliestOffset) {
 
 TEST(Consumer, KeepsNullsAndHeaders) {
   fake_partitions log;
-  storage::batch_builder b;
-  const storage::batch_builder::header_input hs[] = {{"trace", storage::as_bytes("abc")},
-                                                     {"empty", std::nullopt}};
+  format::batch_builder b;
+  const format::batch_builder::header_input hs[] = {{"trace", format::as_bytes("abc")},
+                                                    {"empty", std::nullopt}};
   b.add(timestamp_ms(5), std::nullopt, std::nullopt, hs);
   log.add({"t", 0}, b.finish());
   fake_broker fb([&](fake_broker& f, request& r) { log.serve(f, r); },
@@ -250,7 +250,7 @@ TEST(Consumer, RecordsBeforeACorruptBatchComeFirstThenTheError) {
   fake_partitions log;
   log.add({"t", 0}, testing::make_batch(0, values(0, 3)));
   auto bad = testing::make_batch(3, values(3, 6));
-  bad[storage::kBatchHeaderSize + 3] ^= std::byte{0x40};
+  bad[format::kBatchHeaderSize + 3] ^= std::byte{0x40};
   log.add({"t", 0}, bad);
   fake_broker fb([&](fake_broker& f, request& r) { log.serve(f, r); },
                  [&](fake_broker& f) { log.tick(f); });

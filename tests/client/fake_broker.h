@@ -25,9 +25,9 @@
 
 #include "ferry/client/producer.h"
 #include "ferry/core/endian.h"
+#include "ferry/format/batch.h"
 #include "ferry/protocol/codec.h"
 #include "ferry/protocol/socket.h"
-#include "ferry/storage/batch.h"
 
 namespace ferry::client::testing {
 
@@ -64,7 +64,7 @@ inline std::vector<produced> produce_entries(const request& r) {
 /// Values of a batch's records (null values as "<null>").
 inline std::vector<std::string> batch_values(std::span<const std::byte> batch) {
   std::vector<std::string> out;
-  storage::for_each_record(batch, [&](const storage::record_view& r) {
+  format::for_each_record(batch, [&](const format::record_view& r) {
     out.push_back(r.value ? std::string(r.value_str()) : std::string("<null>"));
   });
   return out;
@@ -72,7 +72,7 @@ inline std::vector<std::string> batch_values(std::span<const std::byte> batch) {
 
 inline std::vector<std::string> batch_keys(std::span<const std::byte> batch) {
   std::vector<std::string> out;
-  storage::for_each_record(batch, [&](const storage::record_view& r) {
+  format::for_each_record(batch, [&](const format::record_view& r) {
     out.push_back(r.key ? std::string(r.key_str()) : std::string("<null>"));
   });
   return out;
@@ -81,11 +81,11 @@ inline std::vector<std::string> batch_keys(std::span<const std::byte> batch) {
 /// A batch of records with values `values`, stamped with `base` as the log does.
 inline std::vector<std::byte> make_batch(std::int64_t base, const std::vector<std::string>& values,
                                          timestamp_ms ts = timestamp_ms(1'000)) {
-  storage::batch_builder b;
+  format::batch_builder b;
   for (std::size_t i = 0; i < values.size(); ++i)
     b.add(ts + static_cast<std::int64_t>(i), "k" + values[i], values[i]);
   auto bytes = b.finish();
-  le::store<std::int64_t>(bytes.data() + storage::layout::base_offset, base);
+  le::store<std::int64_t>(bytes.data() + format::layout::base_offset, base);
   return bytes;
 }
 

@@ -27,7 +27,7 @@ using testing::request;
 // One stored batch as the fake saw it.
 struct seen_batch {
   std::int32_t partition = 0;
-  storage::batch_header header;
+  format::batch_header header;
   std::vector<std::byte> bytes;
   std::vector<std::string> values;
 };
@@ -106,9 +106,9 @@ struct scripted {
   }
 
   const seen_batch& record(const testing::produced& e) {
-    auto h = storage::validate_batch(e.batch, storage::validation::full);
+    auto h = format::validate_batch(e.batch, format::validation::full);
     EXPECT_TRUE(h);
-    attempts.push_back({e.partition, h ? h.value() : storage::batch_header{}, e.batch,
+    attempts.push_back({e.partition, h ? h.value() : format::batch_header{}, e.batch,
                         testing::batch_values(e.batch)});
     return attempts.back();
   }

@@ -52,7 +52,7 @@ struct fake_log {
     std::vector<fake_broker::produce_result> results;
     for (const auto& e : entries) {
       std::string why;
-      auto h = storage::validate_batch(e.batch, storage::validation::full, &why);
+      auto h = format::validate_batch(e.batch, format::validation::full, &why);
       EXPECT_TRUE(h) << why;
       if (!h) {
         results.push_back({e.topic, e.partition, wire::ErrorCode::InvalidBatch, -1, why});

@@ -27,12 +27,22 @@
 #include "ferry/core/clock.h"
 #include "ferry/core/endian.h"
 #include "ferry/core/logging.h"
-#include "ferry/storage/batch.h"
+#include "ferry/format/batch.h"
 #include "ferry/storage/log.h"
 #include "ferry/storage/mem_env.h"
 #include "fuzz_check.h"
 
 namespace ferry::storage::fuzz {
+
+using format::as_bytes;
+using format::batch_builder;
+using format::batch_header;
+using format::for_each_record;
+using format::kBatchHeaderSize;
+using format::record_view;
+using format::validate_batch;
+using format::validation;
+namespace layout = format::layout;
 
 namespace {
 

@@ -16,7 +16,7 @@
 #include "ferry/core/crc32c.h"
 #include "ferry/core/endian.h"
 #include "ferry/core/logging.h"
-#include "ferry/storage/batch.h"
+#include "ferry/format/batch.h"
 #include "log_recovery_fuzz.h"
 
 namespace fz = ferry::storage::fuzz;
@@ -29,13 +29,14 @@ using bytes = std::vector<std::byte>;
 // Recomputes the CRC of the k-th batch found by walking lengths (if any).
 void reseal_batch(bytes& f, std::size_t k) {
   std::size_t pos = 0;
-  for (std::size_t i = 0; pos + st::kBatchHeaderSize <= f.size(); ++i) {
-    auto len = ferry::le::load<std::uint32_t>(f.data() + pos + st::layout::batch_length);
-    if (len < st::kBatchHeaderSize || pos + len > f.size()) return;
+  for (std::size_t i = 0; pos + ferry::format::kBatchHeaderSize <= f.size(); ++i) {
+    auto len = ferry::le::load<std::uint32_t>(f.data() + pos + ferry::format::layout::batch_length);
+    if (len < ferry::format::kBatchHeaderSize || pos + len > f.size()) return;
     if (i == k) {
       ferry::le::store<std::uint32_t>(
-          f.data() + pos + st::layout::crc,
-          ferry::crc32c::value(f.data() + pos + st::kCrcStart, len - st::kCrcStart));
+          f.data() + pos + ferry::format::layout::crc,
+          ferry::crc32c::value(f.data() + pos + ferry::format::kCrcStart,
+                               len - ferry::format::kCrcStart));
       return;
     }
     pos += len;

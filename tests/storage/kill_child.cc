@@ -12,7 +12,7 @@
 
 #include "ferry/core/clock.h"
 #include "ferry/core/logging.h"
-#include "ferry/storage/batch.h"
+#include "ferry/format/batch.h"
 #include "ferry/storage/log.h"
 
 namespace st = ferry::storage;
@@ -43,7 +43,7 @@ int main(int argc, char** argv) {
   }
   auto log = std::move(opened).value();
   say("start " + std::to_string(log->log_end_offset().value()));
-  st::batch_builder b;
+  ferry::format::batch_builder b;
   for (long i = 0; i < batches; ++i) {
     const auto first = log->log_end_offset().value();
     const int n = 1 + static_cast<int>(i % 4);

@@ -2,13 +2,13 @@
 
 #include <gtest/gtest.h>
 
-#include "ferry/storage/batch.h"
+#include "ferry/format/batch.h"
 
 namespace ferry::storage {
 namespace {
 
 std::span<const std::byte> b(std::string_view s) {
-  return as_bytes(s);
+  return format::as_bytes(s);
 }
 
 std::string text(const std::optional<std::vector<std::byte>>& v) {

@@ -7,25 +7,28 @@
 #include <vector>
 
 #include "ferry/core/clock.h"
-#include "ferry/storage/batch.h"
+#include "ferry/format/batch.h"
 #include "ferry/storage/log.h"
 #include "ferry/storage/mem_env.h"
+#include "format/batch_util.h"
+
+namespace ferry::storage {
+// The storage tests read batches with the format's names unqualified.
+using format::as_bytes;
+using format::batch_builder;
+using format::batch_header;
+using format::decode_records;
+using format::for_each_record;
+using format::kBatchHeaderSize;
+using format::record_view;
+using format::validate_batch;
+using format::validation;
+namespace layout = format::layout;
+}  // namespace ferry::storage
 
 namespace ferry::storage::testing {
 
-/// A batch of `n` records with keys "k<first+i>" and values "v<first+i>"
-/// padded to `value_size` bytes, timestamps ts, ts+1, ...
-inline std::vector<std::byte> make_batch(int n, int first = 0,
-                                         timestamp_ms ts = timestamp_ms(1'000),
-                                         std::size_t value_size = 0) {
-  batch_builder b;
-  for (int i = 0; i < n; ++i) {
-    std::string v = "v" + std::to_string(first + i);
-    if (v.size() < value_size) v.resize(value_size, '.');
-    b.add(ts + i, "k" + std::to_string(first + i), v);
-  }
-  return b.finish();
-}
+using format::testing::make_batch;
 
 /// Every record in the log from `from`, as (offset, value) pairs, reading
 /// in chunks of `chunk` bytes.

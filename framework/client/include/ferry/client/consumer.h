@@ -28,7 +28,7 @@
 // fetch_max_wait for data (long poll). A fetch still unanswered when poll's
 // timeout ends stays in flight and is picked up by the next poll(); data
 // for a partition whose position changed meanwhile (seek, assign) is
-// discarded. Every fetched batch passes storage::validate_batch(full)
+// discarded. Every fetched batch passes format::validate_batch(full)
 // before any of its records is returned; a batch that fails (CRC, framing)
 // makes poll() fail with errc::corrupt_data for that partition (details in
 // last_error_message()) and the position stays before it. Records of other

@@ -19,6 +19,7 @@
 #include <system_error>
 #include <vector>
 
+#include "ferry/core/compat_mode.h"
 #include "ferry/core/result.h"
 
 namespace ferry::schema {
@@ -65,20 +66,9 @@ std::string file_identifier(std::string_view bfbs);
 
 // ---- compatibility ---------------------------------------------------------
 
-/// Compatibility modes with Confluent Schema Registry's words and meanings.
-/// BACKWARD: a reader with the new schema reads data written with the
-/// previous one. FORWARD: a reader with the previous schema reads data written
-/// with the new one. FULL: both. *_TRANSITIVE: against every earlier version,
-/// not only the latest. NONE: no check.
-enum class mode : std::uint8_t {
-  none = 0,
-  backward = 1,
-  backward_transitive = 2,
-  forward = 3,
-  forward_transitive = 4,
-  full = 5,
-  full_transitive = 6,
-};
+/// Compatibility modes (core/compat_mode.h: BACKWARD, FORWARD, FULL, their
+/// transitive forms, NONE).
+using mode = ferry::compat_mode;
 /// "NONE", "BACKWARD", ..., "FULL_TRANSITIVE".
 std::string_view to_string(mode m) noexcept;
 /// Case-insensitive; accepts '-' for '_'. nullopt for an unknown word.

@@ -46,6 +46,7 @@
 #include "ferry/core/clock.h"
 #include "ferry/core/result.h"
 #include "ferry/core/types.h"
+#include "ferry/format/batch.h"
 #include "ferry/storage/env.h"
 
 namespace ferry::storage {
@@ -125,6 +126,9 @@ class partition_log {
   /// base offset in place and writes it. Not durable, not visible, not to be
   /// acknowledged until sync() returns an offset beyond it.
   [[nodiscard]] result<append_result> append(std::span<std::byte> batch);
+  /// The same for a batch the caller already checked (format::check_batch):
+  /// not validated again.
+  [[nodiscard]] result<append_result> append(const format::checked_batch& batch);
 
   /// Makes every appended batch durable; returns the new high watermark.
   [[nodiscard]] result<offset> sync();
@@ -148,6 +152,9 @@ class partition_log {
   /// *.deleted; remove_deleted() unlinks them later, off the append path.
   [[nodiscard]] result<retention_result> apply_retention();
   [[nodiscard]] result<std::size_t> remove_deleted();
+  /// The files retention renamed and nobody unlinked yet, for a caller that
+  /// unlinks them on another thread (they are no longer part of the log).
+  [[nodiscard]] std::vector<fs::path> take_deleted();
 
   /// Seals the active segment (syncing it) and starts a new one.
   [[nodiscard]] result<void> roll();

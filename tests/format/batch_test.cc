@@ -1,13 +1,13 @@
-#include "ferry/storage/batch.h"
+#include "ferry/format/batch.h"
 
 #include <gtest/gtest.h>
 
+#include "batch_util.h"
 #include "ferry/core/crc32c.h"
 #include "ferry/core/endian.h"
-#include "ferry/storage/errc.h"
-#include "test_util.h"
+#include "ferry/format/errc.h"
 
-namespace ferry::storage {
+namespace ferry::format {
 namespace {
 
 using testing::make_batch;
@@ -152,4 +152,4 @@ TEST(Batch, OffsetDeltasMustCountFromZero) {
 }
 
 }  // namespace
-}  // namespace ferry::storage
+}  // namespace ferry::format

@@ -7,9 +7,9 @@
 #include <string>
 
 #include "ferry/core/endian.h"
-#include "ferry/storage/batch.h"
+#include "ferry/format/batch.h"
 
-namespace ferry::storage {
+namespace ferry::format {
 namespace {
 
 std::string doc_hex() {
@@ -49,4 +49,4 @@ TEST(LogFormatDoc, WorkedExampleMatchesTheLibrary) {
 }
 
 }  // namespace
-}  // namespace ferry::storage
+}  // namespace ferry::format

@@ -1,12 +1,12 @@
-#include "ferry/storage/batch.h"
+#include "ferry/format/batch.h"
 
 #include <fmt/format.h>
 
 #include "ferry/core/crc32c.h"
 #include "ferry/core/endian.h"
-#include "ferry/storage/errc.h"
+#include "ferry/format/errc.h"
 
-namespace ferry::storage {
+namespace ferry::format {
 
 batch_header batch_header::decode(const std::byte* p) noexcept {
   batch_header h;
@@ -270,4 +270,9 @@ std::vector<std::byte> batch_builder::finish(const producer_info& producer) {
   return out;
 }
 
-}  // namespace ferry::storage
+result<checked_batch> check_batch(std::span<std::byte> bytes, std::string* what) {
+  FERRY_TRY(auto h, validate_batch(bytes, validation::full, what));
+  return checked_batch(bytes, h);
+}
+
+}  // namespace ferry::format

@@ -33,13 +33,14 @@
 #include <cstdint>
 #include <optional>
 #include <span>
+#include <string>
 #include <string_view>
 #include <vector>
 
 #include "ferry/core/result.h"
 #include "ferry/core/types.h"
 
-namespace ferry::storage {
+namespace ferry::format {
 
 inline constexpr std::size_t kBatchHeaderSize = 56;
 inline constexpr std::uint8_t kBatchMagic = 1;
@@ -113,10 +114,30 @@ enum class validation { header_and_crc, full };
 /// Checks one batch occupying exactly `bytes`: header fields, length, magic,
 /// CRC, and with validation::full every record's framing (offset deltas
 /// 0..n-1, lengths in bounds, nothing left over, first/max timestamps
-/// consistent). Returns errc::invalid_batch with nothing read past `bytes`.
+/// consistent). Returns format::errc::invalid_batch with nothing read past `bytes`.
 /// `what` receives a reason when non-null.
 [[nodiscard]] result<batch_header> validate_batch(std::span<const std::byte> bytes,
                                                   validation level, std::string* what = nullptr);
+
+/// A batch that passed validate_batch(..., full): only check_batch() makes
+/// one, so code that takes a checked_batch (partition_log::append, the
+/// broker's admission) never validates the same bytes again. A view: the
+/// bytes stay owned by the caller and must outlive it.
+class checked_batch {
+ public:
+  [[nodiscard]] std::span<std::byte> bytes() const noexcept { return bytes_; }
+  [[nodiscard]] const batch_header& header() const noexcept { return header_; }
+
+ private:
+  friend result<checked_batch> check_batch(std::span<std::byte> bytes, std::string* what);
+  checked_batch(std::span<std::byte> b, const batch_header& h) : bytes_(b), header_(h) {}
+  std::span<std::byte> bytes_;
+  batch_header header_;
+};
+
+/// validate_batch(bytes, full, what), keeping the verdict with the bytes.
+[[nodiscard]] result<checked_batch> check_batch(std::span<std::byte> bytes,
+                                                std::string* what = nullptr);
 
 /// Calls fn(record_view) for each record of a batch that passed
 /// validate_batch(..., full). Stops early if fn returns false.
@@ -193,4 +214,4 @@ inline std::span<const std::byte> as_bytes(std::string_view s) noexcept {
   return {reinterpret_cast<const std::byte*>(s.data()), s.size()};
 }
 
-}  // namespace ferry::storage
+}  // namespace ferry::format
