@@ -79,21 +79,6 @@ std::string tier_topic(std::string_view topic, const retry_tier& t) {
   return fmt::format("{}.retry.{}", topic, t.name.empty() ? tier_name(t.delay) : t.name);
 }
 
-std::optional<milliseconds> parse_duration(std::string_view s) {
-  std::int64_t n = 0;
-  auto [p, ec] = std::from_chars(s.data(), s.data() + s.size(), n);
-  if (ec != std::errc() || p == s.data() || n < 0) return std::nullopt;
-  const std::string_view unit(p, static_cast<std::size_t>(s.data() + s.size() - p));
-  std::int64_t mul = 0;
-  if (unit == "ms") mul = 1;
-  if (unit == "s") mul = 1'000;
-  if (unit == "m") mul = 60'000;
-  if (unit == "h") mul = 3'600'000;
-  if (unit == "d") mul = 86'400'000;
-  if (mul == 0 || n > std::numeric_limits<std::int64_t>::max() / mul) return std::nullopt;
-  return milliseconds(n * mul);
-}
-
 result<void> subscription_config::validate(std::string* why) const {
   auto bad = [&](std::string m) -> result<void> {
     if (why) *why = std::move(m);
@@ -161,13 +146,16 @@ milliseconds get_duration(const toml::table& t, std::string_view key, millisecon
                           const std::string& where) {
   const auto* n = t.get(key);
   if (n == nullptr) return fallback;
+  const auto full = fmt::format("{}.{}", where, key);
   if (auto s = n->value<std::string>()) {
     if (auto d = parse_duration(*s)) return *d;
-  } else if (auto i = n->value<std::int64_t>(); i && *i >= 0) {
-    return milliseconds(*i);
+    throw toml_error{duration_error(full, *s)};
   }
+  // A bare number never silently means milliseconds (core/duration.h).
+  if (auto i = n->value<std::int64_t>()) throw toml_error{duration_error(full, std::to_string(*i))};
+  if (auto f = n->value<double>()) throw toml_error{duration_error(full, fmt::format("{}", *f))};
   throw toml_error{
-      fmt::format("{}.{}: expected a duration such as \"250ms\", \"5s\", \"1m\"", where, key)};
+      fmt::format("{}: expected a duration such as \"500ms\", \"30s\", \"1h30m\", \"7d\"", full)};
 }
 
 void only_keys(const toml::table& t, std::initializer_list<std::string_view> allowed,
@@ -246,7 +234,11 @@ result<std::vector<subscription_config>> parse_subscriptions(std::string_view te
         for (const auto& x : *tiers) {
           auto s = x.value<std::string>();
           auto d = s ? parse_duration(*s) : std::nullopt;
-          if (!d) throw toml_error{where + ".tiers: expected durations such as \"5s\""};
+          if (!d) {
+            std::string shown = s ? *s : "?";
+            if (auto n = x.value<std::int64_t>()) shown = std::to_string(*n);
+            throw toml_error{duration_error(where + ".tiers", shown)};
+          }
           c.tiers.push_back({tier_name(*d), *d});
         }
       }

@@ -6,6 +6,7 @@
 #include <cstdlib>
 #include <string_view>
 
+#include "ferry/core/duration.h"
 #include "ferry/core/errc.h"
 #include "ferry/metrics/http_endpoint.h"
 
@@ -77,20 +78,32 @@ key_def topic_key(const char* toml, const char* env, T topic_defaults::*member,
       toml, env, [member](broker_config& c) -> T& { return c.topics.*member; }, allowed);
 }
 
+// A *_ms key: an integer is milliseconds (the key's name says so), a string
+// is a duration in Ferry's grammar ("30s", "7d"; core/duration.h).
+std::optional<std::chrono::milliseconds> ms_from_string(const std::string& s) {
+  std::int64_t v;
+  if (parse_int(s, v)) return std::chrono::milliseconds(v);
+  return parse_duration(s);
+}
+
+std::optional<std::chrono::milliseconds> ms_from_node(const toml::node& n) {
+  if (n.is_integer()) return std::chrono::milliseconds(*n.value<std::int64_t>());
+  if (n.is_string()) return parse_duration(*n.value<std::string>());
+  return std::nullopt;
+}
+
 key_def ms_key(const char* toml, const char* env, std::chrono::milliseconds broker_config::*field,
                const char* allowed) {
   return {toml, env,
           [field](broker_config& c, const toml::node& n) {
-            auto v = n.value<std::int64_t>();
-            if (!v || !n.is_integer()) return false;
-            c.*field = std::chrono::milliseconds(*v);
-            return true;
+            auto v = ms_from_node(n);
+            if (v) c.*field = *v;
+            return v.has_value();
           },
           [field](broker_config& c, const std::string& s) {
-            std::int64_t v;
-            if (!parse_int(s, v)) return false;
-            c.*field = std::chrono::milliseconds(v);
-            return true;
+            auto v = ms_from_string(s);
+            if (v) c.*field = *v;
+            return v.has_value();
           },
           allowed};
 }
@@ -100,16 +113,14 @@ key_def socket_ms_key(const char* toml, const char* env,
                       const char* allowed) {
   return {toml, env,
           [field](broker_config& c, const toml::node& n) {
-            auto v = n.value<std::int64_t>();
-            if (!v || !n.is_integer()) return false;
-            c.socket.*field = std::chrono::milliseconds(*v);
-            return true;
+            auto v = ms_from_node(n);
+            if (v) c.socket.*field = *v;
+            return v.has_value();
           },
           [field](broker_config& c, const std::string& s) {
-            std::int64_t v;
-            if (!parse_int(s, v)) return false;
-            c.socket.*field = std::chrono::milliseconds(v);
-            return true;
+            auto v = ms_from_string(s);
+            if (v) c.socket.*field = *v;
+            return v.has_value();
           },
           allowed};
 }

@@ -55,6 +55,30 @@ flush_interval_ms = 200
   std::filesystem::remove(file);
 }
 
+// *_ms keys: an integer is milliseconds (the key says so); a string is a
+// duration in the grammar the CLI and the runtime use.
+TEST(BrokerConfig, MillisecondKeysAlsoTakeDurations) {
+  auto file = write_toml(R"(
+data_dir = "/var/lib/ferry"
+[groups]
+ledger_retention_ms = "7d"
+offsets_retention_ms = 86400000
+[network]
+max_fetch_wait_ms = "1m30s"
+)");
+  std::string err;
+  auto c = load_config(file, fake_env({{"FERRY_NETWORK_HEARTBEAT_MS", "2s"}}), err);
+  ASSERT_TRUE(c) << err;
+  EXPECT_EQ(c.value().ledger_retention, std::chrono::hours(24 * 7));
+  EXPECT_EQ(c.value().offsets_retention, std::chrono::hours(24));
+  EXPECT_EQ(c.value().max_fetch_wait, std::chrono::seconds(90));
+  EXPECT_EQ(c.value().socket.heartbeat_interval, std::chrono::seconds(2));
+  std::filesystem::remove(file);
+  std::string bad;
+  EXPECT_FALSE(load_config(std::nullopt, fake_env({{"FERRY_NETWORK_HEARTBEAT_MS", "2 s"}}), bad));
+  EXPECT_NE(bad.find("FERRY_NETWORK_HEARTBEAT_MS"), std::string::npos) << bad;
+}
+
 // Each TOML text is refused by load_config with a message containing what
 // its case expects.
 struct bad_case {

@@ -148,6 +148,30 @@ TEST(Subscriptions, MistakesAreErrorsThatNameTheKey) {
   EXPECT_NE(bad("").find("subscription"), std::string::npos);
 }
 
+// A new user wrote idempotency_window = 7 meaning days and got 7 ms, which
+// disabled the guarantee: a bare number is an error naming the key.
+TEST(Subscriptions, ABareNumberForADurationIsAnErrorNotMilliseconds) {
+  for (const char* toml :
+       {"[[subscription]]\ntopics=[\"o\"]\nidempotency_window=7\n",
+        "[[subscription]]\ntopics=[\"o\"]\n[subscription.retry]\ninitial=100\n",
+        "[[subscription]]\ntopics=[\"o\"]\nordering=\"delay_tiers\"\ntiers=[5000]\n"}) {
+    std::string why;
+    auto r = parse_subscriptions(toml, &why);
+    ASSERT_FALSE(r) << toml;
+    EXPECT_EQ(r.error(), ferry::errc::config_invalid);
+    EXPECT_NE(why.find("has no unit"), std::string::npos) << why;
+    EXPECT_NE(why.find("\"7d\""), std::string::npos) << why;
+  }
+  std::string why;
+  (void)parse_subscriptions("[[subscription]]\ntopics=[\"o\"]\nidempotency_window=7\n", &why);
+  EXPECT_NE(why.find("idempotency_window"), std::string::npos) << why;
+  // The same grammar as the CLI: compounds are accepted.
+  auto ok =
+      parse_subscriptions("[[subscription]]\ntopics=[\"o\"]\nidempotency_window=\"1d12h\"\n", &why);
+  ASSERT_TRUE(ok) << why;
+  EXPECT_EQ(ok.value()[0].idempotency_window, 36h);
+}
+
 TEST(Durations, ParseUnitsAndRefuseTheRest) {
   EXPECT_EQ(parse_duration("250ms"), 250ms);
   EXPECT_EQ(parse_duration("5s"), 5s);

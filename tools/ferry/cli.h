@@ -10,6 +10,7 @@
 #include <vector>
 
 #include "ferry/client/options.h"
+#include "ferry/core/duration.h"
 #include "ferry/core/types.h"
 
 namespace ferry::cli {
@@ -46,8 +47,8 @@ std::string format_iso8601(timestamp_ms t);
 
 /// A non-negative duration: "1h30m", "15m", "2d", "90s", "250ms" (units d,
 /// h, m, s, ms, in any combination) or ISO 8601 "PT1H30M", "P2D",
-/// "P1DT2H", "PT0.5S".
-std::optional<std::chrono::milliseconds> parse_duration(const std::string& s);
+/// "P1DT2H", "PT0.5S": Ferry's one grammar (core/duration.h).
+using ferry::parse_duration;
 
 /// Prints rows under a header with columns as wide as their widest cell,
 /// separated by two spaces (the last column is not padded).

@@ -35,6 +35,7 @@
 #include <system_error>
 #include <vector>
 
+#include "ferry/core/duration.h"
 #include "ferry/core/result.h"
 #include "ferry/runtime/failure_record.h"
 
@@ -134,7 +135,8 @@ struct subscription_config {
 [[nodiscard]] result<std::vector<subscription_config>> load_subscriptions(const std::string& path,
                                                                           std::string* why);
 
-/// "250ms", "5s", "1m", "2h", "7d" -> milliseconds.
-[[nodiscard]] std::optional<std::chrono::milliseconds> parse_duration(std::string_view s);
+/// "250ms", "5s", "1h30m", "7d" -> milliseconds: Ferry's one duration
+/// grammar (core/duration.h); a number without a unit is refused.
+using ferry::parse_duration;
 
 }  // namespace ferry::runtime
