@@ -72,7 +72,7 @@ key_def int_key(const char* toml, const char* env, T broker_config::*member, con
 }
 
 template <typename T>
-key_def topic_key(const char* toml, const char* env, T topic_defaults::*member,
+key_def topic_key(const char* toml, const char* env, T topic_settings::*member,
                   const char* allowed) {
   return integer_key<T>(
       toml, env, [member](broker_config& c) -> T& { return c.topics.*member; }, allowed);
@@ -212,16 +212,16 @@ const std::vector<key_def>& keys() {
           },
           "HOST:PORT such as 127.0.0.1:9400 (port 0..65535), or empty for no metrics endpoint",
           [](const std::string& s) { return host_port_problem(s); }),
-      topic_key("topics.partitions", "FERRY_TOPICS_PARTITIONS", &topic_defaults::partitions,
+      topic_key("topics.partitions", "FERRY_TOPICS_PARTITIONS", &topic_settings::partitions,
                 "1..10000"),
-      topic_key("topics.retention_ms", "FERRY_TOPICS_RETENTION_MS", &topic_defaults::retention_ms,
+      topic_key("topics.retention_ms", "FERRY_TOPICS_RETENTION_MS", &topic_settings::retention_ms,
                 "-1 (forever) or a positive number of milliseconds"),
       topic_key("topics.retention_bytes", "FERRY_TOPICS_RETENTION_BYTES",
-                &topic_defaults::retention_bytes, "-1 (unlimited) or a positive number of bytes"),
+                &topic_settings::retention_bytes, "-1 (unlimited) or a positive number of bytes"),
       topic_key("topics.segment_bytes", "FERRY_TOPICS_SEGMENT_BYTES",
-                &topic_defaults::segment_bytes, "4096..1073741824"),
+                &topic_settings::segment_bytes, "4096..1073741824"),
       topic_key("topics.max_message_bytes", "FERRY_TOPICS_MAX_MESSAGE_BYTES",
-                &topic_defaults::max_message_bytes, "1024..67108864"),
+                &topic_settings::max_message_bytes, "1024..67108864"),
       string_key(
           "storage.flush", "FERRY_STORAGE_FLUSH", set_flush,
           "on_commit (durable, default) or interval (relaxed: can lose acknowledged records)"),

@@ -10,6 +10,7 @@
 #include <optional>
 #include <string>
 
+#include "ferry/broker/topic_settings.h"
 #include "ferry/core/logging.h"
 #include "ferry/core/result.h"
 #include "ferry/protocol/socket.h"
@@ -17,14 +18,6 @@
 #include "ferry/storage/log.h"
 
 namespace ferry::broker {
-
-struct topic_defaults {
-  std::int32_t partitions = 1;
-  std::int64_t retention_ms = 7ll * 24 * 3600 * 1000;  ///< -1: forever
-  std::int64_t retention_bytes = -1;                   ///< -1: unlimited
-  std::int64_t segment_bytes = 64ll << 20;
-  std::int32_t max_message_bytes = 8 << 20;  ///< largest batch a producer may send
-};
 
 struct broker_config {
   std::filesystem::path data_dir;
@@ -35,7 +28,9 @@ struct broker_config {
   /// HOST:PORT of the metrics HTTP endpoint (127.0.0.1:9400, [::1]:9400,
   /// 0.0.0.0:9400); port 0 picks a free one. Empty: no endpoint.
   std::string metrics_listen;
-  topic_defaults topics;
+  /// Settings of a new topic whose CreateTopic request leaves them to the
+  /// broker (TOML [topics]; schema_subject and schema_validation are unused).
+  topic_settings topics;
   storage::flush_mode flush = storage::flush_mode::on_commit;
   std::chrono::milliseconds flush_interval{1000};
   storage::recovery_policy recovery = storage::recovery_policy::fail;

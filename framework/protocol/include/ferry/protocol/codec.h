@@ -19,6 +19,7 @@
 #include <vector>
 
 #include "ferry/core/result.h"
+#include "ferry/protocol/apis.h"
 #include "ferry/schemas/protocol_generated.h"
 
 namespace ferry::protocol {
@@ -63,7 +64,6 @@ enum class direction { request, response };
 /// Schema registry subjects follow the same rules (e.g. "orders-value").
 [[nodiscard]] bool valid_subject_name(std::string_view name) noexcept;
 
-/// True for the Body types a client sends.
 /// Idempotency keys (record header kIdempotencyKeyHeader, ledger entries).
 inline constexpr std::size_t kMaxIdempotencyKeyBytes = 1024;
 inline constexpr std::uint32_t kMaxLedgerKeysPerRequest = 65536;
@@ -75,37 +75,6 @@ inline constexpr std::size_t kMaxSchemaBytes = 1u << 20;
 /// The record header that carries the id of the schema a payload was
 /// written with (decimal ASCII, e.g. "17").
 inline constexpr std::string_view kSchemaIdHeader = "ferry.schema-id";
-
-[[nodiscard]] constexpr bool is_request(wire::Body b) noexcept {
-  using B = wire::Body;
-  switch (b) {
-    case B::CreateTopicRequest:
-    case B::DeleteTopicRequest:
-    case B::ListTopicsRequest:
-    case B::DescribeTopicRequest:
-    case B::ProduceRequest:
-    case B::FetchRequest:
-    case B::ListOffsetsRequest:
-    case B::JoinGroupRequest:
-    case B::HeartbeatRequest:
-    case B::LeaveGroupRequest:
-    case B::CommitOffsetsRequest:
-    case B::FetchOffsetsRequest:
-    case B::ListGroupsRequest:
-    case B::DescribeGroupRequest:
-    case B::DeleteGroupRequest:
-    case B::InitProducerRequest:
-    case B::LedgerLookupRequest:
-    case B::RegisterSchemaRequest:
-    case B::GetSchemaRequest:
-    case B::ListSubjectsRequest:
-    case B::SetCompatibilityRequest:
-    case B::SetTopicSchemaRequest:
-      return true;
-    default:
-      return false;
-  }
-}
 
 /// Finishes `fbb` with an envelope around `body` and returns its bytes.
 [[nodiscard]] std::vector<std::byte> finish_envelope(flatbuffers::FlatBufferBuilder& fbb,

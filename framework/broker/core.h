@@ -1,0 +1,74 @@
+// broker_core: the state every front-end's handlers work on - one topic
+// table, one producer registry, one group coordinator, one offset store,
+// one schema registry, one board of parked fetches (DESIGN.md decision 11:
+// front-ends are adapters and own no state of their own).
+//
+// Thread ownership, checked by clang's -Wthread-safety
+// (core/thread_annotations.h): the broker's core thread alone touches this
+// state; its fields are guarded by the core_thread role, and only the
+// pipeline's loop (pipeline.cc) and broker::open() (before that thread
+// exists) take the role. Front-ends run on their own threads and reach the
+// state only through the pipeline's queue.
+#pragma once
+
+#include <chrono>
+#include <map>
+#include <memory>
+#include <string>
+#include <tuple>
+
+#include "broker_metrics.h"
+#include "ferry/broker/config.h"
+#include "ferry/core/thread_annotations.h"
+#include "fetch_waiters.h"
+#include "groups.h"
+#include "offset_store.h"
+#include "producer_state.h"
+#include "schema_registry.h"
+#include "topic_table.h"
+
+namespace ferry::broker {
+
+class janitor;
+
+/// The broker's core thread: the pipeline's rounds (pipeline.h).
+extern const thread_role core_thread;
+/// A front-end's network thread (the ZeroMQ ROUTER's).
+extern const thread_role network_thread;
+
+struct broker_core {
+  broker_core(const broker_config& c, broker_metrics& m, janitor& j)
+      : cfg(c), stats(m), janitor_(j), topics(c, m, j) {}
+
+  const broker_config& cfg;
+  broker_metrics& stats;
+  janitor& janitor_;
+  topic_table topics FERRY_GUARDED_BY(core_thread);
+  std::unique_ptr<producer_registry> producer_ids FERRY_GUARDED_BY(core_thread);
+  std::unique_ptr<offset_store> offsets FERRY_GUARDED_BY(core_thread);
+  std::unique_ptr<schema_registry> registry FERRY_GUARDED_BY(core_thread);
+  std::unique_ptr<group_coordinator> groups FERRY_GUARDED_BY(core_thread);
+  waiter_board fetches FERRY_GUARDED_BY(core_thread);
+  steady::time_point started_at = steady::now();
+  /// Topics deleted since open (a cache keyed by topic name is stale when
+  /// this moved: a topic of the same name may follow, with other records).
+  std::uint64_t topic_deletions FERRY_GUARDED_BY(core_thread) = 0;
+};
+
+/// Why a topic's schema rule cannot be turned on: validation needs a
+/// subject with at least one version (a subject with only a mode has no id
+/// to accept). An empty outcome when it can, or is off.
+[[nodiscard]] outcome schema_rule_problem(broker_core& c, const std::string& topic,
+                                          const topic_settings& s) FERRY_REQUIRES(core_thread);
+
+/// Deletes a topic: durably renamed away, its parked fetches answered, its
+/// committed offsets dropped (with the round's offsets sync), its files
+/// removed by the janitor.
+[[nodiscard]] outcome delete_topic(broker_core& c, std::string_view name)
+    FERRY_REQUIRES(core_thread);
+
+/// The timestamp of the record at `at` (the oldest one a group has not
+/// consumed), or -1.
+[[nodiscard]] std::int64_t timestamp_at(storage::partition_log& log, std::int64_t at);
+
+}  // namespace ferry::broker

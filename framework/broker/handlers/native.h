@@ -1,0 +1,128 @@
+// The native protocol's request handlers (schemas/protocol/protocol.fbs):
+// one file per API family, registered in one table (table.cc) keyed by the
+// request's body type, which follows protocol::kApis. A handler takes a
+// decoded request - its envelope verified by protocol::decode_envelope -
+// and answers it through the request's responder, at once or later in the
+// round (pipeline.h: after the sync, after the offsets sync, when a parked
+// fetch can answer, when a join completes). Handlers touch only
+// broker_core; they know nothing of ZeroMQ, so tests drive them with a
+// pipeline and a recording responder (tests/broker/handlers_test.cc).
+#pragma once
+
+#include <flatbuffers/flatbuffers.h>
+
+#include <chrono>
+#include <cstdint>
+#include <memory>
+#include <span>
+#include <string>
+#include <vector>
+
+#include "commits.h"
+#include "ferry/protocol/apis.h"
+#include "ferry/schemas/protocol_generated.h"
+#include "pipeline.h"
+
+namespace ferry::broker {
+
+/// Bytes received from a front-end, kept alive by whatever owns them (a
+/// ZeroMQ message, a test's vector).
+struct in_frame {
+  std::span<std::byte> bytes;
+  std::shared_ptr<void> owner;
+};
+
+/// What a handler answers: the finished envelope and, for a fetch, the
+/// batches it refers to by frame number (sent without copying).
+struct native_response {
+  std::vector<std::byte> envelope;
+  std::vector<std::vector<std::byte>> data;
+};
+
+struct native_request;
+
+/// The front-end a request came from.
+class native_responder {
+ public:
+  virtual ~native_responder() = default;
+  /// Core thread: sends `response` to the client that sent `request`.
+  virtual void respond(native_request& request, native_response response) = 0;
+};
+
+struct native_request {
+  const wire::Envelope* env = nullptr;  ///< verified; points into frames[0]
+  std::vector<in_frame> frames;         ///< [0] envelope, [1..] data frames
+  std::string peer;                     ///< the client's address (JoinGroup's member host)
+  steady::time_point received{};
+  steady::time_point deadline{};  ///< a fetch's long poll ends here
+  native_responder* responder = nullptr;
+  std::shared_ptr<void> identity;  ///< the front-end's handle on the client
+
+  [[nodiscard]] std::uint64_t id() const noexcept { return env->request_id(); }
+  [[nodiscard]] wire::Body type() const noexcept { return env->body_type(); }
+  void respond(native_response r) { responder->respond(*this, std::move(r)); }
+};
+
+using native_handler = void (*)(round& r, std::unique_ptr<native_request> q);
+
+/// The handler of `type`; null when `type` is not a request.
+[[nodiscard]] native_handler find_native_handler(wire::Body type) noexcept;
+/// Every (request type, handler) pair, for the table's own tests.
+[[nodiscard]] std::span<const std::pair<wire::Body, native_handler>> native_handlers() noexcept;
+
+/// A work item running `q`'s handler in a round.
+[[nodiscard]] work native_work(std::unique_ptr<native_request> q);
+
+// --- building responses (handlers/common.cc) --------------------------------
+
+/// Finishes `fbb` with an envelope around `body` answering `request_id`.
+[[nodiscard]] native_response envelope(flatbuffers::FlatBufferBuilder& fbb,
+                                       std::uint64_t request_id, wire::Body type,
+                                       flatbuffers::Offset<void> body);
+/// An ErrorResponse (counted as a refusal).
+[[nodiscard]] native_response error_response(broker_metrics& stats, std::uint64_t request_id,
+                                             wire::ErrorCode code, const std::string& message);
+/// A string, or nothing for an empty one (optional fields stay absent).
+[[nodiscard]] flatbuffers::Offset<flatbuffers::String> opt_string(
+    flatbuffers::FlatBufferBuilder& fbb, std::string_view s);
+/// Partitions grouped by topic, for assignments.
+[[nodiscard]] std::vector<flatbuffers::Offset<wire::TopicPartitions>> topic_partitions(
+    flatbuffers::FlatBufferBuilder& fbb, const std::vector<tp_key>& tps);
+
+/// One CommitResult per staged entry (each error counted as a refusal).
+[[nodiscard]] flatbuffers::Offset<flatbuffers::Vector<flatbuffers::Offset<wire::CommitResult>>>
+commit_results(flatbuffers::FlatBufferBuilder& fbb, broker_metrics& stats, const staged_commit& s);
+/// A commit's entries as the broker's commit_entry (views into the request).
+[[nodiscard]] std::vector<commit_entry> commit_entries(
+    const flatbuffers::Vector<flatbuffers::Offset<wire::CommitEntry>>* entries);
+
+// --- the families (one file each) ------------------------------------------
+#define FERRY_NATIVE_HANDLER(name) \
+  void name(round& r, std::unique_ptr<native_request> q) FERRY_REQUIRES(core_thread)
+
+FERRY_NATIVE_HANDLER(handle_produce);       // produce.cc
+FERRY_NATIVE_HANDLER(handle_fetch);         // fetch.cc
+FERRY_NATIVE_HANDLER(handle_create_topic);  // topics.cc
+FERRY_NATIVE_HANDLER(handle_delete_topic);
+FERRY_NATIVE_HANDLER(handle_list_topics);
+FERRY_NATIVE_HANDLER(handle_describe_topic);
+FERRY_NATIVE_HANDLER(handle_list_offsets);
+FERRY_NATIVE_HANDLER(handle_join_group);  // groups.cc
+FERRY_NATIVE_HANDLER(handle_heartbeat);
+FERRY_NATIVE_HANDLER(handle_leave_group);
+FERRY_NATIVE_HANDLER(handle_list_groups);
+FERRY_NATIVE_HANDLER(handle_describe_group);
+FERRY_NATIVE_HANDLER(handle_delete_group);
+FERRY_NATIVE_HANDLER(handle_commit_offsets);  // offsets.cc
+FERRY_NATIVE_HANDLER(handle_fetch_offsets);
+FERRY_NATIVE_HANDLER(handle_ledger_lookup);
+FERRY_NATIVE_HANDLER(handle_init_producer);    // producers.cc
+FERRY_NATIVE_HANDLER(handle_register_schema);  // schemas.cc
+FERRY_NATIVE_HANDLER(handle_get_schema);
+FERRY_NATIVE_HANDLER(handle_list_subjects);
+FERRY_NATIVE_HANDLER(handle_set_compatibility);
+FERRY_NATIVE_HANDLER(handle_set_topic_schema);
+
+#undef FERRY_NATIVE_HANDLER
+
+}  // namespace ferry::broker

@@ -1,0 +1,206 @@
+#include "topic_table.h"
+
+#include <fmt/format.h>
+
+#include "ferry/core/clock.h"
+#include "ferry/core/errc.h"
+#include "ferry/core/logging.h"
+#include "ferry/storage/env.h"
+#include "janitor.h"
+
+namespace ferry::broker {
+
+namespace fs = std::filesystem;
+using wire::ErrorCode;
+
+namespace {
+
+std::shared_ptr<spdlog::logger> logger() {
+  static auto l = log::get("broker");
+  return l;
+}
+
+}  // namespace
+
+topic_table::topic_table(const broker_config& cfg, broker_metrics& stats, janitor& j)
+    : cfg_(cfg), stats_(stats), janitor_(j), dir_(cfg.data_dir / "topics") {}
+
+result<void> topic_table::open_partitions(topic& t) {
+  for (std::int32_t p = 0; p < t.settings.partitions; ++p) {
+    auto dir = dir_ / t.name / std::to_string(p);
+    auto log = storage::partition_log::open(storage::posix_env(), dir,
+                                            log_config_for(t.name, p, t.settings, cfg_),
+                                            system_clock::instance());
+    if (!log) {
+      logger()->error("topic {}: cannot open partition {}: {}", t.name, p, log.error().message());
+      return log.error();
+    }
+    auto part = std::make_unique<partition>();
+    part->topic = t.name;
+    part->id = p;
+    // Idempotent producers: rebuilt from the log tail (producer_state.h).
+    auto scan = part->producers.rebuild(storage::posix_env(), dir, *log.value(),
+                                        system_clock::instance().wall_now().value());
+    if (!scan)
+      logger()->warn("topic {}: partition {}: rebuilding producer state stopped early: {}", t.name,
+                     p, scan.error().message());
+    else if (part->producers.size() > 0)
+      logger()->info("topic {}: partition {}: {} producers from {} bytes of log tail", t.name, p,
+                     part->producers.size(), scan.value().bytes);
+    part->log = std::move(log).value();
+    t.partitions.push_back(std::move(part));
+  }
+  return success();
+}
+
+result<void> topic_table::load() {
+  auto& env = storage::posix_env();
+  FERRY_TRY(env.create_dirs(dir_));
+  FERRY_TRY(env.sync_dir(cfg_.data_dir));
+  FERRY_TRY(auto names, env.list_dir(dir_));
+  for (const auto& n : names) {
+    auto dir = dir_ / n;
+    if (n.rfind(".deleted-", 0) == 0) {
+      std::error_code ec;
+      fs::remove_all(dir, ec);
+      continue;
+    }
+    auto meta = storage::read_file(env, dir / "topic.json");
+    if (!meta) {
+      logger()->warn("ignoring {}: no topic.json (a topic creation that did not finish)",
+                     dir.string());
+      continue;
+    }
+    std::string why;
+    auto parsed = settings_from_json(meta.value(), &why);
+    if (!parsed) {
+      logger()->error("{}/topic.json is unreadable ({}); refusing to start: fix or remove it",
+                      dir.string(), why);
+      return ferry::errc::corrupt_data;
+    }
+    topic t;
+    t.name = std::move(parsed->first);
+    t.settings = std::move(parsed->second);
+    if (t.name != n || t.settings.partitions < 1) {
+      logger()->error("{}/topic.json does not match its directory; refusing to start",
+                      dir.string());
+      return ferry::errc::corrupt_data;
+    }
+    FERRY_TRY(open_partitions(t));
+    t.counters = stats_.for_topic(t.name);
+    logger()->info("loaded topic {} ({} partitions)", t.name, t.settings.partitions);
+    auto name = t.name;
+    auto [it, _] = topics_.emplace(std::move(name), std::move(t));
+    for (auto& p : it->second.partitions) p->counters = &it->second.counters;
+  }
+  return success();
+}
+
+outcome topic_table::create(std::string_view name, topic_settings s) {
+  if (topics_.count(name))
+    return {ErrorCode::TopicAlreadyExists, fmt::format("topic {} already exists", name)};
+  topic t;
+  t.name = std::string(name);
+  t.settings = std::move(s);
+  auto& env = storage::posix_env();
+  auto dir = dir_ / t.name;
+  auto r = [&]() -> result<void> {
+    FERRY_TRY(env.create_dirs(dir));
+    FERRY_TRY(
+        storage::write_file_atomic(env, dir / "topic.json", settings_to_json(t.name, t.settings)));
+    FERRY_TRY(env.sync_dir(dir_));
+    return open_partitions(t);
+  }();
+  if (!r) {
+    t.partitions.clear();  // close what opened before removing its files
+    std::error_code ec;
+    fs::remove_all(dir, ec);
+    return {ErrorCode::Internal,
+            fmt::format("creating topic {} failed: {}", name, r.error().message())};
+  }
+  logger()->info("created topic {} ({} partitions)", t.name, t.settings.partitions);
+  t.counters = stats_.for_topic(t.name);
+  auto [it, _] = topics_.emplace(t.name, std::move(t));
+  for (auto& p : it->second.partitions) p->counters = &it->second.counters;
+  return {};
+}
+
+outcome topic_table::remove(std::string_view name, const std::function<void(partition&)>& gone) {
+  auto it = topics_.find(name);
+  if (it == topics_.end()) return {ErrorCode::UnknownTopic, fmt::format("unknown topic {}", name)};
+  auto from = dir_ / it->first;
+  // A short, unique name (topic names may be long); open logs survive the rename.
+  auto to = dir_ / fmt::format(".deleted-{}-{}", system_clock::instance().wall_now().value(),
+                               ++deletions_);
+  std::error_code ec;
+  fs::rename(from, to, ec);
+  if (ec) return {ErrorCode::Internal, fmt::format("deleting topic {}: {}", name, ec.message())};
+  if (auto r = storage::posix_env().sync_dir(dir_); !r) {
+    // Not durable: undo the rename so the topic keeps serving where it
+    // was, and report the failure; the client may retry the deletion.
+    fs::rename(to, from, ec);
+    return {ErrorCode::Internal, fmt::format("deleting topic {}: {}", name, r.error().message())};
+  }
+  stats_.forget_topic(it->first);
+  auto parts = std::move(it->second.partitions);
+  topics_.erase(it);
+  for (auto& p : parts) {
+    p->counters = nullptr;
+    gone(*p);
+  }
+  // Closing thousands of segment files and unlinking them is the janitor's
+  // work: the core thread answers heartbeats and produces meanwhile.
+  janitor_.post([parts = std::move(parts), to]() mutable {
+    parts.clear();
+    std::error_code e;
+    fs::remove_all(to, e);
+  });
+  logger()->info("deleted topic {}", name);
+  return {};
+}
+
+outcome topic_table::update(topic& t, topic_settings s) {
+  auto r = storage::write_file_atomic(storage::posix_env(), dir_ / t.name / "topic.json",
+                                      settings_to_json(t.name, s));
+  if (!r)
+    return {ErrorCode::Internal,
+            fmt::format("updating topic {} failed: {}", t.name, r.error().message())};
+  t.settings = std::move(s);
+  return {};
+}
+
+topic* topic_table::find(std::string_view name) {
+  auto it = topics_.find(name);
+  return it == topics_.end() ? nullptr : &it->second;
+}
+
+const topic* topic_table::find(std::string_view name) const {
+  auto it = topics_.find(name);
+  return it == topics_.end() ? nullptr : &it->second;
+}
+
+partition* topic_table::find(std::string_view name, std::int32_t p, ErrorCode& err) {
+  auto* t = find(name);
+  if (t == nullptr) {
+    err = ErrorCode::UnknownTopic;
+    return nullptr;
+  }
+  if (p < 0 || p >= static_cast<std::int32_t>(t->partitions.size())) {
+    err = ErrorCode::UnknownPartition;
+    return nullptr;
+  }
+  err = ErrorCode::None;
+  return t->partitions[static_cast<std::size_t>(p)].get();
+}
+
+std::string topic_table::missing(std::string_view name, std::int32_t p, ErrorCode err) {
+  return err == ErrorCode::UnknownTopic ? fmt::format("unknown topic {}", name)
+                                        : fmt::format("topic {} has no partition {}", name, p);
+}
+
+std::int32_t topic_table::partition_count(std::string_view name) const {
+  const auto* t = find(name);
+  return t == nullptr ? 0 : t->settings.partitions;
+}
+
+}  // namespace ferry::broker

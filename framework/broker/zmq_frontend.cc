@@ -1,0 +1,334 @@
+#include "zmq_frontend.h"
+
+#include <fmt/format.h>
+
+#include <cstring>
+
+#include "ferry/broker/wire_errors.h"
+#include "ferry/core/logging.h"
+#include "ferry/protocol/codec.h"
+#include "ferry/protocol/errc.h"
+#include "ferry/protocol/socket.h"
+
+namespace ferry::broker {
+
+using namespace ferry::wire;
+
+namespace {
+
+std::shared_ptr<spdlog::logger> logger() {
+  static auto l = log::get("broker");
+  return l;
+}
+
+// libzmq calls this on its I/O thread once a zero-copy reply is sent
+// (tools/tsan.supp names it: libzmq's synchronisation is not instrumented).
+void free_owned_bytes(void*, void* hint) {
+  delete static_cast<std::vector<std::byte>*>(hint);
+}
+
+zmq::message_t message_from(std::vector<std::byte>&& bytes) {
+  auto* owned = new std::vector<std::byte>(std::move(bytes));
+  return zmq::message_t(owned->data(), owned->size(), free_owned_bytes, owned);
+}
+
+// A received frame as the handlers see it: its bytes, kept alive by the message.
+in_frame frame_of(zmq::message_t&& m) {
+  auto owner = std::make_shared<zmq::message_t>(std::move(m));
+  return {std::span<std::byte>(static_cast<std::byte*>(owner->data()), owner->size()), owner};
+}
+
+}  // namespace
+
+zmq_frontend::zmq_frontend(const broker_config& cfg, broker_metrics& stats, pipeline& p)
+    : cfg_(cfg), stats_(stats), pipeline_(p) {}
+
+zmq_frontend::~zmq_frontend() {
+  join();
+}
+
+result<std::string> zmq_frontend::bind() {
+  try {
+    router_ = zmq::socket_t(ctx_, zmq::socket_type::router);
+    FERRY_TRY(protocol::configure_socket(router_, cfg_.socket, true));
+    router_.bind(cfg_.listen);
+    {
+      unique_lock lock(bound_mu_);
+      bound_ = router_.get(zmq::sockopt::last_endpoint);
+    }
+    const auto wake_endpoint =
+        fmt::format("inproc://ferry-wake-{}", static_cast<const void*>(this));
+    net_wake_ = zmq::socket_t(ctx_, zmq::socket_type::pair);
+    net_wake_.bind(wake_endpoint);
+    net_wake_.set(zmq::sockopt::linger, 0);
+    core_wake_ = zmq::socket_t(ctx_, zmq::socket_type::pair);
+    core_wake_.set(zmq::sockopt::linger, 0);
+    core_wake_.connect(wake_endpoint);
+    // Open connections for ferry_broker_connections.
+    const auto monitor_endpoint =
+        fmt::format("inproc://ferry-monitor-{}", static_cast<const void*>(this));
+    if (zmq_socket_monitor(router_.handle(), monitor_endpoint.c_str(),
+                           ZMQ_EVENT_ACCEPTED | ZMQ_EVENT_DISCONNECTED) == 0) {
+      monitor_ = zmq::socket_t(ctx_, zmq::socket_type::pair);
+      monitor_.set(zmq::sockopt::linger, 0);
+      monitor_.connect(monitor_endpoint);
+    } else {
+      logger()->warn("connection metrics unavailable: zmq_socket_monitor failed ({})",
+                     zmq_strerror(zmq_errno()));
+    }
+  } catch (const zmq::error_t& e) {
+    // Logged by the caller, which decides what it means (ferryd exits).
+    return protocol::make_zmq_error(e.num());
+  }
+  return endpoint();
+}
+
+void zmq_frontend::start() {
+  thread_ = std::thread([this, wake = std::move(net_wake_), mon = std::move(monitor_)]() mutable {
+    thread_role_scope role(network_thread);
+    loop(std::move(wake), std::move(mon));
+  });
+}
+
+void zmq_frontend::join() {
+  if (!thread_.joinable()) return;
+  thread_.join();
+  router_.set(zmq::sockopt::linger, 1000);  // let the last replies leave
+  router_.close();
+  core_wake_.close();
+}
+
+std::string zmq_frontend::endpoint() const {
+  unique_lock lock(bound_mu_);
+  return bound_;
+}
+
+// --- core thread ----------------------------------------------------------
+
+void zmq_frontend::respond(native_request& q, native_response r) {
+  const auto type = q.type();
+  if (type == Body::ProduceRequest)
+    stats_.produce_latency.observe(steady::now() - q.received);
+  else if (type == Body::FetchRequest)
+    stats_.fetch_latency.observe(steady::now() - q.received);
+  reply out;
+  out.identity = std::move(*std::static_pointer_cast<zmq::message_t>(q.identity));
+  out.frames.reserve(1 + r.data.size());
+  out.frames.push_back(message_from(std::move(r.envelope)));
+  for (auto& d : r.data) out.frames.push_back(message_from(std::move(d)));
+  {
+    unique_lock lock(replies_mu_);
+    replies_.push_back(std::move(out));
+  }
+  posted_ = true;
+  in_flight_.fetch_sub(1);
+}
+
+void zmq_frontend::wake_network(char what) {
+  try {
+    (void)core_wake_.send(zmq::buffer(&what, 1), zmq::send_flags::dontwait);
+  } catch (const zmq::error_t&) {
+  }
+}
+
+void zmq_frontend::flush() {
+  if (!posted_) return;
+  posted_ = false;
+  wake_network('w');
+}
+
+void zmq_frontend::core_finished() {
+  core_done_ = true;
+  wake_network('d');
+}
+
+// --- network thread ------------------------------------------------------------
+
+void zmq_frontend::send_replies() {
+  std::vector<reply> out;
+  {
+    unique_lock lock(replies_mu_);
+    out.swap(replies_);
+  }
+  for (auto& r : out) {
+    std::vector<zmq::message_t> frames;
+    frames.reserve(r.frames.size() + 1);
+    frames.push_back(std::move(r.identity));
+    for (auto& f : r.frames) frames.push_back(std::move(f));
+    if (auto s = protocol::send_message(router_, frames); !s) {
+      // EHOSTUNREACH: the client is gone (ROUTER_MANDATORY). Nothing to do.
+      FERRY_LOG_DEBUG(logger(), "reply dropped: {}", s.error().message());
+    }
+  }
+}
+
+void zmq_frontend::reject(zmq::message_t identity, std::uint64_t id, ErrorCode code,
+                          const std::string& why) {
+  auto r = error_response(stats_, id, code, why);  // counts the refusal
+  std::vector<zmq::message_t> all;
+  all.push_back(std::move(identity));
+  all.push_back(message_from(std::move(r.envelope)));
+  (void)protocol::send_message(router_, all);
+}
+
+// While stopping, requests still arriving get ShuttingDown (retriable)
+// instead of silence, so clients retry elsewhere or later at once.
+void zmq_frontend::refuse_while_stopping(std::vector<zmq::message_t>&& frames) {
+  if (frames.size() < 2) return;
+  protocol::ensure_aligned(frames[1]);
+  auto env = protocol::decode_envelope(protocol::bytes_of(frames[1]), frames.size() - 1,
+                                       protocol::direction::request);
+  reject(std::move(frames[0]), env ? env.value()->request_id() : 0, ErrorCode::ShuttingDown,
+         "the broker is stopping; retry shortly");
+}
+
+// ferry_broker_requests_total by type, looked up once per type.
+metrics::counter& zmq_frontend::requests_of(Body type) {
+  const auto i = static_cast<std::size_t>(type);
+  if (i >= request_counters_.size()) request_counters_.resize(i + 1, nullptr);
+  if (request_counters_[i] == nullptr) {
+    const auto* api = protocol::find_api(type);
+    request_counters_[i] = &stats_.requests.with({api ? api->name : "unknown"});
+  }
+  return *request_counters_[i];
+}
+
+void zmq_frontend::on_request(std::vector<zmq::message_t>&& frames) {
+  if (frames.size() < 2) return;  // identity only: nothing to answer
+  auto q = std::make_unique<native_request>();
+  q->received = steady::now();
+  zmq::message_t identity = std::move(frames[0]);
+  // Each frame moves once, into the shared message the request keeps: a
+  // small message's bytes live inside the message object, so nothing may
+  // point into a frame that moves afterwards.
+  q->frames.reserve(frames.size() - 1);
+  for (std::size_t i = 1; i < frames.size(); ++i)
+    q->frames.push_back(frame_of(std::move(frames[i])));
+  auto& head = *std::static_pointer_cast<zmq::message_t>(q->frames[0].owner);
+  // Realigning copies the frame into a new message without its metadata:
+  // keep a (shared, cheap) reference to the original for Peer-Address.
+  zmq::message_t original;
+  const bool realigned = reinterpret_cast<std::uintptr_t>(head.data()) % 8 != 0;
+  if (realigned) original.copy(head);
+  protocol::ensure_aligned(head);
+  q->frames[0].bytes = std::span<std::byte>(static_cast<std::byte*>(head.data()), head.size());
+  std::string why;
+  auto env = protocol::decode_envelope(protocol::bytes_of(head), q->frames.size(),
+                                       protocol::direction::request, {}, &why);
+  if (!env) {
+    // One line per second at most: a broken or hostile client must not
+    // flood the log (ferry_broker_refused_total counts every one).
+    const auto now = steady::now();
+    if (now >= next_refusal_log_) {
+      logger()->warn(
+          "refused a request: {} ({}){}", env.error().message(), why,
+          refusals_unlogged_ > 0
+              ? fmt::format("; {} more refused since the last such line", refusals_unlogged_)
+              : std::string());
+      refusals_unlogged_ = 0;
+      next_refusal_log_ = now + std::chrono::seconds(1);
+    } else {
+      ++refusals_unlogged_;
+    }
+    // Answered under the request's own id when the envelope is readable,
+    // so the client gets this error instead of a timeout.
+    reject(std::move(identity), protocol::request_id_of(protocol::bytes_of(head)).value_or(0),
+           to_wire(env.error()), why.empty() ? env.error().message() : why);
+    return;
+  }
+  q->env = env.value();
+  requests_of(q->env->body_type()).inc();
+  if (in_flight_.load() >= cfg_.max_in_flight) {
+    reject(std::move(identity), q->env->request_id(), ErrorCode::TooManyRequests,
+           "broker queue full; retry with backoff");
+    return;
+  }
+  if (q->env->body_type() == Body::JoinGroupRequest) {
+    try {
+      if (const char* peer = (realigned ? original : head).gets("Peer-Address")) q->peer = peer;
+    } catch (const zmq::error_t&) {
+      // No address for this transport (inproc); describe shows none.
+    }
+  }
+  if (q->env->body_type() == Body::FetchRequest) {
+    auto wait = std::min<std::int64_t>(q->env->body_as_FetchRequest()->max_wait_ms(),
+                                       cfg_.max_fetch_wait.count());
+    q->deadline = steady::now() + std::chrono::milliseconds(wait);
+  }
+  q->identity = std::make_shared<zmq::message_t>(std::move(identity));
+  q->responder = this;
+  in_flight_.fetch_add(1);
+  pipeline_.submit(native_work(std::move(q)));
+}
+
+// Connection events of the ROUTER (zmq_socket_monitor): two frames, the
+// first a 16-bit event and a 32-bit value.
+void zmq_frontend::on_monitor_event(zmq::socket_t& monitor) {
+  try {
+    for (;;) {
+      zmq::message_t event, address;
+      if (!monitor.recv(event, zmq::recv_flags::dontwait)) return;
+      if (event.more()) (void)monitor.recv(address, zmq::recv_flags::dontwait);
+      if (event.size() < 2) continue;
+      std::uint16_t id = 0;
+      std::memcpy(&id, event.data(), sizeof(id));
+      if (id == ZMQ_EVENT_ACCEPTED) {
+        stats_.connections.add(1);
+        stats_.connections_accepted.inc();
+      } else if (id == ZMQ_EVENT_DISCONNECTED) {
+        stats_.connections.add(-1);
+      }
+    }
+  } catch (const zmq::error_t&) {
+  }
+}
+
+void zmq_frontend::loop(zmq::socket_t wake, zmq::socket_t monitor) {
+  bool draining = false;
+  for (;;) {
+    // While draining, the ROUTER is no longer read: only replies go out.
+    zmq::pollitem_t items[] = {{wake.handle(), 0, ZMQ_POLLIN, 0},
+                               {router_.handle(), 0, ZMQ_POLLIN, 0},
+                               {monitor.handle(), 0, ZMQ_POLLIN, 0}};
+    try {
+      zmq::poll(items, monitor ? 3 : 2, std::chrono::milliseconds(50));
+    } catch (const zmq::error_t& e) {
+      if (e.num() == ETERM) break;
+      continue;
+    }
+    if (items[0].revents & ZMQ_POLLIN) {
+      zmq::message_t m;
+      try {
+        while (wake.recv(m, zmq::recv_flags::dontwait)) {
+        }
+      } catch (const zmq::error_t&) {
+      }
+    }
+    if (items[2].revents & ZMQ_POLLIN) on_monitor_event(monitor);
+    send_replies();
+    if (items[1].revents & ZMQ_POLLIN) {
+      for (int n = 0; n < 256; ++n) {
+        auto msg = protocol::recv_message(router_, false);
+        if (!msg || msg.value().empty()) break;
+        if (draining)
+          refuse_while_stopping(std::move(msg).value());
+        else
+          on_request(std::move(msg).value());
+      }
+    }
+    if (stop_requested_ && !draining) {
+      draining = true;
+      pipeline_.request_stop();
+    }
+    if (draining && core_done_) {
+      send_replies();
+      // Stop the monitor before its PAIR closes: libzmq sends events
+      // blocking, and an event with no reader would stall the I/O thread
+      // that still has the last replies to send.
+      if (monitor) (void)zmq_socket_monitor(router_.handle(), nullptr, 0);
+      break;
+    }
+  }
+}
+
+}  // namespace ferry::broker
