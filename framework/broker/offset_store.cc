@@ -381,7 +381,9 @@ void offset_store::maybe_compact() {
         }
       // Live ledger keys, oldest first (replay keeps the newest time), keys
       // of the same millisecond packed together.
-      for (const auto& [group, l] : ledgers_) {
+      for (const auto& entry : ledgers_) {
+        const auto& group = entry.first;  // a name, not a binding: lambdas capture it
+        const auto& l = entry.second;
         std::vector<std::string_view> same;
         std::int64_t same_ms = 0;
         auto emit = [&]() -> result<void> {

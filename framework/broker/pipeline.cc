@@ -88,7 +88,12 @@ void round::finish_appends() {
 void round::finish_offsets() {
   std::error_code sync;
   if (core_.offsets->has_pending()) {
-    if (auto r = timed(core_.stats.fsync_offsets, [&] { return core_.offsets->sync(); }); !r) {
+    if (auto r = timed(core_.stats.fsync_offsets,
+                       [&] {
+                         core_thread.assert_held();  // called right here
+                         return core_.offsets->sync();
+                       });
+        !r) {
       sync = r.error();
       logger()->error("group offsets: sync failed: {}", sync.message());
     }
@@ -241,7 +246,12 @@ void pipeline::expire_offsets(steady::time_point now) {
   }
   if (changes.empty()) return;
   if (auto r = core_.offsets->append(changes); r) {
-    if (auto s = timed(core_.stats.fsync_offsets, [&] { return core_.offsets->sync(); }); !s)
+    if (auto s = timed(core_.stats.fsync_offsets,
+                       [&] {
+                         core_thread.assert_held();  // called right here
+                         return core_.offsets->sync();
+                       });
+        !s)
       logger()->error("group offsets: sync failed: {}", s.error().message());
     else
       for (const auto& c : changes) (void)core_.groups->erase(c.group);
