@@ -12,10 +12,8 @@
 #include "broker_metrics.h"
 #include "core.h"
 #include "data_dir_lock.h"
-#include "ferry/core/clock.h"
 #include "ferry/core/crash_point.h"
 #include "ferry/core/logging.h"
-#include "ferry/storage/env.h"
 #include "janitor.h"
 #include "metrics_snapshot.h"
 #include "pipeline.h"
@@ -60,54 +58,7 @@ struct broker::impl {
   result<void> load() {
     // open() runs before the core thread exists: it may touch the state.
     thread_role_scope role(core_thread);
-    FERRY_TRY(core.topics.load());
-    std::string why;
-    auto ids = producer_registry::open(storage::posix_env(), cfg.data_dir / "producers", &why);
-    if (!ids) {
-      logger()->error("cannot open the producer registry: {}",
-                      why.empty() ? ids.error().message() : why);
-      return ids.error();
-    }
-    core.producer_ids = std::move(ids).value();
-    for (const auto& [_, t] : core.topics.all())
-      for (const auto& p : t.partitions)
-        core.producer_ids->observe(producer_id(p->producers.max_producer_id()));
-    offset_store::options so;
-    so.compact_bytes = cfg.offsets_compact_bytes;
-    so.flush = cfg.flush;
-    so.ledger_retention = cfg.ledger_retention;
-    so.ledger_max_keys = static_cast<std::size_t>(cfg.ledger_max_keys);
-    const auto offsets_dir = cfg.data_dir / "groups" / "offsets";
-    auto store =
-        offset_store::open(storage::posix_env(), offsets_dir, so, system_clock::instance());
-    if (!store) {
-      logger()->error("cannot open the group offsets at {}: {}", offsets_dir.string(),
-                      store.error().message());
-      return store.error();
-    }
-    core.offsets = std::move(store).value();
-    auto reg = schema_registry::open(storage::posix_env(), cfg.data_dir / "schemas",
-                                     system_clock::instance());
-    if (!reg) {
-      logger()->error("cannot open the schema registry at {}: {}",
-                      (cfg.data_dir / "schemas").string(), reg.error().message());
-      return reg.error();
-    }
-    core.registry = std::move(reg).value();
-    group_coordinator::options go;
-    go.min_session_timeout = cfg.min_session_timeout;
-    go.max_session_timeout = cfg.max_session_timeout;
-    // The coordinator calls both on the core thread, from inside its own calls.
-    core.groups = std::make_unique<group_coordinator>(
-        go,
-        [this](std::string_view t) {
-          core_thread.assert_held();
-          return core.topics.partition_count(t);
-        },
-        [this](std::uint64_t token, join_outcome o) {
-          core_thread.assert_held();
-          line.finish_join(token, std::move(o));
-        });
+    FERRY_TRY(open_core(core, line));
     snapshot.publish_now(core, false);  // what a scrape sees until the core thread runs
     return success();
   }

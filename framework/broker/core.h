@@ -67,6 +67,14 @@ struct broker_core {
 [[nodiscard]] outcome delete_topic(broker_core& c, std::string_view name)
     FERRY_REQUIRES(core_thread);
 
+class pipeline;
+
+/// Loads the state from cfg.data_dir: every topic (log recovery, producer
+/// state), the producer registry, the group offsets and ledger, the schema
+/// registry; makes the group coordinator, which answers joins through
+/// `line`.
+[[nodiscard]] result<void> open_core(broker_core& c, pipeline& line) FERRY_REQUIRES(core_thread);
+
 /// The timestamp of the record at `at` (the oldest one a group has not
 /// consumed), or -1.
 [[nodiscard]] std::int64_t timestamp_at(storage::partition_log& log, std::int64_t at);

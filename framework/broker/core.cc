@@ -1,0 +1,71 @@
+#include "core.h"
+
+#include "ferry/core/clock.h"
+#include "ferry/core/logging.h"
+#include "ferry/storage/env.h"
+#include "pipeline.h"
+
+namespace ferry::broker {
+
+namespace {
+
+std::shared_ptr<spdlog::logger> logger() {
+  static auto l = log::get("broker");
+  return l;
+}
+
+}  // namespace
+
+result<void> open_core(broker_core& c, pipeline& line) {
+  const auto& cfg = c.cfg;
+  FERRY_TRY(c.topics.load());
+  std::string why;
+  auto ids = producer_registry::open(storage::posix_env(), cfg.data_dir / "producers", &why);
+  if (!ids) {
+    logger()->error("cannot open the producer registry: {}",
+                    why.empty() ? ids.error().message() : why);
+    return ids.error();
+  }
+  c.producer_ids = std::move(ids).value();
+  for (const auto& [_, t] : c.topics.all())
+    for (const auto& p : t.partitions)
+      c.producer_ids->observe(producer_id(p->producers.max_producer_id()));
+  offset_store::options so;
+  so.compact_bytes = cfg.offsets_compact_bytes;
+  so.flush = cfg.flush;
+  so.ledger_retention = cfg.ledger_retention;
+  so.ledger_max_keys = static_cast<std::size_t>(cfg.ledger_max_keys);
+  const auto offsets_dir = cfg.data_dir / "groups" / "offsets";
+  auto store = offset_store::open(storage::posix_env(), offsets_dir, so, system_clock::instance());
+  if (!store) {
+    logger()->error("cannot open the group offsets at {}: {}", offsets_dir.string(),
+                    store.error().message());
+    return store.error();
+  }
+  c.offsets = std::move(store).value();
+  auto reg = schema_registry::open(storage::posix_env(), cfg.data_dir / "schemas",
+                                   system_clock::instance());
+  if (!reg) {
+    logger()->error("cannot open the schema registry at {}: {}",
+                    (cfg.data_dir / "schemas").string(), reg.error().message());
+    return reg.error();
+  }
+  c.registry = std::move(reg).value();
+  group_coordinator::options go;
+  go.min_session_timeout = cfg.min_session_timeout;
+  go.max_session_timeout = cfg.max_session_timeout;
+  // The coordinator calls both on the core thread, from inside its own calls.
+  c.groups = std::make_unique<group_coordinator>(
+      go,
+      [&c](std::string_view t) {
+        core_thread.assert_held();
+        return c.topics.partition_count(t);
+      },
+      [&line](std::uint64_t token, join_outcome o) {
+        core_thread.assert_held();
+        line.finish_join(token, std::move(o));
+      });
+  return success();
+}
+
+}  // namespace ferry::broker
