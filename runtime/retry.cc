@@ -26,6 +26,33 @@ milliseconds backoff::delay(int attempts, double random01) const {
   return milliseconds(static_cast<std::int64_t>(ms));
 }
 
+failure_decision decide_after_failure(const subscription_config& s, error_class cls,
+                                      const std::error_code& err, int attempts) {
+  using action = failure_decision::action;
+  failure_decision d;
+  const auto* ov = s.retry.override_for(err);
+  const int max = ov && ov->max_attempts ? *ov->max_attempts : s.retry.max_attempts;
+  auto dead_letter = [&](dead_letter_reason why) {
+    d.what = action::dead_letter;
+    d.reason = why;
+    return d;
+  };
+  if (cls == error_class::invalid_payload) return dead_letter(dead_letter_reason::invalid_payload);
+  if (cls == error_class::permanent || (ov && ov->permanent))
+    return dead_letter(dead_letter_reason::permanent_error);
+  if (attempts >= max) return dead_letter(dead_letter_reason::attempts_exhausted);
+  if (s.order == ordering::delay_tiers && !s.tiers.empty()) {
+    d.what = action::tier;
+    d.tier =
+        std::min<std::size_t>(static_cast<std::size_t>(std::max(attempts, 1)), s.tiers.size()) - 1;
+    return d;
+  }
+  const auto& b = ov && ov->backoff ? *ov->backoff : s.retry.backoff;
+  d.what = b.initial.count() == 0 ? action::retry_now : action::retry_later;
+  d.backoff = &b;
+  return d;
+}
+
 bool error_override::matches(const std::error_code& ec) const noexcept {
   if (category != ec.category().name()) return false;
   return !code || *code == ec.value();

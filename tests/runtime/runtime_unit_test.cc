@@ -172,6 +172,66 @@ TEST(Subscriptions, ABareNumberForADurationIsAnErrorNotMilliseconds) {
   EXPECT_EQ(ok.value()[0].idempotency_window, 36h);
 }
 
+// The one retry decision (retry.h) every path of the worker asks.
+TEST(RetryDecision, DeadLetterTierOrRetryInTheDocumentedOrder) {
+  using action = failure_decision::action;
+  subscription_config s;
+  s.topics = {"orders"};
+  s.retry.max_attempts = 3;
+  s.retry.backoff.initial = 100ms;
+  const auto boom = make_error_code(std::errc::io_error);
+  // Retriable, attempts left: retry after the backoff.
+  auto d = decide_after_failure(s, error_class::retriable, boom, 1);
+  EXPECT_EQ(d.what, action::retry_later);
+  ASSERT_NE(d.backoff, nullptr);
+  EXPECT_EQ(d.backoff->delay(1, 1.0), 100ms);
+  // The last attempt: exhausted.
+  d = decide_after_failure(s, error_class::retriable, boom, 3);
+  EXPECT_EQ(d.what, action::dead_letter);
+  EXPECT_EQ(d.reason, dead_letter_reason::attempts_exhausted);
+  // Permanent and invalid payloads at once, whatever attempts remain.
+  EXPECT_EQ(decide_after_failure(s, error_class::permanent, boom, 1).reason,
+            dead_letter_reason::permanent_error);
+  EXPECT_EQ(decide_after_failure(s, error_class::invalid_payload, boom, 1).reason,
+            dead_letter_reason::invalid_payload);
+  // An override: permanent for its error, or its own attempts and backoff.
+  s.retry.overrides.push_back(error_override::never_retry(boom.category().name(), boom.value()));
+  d = decide_after_failure(s, error_class::retriable, boom, 1);
+  EXPECT_EQ(d.what, action::dead_letter);
+  EXPECT_EQ(d.reason, dead_letter_reason::permanent_error);
+  s.retry.overrides.clear();
+  auto ov = error_override::attempts(boom.category().name(), boom.value(), 5);
+  ov.backoff = backoff{backoff::kind::fixed, 0ms, 0ms, 1.0, false};
+  s.retry.overrides.push_back(ov);
+  d = decide_after_failure(s, error_class::retriable, boom, 3);
+  EXPECT_EQ(d.what, action::retry_now) << "the override's 5 attempts and zero backoff";
+  EXPECT_EQ(d.backoff->delay(3, 0.5), 0ms);
+  EXPECT_EQ(decide_after_failure(s, error_class::retriable, boom, 5).what, action::dead_letter);
+  // Another error is not overridden.
+  EXPECT_EQ(
+      decide_after_failure(s, error_class::retriable, make_error_code(std::errc::timed_out), 3)
+          .what,
+      action::dead_letter);
+}
+
+TEST(RetryDecision, DelayTiersPickTheTierOfTheAttempt) {
+  using action = failure_decision::action;
+  subscription_config s;
+  s.topics = {"orders"};
+  s.order = ordering::delay_tiers;
+  s.retry.max_attempts = 5;
+  s.tiers = {{"5s", 5s}, {"1m", 60s}};
+  const auto boom = make_error_code(std::errc::io_error);
+  auto d = decide_after_failure(s, error_class::retriable, boom, 1);
+  EXPECT_EQ(d.what, action::tier);
+  EXPECT_EQ(d.tier, 0u);
+  EXPECT_EQ(decide_after_failure(s, error_class::retriable, boom, 2).tier, 1u);
+  EXPECT_EQ(decide_after_failure(s, error_class::retriable, boom, 4).tier, 1u)
+      << "past the last tier, the last one again";
+  EXPECT_EQ(decide_after_failure(s, error_class::retriable, boom, 5).what, action::dead_letter);
+  EXPECT_EQ(decide_after_failure(s, error_class::permanent, boom, 1).what, action::dead_letter);
+}
+
 TEST(Durations, ParseUnitsAndRefuseTheRest) {
   EXPECT_EQ(parse_duration("250ms"), 250ms);
   EXPECT_EQ(parse_duration("5s"), 5s);

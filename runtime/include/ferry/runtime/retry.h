@@ -108,6 +108,36 @@ struct subscription_config {
   [[nodiscard]] result<void> validate(std::string* why = nullptr) const;
 };
 
+/// What happens to a record after a failed attempt (DESIGN.md decision 6),
+/// decided in one place for every path of the worker: the retry loop
+/// inside a handler task and the polling thread's scheduling both ask
+/// decide_after_failure().
+///
+///   invalid payload                      -> dead letter (invalid_payload)
+///   permanent error, or an override
+///   that says permanent                  -> dead letter (permanent_error)
+///   attempts >= max (the override's max
+///   if it has one)                       -> dead letter (attempts_exhausted)
+///   delay_tiers                          -> tier min(attempts, tiers) - 1
+///   zero backoff (initial = 0)           -> retry now
+///   otherwise                            -> retry after the backoff's delay
+struct failure_decision {
+  enum class action : std::uint8_t { retry_now, retry_later, tier, dead_letter };
+  action what = action::retry_later;
+  /// retry_now / retry_later: the backoff that applies (the override's or
+  /// the policy's; points into the subscription); its delay(attempts,
+  /// random) is the wait - 0 for retry_now.
+  const struct backoff* backoff = nullptr;
+  std::size_t tier = 0;  ///< tier: index into subscription_config::tiers
+  dead_letter_reason reason = dead_letter_reason::attempts_exhausted;  ///< dead_letter
+};
+
+/// `attempts`: the failed attempts so far, this one included. Pure: the
+/// same inputs give the same decision (the jitter is drawn by the caller,
+/// only for a retry).
+[[nodiscard]] failure_decision decide_after_failure(const subscription_config& s, error_class cls,
+                                                    const std::error_code& err, int attempts);
+
 /// Parses subscriptions from TOML (docs/runtime.md, "Configuration"):
 ///
 ///   [[subscription]]
