@@ -20,7 +20,6 @@
 
 namespace ferry::runtime {
 
-
 namespace {
 
 std::shared_ptr<spdlog::logger> logger() {

@@ -4,7 +4,6 @@
 
 namespace ferry::runtime {
 
-
 namespace {
 
 std::shared_ptr<spdlog::logger> logger() {
