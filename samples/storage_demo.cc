@@ -198,7 +198,7 @@ int main(int argc, char** argv) {
     std::span<const std::byte> data(r.value().data);
     while (!data.empty()) {
       auto h = fmtb::batch_header::decode(data.data());
-      auto one = data.first(h.batch_length);
+      auto one = data.first(static_cast<std::size_t>(h.size()));
       check(static_cast<bool>(fmtb::validate_batch(one, fmtb::validation::full)),
             "batch validates");
       fmtb::for_each_record(one, [&](const fmtb::record_view& rv) {
@@ -219,7 +219,7 @@ int main(int argc, char** argv) {
         seen[static_cast<std::size_t>(n)] = true;
         ++verified;
       });
-      data = data.subspan(h.batch_length);
+      data = data.subspan(static_cast<std::size_t>(h.size()));
     }
     at = r.value().next_offset;
   }

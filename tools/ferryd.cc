@@ -2,6 +2,7 @@
 //
 //   ferryd --data-dir DIR [--listen tcp://127.0.0.1:7400] [--config ferry.toml] [--check-config]
 //          [--log-level SPEC] [--log-format text|json] [--metrics-listen HOST:PORT]
+//   ferryd --data-dir DIR --upgrade-data-dir     (offline: format 1 -> format 2, then exit)
 //
 // Configuration: built-in defaults < TOML file < FERRY_* environment < flags.
 // Logs go to stderr. Until the configuration is read and valid, ferryd
@@ -21,6 +22,7 @@
 
 #include "ferry/broker/broker.h"
 #include "ferry/broker/config.h"
+#include "ferry/broker/data_format.h"
 #include "ferry/core/logging.h"
 #include "ferry/metrics/http_endpoint.h"
 
@@ -28,7 +30,7 @@ int main(int argc, char** argv) {
   CLI::App app{"ferryd: the Ferry broker"};
   std::optional<std::string> config_file, data_dir, listen, log_level, log_format, flush,
       metrics_listen;
-  bool check = false;
+  bool check = false, upgrade = false;
   app.add_option("--config", config_file, "TOML configuration file (see docs/operations.md)");
   app.add_option("--data-dir", data_dir,
                  "directory holding topics and partition logs (FERRY_DATA_DIR)");
@@ -47,6 +49,9 @@ int main(int argc, char** argv) {
   app.add_option("--flush", flush,
                  "on_commit (durable, default) or interval (relaxed; FERRY_STORAGE_FLUSH)");
   app.add_flag("--check-config", check, "validate the configuration and exit (0 valid, 2 invalid)");
+  app.add_flag("--upgrade-data-dir", upgrade,
+               "convert a data directory written by Ferry's format 1 to format 2 (Kafka's "
+               "RecordBatch v2), offline and losslessly, then exit (docs/operations.md)");
   try {
     app.parse(argc, argv);
   } catch (const CLI::ParseError& e) {
@@ -104,6 +109,34 @@ int main(int argc, char** argv) {
     std::printf("configuration is valid: data_dir=%s listen=%s flush=%s\n", cfg.data_dir.c_str(),
                 cfg.listen.c_str(),
                 cfg.flush == ferry::storage::flush_mode::on_commit ? "on_commit" : "interval");
+    return 0;
+  }
+  if (upgrade) {
+    std::fprintf(stderr, "ferryd: upgrading %s to data format %d...\n", cfg.data_dir.c_str(),
+                 ferry::broker::kDataFormat);
+    auto rep = ferry::broker::upgrade_data_dir(cfg.data_dir, &error, [](const std::string& log) {
+      std::fprintf(stderr, "  %s\n", log.c_str());
+    });
+    if (!rep) {
+      std::fprintf(stderr, "ferryd: upgrade failed, the data directory is unchanged: %s\n",
+                   error.c_str());
+      return 1;
+    }
+    const auto& r = rep.value();
+    std::printf(
+        "upgraded %s to data format %d: %llu partition logs, %llu segments, %llu batches, %llu "
+        "records (%llu bytes before, %llu after%s); the format-1 files are in %s/format1-backup: "
+        "delete them once ferryd serves the data\n",
+        cfg.data_dir.c_str(), ferry::broker::kDataFormat,
+        static_cast<unsigned long long>(r.partitions), static_cast<unsigned long long>(r.segments),
+        static_cast<unsigned long long>(r.batches), static_cast<unsigned long long>(r.records),
+        static_cast<unsigned long long>(r.bytes_before),
+        static_cast<unsigned long long>(r.bytes_after),
+        r.torn_tail_bytes > 0
+            ? fmt::format("; {} bytes of a torn tail dropped, as recovery would", r.torn_tail_bytes)
+                  .c_str()
+            : "",
+        cfg.data_dir.c_str());
     return 0;
   }
   if (cfg.flush == ferry::storage::flush_mode::interval) {

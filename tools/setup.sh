@@ -15,6 +15,8 @@ packages=(
   libspdlog-dev libfmt-dev
   libgtest-dev libgmock-dev libbenchmark-dev
   libcli11-dev libtomlplusplus-dev nlohmann-json3-dev libcpp-httplib-dev
+  # record batch compression (Kafka's codecs): gzip, snappy, lz4, zstd
+  zlib1g-dev libsnappy-dev liblz4-dev libzstd-dev
   # clang + its runtimes: libFuzzer targets and the fuzz smoke run
   clang libclang-rt-14-dev clang-format
 )

@@ -66,7 +66,7 @@ std::optional<refusal> check_schema_ids(broker_core& c, const topic& t,
   const std::string subject = schema_subject_of(t.name, t.settings);
   std::optional<refusal> out;
   std::int32_t index = 0;
-  format::for_each_record(batch.bytes(), [&](const format::record_view& rv) {
+  format::for_each_record(batch, [&](const format::record_view& rv) {
     core_thread.assert_held();  // called right here
     const std::int32_t i = index++;
     if (!rv.value) return true;  // a tombstone has no payload to describe

@@ -12,7 +12,9 @@
 #include "broker_metrics.h"
 #include "core.h"
 #include "data_dir_lock.h"
+#include "ferry/broker/data_format.h"
 #include "ferry/core/crash_point.h"
+#include "ferry/core/errc.h"
 #include "ferry/core/logging.h"
 #include "janitor.h"
 #include "metrics_snapshot.h"
@@ -94,6 +96,10 @@ result<std::unique_ptr<broker>> broker::open(broker_config config,
   auto i = std::make_unique<impl>(std::move(config), std::move(metrics_registry));
   FERRY_TRY(i->dir_lock.acquire(i->cfg.data_dir));
   pause_point("broker.open");  // tests: what a slow start looks like (/readyz)
+  if (std::string why; !check_data_format(i->cfg.data_dir, &why)) {
+    logger()->error("{}", why);
+    return ferry::errc::corrupt_data;
+  }
   FERRY_TRY(i->load());
   auto* raw = i.get();
   raw->collector_id = raw->metrics_reg->add_collector(

@@ -148,7 +148,7 @@ result<void> offset_store::replay() {
     bool bad = false;
     while (!data.empty() && !bad) {
       const auto h = format::batch_header::decode(data.data());
-      auto one = data.first(h.batch_length);
+      auto one = data.first(static_cast<std::size_t>(h.size()));
       if (!format::validate_batch(one, format::validation::full)) {
         bad = true;
         break;
@@ -173,7 +173,7 @@ result<void> offset_store::replay() {
         ++records;
         return true;
       });
-      data = data.subspan(h.batch_length);
+      data = data.subspan(static_cast<std::size_t>(h.size()));
     }
     if (bad) {
       logger()->error("group offsets log at {}: an undecodable record near offset {}",

@@ -360,10 +360,12 @@ result<partition_producers::scan_report> partition_producers::rebuild(
     std::span<const std::byte> data(r.value().data);
     while (data.size() >= format::kBatchHeaderSize) {
       const auto h = format::batch_header::decode(data.data());
-      if (h.batch_length < format::kBatchHeaderSize || h.batch_length > data.size()) break;
+      if (static_cast<std::size_t>(h.size()) < format::kBatchHeaderSize ||
+          static_cast<std::size_t>(h.size()) > data.size())
+        break;
       if (h.pid.value() >= 0) appended(h, h.base_offset.value(), now_ms);
       ++rep.batches;
-      data = data.subspan(h.batch_length);
+      data = data.subspan(static_cast<std::size_t>(h.size()));
     }
     rep.bytes += r.value().data.size();
     if (r.value().next_offset.value() <= at) break;

@@ -85,7 +85,7 @@ result<void> schema_registry::replay() {
     std::string bad;
     while (!data.empty() && bad.empty()) {
       const auto h = format::batch_header::decode(data.data());
-      auto one = data.first(h.batch_length);
+      auto one = data.first(static_cast<std::size_t>(h.size()));
       if (!format::validate_batch(one, format::validation::full, &bad)) break;
       format::for_each_record(one, [&](const format::record_view& rv) {
         if (!rv.value) {
@@ -150,7 +150,7 @@ result<void> schema_registry::replay() {
         return true;
       });
       if (!bad.empty()) break;
-      data = data.subspan(h.batch_length);
+      data = data.subspan(static_cast<std::size_t>(h.size()));
     }
     if (!bad.empty()) {
       logger()->error("schema registry log at {}: {} near offset {}; refusing to start",

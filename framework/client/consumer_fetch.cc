@@ -141,13 +141,15 @@ std::error_code consumer::impl::decode_partition(const topic_partition& tp,
       return errc::corrupt_data;
     }
     const auto h = format::batch_header::decode(data.data());
-    if (h.batch_length < format::kBatchHeaderSize || h.batch_length > data.size()) {
-      why = fmt::format("batch_length {} with {} bytes left", h.batch_length, data.size());
+    if (h.size() < format::kBatchHeaderSize || h.size() > data.size()) {
+      why = fmt::format("batchLength {} with {} bytes left", h.batch_length, data.size());
       return errc::corrupt_data;
     }
-    const auto one = data.first(h.batch_length);
+    const auto one = data.first(static_cast<std::size_t>(h.size()));
     std::string what;
-    if (auto v = format::validate_batch(one, format::validation::full, &what); !v) {
+    // Validated once; a compressed batch's records are decompressed once, here.
+    std::vector<std::byte> inflated;
+    if (auto v = format::validate_batch(one, format::validation::full, &what, &inflated); !v) {
       why = fmt::format("batch at offset {} failed validation: {}", h.base_offset.value(), what);
       return errc::corrupt_data;
     }
@@ -156,7 +158,10 @@ std::error_code consumer::impl::decode_partition(const topic_partition& tp,
       return errc::corrupt_data;
     }
     prev_next = h.next_offset();
-    format::for_each_record(one, [&](const format::record_view& rv) {
+    const auto records = h.codec() == format::compression::none
+                             ? one.subspan(format::kBatchHeaderSize)
+                             : std::span<const std::byte>(inflated);
+    format::for_each_record_in(h, records, [&](const format::record_view& rv) {
       if (rv.off < position) return;  // the first batch may start before the position
       consumer_record rec;
       rec.topic = tp.topic;
@@ -171,7 +176,7 @@ std::error_code consumer::impl::decode_partition(const topic_partition& tp,
       });
       out.push_back(std::move(rec));
     });
-    data = data.subspan(h.batch_length);
+    data = data.subspan(static_cast<std::size_t>(h.size()));
   }
   return {};
 }

@@ -99,11 +99,14 @@ std::size_t encoded_size(const producer_record& r, std::int64_t ts_delta, std::u
     return s ? varint::size(varint::zigzag(static_cast<std::int64_t>(s->size()))) + s->size()
              : std::size_t{1};
   };
-  std::size_t body = 1 + varint::size(varint::zigzag(ts_delta)) + varint::size(off_delta) +
-                     nullable(r.key) + nullable(r.value) + varint::size(r.headers.size());
-  for (const auto& h : r.headers)
-    body += varint::size(h.key.size()) + h.key.size() + nullable(h.value);
-  return varint::size(body) + body;
+  // Every varint of a record is zigzag-encoded (Kafka's RecordBatch v2).
+  auto z = [](std::uint64_t v) {
+    return varint::size(varint::zigzag(static_cast<std::int64_t>(v)));
+  };
+  std::size_t body = 1 + varint::size(varint::zigzag(ts_delta)) + z(off_delta) + nullable(r.key) +
+                     nullable(r.value) + z(r.headers.size());
+  for (const auto& h : r.headers) body += z(h.key.size()) + h.key.size() + nullable(h.value);
+  return z(body) + body;
 }
 
 std::optional<std::span<const std::byte>> bytes_of(const std::optional<std::string>& s) {

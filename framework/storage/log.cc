@@ -37,6 +37,10 @@ constexpr std::string_view kIndexSuffix = ".index";
 constexpr std::string_view kTimeIndexSuffix = ".timeindex";
 constexpr std::string_view kDeletedSuffix = ".deleted";
 constexpr std::size_t kMinBatchBytes = kBatchHeaderSize + 7;
+// The partition leader epoch the log stamps into every batch (one node, no
+// leader changes). The CRC does not cover it; checking it on every read is
+// what detects a flipped bit there.
+constexpr std::int32_t kLeaderEpoch = 0;
 
 std::shared_ptr<spdlog::logger> logger() {
   static auto l = log::get("storage");
@@ -100,18 +104,18 @@ result<scan_result> scan_segment(const file& f, offset base, std::uint64_t file_
       break;
     }
     auto h = batch_header::decode(hdr);
-    if (h.batch_length < kMinBatchBytes || h.batch_length > kMaxBatchBytes) {
+    if (h.size() < kMinBatchBytes || h.size() > kMaxBatchBytes) {
       r.clean = false;
-      r.reason = fmt::format("implausible batch_length {}", h.batch_length);
+      r.reason = fmt::format("implausible batch_length {}", h.size());
       break;
     }
-    if (pos + h.batch_length > file_size) {
+    if (pos + h.size() > file_size) {
       r.clean = false;
       r.incomplete = true;
-      r.reason = fmt::format("batch of {} bytes runs past the end of the file", h.batch_length);
+      r.reason = fmt::format("batch of {} bytes runs past the end of the file", h.size());
       break;
     }
-    buf.resize(h.batch_length);
+    buf.resize(h.size());
     FERRY_TRY(auto m, f.read_at(pos, buf));
     if (m != buf.size()) {
       r.clean = false;
@@ -126,16 +130,22 @@ result<scan_result> scan_segment(const file& f, offset base, std::uint64_t file_
       r.reason = why;
       break;
     }
+    if (h.partition_leader_epoch != kLeaderEpoch) {
+      r.clean = false;
+      r.reason = fmt::format("partition leader epoch {} (the log writes {})",
+                             h.partition_leader_epoch, kLeaderEpoch);
+      break;
+    }
     if (h.base_offset != r.next) {
       r.clean = false;
       r.reason = fmt::format("batch base offset {} where {} was expected", h.base_offset, r.next);
       break;
     }
     r.idx.on_batch(static_cast<std::uint32_t>(pos),
-                   static_cast<std::uint32_t>(h.base_offset - base), h.batch_length,
-                   h.max_timestamp, interval);
+                   static_cast<std::uint32_t>(h.base_offset - base),
+                   static_cast<std::uint32_t>(h.size()), h.max_timestamp, interval);
     r.next = h.next_offset();
-    pos += h.batch_length;
+    pos += h.size();
   }
   r.valid_bytes = pos;
   return r;
@@ -153,12 +163,14 @@ result<std::optional<std::uint64_t>> find_valid_batch_after(const file& f, std::
   rest.resize(n);
   for (std::size_t q = 1; q + kBatchHeaderSize <= rest.size(); ++q) {
     const std::byte* p = rest.data() + q;
-    if (le::load<std::uint8_t>(p + layout::magic) != kBatchMagic) continue;
-    auto len = le::load<std::uint32_t>(p + layout::batch_length);
+    if (be::load<std::int8_t>(p + layout::magic) != kBatchMagic) continue;
+    const auto h = batch_header::decode(p);
+    const auto len = h.size();
     if (len < kMinBatchBytes || len > kMaxBatchBytes || q + len > rest.size()) continue;
-    auto base = offset(le::load<std::int64_t>(p + layout::base_offset));
+    const auto base = h.base_offset;
     if (base < expected || base - expected > (std::int64_t{1} << 31)) continue;
-    if (validate_batch(std::span<const std::byte>(p, len), validation::header_and_crc))
+    if (validate_batch(std::span<const std::byte>(p, static_cast<std::size_t>(len)),
+                       validation::header_and_crc))
       return from + q;
   }
   return std::optional<std::uint64_t>();
@@ -507,7 +519,8 @@ struct partition_log::impl {
       }
     }
     auto& s = active();
-    le::store<std::int64_t>(batch.data() + layout::base_offset, log_end.value());
+    be::store<std::int64_t>(batch.data() + layout::base_offset, log_end.value());
+    be::store<std::int32_t>(batch.data() + layout::partition_leader_epoch, kLeaderEpoch);
     const std::uint64_t before = s.size;
     if (auto r = s.f->append(batch); !r) {
       auto ec = r.error();
@@ -527,8 +540,8 @@ struct partition_log::impl {
                    cfg.index_interval_bytes);
     s.size += batch.size();
     total_size += batch.size();
-    append_result out{log_end, log_end + (h.record_count - 1)};
-    log_end += h.record_count;
+    append_result out{log_end, log_end + h.last_offset_delta};
+    log_end += h.last_offset_delta + 1;
     s.next = log_end;
     ++appends;
     if (cfg.flush == flush_mode::interval) hw = log_end;
@@ -548,8 +561,8 @@ struct partition_log::impl {
       return errc::corrupt_log;
     }
     auto h = batch_header::decode(hdr);
-    if (h.batch_length < kMinBatchBytes || pos + h.batch_length > limit) {
-      why = fmt::format("batch_length {} out of bounds", h.batch_length);
+    if (h.size() < kMinBatchBytes || pos + h.size() > limit) {
+      why = fmt::format("batch_length {} out of bounds", h.size());
       return errc::corrupt_log;
     }
     return h;
@@ -627,16 +640,22 @@ struct partition_log::impl {
         while (used + kBatchHeaderSize <= n) {
           const std::byte* p = out.data.data() + at + used;
           auto h = batch_header::decode(p);
-          if (h.batch_length < kMinBatchBytes || pos + used + h.batch_length > limit) {
+          if (h.size() < kMinBatchBytes || pos + used + h.size() > limit) {
             out.data.resize(at + used);
-            return bad(s, pos + used, fmt::format("batch_length {} out of bounds", h.batch_length));
+            return bad(s, pos + used, fmt::format("batch_length {} out of bounds", h.size()));
           }
-          if (used + h.batch_length > n) break;  // incomplete in this chunk
+          if (used + h.size() > n) break;  // incomplete in this chunk
           std::string why;
-          if (!validate_batch(std::span<const std::byte>(p, h.batch_length),
-                              validation::header_and_crc, &why)) {
+          if (!validate_batch(std::span<const std::byte>(p, h.size()), validation::header_and_crc,
+                              &why)) {
             out.data.resize(at + used);
             return bad(s, pos + used, why);
+          }
+          if (h.partition_leader_epoch != kLeaderEpoch) {
+            out.data.resize(at + used);
+            return bad(s, pos + used,
+                       fmt::format("partition leader epoch {} (the log writes {})",
+                                   h.partition_leader_epoch, kLeaderEpoch));
           }
           const offset expected = out.batches == 0 ? h.base_offset : out.next_offset;
           if (h.base_offset != expected || (out.batches == 0 && h.base_offset > out.next_offset)) {
@@ -647,15 +666,14 @@ struct partition_log::impl {
           }
           if (out.batches == 0 && h.next_offset() <= out.next_offset) {
             // Wholly before the requested offset: drop it from the output.
-            std::memmove(out.data.data() + at + used, p + h.batch_length,
-                         n - used - h.batch_length);
-            n -= h.batch_length;
-            pos += h.batch_length;
+            std::memmove(out.data.data() + at + used, p + h.size(), n - used - h.size());
+            n -= h.size();
+            pos += h.size();
             continue;
           }
           out.next_offset = h.next_offset();
           ++out.batches;
-          used += h.batch_length;
+          used += h.size();
         }
         out.data.resize(at + used);
         pos += used;
@@ -670,9 +688,9 @@ struct partition_log::impl {
           }
           const auto& bh = hr.value();
           if (bh.next_offset() <= out.next_offset) {
-            pos += bh.batch_length;  // wholly before `from`: step over it unread
-          } else if (bh.batch_length > max_bytes - out.data.size()) {
-            max_bytes = out.data.size() + bh.batch_length;  // room for exactly this one batch
+            pos += bh.size();  // wholly before `from`: step over it unread
+          } else if (bh.size() > max_bytes - out.data.size()) {
+            max_bytes = out.data.size() + bh.size();  // room for exactly this one batch
           }
         }
       }
@@ -714,7 +732,7 @@ struct partition_log::impl {
         }
         const auto& h = hr.value();
         if (h.max_timestamp >= ts) {
-          buf.resize(h.batch_length);
+          buf.resize(h.size());
           FERRY_TRY(auto m, s.f->read_at(pos, buf));
           if (m != buf.size() || !validate_batch(buf, validation::full, &why))
             return corrupt(s, pos, why, fmt::format("looking up timestamp {}", ts));
@@ -728,7 +746,7 @@ struct partition_log::impl {
           });
           if (found) return found;
         }
-        pos += h.batch_length;
+        pos += h.size();
       }
     }
     return std::optional<offset>();
@@ -810,7 +828,7 @@ struct partition_log::impl {
         if (h.base_offset == o) break;
         if (h.base_offset > o || h.next_offset() > o)
           return errc::invalid_batch;  // not a batch boundary
-        pos += h.batch_length;
+        pos += h.size();
       }
     }
     auto& s = *segs[i];

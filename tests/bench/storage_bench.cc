@@ -139,10 +139,10 @@ void sequential_read(benchmark::State& state) {
           auto h = ferry::format::batch_header::decode(d.data());
           std::size_t sum = 0;
           ferry::format::for_each_record(
-              d.first(h.batch_length),
+              d.first(static_cast<std::size_t>(h.size())),
               [&](const ferry::format::record_view& rv) { sum += rv.value->size(); });
           benchmark::DoNotOptimize(sum);
-          d = d.subspan(h.batch_length);
+          d = d.subspan(static_cast<std::size_t>(h.size()));
         }
       }
       at = r.value().next_offset;

@@ -90,15 +90,16 @@ TEST(FerrydIdempotentKill, NoAckedRecordLostAndNoneStoredTwice) {
       std::span<const std::byte> data(f.data);
       while (!data.empty()) {
         auto h = format::batch_header::decode(data.data());
-        format::for_each_record(data.first(h.batch_length), [&](const format::record_view& r) {
-          if (r.off.value() < at) return;
-          EXPECT_TRUE(
-              stored.emplace(std::pair{part, r.off.value()}, std::string(r.value_str())).second)
-              << "offset served twice";
-          ++copies[std::string(r.value_str())];
-        });
+        format::for_each_record(
+            data.first(static_cast<std::size_t>(h.size())), [&](const format::record_view& r) {
+              if (r.off.value() < at) return;
+              EXPECT_TRUE(
+                  stored.emplace(std::pair{part, r.off.value()}, std::string(r.value_str())).second)
+                  << "offset served twice";
+              ++copies[std::string(r.value_str())];
+            });
         at = h.next_offset().value();
-        data = data.subspan(h.batch_length);
+        data = data.subspan(static_cast<std::size_t>(h.size()));
       }
     }
   }

@@ -113,15 +113,16 @@ TEST(FerrydKill, AcknowledgedRecordsSurviveKillDashNine) {
       std::span<const std::byte> data(f.data);
       while (!data.empty()) {
         auto h = format::batch_header::decode(data.data());
-        format::for_each_record(data.first(h.batch_length), [&](const format::record_view& r) {
-          if (r.off.value() < at) return;
-          auto [it, inserted] =
-              stored.emplace(std::pair{p, r.off.value()}, std::string(r.value_str()));
-          EXPECT_TRUE(inserted) << "offset served twice";
-          if (!seen.insert(std::string(r.value_str())).second) ++duplicates;
-        });
+        format::for_each_record(
+            data.first(static_cast<std::size_t>(h.size())), [&](const format::record_view& r) {
+              if (r.off.value() < at) return;
+              auto [it, inserted] =
+                  stored.emplace(std::pair{p, r.off.value()}, std::string(r.value_str()));
+              EXPECT_TRUE(inserted) << "offset served twice";
+              if (!seen.insert(std::string(r.value_str())).second) ++duplicates;
+            });
         at = h.next_offset().value();
-        data = data.subspan(h.batch_length);
+        data = data.subspan(static_cast<std::size_t>(h.size()));
       }
     }
   }

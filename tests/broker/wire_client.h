@@ -169,7 +169,7 @@ inline std::vector<std::string> values_in(std::span<const std::byte> data, std::
   std::vector<std::string> out;
   while (data.size() >= format::kBatchHeaderSize) {
     auto h = format::batch_header::decode(data.data());
-    auto one = data.first(h.batch_length);
+    auto one = data.first(static_cast<std::size_t>(h.size()));
     EXPECT_TRUE(format::validate_batch(one, format::validation::full));
     format::for_each_record(one, [&](const format::record_view& r) {
       if (r.off.value() >= from) {
@@ -177,7 +177,7 @@ inline std::vector<std::string> values_in(std::span<const std::byte> data, std::
         out.push_back(v.substr(0, v.find('.')));
       }
     });
-    data = data.subspan(h.batch_length);
+    data = data.subspan(static_cast<std::size_t>(h.size()));
   }
   return out;
 }

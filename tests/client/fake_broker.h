@@ -85,7 +85,7 @@ inline std::vector<std::byte> make_batch(std::int64_t base, const std::vector<st
   for (std::size_t i = 0; i < values.size(); ++i)
     b.add(ts + static_cast<std::int64_t>(i), "k" + values[i], values[i]);
   auto bytes = b.finish();
-  le::store<std::int64_t>(bytes.data() + format::layout::base_offset, base);
+  be::store<std::int64_t>(bytes.data() + format::layout::base_offset, base);
   return bytes;
 }
 

@@ -35,7 +35,8 @@ TEST(LogFormatDoc, WorkedExampleMatchesTheLibrary) {
   b.add(timestamp_ms(1700000000000), "k1", "v1", h);
   b.add(timestamp_ms(1700000000005), std::nullopt, as_bytes("v2"));
   auto bytes = b.finish();
-  le::store<std::int64_t>(bytes.data(), 42);
+  be::store<std::int64_t>(bytes.data(), 42);  // as the log stamps it
+  be::store<std::int32_t>(bytes.data() + layout::partition_leader_epoch, 0);
   std::string hex;
   char buf[3];
   for (auto x : bytes) {

@@ -139,8 +139,8 @@ void run_one(const std::uint8_t* data, std::size_t size) {
     while (!d.empty()) {
       FERRY_FUZZ_CHECK(d.size() >= kBatchHeaderSize);
       auto h = batch_header::decode(d.data());
-      FERRY_FUZZ_CHECK(h.batch_length <= d.size());
-      auto one = d.first(h.batch_length);
+      FERRY_FUZZ_CHECK(static_cast<std::size_t>(h.size()) <= d.size());
+      auto one = d.first(static_cast<std::size_t>(h.size()));
       FERRY_FUZZ_CHECK(validate_batch(one, validation::header_and_crc));
       if (expect != offset::min()) FERRY_FUZZ_CHECK(h.base_offset == expect);
       FERRY_FUZZ_CHECK(h.base_offset <= at || expect != offset::min());
@@ -148,7 +148,7 @@ void run_one(const std::uint8_t* data, std::size_t size) {
       if (validate_batch(one, validation::full)) {
         for_each_record(one, [](const record_view& rv) { (void)rv.headers(); });
       }
-      d = d.subspan(h.batch_length);
+      d = d.subspan(static_cast<std::size_t>(h.size()));
     }
     FERRY_FUZZ_CHECK(r.value().next_offset > at);
     at = r.value().next_offset;

@@ -30,10 +30,12 @@ using bytes = std::vector<std::byte>;
 void reseal_batch(bytes& f, std::size_t k) {
   std::size_t pos = 0;
   for (std::size_t i = 0; pos + ferry::format::kBatchHeaderSize <= f.size(); ++i) {
-    auto len = ferry::le::load<std::uint32_t>(f.data() + pos + ferry::format::layout::batch_length);
+    const std::size_t len = static_cast<std::uint32_t>(ferry::be::load<std::int32_t>(
+                                f.data() + pos + ferry::format::layout::batch_length)) +
+                            ferry::format::kBatchLengthOverhead;
     if (len < ferry::format::kBatchHeaderSize || pos + len > f.size()) return;
     if (i == k) {
-      ferry::le::store<std::uint32_t>(
+      ferry::be::store<std::uint32_t>(
           f.data() + pos + ferry::format::layout::crc,
           ferry::crc32c::value(f.data() + pos + ferry::format::kCrcStart,
                                len - ferry::format::kCrcStart));

@@ -120,7 +120,7 @@ TEST_F(LogTest, ReadHonoursMaxBytesButAlwaysReturnsOneBatch) {
   auto one = log->read(offset(0), 1).value();
   EXPECT_EQ(one.batches, 1);
   auto h = batch_header::decode(one.data.data());
-  auto three = log->read(offset(0), 3 * h.batch_length + 10).value();
+  auto three = log->read(offset(0), 3 * static_cast<std::size_t>(h.size()) + 10).value();
   EXPECT_EQ(three.batches, 3);
   EXPECT_EQ(three.next_offset, offset(3));
 }

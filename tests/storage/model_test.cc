@@ -560,8 +560,8 @@ class model_run {
     while (!data.empty()) {
       ASSERT_GE(data.size(), kBatchHeaderSize);
       const auto h = batch_header::decode(data.data());
-      ASSERT_LE(h.batch_length, data.size());
-      const auto one = data.first(h.batch_length);
+      ASSERT_LE(static_cast<std::size_t>(h.size()), data.size());
+      const auto one = data.first(static_cast<std::size_t>(h.size()));
       ASSERT_LT(i, model_.batches.size())
           << "read returned a batch at " << h.base_offset << " past the log end";
       const auto& mb = model_.batches[i];
@@ -573,7 +573,7 @@ class model_run {
           << "batch at " << mb.base << " differs from what was appended";
       check_history(one, mb);
       next = mb.next();
-      data = data.subspan(h.batch_length);
+      data = data.subspan(static_cast<std::size_t>(h.size()));
       ++seen;
       ++i;
     }
@@ -895,9 +895,9 @@ TEST_F(ModelTest, TruncateNeverGrowsASegmentFromAnUnvalidatedHeader) {
   const std::uint64_t good = env_.contents(seg0)->size();
   env_.corrupt(seg0, [](auto& d) {
     std::vector<std::byte> h(kBatchHeaderSize, std::byte{0});
-    le::store<std::int64_t>(h.data() + layout::base_offset, -1);
-    le::store<std::uint32_t>(h.data() + layout::batch_length, 1u << 20);
-    le::store<std::int32_t>(h.data() + layout::record_count, 1);
+    be::store<std::int64_t>(h.data() + layout::base_offset, -1);
+    be::store<std::int32_t>(h.data() + layout::batch_length, 1 << 20);
+    be::store<std::int32_t>(h.data() + layout::records_count, 1);
     d.insert(d.end(), h.begin(), h.end());
   });
   auto reopened = open_big();

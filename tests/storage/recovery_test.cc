@@ -70,8 +70,9 @@ class RecoveryTest : public ::testing::Test {
 TEST_F(RecoveryTest, AcknowledgedRecordsSurvivePowerLoss) {
   {
     auto log = open();
-    append_acked(*log, 30);
-    append_unsynced(*log, 5);
+    // All 35 in one segment (a roll would sync the unsynced ones).
+    append_acked(*log, 30, 40);
+    append_unsynced(*log, 5, 40);
   }
   env_.crash();
   auto log = open();
@@ -193,7 +194,7 @@ TEST_F(RecoveryTest, CorruptionFollowedByValidDataIsRefusedNotTruncated) {
   }
   // Flip one bit inside the third batch's records.
   auto data = *env_.contents(kSeg0);
-  auto first_len = batch_header::decode(data.data()).batch_length;
+  auto first_len = batch_header::decode(data.data()).size();
   std::size_t third = 2 * first_len;  // batches are the same size here
   env_.corrupt(kSeg0, [&](auto& d) { d[third + 60] ^= std::byte{0x10}; });
   auto r = try_open();
@@ -270,7 +271,7 @@ TEST_F(SealedTest, EveryBitFlipInASealedSegmentIsDetected) {
 
 TEST_F(SealedTest, BaseOffsetFlipIsDetectedByOffsetContinuity) {
   auto data = *env_.contents(kSeg0);
-  auto len = batch_header::decode(data.data()).batch_length;
+  auto len = batch_header::decode(data.data()).size();
   env_.corrupt(kSeg0, [&](auto& d) { d[len + 0] ^= std::byte{0x02}; });  // 2nd batch's base_offset
   auto log = open();
   auto r = log->read(offset(0), 1 << 20);

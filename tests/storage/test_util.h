@@ -44,12 +44,12 @@ inline std::vector<std::pair<std::int64_t, std::string>> read_all(partition_log&
     std::span<const std::byte> data(r.value().data);
     while (!data.empty()) {
       auto h = batch_header::decode(data.data());
-      auto one = data.first(h.batch_length);
+      auto one = data.first(static_cast<std::size_t>(h.size()));
       EXPECT_TRUE(validate_batch(one, validation::full));
       for_each_record(one, [&](const record_view& rec) {
         if (rec.off >= at) out.emplace_back(rec.off.value(), std::string(rec.value_str()));
       });
-      data = data.subspan(h.batch_length);
+      data = data.subspan(static_cast<std::size_t>(h.size()));
     }
     at = r.value().next_offset;
   }

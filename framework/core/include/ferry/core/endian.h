@@ -1,5 +1,7 @@
-// Little-endian loads and stores and LEB128 varints: the byte-level helpers
-// every Ferry format uses. All on-disk and on-wire integers are little-endian.
+// Byte-level helpers of Ferry's formats: little-endian loads and stores
+// (Ferry's own files: indexes, offsets, the producer registry), big-endian
+// ones (the record batch: Kafka's RecordBatch v2 is big-endian), and LEB128
+// varints with zigzag for signed values.
 #pragma once
 
 #include <bit>
@@ -30,6 +32,43 @@ inline void store(std::byte* p, T v) noexcept {
 }
 
 }  // namespace ferry::le
+
+namespace ferry::be {
+
+namespace detail {
+template <typename U>
+constexpr U swap(U v) noexcept {
+  if constexpr (sizeof(U) == 2)
+    return __builtin_bswap16(v);
+  else if constexpr (sizeof(U) == 4)
+    return __builtin_bswap32(v);
+  else if constexpr (sizeof(U) == 8)
+    return __builtin_bswap64(v);
+  else
+    return v;
+}
+}  // namespace detail
+
+template <typename T>
+requires std::is_integral_v<T>
+inline T load(const std::byte* p) noexcept {
+  using U = std::make_unsigned_t<T>;
+  U v;
+  std::memcpy(&v, p, sizeof v);
+  v = detail::swap(v);
+  return static_cast<T>(v);
+}
+
+template <typename T>
+requires std::is_integral_v<T>
+inline void store(std::byte* p, T v) noexcept {
+  using U = std::make_unsigned_t<T>;
+  auto u = static_cast<U>(v);
+  u = detail::swap(u);
+  std::memcpy(p, &u, sizeof u);
+}
+
+}  // namespace ferry::be
 
 namespace ferry::varint {
 
