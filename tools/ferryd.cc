@@ -112,6 +112,9 @@ int main(int argc, char** argv) {
     return 0;
   }
   if (upgrade) {
+    // The converted logs are opened once to check them and build their
+    // indexes: their routine lines ("index missing; rebuilding") are noise here.
+    if (!log_level) ferry::log::set_level("warn,storage=error");
     std::fprintf(stderr, "ferryd: upgrading %s to data format %d...\n", cfg.data_dir.c_str(),
                  ferry::broker::kDataFormat);
     auto rep = ferry::broker::upgrade_data_dir(cfg.data_dir, &error, [](const std::string& log) {

@@ -145,8 +145,8 @@ struct batch {
   }
   void close() { closed = true; }
   /// Finishes the bytes (first send).
-  void stamp(const format::producer_info& producer) {
-    bytes = builder->finish(producer);
+  void stamp(const format::producer_info& producer, format::compression codec) {
+    bytes = builder->finish(producer, codec);
     builder.reset();
     closed = stamped = true;
   }
@@ -1013,7 +1013,7 @@ void producer::impl::stamp(partition_queue& q, batch& b) {
     b.identity = identity_gen_;
     q.next_seq = advance(q.next_seq, b.builder->record_count());
   }
-  b.stamp(info);
+  b.stamp(info, o_.compression);
 }
 
 // A stamped batch failed for good (its callbacks get `ec`): what that means

@@ -2,6 +2,8 @@
 
 #include <fmt/format.h>
 
+#include <limits>
+
 #include "ferry/core/crc32c.h"
 #include "ferry/core/endian.h"
 #include "ferry/format/errc.h"
@@ -73,8 +75,11 @@ bool next_record(std::span<const std::byte>& in, const batch_header& h, std::int
   std::int64_t ts_delta, off_delta, hcount;
   if (!get_z(rec, ts_delta) || !get_z(rec, off_delta)) return false;
   if (off_delta != index) return false;
-  out.off = h.base_offset + off_delta;
-  out.timestamp = h.first_timestamp + ts_delta;
+  out.off = h.base_offset + off_delta;  // no overflow: validate_batch bounds baseOffset
+  // A hostile delta must not overflow (undefined behaviour): malformed.
+  std::int64_t ts;
+  if (__builtin_add_overflow(h.first_timestamp.value(), ts_delta, &ts)) return false;
+  out.timestamp = timestamp_ms(ts);
   if (!get_nullable(rec, out.key) || !get_nullable(rec, out.value)) return false;
   // Each header takes at least 2 bytes.
   if (!get_z(rec, hcount) || hcount < 0 || static_cast<std::uint64_t>(hcount) > rec.size())
@@ -158,6 +163,9 @@ result<batch_header> validate_batch(std::span<const std::byte> bytes, validation
   if (h.record_count < 1 || static_cast<std::size_t>(h.record_count) > room / 7)
     return fail(
         fmt::format("recordsCount {} impossible for {} bytes", h.record_count, bytes.size()));
+  if (h.base_offset.value() < 0 ||
+      h.base_offset.value() > std::numeric_limits<std::int64_t>::max() - h.record_count)
+    return fail(fmt::format("baseOffset {} out of range", h.base_offset.value()));
   if (h.last_offset_delta != h.record_count - 1)
     return fail(
         fmt::format("lastOffsetDelta {} with {} records", h.last_offset_delta, h.record_count));
@@ -177,10 +185,16 @@ result<batch_header> validate_batch(std::span<const std::byte> bytes, validation
   record_view r;
   timestamp_ms max_ts = timestamp_ms::min();
   for (std::int32_t i = 0; i < h.record_count; ++i) {
-    if (!detail::next_record(rest, h, i, r)) return fail(fmt::format("record {} is malformed", i));
+    if (!detail::next_record(rest, h, i, r))
+      return fail(h.codec() == compression::none
+                      ? fmt::format("record {} is malformed", i)
+                      : fmt::format("record {} is malformed (in the {}-compressed records)", i,
+                                    to_string(h.codec())));
     max_ts = std::max(max_ts, r.timestamp);
   }
-  if (!rest.empty()) return fail(fmt::format("{} bytes left after the last record", rest.size()));
+  if (!rest.empty())
+    return fail(fmt::format("{} bytes left after the last record{}", rest.size(),
+                            h.codec() == compression::none ? "" : " (after decompression)"));
   if (!(h.attributes & attribute::log_append_time) && max_ts != h.max_timestamp)
     return fail("max_timestamp (maxTimestamp) does not match the records");
   return h;

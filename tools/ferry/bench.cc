@@ -102,6 +102,7 @@ void print_summary(const globals& g, summary s) {
 }
 
 std::size_t g_batch_bytes = 1u << 20;
+format::compression g_compression = format::compression::none;
 
 client::producer_options producer_opts(const globals& g, long linger_ms) {
   client::producer_options po;
@@ -109,6 +110,7 @@ client::producer_options producer_opts(const globals& g, long linger_ms) {
   po.delivery_timeout = std::chrono::milliseconds(120000);
   po.linger = std::chrono::milliseconds(linger_ms);
   po.batch_bytes = g_batch_bytes;
+  po.compression = g_compression;
   return po;
 }
 
@@ -618,6 +620,7 @@ int bench(const globals& g, const bench_args& a) {
     return kUsage;
   }
   g_batch_bytes = a.batch_bytes;
+  g_compression = format::parse_compression(a.compression).value_or(format::compression::none);
   client::admin adm(g.client());
   std::string topic;
   bool fresh = !a.topic;

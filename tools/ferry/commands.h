@@ -44,6 +44,7 @@ struct produce_args {
   std::optional<std::string> key_separator;
   std::optional<int> partition;
   std::vector<std::string> headers;  // k=v
+  std::string compression = "none";  // none, gzip, snappy, lz4, zstd
 };
 int produce(const globals& g, const produce_args& a);
 
@@ -74,6 +75,7 @@ struct bench_args {
   bool keep = false;
   std::optional<long> linger_ms;  // producer linger; default 5 ms, e2e 0 ms
   std::size_t batch_bytes = 1u << 20;
+  std::string compression = "none";   // producer compression
   int members = 4;                    // group, rebalance
   long session_timeout_ms = 1000;     // rebalance: the killed member's session timeout
   std::string group;                  // member (internal)

@@ -141,6 +141,11 @@ int main(int argc, char** argv) {
   prod->add_option("--key-separator", pa.key_separator, "split each line into KEY<sep>VALUE");
   prod->add_option("--partition", pa.partition, "send to this partition (default: by key hash)");
   prod->add_option("--header", pa.headers, "add a header KEY=VALUE (repeatable)");
+  prod->add_option("--compression", pa.compression,
+                   "compress batches: none (default), gzip, snappy, lz4 or zstd "
+                   "(FERRY_COMPRESSION)")
+      ->envname("FERRY_COMPRESSION")
+      ->check(CLI::IsMember({"none", "gzip", "snappy", "lz4", "zstd"}));
   prod->callback([&] { rc = produce(g, pa); });
 
   // --- consume ---
@@ -261,6 +266,9 @@ int main(int argc, char** argv) {
   b->add_flag("--keep", ba.keep, "keep the fresh topic");
   b->add_option("--linger-ms", ba.linger_ms, "producer linger (default 5; e2e 0)");
   b->add_option("--batch-bytes", ba.batch_bytes, "producer batch size")->default_val(1u << 20);
+  b->add_option("--compression", ba.compression,
+                "producer compression: none (default), gzip, snappy, lz4 or zstd")
+      ->check(CLI::IsMember({"none", "gzip", "snappy", "lz4", "zstd"}));
   b->callback([&] {
     ba.records = records.value_or(ba.mode == "e2e" || ba.mode == "drain" ? 20000 : 1'000'000);
     ba.partitions = partitions.value_or(ba.mode == "group" || ba.mode == "rebalance" ? 8 : 1);

@@ -32,6 +32,7 @@ int produce(const globals& g, const produce_args& a) {
   client::producer_options po;
   static_cast<client::client_options&>(po) = g.client();
   po.delivery_timeout = std::max(g.timeout() * 3, std::chrono::milliseconds(30000));
+  po.compression = format::parse_compression(a.compression).value_or(format::compression::none);
   client::producer p(po);
   std::mutex out_mu;
   std::atomic<long> acked{0}, failed{0};

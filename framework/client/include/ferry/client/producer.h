@@ -92,6 +92,7 @@
 #include "ferry/client/options.h"
 #include "ferry/client/types.h"
 #include "ferry/core/result.h"
+#include "ferry/format/compression.h"
 
 namespace ferry::client {
 
@@ -120,6 +121,10 @@ struct producer_options : client_options {
   /// errc::producer_fenced), so a zombie instance cannot write after its
   /// replacement started. Empty: an anonymous producer (nothing fenced).
   std::string producer_name;
+  /// Compression of each batch's records (Kafka's codecs: none, gzip,
+  /// snappy, lz4, zstd). A batch that would not shrink is sent as it is.
+  /// Brokers store compressed batches as they come; consumers decompress.
+  format::compression compression = format::compression::none;
 };
 
 /// Counters of a producer (for monitoring and tests).
