@@ -2,6 +2,7 @@
 //
 //   ferryd --data-dir DIR [--listen tcp://127.0.0.1:7400] [--config ferry.toml] [--check-config]
 //          [--log-level SPEC] [--log-format text|json] [--metrics-listen HOST:PORT]
+//          [--kafka-listen HOST:PORT] [--kafka-advertised HOST:PORT]
 //   ferryd --data-dir DIR --upgrade-data-dir     (offline: format 1 -> format 2, then exit)
 //
 // Configuration: built-in defaults < TOML file < FERRY_* environment < flags.
@@ -29,7 +30,7 @@
 int main(int argc, char** argv) {
   CLI::App app{"ferryd: the Ferry broker"};
   std::optional<std::string> config_file, data_dir, listen, log_level, log_format, flush,
-      metrics_listen;
+      metrics_listen, kafka_listen, kafka_advertised;
   bool check = false, upgrade = false;
   app.add_option("--config", config_file, "TOML configuration file (see docs/operations.md)");
   app.add_option("--data-dir", data_dir,
@@ -46,6 +47,12 @@ int main(int argc, char** argv) {
   app.add_option("--metrics-listen", metrics_listen,
                  "HOST:PORT for the metrics HTTP endpoint, e.g. 127.0.0.1:9400; empty: none "
                  "(FERRY_METRICS_LISTEN)");
+  app.add_option("--kafka-listen", kafka_listen,
+                 "HOST:PORT for Kafka clients (kcat, librdkafka, Java, Go, Python, Node), e.g. "
+                 "127.0.0.1:9092; empty: none (FERRY_KAFKA_LISTEN; docs/kafka.md)");
+  app.add_option("--kafka-advertised", kafka_advertised,
+                 "HOST:PORT that Metadata tells Kafka clients to connect to; default: the listen "
+                 "address (FERRY_KAFKA_ADVERTISED)");
   app.add_option("--flush", flush,
                  "on_commit (durable, default) or interval (relaxed; FERRY_STORAGE_FLUSH)");
   app.add_flag("--check-config", check, "validate the configuration and exit (0 valid, 2 invalid)");
@@ -86,6 +93,8 @@ int main(int argc, char** argv) {
     cfg.log_format = *f;
   }
   if (metrics_listen) cfg.metrics_listen = *metrics_listen;  // checked by validate()
+  if (kafka_listen) cfg.kafka_listen = *kafka_listen;
+  if (kafka_advertised) cfg.kafka_advertised = *kafka_advertised;
   if (flush) {
     if (*flush == "on_commit")
       cfg.flush = ferry::storage::flush_mode::on_commit;
@@ -203,6 +212,8 @@ int main(int argc, char** argv) {
   }
   set_state({});
   std::printf("ferryd listening on %s\n", endpoint.value().c_str());
+  if (!b->kafka_address().empty())
+    std::printf("ferryd kafka listening on %s\n", b->kafka_address().c_str());
   std::fflush(stdout);
 
   int sig = 0;

@@ -7,6 +7,7 @@
 #include "ferry/broker/broker.h"
 
 #include <atomic>
+#include <random>
 #include <thread>
 
 #include "broker_metrics.h"
@@ -16,7 +17,9 @@
 #include "ferry/core/crash_point.h"
 #include "ferry/core/errc.h"
 #include "ferry/core/logging.h"
+#include "ferry/storage/env.h"
 #include "janitor.h"
+#include "kafka/frontend.h"
 #include "metrics_snapshot.h"
 #include "pipeline.h"
 #include "zmq_frontend.h"
@@ -28,6 +31,27 @@ namespace {
 std::shared_ptr<spdlog::logger> logger() {
   static auto l = log::get("broker");
   return l;
+}
+
+// The cluster id Kafka clients see in Metadata: made once (22 characters of
+// base64url, as Kafka's are) and kept in <data>/cluster_id.
+result<std::string> load_cluster_id(const std::filesystem::path& dir) {
+  auto& env = storage::posix_env();
+  if (auto text = storage::read_file(env, dir / "cluster_id"); text) {
+    std::string id(reinterpret_cast<const char*>(text.value().data()), text.value().size());
+    while (!id.empty() && (id.back() == '\n' || id.back() == ' ')) id.pop_back();
+    if (!id.empty()) return id;
+  }
+  static constexpr char kChars[] =
+      "ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789-_";
+  std::random_device rd;
+  std::string id;
+  for (int i = 0; i < 22; ++i) id += kChars[rd() % 64];
+  const auto line = id + "\n";
+  const auto* b = reinterpret_cast<const std::byte*>(line.data());
+  FERRY_TRY(storage::write_file_atomic(env, dir / "cluster_id", {b, b + line.size()}));
+  FERRY_TRY(env.sync_dir(dir));
+  return id;
 }
 
 }  // namespace
@@ -53,6 +77,9 @@ struct broker::impl {
   metrics_snapshot snapshot;
   pipeline line;
   zmq_frontend frontend;
+  std::unique_ptr<kafka_frontend> kafka;  // with kafka_listen
+  std::string cluster_id;
+  std::string kafka_bound;
   std::thread core_runner;
   std::atomic<bool> ready_flag{false};
   std::uint64_t collector_id = 0;
@@ -100,6 +127,7 @@ result<std::unique_ptr<broker>> broker::open(broker_config config,
     logger()->error("{}", why);
     return ferry::errc::corrupt_data;
   }
+  FERRY_TRY(i->cluster_id, load_cluster_id(i->cfg.data_dir));
   FERRY_TRY(i->load());
   auto* raw = i.get();
   raw->collector_id = raw->metrics_reg->add_collector(
@@ -111,6 +139,12 @@ result<std::string> broker::start() {
   auto& i = *impl_;
   FERRY_TRY(auto bound, i.frontend.bind());
   i.line.add_frontend(&i.frontend);
+  if (!i.cfg.kafka_listen.empty()) {
+    i.kafka = std::make_unique<kafka_frontend>(i.cfg, i.stats, i.line, i.cluster_id);
+    FERRY_TRY(auto kafka_bound, i.kafka->start());
+    i.kafka_bound = kafka_bound;
+    i.line.add_frontend(i.kafka.get());
+  }
   i.core_runner = std::thread([&i] {
     i.line.run();
     i.frontend.core_finished();
@@ -129,6 +163,7 @@ void broker::stop() {
   i.frontend.request_stop();
   i.frontend.join();
   i.core_runner.join();
+  if (i.kafka) i.kafka->stop();  // after the pipeline answered what it had
   i.cleaner.stop();  // what the janitor has left, before another broker opens the directory
   logger()->info("stopped");
 }
@@ -139,6 +174,10 @@ bool broker::ready() const noexcept {
 
 std::string broker::endpoint() const {
   return impl_->frontend.endpoint();
+}
+
+std::string broker::kafka_address() const {
+  return impl_->kafka_bound;
 }
 
 }  // namespace ferry::broker

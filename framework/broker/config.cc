@@ -3,6 +3,7 @@
 #include <fmt/format.h>
 #include <toml++/toml.h>
 
+#include <charconv>
 #include <cstdlib>
 #include <string_view>
 
@@ -170,6 +171,20 @@ std::string host_port_problem(std::string_view s) {
   return s.empty() ? std::string() : metrics::listen_problem(s);
 }
 
+// "" or HOST:PORT where HOST may be a name (what clients connect to).
+std::string advertised_problem(std::string_view s) {
+  if (s.empty()) return {};
+  const auto colon = s.rfind(':');
+  if (colon == std::string_view::npos || colon == 0 || colon + 1 == s.size())
+    return "expected HOST:PORT";
+  int port = -1;
+  const auto digits = s.substr(colon + 1);
+  auto [p, ec] = std::from_chars(digits.data(), digits.data() + digits.size(), port);
+  if (ec != std::errc() || p != digits.data() + digits.size() || port < 1 || port > 65535)
+    return "the port must be 1..65535";
+  return {};
+}
+
 const std::vector<key_def>& keys() {
   static const std::vector<key_def> k = {
       string_key(
@@ -212,6 +227,26 @@ const std::vector<key_def>& keys() {
           },
           "HOST:PORT such as 127.0.0.1:9400 (port 0..65535), or empty for no metrics endpoint",
           [](const std::string& s) { return host_port_problem(s); }),
+      string_key(
+          "kafka_listen", "FERRY_KAFKA_LISTEN",
+          [](broker_config& c, const std::string& s) {
+            c.kafka_listen = s;
+            return host_port_problem(s).empty();
+          },
+          "HOST:PORT such as 127.0.0.1:9092 (port 0..65535), or empty for no Kafka listener",
+          [](const std::string& s) { return host_port_problem(s); }),
+      string_key(
+          "kafka_advertised", "FERRY_KAFKA_ADVERTISED",
+          [](broker_config& c, const std::string& s) {
+            c.kafka_advertised = s;
+            return advertised_problem(s).empty();
+          },
+          "HOST:PORT that Kafka clients can reach, such as broker1.example.com:9092",
+          [](const std::string& s) { return advertised_problem(s); }),
+      int_key("network.max_request_bytes", "FERRY_NETWORK_MAX_REQUEST_BYTES",
+              &broker_config::kafka_max_request_bytes, "1024..1073741824"),
+      ms_key("network.kafka_idle_ms", "FERRY_NETWORK_KAFKA_IDLE_MS",
+             &broker_config::kafka_idle_timeout, "1000..86400000"),
       topic_key("topics.partitions", "FERRY_TOPICS_PARTITIONS", &topic_settings::partitions,
                 "1..10000"),
       topic_key("topics.retention_ms", "FERRY_TOPICS_RETENTION_MS", &topic_settings::retention_ms,
@@ -348,6 +383,12 @@ result<void> validate(const broker_config& c, std::string& error) {
     return bad(error, fmt::format("log_level = \"{}\": {}", c.log_level, why));
   if (auto why = host_port_problem(c.metrics_listen); !why.empty())
     return bad(error, fmt::format("metrics_listen = \"{}\": {}", c.metrics_listen, why));
+  if (auto why = host_port_problem(c.kafka_listen); !why.empty())
+    return bad(error, fmt::format("kafka_listen = \"{}\": {}", c.kafka_listen, why));
+  if (auto why = advertised_problem(c.kafka_advertised); !why.empty())
+    return bad(error, fmt::format("kafka_advertised = \"{}\": {}", c.kafka_advertised, why));
+  if (auto ec = range("network.max_request_bytes", c.kafka_max_request_bytes, 1024, 1ll << 30))
+    return ec;
   if (auto ec = range("topics.partitions", c.topics.partitions, 1, c.max_partitions)) return ec;
   if (c.topics.retention_ms != -1) {
     if (auto ec = range("topics.retention_ms", c.topics.retention_ms, 1,

@@ -11,7 +11,7 @@
 #   expects   one line per expectation: block_index TAB substring
 #   errors    one line per problem with the markdown (annotations, fences)
 #   notes     one line per block that looks runnable but is not (```bash)
-#   port mport tmproot   what the canonical addresses become (see rewrite())
+#   port mport kport tmproot   what the canonical addresses become (see rewrite())
 #
 # Fences follow CommonMark: a run of 3+ backticks or tildes opens a block,
 # the same character repeated at least as often closes it, and a fence
@@ -59,6 +59,7 @@ function rewrite(s,    h, hosts, n) {
   for (h = 1; h <= n; h++) {
     s = replace_all(s, hosts[h] "7400", hosts[h] port, 0, 1)
     s = replace_all(s, hosts[h] "9400", hosts[h] mport, 0, 1)
+    s = replace_all(s, hosts[h] "9092", hosts[h] kport, 0, 1)
   }
   return replace_all(s, "/tmp/ferry", tmproot "/ferry", 1, 0)
 }

@@ -158,6 +158,8 @@ reserve_port
 port=$REPLY
 reserve_port
 mport=$REPLY
+reserve_port
+kport=$REPLY
 
 work=$tmp/work
 tmproot=$tmp/tmp
@@ -173,7 +175,7 @@ log=$state/log
 awk -v docname="$name" -v script="$script" -v prelude="$here/doc_prelude.sh" \
   -v blocks="$state/blocks" -v skipped="$state/skipped" -v expects="$state/expects" \
   -v errors="$state/errors" -v notes="$state/notes" \
-  -v port="$port" -v mport="$mport" -v tmproot="$tmproot" \
+  -v port="$port" -v mport="$mport" -v kport="$kport" -v tmproot="$tmproot" \
   -f "$here/parse_doc.awk" "$doc"
 nblocks=$(wc -l <"$state/blocks")
 nskipped=$(wc -l <"$state/skipped")
@@ -202,7 +204,7 @@ md_line() {
   awk -F '\t' -v s="$1" '$5 <= s && s <= $6 { print $3 + s - $5 }' "$state/blocks"
 }
 
-echo "run_doc: $name: $nblocks block(s) to run; broker tcp://127.0.0.1:$port, metrics 127.0.0.1:$mport, /tmp/ferry -> $tmproot/ferry"
+echo "run_doc: $name: $nblocks block(s) to run; broker tcp://127.0.0.1:$port, metrics 127.0.0.1:$mport, kafka 127.0.0.1:$kport, /tmp/ferry -> $tmproot/ferry"
 while IFS=$'\t' read -r line reason; do
   echo "$name:$line: skipped: $reason"
 done <"$state/skipped"

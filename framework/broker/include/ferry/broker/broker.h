@@ -46,6 +46,8 @@ class broker {
   void stop();
   [[nodiscard]] bool ready() const noexcept;
   [[nodiscard]] std::string endpoint() const;
+  /// The Kafka listener's bound HOST:PORT (empty without kafka_listen).
+  [[nodiscard]] std::string kafka_address() const;
   /// The registry the broker's metrics are in (the one given to open()).
   [[nodiscard]] metrics::registry& metrics() noexcept;
 

@@ -28,6 +28,15 @@ struct broker_config {
   /// HOST:PORT of the metrics HTTP endpoint (127.0.0.1:9400, [::1]:9400,
   /// 0.0.0.0:9400); port 0 picks a free one. Empty: no endpoint.
   std::string metrics_listen;
+  /// HOST:PORT of the Kafka protocol listener (docs/kafka.md); empty: none.
+  std::string kafka_listen;
+  /// HOST:PORT that Metadata tells Kafka clients to connect to; empty: the
+  /// listen address (its port, and 127.0.0.1 for a wildcard host).
+  std::string kafka_advertised;
+  /// A Kafka request above this closes its connection.
+  std::int64_t kafka_max_request_bytes = 100ll << 20;
+  /// A Kafka connection with no request for this long is closed.
+  std::chrono::milliseconds kafka_idle_timeout{600'000};
   /// Settings of a new topic whose CreateTopic request leaves them to the
   /// broker (TOML [topics]; schema_subject and schema_validation are unused).
   topic_settings topics;
