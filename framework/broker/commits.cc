@@ -47,6 +47,10 @@ staged_commit stage_commit(broker_core& c, std::string_view group,
                               "it has none (stop its consumers first)",
                               group));
   }
+  // Kafka members assign partitions among themselves: the broker relays
+  // the assignment and, as Kafka's, does not check commits against it.
+  const bool check_owner =
+      member && c.groups->protocol_of(group) != std::optional(group_protocol::kafka);
   std::vector<offset_change> changes;
   std::map<tp_key, std::int64_t> in_request;
   const auto now_ms = system_clock::instance().wall_now().value();
@@ -60,7 +64,7 @@ staged_commit stage_commit(broker_core& c, std::string_view group,
     if (p == nullptr) {
       o.error = err;
       o.message = topic_table::missing(o.topic, o.partition, err);
-    } else if (member && !c.groups->owns(group, member->member_id, tp)) {
+    } else if (check_owner && !c.groups->owns(group, member->member_id, tp)) {
       o.error = ErrorCode::NotAssigned;
       o.message = fmt::format("{}-{} is not assigned to {} in generation {}", o.topic, o.partition,
                               member->member_id, member->generation);

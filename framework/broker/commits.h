@@ -4,7 +4,8 @@
 // returned (pipeline.h).
 //
 // A commit by a member is checked against the group (a stale generation or
-// an unknown member is refused, and each partition must be assigned to it);
+// an unknown member is refused, and each partition must be assigned to it -
+// in a Ferry-protocol group; Kafka members' assignments are their own);
 // a commit from outside the group (ferry groups reset-offsets, tools) is
 // allowed only while the group has no members. A committed offset never
 // moves backwards unless `reset` says so, and never beyond the high

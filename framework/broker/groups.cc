@@ -30,6 +30,8 @@ const char* state_name(group_state s) noexcept {
       return "Empty";
     case group_state::preparing_rebalance:
       return "PreparingRebalance";
+    case group_state::completing_rebalance:
+      return "CompletingRebalance";
     case group_state::stable:
       return "Stable";
   }
@@ -60,7 +62,7 @@ std::string group_coordinator::new_member_id(std::string_view client_id) {
 
 void group_coordinator::join(std::uint64_t token, join_params p, steady_tp now) {
   auto fail = [&](ErrorCode e, std::string msg) {
-    done_(token, join_outcome{e, std::move(msg), p.member_id, -1, p.strategy, {}});
+    done_(token, make_outcome(e, std::move(msg), p.member_id, -1, p.strategy, {}));
   };
   if (p.session_timeout < opts_.min_session_timeout ||
       p.session_timeout > opts_.max_session_timeout)
@@ -74,6 +76,12 @@ void group_coordinator::join(std::uint64_t token, join_params p, steady_tp now) 
     g.name = p.group;
     g.strategy = p.strategy;
   }
+  if (!g.members.empty() && g.kind != group_protocol::ferry)
+    return fail(ErrorCode::InconsistentGroupProtocol,
+                fmt::format("group {} is a Kafka-protocol group with {} members; a Ferry consumer "
+                            "cannot join it (use another group name, or stop its Kafka clients)",
+                            g.name, g.members.size()));
+  if (g.members.empty()) g.kind = group_protocol::ferry;
   if (!g.members.empty() && p.strategy != g.strategy)
     return fail(ErrorCode::InvalidRequest,
                 fmt::format("group {} uses the {} strategy; this member asked for {}", g.name,
@@ -94,12 +102,9 @@ void group_coordinator::join(std::uint64_t token, join_params p, steady_tp now) 
   } else {
     if (m->second.join_token) {
       // A retried join replaces the one still waiting.
-      done_(*m->second.join_token, join_outcome{ErrorCode::RebalanceInProgress,
-                                                "superseded by a newer join",
-                                                m->first,
-                                                -1,
-                                                g.strategy,
-                                                {}});
+      done_(*m->second.join_token,
+            make_outcome(ErrorCode::RebalanceInProgress, "superseded by a newer join", m->first, -1,
+                         g.strategy, {}));
       m->second.join_token.reset();
     }
     changed = m->second.topics != p.topics;
@@ -117,7 +122,7 @@ void group_coordinator::join(std::uint64_t token, join_params p, steady_tp now) 
     // partitions on its side): hand back what it owns now.
     auto tok = *mem.join_token;
     mem.join_token.reset();
-    done_(tok, join_outcome{ErrorCode::None, "", mem.id, g.generation, g.strategy, mem.assignment});
+    done_(tok, make_outcome(ErrorCode::None, "", mem.id, g.generation, g.strategy, mem.assignment));
     return;
   }
   prepare(g, now, changed ? "membership changed" : "a member rejoined");
@@ -126,6 +131,8 @@ void group_coordinator::join(std::uint64_t token, join_params p, steady_tp now) 
 
 void group_coordinator::prepare(group_rec& g, steady_tp now, const std::string& why) {
   if (g.state == group_state::preparing_rebalance) return;
+  if (g.state == group_state::completing_rebalance)
+    answer_syncs(g, ErrorCode::RebalanceInProgress, "the group is rebalancing again: rejoin");
   g.state = group_state::preparing_rebalance;
   milliseconds longest{0};
   for (const auto& [_, m] : g.members) longest = std::max(longest, m.rebalance_timeout);
@@ -157,6 +164,14 @@ void group_coordinator::complete(group_rec& g, steady_tp now) {
     return;
   }
   ++g.generation;
+  if (g.kind == group_protocol::kafka) {
+    for (auto& [_, m] : g.members) m.last_seen = now;
+    g.rebalance_deadline = now;
+    for (const auto& [_, m] : g.members)
+      g.rebalance_deadline = std::max(g.rebalance_deadline, now + m.rebalance_timeout);
+    complete_kafka(g);
+    return;
+  }
   std::vector<member_subscription> subs;
   std::map<std::string, std::int32_t, std::less<>> counts;
   for (const auto& [id, m] : g.members) {
@@ -182,7 +197,7 @@ void group_coordinator::complete(group_rec& g, steady_tp now) {
     if (!m.join_token) continue;
     auto tok = *m.join_token;
     m.join_token.reset();
-    done_(tok, join_outcome{ErrorCode::None, "", id, g.generation, g.strategy, m.assignment});
+    done_(tok, make_outcome(ErrorCode::None, "", id, g.generation, g.strategy, m.assignment));
   }
 }
 
@@ -192,7 +207,10 @@ void group_coordinator::remove_member(group_rec& g, std::string_view id, steady_
   if (it == g.members.end()) return;
   if (it->second.join_token)
     done_(*it->second.join_token,
-          join_outcome{ErrorCode::UnknownMember, why, std::string(id), -1, g.strategy, {}});
+          make_outcome(ErrorCode::UnknownMember, why, std::string(id), -1, g.strategy, {}));
+  if (it->second.sync_token)
+    done_(*it->second.sync_token,
+          make_outcome(ErrorCode::UnknownMember, why, std::string(id), -1, g.strategy, {}));
   logger()->info("group {}: member {} leaves: {}", g.name, id, why);
   g.members.erase(it);
   wakeup_ = true;
@@ -257,7 +275,17 @@ group_status group_coordinator::check_fetch(std::string_view group, std::string_
 
 group_status group_coordinator::check_commit(std::string_view group, std::string_view member,
                                              std::int32_t generation, steady_tp now) {
-  return check_member(find(group), member, generation, now, "commit");
+  auto* g = find(group);
+  auto st = check_member(g, member, generation, now, "commit");
+  if (st && g->state == group_state::completing_rebalance)
+    return {ErrorCode::RebalanceInProgress, "the group is completing a rebalance: rejoin"};
+  return st;
+}
+
+std::optional<group_protocol> group_coordinator::protocol_of(std::string_view group) const {
+  const auto* g = find(group);
+  if (g == nullptr || g->members.empty()) return std::nullopt;
+  return g->kind;
 }
 
 bool group_coordinator::owns(std::string_view group, std::string_view member,
@@ -277,15 +305,22 @@ void group_coordinator::tick(steady_tp now) {
   if (now < next_scan_) return;
   next_scan_ = now + kScanInterval;
   for (auto& [name, g] : groups_) {
+    std::erase_if(g.pending, [&](const auto& p) { return now >= p.second; });
     if (g.members.empty()) continue;
     std::vector<std::pair<std::string, std::string>> expired;
     for (const auto& [id, m] : g.members)
-      if (!m.join_token && now - m.last_seen > m.session_timeout)
+      if (!m.join_token && !m.sync_token && now - m.last_seen > m.session_timeout)
         expired.emplace_back(id, fmt::format("session timeout ({} ms without a heartbeat)",
                                              m.session_timeout.count()));
     for (const auto& [id, why] : expired) remove_member(g, id, now, why);
     if (g.members.empty()) continue;
-    if (g.state == group_state::stable) {
+    if (g.state == group_state::completing_rebalance && now >= g.rebalance_deadline &&
+        g.members.count(g.leader))
+      remove_member(g, std::string(g.leader), now,
+                    "the leader sent no assignment (SyncGroup) within the rebalance timeout");
+    if (g.members.empty()) continue;
+    // Kafka members watch their topics themselves (the leader rejoins).
+    if (g.state == group_state::stable && g.kind == group_protocol::ferry) {
       std::set<std::string> topics;
       for (const auto& [_, m] : g.members) topics.insert(m.topics.begin(), m.topics.end());
       for (const auto& t : topics) {
@@ -305,18 +340,20 @@ void group_coordinator::tick(steady_tp now) {
 
 steady_tp group_coordinator::next_deadline() const {
   for (const auto& [_, g] : groups_)
-    if (!g.members.empty()) return next_scan_;
+    if (!g.members.empty() || !g.pending.empty()) return next_scan_;
   return steady_tp::max();
 }
 
 void group_coordinator::abort_all(ErrorCode error, const std::string& message) {
-  for (auto& [_, g] : groups_)
+  for (auto& [_, g] : groups_) {
     for (auto& [id, m] : g.members)
       if (m.join_token) {
         auto tok = *m.join_token;
         m.join_token.reset();
-        done_(tok, join_outcome{error, message, id, -1, g.strategy, {}});
+        done_(tok, make_outcome(error, message, id, -1, g.strategy, {}));
       }
+    answer_syncs(g, error, message);
+  }
 }
 
 group_view group_coordinator::view(const group_rec& g, steady_tp now) const {
@@ -326,9 +363,24 @@ group_view group_coordinator::view(const group_rec& g, steady_tp now) const {
   v.generation = g.generation;
   v.strategy = g.strategy;
   v.owners = g.owners;
-  for (const auto& [id, m] : g.members)
-    v.members.push_back({id, m.client_id, m.host, m.topics, m.assignment,
-                         std::chrono::duration_cast<milliseconds>(now - m.last_seen)});
+  v.kind = g.kind;
+  v.protocol_type = g.protocol_type;
+  v.protocol = g.protocol;
+  v.leader = g.leader;
+  for (const auto& [id, m] : g.members) {
+    member_view mv{id,
+                   m.client_id,
+                   m.host,
+                   m.topics,
+                   m.assignment,
+                   std::chrono::duration_cast<milliseconds>(now - m.last_seen),
+                   m.instance_id,
+                   {},
+                   m.assignment_bytes};
+    for (const auto& p : m.protocols)
+      if (p.name == g.protocol) mv.metadata = p.metadata;
+    v.members.push_back(std::move(mv));
+  }
   return v;
 }
 

@@ -23,6 +23,17 @@
 // Liveness: a member is alive while it heartbeats (HeartbeatRequest, or
 // any fetch or commit it sends) within its session timeout; a member
 // waiting in JoinGroup counts as alive.
+//
+// Kafka-protocol groups (groups_kafka.cc; the Kafka front-end's JoinGroup,
+// SyncGroup, Heartbeat, LeaveGroup) are the same state machine with
+// client-side assignment, as Kafka's classic protocol: a completed
+// rebalance picks the protocol every member supports (by the members'
+// preferences) and a leader, answers the leader's JoinGroup with every
+// member's metadata, and waits in CompletingRebalance for the leader's
+// SyncGroup, whose assignments - opaque bytes to the broker - it relays
+// to each member's SyncGroup. A group speaks one protocol while it has
+// members: a member of the other kind is refused with
+// InconsistentGroupProtocol. Offsets are one store for both kinds.
 #pragma once
 
 #include <chrono>
@@ -52,6 +63,41 @@ struct join_params {
   std::chrono::milliseconds rebalance_timeout{30'000};
 };
 
+/// A Kafka member's protocol (JoinGroup): its name ("range",
+/// "cooperative-sticky", ...) and metadata (the subscription).
+struct kafka_protocol {
+  std::string name;
+  std::string metadata;
+};
+
+struct kafka_join_params {
+  std::string group;
+  std::string member_id;                   // empty: new member
+  std::optional<std::string> instance_id;  // group.instance.id: kept and shown, not acted on
+  std::string client_id;
+  std::string host;
+  std::string protocol_type;              // "consumer" for consumers
+  std::vector<kafka_protocol> protocols;  // by the member's preference
+  std::chrono::milliseconds session_timeout{10'000};
+  std::chrono::milliseconds rebalance_timeout{30'000};
+  /// JoinGroup v4+ (KIP-394): a new member is first given its id and
+  /// joins again with it.
+  bool member_id_required = false;
+};
+
+struct kafka_sync_params {
+  std::string group;
+  std::string member_id;
+  std::int32_t generation = 0;
+  std::vector<std::pair<std::string, std::string>> assignments;  // the leader's: member, bytes
+};
+
+struct kafka_member {
+  std::string member_id;
+  std::optional<std::string> instance_id;
+  std::string metadata;  // of the chosen protocol
+};
+
 struct join_outcome {
   wire::ErrorCode error = wire::ErrorCode::None;
   std::string message;
@@ -59,7 +105,28 @@ struct join_outcome {
   std::int32_t generation = 0;
   assign_strategy strategy = assign_strategy::sticky;
   std::vector<tp_key> assignment;
+  // Kafka-protocol groups only:
+  bool member_id_required = false;    // answer MEMBER_ID_REQUIRED with member_id
+  std::string protocol;               // JoinGroup: the chosen protocol
+  std::string leader;                 // JoinGroup: the leader's member id
+  std::vector<kafka_member> members;  // JoinGroup: to the leader only
+  std::string assignment_bytes;       // SyncGroup: this member's assignment
 };
+
+/// A join (or sync) answer.
+[[nodiscard]] inline join_outcome make_outcome(wire::ErrorCode error, std::string message,
+                                               std::string member_id, std::int32_t generation,
+                                               assign_strategy strategy,
+                                               std::vector<tp_key> assignment) {
+  join_outcome o;
+  o.error = error;
+  o.message = std::move(message);
+  o.member_id = std::move(member_id);
+  o.generation = generation;
+  o.strategy = strategy;
+  o.assignment = std::move(assignment);
+  return o;
+}
 
 /// A wire error with its explanation; error None means success.
 struct group_status {
@@ -68,14 +135,24 @@ struct group_status {
   explicit operator bool() const noexcept { return error == wire::ErrorCode::None; }
 };
 
-enum class group_state { empty, preparing_rebalance, stable };
+/// CompletingRebalance: a Kafka-protocol group waiting for its leader's
+/// assignment (SyncGroup).
+enum class group_state { empty, preparing_rebalance, completing_rebalance, stable };
 [[nodiscard]] const char* state_name(group_state s) noexcept;
+
+/// Which protocol a group's members speak; set by its first member, kept
+/// while it has members.
+enum class group_protocol { ferry, kafka };
 
 struct member_view {
   std::string member_id, client_id, host;
   std::vector<std::string> topics;
   std::vector<tp_key> assignment;
   std::chrono::milliseconds since_seen{0};
+  // Kafka members: as sent, for DescribeGroups (topics and assignment
+  // above are decoded from them for a "consumer" group).
+  std::optional<std::string> instance_id;
+  std::string metadata, assignment_bytes;
 };
 
 struct group_view {
@@ -85,6 +162,8 @@ struct group_view {
   assign_strategy strategy = assign_strategy::sticky;
   std::vector<member_view> members;
   std::map<tp_key, std::string> owners;  // current generation
+  group_protocol kind = group_protocol::ferry;
+  std::string protocol_type, protocol, leader;  // Kafka groups
 };
 
 class group_coordinator {
@@ -103,6 +182,15 @@ class group_coordinator {
   /// Takes part in the group's (next) rebalance; `done` is called when it
   /// completes, possibly from inside this call, or with an error.
   void join(std::uint64_t token, join_params p, steady_tp now);
+  /// A Kafka JoinGroup: `done` with the generation, protocol, leader (and
+  /// for the leader the members) when the rebalance completes.
+  void kafka_join(std::uint64_t token, kafka_join_params p, steady_tp now);
+  /// A Kafka SyncGroup: `done` with the member's assignment once the
+  /// leader sent the assignments (at once for the leader itself).
+  void kafka_sync(std::uint64_t token, kafka_sync_params p, steady_tp now);
+  [[nodiscard]] const options& limits() const noexcept { return opts_; }
+  /// The protocol of a group with members; nothing for an empty or unknown one.
+  [[nodiscard]] std::optional<group_protocol> protocol_of(std::string_view group) const;
   [[nodiscard]] group_status heartbeat(std::string_view group, std::string_view member,
                                        std::int32_t generation, steady_tp now);
   [[nodiscard]] group_status leave(std::string_view group, std::string_view member, steady_tp now);
@@ -147,6 +235,11 @@ class group_coordinator {
     steady_tp last_seen{};
     std::optional<std::uint64_t> join_token;  // waiting in JoinGroup
     std::vector<tp_key> assignment;
+    // Kafka members:
+    std::optional<std::string> instance_id;
+    std::vector<kafka_protocol> protocols;
+    std::optional<std::uint64_t> sync_token;  // waiting in SyncGroup
+    std::string assignment_bytes;
   };
   struct group_rec {
     std::string name;
@@ -156,8 +249,11 @@ class group_coordinator {
     std::map<std::string, member_rec, std::less<>> members;
     std::map<tp_key, std::string> owners;
     std::map<std::string, std::int32_t, std::less<>> counts_used;  // at the last assignment
-    steady_tp rebalance_deadline{};
+    steady_tp rebalance_deadline{};  // also: the leader's SyncGroup, in CompletingRebalance
     steady_tp emptied_at{};
+    group_protocol kind = group_protocol::ferry;
+    std::string protocol_type, protocol, leader;            // Kafka groups
+    std::map<std::string, steady_tp, std::less<>> pending;  // KIP-394 ids given out, until
   };
 
   group_rec* find(std::string_view name);
@@ -167,6 +263,9 @@ class group_coordinator {
   void prepare(group_rec& g, steady_tp now, const std::string& why);
   void maybe_complete(group_rec& g, steady_tp now);
   void complete(group_rec& g, steady_tp now);
+  void complete_kafka(group_rec& g);
+  [[nodiscard]] join_outcome kafka_answer(const group_rec& g, const member_rec& m) const;
+  void answer_syncs(group_rec& g, wire::ErrorCode error, const std::string& message);
   void remove_member(group_rec& g, std::string_view id, steady_tp now, const std::string& why);
   std::string new_member_id(std::string_view client_id);
   group_view view(const group_rec& g, steady_tp now) const;

@@ -228,7 +228,7 @@ result<group_description> admin::describe_group(std::string_view group) {
         d.group = str(resp->group());
         d.state = str(resp->state());
         d.generation = resp->generation();
-        d.strategy = strategy_name(resp->strategy());
+        d.strategy = resp->protocol() ? str(resp->protocol()) : strategy_name(resp->strategy());
         d.broker_time = timestamp_ms(resp->broker_time_ms());
         if (const auto* ms = resp->members()) {
           d.members.reserve(ms->size());

@@ -80,6 +80,8 @@ class wire_cat final : public std::error_category {
         return "unknown schema id or version";
       case errc::schema_required:
         return "the topic requires a registered schema id";
+      case errc::inconsistent_group_protocol:
+        return "the group has members of the other protocol (Kafka or Ferry)";
     }
     return "unknown ferry.wire error " + std::to_string(ev);
   }
@@ -163,6 +165,8 @@ std::error_code from_wire(wire::ErrorCode e) noexcept {
       return errc::unknown_schema;
     case W::SchemaRequired:
       return errc::schema_required;
+    case W::InconsistentGroupProtocol:
+      return errc::inconsistent_group_protocol;
   }
   // Unreachable for replies that passed decode_envelope (it checks the range).
   return errc::internal;

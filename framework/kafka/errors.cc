@@ -71,6 +71,8 @@ error from_broker(wire::ErrorCode e) noexcept {
       return error::invalid_request;
     case E::SchemaRequired:
       return error::invalid_record;
+    case E::InconsistentGroupProtocol:
+      return error::inconsistent_group_protocol;
   }
   return error::unknown_server_error;
 }

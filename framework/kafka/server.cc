@@ -31,8 +31,12 @@ std::shared_ptr<spdlog::logger> logger() {
 
 class session;
 
-struct server::impl {
+struct server::impl : std::enable_shared_from_this<server::impl> {
   server_options opts;
+  // Answers are posted from the broker's threads; none after stop(), whose
+  // drain runs what was posted before.
+  std::mutex post_mu;
+  bool stopped = false;  // guarded by post_mu
   handler on_request;
   server_events events;
   asio::io_context io{1};
@@ -44,6 +48,11 @@ struct server::impl {
 
   void accept();
   void forget(const std::shared_ptr<session>& s);
+  template <class F>
+  void post(F&& f) {
+    std::lock_guard lock(post_mu);
+    if (!stopped) asio::post(io, std::forward<F>(f));
+  }
   void refused(const char* why) {
     if (events.refused) events.refused(why);
   }
@@ -53,8 +62,12 @@ struct server::impl {
 // request order. Everything runs on the io thread (respond() posts there).
 class session final : public connection, public std::enable_shared_from_this<session> {
  public:
-  session(server::impl& s, tcp::socket sock)
-      : srv_(s), sock_(std::move(sock)), read_timer_(s.io), idle_timer_(s.io) {
+  session(std::shared_ptr<server::impl> s, tcp::socket sock)
+      : owner_(std::move(s)),
+        srv_(*owner_),
+        sock_(std::move(sock)),
+        read_timer_(srv_.io),
+        idle_timer_(srv_.io) {
     boost::system::error_code ec;
     const auto ep = sock_.remote_endpoint(ec);
     peer_ = ec ? std::string("?") : fmt::format("{}:{}", ep.address().to_string(), ep.port());
@@ -67,17 +80,15 @@ class session final : public connection, public std::enable_shared_from_this<ses
   }
 
   void respond(std::uint64_t seq, std::vector<std::vector<std::byte>> response) override {
-    asio::post(srv_.io, [self = shared_from_this(), seq, r = std::move(response)]() mutable {
+    srv_.post([self = shared_from_this(), seq, r = std::move(response)]() mutable {
       self->complete(seq, std::move(r), false);
     });
   }
   void respond_nothing(std::uint64_t seq) override {
-    asio::post(srv_.io,
-               [self = shared_from_this(), seq]() mutable { self->complete(seq, {}, false); });
+    srv_.post([self = shared_from_this(), seq]() mutable { self->complete(seq, {}, false); });
   }
   void close_after(std::uint64_t seq) override {
-    asio::post(srv_.io,
-               [self = shared_from_this(), seq]() mutable { self->complete(seq, {}, true); });
+    srv_.post([self = shared_from_this(), seq]() mutable { self->complete(seq, {}, true); });
   }
   const std::string& peer() const override { return peer_; }
 
@@ -213,6 +224,7 @@ class session final : public connection, public std::enable_shared_from_this<ses
     std::vector<std::vector<std::byte>> chunks;
   };
 
+  std::shared_ptr<server::impl> owner_;  // first: destroyed after the socket and timers
   server::impl& srv_;
   tcp::socket sock_;
   asio::steady_timer read_timer_;
@@ -241,7 +253,7 @@ void server::impl::accept() {
         boost::system::error_code ignored;
         sock.close(ignored);
       } else {
-        auto s = std::make_shared<session>(*this, std::move(sock));
+        auto s = std::make_shared<session>(shared_from_this(), std::move(sock));
         sessions.insert(s);
         if (events.accepted) events.accepted();
         s->start();
@@ -289,7 +301,7 @@ result<tcp::endpoint> parse_endpoint(const std::string& listen, std::string* why
 }  // namespace
 
 result<std::unique_ptr<server>> server::start(server_options o, handler h, server_events events) {
-  auto i = std::make_unique<impl>();
+  auto i = std::make_shared<impl>();
   i->opts = std::move(o);
   i->on_request = std::move(h);
   i->events = std::move(events);
@@ -323,7 +335,7 @@ result<std::unique_ptr<server>> server::start(server_options o, handler h, serve
   return std::unique_ptr<server>(new server(std::move(i)));
 }
 
-server::server(std::unique_ptr<impl> i) : impl_(std::move(i)) {}
+server::server(std::shared_ptr<impl> i) : impl_(std::move(i)) {}
 
 server::~server() {
   stop();
@@ -345,6 +357,15 @@ void server::stop() {
   // Let the closes run, then stop.
   asio::post(impl_->io, [i = impl_.get()] { i->io.stop(); });
   impl_->thread.join();
+  {
+    std::lock_guard lock(impl_->post_mu);
+    impl_->stopped = true;
+  }
+  // Run what is still queued (cancelled reads and timers, answers posted
+  // before the stop) so no handler keeps a connection, and with it this
+  // io context, alive.
+  impl_->io.restart();
+  impl_->io.poll();
 }
 
 }  // namespace ferry::kafka

@@ -119,7 +119,10 @@ void handle_describe_group(round& r, std::unique_ptr<native_request> q) {
     body = CreateDescribeGroupResponse(
         fbb, ErrorCode::None, 0, fbb.CreateString(name), fbb.CreateString(state_name(view.state)),
         view.generation, static_cast<AssignStrategy>(view.strategy), fbb.CreateVector(members),
-        fbb.CreateVector(parts), system_clock::instance().wall_now().value());
+        fbb.CreateVector(parts), system_clock::instance().wall_now().value(),
+        view.kind == group_protocol::kafka && !view.members.empty()
+            ? fbb.CreateString(fmt::format("kafka {}/{}", view.protocol_type, view.protocol))
+            : 0);
   }
   q->respond(envelope(fbb, q->id(), Body::DescribeGroupResponse, body.Union()));
 }

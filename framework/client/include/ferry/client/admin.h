@@ -126,7 +126,7 @@ struct group_description {
   std::string group;
   std::string state;
   std::int32_t generation = 0;
-  std::string strategy;  ///< sticky, range or round-robin
+  std::string strategy;  ///< sticky, range or round-robin; "kafka consumer/range" for Kafka clients
   std::vector<group_member_info> members;
   std::vector<group_partition_info> partitions;  ///< committed or assigned, sorted
   timestamp_ms broker_time;  ///< the broker's clock when it answered (for lag in seconds)

@@ -48,8 +48,9 @@ enum class errc : int {
   incompatible_schema = 29,    ///< refused by the subject's compatibility mode
   invalid_schema = 30,         ///< not a binary schema, no root type, or too large
   unknown_subject = 31,
-  unknown_schema = 32,   ///< no schema with that id or subject version
-  schema_required = 33,  ///< the topic accepts only records with a registered schema id
+  unknown_schema = 32,               ///< no schema with that id or subject version
+  schema_required = 33,              ///< the topic accepts only records with a registered schema id
+  inconsistent_group_protocol = 34,  ///< the group has Kafka-protocol members (docs/kafka.md)
 };
 
 /// The "ferry.wire" category.

@@ -42,11 +42,20 @@ struct api_info {
   std::int16_t flexible;     ///< the first flexible version of the API
 };
 
-inline constexpr std::array<api_info, 9> kApis = {{
+inline constexpr std::array<api_info, 18> kApis = {{
     {api_key::produce, "Produce", 3, 8, 9},
     {api_key::fetch, "Fetch", 4, 11, 12},
     {api_key::list_offsets, "ListOffsets", 1, 5, 6},
     {api_key::metadata, "Metadata", 1, 8, 9},
+    {api_key::offset_commit, "OffsetCommit", 2, 7, 8},
+    {api_key::offset_fetch, "OffsetFetch", 1, 5, 6},
+    {api_key::find_coordinator, "FindCoordinator", 0, 2, 3},
+    {api_key::join_group, "JoinGroup", 0, 5, 6},
+    {api_key::heartbeat, "Heartbeat", 0, 3, 4},
+    {api_key::leave_group, "LeaveGroup", 0, 3, 4},
+    {api_key::sync_group, "SyncGroup", 0, 3, 4},
+    {api_key::describe_groups, "DescribeGroups", 0, 4, 5},
+    {api_key::list_groups, "ListGroups", 0, 2, 3},
     {api_key::api_versions, "ApiVersions", 0, 3, 3},
     {api_key::create_topics, "CreateTopics", 0, 4, 5},
     {api_key::delete_topics, "DeleteTopics", 0, 3, 4},

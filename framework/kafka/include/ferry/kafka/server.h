@@ -88,8 +88,10 @@ class server {
   struct impl;
 
  private:
-  explicit server(std::unique_ptr<impl> i);
-  std::unique_ptr<impl> impl_;
+  explicit server(std::shared_ptr<impl> i);
+  // Shared with the connections: a connection still held by a request in
+  // the broker keeps the io context its socket belongs to.
+  std::shared_ptr<impl> impl_;
 };
 
 }  // namespace ferry::kafka

@@ -1,0 +1,77 @@
+// A ferryd process with both listeners for the tests of Kafka clients
+// (kcat, librdkafka) against it, and the helpers they share.
+#pragma once
+
+#include <gtest/gtest.h>
+
+#include <chrono>
+#include <filesystem>
+#include <memory>
+#include <string>
+#include <vector>
+
+#include "cli_run.h"
+#include "ferry/client/admin.h"
+#include "ferry/client/consumer.h"
+#include "ferryd_process.h"
+
+namespace ferry::testing {
+
+class KafkaBroker : public ::testing::Test {
+ protected:
+  void SetUp() override {
+    dir_ = make_temp_dir("ferry-kafka");
+    ferryd_ = std::make_unique<ferryd_child>(
+        FERRY_FERRYD,
+        std::vector<std::string>{"--data-dir", (dir_ / "data").string(), "--listen",
+                                 "tcp://127.0.0.1:*", "--kafka-listen", "127.0.0.1:0",
+                                 "--log-level", "warn"},
+        std::vector<std::pair<std::string, std::string>>{}, dir_ / "ferryd.err");
+    const auto native = ferryd_->line();
+    ASSERT_NE(native.find("tcp://"), std::string::npos) << native;
+    native_ = native.substr(native.find("tcp://"));
+    const auto kafka = ferryd_->line();
+    ASSERT_NE(kafka.find("kafka listening on "), std::string::npos) << kafka;
+    kafka_ = kafka.substr(kafka.rfind(' ') + 1);
+  }
+  void TearDown() override {
+    ferryd_.reset();
+    std::filesystem::remove_all(dir_);
+  }
+
+  void create(const std::string& topic, int partitions) {
+    client::admin a(base_client_options(native_));
+    client::topic_config c;
+    c.partitions = partitions;
+    ASSERT_TRUE(a.create_topic(topic, c)) << a.last_error_message();
+  }
+  run_result kcat(const std::string& args, const std::string& input = "") {
+    std::string cmd = "timeout 60 kcat -b " + kafka_ + " " + args;
+    if (!input.empty()) cmd = "printf '" + input + "' | " + cmd;
+    return run_command(cmd, dir_ / "kcat.err");
+  }
+  std::vector<client::consumer_record> read_natively(const std::string& topic, int partitions,
+                                                     std::size_t want) {
+    auto o = client::consumer_options{};
+    static_cast<client::client_options&>(o) = base_client_options(native_);
+    client::consumer c(o);
+    std::vector<client::topic_partition> tps;
+    for (int p = 0; p < partitions; ++p) tps.push_back({topic, partition_id(p)});
+    EXPECT_TRUE(c.assign(tps));
+    EXPECT_TRUE(c.seek_to_beginning(tps));
+    std::vector<client::consumer_record> got;
+    for (int i = 0; i < 100 && got.size() < want; ++i) {
+      auto r = c.poll(std::chrono::milliseconds(100));
+      EXPECT_TRUE(r);
+      if (!r) break;
+      for (auto& x : r.value()) got.push_back(std::move(x));
+    }
+    return got;
+  }
+
+  std::filesystem::path dir_;
+  std::unique_ptr<ferryd_child> ferryd_;
+  std::string native_, kafka_;
+};
+
+}  // namespace ferry::testing
