@@ -21,11 +21,16 @@ class KafkaBroker : public ::testing::Test {
  protected:
   void SetUp() override {
     dir_ = make_temp_dir("ferry-kafka");
+    start_ferryd("127.0.0.1:0");
+  }
+  /// Starts ferryd on the data dir (again, after a kill); `kafka_listen`
+  /// "127.0.0.1:0" picks a port, the same one is kept across restarts.
+  void start_ferryd(const std::string& kafka_listen) {
     ferryd_ = std::make_unique<ferryd_child>(
         FERRY_FERRYD,
         std::vector<std::string>{"--data-dir", (dir_ / "data").string(), "--listen",
-                                 "tcp://127.0.0.1:*", "--kafka-listen", "127.0.0.1:0",
-                                 "--log-level", "warn"},
+                                 "tcp://127.0.0.1:*", "--kafka-listen", kafka_listen, "--log-level",
+                                 "warn"},
         std::vector<std::pair<std::string, std::string>>{}, dir_ / "ferryd.err");
     const auto native = ferryd_->line();
     ASSERT_NE(native.find("tcp://"), std::string::npos) << native;
@@ -34,6 +39,8 @@ class KafkaBroker : public ::testing::Test {
     ASSERT_NE(kafka.find("kafka listening on "), std::string::npos) << kafka;
     kafka_ = kafka.substr(kafka.rfind(' ') + 1);
   }
+  /// kill -9 (the child is killed and reaped when destroyed).
+  void kill_ferryd() { ferryd_.reset(); }
   void TearDown() override {
     ferryd_.reset();
     std::filesystem::remove_all(dir_);

@@ -49,12 +49,6 @@ constexpr bool table_covers_apis() {
 }
 static_assert(table_covers_apis(), "every API of kafka::kApis needs a handler");
 
-kafka_handler find_handler(std::int16_t key) {
-  for (const auto& [k, h] : kHandlers)
-    if (static_cast<std::int16_t>(k) == key) return h;
-  return nullptr;
-}
-
 // ApiVersions, answered on the server's thread: every API and the versions
 // served. v3 is flexible (compact array, tagged fields); its response
 // header is still v0, as for every ApiVersions version (KIP-511).
@@ -80,6 +74,30 @@ std::vector<std::vector<std::byte>> api_versions(std::int32_t correlation_id, st
 }
 
 }  // namespace
+
+kafka_handler find_kafka_handler(std::int16_t api) noexcept {
+  for (const auto& [k, h] : kHandlers)
+    if (static_cast<std::int16_t>(k) == api) return h;
+  return nullptr;
+}
+
+std::unique_ptr<kafka_request> decode_kafka_request(kafka::request_frame&& f) {
+  auto q = std::make_unique<kafka_request>();
+  kafka::reader in(f.bytes);
+  q->api = in.i16();
+  q->version = in.i16();
+  q->correlation_id = in.i32();
+  const auto client = in.nullable_string();  // non-compact even in header v2
+  if (kafka::flexible(q->api, q->version)) in.tagged_fields();
+  if (!in.ok()) return nullptr;
+  if (client) q->client_id = std::string(*client);
+  q->conn = std::move(f.from);
+  q->seq = f.seq;
+  q->received = f.received;
+  q->body_at = f.bytes.size() - in.remaining();
+  q->frame = std::move(f.bytes);
+  return q;
+}
 
 void kafka_request::respond(kafka::writer&& w) {
   conn->respond(seq, std::move(w).take());
@@ -156,26 +174,16 @@ void kafka_frontend::count(std::int16_t api) {
 
 // The server's thread: the header, then ApiVersions here, the rest to the pipeline.
 void kafka_frontend::on_request(kafka::request_frame f) {
-  auto q = std::make_unique<kafka_request>();
-  kafka::reader in(f.bytes);
-  q->api = in.i16();
-  q->version = in.i16();
-  q->correlation_id = in.i32();
-  const auto client = in.nullable_string();  // non-compact even in header v2
-  if (kafka::flexible(q->api, q->version)) in.tagged_fields();
-  if (!in.ok()) {
+  auto from = f.from;
+  const auto seq = f.seq;
+  auto q = decode_kafka_request(std::move(f));
+  if (!q) {
     closed_.with({"malformed"}).inc();
-    f.from->close_after(f.seq);
+    from->close_after(seq);
     return;
   }
   count(q->api);
-  if (client) q->client_id = std::string(*client);
-  q->conn = std::move(f.from);
-  q->seq = f.seq;
-  q->received = f.received;
   q->frontend = this;
-  q->body_at = f.bytes.size() - in.remaining();
-  q->frame = std::move(f.bytes);
   const auto* api = kafka::find_api(q->api);
   if (api != nullptr && api->key == kafka::api_key::api_versions) {
     // KIP-511: an unknown version is answered in v0 with the versions served.
@@ -197,7 +205,7 @@ void kafka_frontend::on_request(kafka::request_frame f) {
   }
   if (stopping_) return;  // the connection closes with the server
   if (api->key == kafka::api_key::fetch) q->deadline = q->received;  // set by the handler
-  auto handler = find_handler(q->api);
+  auto handler = find_kafka_handler(q->api);
   pipeline_.submit([handler, q = std::move(q)](round& r) mutable { handler(r, std::move(q)); });
 }
 

@@ -19,8 +19,9 @@ namespace {
 
 struct partition_answer {
   std::int32_t index = 0;
-  std::vector<produce_outcome> batches;     // one per batch in the records
-  kafka::error early = kafka::error::none;  // refused before admission
+  std::optional<std::span<const std::byte>> records;  // into the request's frame
+  std::vector<produce_outcome> batches;               // one per batch in the records
+  kafka::error early = kafka::error::none;            // refused before admission
   std::string message;
 };
 
@@ -38,6 +39,8 @@ void kafka_produce(round& r, std::unique_ptr<kafka_request> q) {
   if (since(*q, 3)) transactional_id = in.nullable_string();
   const auto acks = in.i16();
   (void)in.i32();  // timeout: the broker answers after its sync, well within any timeout
+  // The whole request is decoded before anything is admitted: a request
+  // malformed at its end stores nothing.
   std::vector<topic_answer> topics;
   const auto nt = in.array(6);
   for (std::int32_t t = 0; t < nt && in.ok(); ++t) {
@@ -47,8 +50,15 @@ void kafka_produce(round& r, std::unique_ptr<kafka_request> q) {
     for (std::int32_t p = 0; p < np && in.ok(); ++p) {
       partition_answer pa;
       pa.index = in.i32();
-      auto records = in.nullable_bytes();
-      if (!in.ok()) break;
+      pa.records = in.nullable_bytes();
+      ta.partitions.push_back(std::move(pa));
+    }
+    topics.push_back(std::move(ta));
+  }
+  if (!in.ok()) return q->malformed("Produce");
+  for (auto& ta : topics) {
+    for (auto& pa : ta.partitions) {
+      const auto& records = pa.records;
       if (transactional_id) {
         pa.early = kafka::error::transactional_id_authorization_failed;
         pa.message = "transactions are not supported by ferryd (docs/kafka.md)";
@@ -83,11 +93,8 @@ void kafka_produce(round& r, std::unique_ptr<kafka_request> q) {
           }
         }
       }
-      ta.partitions.push_back(std::move(pa));
     }
-    topics.push_back(std::move(ta));
   }
-  if (!in.ok()) return q->malformed("Produce");
   r.after_sync([q = std::move(q), topics = std::move(topics), acks](round& rr) mutable {
     core_thread.assert_held();  // the pipeline runs it after the round's sync
     auto& stats = rr.core().stats;

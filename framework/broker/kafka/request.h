@@ -84,6 +84,17 @@ FERRY_KAFKA_HANDLER(kafka_offset_fetch);
 
 #undef FERRY_KAFKA_HANDLER
 
+/// The handler of an API served through the pipeline (every one in
+/// kafka::kApis but ApiVersions, which the front-end answers); null for
+/// any other key.
+[[nodiscard]] kafka_handler find_kafka_handler(std::int16_t api) noexcept;
+
+/// The front-end's first step: the request header (API, version,
+/// correlation id, client id, and tagged fields in a flexible version)
+/// decoded from `f`, which it takes over; null when the header does not
+/// decode. The body is left for the handler.
+[[nodiscard]] std::unique_ptr<kafka_request> decode_kafka_request(kafka::request_frame&& f);
+
 /// What Metadata and FindCoordinator tell clients: this broker.
 struct kafka_node {
   std::int32_t id = 0;
