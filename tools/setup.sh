@@ -19,9 +19,19 @@ packages=(
   zlib1g-dev libsnappy-dev liblz4-dev libzstd-dev
   # Kafka clients no one here wrote, for the Kafka listener's tests
   kcat librdkafka-dev
+  # kafkajs (tests/kafka/kafkajs) runs on Node.js; npm below
+  nodejs
   # clang + its runtimes: libFuzzer targets and the fuzz smoke run
   clang libclang-rt-14-dev clang-format
 )
+
+# npm installs kafkajs from tests/kafka/kafkajs/package-lock.json. Debian's
+# npm package depends on Debian's nodejs; a Node.js from elsewhere
+# (nodesource's nodejs package, nvm) brings its own npm, which conflicts
+# with it - so npm is only asked for when there is none.
+if ! command -v npm >/dev/null; then
+  packages+=(npm)
+fi
 
 missing=()
 for p in "${packages[@]}"; do
