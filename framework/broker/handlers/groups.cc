@@ -120,7 +120,7 @@ void handle_describe_group(round& r, std::unique_ptr<native_request> q) {
         fbb, ErrorCode::None, 0, fbb.CreateString(name), fbb.CreateString(state_name(view.state)),
         view.generation, static_cast<AssignStrategy>(view.strategy), fbb.CreateVector(members),
         fbb.CreateVector(parts), system_clock::instance().wall_now().value(),
-        view.kind == group_protocol::kafka && !view.members.empty()
+        view.kind == group_protocol::kafka && !view.protocol_type.empty()
             ? fbb.CreateString(fmt::format("kafka {}/{}", view.protocol_type, view.protocol))
             : 0);
   }
