@@ -10,6 +10,8 @@
 #include <sys/socket.h>
 #include <unistd.h>
 
+#include <httplib.h>
+
 #include <chrono>
 #include <filesystem>
 #include <nlohmann/json.hpp>
@@ -261,6 +263,14 @@ TEST_F(KafkaClients, UnservedApisAreAnsweredAndOversizedFramesCloseTheirConnecti
   // Everyone else is still served.
   auto meta = kcat("-L -J");
   EXPECT_EQ(meta.code, 0) << meta.err;
+  // And all of it is counted.
+  httplib::Client http("127.0.0.1", std::stoi(metrics_.substr(metrics_.find(':') + 1)));
+  auto m = http.Get("/metrics");
+  ASSERT_TRUE(m);
+  for (const char* line : {"ferry_kafka_connections_closed_total{reason=\"oversized\"} 1",
+                           "ferry_broker_requests_total{type=\"kafka.unknown\"} 1",
+                           "ferry_broker_requests_total{type=\"kafka.Metadata\"}"})
+    EXPECT_NE(m->body.find(line), std::string::npos) << line;
 }
 
 }  // namespace

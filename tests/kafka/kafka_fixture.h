@@ -29,9 +29,13 @@ class KafkaBroker : public ::testing::Test {
     ferryd_ = std::make_unique<ferryd_child>(
         FERRY_FERRYD,
         std::vector<std::string>{"--data-dir", (dir_ / "data").string(), "--listen",
-                                 "tcp://127.0.0.1:*", "--kafka-listen", kafka_listen, "--log-level",
-                                 "warn"},
+                                 "tcp://127.0.0.1:*", "--kafka-listen", kafka_listen,
+                                 "--metrics-listen", "127.0.0.1:0", "--log-level", "warn"},
         std::vector<std::pair<std::string, std::string>>{}, dir_ / "ferryd.err");
+    const auto metrics = ferryd_->line();  // "ferryd metrics on http://HOST:PORT/metrics"
+    ASSERT_NE(metrics.find("http://"), std::string::npos) << metrics;
+    metrics_ = metrics.substr(metrics.find("http://") + 7);
+    metrics_ = metrics_.substr(0, metrics_.find('/'));
     const auto native = ferryd_->line();
     ASSERT_NE(native.find("tcp://"), std::string::npos) << native;
     native_ = native.substr(native.find("tcp://"));
@@ -79,6 +83,7 @@ class KafkaBroker : public ::testing::Test {
   std::filesystem::path dir_;
   std::unique_ptr<ferryd_child> ferryd_;
   std::string native_, kafka_;
+  std::string metrics_;  ///< HOST:PORT of /metrics
 };
 
 }  // namespace ferry::testing
