@@ -5,12 +5,11 @@
 // once; topics are created, described and deleted through the Kafka admin
 // API; bad frames are answered or the connection closed, never a hang.
 #include <gtest/gtest.h>
+#include <httplib.h>
 #include <librdkafka/rdkafka.h>
 #include <netinet/in.h>
 #include <sys/socket.h>
 #include <unistd.h>
-
-#include <httplib.h>
 
 #include <chrono>
 #include <filesystem>
