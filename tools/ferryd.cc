@@ -13,6 +13,7 @@
 // SIGTERM / SIGINT: stop taking requests, finish syncing, reply, exit 0.
 // Exit codes: 0 clean stop (or valid config with --check-config), 1 runtime
 // failure (cannot listen, data refused), 2 usage or configuration error.
+#include <fmt/format.h>
 #include <signal.h>
 
 #include <CLI/CLI.hpp>
@@ -26,9 +27,12 @@
 #include "ferry/broker/data_format.h"
 #include "ferry/core/logging.h"
 #include "ferry/metrics/http_endpoint.h"
+#include "ferry/metrics/registry.h"
 
 int main(int argc, char** argv) {
   CLI::App app{"ferryd: the Ferry broker"};
+  const auto build = ferry::metrics::build_info();
+  app.set_version_flag("--version", fmt::format("ferryd {} ({})", build.version, build.revision));
   std::optional<std::string> config_file, data_dir, listen, log_level, log_format, flush,
       metrics_listen, kafka_listen, kafka_advertised;
   bool check = false, upgrade = false;

@@ -196,6 +196,58 @@ TEST_F(CliTest, ExitCodesDistinguishFailures) {
       << "unreachable";
 }
 
+// What a newcomer types first: options after the command, host:port,
+// --version, a down broker, the range of --partitions.
+TEST_F(CliTest, GlobalOptionsGoAnywhereAndAddressesAreCheckedUpFront) {
+  create_topic("t", 1);
+  ASSERT_EQ(ferry("produce t", "a\nb\n").code, 0);
+  auto after = ferry("consume t --from-beginning -e -o json");
+  ASSERT_EQ(after.code, 0) << after.err;
+  EXPECT_EQ(nlohmann::json::parse(after.out.substr(0, after.out.find('\n')))["value"], "a");
+  const auto host_port = broker_.endpoint().substr(std::string("tcp://").size());
+  auto plain = ferry("topics list --broker " + host_port + " --timeout-ms 5000 -o json");
+  ASSERT_EQ(plain.code, 0) << plain.err;
+  EXPECT_NE(plain.out.find("\"topic\":\"t\""), std::string::npos) << plain.out;
+  auto help = ferry("consume --help");
+  EXPECT_NE(help.out.find("Global options"), std::string::npos) << help.out;
+  EXPECT_NE(help.out.find("--broker URL"), std::string::npos) << help.out;
+
+  auto bad = ferry("--broker bogus topics list");
+  EXPECT_EQ(bad.code, 2) << "a usage error";
+  EXPECT_NE(bad.err.find("tcp://HOST:PORT, HOST:PORT or ipc://PATH"), std::string::npos) << bad.err;
+  EXPECT_EQ(ferry("--broker localhost:99999 topics list").code, 2) << "no such port";
+
+  auto version = ferry("--version");
+  EXPECT_EQ(version.code, 0);
+  EXPECT_EQ(version.out.rfind("ferry ", 0), 0u) << version.out;
+
+  // A broker that is not there: exit 3 within --timeout-ms, naming the address.
+  const auto start = std::chrono::steady_clock::now();
+  auto down = ferry("--broker 127.0.0.1:1 --timeout-ms 500 produce t", "x\n");
+  EXPECT_EQ(down.code, 3) << down.err;
+  EXPECT_LT(std::chrono::steady_clock::now() - start, std::chrono::seconds(20))
+      << "bounded by the time-out, not a minute";
+  EXPECT_NE(down.err.find("tcp://127.0.0.1:1"), std::string::npos) << down.err;
+
+  auto zero = ferry("topics create z --partitions 0");
+  EXPECT_EQ(zero.code, 2);
+  EXPECT_NE(zero.err.find("not in range 1 to 1000000"), std::string::npos) << zero.err;
+}
+
+TEST_F(CliTest, FromTimeTakesDurationsAndEpochMilliseconds) {
+  create_topic("t", 1);
+  ASSERT_EQ(ferry("produce t", "a\nb\n").code, 0);
+  auto recent = ferry("consume t --from-time 10m -e");
+  ASSERT_EQ(recent.code, 0) << recent.err;
+  EXPECT_EQ(recent.out, "a\nb\n");
+  auto epoch = ferry("consume t --from-time 0 -e");
+  ASSERT_EQ(epoch.code, 0) << epoch.err;
+  EXPECT_EQ(epoch.out, "a\nb\n");
+  auto future = ferry("consume t --from-time 99999999999999 -e");
+  ASSERT_EQ(future.code, 0) << future.err;
+  EXPECT_EQ(future.out, "");
+}
+
 TEST_F(CliTest, BenchPrintsOneJsonSummary) {
   auto b = ferry("-o json bench produce --records 2000 --size 64");
   ASSERT_EQ(b.code, 0);
@@ -505,7 +557,11 @@ TEST_F(CliTest, ResetAndDeleteAreRefusedWhileTheGroupHasMembers) {
   member.reset();
   EXPECT_EQ(ferry("groups reset-offsets busy --topic t:0 --to-earliest --execute").code, 0);
   EXPECT_EQ(committed("busy", "t", 0), 0);
-  auto gone = ferry("-o json groups delete busy");
+  auto plan = ferry("groups delete busy");
+  ASSERT_EQ(plan.code, 0) << plan.err;
+  EXPECT_NE(plan.out.find("run again with --execute"), std::string::npos) << plan.out;
+  EXPECT_EQ(committed("busy", "t", 0), 0) << "a plan changes nothing";
+  auto gone = ferry("-o json groups delete busy --execute");
   ASSERT_EQ(gone.code, 0) << gone.err;
   EXPECT_EQ(nlohmann::json::parse(gone.out)["deleted"], true);
   EXPECT_EQ(ferry("groups describe busy").code, 1);

@@ -10,11 +10,20 @@
 #include <iostream>
 
 #include "ferry/client/errc.h"
+#include "ferry/core/errc.h"
 #include "ferry/protocol/errc.h"
 
 namespace ferry::cli {
 
+namespace {
+std::string& broker_in_use() {
+  static std::string b;
+  return b;
+}
+}  // namespace
+
 client::client_options globals::client() const {
+  broker_in_use() = broker;  // for the hint when it does not answer
   client::client_options o;
   o.broker = broker;
   o.request_timeout = timeout();
@@ -24,9 +33,17 @@ client::client_options globals::client() const {
 
 namespace {
 
+// No answer from the broker: a time-out on a request, a lost connection,
+// or a producer that timed out waiting for it.
+bool unreachable(std::error_code ec) {
+  return ec == protocol::errc::timed_out || ec == protocol::errc::disconnected ||
+         ec == ferry::errc::timed_out;
+}
+
 std::string hint_for(std::error_code ec) {
-  if (ec == protocol::errc::timed_out || ec == protocol::errc::disconnected)
-    return "Is ferryd running there? Check --broker or FERRY_BROKER.";
+  if (unreachable(ec))
+    return fmt::format("Is ferryd running at {}? Check --broker or FERRY_BROKER.",
+                       broker_in_use().empty() ? std::string("the broker") : broker_in_use());
   if (ec == client::errc::unknown_topic)
     return "Create it with: ferry topics create NAME --partitions N";
   if (ec == client::errc::unknown_partition)
@@ -59,13 +76,44 @@ std::string hint_for(std::error_code ec) {
 
 }  // namespace
 
+std::optional<std::string> normalize_broker(const std::string& s) {
+  auto host_port = [](std::string_view hp) {
+    const auto colon = hp.rfind(':');
+    if (colon == std::string_view::npos || colon == 0 || colon + 1 == hp.size()) return false;
+    const auto port = hp.substr(colon + 1);
+    if (port == "*") return true;  // a wildcard port (ZeroMQ's bind syntax)
+    if (port.size() > 5 ||
+        !std::all_of(port.begin(), port.end(), [](char c) { return c >= '0' && c <= '9'; }))
+      return false;
+    return std::stoi(std::string(port)) <= 65535;
+  };
+  if (s.rfind("ipc://", 0) == 0) return s.size() > 6 ? std::optional(s) : std::nullopt;
+  if (s.rfind("tcp://", 0) == 0)
+    return host_port(std::string_view(s).substr(6)) ? std::optional(s) : std::nullopt;
+  if (s.find("://") != std::string::npos) return std::nullopt;
+  if (host_port(s)) return "tcp://" + s;
+  return std::nullopt;
+}
+
+std::optional<timestamp_ms> parse_point_in_time(const std::string& s, timestamp_ms now) {
+  if (!s.empty() && std::all_of(s.begin(), s.end(), [](char c) { return c >= '0' && c <= '9'; }))
+    return s.size() <= 15 ? std::optional(timestamp_ms(std::stoll(s))) : std::nullopt;
+  if (auto d = parse_duration(s)) return timestamp_ms(now.value() - d->count());
+  return parse_iso8601(s);
+}
+
 int report(const std::string& what, std::error_code ec, const std::string& detail) {
   std::string msg = fmt::format("error: {}: {}", what, ec.message());
-  if (!detail.empty()) msg += fmt::format(" ({})", detail);
+  // The broker's message usually says it better; print it instead of the
+  // code's generic text when it already contains that text.
+  if (!detail.empty() && detail.find(ec.message()) != std::string::npos)
+    msg = fmt::format("error: {}: {}", what, detail);
+  else if (!detail.empty())
+    msg += fmt::format(" ({})", detail);
   auto hint = hint_for(ec);
   if (!hint.empty()) msg += ". " + hint;
   std::cerr << msg << "\n";
-  if (ec == protocol::errc::timed_out || ec == protocol::errc::disconnected) return kUnreachable;
+  if (unreachable(ec)) return kUnreachable;
   return kRefused;
 }
 

@@ -33,6 +33,14 @@ struct globals {
   client::client_options client() const;
 };
 
+/// A broker address as the client takes it: tcp:// and ipc:// as given,
+/// HOST:PORT as tcp://HOST:PORT; nothing for anything else.
+[[nodiscard]] std::optional<std::string> normalize_broker(const std::string& s);
+
+/// --from-time: ISO 8601, a duration before `now` (5m, 2h), or epoch ms.
+[[nodiscard]] std::optional<timestamp_ms> parse_point_in_time(const std::string& s,
+                                                              timestamp_ms now);
+
 /// Prints "error: <what>: <why>. <hint>" on stderr and returns the exit code
 /// for `ec` (unreachable for time-outs and disconnects, refused otherwise).
 int report(const std::string& what, std::error_code ec, const std::string& detail = "");

@@ -36,7 +36,7 @@ struct reset_offsets_args {
   bool execute = false;
 };
 int groups_reset_offsets(const globals& g, const reset_offsets_args& a);
-int groups_delete(const globals& g, const std::string& group);
+int groups_delete(const globals& g, const std::string& group, bool execute);
 
 struct produce_args {
   std::string topic;

@@ -17,6 +17,7 @@
 #include "ferry/client/consumer.h"
 #include "ferry/client/errc.h"
 #include "ferry/client/schema_cache.h"
+#include "ferry/core/clock.h"
 #include "ferry/schema/schema.h"
 
 namespace ferry::cli {
@@ -254,9 +255,10 @@ int consume(const globals& g, const consume_args& a) {
   }
   std::optional<timestamp_ms> from_ts;
   if (a.from_time) {
-    from_ts = parse_iso8601(*a.from_time);
+    from_ts = parse_point_in_time(*a.from_time, ferry::system_clock::instance().wall_now());
     if (!from_ts) {
-      std::cerr << "error: --from-time wants ISO 8601, e.g. 2026-11-22T10:00:00Z, got '"
+      std::cerr << "error: --from-time wants ISO 8601 (2026-11-22T10:00:00Z), a duration ago "
+                   "(5m, 2h, 1d) or epoch milliseconds, got '"
                 << *a.from_time << "'\n";
       return kUsage;
     }

@@ -436,8 +436,35 @@ int groups_reset_offsets(const globals& g, const reset_offsets_args& a) {
   return rc;
 }
 
-int groups_delete(const globals& g, const std::string& group) {
+int groups_delete(const globals& g, const std::string& group, bool execute) {
   client::admin a(g.client());
+  if (!execute) {
+    // The plan: what would go, from the group as the broker sees it now.
+    auto d = a.describe_group(group);
+    if (!d) return report("cannot delete group " + group, d.error(), a.last_error_message());
+    if (!d.value().members.empty())
+      return report("cannot delete group " + group, client::errc::group_not_empty,
+                    fmt::format("it has {} member(s)", d.value().members.size()));
+    std::vector<std::vector<std::string>> rows;
+    auto plan = nlohmann::json::array();
+    for (const auto& p : d.value().partitions) {
+      if (!p.committed) continue;
+      rows.push_back({p.tp.topic, std::to_string(p.tp.partition.value()),
+                      std::to_string(p.committed->value())});
+      plan.push_back({{"topic", p.tp.topic},
+                      {"partition", p.tp.partition.value()},
+                      {"committed", p.committed->value()}});
+    }
+    if (g.json()) {
+      print_json({{"group", group}, {"deleted", false}, {"committed_offsets", plan}});
+    } else {
+      std::cout << fmt::format(
+          "would delete group {} with its committed offsets and idempotency ledger:\n", group);
+      print_table({"TOPIC", "PARTITION", "COMMITTED"}, rows);
+      std::cout << "run again with --execute to delete it\n";
+    }
+    return kOk;
+  }
   if (auto r = a.delete_group(group); !r)
     return report("cannot delete group " + group, r.error(), a.last_error_message());
   if (g.json()) {

@@ -13,6 +13,7 @@
 #include "cli.h"
 #include "commands.h"
 #include "ferry/core/logging.h"
+#include "ferry/metrics/registry.h"
 
 int main(int argc, char** argv) {
   using namespace ferry::cli;
@@ -20,15 +21,38 @@ int main(int argc, char** argv) {
                                                        : "warn");  // NOLINT
   CLI::App app{"ferry: talk to a Ferry broker"};
   app.require_subcommand(1);
+  const auto build = ferry::metrics::build_info();
+  app.set_version_flag("--version", fmt::format("ferry {} ({})", build.version, build.revision));
+  // Global options are taken anywhere on the line (ferry consume t -o json),
+  // and every command's --help lists them.
+  app.fallthrough();
+  app.footer(
+      "Global options, before or after the command:\n"
+      "  --broker URL       tcp://HOST:PORT, HOST:PORT or ipc://PATH (FERRY_BROKER; "
+      "default tcp://127.0.0.1:7400)\n"
+      "  -o, --output FMT   table (for people) or json (for machines)\n"
+      "  --timeout-ms MS    how long to wait for the broker (default 10000)\n"
+      "Exit codes: 0 ok, 1 refused by the broker, 2 usage error, 3 broker unreachable, 4 other.");
   globals g;
-  g.broker =
-      std::getenv("FERRY_BROKER") ? std::getenv("FERRY_BROKER") : "tcp://127.0.0.1:7400";  // NOLINT
+  g.broker = "tcp://127.0.0.1:7400";
   app.add_option("--broker", g.broker,
-                 "broker endpoint (FERRY_BROKER), default tcp://127.0.0.1:7400");
+                 "broker endpoint: tcp://HOST:PORT, HOST:PORT or ipc://PATH (FERRY_BROKER), "
+                 "default tcp://127.0.0.1:7400")
+      ->envname("FERRY_BROKER")
+      ->transform(
+          [](std::string s) {
+            auto normalized = normalize_broker(s);
+            if (!normalized)
+              throw CLI::ValidationError("'" + s +
+                                         "' is not a broker address; give tcp://HOST:PORT, "
+                                         "HOST:PORT or ipc://PATH");
+            return *normalized;
+          },
+          "BROKER");
   app.add_option("-o,--output", g.output, "table (for people) or json (for machines)")
       ->check(CLI::IsMember({"table", "json"}));
   app.add_option("--timeout-ms", g.timeout_ms, "how long to wait for the broker")
-      ->check(CLI::PositiveNumber);
+      ->check(CLI::Range(1L, 86'400'000L));
 
   int rc = kOk;
 
@@ -41,7 +65,7 @@ int main(int argc, char** argv) {
   create->add_option("name", name, "topic name")->required();
   create->add_option("--partitions", tc.partitions, "number of partitions")
       ->default_val(1)
-      ->check(CLI::PositiveNumber);
+      ->check(CLI::Range(1, 1'000'000));
   create->add_option("--retention-ms", tc.retention_ms,
                      "delete records older than this (-1: never)");
   create->add_option("--retention-bytes", tc.retention_bytes,
@@ -78,7 +102,8 @@ int main(int argc, char** argv) {
       "reset-offsets",
       "move committed offsets of a group without members (shows the plan unless --execute)");
   reset->add_option("group", ro.group, "group name")->required();
-  reset->add_option("--topic", ro.topics, "TOPIC or TOPIC:P,P,... (repeatable)");
+  reset->add_option("--topic", ro.topics, "TOPIC or TOPIC:P,P,... (repeatable)")
+      ->allow_extra_args(false);
   reset->add_flag("--all-topics", ro.all_topics, "every partition the group has offsets for");
   reset->add_flag("--to-earliest", ro.to_earliest, "to the log start");
   reset->add_flag("--to-latest", ro.to_latest, "to the log end (skip everything)");
@@ -90,10 +115,14 @@ int main(int argc, char** argv) {
   reset->add_option("--shift-by", ro.shift_by, "move by N records (negative: back)");
   reset->add_flag("--execute", ro.execute, "really change the offsets");
   reset->callback([&] { rc = groups_reset_offsets(g, ro); });
-  auto* gdel =
-      groups->add_subcommand("delete", "delete a group without members and its committed offsets");
+  auto* gdel = groups->add_subcommand(
+      "delete",
+      "delete a group without members and its committed offsets (shows the plan unless "
+      "--execute)");
   gdel->add_option("group", group, "group name")->required();
-  gdel->callback([&] { rc = groups_delete(g, group); });
+  bool gdel_execute = false;
+  gdel->add_flag("--execute", gdel_execute, "really delete");
+  gdel->callback([&] { rc = groups_delete(g, group, gdel_execute); });
 
   // --- dlq ---
   auto* dlq = app.add_subcommand("dlq", "list, show, redrive, purge dead letters");
@@ -107,7 +136,7 @@ int main(int argc, char** argv) {
       "list",
       "pending dead letters grouped by origin topic, reason and error (--all: resolved too)");
   dlist->add_option("topic", da.topic, "dead-letter topic, e.g. orders.dlq")->required();
-  dlist->add_option("--where", da.where, where_help);
+  dlist->add_option("--where", da.where, where_help)->allow_extra_args(false);
   dlist->add_flag("--all", da.all, "also the redriven and purged ones, with their state");
   dlist->callback([&] { rc = dlq_list(g, da); });
   auto* dshow = dlq->add_subcommand("show", "one dead letter: origin, attempts, headers, value");
@@ -121,7 +150,7 @@ int main(int argc, char** argv) {
       "republish pending dead letters to their origin topic or --to (shows the plan unless "
       "--execute)");
   dredrive->add_option("topic", da.topic, "dead-letter topic")->required();
-  dredrive->add_option("--where", da.where, where_help);
+  dredrive->add_option("--where", da.where, where_help)->allow_extra_args(false);
   dredrive->add_option("--to", da.to, "redrive to this topic (default: each one's origin topic)");
   dredrive->add_option("--rate", da.rate, "records per second, 0 = unlimited")->default_val(1000);
   dredrive->add_flag("--execute", da.execute, "really redrive");
@@ -129,7 +158,7 @@ int main(int argc, char** argv) {
   auto* dpurge = dlq->add_subcommand(
       "purge", "mark pending dead letters as purged (shows the plan unless --execute)");
   dpurge->add_option("topic", da.topic, "dead-letter topic")->required();
-  dpurge->add_option("--where", da.where, where_help);
+  dpurge->add_option("--where", da.where, where_help)->allow_extra_args(false);
   dpurge->add_flag("--execute", da.execute, "really mark them purged");
   dpurge->callback([&] { rc = dlq_purge(g, da); });
 
@@ -140,7 +169,8 @@ int main(int argc, char** argv) {
   prod->add_option("--key", pa.key, "the key of every record");
   prod->add_option("--key-separator", pa.key_separator, "split each line into KEY<sep>VALUE");
   prod->add_option("--partition", pa.partition, "send to this partition (default: by key hash)");
-  prod->add_option("--header", pa.headers, "add a header KEY=VALUE (repeatable)");
+  prod->add_option("--header", pa.headers, "add a header KEY=VALUE (repeatable)")
+      ->allow_extra_args(false);
   prod->add_option("--compression", pa.compression,
                    "compress batches: none (default), gzip, snappy, lz4 or zstd "
                    "(FERRY_COMPRESSION)")
@@ -157,7 +187,8 @@ int main(int argc, char** argv) {
                  "start at the oldest record (default: only new records)");
   cons->add_option("--offset", ca.offset, "start at this offset (needs --partition)");
   cons->add_option("--from-time", ca.from_time,
-                   "start at the first record at or after this ISO 8601 time");
+                   "start at the first record at or after this time: ISO 8601 "
+                   "(2026-11-22T10:00:00Z), a duration ago (5m, 2h, 1d) or epoch milliseconds");
   cons->add_flag("-e,--exit", ca.exit_at_end, "exit at the end of the log");
   cons->add_option("-n,--count", ca.count, "exit after this many records");
   cons->add_option("--group", ca.group,
@@ -287,9 +318,12 @@ int main(int argc, char** argv) {
                    "this many refreshes, then exit (rates from the second on)")
       ->excludes(once_flag);
   top_cmd->add_flag("--json", ta.json, "one JSON object per refresh per line (as -o json)");
-  top_cmd->add_option("--group", ta.groups, "only this group (repeatable)");
-  top_cmd->add_option("--topic", ta.topics,
-                      "only this topic, its retry tiers and dead-letter topic (repeatable)");
+  top_cmd->add_option("--group", ta.groups, "only this group (repeatable)")
+      ->allow_extra_args(false);
+  top_cmd
+      ->add_option("--topic", ta.topics,
+                   "only this topic, its retry tiers and dead-letter topic (repeatable)")
+      ->allow_extra_args(false);
   top_cmd->callback([&] { rc = top(g, ta); });
 
   try {
