@@ -3,6 +3,7 @@
 #include <fmt/format.h>
 
 #include <map>
+#include <set>
 
 #include "ferry/broker/wire_errors.h"
 #include "ferry/core/clock.h"
@@ -124,6 +125,28 @@ void finish_commit(broker_core& c, staged_commit& s, std::error_code sync) {
       o.error = to_wire(sync);
       o.message = "syncing the group offsets failed: " + c.offsets->failure_reason();
     }
+}
+
+std::vector<tp_key> group_partitions(broker_core& c, std::string_view group,
+                                     steady::time_point now) {
+  std::set<tp_key> tps;
+  std::set<std::string> topics;
+  if (auto g = c.offsets->groups().find(group); g != c.offsets->groups().end())
+    for (const auto& [tp, _] : g->second) {
+      tps.insert(tp);
+      topics.insert(tp.first);
+    }
+  if (auto view = c.groups->describe(group, now)) {
+    for (const auto& [tp, _] : view->owners) {
+      tps.insert(tp);
+      topics.insert(tp.first);
+    }
+    for (const auto& m : view->members) topics.insert(m.topics.begin(), m.topics.end());
+  }
+  for (const auto& t : topics)
+    if (const auto* topic = c.topics.find(t))
+      for (const auto& p : topic->partitions) tps.insert({t, p->id});
+  return {tps.begin(), tps.end()};
 }
 
 outcome stage_delete_group(broker_core& c, std::string_view name, steady::time_point now) {

@@ -71,6 +71,14 @@ struct staged_commit {
 void finish_commit(broker_core& c, staged_commit& s, std::error_code sync)
     FERRY_REQUIRES(core_thread);
 
+/// Every partition a group reads or has read: those it committed, those
+/// its members own, and every other partition of those topics and of the
+/// topics its members subscribe to - so a partition the group never
+/// committed still shows, with lag from the log start.
+[[nodiscard]] std::vector<tp_key> group_partitions(broker_core& c, std::string_view group,
+                                                   steady::time_point now)
+    FERRY_REQUIRES(core_thread);
+
 /// Stages the deletion of an empty group's offsets (and ledger); final
 /// after the round's offsets sync.
 [[nodiscard]] outcome stage_delete_group(broker_core& c, std::string_view group,

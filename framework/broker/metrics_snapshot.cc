@@ -2,6 +2,7 @@
 
 #include <algorithm>
 
+#include "commits.h"
 #include "ferry/core/clock.h"
 #include "ferry/format/batch.h"
 
@@ -46,6 +47,12 @@ void metrics_snapshot::begin(broker_core& c, bool groups_too) {
                       "The partition's first offset (retention moves it)");
   auto hw = family("ferry_partition_high_watermark",
                    "The partition's high watermark: the offset after the last durable record");
+  // kafka_exporter's names (github.com/danielqsj/kafka_exporter), so Kafka
+  // dashboards and alerts work unchanged.
+  auto k_current = family("kafka_topic_partition_current_offset",
+                          "The partition's high watermark (kafka_exporter's name)");
+  auto k_oldest = family("kafka_topic_partition_oldest_offset",
+                         "The partition's first offset (kafka_exporter's name)");
   auto failed = family("ferry_partition_failed",
                        "1 when the partition stopped after a storage error (restart ferryd "
                        "after fixing the disk), else 0");
@@ -58,6 +65,8 @@ void metrics_snapshot::begin(broker_core& c, bool groups_too) {
       segments.add(l, static_cast<double>(st.segments));
       start.add(l, static_cast<double>(st.log_start.value()));
       hw.add(l, static_cast<double>(st.high_watermark.value()));
+      k_current.add(l, static_cast<double>(st.high_watermark.value()));
+      k_oldest.add(l, static_cast<double>(st.log_start.value()));
       failed.add(std::move(l), part->log->failed() ? 1 : 0);
     }
   }
@@ -71,11 +80,15 @@ void metrics_snapshot::begin(broker_core& c, bool groups_too) {
   std::map<std::string, std::size_t> member_counts;
   if (groups_too) {
     for (const auto& g : c.groups->list(steady::now())) member_counts[g.name] = g.members.size();
-    for (const auto& [group, tps] : c.offsets->groups()) {
-      member_counts.emplace(group, 0);
-      for (const auto& [tp, committed] : tps)
-        b_.entries.push_back({{group, tp.first, tp.second}, committed.offset});
-    }
+    for (const auto& [group, _] : c.offsets->groups()) member_counts.emplace(group, 0);
+    // Every partition of the group's topics, committed or not (lag from
+    // the log start where nothing is committed: the group starts there).
+    const auto now = steady::now();
+    for (const auto& [group, _] : member_counts)
+      for (const auto& tp : group_partitions(c, group, now)) {
+        const auto* committed = c.offsets->committed(group, tp);
+        b_.entries.push_back({{group, tp.first, tp.second}, committed ? committed->offset : -1});
+      }
   }
   for (const auto& [group, n] : member_counts)
     members.add({{"group", group}}, static_cast<double>(n));
@@ -85,7 +98,11 @@ void metrics_snapshot::begin(broker_core& c, bool groups_too) {
       family("ferry_broker_offsets_log_size_bytes",
              "Bytes of the group offsets log (compacted past offsets_compact_bytes)");
   offsets_size.add({}, static_cast<double>(c.offsets->size_bytes()));
-  for (auto* f : {&size, &segments, &start, &hw, &failed, &members, &topics_count, &offsets_size})
+  b_.k_lag = family("kafka_consumergroup_lag",
+                    "Records between the group's committed offset (or the log start, "
+                    "nothing committed) and the high watermark (kafka_exporter's name)");
+  for (auto* f : {&size, &segments, &start, &hw, &failed, &members, &topics_count, &offsets_size,
+                  &k_current, &k_oldest})
     b_.families.push_back(std::move(*f));
   building_ = true;
 }
@@ -98,13 +115,15 @@ bool metrics_snapshot::advance(broker_core& c, std::size_t max_reads) {
     const auto& [group, topic, p] = e.k;
     wire::ErrorCode err;
     auto* part = c.topics.find(topic, p, err);
-    if (part == nullptr || e.committed < 0) continue;
+    if (part == nullptr) continue;
     std::vector<std::pair<std::string, std::string>> l = {
         {"group", group}, {"topic", topic}, {"partition", std::to_string(p)}};
     const auto end = part->log->high_watermark().value();
+    const auto start = part->log->log_start_offset().value();
+    const auto from = e.committed >= 0 ? e.committed : start;
     double age = 0;
-    if (e.committed < end) {
-      const auto at = std::max(e.committed, part->log->log_start_offset().value());
+    if (from < end) {
+      const auto at = std::max(from, start);
       auto& cached = b_.fresh_cache[e.k];
       if (auto it = oldest_cache_.find(e.k); it != oldest_cache_.end() && it->second.first == at) {
         cached = it->second;
@@ -116,8 +135,12 @@ bool metrics_snapshot::advance(broker_core& c, std::size_t max_reads) {
       if (cached.second >= 0)
         age = static_cast<double>(std::max<std::int64_t>(0, wall - cached.second)) / 1000.0;
     }
-    b_.committed.add(l, static_cast<double>(e.committed));
-    b_.lag.add(l, static_cast<double>(std::max<std::int64_t>(0, end - e.committed)));
+    if (e.committed >= 0) b_.committed.add(l, static_cast<double>(e.committed));
+    const auto lag = static_cast<double>(std::max<std::int64_t>(0, end - from));
+    b_.lag.add(l, lag);
+    b_.k_lag.add({{"consumergroup", group}, {"topic", topic}, {"partition", std::to_string(p)}},
+                 lag);
+    b_.k_lag_sum[{group, topic}] += lag;
     b_.lag_s.add(std::move(l), age);
   }
   return true;
@@ -130,6 +153,12 @@ void metrics_snapshot::publish() {
   all.insert(all.begin() + 5, std::move(b_.lag));
   all.insert(all.begin() + 6, std::move(b_.lag_s));
   all.insert(all.begin() + 7, std::move(b_.committed));
+  all.push_back(std::move(b_.k_lag));
+  auto sum = family("kafka_consumergroup_lag_sum",
+                    "The group's lag summed over the topic's partitions (kafka_exporter's name)");
+  for (const auto& [gt, v] : b_.k_lag_sum)
+    sum.add({{"consumergroup", gt.first}, {"topic", gt.second}}, v);
+  all.push_back(std::move(sum));
   b_ = building{};
   building_ = false;
   {

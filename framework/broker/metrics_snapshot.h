@@ -67,6 +67,9 @@ class metrics_snapshot {
   struct building {
     std::vector<metrics::collected> families;  // partitions, members, topics, offsets size
     metrics::collected lag, lag_s, committed;
+    // The same lag under kafka_exporter's names, for Kafka dashboards.
+    metrics::collected k_lag;
+    std::map<std::pair<std::string, std::string>, double> k_lag_sum;  // group, topic
     std::vector<group_entry> entries;
     std::size_t next = 0;
     std::map<key, std::pair<std::int64_t, std::int64_t>> fresh_cache;

@@ -251,6 +251,7 @@ result<group_description> admin::describe_group(std::string_view group) {
             info.tp = {str(p->topic()), partition_id(p->partition())};
             if (p->committed() >= 0) info.committed = offset(p->committed());
             if (p->log_end() >= 0) info.log_end = offset(p->log_end());
+            if (p->log_start() >= 0) info.log_start = offset(p->log_start());
             if (p->oldest_unconsumed_timestamp() >= 0)
               info.oldest_unconsumed = timestamp_ms(p->oldest_unconsumed_timestamp());
             info.member_id = str(p->member_id());

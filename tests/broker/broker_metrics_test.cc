@@ -129,6 +129,45 @@ TEST_F(BrokerMetricsTest, ConsumerGroupLagInRecordsAndSeconds) {
   EXPECT_EQ(sample_value(text, "ferry_consumergroup_members", {{"group", "billing"}}), 0);
 }
 
+// A partition the group never committed counts, from the log start; and
+// the same lag is exported under kafka_exporter's names.
+TEST_F(BrokerMetricsTest, UncommittedPartitionsCountAndKafkaExporterNamesMatch) {
+  create("orders", 3);
+  {
+    wire_client c(endpoint());
+    ASSERT_EQ(c.produce_one("orders", 0, make_batch(4)).error, wire::ErrorCode::None);
+    ASSERT_EQ(c.produce_one("orders", 2, make_batch(5)).error, wire::ErrorCode::None);
+  }
+  auto a = admin();
+  std::vector<client::offset_commit> commits(1);
+  commits[0].tp = {"orders", partition_id(0)};
+  commits[0].next = offset(1);
+  ASSERT_TRUE(a.reset_offsets("billing", commits));
+  const auto text = scrape();
+  auto g = [](const char* p) {
+    return std::map<std::string, std::string>{
+        {"group", "billing"}, {"topic", "orders"}, {"partition", p}};
+  };
+  auto k = [](const char* p) {
+    return std::map<std::string, std::string>{
+        {"consumergroup", "billing"}, {"topic", "orders"}, {"partition", p}};
+  };
+  EXPECT_EQ(sample_value(text, "ferry_consumergroup_lag", g("0")), 3);
+  EXPECT_EQ(sample_value(text, "ferry_consumergroup_lag", g("1")), 0);
+  EXPECT_EQ(sample_value(text, "ferry_consumergroup_lag", g("2")), 5) << "never committed";
+  EXPECT_FALSE(sample_value(text, "ferry_consumergroup_committed_offset", g("2")));
+  EXPECT_EQ(sample_value(text, "kafka_consumergroup_lag", k("2")), 5);
+  EXPECT_EQ(sample_value(text, "kafka_consumergroup_lag_sum",
+                         {{"consumergroup", "billing"}, {"topic", "orders"}}),
+            8);
+  EXPECT_EQ(sample_value(text, "kafka_topic_partition_current_offset",
+                         {{"topic", "orders"}, {"partition", "2"}}),
+            5);
+  EXPECT_EQ(sample_value(text, "kafka_topic_partition_oldest_offset",
+                         {{"topic", "orders"}, {"partition", "2"}}),
+            0);
+}
+
 TEST_F(BrokerMetricsTest, LagSecondsFollowsTheCommittedOffset) {
   create("orders", 1);
   const auto now = system_clock::instance().wall_now().value();

@@ -248,6 +248,36 @@ TEST_F(CliTest, FromTimeTakesDurationsAndEpochMilliseconds) {
   EXPECT_EQ(future.out, "");
 }
 
+// Lag that tells the truth: a partition the group never committed shows,
+// with its lag counted from where the group would start (the log start).
+TEST_F(CliTest, GroupLagCountsPartitionsWithoutACommit) {
+  create_topic("t", 3);
+  std::vector<std::string> part(3);
+  for (int i = 0; i < 1000; ++i) part[static_cast<std::size_t>(i % 3)] += std::to_string(i) + "\n";
+  for (int p = 0; p < 3; ++p)
+    ASSERT_EQ(
+        ferry("produce t --partition " + std::to_string(p), part[static_cast<std::size_t>(p)]).code,
+        0);
+  auto read = ferry("consume t --group g1 -n 400");
+  ASSERT_EQ(read.code, 0) << read.err;
+  auto d = ferry("-o json groups describe g1");
+  ASSERT_EQ(d.code, 0) << d.err;
+  const auto j = nlohmann::json::parse(d.out);
+  ASSERT_EQ(j["partitions"].size(), 3u) << d.out;
+  std::int64_t lag = 0;
+  int without_commit = 0;
+  for (const auto& p : j["partitions"]) {
+    lag += p["lag"].get<std::int64_t>();
+    if (p["current_offset"].is_null()) ++without_commit;
+  }
+  EXPECT_EQ(lag, 600) << d.out;
+  EXPECT_GE(without_commit, 1) << "400 records cannot have come from all three partitions";
+  auto table = ferry("groups describe g1");
+  EXPECT_EQ(table.code, 0);
+  EXPECT_NE(table.out.find(" - "), std::string::npos) << "CURRENT-OFFSET - where none\n"
+                                                      << table.out;
+}
+
 TEST_F(CliTest, BenchPrintsOneJsonSummary) {
   auto b = ferry("-o json bench produce --records 2000 --size 64");
   ASSERT_EQ(b.code, 0);
@@ -295,7 +325,11 @@ TEST_F(CliTest, GroupsListAndDescribeShowLagInRecordsAndSeconds) {
   ASSERT_EQ(d.code, 0) << d.err;
   auto j = nlohmann::json::parse(d.out);
   EXPECT_EQ(j["state"], "Empty");
-  ASSERT_EQ(j["partitions"].size(), 1u) << "only partitions with offsets or owners";
+  ASSERT_EQ(j["partitions"].size(), 2u) << "every partition of the group's topics";
+  const auto& p1 = j["partitions"][1];
+  EXPECT_EQ(p1["partition"], 1);
+  EXPECT_TRUE(p1["current_offset"].is_null()) << "nothing committed";
+  EXPECT_EQ(p1["lag"], 2) << "from the log start, where the group would begin";
   const auto& p0 = j["partitions"][0];
   EXPECT_EQ(p0["topic"], "orders");
   EXPECT_EQ(p0["partition"], 0);

@@ -4,6 +4,7 @@
 
 #include <set>
 
+#include "../commits.h"
 #include "ferry/core/clock.h"
 #include "native.h"
 
@@ -86,25 +87,25 @@ void handle_describe_group(round& r, std::unique_ptr<native_request> q) {
                                        fbb.CreateString(fmt::format("unknown group {}", name)));
   } else {
     group_view view = g ? std::move(*g) : group_view{};
-    std::set<tp_key> tps;
-    for (const auto& [tp, _] : view.owners) tps.insert(tp);
-    if (has_offsets)
-      for (const auto& [tp, _] : stored->second) tps.insert(tp);
+    const auto tps = group_partitions(c, name, r.now());
     std::vector<flatbuffers::Offset<GroupPartition>> parts;
     for (const auto& tp : tps) {
       const auto* committed = has_offsets ? c.offsets->committed(name, tp) : nullptr;
       const std::int64_t at = committed ? committed->offset : -1;
       ErrorCode err;
-      std::int64_t end = -1, oldest = -1;
+      std::int64_t end = -1, oldest = -1, start = -1;
       if (auto* p = c.topics.find(tp.first, tp.second, err)) {
         end = p->log->high_watermark().value();
-        if (at >= 0 && at < end) oldest = timestamp_at(*p->log, at);
+        start = p->log->log_start_offset().value();
+        // Nothing committed: the group would start at the log start.
+        const auto from = at >= 0 ? std::max(at, start) : start;
+        if (from < end) oldest = timestamp_at(*p->log, from);
       }
       auto owner = view.owners.find(tp);
       parts.push_back(
           CreateGroupPartition(fbb, fbb.CreateString(tp.first), tp.second, at, end, oldest,
                                owner != view.owners.end() ? fbb.CreateString(owner->second) : 0,
-                               committed ? opt_string(fbb, committed->metadata) : 0, err));
+                               committed ? opt_string(fbb, committed->metadata) : 0, err, start));
     }
     std::vector<flatbuffers::Offset<MemberDescription>> members;
     for (const auto& m : view.members) {

@@ -98,6 +98,8 @@ struct group_partition_info {
   topic_partition tp;
   std::optional<offset> committed;  ///< empty: nothing committed
   std::optional<offset> log_end;    ///< high watermark; empty: the topic/partition is gone
+  /// The log start: where a group with nothing committed starts (earliest).
+  std::optional<offset> log_start;
   /// Timestamp of the oldest record not yet consumed (the one at
   /// `committed`); empty when there is no lag or nothing committed.
   std::optional<timestamp_ms> oldest_unconsumed;
@@ -106,9 +108,13 @@ struct group_partition_info {
   std::error_code error;
 
   /// log_end - committed, when both are known (never negative).
+  /// log_end - committed; with nothing committed, log_end - log_start
+  /// (the group starts at the earliest record).
   [[nodiscard]] std::optional<std::int64_t> lag() const noexcept {
-    if (!committed || !log_end) return std::nullopt;
-    return std::max<std::int64_t>(0, log_end->value() - committed->value());
+    if (!log_end) return std::nullopt;
+    if (committed) return std::max<std::int64_t>(0, log_end->value() - committed->value());
+    if (log_start) return std::max<std::int64_t>(0, log_end->value() - log_start->value());
+    return std::nullopt;
   }
   /// The age in ms of the oldest unconsumed record at `broker_time`
   /// (group_description::broker_time): 0 without lag, nothing when unknown
