@@ -19,7 +19,9 @@
 namespace ferry::log {
 namespace {
 
-constexpr const char* kTextPattern = "%Y-%m-%dT%H:%M:%S.%e %^%l%$ [%n] %v";
+// Local time with its UTC offset (RFC 3339), so lines from machines in
+// different zones, or across a DST change, still order.
+constexpr const char* kTextPattern = "%Y-%m-%dT%H:%M:%S.%e%z %^%l%$ [%n] %v";
 constexpr const char* kLevelChoices = "use trace, debug, info, warn, error, critical or off";
 
 // Names as written in level specs and in the json "level" field. spdlog's own

@@ -127,8 +127,9 @@ TEST(FerrydLog, TextFormatIsTheDefault) {
   std::stringstream ss;
   ss << in.rdbuf();
   EXPECT_TRUE(std::regex_search(
-      ss.str(), std::regex(R"(\d{4}-\d\d-\d\dT\d\d:\d\d:\d\d\.\d{3} warning \[ferry\.ferryd\] )"
-                           R"(flush=interval acknowledges records before they are on disk)")))
+      ss.str(),
+      std::regex(R"(\d{4}-\d\d-\d\dT\d\d:\d\d:\d\d\.\d{3}[+-]\d\d:\d\d warning \[ferry\.ferryd\] )"
+                 R"(flush=interval acknowledges records before they are on disk)")))
       << ss.str();
   EXPECT_EQ(ss.str().find('{'), std::string::npos) << ss.str();
   fs::remove_all(base);

@@ -321,6 +321,10 @@ TEST_F(LogSettings, LoggersWriteJsonLinesToStderrAfterSetFormat) {
   auto plain = cap2.finish();
   EXPECT_NE(plain.find("[ferry.lt_json] back to text"), std::string::npos) << plain;
   EXPECT_NE(plain.front(), '{') << plain;
+  // The local time carries its UTC offset: 2026-11-23T11:00:00.123+01:00.
+  EXPECT_TRUE(std::regex_search(
+      plain, std::regex(R"(^\d{4}-\d\d-\d\dT\d\d:\d\d:\d\d\.\d{3}[+-]\d\d:\d\d warning )")))
+      << plain;
 }
 
 // --- FERRY_LOG_LEVEL and FERRY_LOG_FORMAT, read by a fresh process -----------------
