@@ -1,10 +1,15 @@
 #include "ferry/metrics/registry.h"
 
 #include <fmt/format.h>
+#include <sys/resource.h>
+#include <unistd.h>
 
 #include <algorithm>
 #include <chrono>
 #include <cmath>
+#include <filesystem>
+#include <fstream>
+#include <sstream>
 #include <stdexcept>
 
 #ifndef FERRY_VERSION
@@ -372,7 +377,55 @@ void register_process_metrics(registry& reg, std::string_view component) {
       std::chrono::duration<double>(std::chrono::system_clock::now().time_since_epoch()).count();
   auto& g = reg.gauge_metric("ferry_process_start_time_seconds",
                              "Start time of the process since the Unix epoch, in seconds");
-  if (g.value() == 0) g.set(std::floor(start));
+  if (g.value() != 0) return;  // registered before
+  g.set(std::floor(start));
+  // The standard process_* metrics (Prometheus client conventions), read
+  // from /proc at each scrape.
+  reg.add_collector([start = std::floor(start)](std::vector<collected>& out) {
+    auto one = [&](const char* name, const char* help, kind k, double v) {
+      collected c;
+      c.name = name;
+      c.help = help;
+      c.type = k;
+      c.add({}, v);
+      out.push_back(std::move(c));
+    };
+    const double tick = static_cast<double>(::sysconf(_SC_CLK_TCK));
+    const double page = static_cast<double>(::sysconf(_SC_PAGESIZE));
+    if (std::ifstream stat("/proc/self/stat"); stat) {
+      std::string line;
+      std::getline(stat, line);
+      // Fields after "(comm)": state is field 3; utime 14, stime 15.
+      std::istringstream rest(line.substr(line.rfind(')') + 2));
+      std::string f;
+      double utime = 0, stime = 0;
+      for (int i = 3; i <= 15 && rest >> f; ++i) {
+        if (i == 14) utime = std::stod(f);
+        if (i == 15) stime = std::stod(f);
+      }
+      one("process_cpu_seconds_total", "User and system CPU time spent, in seconds", kind::counter,
+          (utime + stime) / tick);
+    }
+    if (std::ifstream statm("/proc/self/statm"); statm) {
+      double size = 0, resident = 0;
+      statm >> size >> resident;
+      one("process_virtual_memory_bytes", "Virtual memory size in bytes", kind::gauge, size * page);
+      one("process_resident_memory_bytes", "Resident memory size in bytes", kind::gauge,
+          resident * page);
+    }
+    std::error_code ec;
+    double fds = 0;
+    for (auto it = std::filesystem::directory_iterator("/proc/self/fd", ec);
+         !ec && it != std::filesystem::directory_iterator(); it.increment(ec))
+      ++fds;
+    if (!ec) one("process_open_fds", "Open file descriptors", kind::gauge, fds);
+    rlimit lim{};
+    if (::getrlimit(RLIMIT_NOFILE, &lim) == 0)
+      one("process_max_fds", "The limit of open file descriptors (RLIMIT_NOFILE)", kind::gauge,
+          static_cast<double>(lim.rlim_cur));
+    one("process_start_time_seconds", "Start time of the process since the Unix epoch, in seconds",
+        kind::gauge, start);
+  });
 }
 
 }  // namespace ferry::metrics

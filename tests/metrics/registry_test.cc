@@ -149,5 +149,32 @@ TEST(Registry, ProcessMetricsNameTheBuild) {
   EXPECT_FALSE(build_info().version.empty());
 }
 
+// The standard process metrics, read at each scrape: they follow the
+// process (a file opened between two scrapes counts), and registering
+// twice does not export them twice.
+TEST(Registry, ProcessMetricsFollowTheProcess) {
+  registry reg;
+  register_process_metrics(reg, "worker");
+  register_process_metrics(reg, "worker");
+  auto value = [](const std::string& text, const std::string& name) {
+    const auto at = text.find("\n" + name + " ");
+    EXPECT_NE(at, std::string::npos) << name << " in\n" << text;
+    EXPECT_EQ(text.find("\n" + name + " ", at + 1), std::string::npos) << name << " twice";
+    return at == std::string::npos ? -1.0 : std::stod(text.substr(at + name.size() + 2));
+  };
+  const auto before = reg.expose();
+  EXPECT_GT(value(before, "process_resident_memory_bytes"), 1e6);
+  EXPECT_GT(value(before, "process_virtual_memory_bytes"), 1e6);
+  EXPECT_GE(value(before, "process_cpu_seconds_total"), 0);
+  EXPECT_GT(value(before, "process_max_fds"), 0);
+  EXPECT_GT(value(before, "process_start_time_seconds"), 1.7e9);
+  const auto fds = value(before, "process_open_fds");
+  EXPECT_GE(fds, 3);
+  std::FILE* f = std::fopen("/proc/self/stat", "r");
+  ASSERT_NE(f, nullptr);
+  EXPECT_EQ(value(reg.expose(), "process_open_fds"), fds + 1);
+  std::fclose(f);
+}
+
 }  // namespace
 }  // namespace ferry::metrics
