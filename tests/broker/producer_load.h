@@ -51,10 +51,11 @@ class producer_load {
   /// One producer (and thread) per element of `options`, sending at once.
   producer_load(const std::vector<client::producer_options>& options, shape s)
       : shape_(std::move(s)) {
-    for (std::size_t t = 0; t < options.size(); ++t) {
-      producers_.push_back(std::make_unique<client::producer>(options[t]));
+    // Every producer first: a thread reads producers_, which must not grow
+    // (and move) under it.
+    for (const auto& o : options) producers_.push_back(std::make_unique<client::producer>(o));
+    for (std::size_t t = 0; t < options.size(); ++t)
       threads_.emplace_back([this, t] { send_until_stopped(t); });
-    }
   }
   /// Stops the threads (also when a test returns early).
   ~producer_load() { stop(); }
