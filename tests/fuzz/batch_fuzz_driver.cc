@@ -3,17 +3,12 @@
 // truncation, growth, nearby lengths) fed to the target.
 //
 //   batch_fuzz_replay [--mutations N] [--seed S] [--write-corpus DIR] [FILE ...]
-#include <cstdio>
-#include <cstdlib>
 #include <cstring>
-#include <filesystem>
-#include <fstream>
-#include <iterator>
 #include <random>
-#include <string>
 #include <vector>
 
 #include "ferry/format/batch.h"
+#include "fuzz_driver.h"
 
 bool ferry_fuzz_batch_one(const std::uint8_t* data, std::size_t size);
 
@@ -50,49 +45,11 @@ std::vector<std::vector<std::uint8_t>> seeds() {
 }  // namespace
 
 int main(int argc, char** argv) {
-  long mutations = 20000;
-  std::uint64_t seed = 1;
-  std::vector<std::string> files;
-  for (int i = 1; i < argc; ++i) {
-    std::string a = argv[i];
-    if (a == "--mutations" && i + 1 < argc) {
-      mutations = std::atol(argv[++i]);
-    } else if (a == "--seed" && i + 1 < argc) {
-      seed = std::strtoull(argv[++i], nullptr, 10);
-    } else if (a == "--write-corpus" && i + 1 < argc) {
-      std::filesystem::path dir = argv[++i];
-      std::filesystem::create_directories(dir);
-      int n = 0;
-      for (auto& s : seeds()) {
-        std::ofstream out(dir / ("seed-" + std::to_string(n++)), std::ios::binary);
-        out.write(reinterpret_cast<const char*>(s.data()), static_cast<std::streamsize>(s.size()));
-      }
-      return 0;
-    } else {
-      files.push_back(a);
-    }
-  }
-  if (!files.empty()) {
-    for (auto& f : files) {
-      std::ifstream in(f, std::ios::binary);
-      std::vector<std::uint8_t> d{std::istreambuf_iterator<char>(in),
-                                  std::istreambuf_iterator<char>()};
-      ferry_fuzz_batch_one(d.data(), d.size());
-    }
-    std::printf("replayed %zu inputs: no invariant violated\n", files.size());
-    return 0;
-  }
-  auto pool = seeds();
-  for (auto& s : pool) {
-    if (!ferry_fuzz_batch_one(s.data(), s.size())) {
-      std::fprintf(stderr, "a valid seed was rejected: validation or a codec is broken\n");
-      return 1;
-    }
-  }
-  long accepted = 0;
-  std::mt19937_64 rng(seed);
-  for (long i = 0; i < mutations; ++i) {
-    auto m = pool[rng() % pool.size()];
+  ferry::fuzz::driver d;
+  d.seeds = seeds();
+  d.one = ferry_fuzz_batch_one;
+  d.seed_refused = "a valid batch was rejected: validation or a codec is broken";
+  d.mutate = [](ferry::fuzz::input& m, std::mt19937_64& rng) {
     const int rounds = 1 + static_cast<int>(rng() % 4);
     for (int r = 0; r < rounds && m.size() > 1; ++r) {
       const auto at = 1 + rng() % (m.size() - 1);  // byte 0 is the mode
@@ -119,9 +76,6 @@ int main(int argc, char** argv) {
           break;
       }
     }
-    accepted += ferry_fuzz_batch_one(m.data(), m.size()) ? 1 : 0;
-  }
-  std::printf("%zu seeds + %ld mutations (seed %llu, %ld accepted): no invariant violated\n",
-              pool.size(), mutations, static_cast<unsigned long long>(seed), accepted);
-  return 0;
+  };
+  return ferry::fuzz::run_driver(argc, argv, 20000, d);
 }
