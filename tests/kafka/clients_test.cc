@@ -272,5 +272,35 @@ TEST_F(KafkaClients, UnservedApisAreAnsweredAndOversizedFramesCloseTheirConnecti
     EXPECT_NE(m->body.find(line), std::string::npos) << line;
 }
 
+// A connection that sends nothing is closed after network.kafka_idle_ms,
+// and counted; a busy one on the same listener is not.
+TEST_F(KafkaClients, IdleConnectionsAreClosedAndCounted) {
+  kill_ferryd();
+  env_ = {{"FERRY_NETWORK_KAFKA_IDLE_MS", "1000"}};
+  start_ferryd("127.0.0.1:0");
+  const auto port = std::stoi(kafka_.substr(kafka_.rfind(':') + 1));
+  int fd = ::socket(AF_INET, SOCK_STREAM, 0);
+  sockaddr_in addr{};
+  addr.sin_family = AF_INET;
+  addr.sin_port = htons(static_cast<std::uint16_t>(port));
+  addr.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
+  ASSERT_EQ(::connect(fd, reinterpret_cast<sockaddr*>(&addr), sizeof addr), 0);
+  timeval tv{10, 0};
+  ::setsockopt(fd, SOL_SOCKET, SO_RCVTIMEO, &tv, sizeof tv);
+  const auto start = std::chrono::steady_clock::now();
+  std::byte one;
+  EXPECT_EQ(::recv(fd, &one, 1, 0), 0) << "closed by the broker";
+  EXPECT_GE(std::chrono::steady_clock::now() - start, std::chrono::milliseconds(900));
+  ::close(fd);
+  auto meta = kcat("-L -J");
+  EXPECT_EQ(meta.code, 0) << meta.err;
+  httplib::Client http("127.0.0.1", std::stoi(metrics_.substr(metrics_.find(':') + 1)));
+  auto m = http.Get("/metrics");
+  ASSERT_TRUE(m);
+  EXPECT_NE(m->body.find("ferry_kafka_connections_closed_total{reason=\"idle\"} 1"),
+            std::string::npos)
+      << m->body.substr(0, 2000);
+}
+
 }  // namespace
 }  // namespace ferry::testing

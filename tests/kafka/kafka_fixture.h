@@ -31,7 +31,7 @@ class KafkaBroker : public ::testing::Test {
         std::vector<std::string>{"--data-dir", (dir_ / "data").string(), "--listen",
                                  "tcp://127.0.0.1:*", "--kafka-listen", kafka_listen,
                                  "--metrics-listen", "127.0.0.1:0", "--log-level", "warn"},
-        std::vector<std::pair<std::string, std::string>>{}, dir_ / "ferryd.err");
+        env_, dir_ / "ferryd.err");
     const auto metrics = ferryd_->line();  // "ferryd metrics on http://HOST:PORT/metrics"
     ASSERT_NE(metrics.find("http://"), std::string::npos) << metrics;
     metrics_ = metrics.substr(metrics.find("http://") + 7);
@@ -84,6 +84,8 @@ class KafkaBroker : public ::testing::Test {
   std::unique_ptr<ferryd_child> ferryd_;
   std::string native_, kafka_;
   std::string metrics_;  ///< HOST:PORT of /metrics
+  /// Extra environment for ferryd (FERRY_* settings), read at each start.
+  std::vector<std::pair<std::string, std::string>> env_;
 };
 
 }  // namespace ferry::testing
