@@ -26,7 +26,12 @@ topic_table::topic_table(const broker_config& cfg, broker_metrics& stats, janito
     : cfg_(cfg), stats_(stats), janitor_(j), dir_(cfg.data_dir / "topics") {}
 
 result<void> topic_table::open_partitions(topic& t) {
-  for (std::int32_t p = 0; p < t.settings.partitions; ++p) {
+  return open_partitions(t, 0, t.settings.partitions, t.partitions);
+}
+
+result<void> topic_table::open_partitions(const topic& t, std::int32_t from, std::int32_t to,
+                                          std::vector<std::unique_ptr<partition>>& out) {
+  for (std::int32_t p = from; p < to; ++p) {
     auto dir = dir_ / t.name / std::to_string(p);
     auto log = storage::partition_log::open(storage::posix_env(), dir,
                                             log_config_for(t.name, p, t.settings, cfg_),
@@ -48,7 +53,7 @@ result<void> topic_table::open_partitions(topic& t) {
       logger()->info("topic {}: partition {}: {} producers from {} bytes of log tail", t.name, p,
                      part->producers.size(), scan.value().bytes);
     part->log = std::move(log).value();
-    t.partitions.push_back(std::move(part));
+    out.push_back(std::move(part));
   }
   return success();
 }
@@ -165,6 +170,51 @@ outcome topic_table::update(topic& t, topic_settings s) {
   if (!r)
     return {ErrorCode::Internal,
             fmt::format("updating topic {} failed: {}", t.name, r.error().message())};
+  t.settings = std::move(s);
+  return {};
+}
+
+outcome topic_table::alter(topic& t, topic_settings s) {
+  const auto old_count = t.settings.partitions;
+  std::vector<std::unique_ptr<partition>> added;
+  auto removed_added = [&] {
+    added.clear();  // close before removing the files
+    std::error_code ec;
+    for (auto p = old_count; p < s.partitions; ++p)
+      fs::remove_all(dir_ / t.name / std::to_string(p), ec);
+  };
+  if (s.partitions > old_count) {
+    // A directory left by an earlier addition that did not finish is not
+    // part of the topic (topic.json says so): start it afresh.
+    removed_added();
+    if (auto r = open_partitions(t, old_count, s.partitions, added); !r) {
+      removed_added();
+      return {ErrorCode::Internal,
+              fmt::format("adding partitions to topic {} failed: {}", t.name, r.error().message())};
+    }
+    if (auto r = storage::posix_env().sync_dir(dir_ / t.name); !r) {
+      removed_added();
+      return {ErrorCode::Internal,
+              fmt::format("adding partitions to topic {} failed: {}", t.name, r.error().message())};
+    }
+  }
+  // The one durable step: before it the topic is as it was (new partition
+  // directories are ignored and replaced at the next addition), after it the
+  // topic has its new settings.
+  auto r = storage::write_file_atomic(storage::posix_env(), dir_ / t.name / "topic.json",
+                                      settings_to_json(t.name, s));
+  if (!r) {
+    removed_added();
+    return {ErrorCode::Internal,
+            fmt::format("altering topic {} failed: {}", t.name, r.error().message())};
+  }
+  for (auto& p : added) {
+    p->counters = &t.counters;
+    t.partitions.push_back(std::move(p));
+  }
+  for (auto& p : t.partitions)
+    p->log->set_limits(std::chrono::milliseconds(s.retention_ms), s.retention_bytes,
+                       static_cast<std::uint32_t>(s.max_message_bytes));
   t.settings = std::move(s);
   return {};
 }

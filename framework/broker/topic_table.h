@@ -80,6 +80,11 @@ class topic_table {
   outcome remove(std::string_view name, const std::function<void(partition&)>& gone);
   /// Replaces a topic's settings and rewrites its topic.json (durably).
   [[nodiscard]] outcome update(topic& t, topic_settings s);
+  /// update() for the settings `ferry topics alter` changes, applied to the
+  /// open partitions at once: more partitions (opened before topic.json is
+  /// rewritten; on failure none is added), retention and the largest batch.
+  /// `s` is already checked (settings_problem, partitions not fewer).
+  [[nodiscard]] outcome alter(topic& t, topic_settings s);
 
   [[nodiscard]] topic* find(std::string_view name);
   [[nodiscard]] const topic* find(std::string_view name) const;
@@ -96,6 +101,8 @@ class topic_table {
 
  private:
   result<void> open_partitions(topic& t);
+  result<void> open_partitions(const topic& t, std::int32_t from, std::int32_t to,
+                               std::vector<std::unique_ptr<partition>>& out);
 
   const broker_config& cfg_;
   broker_metrics& stats_;

@@ -131,6 +131,30 @@ result<void> admin::delete_topic(std::string_view name) {
       });
 }
 
+result<topic_config> admin::alter_topic(std::string_view name, const topic_changes& changes) {
+  last_error_message_.clear();
+  const auto deadline = std::chrono::steady_clock::now() + options_.api_timeout;
+  return detail::call<topic_config>(
+      *conn_, deadline, detail::retry_timeouts::no,
+      [&](flatbuffers::FlatBufferBuilder& fbb) {
+        auto n = fbb.CreateString(name.data(), name.size());
+        auto req = wire::CreateAlterTopicRequest(
+            fbb, n, changes.partitions.value_or(0), changes.retention_ms.value_or(-2),
+            changes.retention_bytes.value_or(-2), changes.max_message_bytes.value_or(0),
+            changes.validate_only);
+        return std::pair{wire::Body::AlterTopicRequest, req.Union()};
+      },
+      [&](const reply& r) -> result<topic_config> {
+        FERRY_TRY(detail::expect_body(r, wire::Body::AlterTopicResponse, &last_error_message_));
+        const auto* resp = r.envelope().body_as_AlterTopicResponse();
+        if (auto ec = from_wire(resp->error())) {
+          last_error_message_ = str(resp->message());
+          return ec;
+        }
+        return detail::config_from_wire(resp->config());
+      });
+}
+
 result<std::vector<topic_summary>> admin::list_topics() {
   last_error_message_.clear();
   const auto deadline = std::chrono::steady_clock::now() + options_.api_timeout;

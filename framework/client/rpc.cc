@@ -95,6 +95,22 @@ std::pair<wire::Body, flatbuffers::Offset<void>> build_describe_topic(
   return {wire::Body::DescribeTopicRequest, body.Union()};
 }
 
+topic_config config_from_wire(const wire::TopicConfig* c) {
+  topic_config out;
+  if (c == nullptr) {
+    out.partitions = 0;
+    return out;
+  }
+  out.partitions = c->partitions();
+  out.retention_ms = c->retention_ms();
+  out.retention_bytes = c->retention_bytes();
+  out.max_message_bytes = c->max_message_bytes();
+  out.segment_bytes = c->segment_bytes();
+  out.schema_subject = c->schema_subject() ? c->schema_subject()->str() : std::string();
+  out.schema_validation = c->schema_validation();
+  return out;
+}
+
 result<topic_description> parse_describe_topic(const reply& r, std::string* message) {
   FERRY_TRY(expect_body(r, wire::Body::DescribeTopicResponse, message));
   const auto* resp = r.envelope().body_as_DescribeTopicResponse();
@@ -104,17 +120,7 @@ result<topic_description> parse_describe_topic(const reply& r, std::string* mess
   }
   topic_description d;
   d.name = str(resp->name());
-  if (const auto* c = resp->config()) {
-    d.config.partitions = c->partitions();
-    d.config.retention_ms = c->retention_ms();
-    d.config.retention_bytes = c->retention_bytes();
-    d.config.max_message_bytes = c->max_message_bytes();
-    d.config.segment_bytes = c->segment_bytes();
-    d.config.schema_subject = c->schema_subject() ? c->schema_subject()->str() : std::string();
-    d.config.schema_validation = c->schema_validation();
-  } else {
-    d.config.partitions = 0;
-  }
+  d.config = config_from_wire(resp->config());
   if (const auto* ps = resp->partitions()) {
     d.partitions.reserve(ps->size());
     for (const auto* p : *ps) {

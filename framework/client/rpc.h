@@ -88,6 +88,8 @@ struct topic_metadata {
 [[nodiscard]] std::pair<wire::Body, flatbuffers::Offset<void>> build_describe_topic(
     flatbuffers::FlatBufferBuilder& fbb, std::string_view topic);
 [[nodiscard]] result<topic_description> parse_describe_topic(const reply& r, std::string* message);
+/// A TopicConfig as the client's topic_config (partitions 0 when absent).
+[[nodiscard]] topic_config config_from_wire(const wire::TopicConfig* c);
 
 /// Clamps a duration to the int32 milliseconds the wire carries.
 [[nodiscard]] std::int32_t wire_ms(std::chrono::milliseconds d) noexcept;

@@ -319,6 +319,13 @@ struct checker {
           return subject(r->subject(), "set topic schema");
         return {};
       }
+      case Body::AlterTopicRequest: {
+        auto* r = env.body_as_AlterTopicRequest();
+        if (auto ec = topic(r->name(), "alter topic", 0)) return ec;
+        if (r->partitions() < 0)
+          return fail(errc::invalid_value, "alter topic: negative partitions");
+        return {};
+      }
       case Body::ListOffsetsRequest: {
         auto* r = env.body_as_ListOffsetsRequest();
         if (auto ec = entries(r->entries(), "list offsets")) return ec;
@@ -460,6 +467,9 @@ struct checker {
       case Body::SetTopicSchemaResponse:
         return error_code_ok(env.body_as_SetTopicSchemaResponse()->error()) ? std::error_code()
                                                                             : bad_error();
+      case Body::AlterTopicResponse:
+        return error_code_ok(env.body_as_AlterTopicResponse()->error()) ? std::error_code()
+                                                                        : bad_error();
       default:
         return fail(errc::unknown_message, "not a response type");
     }

@@ -943,6 +943,13 @@ const std::string& partition_log::failure_reason() const noexcept {
 const log_config& partition_log::config() const noexcept {
   return impl_->cfg;
 }
+void partition_log::set_limits(std::chrono::milliseconds retention_time,
+                               std::int64_t retention_bytes,
+                               std::uint32_t max_batch_bytes) noexcept {
+  impl_->cfg.retention_time = retention_time;
+  impl_->cfg.retention_bytes = retention_bytes;
+  impl_->cfg.max_batch_bytes = max_batch_bytes;
+}
 
 log_stats partition_log::stats() const {
   log_stats s;

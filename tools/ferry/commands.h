@@ -15,6 +15,8 @@ int topics_create(const globals& g, const std::string& name, const client::topic
 int topics_list(const globals& g);
 int topics_describe(const globals& g, const std::string& name);
 int topics_delete(const globals& g, const std::string& name, bool execute);
+int topics_alter(const globals& g, const std::string& name, client::topic_changes changes,
+                 bool execute);
 
 int groups_list(const globals& g);
 struct groups_describe_args {

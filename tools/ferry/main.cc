@@ -57,7 +57,7 @@ int main(int argc, char** argv) {
   int rc = kOk;
 
   // --- topics ---
-  auto* topics = app.add_subcommand("topics", "create, list, describe, delete topics");
+  auto* topics = app.add_subcommand("topics", "create, list, describe, alter, delete topics");
   topics->require_subcommand(1);
   std::string name;
   ferry::client::topic_config tc;
@@ -79,6 +79,25 @@ int main(int argc, char** argv) {
   describe->add_option("name", name, "topic name")->required();
   describe->callback([&] { rc = topics_describe(g, name); });
   bool execute = false;
+  ferry::client::topic_changes changes;
+  auto* alter = topics->add_subcommand(
+      "alter",
+      "change a topic's partitions (more only), retention or largest message, online (shows the "
+      "plan unless --execute)");
+  alter->add_option("name", name, "topic name")->required();
+  alter
+      ->add_option("--partitions", changes.partitions,
+                   "the new partition count (more than now; keys map to partitions by count, so "
+                   "new records of a key may go elsewhere)")
+      ->check(CLI::Range(1, 1'000'000));
+  alter->add_option("--retention-ms", changes.retention_ms,
+                    "delete records older than this (-1: never)");
+  alter->add_option("--retention-bytes", changes.retention_bytes,
+                    "keep at most this many bytes per partition (-1: no limit)");
+  alter->add_option("--max-message-bytes", changes.max_message_bytes,
+                    "largest batch a producer may send");
+  alter->add_flag("--execute", execute, "really change the topic");
+  alter->callback([&] { rc = topics_alter(g, name, changes, execute); });
   auto* del = topics->add_subcommand("delete", "delete a topic (shows the plan unless --execute)");
   del->add_option("name", name, "topic name")->required();
   del->add_flag("--execute", execute, "really delete");

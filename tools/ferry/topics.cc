@@ -1,4 +1,4 @@
-// ferry topics create | list | describe | delete
+// ferry topics create | list | describe | alter | delete
 #include <fmt/format.h>
 
 #include <iostream>
@@ -78,6 +78,65 @@ int topics_describe(const globals& g, const std::string& name) {
                              p.log_start.value(), p.log_end.value(), p.high_watermark.value(),
                              p.size_bytes, p.segments, p.error ? "FAILED: " + p.message : "ok");
   }
+  return kOk;
+}
+
+int topics_alter(const globals& g, const std::string& name, client::topic_changes changes,
+                 bool execute) {
+  if (!changes.partitions && !changes.retention_ms && !changes.retention_bytes &&
+      !changes.max_message_bytes) {
+    std::cerr << "error: nothing to change; give --partitions, --retention-ms, --retention-bytes "
+                 "or --max-message-bytes\n";
+    return kUsage;
+  }
+  client::admin a(g.client());
+  auto before = a.describe_topic(name);
+  if (!before) return report("cannot alter topic " + name, before.error(), a.last_error_message());
+  const auto& old = before.value().config;
+  // The plan is checked by the broker too (validate_only), so a plan that
+  // prints is one --execute would carry out.
+  changes.validate_only = !execute;
+  auto after = a.alter_topic(name, changes);
+  if (!after) return report("cannot alter topic " + name, after.error(), a.last_error_message());
+  const auto& now = after.value();
+  auto limit = [](std::int64_t v, const char* unlimited) {
+    return v < 0 ? std::string(unlimited) : std::to_string(v);
+  };
+  struct row {
+    const char* setting;
+    std::string from, to;
+  };
+  std::vector<row> rows;
+  if (changes.partitions)
+    rows.push_back({"partitions", std::to_string(old.partitions), std::to_string(now.partitions)});
+  if (changes.retention_ms)
+    rows.push_back(
+        {"retention_ms", limit(old.retention_ms, "forever"), limit(now.retention_ms, "forever")});
+  if (changes.retention_bytes)
+    rows.push_back({"retention_bytes", limit(old.retention_bytes, "unlimited"),
+                    limit(now.retention_bytes, "unlimited")});
+  if (changes.max_message_bytes)
+    rows.push_back({"max_message_bytes", std::to_string(old.max_message_bytes),
+                    std::to_string(now.max_message_bytes)});
+  const bool repartition = now.partitions > old.partitions;
+  if (g.json()) {
+    nlohmann::json j = {{"topic", name}, {"executed", execute}};
+    if (!execute) j["plan"] = "alter-topic";
+    for (const auto& r : rows) j["changes"][r.setting] = {{"from", r.from}, {"to", r.to}};
+    print_json(j);
+    return kOk;
+  }
+  std::cout << fmt::format("{} topic {}:\n", execute ? "altered" : "plan: alter", name);
+  std::vector<std::vector<std::string>> table;
+  for (const auto& r : rows) table.push_back({r.setting, r.from, r.to});
+  print_table({"SETTING", "FROM", "TO"}, table);
+  if (repartition)
+    std::cout << fmt::format(
+        "note: keys are mapped to partitions by count: new records of a key may go to another "
+        "partition than its earlier ones (per-key order holds from here on, not across the "
+        "change). Consumer groups on {} rebalance to take the new partitions.\n",
+        name);
+  if (!execute) std::cout << "nothing changed; re-run with --execute to apply it\n";
   return kOk;
 }
 

@@ -98,6 +98,7 @@ constexpr std::pair<Body, native_handler> kHandlers[] = {
     {Body::ListSubjectsRequest, &handle_list_subjects},
     {Body::SetCompatibilityRequest, &handle_set_compatibility},
     {Body::SetTopicSchemaRequest, &handle_set_topic_schema},
+    {Body::AlterTopicRequest, &handle_alter_topic},
 };
 
 // One handler per API of protocol::kApis, in its order.

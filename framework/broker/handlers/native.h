@@ -106,6 +106,7 @@ FERRY_NATIVE_HANDLER(handle_create_topic);  // topics.cc
 FERRY_NATIVE_HANDLER(handle_delete_topic);
 FERRY_NATIVE_HANDLER(handle_list_topics);
 FERRY_NATIVE_HANDLER(handle_describe_topic);
+FERRY_NATIVE_HANDLER(handle_alter_topic);
 FERRY_NATIVE_HANDLER(handle_list_offsets);
 FERRY_NATIVE_HANDLER(handle_join_group);  // groups.cc
 FERRY_NATIVE_HANDLER(handle_heartbeat);

@@ -54,6 +54,18 @@ struct topic_config {
   bool schema_validation = false;
 };
 
+/// What `admin::alter_topic` changes; what is left empty stays as it is.
+struct topic_changes {
+  /// More partitions (never fewer). Keys are mapped to partitions by count,
+  /// so new records of a key may go to a different partition than its
+  /// earlier records.
+  std::optional<std::int32_t> partitions{};
+  std::optional<std::int64_t> retention_ms{};     ///< -1: forever
+  std::optional<std::int64_t> retention_bytes{};  ///< -1: unlimited
+  std::optional<std::int32_t> max_message_bytes{};
+  bool validate_only = false;  ///< check, change nothing
+};
+
 struct topic_summary {
   std::string name;
   std::int32_t partitions = 0;
@@ -203,6 +215,11 @@ class admin {
   /// errc::invalid_config are the usual refusals.
   [[nodiscard]] result<void> create_topic(std::string_view name, const topic_config& config);
   [[nodiscard]] result<void> delete_topic(std::string_view name);
+  /// Changes a topic's settings online; returns them as they are after the
+  /// change. errc::invalid_config for fewer partitions or a value out of
+  /// range, errc::unknown_topic. Not retried after a lost reply.
+  [[nodiscard]] result<topic_config> alter_topic(std::string_view name,
+                                                 const topic_changes& changes);
   [[nodiscard]] result<std::vector<topic_summary>> list_topics();
   /// errc::unknown_topic if there is no such topic. Per-partition failures
   /// are reported in partition_info::error, not as an error of the call.

@@ -20,7 +20,7 @@ struct api {
   std::string_view name;  ///< for metrics and logs: "Produce", "JoinGroup", ...
 };
 
-inline constexpr std::array<api, 22> kApis = {{
+inline constexpr std::array<api, 23> kApis = {{
     {wire::Body::CreateTopicRequest, wire::Body::CreateTopicResponse, "CreateTopic"},
     {wire::Body::DeleteTopicRequest, wire::Body::DeleteTopicResponse, "DeleteTopic"},
     {wire::Body::ListTopicsRequest, wire::Body::ListTopicsResponse, "ListTopics"},
@@ -43,6 +43,7 @@ inline constexpr std::array<api, 22> kApis = {{
     {wire::Body::ListSubjectsRequest, wire::Body::ListSubjectsResponse, "ListSubjects"},
     {wire::Body::SetCompatibilityRequest, wire::Body::SetCompatibilityResponse, "SetCompatibility"},
     {wire::Body::SetTopicSchemaRequest, wire::Body::SetTopicSchemaResponse, "SetTopicSchema"},
+    {wire::Body::AlterTopicRequest, wire::Body::AlterTopicResponse, "AlterTopic"},
 }};
 
 /// The API whose request is `request`; null for any other body type.

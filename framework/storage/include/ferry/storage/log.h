@@ -173,6 +173,11 @@ class partition_log {
   /// Why the partition failed stop ("" while healthy).
   [[nodiscard]] const std::string& failure_reason() const noexcept;
   [[nodiscard]] const log_config& config() const noexcept;
+  /// Changes the limits that apply from now on: retention (time and bytes,
+  /// at the next apply_retention()) and the largest batch append() takes.
+  /// Data already written is not touched.
+  void set_limits(std::chrono::milliseconds retention_time, std::int64_t retention_bytes,
+                  std::uint32_t max_batch_bytes) noexcept;
 
   struct impl;
 
