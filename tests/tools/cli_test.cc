@@ -739,6 +739,63 @@ TEST_F(CliTest, ConsumeWithGroupCommitsWhatItPrinted) {
   EXPECT_EQ(ferry("consume t --group g --from-time 2026-01-01").code, 2);
 }
 
+// A consumer that is never stopped cleanly: periodic commits mean a kill -9
+// repeats at most an interval; SIGHUP (a dropped ssh session) commits.
+TEST_F(CliTest, ConsumeWithGroupCommitsPeriodicallyAndOnHangup) {
+  create_topic("t", 1);
+  ASSERT_EQ(ferry("produce t", "a\nb\nc\n").code, 0);
+  // kill -9 well after the records were printed: only a periodic commit
+  // can have stored them.
+  auto killed = ferry(
+      "--timeout-ms 3000 consume t --group g --commit-interval 200ms & pid=$!; sleep 2; "
+      "kill -KILL $pid; wait $pid; true");
+  EXPECT_EQ(killed.out, "a\nb\nc\n") << killed.err;
+  EXPECT_EQ(committed("g", "t", 0), 3) << "committed within the interval, before the kill";
+
+  // Another group: g waits out the killed member's session.
+  ASSERT_EQ(ferry("produce t", "d\ne\n").code, 0);
+  auto hungup = ferry(
+      "--timeout-ms 3000 consume t --group h --commit-interval 1h & pid=$!; sleep 2; "
+      "kill -HUP $pid; wait $pid; echo exit=$?; true");
+  EXPECT_EQ(hungup.out, "a\nb\nc\nd\ne\nexit=0\n") << hungup.err;
+  EXPECT_EQ(committed("h", "t", 0), 5) << "SIGHUP commits before exiting";
+
+  EXPECT_EQ(ferry("consume t --group g --commit-interval 0s").code, 2);
+  EXPECT_EQ(ferry("consume t --group g --commit-interval soon").code, 2);
+}
+
+// kcat-style -f, KEY<sep>VALUE, and base64 for bytes that are not text.
+TEST_F(CliTest, ConsumeFormatsRecordsLikeKcat) {
+  create_topic("t", 1);
+  ASSERT_EQ(ferry("produce t --key-separator : --header a=1 --header b=2",
+                  std::string("k1:hello\nk2:bin\xff\x01\n"))
+                .code,
+            0);
+  auto f = ferry("consume t --from-beginning -e -f '%t/%p/%o %k(%K)=%s(%S) [%h] 100%%\\n'");
+  ASSERT_EQ(f.code, 0) << f.err;
+  EXPECT_EQ(f.out.substr(0, f.out.find('\n')), "t/0/0 k1(2)=hello(5) [a=1,b=2] 100%") << f.out;
+  auto ts = ferry("consume t --from-beginning -n 1 -f '%T'");
+  EXPECT_GT(std::stoll(ts.out), now_ms() - 600'000) << ts.out;
+  auto ks = ferry("consume t --from-beginning -e --key-separator :");
+  EXPECT_EQ(ks.out.substr(0, ks.out.find('\n')), "k1:hello") << ks.out;
+
+  auto b64 = lines(ferry("-o json consume t --from-beginning -e --encoding base64").out);
+  ASSERT_EQ(b64.size(), 2u);
+  EXPECT_EQ(b64[0]["key"], "azE=");
+  EXPECT_EQ(b64[0]["value"], "aGVsbG8=");
+  EXPECT_EQ(b64[0]["headers"]["a"], "MQ==");
+  EXPECT_EQ(b64[1]["value"], "Ymlu/wE=") << "bytes kept exactly";
+  auto text = lines(ferry("-o json consume t --from-beginning -e").out);
+  EXPECT_NE(text[1]["value"].get<std::string>().find("\xef\xbf\xbd"), std::string::npos)
+      << "text encoding replaces invalid UTF-8";
+
+  EXPECT_EQ(ferry("consume t -e -f '%x'").code, 2) << "unknown field";
+  EXPECT_EQ(ferry("consume t -e -f '%'").code, 2);
+  EXPECT_EQ(ferry("-o json consume t -e -f '%s'").code, 2);
+  EXPECT_EQ(ferry("consume t -e --encoding base64").code, 2) << "applies to -o json";
+  EXPECT_EQ(ferry("consume t -e --encoding hex").code, 2);
+}
+
 TEST_F(CliTest, ConsumeWithGroupCommitsWhatItPrintedWhenARebalanceTakesPartitions) {
   create_topic("t", 2);
   produce("t", 0, {now_ms(), now_ms(), now_ms()});

@@ -50,6 +50,13 @@ struct produce_args {
 };
 int produce(const globals& g, const produce_args& a);
 
+/// One piece of a consume -f format: literal text, or the record field
+/// named by the character after '%'.
+struct format_piece {
+  char field = 0;  // 0: literal
+  std::string text;
+};
+
 struct consume_args {
   std::string topic;
   std::optional<int> partition;
@@ -64,8 +71,18 @@ struct consume_args {
   std::optional<std::string> group;
   /// Render payloads that carry a registered schema id as JSON.
   bool decode = false;
+  /// kcat-style -f format (consume.cc: parse_format), parsed into `pieces`.
+  std::optional<std::string> format;
+  std::optional<std::vector<format_piece>> pieces;
+  /// Print KEY<sep>VALUE (produce --key-separator's inverse).
+  std::optional<std::string> key_separator;
+  /// -o json: "text" (invalid UTF-8 replaced) or "base64" for keys, values
+  /// and header values.
+  std::string encoding = "text";
+  /// --group: commit what was written out this often (and at exit).
+  std::chrono::milliseconds commit_interval{5000};
 };
-int consume(const globals& g, const consume_args& a);
+int consume(const globals& g, consume_args a);
 
 struct bench_args {
   std::string mode;  // produce | consume | e2e

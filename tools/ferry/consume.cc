@@ -1,7 +1,8 @@
-// ferry consume TOPIC: prints records (one per line, or one JSON object per
-// record with -o json). With --group it is a member of a consumer group and
-// commits, per partition, the offset after the last record it printed:
-// before exiting (-n, -e, SIGINT/SIGTERM) and when a rebalance takes
+// ferry consume TOPIC: prints records (one per line, kcat-style -f format
+// strings, or one JSON object per record with -o json). With --group it is
+// a member of a consumer group and commits, per partition, the offset after
+// the last record written out: every --commit-interval, before exiting (-n,
+// -e, SIGINT, SIGTERM, SIGHUP, a closed output) and when a rebalance takes
 // partitions away.
 #include <fmt/format.h>
 
@@ -72,15 +73,145 @@ class decoder {
   std::set<std::string> warned_;
 };
 
-void print_record(const globals& g, const client::consumer_record& r, decoder* d = nullptr) {
+std::string base64(std::string_view in) {
+  static constexpr char kChars[] =
+      "ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789+/";
+  std::string out;
+  out.reserve((in.size() + 2) / 3 * 4);
+  std::size_t i = 0;
+  for (; i + 2 < in.size(); i += 3) {
+    const auto n = (std::uint32_t{static_cast<unsigned char>(in[i])} << 16) |
+                   (std::uint32_t{static_cast<unsigned char>(in[i + 1])} << 8) |
+                   std::uint32_t{static_cast<unsigned char>(in[i + 2])};
+    for (int shift = 18; shift >= 0; shift -= 6) out += kChars[(n >> shift) & 63];
+  }
+  if (i < in.size()) {
+    auto n = std::uint32_t{static_cast<unsigned char>(in[i])} << 16;
+    if (i + 1 < in.size()) n |= std::uint32_t{static_cast<unsigned char>(in[i + 1])} << 8;
+    out += kChars[(n >> 18) & 63];
+    out += kChars[(n >> 12) & 63];
+    out += i + 1 < in.size() ? kChars[(n >> 6) & 63] : '=';
+    out += '=';
+  }
+  return out;
+}
+
+// kcat's format: %t topic, %p partition, %o offset, %k key, %s value, %S
+// value size, %K key size, %h headers (k=v,...), %T timestamp (ms), %%; and
+// the escapes \n, \t, \r, \\. Nothing for anything else, with `why`.
+std::optional<std::vector<format_piece>> parse_format(const std::string& f, std::string& why) {
+  std::vector<format_piece> out;
+  auto literal = [&](char c) {
+    if (out.empty() || out.back().field != 0) out.push_back({});
+    out.back().text += c;
+  };
+  for (std::size_t i = 0; i < f.size(); ++i) {
+    const char c = f[i];
+    if (c != '%' && c != '\\') {
+      literal(c);
+      continue;
+    }
+    if (i + 1 == f.size()) {
+      why = fmt::format("the format ends with a lone '{}'", c);
+      return std::nullopt;
+    }
+    const char n = f[++i];
+    if (c == '\\') {
+      switch (n) {
+        case 'n':
+          literal('\n');
+          break;
+        case 't':
+          literal('\t');
+          break;
+        case 'r':
+          literal('\r');
+          break;
+        case '\\':
+          literal('\\');
+          break;
+        default:
+          why = fmt::format("unknown escape \\{} (use \\n, \\t, \\r or \\\\)", n);
+          return std::nullopt;
+      }
+      continue;
+    }
+    if (n == '%') {
+      literal('%');
+    } else if (std::string_view("tpoksSKhT").find(n) != std::string_view::npos) {
+      out.push_back({n, {}});
+    } else {
+      why = fmt::format(
+          "unknown field %{} (use %t topic, %p partition, %o offset, %k key, %s value, %S value "
+          "size, %K key size, %h headers, %T timestamp, %% a percent sign)",
+          n);
+      return std::nullopt;
+    }
+  }
+  return out;
+}
+
+void print_formatted(const std::vector<format_piece>& f, const client::consumer_record& r,
+                     const std::string* value) {
+  std::string line;
+  for (const auto& p : f) {
+    switch (p.field) {
+      case 0:
+        line += p.text;
+        break;
+      case 't':
+        line += r.topic;
+        break;
+      case 'p':
+        line += std::to_string(r.partition.value());
+        break;
+      case 'o':
+        line += std::to_string(r.offset.value());
+        break;
+      case 'k':
+        line += r.key.value_or("");
+        break;
+      case 's':
+        line += value ? *value : "";
+        break;
+      case 'S':
+        line += value ? std::to_string(value->size()) : "-1";
+        break;
+      case 'K':
+        line += r.key ? std::to_string(r.key->size()) : "-1";
+        break;
+      case 'T':
+        line += std::to_string(r.timestamp.value());
+        break;
+      case 'h':
+        for (std::size_t i = 0; i < r.headers.size(); ++i) {
+          if (i > 0) line += ',';
+          line += r.headers[i].key;
+          line += '=';
+          line += r.headers[i].value.value_or("");
+        }
+        break;
+      default:
+        break;
+    }
+  }
+  std::cout << line;
+}
+
+void print_record(const globals& g, const consume_args& a, const client::consumer_record& r,
+                  decoder* d) {
   std::optional<std::string> decoded;
   std::string why;
   if (d != nullptr) decoded = d->decode(r, why);
   if (g.json()) {
+    const bool b64 = a.encoding == "base64";
+    auto bytes = [&](const std::optional<std::string>& v) {
+      if (!v) return nlohmann::json(nullptr);
+      return b64 ? nlohmann::json(base64(*v)) : nlohmann::json(*v);
+    };
     nlohmann::json h = nlohmann::json::object();
-    for (const auto& hd : r.headers)
-      h[hd.key] = hd.value ? nlohmann::json(*hd.value) : nlohmann::json(nullptr);
-    nlohmann::json value = r.value ? nlohmann::json(*r.value) : nlohmann::json(nullptr);
+    for (const auto& hd : r.headers) h[hd.key] = bytes(hd.value);
+    nlohmann::json value = bytes(r.value);
     if (decoded) {
       // FlatBuffers writes NaN and infinities as nan/inf, which JSON lacks:
       // such a value stays undecoded rather than break the line's JSON.
@@ -96,19 +227,45 @@ void print_record(const globals& g, const client::consumer_record& r, decoder* d
                           {"partition", r.partition.value()},
                           {"offset", r.offset.value()},
                           {"timestamp", r.timestamp.value()},
-                          {"key", r.key ? nlohmann::json(*r.key) : nlohmann::json(nullptr)},
+                          {"key", bytes(r.key)},
                           {"value", value},
                           {"headers", h}};
     if (d != nullptr && !decoded) out["decode_error"] = why;
     print_json(out);
+    return;
+  }
+  if (d != nullptr && !decoded) d->warn_once(why);
+  const std::string* v = decoded ? &*decoded : (r.value ? &*r.value : nullptr);
+  if (a.pieces) {
+    print_formatted(*a.pieces, r, v);
+  } else if (a.key_separator) {
+    std::cout << r.key.value_or("") << *a.key_separator << (v ? *v : "") << "\n";
   } else {
-    if (d != nullptr && !decoded) d->warn_once(why);
-    std::cout << (decoded ? *decoded : r.value.value_or("")) << "\n";
+    std::cout << (v ? *v : "") << "\n";
   }
 }
 
 void on_stop_signal(int) {
   g_stop = 1;
+}
+
+// SIGINT, SIGTERM and SIGHUP (a dropped ssh session) end the loop, so what
+// was written out is committed; a closed pipe (| head) is an error on write
+// rather than a silent death.
+void catch_stop_signals() {
+  std::signal(SIGINT, on_stop_signal);
+  std::signal(SIGTERM, on_stop_signal);
+  std::signal(SIGHUP, on_stop_signal);
+  std::signal(SIGPIPE, SIG_IGN);
+}
+
+// Prints a polled batch and flushes it; false when the output is gone
+// (closed pipe, hung-up terminal): what was not written must not count.
+bool write_out(const globals& g, const consume_args& a, decoder* dec,
+               const std::vector<client::consumer_record>& recs, std::size_t n) {
+  for (std::size_t i = 0; i < n; ++i) print_record(g, a, recs[i], dec);
+  std::cout.flush();
+  return static_cast<bool>(std::cout);
 }
 
 // Commits what was printed: per partition, the offset after the last
@@ -187,12 +344,17 @@ int consume_group(const globals& g, const consume_args& a, decoder* dec) {
   if (auto r = c.subscribe({a.topic}, &listener); !r)
     return report("cannot join group " + *a.group, r.error(), c.last_error_message());
 
-  std::signal(SIGINT, on_stop_signal);
-  std::signal(SIGTERM, on_stop_signal);
+  catch_stop_signals();
   long printed = 0;
   const long limit = a.count.value_or(-1);
   int rc = kOk;
+  auto next_commit = std::chrono::steady_clock::now() + a.commit_interval;
   while (!g_stop && (limit < 0 || printed < limit)) {
+    if (std::chrono::steady_clock::now() >= next_commit) {
+      // Periodic: a kill -9 or a lost machine repeats at most this much.
+      (void)listener.commit(c);
+      next_commit = std::chrono::steady_clock::now() + a.commit_interval;
+    }
     if (a.exit_at_end && !c.member_id().empty()) {
       // Done when every partition this member owns is read up to the end
       // seen at start (a member with no partitions has nothing to read).
@@ -212,13 +374,16 @@ int consume_group(const globals& g, const consume_args& a, decoder* dec) {
       rc = report("fetch failed", recs.error(), c.last_error_message());
       break;
     }
-    for (const auto& r : recs.value()) {
-      if (limit >= 0 && printed >= limit) break;
-      print_record(g, r, dec);
-      listener.printed(r);
-      ++printed;
+    const auto& batch = recs.value();
+    std::size_t n = batch.size();
+    if (limit >= 0) n = std::min<std::size_t>(n, static_cast<std::size_t>(limit - printed));
+    if (!write_out(g, a, dec, batch, n)) {
+      std::cerr << "error: the output was closed; committing what was written before\n";
+      rc = kFailed;
+      break;
     }
-    std::cout.flush();
+    for (std::size_t i = 0; i < n; ++i) listener.printed(batch[i]);
+    printed += static_cast<long>(n);
   }
   if (!listener.commit(c) && rc == kOk) rc = kRefused;
   (void)c.close();  // on_revoked has nothing left to commit; leaving moves the partitions at once
@@ -232,7 +397,28 @@ int consume_group(const globals& g, const consume_args& a, decoder* dec) {
 
 }  // namespace
 
-int consume(const globals& g, const consume_args& a) {
+int consume(const globals& g, consume_args a) {
+  if (a.format) {
+    if (g.json() || a.key_separator) {
+      std::cerr << "error: -f/--format prints text; it cannot be combined with -o json or "
+                   "--key-separator\n";
+      return kUsage;
+    }
+    std::string why;
+    a.pieces = parse_format(*a.format, why);
+    if (!a.pieces) {
+      std::cerr << "error: -f: " << why << "\n";
+      return kUsage;
+    }
+  }
+  if (a.key_separator && g.json()) {
+    std::cerr << "error: --key-separator prints text; -o json already has the key\n";
+    return kUsage;
+  }
+  if (a.encoding != "text" && !g.json()) {
+    std::cerr << "error: --encoding applies to -o json (text output writes bytes as they are)\n";
+    return kUsage;
+  }
   std::optional<decoder> dec;
   if (a.decode) dec.emplace(g);
   if (a.group) {
@@ -297,8 +483,7 @@ int consume(const globals& g, const consume_args& a) {
   }
   if (seek_err) return report("cannot position the consumer", seek_err);
 
-  std::signal(SIGINT, on_stop_signal);
-  std::signal(SIGTERM, on_stop_signal);
+  catch_stop_signals();
   long printed = 0;
   const long limit = a.count.value_or(-1);
   while (!g_stop && (limit < 0 || printed < limit)) {
@@ -318,12 +503,11 @@ int consume(const globals& g, const consume_args& a) {
       }
       return report("fetch failed", recs.error(), c.last_error_message());
     }
-    for (const auto& r : recs.value()) {
-      if (limit >= 0 && printed >= limit) break;
-      print_record(g, r, dec ? &*dec : nullptr);
-      ++printed;
-    }
-    std::cout.flush();
+    const auto& batch = recs.value();
+    std::size_t n = batch.size();
+    if (limit >= 0) n = std::min<std::size_t>(n, static_cast<std::size_t>(limit - printed));
+    if (!write_out(g, a, dec ? &*dec : nullptr, batch, n)) return kFailed;  // a closed pipe
+    printed += static_cast<long>(n);
   }
   if (!g.json()) std::cerr << fmt::format("consumed {} record(s)\n", printed);
   return kOk;

@@ -216,7 +216,33 @@ int main(int argc, char** argv) {
   cons->add_flag("--decode", ca.decode,
                  "print FlatBuffers payloads with a registered schema id (header "
                  "ferry.schema-id) as JSON");
-  cons->callback([&] { rc = consume(g, ca); });
+  cons->add_option("-f,--format", ca.format,
+                   "print each record with this kcat-style format: %t topic, %p partition, %o "
+                   "offset, %k key, %s value, %S value size, %K key size, %h headers, %T "
+                   "timestamp (ms), %% a percent sign; escapes \\n \\t \\r \\\\ (no newline "
+                   "is added)");
+  cons->add_option("--key-separator", ca.key_separator,
+                   "print KEY<sep>VALUE per line (what produce --key-separator reads)");
+  cons->add_option("--encoding", ca.encoding,
+                   "with -o json: keys, values and header values as text (invalid UTF-8 "
+                   "replaced) or base64")
+      ->check(CLI::IsMember({"text", "base64"}));
+  std::string commit_interval = "5s";
+  cons->add_option("--commit-interval", commit_interval,
+                   "with --group: commit what was printed this often (5s, 500ms), and always "
+                   "before exiting")
+      ->default_val("5s");
+  cons->callback([&] {
+    auto every = ferry::parse_duration(commit_interval);
+    if (!every || every->count() <= 0) {
+      std::cerr << "error: --commit-interval wants a positive duration (5s, 500ms, 1m), got '"
+                << commit_interval << "'\n";
+      rc = kUsage;
+      return;
+    }
+    ca.commit_interval = *every;
+    rc = consume(g, ca);
+  });
 
   // --- schema ---
   auto* sch = app.add_subcommand("schema", "register, list, show, check FlatBuffers schemas");
