@@ -494,6 +494,39 @@ TEST_F(DlqCliTest, PurgeMarksAndRedriveSkipsPurged) {
   EXPECT_EQ(records_in("orders"), 5);
 }
 
+// `dlq ... payments` by mistake: a live topic is refused before anything is
+// read out as "dead letters" or marked; --force and a DLQ of one's own
+// naming still work.
+TEST_F(DlqCliTest, ATopicThatIsNotADeadLetterTopicIsRefused) {
+  create_topic("payments", 1);
+  ferry::client::producer_record plain;
+  plain.topic = "payments";
+  plain.value = "an order";
+  send(plain);
+  for (const char* cmd : {"dlq list payments", "dlq show payments 0/0",
+                          "dlq purge payments --execute", "dlq redrive payments --execute"}) {
+    auto r = ferry(cmd);
+    EXPECT_EQ(r.code, 2) << cmd;
+    EXPECT_NE(r.err.find("does not look like a dead-letter topic"), std::string::npos)
+        << cmd << ": " << r.err;
+    EXPECT_NE(r.err.find("--force"), std::string::npos) << r.err;
+  }
+  EXPECT_EQ(records_in("payments"), 1) << "no marker was written into the live topic";
+  auto forced = ferry("-o json dlq list payments --force");
+  EXPECT_EQ(forced.code, 0) << forced.err;
+
+  // A dead-letter topic of one's own naming: recognised by what is in it.
+  create_topic("failed-orders", 1);
+  letter_spec s;
+  s.origin_topic = "orders";
+  s.key = "c-1";
+  dead_letter(s, "failed-orders");
+  EXPECT_EQ(ferry("dlq list failed-orders").code, 0);
+  // And an empty topic has nothing to refuse.
+  create_topic("empty", 1);
+  EXPECT_EQ(ferry("dlq list empty").code, 0);
+}
+
 // A run that stopped after producing but before its redriven marker, made
 // by hand: a redrive-start marker, then a copy of one of its dead letters.
 TEST_F(DlqCliTest, RedriveFindsCopiesOfAnInterruptedRunAndDoesNotProduceThemAgain) {

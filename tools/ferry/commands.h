@@ -114,6 +114,7 @@ struct dlq_args {
   std::optional<std::string> to;  // redrive: one target instead of each origin topic
   double rate = 1000;             // redrive: records/s, 0 = unlimited
   bool execute = false;
+  bool force = false;  // a topic that does not look like a dead-letter topic
 };
 int dlq_list(const globals& g, const dlq_args& a);
 int dlq_show(const globals& g, const dlq_args& a);

@@ -187,12 +187,31 @@ void print_warnings(const dlq::snapshot& s) {
 }
 
 // Reads the DLQ; on failure reports and returns the exit code.
-std::optional<int> read_dlq(const globals& g, const std::string& topic, const dlq::read_options& ro,
+std::optional<int> read_dlq(const globals& g, const dlq_args& a, const dlq::read_options& ro,
                             dlq::snapshot& out) {
+  const auto& topic = a.topic;
   std::string msg;
   auto r = dlq::read(g.client(), topic, ro, &msg);
   if (!r) return report("cannot read dead-letter topic " + topic, r.error(), msg);
   out = std::move(r).value();
+  // A live topic named by mistake: its records are not dead letters, and a
+  // purge or redrive would write marker records into it. A dead-letter
+  // topic is named *.dlq (the runtime's default), or has records the
+  // runtime wrote (a failure record or origin header) or markers.
+  const bool named = topic.size() > 4 && topic.ends_with(".dlq");
+  const bool written = !out.markers.empty() ||
+                       std::any_of(out.letters.begin(), out.letters.end(), [](const auto& d) {
+                         return d.failure.has_value() || d.origin.has_value();
+                       });
+  if (!named && !written && !out.letters.empty() && !a.force) {
+    std::cerr << fmt::format(
+        "error: {} does not look like a dead-letter topic: its name does not end in .dlq and "
+        "none of its {} record(s) carries a ferry.failure or ferry.origin header. Nothing was "
+        "done. If it is one (a dead_letter_topic of your own naming, written by something "
+        "else), add --force\n",
+        topic, out.letters.size());
+    return kUsage;
+  }
   print_warnings(out);
   return std::nullopt;
 }
@@ -216,7 +235,7 @@ int dlq_list(const globals& g, const dlq_args& a) {
   dlq::read_options ro;
   ro.keep_values = false;
   dlq::snapshot s;
-  if (auto rc = read_dlq(g, a.topic, ro, s)) return *rc;
+  if (auto rc = read_dlq(g, a, ro, s)) return *rc;
 
   struct group_key {
     std::string state, topic, reason, error, message;
@@ -354,7 +373,7 @@ int dlq_show(const globals& g, const dlq_args& a) {
   dlq::read_options ro;
   ro.values_of = &only;
   dlq::snapshot s;
-  if (auto rc = read_dlq(g, a.topic, ro, s)) return *rc;
+  if (auto rc = read_dlq(g, a, ro, s)) return *rc;
   const auto* d = s.find(static_cast<std::int32_t>(part), off);
   if (!d) {
     auto m = std::find_if(s.markers.begin(), s.markers.end(), [&](const dlq::marker& x) {
@@ -580,7 +599,7 @@ int dlq_redrive(const globals& g, const dlq_args& a) {
   dlq::read_options ro;
   ro.values_of = &sel;
   dlq::snapshot s;
-  if (auto rc = read_dlq(g, a.topic, ro, s)) return *rc;
+  if (auto rc = read_dlq(g, a, ro, s)) return *rc;
   std::string msg;
   auto ir = dlq::find_interrupted(g.client(), s, &msg);
   if (!ir) return report("cannot check for an interrupted redrive of " + a.topic, ir.error(), msg);
@@ -718,7 +737,7 @@ int dlq_purge(const globals& g, const dlq_args& a) {
   dlq::read_options ro;
   ro.keep_values = false;
   dlq::snapshot s;
-  if (auto rc = read_dlq(g, a.topic, ro, s)) return *rc;
+  if (auto rc = read_dlq(g, a, ro, s)) return *rc;
   std::vector<const dlq::dead_letter*> chosen;
   std::map<std::pair<std::string, std::string>, std::vector<const dlq::dead_letter*>> groups;
   for (const auto& d : s.letters) {

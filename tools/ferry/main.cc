@@ -180,6 +180,10 @@ int main(int argc, char** argv) {
   dpurge->add_option("--where", da.where, where_help)->allow_extra_args(false);
   dpurge->add_flag("--execute", da.execute, "really mark them purged");
   dpurge->callback([&] { rc = dlq_purge(g, da); });
+  for (auto* c : {dlist, dshow, dredrive, dpurge})
+    c->add_flag("--force", da.force,
+                "go on with a topic that does not look like a dead-letter topic (not *.dlq, no "
+                "record the runtime wrote)");
 
   // --- produce ---
   produce_args pa;
