@@ -392,6 +392,22 @@ TEST_F(CliTest, BenchPrintsOneJsonSummary) {
   EXPECT_EQ(nlohmann::json::parse(list.out).size(), 0u) << "bench topics are removed afterwards";
 }
 
+// The groups a bench makes go with it (they would linger in groups list,
+// top and /metrics); --keep keeps them.
+TEST_F(CliTest, BenchLeavesNoGroupsBehind) {
+  for (const char* mode : {"worker", "drain", "group"}) {
+    auto b = ferry(std::string("-o json bench ") + mode + " --records 300 --size 32 --members 2");
+    ASSERT_EQ(b.code, 0) << mode << ": " << b.err;
+    auto groups = ferry("-o json groups list");
+    ASSERT_EQ(groups.code, 0);
+    EXPECT_EQ(nlohmann::json::parse(groups.out).size(), 0u) << mode << ": " << groups.out;
+  }
+  auto kept = ferry("-o json bench worker --records 100 --size 32 --keep");
+  ASSERT_EQ(kept.code, 0) << kept.err;
+  EXPECT_EQ(nlohmann::json::parse(ferry("-o json groups list").out).size(), 1u)
+      << "--keep keeps the group (the negative control)";
+}
+
 // --- consumer groups ----------------------------------------------------------
 
 TEST_F(CliTest, GroupsListAndDescribeShowLagInRecordsAndSeconds) {

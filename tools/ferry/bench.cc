@@ -18,6 +18,7 @@
 #include "commands.h"
 #include "ferry/client/admin.h"
 #include "ferry/client/consumer.h"
+#include "ferry/client/errc.h"
 #include "ferry/client/producer.h"
 #include "ferry/core/clock.h"
 #include "ferry/runtime/worker.h"
@@ -25,6 +26,34 @@
 namespace ferry::cli {
 
 namespace {
+
+// The fresh groups a run made, deleted at the end unless --keep (so they do
+// not linger in groups list, top and /metrics).
+std::vector<std::string> g_groups_made;
+
+// Deletes the bench's groups once their members are gone: a member killed
+// by the rebalance bench is gone after its session timeout.
+void delete_bench_groups(const globals& g, std::chrono::milliseconds wait) {
+  client::admin adm(g.client());
+  const auto deadline = std::chrono::steady_clock::now() + wait;
+  for (const auto& group : g_groups_made) {
+    for (;;) {
+      auto r = adm.delete_group(group);
+      if (r || r.error() == client::errc::unknown_group) break;
+      const bool busy = r.error() == client::errc::group_not_empty ||
+                        r.error() == client::errc::rebalance_in_progress;
+      if (!busy || std::chrono::steady_clock::now() >= deadline) {
+        std::cerr << fmt::format(
+            "warning: could not delete the bench's group {}: {} ({}); remove it with: ferry "
+            "groups delete {} --execute\n",
+            group, r.error().message(), adm.last_error_message(), group);
+        break;
+      }
+      std::this_thread::sleep_for(std::chrono::milliseconds(100));
+    }
+  }
+  g_groups_made.clear();
+}
 
 using clk = std::chrono::steady_clock;
 
@@ -204,6 +233,7 @@ int run_consume(client::consumer& c, const std::string& topic, long n, summary& 
 int run_group_consume(const globals& g, const std::string& topic, long n, int members, summary& s) {
   const std::string group =
       fmt::format("bench-group-{}", system_clock::instance().wall_now().value());
+  g_groups_made.push_back(group);
   std::atomic<long> total{0};
   std::atomic<bool> failed{false};
   std::mutex err_mu;
@@ -297,6 +327,7 @@ class rebalance_bench {
   rebalance_bench(const globals& g, std::string topic, int partitions)
       : g_(g), topic_(std::move(topic)), partitions_(static_cast<std::size_t>(partitions)) {
     group_ = fmt::format("bench-rebalance-{}", system_clock::instance().wall_now().value());
+    g_groups_made.push_back(group_);
   }
   ~rebalance_bench() {
     for (auto& m : members_) {
@@ -533,6 +564,7 @@ int run_worker_bench(const globals& g, const std::string& topic, const bench_arg
   static_cast<client::client_options&>(o.consumer) = g.client();
   o.consumer.group_id =
       fmt::format("bench-{}-{}", a.mode, system_clock::instance().wall_now().value());
+  g_groups_made.push_back(o.consumer.group_id);
   o.consumer.client_id = "bench";
   o.consumer.fetch_max_wait = std::chrono::milliseconds(50);
   static_cast<client::client_options&>(o.producer) = g.client();
@@ -596,7 +628,17 @@ int run_worker_bench(const globals& g, const std::string& topic, const bench_arg
 
 }  // namespace
 
+int bench_run(const globals& g, const bench_args& a);
+
 int bench(const globals& g, const bench_args& a) {
+  const int rc = bench_run(g, a);
+  if (!a.keep)
+    delete_bench_groups(g,
+                        std::chrono::milliseconds(a.session_timeout_ms) + std::chrono::seconds(5));
+  return rc;
+}
+
+int bench_run(const globals& g, const bench_args& a) {
   if (a.mode == "member") {
     if (!a.topic || a.group.empty()) {
       std::cerr << "error: bench member needs --topic and --group\n";

@@ -343,7 +343,7 @@ int main(int argc, char** argv) {
   b->add_option("--concurrency", ba.concurrency, "handler threads (worker, drain)")->default_val(4);
   b->add_option("--ordering", ba.ordering, "in_order or key_ordered (worker, drain)")
       ->default_val("in_order");
-  b->add_flag("--keep", ba.keep, "keep the fresh topic");
+  b->add_flag("--keep", ba.keep, "keep the fresh topic and the groups the run made");
   b->add_option("--linger-ms", ba.linger_ms, "producer linger (default 5; e2e 0)");
   b->add_option("--batch-bytes", ba.batch_bytes, "producer batch size")->default_val(1u << 20);
   b->add_option("--compression", ba.compression,
