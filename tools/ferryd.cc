@@ -6,6 +6,8 @@
 //   ferryd --data-dir DIR --upgrade-data-dir     (offline: format 1 -> format 2, then exit)
 //
 // Configuration: built-in defaults < TOML file < FERRY_* environment < flags.
+// The file: --config, else FERRY_CONFIG, else /etc/ferry/ferryd.toml when
+// it exists.
 // Logs go to stderr. Until the configuration is read and valid, ferryd
 // reports problems as plain "ferryd: ..." lines (usage and configuration
 // errors, exit 2); from then on everything on stderr goes through the
@@ -36,7 +38,9 @@ int main(int argc, char** argv) {
   std::optional<std::string> config_file, data_dir, listen, log_level, log_format, flush,
       metrics_listen, kafka_listen, kafka_advertised;
   bool check = false, upgrade = false;
-  app.add_option("--config", config_file, "TOML configuration file (see docs/operations.md)");
+  app.add_option("--config", config_file,
+                 "TOML configuration file (see docs/operations.md); default: FERRY_CONFIG, else "
+                 "/etc/ferry/ferryd.toml when it exists");
   app.add_option("--data-dir", data_dir,
                  "directory holding topics and partition logs (FERRY_DATA_DIR)");
   app.add_option(
@@ -59,7 +63,9 @@ int main(int argc, char** argv) {
                  "address (FERRY_KAFKA_ADVERTISED)");
   app.add_option("--flush", flush,
                  "on_commit (durable, default) or interval (relaxed; FERRY_STORAGE_FLUSH)");
-  app.add_flag("--check-config", check, "validate the configuration and exit (0 valid, 2 invalid)");
+  app.add_flag("--check-config", check,
+               "validate the configuration, try binding its listeners, and exit (0 valid, 2 "
+               "invalid)");
   app.add_flag("--upgrade-data-dir", upgrade,
                "convert a data directory written by Ferry's format 1 to format 2 (Kafka's "
                "RecordBatch v2), offline and losslessly, then exit (docs/operations.md)");
@@ -71,7 +77,10 @@ int main(int argc, char** argv) {
 
   std::string error;
   std::optional<std::filesystem::path> file;
-  if (config_file) file = *config_file;
+  if (config_file)
+    file = *config_file;
+  else
+    file = ferry::broker::default_config_file(ferry::broker::process_environment());
   auto loaded = ferry::broker::load_config(file, ferry::broker::process_environment(), error);
   if (!loaded) {
     std::fprintf(stderr, "ferryd: invalid configuration: %s\n", error.c_str());
@@ -118,12 +127,20 @@ int main(int argc, char** argv) {
   ferry::log::set_format(cfg.log_format);
   ferry::log::set_level(cfg.log_level);  // valid: checked by validate()
   auto logger = ferry::log::get("ferryd");
+  const std::string config_name = file ? file->string() : std::string("(none)");
   if (check) {
-    std::printf("configuration is valid: data_dir=%s listen=%s flush=%s\n", cfg.data_dir.c_str(),
-                cfg.listen.c_str(),
+    std::vector<std::string> warnings;
+    if (auto p = ferry::broker::probe_listeners(cfg, error, warnings); !p) {
+      std::fprintf(stderr, "ferryd: invalid configuration: %s\n", error.c_str());
+      return 2;
+    }
+    for (const auto& w : warnings) std::fprintf(stderr, "ferryd: warning: %s\n", w.c_str());
+    std::printf("configuration is valid: config=%s data_dir=%s listen=%s flush=%s\n",
+                config_name.c_str(), cfg.data_dir.c_str(), cfg.listen.c_str(),
                 cfg.flush == ferry::storage::flush_mode::on_commit ? "on_commit" : "interval");
     return 0;
   }
+  logger->info("configuration: {}", config_name);
   if (upgrade) {
     // The converted logs are opened once to check them and build their
     // indexes: their routine lines ("index missing; rebuilding") are noise here.

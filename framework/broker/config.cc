@@ -5,6 +5,7 @@
 
 #include <charconv>
 #include <cstdlib>
+#include <fstream>
 #include <string_view>
 
 #include "ferry/core/duration.h"
@@ -307,6 +308,38 @@ const std::vector<key_def>& keys() {
   return k;
 }
 
+// toml++ reads `listen = tcp://...` as a broken boolean; say what it is:
+// "; strings need quotes: listen = "tcp://..."" (or "" when the line is not
+// KEY = unquoted text).
+std::string unquoted_string_hint(const std::filesystem::path& file, std::uint32_t line_no) {
+  std::ifstream in(file);
+  std::string line;
+  for (std::uint32_t i = 0; i < line_no && std::getline(in, line); ++i) {
+  }
+  if (!in) return {};
+  const auto eq = line.find('=');
+  if (eq == std::string::npos) return {};
+  auto trim = [](std::string v) {
+    const auto b = v.find_first_not_of(" \t");
+    if (b == std::string::npos) return std::string();
+    const auto e = v.find_last_not_of(" \t\r");
+    return v.substr(b, e - b + 1);
+  };
+  const auto key = trim(line.substr(0, eq));
+  auto value = line.substr(eq + 1);
+  if (const auto hash = value.find(" #"); hash != std::string::npos) value.resize(hash);
+  value = trim(value);
+  if (key.empty() || value.empty()) return {};
+  if (std::string_view("\"'[{").find(value.front()) != std::string_view::npos) return {};
+  if (value == "true" || value == "false") return {};
+  const bool number = std::all_of(value.begin(), value.end(), [](char c) {
+    return std::isdigit(static_cast<unsigned char>(c)) || c == '-' || c == '+' || c == '_' ||
+           c == '.' || c == 'e' || c == 'E';
+  });
+  if (number) return {};
+  return fmt::format("; strings need quotes: {} = \"{}\"", key, value);
+}
+
 std::error_code bad(std::string& error, std::string msg) {
   error = std::move(msg);
   return ferry::errc::config_invalid;
@@ -323,8 +356,9 @@ result<broker_config> load_config(const std::optional<std::filesystem::path>& to
       tbl = toml::parse_file(toml_file->string());
     } catch (const toml::parse_error& e) {
       const auto& src = e.source();
-      return bad(error, fmt::format("{}:{}:{}: {}", toml_file->string(), src.begin.line,
-                                    src.begin.column, e.description()));
+      return bad(error, fmt::format("{}:{}:{}: {}{}", toml_file->string(), src.begin.line,
+                                    src.begin.column, e.description(),
+                                    unquoted_string_hint(*toml_file, src.begin.line)));
     }
     // Every key in the file must be known: a typo must not be ignored silently.
     std::vector<std::string> known;
@@ -366,6 +400,14 @@ result<broker_config> load_config(const std::optional<std::filesystem::path>& to
     }
   }
   return c;
+}
+
+std::optional<std::filesystem::path> default_config_file(const env_lookup& env) {
+  if (auto v = env("FERRY_CONFIG"); v && !v->empty()) return std::filesystem::path(*v);
+  std::error_code ec;
+  const std::filesystem::path system = "/etc/ferry/ferryd.toml";
+  if (std::filesystem::exists(system, ec)) return system;
+  return std::nullopt;
 }
 
 result<void> validate(const broker_config& c, std::string& error) {

@@ -2,8 +2,12 @@
 // errors for bad values; ferryd --check-config exit codes.
 #include "ferry/broker/config.h"
 
+#include <arpa/inet.h>
 #include <gtest/gtest.h>
+#include <netinet/in.h>
+#include <sys/socket.h>
 #include <sys/wait.h>
+#include <unistd.h>
 
 #include <cstdio>
 #include <filesystem>
@@ -236,6 +240,110 @@ TEST(FerrydCheckConfig, ExitCodes) {
   EXPECT_EQ(run("FERRY_LOG_FORMAT=xml " + ferryd + " --data-dir /tmp/x --check-config"), 2);
   EXPECT_EQ(
       run("FERRY_LOG_LEVEL=warn,storage=debug " + ferryd + " --data-dir /tmp/x --check-config"), 0);
+}
+
+// `listen = tcp://...` without quotes: toml++ says "parsing boolean"; the
+// error says that strings need quotes, and shows the fix.
+TEST(BrokerConfig, AnUnquotedStringIsExplained) {
+  auto file = write_toml("data_dir = \"/tmp/x\"\nlisten = tcp://127.0.0.1:7400   # the broker\n");
+  std::string err;
+  EXPECT_FALSE(load_config(file, fake_env({}), err));
+  EXPECT_NE(err.find(":2:"), std::string::npos) << err;
+  EXPECT_NE(err.find("strings need quotes: listen = \"tcp://127.0.0.1:7400\""), std::string::npos)
+      << err;
+  // A malformed number is not called a string.
+  std::filesystem::remove(file);
+  file = write_toml("[topics]\npartitions = 1_\n");
+  EXPECT_FALSE(load_config(file, fake_env({}), err));
+  EXPECT_EQ(err.find("strings need quotes"), std::string::npos) << err;
+  std::filesystem::remove(file);
+}
+
+// -1 where a setting documents "unlimited", from the file and the environment.
+TEST(BrokerConfig, MinusOneMeansUnlimitedWhereDocumented) {
+  auto file = write_toml("data_dir = \"/tmp/x\"\n[topics]\nretention_ms = -1\n");
+  std::string err;
+  auto c = load_config(file, fake_env({{"FERRY_TOPICS_RETENTION_BYTES", "-1"}}), err);
+  ASSERT_TRUE(c) << err;
+  EXPECT_EQ(c.value().topics.retention_ms, -1);
+  EXPECT_EQ(c.value().topics.retention_bytes, -1);
+  EXPECT_TRUE(validate(c.value(), err)) << err;
+  std::filesystem::remove(file);
+}
+
+TEST(BrokerConfig, TheDefaultFileIsFerryConfigThenEtc) {
+  EXPECT_EQ(default_config_file(fake_env({{"FERRY_CONFIG", "/srv/ferry.toml"}})),
+            std::filesystem::path("/srv/ferry.toml"));
+  const auto none = default_config_file(fake_env({{"FERRY_CONFIG", ""}}));
+  if (std::filesystem::exists("/etc/ferry/ferryd.toml"))
+    EXPECT_EQ(none, std::filesystem::path("/etc/ferry/ferryd.toml"));
+  else
+    EXPECT_FALSE(none.has_value());
+}
+
+// --check-config binds each listener as the start would: an address that
+// cannot be bound is an error naming the key; one in use is a warning.
+TEST(BrokerConfig, ProbeListenersBindsAsTheStartWould) {
+  broker_config c;
+  c.data_dir = "/tmp/x";
+  c.listen = "tcp://127.0.0.1:0";
+  c.metrics_listen = "127.0.0.1:0";
+  c.kafka_listen = "127.0.0.1:0";
+  std::string err;
+  std::vector<std::string> warnings;
+  EXPECT_TRUE(probe_listeners(c, err, warnings)) << err;
+  EXPECT_TRUE(warnings.empty());
+
+  auto refused = [&](const std::string& key, const std::string& needle) {
+    std::string why;
+    std::vector<std::string> w;
+    EXPECT_FALSE(probe_listeners(c, why, w)) << key;
+    EXPECT_NE(why.find(key + " = "), std::string::npos) << why;
+    EXPECT_NE(why.find(needle), std::string::npos) << why;
+  };
+  c.listen = "tcp://192.0.2.1:7400";  // TEST-NET-1: not an address of this machine
+  refused("listen", "cannot listen there");
+  c.listen = "ipc:///nonexistent-ferry-dir/sock";
+  refused("listen", "No such file");
+  c.listen = "tcp://127.0.0.1:0";
+  c.kafka_listen = "nosuch.invalid:9092";
+  refused("kafka_listen", "cannot resolve");
+  c.kafka_listen = "127.0.0.1:0";
+  c.metrics_listen = "192.0.2.1:9400";
+  refused("metrics_listen", "cannot listen there");
+
+  // In use: a warning (the running ferryd this file is for), not an error.
+  int fd = ::socket(AF_INET, SOCK_STREAM, 0);
+  sockaddr_in a{};
+  a.sin_family = AF_INET;
+  a.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
+  ASSERT_EQ(::bind(fd, reinterpret_cast<sockaddr*>(&a), sizeof a), 0);
+  ASSERT_EQ(::listen(fd, 1), 0);
+  socklen_t len = sizeof a;
+  ASSERT_EQ(::getsockname(fd, reinterpret_cast<sockaddr*>(&a), &len), 0);
+  c.metrics_listen = "127.0.0.1:" + std::to_string(ntohs(a.sin_port));
+  warnings.clear();
+  EXPECT_TRUE(probe_listeners(c, err, warnings)) << err;
+  ASSERT_EQ(warnings.size(), 1u);
+  EXPECT_NE(warnings[0].find("in use"), std::string::npos) << warnings[0];
+  ::close(fd);
+}
+
+// FERRY_CONFIG is read without --config, and --check-config says which file.
+TEST(FerrydCheckConfig, ReadsFerryConfigAndNamesTheFile) {
+  auto file = write_toml("data_dir = \"/tmp/x\"\nlisten = \"tcp://127.0.0.1:0\"\n");
+  const std::string cmd =
+      "FERRY_CONFIG=" + file.string() + " " + std::string(FERRY_FERRYD) + " --check-config 2>&1";
+  std::string out;
+  std::FILE* p = ::popen(cmd.c_str(), "r");
+  ASSERT_NE(p, nullptr);
+  char buf[512];
+  std::size_t n;
+  while ((n = std::fread(buf, 1, sizeof buf, p)) > 0) out.append(buf, n);
+  EXPECT_EQ(::pclose(p), 0) << out;
+  EXPECT_NE(out.find("config=" + file.string()), std::string::npos) << out;
+  EXPECT_NE(out.find("data_dir=/tmp/x"), std::string::npos) << "read from the file: " << out;
+  std::filesystem::remove(file);
 }
 
 // ferryd's message for a bad --log-level names the flag and the bad part.

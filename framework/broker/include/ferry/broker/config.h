@@ -9,6 +9,7 @@
 #include <functional>
 #include <optional>
 #include <string>
+#include <vector>
 
 #include "ferry/broker/topic_settings.h"
 #include "ferry/core/logging.h"
@@ -78,5 +79,17 @@ env_lookup process_environment();
 
 /// Checks ranges and combinations; same error contract as load_config.
 [[nodiscard]] result<void> validate(const broker_config& c, std::string& error);
+
+/// `ferryd --check-config`: binds `listen`, `metrics_listen` and
+/// `kafka_listen` once each, as the start would, and releases them. An
+/// address that cannot be bound (no such interface, a name that does not
+/// resolve, no permission) is an error; one in use now is a warning (most
+/// likely the running ferryd this configuration is checked for).
+[[nodiscard]] result<void> probe_listeners(const broker_config& c, std::string& error,
+                                           std::vector<std::string>& warnings);
+
+/// The configuration file ferryd reads without --config: FERRY_CONFIG when
+/// set and not empty, else /etc/ferry/ferryd.toml when it exists, else none.
+[[nodiscard]] std::optional<std::filesystem::path> default_config_file(const env_lookup& env);
 
 }  // namespace ferry::broker
