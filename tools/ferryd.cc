@@ -24,6 +24,7 @@
 #include <memory>
 #include <mutex>
 
+#include "cli_doc.h"
 #include "ferry/broker/broker.h"
 #include "ferry/broker/config.h"
 #include "ferry/broker/data_format.h"
@@ -69,6 +70,35 @@ int main(int argc, char** argv) {
   app.add_flag("--upgrade-data-dir", upgrade,
                "convert a data directory written by Ferry's format 1 to format 2 (Kafka's "
                "RecordBatch v2), offline and losslessly, then exit (docs/operations.md)");
+  app.add_flag_callback(
+         "--man",
+         [&] {
+           ferry::cli_doc::man_info info;
+           info.name = "ferryd";
+           info.summary = "the Ferry broker daemon";
+           info.version = build.version;
+           info.sections = {
+               {"CONFIGURATION",
+                "Built-in defaults < TOML file < FERRY_* environment < flags. The file is "
+                "--config, else FERRY_CONFIG, else /etc/ferry/ferryd.toml when it exists. "
+                "Every key and its FERRY_* variable: docs/operations.md."},
+               {"SIGNALS",
+                "SIGTERM and SIGINT stop taking requests, finish syncing, answer and exit 0. "
+                "SIGHUP is not handled (there is no reload)."},
+               {"EXIT STATUS",
+                "  0 clean stop, or a valid configuration with --check-config\n  1 the broker "
+                "could not start (cannot listen, data directory refused: the log says why)\n  "
+                "2 usage or configuration error"},
+               {"FILES",
+                "  /etc/ferry/ferryd.toml the default configuration\n  /var/lib/ferry the "
+                "packaged data directory"},
+               {"SEE ALSO", "ferry(1); docs/operations.md in the Ferry sources."}};
+           std::cout << ferry::cli_doc::man_page(app, info);
+           throw CLI::Success();
+         },
+         "print the man page (troff) and exit")
+      ->group("")
+      ->trigger_on_parse();
   try {
     app.parse(argc, argv);
   } catch (const CLI::ParseError& e) {

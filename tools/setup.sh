@@ -21,6 +21,9 @@ packages=(
   kcat librdkafka-dev
   # kafkajs (tests/kafka/kafkajs) runs on Node.js; npm below
   nodejs
+  # the .deb (CPack; dpkg-shlibdeps finds the library dependencies), and
+  # zsh to check the generated zsh completion
+  dpkg-dev file zsh
   # clang + its runtimes: libFuzzer targets and the fuzz smoke run
   clang libclang-rt-14-dev clang-format
 )

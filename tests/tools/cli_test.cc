@@ -333,6 +333,49 @@ TEST_F(CliTest, GlobalOptionsGoAnywhereAndAddressesAreCheckedUpFront) {
   EXPECT_NE(zero.err.find("not in range 1 to 1000000"), std::string::npos) << zero.err;
 }
 
+// Completion and man pages come from the command definitions: a command
+// added to the CLI is completed and documented without anyone editing them.
+TEST_F(CliTest, CompletionAndManPagesFollowTheCommands) {
+  const auto bash = dir_ / "ferry.bash";
+  ASSERT_EQ(ferry("completion bash > " + bash.string()).code, 0);
+  auto complete = [&](const std::string& words, int cword) {
+    return run_command("bash -c 'source " + bash.string() + "; COMP_WORDS=(" + words +
+                           "); COMP_CWORD=" + std::to_string(cword) +
+                           "; _ferry; echo \"${COMPREPLY[*]}\"'",
+                       dir_ / "bash.err");
+  };
+  auto top = complete("ferry \"\"", 1);
+  ASSERT_EQ(top.code, 0) << top.err;
+  for (const char* c : {"topics", "groups", "dlq", "consume", "completion", "--broker"})
+    EXPECT_NE(top.out.find(c), std::string::npos) << c << ": " << top.out;
+  EXPECT_EQ(complete("ferry topics al", 2).out, "alter\n");
+  // Global options before the command, with their values, are skipped.
+  EXPECT_EQ(complete("ferry --broker h:1 -o json topics alter t --par", 8).out, "--partitions\n");
+  EXPECT_EQ(complete("ferry -o j", 2).out, "json\n") << "the value of -o";
+  EXPECT_NE(complete("ferry consume t --", 3).out.find("--timeout-ms"), std::string::npos)
+      << "global options after the command too";
+
+  const auto zsh = dir_ / "_ferry";
+  ASSERT_EQ(ferry("completion zsh > " + zsh.string()).code, 0);
+  auto syntax = run_command("zsh -n " + zsh.string(), dir_ / "zsh.err");
+  EXPECT_EQ(syntax.code, 0) << syntax.err;
+  EXPECT_EQ(ferry("completion fish").code, 2);
+
+  auto man = ferry("--man");
+  ASSERT_EQ(man.code, 0) << man.err;
+  EXPECT_EQ(man.out.rfind(".\\\"", 0), 0u) << "troff";
+  for (const char* c : {"ferry topics alter", "ferry consume", "ferry dlq redrive", "EXIT STATUS"})
+    EXPECT_NE(man.out.find(c), std::string::npos) << c;
+  const auto page = dir_ / "ferry.1";
+  { std::ofstream(page) << man.out; }
+  auto rendered = run_command("MANWIDTH=100 man -l " + page.string() + " | cat", dir_ / "man.err");
+  EXPECT_EQ(rendered.code, 0) << rendered.err;
+  EXPECT_NE(rendered.out.find("--commit-interval"), std::string::npos) << rendered.out;
+  auto ferryd_man = run_command(std::string(FERRY_FERRYD) + " --man", dir_ / "d.err");
+  EXPECT_EQ(ferryd_man.code, 0);
+  EXPECT_NE(ferryd_man.out.find("check\\-config"), std::string::npos) << ferryd_man.out;
+}
+
 TEST_F(CliTest, FromTimeTakesDurationsAndEpochMilliseconds) {
   create_topic("t", 1);
   ASSERT_EQ(ferry("produce t", "a\nb\n").code, 0);

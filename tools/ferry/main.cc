@@ -11,6 +11,7 @@
 #include <iostream>
 
 #include "cli.h"
+#include "cli_doc.h"
 #include "commands.h"
 #include "ferry/core/logging.h"
 #include "ferry/metrics/registry.h"
@@ -374,6 +375,46 @@ int main(int argc, char** argv) {
                    "only this topic, its retry tiers and dead-letter topic (repeatable)")
       ->allow_extra_args(false);
   top_cmd->callback([&] { rc = top(g, ta); });
+
+  // --- completion, man page (generated from the definitions above) ---
+  std::string shell;
+  auto* comp = app.add_subcommand(
+      "completion",
+      "print a shell completion script: bash (source it, or put it in "
+      "/usr/share/bash-completion/completions/ferry) or zsh (as _ferry in $fpath)");
+  comp->add_option("shell", shell, "bash or zsh")
+      ->required()
+      ->check(CLI::IsMember({"bash", "zsh"}));
+  comp->callback([&] {
+    std::cout << (shell == "bash" ? ferry::cli_doc::bash_completion(app, "ferry")
+                                  : ferry::cli_doc::zsh_completion(app, "ferry"));
+  });
+  app.add_flag_callback(
+         "--man",
+         [&] {
+           ferry::cli_doc::man_info info;
+           info.name = "ferry";
+           info.summary = "the command-line client of the Ferry broker";
+           info.version = build.version;
+           info.sections = {
+               {"GLOBAL OPTIONS",
+                "The options above are taken before or after the command: ferry consume "
+                "orders -o json."},
+               {"EXIT STATUS",
+                "  0 ok\n  1 the broker refused the request (unknown topic, invalid "
+                "config, ...)\n  2 usage error\n  3 the broker did not answer within "
+                "--timeout-ms\n  4 something else failed (I/O, a check)"},
+               {"ENVIRONMENT",
+                "  FERRY_BROKER the broker address (--broker)\n  FERRY_COMPRESSION "
+                "produce --compression\n  FERRY_LOG_LEVEL the client libraries' log level "
+                "(default warn)"},
+               {"SEE ALSO", "ferryd(1); docs/cli.md in the Ferry sources."}};
+           std::cout << ferry::cli_doc::man_page(app, info);
+           throw CLI::Success();
+         },
+         "print the man page (troff) and exit")
+      ->group("")
+      ->trigger_on_parse();
 
   try {
     app.parse(argc, argv);
