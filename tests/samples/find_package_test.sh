@@ -11,6 +11,12 @@ cmake --install "$build" --prefix "$work/install" >"$work/install.log"
 test -f "$work/install/lib/cmake/Ferry/FerryConfig.cmake"
 test -f "$work/install/lib/cmake/Ferry/FerrySchemas.cmake"
 test -x "$work/install/bin/ferryd"
+# An install into a prefix writes nothing outside it (the package's /etc and
+# systemd files come from CPack only: tools/cmake/FerryPackage.cmake).
+if grep -v "$work/install" "$work/install.log" | grep -E "^-- (Installing|Up-to-date):"; then
+  echo "find_package_test: cmake --install wrote outside --prefix (above)" >&2
+  exit 1
+fi
 echo "find_package_test: configuring samples/ against it" >&2
 cmake -S "$source/samples" -B "$work/build" -G Ninja -DCMAKE_BUILD_TYPE="$type" \
   -DCMAKE_CXX_COMPILER="$cxx" -DCMAKE_PREFIX_PATH="$work/install"

@@ -5,10 +5,12 @@
 # (postinst) and /etc/ferry/ferryd.toml (a conffile).
 set(_pkg ${CMAKE_CURRENT_SOURCE_DIR}/tools/package)
 
-# Absolute destinations: these belong where the system looks for them,
-# whatever the package's prefix (/usr).
-install(FILES ${_pkg}/ferryd.toml DESTINATION /etc/ferry)
-install(FILES ${_pkg}/ferryd.service DESTINATION /lib/systemd/system)
+# /etc/ferry/ferryd.toml and the unit belong where the system looks for
+# them, outside the package's prefix (/usr). They are not install() rules:
+# `cmake --install --prefix DIR` must never write to /etc. The package gets
+# them from a script CPack runs on its staging tree.
+set(CPACK_FERRY_PACKAGE_FILES ${_pkg})
+set(CPACK_PRE_BUILD_SCRIPTS ${CMAKE_CURRENT_SOURCE_DIR}/tools/cmake/FerryPackageFiles.cmake)
 
 set(CPACK_GENERATOR DEB)
 set(CPACK_PACKAGE_NAME ferry)
@@ -32,5 +34,4 @@ set(CPACK_DEBIAN_PACKAGE_CONTROL_STRICT_PERMISSION ON)
 # Debug information stays in the build tree.
 set(CPACK_STRIP_FILES ON)
 set(CPACK_DEBIAN_COMPRESSION_TYPE gzip)
-set(CPACK_WARN_ON_ABSOLUTE_INSTALL_DESTINATION OFF)
 include(CPack)
