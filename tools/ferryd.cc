@@ -262,6 +262,28 @@ int main(int argc, char** argv) {
     return 1;
   }
   set_state({});
+  // Without security, anyone who reaches a listener can do anything: say so
+  // when one is reachable from other machines.
+  auto loopback = [](std::string a) {
+    for (const char* scheme : {"tcp://", "ipc://", "inproc://"})
+      if (a.rfind(scheme, 0) == 0) {
+        if (std::string(scheme) != "tcp://") return true;  // local by nature
+        a = a.substr(6);
+      }
+    const auto host = a.substr(0, a.rfind(':'));
+    return host.rfind("127.", 0) == 0 || host == "localhost" || host == "[::1]";
+  };
+  if (!cfg.security.enabled && !loopback(cfg.listen))
+    logger->warn(
+        "security is off and {} is reachable from other machines: anyone who can connect can "
+        "read, write and delete everything. Turn on [security] (docs/security.md) or listen on "
+        "127.0.0.1",
+        cfg.listen);
+  if (!cfg.kafka_listen.empty() && !loopback(cfg.kafka_listen))
+    logger->warn(
+        "the Kafka listener {} has no authentication and is reachable from other machines; "
+        "listen on 127.0.0.1 or firewall it",
+        cfg.kafka_listen);
   std::printf("ferryd listening on %s\n", endpoint.value().c_str());
   if (!b->kafka_address().empty())
     std::printf("ferryd kafka listening on %s\n", b->kafka_address().c_str());

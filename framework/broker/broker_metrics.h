@@ -66,7 +66,13 @@ struct broker_metrics {
         fsync_offsets(fsync.with({"offsets"})),
         connections(r.gauge_metric("ferry_broker_connections", "Open client connections (TCP)")),
         connections_accepted(r.counter_metric("ferry_broker_connections_accepted_total",
-                                              "Client connections accepted (TCP)")) {}
+                                              "Client connections accepted (TCP)")),
+        auth_failures(r.counter_family(
+            "ferry_broker_authentication_failures_total",
+            "Clients refused authentication (security.enabled): unknown_key (not in the users "
+            "file), handshake (no CURVE, or not the broker's key), revoked (a request with a key "
+            "removed from the users file since it connected)",
+            {"reason"})) {}
 
   topic_counters for_topic(const std::string& t) {
     return {&records_in.with({t}), &bytes_in.with({t}), &records_out.with({t}),
@@ -102,6 +108,7 @@ struct broker_metrics {
   metrics::histogram& fsync_offsets;
   metrics::gauge& connections;
   metrics::counter& connections_accepted;
+  metrics::family<metrics::counter>& auth_failures;
   std::array<std::atomic<metrics::counter*>, static_cast<std::size_t>(wire::ErrorCode::MAX) + 1>
       refused_by_code{};
 };

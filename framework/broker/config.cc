@@ -295,6 +295,32 @@ const std::vector<key_def>& keys() {
              &broker_config::ledger_retention, "60000..31536000000 (one minute to a year)"),
       int_key("groups.ledger_max_keys", "FERRY_GROUPS_LEDGER_MAX_KEYS",
               &broker_config::ledger_max_keys, "1..100000000"),
+      key_def{"security.enabled", "FERRY_SECURITY_ENABLED",
+              [](broker_config& c, const toml::node& n) {
+                auto v = n.value<bool>();
+                if (v && n.is_boolean()) c.security.enabled = *v;
+                return v.has_value() && n.is_boolean();
+              },
+              [](broker_config& c, const std::string& s) {
+                if (s != "true" && s != "false") return false;
+                c.security.enabled = s == "true";
+                return true;
+              },
+              "true or false"},
+      string_key(
+          "security.server_key_file", "FERRY_SECURITY_SERVER_KEY_FILE",
+          [](broker_config& c, const std::string& s) {
+            c.security.server_key_file = s;
+            return !s.empty();
+          },
+          "the path of ferryd's NAME.key (ferry keys generate)"),
+      string_key(
+          "security.users_file", "FERRY_SECURITY_USERS_FILE",
+          [](broker_config& c, const std::string& s) {
+            c.security.users_file = s;
+            return !s.empty();
+          },
+          "the path of the users file ([users.NAME] public_key = \"Z85...\")"),
       string_key(
           "schemas.compatibility", "FERRY_SCHEMAS_COMPATIBILITY",
           [](broker_config& c, const std::string& s) {
@@ -390,6 +416,10 @@ result<broker_config> load_config(const std::optional<std::filesystem::path>& to
         return bad(error, fmt::format("{}: {} must be {}", toml_file->string(), k.toml, k.allowed));
       }
     }
+    // Key files named in the file are found next to it.
+    const auto base = toml_file->parent_path();
+    for (auto* p : {&c.security.server_key_file, &c.security.users_file})
+      if (!p->empty() && p->is_relative()) *p = base / *p;
   }
   for (const auto& k : keys()) {
     auto v = env(k.env);
@@ -421,6 +451,17 @@ result<void> validate(const broker_config& c, std::string& error) {
     return bad(
         error,
         "data_dir is not set: pass --data-dir DIR, FERRY_DATA_DIR or data_dir in the config file");
+  if (c.security.enabled) {
+    if (c.security.server_key_file.empty() || c.security.users_file.empty())
+      return bad(error,
+                 "security.enabled needs security.server_key_file (ferryd's NAME.key: ferry keys "
+                 "generate server) and security.users_file (docs/security.md)");
+    if (!c.kafka_listen.empty())
+      return bad(error,
+                 "security.enabled with kafka_listen: the Kafka listener has no authentication "
+                 "yet (SASL and TLS are not built), so it would let anyone in; remove "
+                 "kafka_listen or turn security off");
+  }
   if (auto why = log_level_problem(c.log_level); !why.empty())
     return bad(error, fmt::format("log_level = \"{}\": {}", c.log_level, why));
   if (auto why = host_port_problem(c.metrics_listen); !why.empty())

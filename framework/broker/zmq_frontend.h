@@ -31,6 +31,7 @@
 #include "ferry/core/result.h"
 #include "handlers/native.h"
 #include "pipeline.h"
+#include "security.h"
 
 namespace ferry::broker {
 
@@ -83,6 +84,9 @@ class zmq_frontend final : public native_responder, public frontend_hook {
   pipeline& pipeline_;
 
   zmq::context_t ctx_{1};
+  // security.enabled: the users and the ZAP handler admitting them.
+  std::unique_ptr<user_directory> users_;
+  std::unique_ptr<zap_handler> zap_;
   zmq::socket_t router_;     // the network thread's once it runs
   zmq::socket_t core_wake_;  // the core thread's end of the wake-up pair
   zmq::socket_t net_wake_;   // handed to the network thread

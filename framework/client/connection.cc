@@ -7,8 +7,10 @@
 #include <cstdint>
 #include <cstring>
 
+#include "ferry/client/errc.h"
 #include "ferry/core/logging.h"
 #include "ferry/protocol/codec.h"
+#include "ferry/protocol/curve.h"
 #include "ferry/protocol/errc.h"
 #include "ferry/protocol/socket.h"
 
@@ -60,13 +62,35 @@ connection::connection(const client_options& options) : options_(options) {
     socket_.reset();
     return;
   }
+  if (!options_.key_file.empty() || !options_.server_key.empty()) {
+    std::string why;
+    if (options_.key_file.empty() || options_.server_key.empty())
+      why = "CURVE needs both a key file (this client's NAME.key) and the broker's public key";
+    auto keys = options_.key_file.empty() ? result<protocol::curve_keys>(errc::internal)
+                                          : protocol::read_key_file(options_.key_file, why);
+    auto server = options_.server_key.empty() ? result<std::string>(errc::internal)
+                                              : protocol::read_public_key(options_.server_key, why);
+    if (!keys || !server) {
+      logger()->error("cannot authenticate to {}: {}", options_.broker, why);
+      init_error_ = errc::authentication_failed;
+      socket_.reset();
+      return;
+    }
+    socket_->set(zmq::sockopt::curve_serverkey, server.value());
+    socket_->set(zmq::sockopt::curve_publickey, keys.value().public_key);
+    socket_->set(zmq::sockopt::curve_secretkey, keys.value().secret_key);
+  }
   try {
     // The monitor reports disconnects over an inproc PAIR; the name only has
     // to be unique within the shared context.
     static std::atomic<std::uint64_t> monitors{0};
     const std::string endpoint =
         fmt::format("inproc://ferry-client-monitor-{}", monitors.fetch_add(1));
-    if (zmq_socket_monitor(socket_->handle(), endpoint.c_str(), ZMQ_EVENT_DISCONNECTED) != 0)
+    if (zmq_socket_monitor(socket_->handle(), endpoint.c_str(),
+                           ZMQ_EVENT_DISCONNECTED | ZMQ_EVENT_HANDSHAKE_SUCCEEDED |
+                               ZMQ_EVENT_HANDSHAKE_FAILED_NO_DETAIL |
+                               ZMQ_EVENT_HANDSHAKE_FAILED_PROTOCOL |
+                               ZMQ_EVENT_HANDSHAKE_FAILED_AUTH) != 0)
       throw zmq::error_t();
     monitor_.emplace(*context_, zmq::socket_type::pair);
     monitor_->set(zmq::sockopt::linger, 0);
@@ -102,6 +126,7 @@ result<std::uint64_t> connection::send(flatbuffers::FlatBufferBuilder& fbb, wire
                                        flatbuffers::Offset<void> body,
                                        std::span<zmq::message_t> data) {
   if (init_error_) return init_error_;
+  if (handshake_failed_) return errc::authentication_failed;  // seen by an earlier wait
   const std::uint64_t id = next_id_++;
   auto env = protocol::finish_envelope(fbb, id, type, body);
   std::vector<zmq::message_t> frames;
@@ -127,6 +152,29 @@ result<void> connection::drain() {
     // Frame 0: u16 event id, u32 value (native byte order); frame 1: endpoint.
     std::uint16_t id = 0;
     if (event[0].size() >= sizeof id) std::memcpy(&id, event[0].data(), sizeof id);
+    if (id == ZMQ_EVENT_HANDSHAKE_SUCCEEDED) {
+      handshake_failed_ = false;
+      continue;
+    }
+    if (id == ZMQ_EVENT_HANDSHAKE_FAILED_NO_DETAIL || id == ZMQ_EVENT_HANDSHAKE_FAILED_PROTOCOL ||
+        id == ZMQ_EVENT_HANDSHAKE_FAILED_AUTH) {
+      // The broker refused this client (no key while it requires one, a key
+      // it does not know, or not the broker's key): ZeroMQ keeps retrying,
+      // but nothing will be answered, so pending calls fail now.
+      if (!handshake_failed_)
+        logger()->error(
+            "the broker at {} refused the connection at the handshake ({}): {}", options_.broker,
+            id == ZMQ_EVENT_HANDSHAKE_FAILED_AUTH ? "key not admitted" : "no common security",
+            options_.key_file.empty()
+                ? "it may require authentication: give a key file and the broker's public key "
+                  "(ferry --key-file NAME.key --server-key server.pub)"
+                : "check that the key is in the broker's users file and that the server key is "
+                  "the broker's");
+      handshake_failed_ = true;
+      failed_.insert(pending_.begin(), pending_.end());
+      pending_.clear();
+      continue;
+    }
     if (id != ZMQ_EVENT_DISCONNECTED) continue;
     if (!pending_.empty()) {
       logger()->warn("lost the connection to {} with {} request(s) in flight", options_.broker,
@@ -164,10 +212,11 @@ result<reply> connection::wait_for(std::uint64_t id, steady_time deadline) {
       ready_.erase(it);
       return r;
     }
+    if (failed_.erase(id) != 0) return errc::authentication_failed;
     if (lost_.erase(id) != 0) return protocol::errc::disconnected;
     if (!pending_.contains(id)) return protocol::errc::timed_out;  // forgotten or never sent
     FERRY_TRY(drain());
-    if (ready_.contains(id) || lost_.contains(id)) continue;
+    if (ready_.contains(id) || lost_.contains(id) || failed_.contains(id)) continue;
     auto wait = until(deadline);
     if (wait.count() == 0) {
       forget(id);
@@ -192,7 +241,9 @@ result<bool> connection::wait_readable(std::chrono::milliseconds wait, int wake_
 
 std::vector<std::uint64_t> connection::take_lost() {
   std::vector<std::uint64_t> out(lost_.begin(), lost_.end());
+  out.insert(out.end(), failed_.begin(), failed_.end());
   lost_.clear();
+  failed_.clear();
   return out;
 }
 
@@ -207,7 +258,7 @@ result<std::optional<reply>> connection::next_reply(steady_time deadline, int wa
     }
     FERRY_TRY(drain());
     if (!ready_.empty()) continue;
-    if (!lost_.empty()) return std::optional<reply>();  // the caller takes them
+    if (!lost_.empty() || !failed_.empty()) return std::optional<reply>();  // the caller takes them
     auto wait = until(deadline);
     if (wait.count() == 0) return std::optional<reply>();
     FERRY_TRY(auto woken, wait_readable(wait, wake_fd));
@@ -222,6 +273,7 @@ void connection::forget(std::uint64_t id) noexcept {
   pending_.erase(id);
   ready_.erase(id);
   lost_.erase(id);
+  failed_.erase(id);
 }
 
 }  // namespace ferry::client

@@ -82,6 +82,8 @@ class wire_cat final : public std::error_category {
         return "the topic requires a registered schema id";
       case errc::inconsistent_group_protocol:
         return "the group has members of the other protocol (Kafka or Ferry)";
+      case errc::authentication_failed:
+        return "authentication failed";
     }
     return "unknown ferry.wire error " + std::to_string(ev);
   }
@@ -167,6 +169,8 @@ std::error_code from_wire(wire::ErrorCode e) noexcept {
       return errc::schema_required;
     case W::InconsistentGroupProtocol:
       return errc::inconsistent_group_protocol;
+    case W::AuthenticationFailed:
+      return errc::authentication_failed;
   }
   // Unreachable for replies that passed decode_envelope (it checks the range).
   return errc::internal;

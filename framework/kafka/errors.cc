@@ -73,6 +73,8 @@ error from_broker(wire::ErrorCode e) noexcept {
       return error::invalid_record;
     case E::InconsistentGroupProtocol:
       return error::inconsistent_group_protocol;
+    case E::AuthenticationFailed:
+      return error::sasl_authentication_failed;
   }
   return error::unknown_server_error;
 }

@@ -28,6 +28,8 @@ client::client_options globals::client() const {
   o.broker = broker;
   o.request_timeout = timeout();
   o.api_timeout = timeout();
+  o.key_file = key_file;
+  o.server_key = server_key;
   return o;
 }
 
@@ -71,6 +73,10 @@ std::string hint_for(std::error_code ec) {
            "ferry schema enforce TOPIC --off";
   if (ec == client::errc::invalid_schema)
     return "Give a .fbs file with a root_type; ferry compiles it for you";
+  if (ec == client::errc::authentication_failed)
+    return "Give this client's key and the broker's public key (--key-file NAME.key --server-key "
+           "server.pub, or FERRY_KEY_FILE and FERRY_SERVER_KEY), and make sure the key's public "
+           "half is in the broker's users file (docs/security.md)";
   return "";
 }
 
@@ -114,6 +120,7 @@ int report(const std::string& what, std::error_code ec, const std::string& detai
   if (!hint.empty()) msg += ". " + hint;
   std::cerr << msg << "\n";
   if (unreachable(ec)) return kUnreachable;
+  if (ec == client::errc::authentication_failed) return kAuthentication;
   return kRefused;
 }
 

@@ -18,16 +18,19 @@ namespace ferry::cli {
 /// Exit codes: distinguish what went wrong so scripts can react.
 enum exit_code : int {
   kOk = 0,
-  kRefused = 1,      ///< the broker refused a request (unknown topic, invalid config, ...)
-  kUsage = 2,        ///< bad command line
-  kUnreachable = 3,  ///< no answer from the broker
-  kFailed = 4,       ///< something else failed (I/O, a check)
+  kRefused = 1,         ///< the broker refused a request (unknown topic, invalid config, ...)
+  kUsage = 2,           ///< bad command line
+  kUnreachable = 3,     ///< no answer from the broker
+  kFailed = 4,          ///< something else failed (I/O, a check)
+  kAuthentication = 5,  ///< the broker did not admit this client's key
 };
 
 struct globals {
   std::string broker;
   std::string output = "table";  // or "json"
   long timeout_ms = 10000;
+  std::string key_file;    // --key-file / FERRY_KEY_FILE
+  std::string server_key;  // --server-key / FERRY_SERVER_KEY
   std::chrono::milliseconds timeout() const { return std::chrono::milliseconds(timeout_ms); }
   bool json() const { return output == "json"; }
   client::client_options client() const;

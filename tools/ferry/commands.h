@@ -11,6 +11,9 @@
 
 namespace ferry::cli {
 
+/// ferry keys generate NAME (keys.cc, docs/security.md).
+int keys_generate(const globals& g, const std::string& name, const std::string& dir);
+
 int topics_create(const globals& g, const std::string& name, const client::topic_config& config);
 int topics_list(const globals& g);
 int topics_describe(const globals& g, const std::string& name);

@@ -33,7 +33,11 @@ int main(int argc, char** argv) {
       "default tcp://127.0.0.1:7400)\n"
       "  -o, --output FMT   table (for people) or json (for machines)\n"
       "  --timeout-ms MS    how long to wait for the broker (default 10000)\n"
-      "Exit codes: 0 ok, 1 refused by the broker, 2 usage error, 3 broker unreachable, 4 other.");
+      "  --key-file FILE    this client's CURVE key pair, NAME.key (FERRY_KEY_FILE)\n"
+      "  --server-key KEY   the broker's public key: server.pub or its Z85 text "
+      "(FERRY_SERVER_KEY)\n"
+      "Exit codes: 0 ok, 1 refused by the broker, 2 usage error, 3 broker unreachable, 4 other, "
+      "5 authentication failed.");
   globals g;
   g.broker = "tcp://127.0.0.1:7400";
   app.add_option("--broker", g.broker,
@@ -54,6 +58,13 @@ int main(int argc, char** argv) {
       ->check(CLI::IsMember({"table", "json"}));
   app.add_option("--timeout-ms", g.timeout_ms, "how long to wait for the broker")
       ->check(CLI::Range(1L, 86'400'000L));
+  app.add_option("--key-file", g.key_file,
+                 "this client's CURVE key pair, NAME.key from ferry keys generate "
+                 "(FERRY_KEY_FILE; docs/security.md)")
+      ->envname("FERRY_KEY_FILE");
+  app.add_option("--server-key", g.server_key,
+                 "the broker's public key: its .pub file or the Z85 text (FERRY_SERVER_KEY)")
+      ->envname("FERRY_SERVER_KEY");
 
   int rc = kOk;
 
@@ -376,6 +387,16 @@ int main(int argc, char** argv) {
       ->allow_extra_args(false);
   top_cmd->callback([&] { rc = top(g, ta); });
 
+  // --- keys ---
+  auto* keys = app.add_subcommand("keys", "make CURVE key pairs for authentication");
+  keys->require_subcommand(1);
+  std::string key_name, key_dir = ".";
+  auto* kgen = keys->add_subcommand(
+      "generate", "write NAME.key (the pair, mode 0600) and NAME.pub (the public half)");
+  kgen->add_option("name", key_name, "the key's name, e.g. server or alice")->required();
+  kgen->add_option("--dir", key_dir, "where to write the files (default: here)");
+  kgen->callback([&] { rc = keys_generate(g, key_name, key_dir); });
+
   // --- completion, man page (generated from the definitions above) ---
   std::string shell;
   auto* comp = app.add_subcommand(
@@ -403,9 +424,11 @@ int main(int argc, char** argv) {
                {"EXIT STATUS",
                 "  0 ok\n  1 the broker refused the request (unknown topic, invalid "
                 "config, ...)\n  2 usage error\n  3 the broker did not answer within "
-                "--timeout-ms\n  4 something else failed (I/O, a check)"},
+                "--timeout-ms\n  4 something else failed (I/O, a check)\n  5 the broker did "
+                "not admit this client's key"},
                {"ENVIRONMENT",
-                "  FERRY_BROKER the broker address (--broker)\n  FERRY_COMPRESSION "
+                "  FERRY_BROKER the broker address (--broker)\n  FERRY_KEY_FILE, "
+                "FERRY_SERVER_KEY --key-file, --server-key\n  FERRY_COMPRESSION "
                 "produce --compression\n  FERRY_LOG_LEVEL the client libraries' log level "
                 "(default warn)"},
                {"SEE ALSO", "ferryd(1); docs/cli.md in the Ferry sources."}};

@@ -53,6 +53,8 @@ struct native_request {
   const wire::Envelope* env = nullptr;  ///< verified; points into frames[0]
   std::vector<in_frame> frames;         ///< [0] envelope, [1..] data frames
   std::string peer;                     ///< the client's address (JoinGroup's member host)
+  /// The authenticated user (security.enabled); empty without security.
+  std::string principal;
   steady::time_point received{};
   steady::time_point deadline{};  ///< a fetch's long poll ends here
   native_responder* responder = nullptr;

@@ -20,6 +20,19 @@
 
 namespace ferry::broker {
 
+/// [security] (docs/security.md): with `enabled`, every ZeroMQ client must
+/// authenticate with a CURVE key listed in the users file; nothing is
+/// served to anyone else.
+struct security_config {
+  bool enabled = false;
+  /// ferryd's key pair (NAME.key from `ferry keys generate`). A relative
+  /// path in the TOML file is relative to the file's directory.
+  std::filesystem::path server_key_file;
+  /// [users.NAME] public_key = "Z85...": who may connect. Re-read when it
+  /// changes: a removed or replaced key is refused from its next request.
+  std::filesystem::path users_file;
+};
+
 struct broker_config {
   std::filesystem::path data_dir;
   std::string listen = "tcp://127.0.0.1:7400";
@@ -64,6 +77,7 @@ struct broker_config {
   std::int64_t ledger_max_keys = 1'000'000;
   /// Compatibility mode of schema subjects that have none of their own.
   schema::mode schema_compatibility = schema::mode::backward;
+  security_config security;
 };
 
 /// Looks up an environment variable (injectable for tests).

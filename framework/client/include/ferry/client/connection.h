@@ -128,6 +128,8 @@ class connection {
   std::set<std::uint64_t> pending_;       // sent, not yet answered or forgotten
   std::map<std::uint64_t, reply> ready_;  // answered, not yet claimed
   std::set<std::uint64_t> lost_;          // pending when the connection dropped; not yet reported
+  std::set<std::uint64_t> failed_;        // pending when the broker refused the handshake
+  bool handshake_failed_ = false;         // the last handshake failed (none succeeded since)
 };
 
 }  // namespace ferry::client

@@ -51,6 +51,10 @@ enum class errc : int {
   unknown_schema = 32,               ///< no schema with that id or subject version
   schema_required = 33,              ///< the topic accepts only records with a registered schema id
   inconsistent_group_protocol = 34,  ///< the group has Kafka-protocol members (docs/kafka.md)
+  /// The broker did not admit this client's key (docs/security.md): no
+  /// key while the broker requires one, a key not in its users file, a
+  /// revoked key, or --server-key not the broker's.
+  authentication_failed = 35,
 };
 
 /// The "ferry.wire" category.

@@ -23,6 +23,14 @@ struct client_options {
   /// Pause between attempts after a retriable failure.
   std::chrono::milliseconds retry_backoff{100};
   protocol::socket_options socket;
+  /// CURVE authentication (docs/security.md), both or neither: this
+  /// client's key pair (NAME.key from `ferry keys generate`) and the
+  /// broker's public key (its .pub or .key file, or the Z85 text). The
+  /// library never reads FERRY_KEY_FILE / FERRY_SERVER_KEY; the `ferry` CLI
+  /// does. A broker that refuses the key fails calls with
+  /// errc::authentication_failed at once, not after a time-out.
+  std::string key_file{};
+  std::string server_key{};
 };
 
 }  // namespace ferry::client

@@ -60,6 +60,7 @@ enum class error : std::int16_t {
   concurrent_transactions = 51,
   transactional_id_authorization_failed = 53,
   kafka_storage_error = 56,
+  sasl_authentication_failed = 58,
   unknown_producer_id = 59,
   non_empty_group = 68,
   group_id_not_found = 69,

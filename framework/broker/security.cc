@@ -1,0 +1,265 @@
+#include "security.h"
+
+#include <fmt/format.h>
+#include <toml++/toml.h>
+
+#include <fstream>
+#include <sstream>
+
+#include "ferry/core/logging.h"
+#include "ferry/protocol/curve.h"
+
+namespace ferry::broker {
+
+namespace {
+
+std::shared_ptr<spdlog::logger> logger() {
+  static auto l = log::get("security");
+  return l;
+}
+
+}  // namespace
+
+std::optional<std::vector<user>> parse_users(const std::string& text, const std::string& file,
+                                             std::string& why) {
+  toml::table tbl;
+  try {
+    tbl = toml::parse(text, file);
+  } catch (const toml::parse_error& e) {
+    why = fmt::format("{}:{}:{}: {}", file, e.source().begin.line, e.source().begin.column,
+                      e.description());
+    return std::nullopt;
+  }
+  std::vector<user> out;
+  std::map<std::string, std::string> owner;  // key -> user
+  bool ok = true;
+  tbl.for_each([&](const toml::key& section, const toml::node& node) {
+    if (!ok) return;
+    const auto* users = node.as_table();
+    if (section.str() != "users" || users == nullptr) {
+      why = fmt::format("{}: unknown entry '{}'; users go in [users.NAME] tables", file,
+                        section.str());
+      ok = false;
+      return;
+    }
+    users->for_each([&](const toml::key& name, const toml::node& entry) {
+      if (!ok) return;
+      const auto* t = entry.as_table();
+      user u;
+      u.name = std::string(name.str());
+      const bool good_name =
+          !u.name.empty() && u.name.size() <= 249 &&
+          u.name.find_first_not_of(
+              "ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789._-") ==
+              std::string::npos;
+      if (t == nullptr || !good_name) {
+        why = fmt::format("{}: users.{}: a user is a table named by 1-249 of [A-Za-z0-9._-]", file,
+                          u.name);
+        ok = false;
+        return;
+      }
+      t->for_each([&](const toml::key& k, const toml::node& v) {
+        if (!ok) return;
+        if (k.str() == "public_key" && v.is_string()) {
+          u.public_key = *v.value<std::string>();
+        } else if (k.str() == "super_user" && v.is_boolean()) {
+          u.super_user = *v.value<bool>();
+        } else {
+          why = fmt::format(
+              "{}: users.{}.{}: unknown or of the wrong type (public_key is a "
+              "string, super_user true or false)",
+              file, u.name, k.str());
+          ok = false;
+        }
+      });
+      if (!ok) return;
+      if (!protocol::valid_z85_key(u.public_key)) {
+        why = fmt::format(
+            "{}: users.{}.public_key must be 40 characters of Z85 (the public_key "
+            "line of NAME.pub from `ferry keys generate NAME`)",
+            file, u.name);
+        ok = false;
+        return;
+      }
+      if (auto [it, fresh] = owner.emplace(u.public_key, u.name); !fresh) {
+        why = fmt::format("{}: users {} and {} have the same public_key; each needs its own", file,
+                          it->second, u.name);
+        ok = false;
+        return;
+      }
+      out.push_back(std::move(u));
+    });
+  });
+  if (!ok) return std::nullopt;
+  return out;
+}
+
+user_directory::user_directory(std::filesystem::path file) : file_(std::move(file)) {}
+
+result<void> user_directory::load(std::string& why) {
+  std::error_code ec;
+  auto snap = std::make_shared<snapshot>();
+  snap->mtime = std::filesystem::last_write_time(file_, ec);
+  snap->size = ec ? 0 : std::filesystem::file_size(file_, ec);
+  std::ifstream in(file_);
+  if (ec || !in) {
+    why = fmt::format("cannot read the users file {}: {}", file_.string(),
+                      ec ? ec.message() : std::string("cannot open"));
+    return ec ? ec : std::make_error_code(std::errc::io_error);
+  }
+  std::ostringstream text;
+  text << in.rdbuf();
+  auto users = parse_users(text.str(), file_.string(), why);
+  if (!users) return std::make_error_code(std::errc::invalid_argument);
+  for (auto& u : *users) {
+    auto key = u.public_key;
+    snap->by_key.emplace(std::move(key), std::move(u));
+  }
+  unique_lock lock(mu_);
+  current_ = std::move(snap);
+  return success();
+}
+
+void user_directory::refresh() {
+  std::error_code ec;
+  const auto mtime = std::filesystem::last_write_time(file_, ec);
+  const auto size = ec ? 0 : std::filesystem::file_size(file_, ec);
+  {
+    unique_lock lock(mu_);
+    if (current_ && !ec && current_->mtime == mtime && current_->size == size) return;
+  }
+  std::string why;
+  if (auto r = load(why); !r) {
+    // Keep serving the last good users: an edit in progress must neither
+    // lock everyone out nor let anyone in.
+    logger()->error("users file not reloaded, the previous users stay in force: {}", why);
+    unique_lock lock(mu_);
+    if (current_) {
+      auto same = std::make_shared<snapshot>(*current_);
+      same->mtime = mtime;  // report once per change, not per connection
+      same->size = size;
+      current_ = std::move(same);
+    }
+    return;
+  }
+  unique_lock lock(mu_);
+  logger()->info("users file {} reloaded: {} user(s)", file_.string(), current_->by_key.size());
+}
+
+std::optional<user> user_directory::by_key(const std::string& z85) const {
+  unique_lock lock(mu_);
+  if (!current_) return std::nullopt;
+  auto it = current_->by_key.find(z85);
+  if (it == current_->by_key.end()) return std::nullopt;
+  return it->second;
+}
+
+bool user_directory::holds(std::string_view user_id) const {
+  const auto colon = user_id.find(':');
+  if (colon == std::string_view::npos) return false;
+  const auto name = user_id.substr(0, colon);
+  const auto key = user_id.substr(colon + 1);
+  unique_lock lock(mu_);
+  if (!current_) return false;
+  auto it = current_->by_key.find(key);
+  return it != current_->by_key.end() && it->second.name == name;
+}
+
+// RFC 27 request, after the REP envelope: version, request id, domain,
+// address, routing id, mechanism, credentials...
+zap_decision decide_zap(std::span<const std::string> frames, const user_directory& users) {
+  zap_decision d;
+  if (frames.size() >= 2) d.request_id = frames[1];
+  if (frames.size() >= 4) d.address = frames[3];
+  if (frames.size() < 6 || frames[0] != "1.0") {
+    d.status = "500";
+    d.text = "malformed ZAP request";
+    return d;
+  }
+  const auto& mechanism = frames[5];
+  if (mechanism != "CURVE") {
+    d.text = "only CURVE is accepted";
+    return d;
+  }
+  if (frames.size() != 7 || frames[6].size() != 32) {
+    d.status = "500";
+    d.text = "malformed CURVE credentials";
+    return d;
+  }
+  const auto key = protocol::z85_of_key(frames[6]);
+  auto u = users.by_key(key);
+  if (!u) {
+    d.text = "unknown key";
+    return d;
+  }
+  d.status = "200";
+  d.text = "OK";
+  d.user_id = u->name + ":" + key;
+  return d;
+}
+
+zap_handler::zap_handler(zmq::context_t& ctx, user_directory& users, broker_metrics& stats)
+    : ctx_(ctx), users_(users), stats_(stats) {}
+
+zap_handler::~zap_handler() {
+  stop();
+}
+
+result<void> zap_handler::start() {
+  try {
+    zmq::socket_t s(ctx_, zmq::socket_type::rep);
+    s.set(zmq::sockopt::linger, 0);
+    s.bind("inproc://zeromq.zap.01");
+    thread_ = std::thread([this, sock = std::move(s)]() mutable { loop(std::move(sock)); });
+  } catch (const zmq::error_t& e) {
+    return std::error_code(e.num(), std::generic_category());
+  }
+  return success();
+}
+
+void zap_handler::stop() {
+  stop_ = true;
+  if (thread_.joinable()) thread_.join();
+}
+
+void zap_handler::loop(zmq::socket_t s) {
+  auto refused_log_at = std::chrono::steady_clock::time_point{};
+  std::uint64_t unlogged = 0;
+  while (!stop_) {
+    zmq::pollitem_t item{s.handle(), 0, ZMQ_POLLIN, 0};
+    try {
+      if (zmq::poll(&item, 1, std::chrono::milliseconds(100)) == 0) continue;
+      std::vector<std::string> frames;
+      for (bool more = true; more;) {
+        zmq::message_t m;
+        if (!s.recv(m)) break;
+        frames.emplace_back(static_cast<const char*>(m.data()), m.size());
+        more = m.more();
+      }
+      users_.refresh();
+      auto d = decide_zap(frames, users_);
+      if (d.status != "200") {
+        stats_.auth_failures.with({"unknown_key"}).inc();
+        const auto now = std::chrono::steady_clock::now();
+        if (now >= refused_log_at) {
+          logger()->warn("refused a connection from {}: {}{}", d.address, d.text,
+                         unlogged > 0 ? fmt::format(" ({} more since the last such line)", unlogged)
+                                      : std::string());
+          unlogged = 0;
+          refused_log_at = now + std::chrono::seconds(1);
+        } else {
+          ++unlogged;
+        }
+      }
+      const std::string reply[] = {"1.0", d.request_id, d.status, d.text, d.user_id, ""};
+      for (std::size_t i = 0; i < std::size(reply); ++i)
+        s.send(zmq::buffer(reply[i]),
+               i + 1 < std::size(reply) ? zmq::send_flags::sndmore : zmq::send_flags::none);
+    } catch (const zmq::error_t& e) {
+      if (e.num() == ETERM) return;
+      logger()->error("ZAP handler: {}", e.what());
+    }
+  }
+}
+
+}  // namespace ferry::broker

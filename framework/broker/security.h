@@ -1,0 +1,109 @@
+// Authentication on the ZeroMQ listener (docs/security.md): CURVE on the
+// ROUTER socket, and a ZAP handler (ZeroMQ RFC 27) that admits only the
+// public keys of the users file. libzmq 4.3's CURVE server admits every
+// client key when no ZAP handler answers, so the handler is started before
+// the socket binds, and a request it cannot answer is refused.
+//
+// The users file (TOML):
+//
+//   [users.alice]
+//   public_key = "Z85..."          # from alice.pub (ferry keys generate alice)
+//   super_user = false             # for the authorization rules (ACLs)
+//
+// Each accepted connection carries the ZAP user id "NAME:KEY"; every
+// request's principal is NAME, and a request whose NAME:KEY pair is no
+// longer in the file (revoked, or rotated to a new key) is refused.
+//
+// Thread safety: user_directory is safe from any thread; zap_handler's
+// start()/stop() from the controlling thread.
+#pragma once
+
+#include <atomic>
+#include <filesystem>
+#include <map>
+#include <memory>
+#include <optional>
+#include <span>
+#include <string>
+#include <thread>
+#include <vector>
+#include <zmq.hpp>
+
+#include "broker_metrics.h"
+#include "ferry/core/mutex.h"
+#include "ferry/core/result.h"
+
+namespace ferry::broker {
+
+struct user {
+  std::string name;
+  std::string public_key;  ///< Z85
+  bool super_user = false;
+};
+
+/// The users file's text as users; nullopt with `why` (naming the file and
+/// the user) when anything in it is wrong: unknown keys, a bad key, a key
+/// given to two users.
+[[nodiscard]] std::optional<std::vector<user>> parse_users(const std::string& text,
+                                                           const std::string& file,
+                                                           std::string& why);
+
+/// The users file, re-read when it changes.
+class user_directory {
+ public:
+  explicit user_directory(std::filesystem::path file);
+  /// The first read: an error stops the start.
+  [[nodiscard]] result<void> load(std::string& why);
+  /// Re-reads the file if its modification time or size changed. A file
+  /// that no longer parses keeps the last good users (logged as an error).
+  void refresh();
+  /// The user holding this public key (Z85), if any.
+  [[nodiscard]] std::optional<user> by_key(const std::string& z85) const;
+  /// Whether NAME still holds KEY ("NAME:KEY", a ZAP user id).
+  [[nodiscard]] bool holds(std::string_view user_id) const;
+
+ private:
+  struct snapshot {
+    std::map<std::string, user, std::less<>> by_key;
+    std::filesystem::file_time_type mtime{};
+    std::uintmax_t size = 0;
+  };
+  std::filesystem::path file_;
+  mutable mutex mu_;
+  std::shared_ptr<const snapshot> current_ FERRY_GUARDED_BY(mu_);
+};
+
+/// One ZAP request (its frames after the envelope) and what to answer.
+struct zap_decision {
+  std::string request_id;
+  std::string status = "400";  ///< "200" admitted, "400" refused, "500" malformed
+  std::string text;
+  std::string user_id;  ///< "NAME:KEY" when admitted
+  std::string address;  ///< the client's, for the log
+};
+[[nodiscard]] zap_decision decide_zap(std::span<const std::string> frames,
+                                      const user_directory& users);
+
+/// Answers ZAP requests of `ctx` on its own thread.
+class zap_handler {
+ public:
+  zap_handler(zmq::context_t& ctx, user_directory& users, broker_metrics& stats);
+  ~zap_handler();
+  zap_handler(const zap_handler&) = delete;
+  zap_handler& operator=(const zap_handler&) = delete;
+
+  /// Binds inproc://zeromq.zap.01 (before the ROUTER binds) and starts.
+  [[nodiscard]] result<void> start();
+  void stop();
+
+ private:
+  void loop(zmq::socket_t s);
+
+  zmq::context_t& ctx_;
+  user_directory& users_;
+  broker_metrics& stats_;
+  std::atomic<bool> stop_{false};
+  std::thread thread_;
+};
+
+}  // namespace ferry::broker
