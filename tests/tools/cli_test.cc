@@ -17,6 +17,7 @@
 #include "ferry/client/consumer.h"
 #include "ferry/client/errc.h"
 #include "ferry/client/producer.h"
+#include "ferry/protocol/curve.h"
 #include "inproc_broker.h"
 
 namespace {
@@ -374,6 +375,34 @@ TEST_F(CliTest, CompletionAndManPagesFollowTheCommands) {
   auto ferryd_man = run_command(std::string(FERRY_FERRYD) + " --man", dir_ / "d.err");
   EXPECT_EQ(ferryd_man.code, 0);
   EXPECT_NE(ferryd_man.out.find("check\\-config"), std::string::npos) << ferryd_man.out;
+}
+
+// ferry keys generate: a pair only its owner can read, a public half, and
+// never an overwritten key.
+TEST_F(CliTest, KeysGenerateWritesAPairOnlyOnce) {
+  const auto kdir = dir_ / "keys";
+  std::filesystem::create_directories(kdir);
+  auto made = ferry("-o json keys generate alice --dir " + kdir.string());
+  ASSERT_EQ(made.code, 0) << made.err;
+  const auto j = nlohmann::json::parse(made.out);
+  std::string why;
+  auto pair = ferry::protocol::read_key_file(kdir / "alice.key", why);
+  ASSERT_TRUE(pair) << why;
+  EXPECT_EQ(pair.value().public_key, j["public_key"]);
+  auto pub = ferry::protocol::read_public_key((kdir / "alice.pub").string(), why);
+  ASSERT_TRUE(pub) << why;
+  EXPECT_EQ(pub.value(), j["public_key"]);
+  EXPECT_EQ(std::filesystem::status(kdir / "alice.key").permissions() & std::filesystem::perms::all,
+            std::filesystem::perms::owner_read | std::filesystem::perms::owner_write);
+  EXPECT_EQ(std::filesystem::file_size(kdir / "alice.pub") > 0, true);
+  auto again = ferry("keys generate alice --dir " + kdir.string());
+  EXPECT_EQ(again.code, 4);
+  EXPECT_NE(again.err.find("never overwritten"), std::string::npos) << again.err;
+  auto still = ferry::protocol::read_key_file(kdir / "alice.key", why);
+  ASSERT_TRUE(still);
+  EXPECT_EQ(still.value().secret_key, pair.value().secret_key) << "the old pair is intact";
+  EXPECT_EQ(ferry("keys generate 'a b' --dir " + kdir.string()).code, 2);
+  EXPECT_EQ(ferry("keys generate bob --dir " + (dir_ / "nope").string()).code, 4);
 }
 
 TEST_F(CliTest, FromTimeTakesDurationsAndEpochMilliseconds) {

@@ -1,0 +1,116 @@
+// Fuzz target: the ZAP requests ferryd's handler decides on (security.h:
+// decide_zap) and the users file it reads (parse_users), with the
+// invariant that matters: only the exact key of a listed user, offered
+// over CURVE in a well-formed version 1.0 request, is admitted, and then
+// as that user.
+//
+// Input: byte 0 picks the target (even: ZAP request, odd: users file); for
+// a ZAP request the rest is frames, each a 1-byte length and its bytes.
+#include <unistd.h>
+
+#include <cstdint>
+#include <cstdlib>
+#include <filesystem>
+#include <fstream>
+#include <string>
+#include <vector>
+
+#include "ferry/protocol/curve.h"
+#include "security.h"
+
+namespace {
+
+// One listed user with a fixed key (raw bytes 0..31).
+struct fixture {
+  std::string raw_key;
+  std::string z85;
+  std::unique_ptr<ferry::broker::user_directory> users;
+  fixture() {
+    for (int i = 0; i < 32; ++i) raw_key += static_cast<char>(i);
+    z85 = ferry::protocol::z85_of_key(raw_key);
+    const auto path = std::filesystem::temp_directory_path() /
+                      ("ferry-zap-fuzz-" + std::to_string(::getpid()) + ".toml");
+    std::ofstream(path) << "[users.alice]\npublic_key = \"" << z85 << "\"\n";
+    users = std::make_unique<ferry::broker::user_directory>(path);
+    std::string why;
+    if (!users->load(why)) std::abort();
+    std::filesystem::remove(path);
+  }
+};
+
+const fixture& fx() {
+  static const fixture f;
+  return f;
+}
+
+std::vector<std::string> frames_of(const std::uint8_t* data, std::size_t size) {
+  std::vector<std::string> out;
+  std::size_t i = 0;
+  while (i < size) {
+    const std::size_t n = data[i++];
+    const std::size_t take = std::min(n, size - i);
+    out.emplace_back(reinterpret_cast<const char*>(data + i), take);
+    i += take;
+  }
+  return out;
+}
+
+}  // namespace
+
+// 0: refused, 1: admitted, 2: users file parsed; aborts on a broken invariant.
+int ferry_fuzz_zap_one(const std::uint8_t* data, std::size_t size) {
+  if (size == 0) return 0;
+  if (data[0] % 2 == 1) {
+    std::string why;
+    auto users = ferry::broker::parse_users(
+        std::string(reinterpret_cast<const char*>(data + 1), size - 1), "fuzz.toml", why);
+    if (!users) return 0;
+    for (const auto& u : *users)
+      if (!ferry::protocol::valid_z85_key(u.public_key) || u.name.empty()) std::abort();
+    return 2;
+  }
+  const auto frames = frames_of(data + 1, size - 1);
+  const auto d = ferry::broker::decide_zap(frames, *fx().users);
+  if (d.status != "200") {
+    if (!d.user_id.empty()) std::abort();  // a refusal names nobody
+    return 0;
+  }
+  const bool exact =
+      frames.size() == 7 && frames[0] == "1.0" && frames[5] == "CURVE" && frames[6] == fx().raw_key;
+  if (!exact || d.user_id != "alice:" + fx().z85) std::abort();
+  return 1;
+}
+
+std::vector<std::vector<std::uint8_t>> ferry_fuzz_zap_seeds() {
+  auto request = [](const std::vector<std::string>& frames) {
+    std::vector<std::uint8_t> out{0};
+    for (const auto& f : frames) {
+      out.push_back(static_cast<std::uint8_t>(f.size()));
+      out.insert(out.end(), f.begin(), f.end());
+    }
+    return out;
+  };
+  const auto& key = fx().raw_key;
+  std::string other = key;
+  other[0] = 'x';
+  std::vector<std::vector<std::uint8_t>> seeds = {
+      request({"1.0", "1", "ferry", "127.0.0.1", "", "CURVE", key}),    // admitted
+      request({"1.0", "2", "ferry", "127.0.0.1", "", "CURVE", other}),  // unknown key
+      request({"1.0", "3", "ferry", "127.0.0.1", "", "NULL"}),
+      request({"1.0", "4", "ferry", "127.0.0.1", "", "PLAIN", "alice", "secret"}),
+  };
+  const std::string users = "[users.alice]\npublic_key = \"" + fx().z85 +
+                            "\"\nsuper_user = true\n[users.bob]\npublic_key = \"" +
+                            ferry::protocol::z85_of_key(other) + "\"\n";
+  std::vector<std::uint8_t> u{1};
+  u.insert(u.end(), users.begin(), users.end());
+  seeds.push_back(u);
+  return seeds;
+}
+
+#ifdef FERRY_LIBFUZZER
+extern "C" int LLVMFuzzerTestOneInput(const std::uint8_t* data, std::size_t size) {
+  (void)ferry_fuzz_zap_one(data, size);
+  return 0;
+}
+#endif
