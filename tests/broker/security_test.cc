@@ -2,6 +2,8 @@
 // ZAP handler that admits only the users file's keys. Each refusal has its
 // negative control (the same thing with an admitted key works), and the
 // anonymous fallback of libzmq's CURVE server is probed with raw sockets.
+#include "security.h"
+
 #include <gtest/gtest.h>
 
 #include <chrono>
@@ -19,7 +21,6 @@
 #include "ferry/protocol/socket.h"
 #include "inproc_broker.h"
 #include "metrics_scrape.h"
-#include "security.h"
 
 namespace {
 
