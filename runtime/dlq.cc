@@ -170,6 +170,7 @@ std::int64_t dead_letter::dead_lettered_ms() const {
 std::string dead_letter::error_code() const {
   if (!failure || failure->attempts.empty()) return {};
   const auto& a = failure->attempts.back();
+  if (a.category.empty()) return {};  // an attempt whose error was not kept
   return a.category + ":" + std::to_string(a.code);
 }
 

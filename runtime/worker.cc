@@ -302,12 +302,22 @@ void worker::impl::enqueue(std::vector<client::consumer_record>& records) {
       // Attempts made by an earlier owner (in_order / key_ordered).
       e->attempts = rs->second.attempts;
       e->meta = rs->second;
-      e->history.attempts_total = rs->second.attempts - 1;
-      e->history.add_attempt({rs->second.first_ms, error_class::retriable, "ferry.runtime", 0,
-                              rs->second.last_error.empty()
-                                  ? std::string("(attempts before a restart or rebalance)")
-                                  : rs->second.last_error,
-                              "(earlier owner)"});
+      // One entry per earlier attempt, so attempts are numbered as they
+      // happened: only the first's time and the last's error survived the
+      // restart (the commit metadata), the rest say so.
+      e->history.attempts_total = 0;
+      e->history.attempts.clear();
+      const int earlier = std::max(1, rs->second.attempts);
+      for (int i = 1; i <= earlier; ++i) {
+        const bool last = i == earlier;
+        std::string what = last && !rs->second.last_error.empty()
+                               ? rs->second.last_error
+                               : std::string(
+                                     "(made before a restart or rebalance; its error was "
+                                     "not kept)");
+        e->history.add_attempt({i == 1 ? rs->second.first_ms : 0, error_class::retriable, "", 0,
+                                std::move(what), "(earlier owner)"});
+      }
       p.restored.erase(rs);
       const bool was_routing = e->meta.route >= 0 && e->meta.route <= 2;
       if (was_routing || e->attempts >= p.sub->s.retry.max_attempts) {

@@ -160,6 +160,10 @@ int main(int argc, char** argv) {
   const std::string config_name = file ? file->string() : std::string("(none)");
   if (check) {
     std::vector<std::string> warnings;
+    if (auto sec = ferry::broker::check_security_files(cfg, error); !sec) {
+      std::fprintf(stderr, "ferryd: invalid configuration: %s\n", error.c_str());
+      return 2;
+    }
     if (auto p = ferry::broker::probe_listeners(cfg, error, warnings); !p) {
       std::fprintf(stderr, "ferryd: invalid configuration: %s\n", error.c_str());
       return 2;

@@ -72,7 +72,12 @@ struct broker_metrics {
             "Clients refused authentication (security.enabled): unknown_key (not in the users "
             "file), handshake (no CURVE, or not the broker's key), revoked (a request with a key "
             "removed from the users file since it connected)",
-            {"reason"})) {}
+            {"reason"})),
+        audit_records(r.counter_metric("ferry_broker_audit_records_total",
+                                       "Lines written to the audit log (security.audit_file)")),
+        audit_failures(r.counter_metric(
+            "ferry_broker_audit_failures_total",
+            "Audit lines that could not be written or synced (the action was not undone)")) {}
 
   topic_counters for_topic(const std::string& t) {
     return {&records_in.with({t}), &bytes_in.with({t}), &records_out.with({t}),
@@ -109,6 +114,8 @@ struct broker_metrics {
   metrics::gauge& connections;
   metrics::counter& connections_accepted;
   metrics::family<metrics::counter>& auth_failures;
+  metrics::counter& audit_records;
+  metrics::counter& audit_failures;
   std::array<std::atomic<metrics::counter*>, static_cast<std::size_t>(wire::ErrorCode::MAX) + 1>
       refused_by_code{};
 };

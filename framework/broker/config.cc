@@ -322,6 +322,13 @@ const std::vector<key_def>& keys() {
           },
           "the path of the users file ([users.NAME] public_key = \"Z85...\")"),
       string_key(
+          "security.audit_file", "FERRY_SECURITY_AUDIT_FILE",
+          [](broker_config& c, const std::string& s) {
+            c.security.audit_file = s;
+            return true;
+          },
+          "the path of the audit log (one JSON line per admin action), or empty for none"),
+      string_key(
           "schemas.compatibility", "FERRY_SCHEMAS_COMPATIBILITY",
           [](broker_config& c, const std::string& s) {
             auto m = schema::parse_mode(s);
@@ -418,7 +425,7 @@ result<broker_config> load_config(const std::optional<std::filesystem::path>& to
     }
     // Key files named in the file are found next to it.
     const auto base = toml_file->parent_path();
-    for (auto* p : {&c.security.server_key_file, &c.security.users_file})
+    for (auto* p : {&c.security.server_key_file, &c.security.users_file, &c.security.audit_file})
       if (!p->empty() && p->is_relative()) *p = base / *p;
   }
   for (const auto& k : keys()) {

@@ -20,6 +20,14 @@ result<void> open_core(broker_core& c, pipeline& line) {
   const auto& cfg = c.cfg;
   FERRY_TRY(c.topics.load());
   std::string why;
+  if (!cfg.security.audit_file.empty()) {
+    auto a = audit_log::open(cfg.security.audit_file, c.stats, why);
+    if (!a) {
+      logger()->error("{}", why);
+      return a.error();
+    }
+    c.audit = std::move(a).value();
+  }
   auto ids = producer_registry::open(storage::posix_env(), cfg.data_dir / "producers", &why);
   if (!ids) {
     logger()->error("cannot open the producer registry: {}",

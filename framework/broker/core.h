@@ -17,6 +17,7 @@
 #include <string>
 #include <tuple>
 
+#include "audit.h"
 #include "broker_metrics.h"
 #include "ferry/broker/config.h"
 #include "ferry/core/thread_annotations.h"
@@ -49,6 +50,8 @@ struct broker_core {
   std::unique_ptr<schema_registry> registry FERRY_GUARDED_BY(core_thread);
   std::unique_ptr<group_coordinator> groups FERRY_GUARDED_BY(core_thread);
   waiter_board fetches FERRY_GUARDED_BY(core_thread);
+  /// security.audit_file; null when not configured (audit.h).
+  std::unique_ptr<audit_log> audit;
   steady::time_point started_at = steady::now();
   /// Topics deleted since open (a cache keyed by topic name is stale when
   /// this moved: a topic of the same name may follow, with other records).

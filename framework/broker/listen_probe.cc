@@ -3,10 +3,12 @@
 #include <fmt/format.h>
 #include <netdb.h>
 #include <sys/socket.h>
+#include <sys/un.h>
 #include <unistd.h>
 
 #include <cerrno>
 #include <cstring>
+#include <filesystem>
 #include <zmq.hpp>
 
 #include "ferry/broker/config.h"
@@ -53,9 +55,30 @@ std::string probe_tcp(const std::string& host_port, bool& in_use) {
   return why;
 }
 
-// ZeroMQ's own bind, so every endpoint form it takes (tcp://*:P,
-// tcp://eth0:P, ipc://PATH) is judged as the start judges it.
+// ipc://PATH: never bound here, because binding removes whatever socket
+// file is at PATH (a running ferryd's). The directory must exist and be
+// writable; a socket that answers a connect is in use.
+std::string probe_ipc(const std::string& path, bool& in_use) {
+  const auto dir = std::filesystem::path(path).parent_path();
+  const auto d = dir.empty() ? std::filesystem::path(".") : dir;
+  if (::access(d.c_str(), W_OK | X_OK) != 0)
+    return fmt::format("{}: {}", d.string(), std::strerror(errno));
+  sockaddr_un a{};
+  if (path.size() >= sizeof a.sun_path) return "the path is too long for a unix socket";
+  a.sun_family = AF_UNIX;
+  std::memcpy(a.sun_path, path.c_str(), path.size() + 1);
+  const int fd = ::socket(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0);
+  if (fd >= 0) {
+    in_use = ::connect(fd, reinterpret_cast<const sockaddr*>(&a), sizeof a) == 0;
+    ::close(fd);
+  }
+  return in_use ? "in use" : std::string();
+}
+
+// ZeroMQ's own bind, so every TCP endpoint form it takes (tcp://*:P,
+// tcp://eth0:P) is judged as the start judges it.
 std::string probe_zmq(const std::string& endpoint, bool& in_use) {
+  if (endpoint.rfind("ipc://", 0) == 0) return probe_ipc(endpoint.substr(6), in_use);
   try {
     zmq::context_t ctx(1);
     zmq::socket_t s(ctx, zmq::socket_type::router);

@@ -3,9 +3,12 @@
 #include <fmt/format.h>
 #include <toml++/toml.h>
 
+#include <cstdlib>
+#include <cstring>
 #include <fstream>
 #include <sstream>
 
+#include "ferry/broker/config.h"
 #include "ferry/core/logging.h"
 #include "ferry/protocol/curve.h"
 
@@ -96,54 +99,55 @@ std::optional<std::vector<user>> parse_users(const std::string& text, const std:
 
 user_directory::user_directory(std::filesystem::path file) : file_(std::move(file)) {}
 
-result<void> user_directory::load(std::string& why) {
-  std::error_code ec;
-  auto snap = std::make_shared<snapshot>();
-  snap->mtime = std::filesystem::last_write_time(file_, ec);
-  snap->size = ec ? 0 : std::filesystem::file_size(file_, ec);
+std::optional<user_directory::snapshot> user_directory::read(std::string& why) const {
   std::ifstream in(file_);
-  if (ec || !in) {
-    why = fmt::format("cannot read the users file {}: {}", file_.string(),
-                      ec ? ec.message() : std::string("cannot open"));
-    return ec ? ec : std::make_error_code(std::errc::io_error);
+  if (!in) {
+    why = fmt::format("cannot read the users file {}: {}", file_.string(), std::strerror(errno));
+    return std::nullopt;
   }
   std::ostringstream text;
   text << in.rdbuf();
-  auto users = parse_users(text.str(), file_.string(), why);
-  if (!users) return std::make_error_code(std::errc::invalid_argument);
+  snapshot snap;
+  snap.text = text.str();
+  auto users = parse_users(snap.text, file_.string(), why);
+  if (!users) return std::nullopt;
   for (auto& u : *users) {
     auto key = u.public_key;
-    snap->by_key.emplace(std::move(key), std::move(u));
+    snap.by_key.emplace(std::move(key), std::move(u));
   }
+  return snap;
+}
+
+result<void> user_directory::load(std::string& why) {
+  unique_lock serial(load_mu_);
+  auto snap = read(why);
+  if (!snap) return std::make_error_code(std::errc::invalid_argument);
   unique_lock lock(mu_);
-  current_ = std::move(snap);
+  current_ = std::make_shared<const snapshot>(std::move(*snap));
   return success();
 }
 
 void user_directory::refresh() {
-  std::error_code ec;
-  const auto mtime = std::filesystem::last_write_time(file_, ec);
-  const auto size = ec ? 0 : std::filesystem::file_size(file_, ec);
-  {
-    unique_lock lock(mu_);
-    if (current_ && !ec && current_->mtime == mtime && current_->size == size) return;
-  }
+  unique_lock serial(load_mu_);
   std::string why;
-  if (auto r = load(why); !r) {
-    // Keep serving the last good users: an edit in progress must neither
-    // lock everyone out nor let anyone in.
-    logger()->error("users file not reloaded, the previous users stay in force: {}", why);
-    unique_lock lock(mu_);
-    if (current_) {
-      auto same = std::make_shared<snapshot>(*current_);
-      same->mtime = mtime;  // report once per change, not per connection
-      same->size = size;
-      current_ = std::move(same);
-    }
+  auto snap = read(why);
+  if (!snap) {
+    // Keep serving the last good users: an edit in progress (or a file
+    // moved away) must neither lock everyone out nor let anyone in.
+    if (why != last_problem_)
+      logger()->error("users file not reloaded, the previous users stay in force: {}", why);
+    last_problem_ = why;
     return;
   }
-  unique_lock lock(mu_);
-  logger()->info("users file {} reloaded: {} user(s)", file_.string(), current_->by_key.size());
+  last_problem_.clear();
+  std::size_t n = 0;
+  {
+    unique_lock lock(mu_);
+    if (current_ && current_->text == snap->text) return;
+    n = snap->by_key.size();
+    current_ = std::make_shared<const snapshot>(std::move(*snap));
+  }
+  logger()->info("users file {} reloaded: {} user(s)", file_.string(), n);
 }
 
 std::optional<user> user_directory::by_key(const std::string& z85) const {
@@ -198,6 +202,21 @@ zap_decision decide_zap(std::span<const std::string> frames, const user_director
   return d;
 }
 
+result<void> check_security_files(const broker_config& c, std::string& error) {
+  if (!c.security.enabled) return success();
+  std::string why;
+  if (auto k = protocol::read_key_file(c.security.server_key_file, why); !k) {
+    error = "security.server_key_file: " + why;
+    return k.error();
+  }
+  user_directory users(c.security.users_file);
+  if (auto r = users.load(why); !r) {
+    error = "security.users_file: " + why;
+    return r.error();
+  }
+  return success();
+}
+
 zap_handler::zap_handler(zmq::context_t& ctx, user_directory& users, broker_metrics& stats)
     : ctx_(ctx), users_(users), stats_(stats) {}
 
@@ -226,8 +245,8 @@ void zap_handler::loop(zmq::socket_t s) {
   auto refused_log_at = std::chrono::steady_clock::time_point{};
   std::uint64_t unlogged = 0;
   while (!stop_) {
-    zmq::pollitem_t item{s.handle(), 0, ZMQ_POLLIN, 0};
     try {
+      zmq::pollitem_t item{s.handle(), 0, ZMQ_POLLIN, 0};
       if (zmq::poll(&item, 1, std::chrono::milliseconds(100)) == 0) continue;
       std::vector<std::string> frames;
       for (bool more = true; more;) {
@@ -236,8 +255,18 @@ void zap_handler::loop(zmq::socket_t s) {
         frames.emplace_back(static_cast<const char*>(m.data()), m.size());
         more = m.more();
       }
-      users_.refresh();
-      auto d = decide_zap(frames, users_);
+      zap_decision d;
+      try {
+        users_.refresh();
+        d = decide_zap(frames, users_);
+      } catch (const std::exception& e) {
+        // Refuse (never admit) what could not be decided.
+        d = {};
+        if (frames.size() >= 2) d.request_id = frames[1];
+        d.status = "500";
+        d.text = "internal error";
+        logger()->error("ZAP handler: {}", e.what());
+      }
       if (d.status != "200") {
         stats_.auth_failures.with({"unknown_key"}).inc();
         const auto now = std::chrono::steady_clock::now();
@@ -257,7 +286,21 @@ void zap_handler::loop(zmq::socket_t s) {
                i + 1 < std::size(reply) ? zmq::send_flags::sndmore : zmq::send_flags::none);
     } catch (const zmq::error_t& e) {
       if (e.num() == ETERM) return;
-      logger()->error("ZAP handler: {}", e.what());
+      // A REP socket left between a request and its reply would stall every
+      // later handshake: start over with a fresh one (still bound first).
+      logger()->error("ZAP handler: {}; restarting its socket", e.what());
+      try {
+        s.close();
+        s = zmq::socket_t(ctx_, zmq::socket_type::rep);
+        s.set(zmq::sockopt::linger, 0);
+        s.bind("inproc://zeromq.zap.01");
+      } catch (const zmq::error_t& again) {
+        // Without a handler libzmq would admit any key: stop the process
+        // rather than serve unauthenticated clients.
+        logger()->critical("ZAP handler cannot restart ({}): stopping to stay closed",
+                           again.what());
+        std::abort();
+      }
     }
   }
 }

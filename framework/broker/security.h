@@ -54,8 +54,10 @@ class user_directory {
   explicit user_directory(std::filesystem::path file);
   /// The first read: an error stops the start.
   [[nodiscard]] result<void> load(std::string& why);
-  /// Re-reads the file if its modification time or size changed. A file
-  /// that no longer parses keeps the last good users (logged as an error).
+  /// Re-reads the file and takes it if its contents changed (the file is
+  /// small; a rotation can keep its size and, within a clock tick, its
+  /// time). A file that is missing or no longer parses keeps the last good
+  /// users, logged as an error once per distinct problem.
   void refresh();
   /// The user holding this public key (Z85), if any.
   [[nodiscard]] std::optional<user> by_key(const std::string& z85) const;
@@ -65,10 +67,14 @@ class user_directory {
  private:
   struct snapshot {
     std::map<std::string, user, std::less<>> by_key;
-    std::filesystem::file_time_type mtime{};
-    std::uintmax_t size = 0;
+    std::string text;  // the file as it was read
   };
+  /// Reads and parses the file; the users, or nullopt with `why`.
+  std::optional<snapshot> read(std::string& why) const;
+
   std::filesystem::path file_;
+  mutex load_mu_;  // one reader at a time: an older read never replaces a newer one
+  std::string last_problem_ FERRY_GUARDED_BY(load_mu_);
   mutable mutex mu_;
   std::shared_ptr<const snapshot> current_ FERRY_GUARDED_BY(mu_);
 };

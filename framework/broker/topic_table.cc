@@ -201,12 +201,29 @@ outcome topic_table::alter(topic& t, topic_settings s) {
   // The one durable step: before it the topic is as it was (new partition
   // directories are ignored and replaced at the next addition), after it the
   // topic has its new settings.
-  auto r = storage::write_file_atomic(storage::posix_env(), dir_ / t.name / "topic.json",
-                                      settings_to_json(t.name, s));
+  const auto meta = dir_ / t.name / "topic.json";
+  auto r = storage::write_file_atomic(storage::posix_env(), meta, settings_to_json(t.name, s));
   if (!r) {
-    removed_added();
-    return {ErrorCode::Internal,
-            fmt::format("altering topic {} failed: {}", t.name, r.error().message())};
+    // The failure may come after the rename (syncing the directory): then
+    // the new settings are what the next start reads, so they are what
+    // this broker must serve too.
+    std::string why;
+    auto now = storage::read_file(storage::posix_env(), meta);
+    std::optional<std::pair<std::string, topic_settings>> parsed;
+    if (now) parsed = settings_from_json(now.value(), &why);
+    const bool took = parsed && parsed->second.partitions == s.partitions &&
+                      parsed->second.retention_ms == s.retention_ms &&
+                      parsed->second.retention_bytes == s.retention_bytes &&
+                      parsed->second.max_message_bytes == s.max_message_bytes;
+    if (!took) {
+      removed_added();
+      return {ErrorCode::Internal,
+              fmt::format("altering topic {} failed: {}", t.name, r.error().message())};
+    }
+    logger()->warn(
+        "topic {}: the new topic.json is in place but its sync failed ({}); "
+        "serving the new settings, which a restart reads too",
+        t.name, r.error().message());
   }
   for (auto& p : added) {
     p->counters = &t.counters;

@@ -103,10 +103,13 @@ result<std::string> zmq_frontend::bind() {
     // Open connections for ferry_broker_connections.
     const auto monitor_endpoint =
         fmt::format("inproc://ferry-monitor-{}", static_cast<const void*>(this));
+    // Handshake failures count as refusals only with security on (without
+    // it, a port scan or a health check that closes at once is no refusal).
+    const int handshake_events = cfg_.security.enabled ? ZMQ_EVENT_HANDSHAKE_FAILED_NO_DETAIL |
+                                                             ZMQ_EVENT_HANDSHAKE_FAILED_PROTOCOL
+                                                       : 0;
     if (zmq_socket_monitor(router_.handle(), monitor_endpoint.c_str(),
-                           ZMQ_EVENT_ACCEPTED | ZMQ_EVENT_DISCONNECTED |
-                               ZMQ_EVENT_HANDSHAKE_FAILED_NO_DETAIL |
-                               ZMQ_EVENT_HANDSHAKE_FAILED_PROTOCOL) == 0) {
+                           ZMQ_EVENT_ACCEPTED | ZMQ_EVENT_DISCONNECTED | handshake_events) == 0) {
       monitor_ = zmq::socket_t(ctx_, zmq::socket_type::pair);
       monitor_.set(zmq::sockopt::linger, 0);
       monitor_.connect(monitor_endpoint);
@@ -302,7 +305,14 @@ void zmq_frontend::on_request(std::vector<zmq::message_t>&& frames) {
            "broker queue full; retry with backoff");
     return;
   }
-  if (q->env->body_type() == Body::JoinGroupRequest) {
+  const auto type = q->env->body_type();
+  const bool audited = !cfg_.security.audit_file.empty() &&
+                       (type == Body::CreateTopicRequest || type == Body::DeleteTopicRequest ||
+                        type == Body::AlterTopicRequest || type == Body::SetTopicSchemaRequest ||
+                        type == Body::DeleteGroupRequest || type == Body::CommitOffsetsRequest ||
+                        type == Body::RegisterSchemaRequest ||
+                        type == Body::SetCompatibilityRequest || type == Body::ProduceRequest);
+  if (type == Body::JoinGroupRequest || audited) {
     try {
       if (const char* peer = (realigned ? original : head).gets("Peer-Address")) q->peer = peer;
     } catch (const zmq::error_t&) {

@@ -126,7 +126,10 @@ result<std::uint64_t> connection::send(flatbuffers::FlatBufferBuilder& fbb, wire
                                        flatbuffers::Offset<void> body,
                                        std::span<zmq::message_t> data) {
   if (init_error_) return init_error_;
-  if (handshake_failed_) return errc::authentication_failed;  // seen by an earlier wait
+  if (handshake_failed_) {
+    FERRY_TRY(drain());  // a later handshake may have succeeded
+    if (handshake_failed_) return errc::authentication_failed;
+  }
   const std::uint64_t id = next_id_++;
   auto env = protocol::finish_envelope(fbb, id, type, body);
   std::vector<zmq::message_t> frames;
@@ -154,10 +157,19 @@ result<void> connection::drain() {
     if (event[0].size() >= sizeof id) std::memcpy(&id, event[0].data(), sizeof id);
     if (id == ZMQ_EVENT_HANDSHAKE_SUCCEEDED) {
       handshake_failed_ = false;
+      handshake_succeeded_ = true;
       continue;
     }
-    if (id == ZMQ_EVENT_HANDSHAKE_FAILED_NO_DETAIL || id == ZMQ_EVENT_HANDSHAKE_FAILED_PROTOCOL ||
-        id == ZMQ_EVENT_HANDSHAKE_FAILED_AUTH) {
+    // A refusal: the broker's ZAP handler said no (AUTH), or no common
+    // mechanism (PROTOCOL: a client without a key, or a broker without
+    // security and a client with one). A handshake cut without detail is a
+    // refusal only for a CURVE client that never got through (a server key
+    // that is not the broker's ends so); otherwise it is a lost connection.
+    const bool refused = id == ZMQ_EVENT_HANDSHAKE_FAILED_AUTH ||
+                         id == ZMQ_EVENT_HANDSHAKE_FAILED_PROTOCOL ||
+                         (id == ZMQ_EVENT_HANDSHAKE_FAILED_NO_DETAIL &&
+                          !options_.key_file.empty() && !handshake_succeeded_);
+    if (refused) {
       // The broker refused this client (no key while it requires one, a key
       // it does not know, or not the broker's key): ZeroMQ keeps retrying,
       // but nothing will be answered, so pending calls fail now.

@@ -6,6 +6,7 @@
 #include <gtest/gtest.h>
 #include <netinet/in.h>
 #include <sys/socket.h>
+#include <sys/un.h>
 #include <sys/wait.h>
 #include <unistd.h>
 
@@ -327,6 +328,30 @@ TEST(BrokerConfig, ProbeListenersBindsAsTheStartWould) {
   ASSERT_EQ(warnings.size(), 1u);
   EXPECT_NE(warnings[0].find("in use"), std::string::npos) << warnings[0];
   ::close(fd);
+
+  // ipc:// of a running broker: a warning, and its socket file is left
+  // alone (a bind would remove it and cut the broker off).
+  const std::string sock = "/tmp/ferry-probe-" + std::to_string(::getpid()) + ".sock";
+  ::unlink(sock.c_str());
+  int ufd = ::socket(AF_UNIX, SOCK_STREAM, 0);
+  sockaddr_un u{};
+  u.sun_family = AF_UNIX;
+  std::snprintf(u.sun_path, sizeof u.sun_path, "%s", sock.c_str());
+  ASSERT_EQ(::bind(ufd, reinterpret_cast<sockaddr*>(&u), sizeof u), 0);
+  ASSERT_EQ(::listen(ufd, 1), 0);
+  c.metrics_listen = "127.0.0.1:0";
+  c.listen = "ipc://" + sock;
+  warnings.clear();
+  EXPECT_TRUE(probe_listeners(c, err, warnings)) << err;
+  ASSERT_EQ(warnings.size(), 1u);
+  EXPECT_TRUE(std::filesystem::exists(sock)) << "the running broker's socket is still there";
+  ::close(ufd);
+  ::unlink(sock.c_str());
+  c.listen = "ipc://" + sock;  // not there: fine, and nothing is left behind
+  warnings.clear();
+  EXPECT_TRUE(probe_listeners(c, err, warnings)) << err;
+  EXPECT_TRUE(warnings.empty());
+  EXPECT_FALSE(std::filesystem::exists(sock));
 }
 
 // FERRY_CONFIG is read without --config, and --check-config says which file.

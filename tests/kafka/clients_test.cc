@@ -13,6 +13,7 @@
 
 #include <chrono>
 #include <filesystem>
+#include <fstream>
 #include <nlohmann/json.hpp>
 #include <set>
 #include <thread>
@@ -140,6 +141,10 @@ TEST_F(KafkaClients, LibrdkafkaIdempotentProducerStoresEachRecordOnce) {
 // The Kafka admin API: CreateTopics with configs, DescribeConfigs, and the
 // one-node refusals, then DeleteTopics.
 TEST_F(KafkaClients, LibrdkafkaAdminCreatesDescribesAndDeletesTopics) {
+  // With an audit log: topics made and removed through Kafka are in it.
+  kill_ferryd();
+  env_ = {{"FERRY_SECURITY_AUDIT_FILE", (dir_ / "audit.log").string()}};
+  start_ferryd("127.0.0.1:0");
   char err[512];
   rd_kafka_conf_t* conf = rd_kafka_conf_new();
   rd_kafka_conf_set(conf, "bootstrap.servers", kafka_.c_str(), err, sizeof err);
@@ -220,6 +225,20 @@ TEST_F(KafkaClients, LibrdkafkaAdminCreatesDescribesAndDeletesTopics) {
   rd_kafka_queue_destroy(q);
   rd_kafka_destroy(rk);
   EXPECT_FALSE(a.describe_topic("audit"));
+
+  std::ifstream log(dir_ / "audit.log");
+  std::vector<std::string> actions;
+  for (std::string line; std::getline(log, line);) {
+    auto j = nlohmann::json::parse(line);
+    EXPECT_EQ(j["principal"], "anonymous") << line;
+    EXPECT_EQ(j["target"]["listener"], "kafka") << line;
+    EXPECT_NE(j["peer"].get<std::string>().find("127.0.0.1:"), std::string::npos) << line;
+    actions.push_back(j["action"].get<std::string>() + " " +
+                      j["target"]["topic"].get<std::string>() + " " +
+                      j["outcome"].get<std::string>());
+  }
+  EXPECT_EQ(actions, (std::vector<std::string>{"topic.create audit ok", "topic.delete audit ok"}))
+      << "the refused replication factor never reached the topic table";
 }
 
 // Raw frames: an API ferryd does not serve is answered (never a hang), an

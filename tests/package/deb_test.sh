@@ -7,8 +7,12 @@
 #
 # It changes the machine: it needs root (or passwordless sudo) and runs
 # alone (ctest RUN_SERIAL), and it removes what it added: the package, and
-# the ferry user and /var/lib/ferry when they were not there before.
-# Exit 77 (skipped) only when it cannot get root.
+# the ferry user and /var/lib/ferry when they were not there before. It
+# never touches a ferry package it did not install (a marker file says
+# which), keeps the service from starting (policy-rc.d) and bounds its
+# ferryd's life (timeout), so a killed test leaves no broker behind.
+# Exit 77 (skipped) when it cannot get root, or a ferry package installed by
+# someone else is there.
 set -euo pipefail
 build=$(cd "$1" && pwd)
 sudo=""
@@ -19,14 +23,23 @@ if [ "$(id -u)" -ne 0 ]; then
   fi
 fi
 
+marker=/var/tmp/ferry-deb-test.installed
+if dpkg-query -W -f='${Status}' ferry 2>/dev/null | grep -q "install ok installed" && [ ! -e "$marker" ]; then
+  echo "deb_test: a ferry package installed by someone else is here; not replacing it; not run" >&2
+  exit 77
+fi
+
 fail() { echo "deb_test: FAILED: $*" >&2; exit 1; }
 work=$(mktemp -d)
 had_user=no; getent passwd ferry >/dev/null && had_user=yes
 had_dir=no; [ -e /var/lib/ferry ] && had_dir=yes
 pid=""
+own_policy=no
 cleanup() {
   [ -n "$pid" ] && kill "$pid" 2>/dev/null || true
   $sudo dpkg --purge ferry >/dev/null 2>&1 || true
+  $sudo rm -f "$marker"
+  if [ "$own_policy" = yes ]; then $sudo rm -f /usr/sbin/policy-rc.d; fi
   if [ "$had_user" = no ] && getent passwd ferry >/dev/null; then $sudo deluser --system ferry >/dev/null 2>&1 || true; fi
   if [ "$had_dir" = no ]; then $sudo rm -rf /var/lib/ferry; fi
   rm -rf "$work"
@@ -50,6 +63,14 @@ dpkg-deb -e "$deb" "$work/control"
 grep -qx /etc/ferry/ferryd.toml "$work/control/conffiles" || fail "ferryd.toml is not a conffile"
 
 echo "deb_test: dpkg -i $(basename "$deb")"
+# Services are not started during the test (invoke-rc.d's policy), so a
+# systemd host does not get a broker on /var/lib/ferry from the test build.
+if [ ! -e /usr/sbin/policy-rc.d ]; then
+  printf '#!/bin/sh\nexit 101\n' | $sudo tee /usr/sbin/policy-rc.d >/dev/null
+  $sudo chmod 755 /usr/sbin/policy-rc.d
+  own_policy=yes
+fi
+$sudo touch "$marker"
 $sudo dpkg -i "$deb" >"$work/dpkg.log" 2>&1 || { cat "$work/dpkg.log"; fail "dpkg -i"; }
 [[ "$(/usr/bin/ferryd --version)" == "ferryd "[0-9]* ]] || fail "installed ferryd --version"
 [[ "$(/usr/bin/ferry --version)" == "ferry "[0-9]* ]] || fail "installed ferry --version"
@@ -64,17 +85,18 @@ check=$($sudo setpriv --reuid=ferry --regid=ferry --init-groups /usr/bin/ferryd 
 
 # It serves, as the ferry user, in the packaged data directory (a free port
 # instead of the packaged 7400, so a broker already on it does not matter).
-$sudo setpriv --reuid=ferry --regid=ferry --init-groups /usr/bin/ferryd --listen 'tcp://127.0.0.1:*' --metrics-listen "" \
+$sudo timeout 120 setpriv --reuid=ferry --regid=ferry --init-groups /usr/bin/ferryd --listen 'tcp://127.0.0.1:*' --metrics-listen "" \
   >"$work/ferryd.out" 2>"$work/ferryd.err" &
 pid=$!
 for _ in $(seq 1 100); do grep -q "listening on" "$work/ferryd.out" 2>/dev/null && break; sleep 0.1; done
 endpoint=$(sed -n 's/.*listening on \(tcp:[^ ]*\).*/\1/p' "$work/ferryd.out" | head -1)
 [ -n "$endpoint" ] || { cat "$work/ferryd.err"; fail "ferryd did not start"; }
-/usr/bin/ferry --broker "$endpoint" topics create pkg >/dev/null || fail "topics create"
-echo "from the package" | /usr/bin/ferry --broker "$endpoint" produce pkg 2>/dev/null || fail "produce"
-got=$(/usr/bin/ferry --broker "$endpoint" consume pkg --from-beginning -e 2>/dev/null)
+topic="pkg-$$"
+/usr/bin/ferry --broker "$endpoint" topics create "$topic" >/dev/null || fail "topics create"
+echo "from the package" | /usr/bin/ferry --broker "$endpoint" produce "$topic" 2>/dev/null || fail "produce"
+got=$(/usr/bin/ferry --broker "$endpoint" consume "$topic" --from-beginning -e 2>/dev/null)
 [ "$got" = "from the package" ] || fail "consumed '$got'"
-[ -d /var/lib/ferry/topics/pkg ] || fail "not in /var/lib/ferry"
+[ -d "/var/lib/ferry/topics/$topic" ] || fail "not in /var/lib/ferry"
 kill -TERM "$pid"; wait "$pid" || fail "ferryd exit $?"; pid=""
 
 if command -v systemd-analyze >/dev/null; then
@@ -93,5 +115,5 @@ echo "deb_test: dpkg --purge ferry"
 $sudo dpkg --purge ferry >"$work/purge.log" 2>&1 || { cat "$work/purge.log"; fail "dpkg --purge"; }
 [ ! -e /usr/bin/ferryd ] || fail "ferryd left after purge"
 [ ! -e /etc/ferry/ferryd.toml ] || fail "ferryd.toml left after purge"
-[ -d /var/lib/ferry/topics/pkg ] || fail "purge must keep the data directory"
+[ -d "/var/lib/ferry/topics/$topic" ] || fail "purge must keep the data directory"
 echo "deb_test: ok"

@@ -441,6 +441,7 @@ class WorkerCrash : public ::testing::Test {
 struct dead_letter {
   int copies = 0;
   int attempts_total = 0;
+  int attempts_kept = 0;  // entries in the failure record
   runtime::dead_letter_reason reason{};
 };
 
@@ -458,6 +459,7 @@ std::map<std::string, dead_letter> dead_letters(const std::vector<client::consum
     EXPECT_TRUE(f);
     if (!f) continue;
     d.attempts_total = f.value().attempts_total;
+    d.attempts_kept = static_cast<int>(f.value().attempts.size());
     d.reason = f.value().reason;
   }
   return out;
@@ -536,6 +538,14 @@ figures outcomes(const std::vector<produced>& recs, const child_log& log,
         ++f.wrong_attempts_total;
         std::printf("  %s: attempts_total %d, not %d\n", r.value.c_str(), d->second.attempts_total,
                     want);
+      }
+      // One entry per attempt (up to the record's bound), also for attempts
+      // made before a crash: `ferry dlq show` numbers them from these.
+      const int want_kept = std::min(want, static_cast<int>(runtime::kMaxKeptAttempts));
+      if (d->second.attempts_kept != want_kept) {
+        ++f.wrong_attempts_total;
+        std::printf("  %s: %d attempt entries for %d attempts\n", r.value.c_str(),
+                    d->second.attempts_kept, want);
       }
       if (d->second.reason != (poison ? runtime::dead_letter_reason::attempts_exhausted
                                       : runtime::dead_letter_reason::permanent_error))

@@ -522,6 +522,23 @@ TEST_F(DlqCliTest, ATopicThatIsNotADeadLetterTopicIsRefused) {
   s.key = "c-1";
   dead_letter(s, "failed-orders");
   EXPECT_EQ(ferry("dlq list failed-orders").code, 0);
+  // A retry tier's records carry failure records and origins too, but were
+  // never dead-lettered: a live topic the workers consume.
+  create_topic("orders.retry.5s", 1);
+  {
+    rt::failure_record f;
+    f.origin_topic = "orders";
+    f.add_attempt({now_ms(), rt::error_class::retriable, "generic", 110, "timed out", "w1"});
+    ferry::client::producer_record r;
+    r.topic = "orders.retry.5s";
+    r.value = "{}";
+    rt::set_header(r.headers, rt::kFailureHeader, rt::encode_failure(f));
+    rt::set_header(r.headers, rt::kOriginHeader, "orders/0/7");
+    send(r);
+  }
+  auto tier = ferry("dlq purge orders.retry.5s --execute");
+  EXPECT_EQ(tier.code, 2) << tier.err;
+  EXPECT_EQ(records_in("orders.retry.5s"), 1) << "no marker in the tier";
   // And an empty topic has nothing to refuse.
   create_topic("empty", 1);
   EXPECT_EQ(ferry("dlq list empty").code, 0);

@@ -277,8 +277,10 @@ class printed_offsets : public client::rebalance_listener {
   void printed(const client::consumer_record& r) { next_[{r.topic, r.partition}] = r.offset + 1; }
 
   /// Commits `partitions` (all when empty); false (with a message on
-  /// stderr) if the broker refused.
-  bool commit(client::consumer& c, const std::vector<client::topic_partition>& partitions = {}) {
+  /// stderr) if the broker refused. A periodic commit that fails is only a
+  /// warning: its offsets stay and go with the next commit.
+  bool commit(client::consumer& c, const std::vector<client::topic_partition>& partitions = {},
+              bool periodic = false) {
     std::vector<client::offset_commit> offsets;
     for (const auto& [tp, next] : next_)
       if (partitions.empty() ||
@@ -287,6 +289,13 @@ class printed_offsets : public client::rebalance_listener {
     if (offsets.empty()) return true;
     std::cout.flush();  // commit only what is out
     if (auto r = c.commit(offsets); !r) {
+      if (periodic) {
+        std::cerr << fmt::format(
+            "warning: cannot commit the offsets of group {} ({}); trying "
+            "again with the next commit\n",
+            group_, r.error().message());
+        return false;
+      }
       failed_ = true;
       report(fmt::format("cannot commit the offsets of group {}", group_), r.error(),
              c.last_error_message() +
@@ -352,7 +361,7 @@ int consume_group(const globals& g, const consume_args& a, decoder* dec) {
   while (!g_stop && (limit < 0 || printed < limit)) {
     if (std::chrono::steady_clock::now() >= next_commit) {
       // Periodic: a kill -9 or a lost machine repeats at most this much.
-      (void)listener.commit(c);
+      (void)listener.commit(c, {}, /*periodic=*/true);
       next_commit = std::chrono::steady_clock::now() + a.commit_interval;
     }
     if (a.exit_at_end && !c.member_id().empty()) {

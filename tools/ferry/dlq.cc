@@ -196,19 +196,20 @@ std::optional<int> read_dlq(const globals& g, const dlq_args& a, const dlq::read
   out = std::move(r).value();
   // A live topic named by mistake: its records are not dead letters, and a
   // purge or redrive would write marker records into it. A dead-letter
-  // topic is named *.dlq (the runtime's default), or has records the
-  // runtime wrote (a failure record or origin header) or markers.
+  // topic is named *.dlq (the runtime's default), or holds dead letters the
+  // runtime routed (a failure record with its dead-lettering time: a retry
+  // tier's records carry failure records too, but never that) or markers.
   const bool named = topic.size() > 4 && topic.ends_with(".dlq");
   const bool written = !out.markers.empty() ||
                        std::any_of(out.letters.begin(), out.letters.end(), [](const auto& d) {
-                         return d.failure.has_value() || d.origin.has_value();
+                         return d.failure.has_value() && d.failure->dead_lettered_ms > 0;
                        });
   if (!named && !written && !out.letters.empty() && !a.force) {
     std::cerr << fmt::format(
         "error: {} does not look like a dead-letter topic: its name does not end in .dlq and "
-        "none of its {} record(s) carries a ferry.failure or ferry.origin header. Nothing was "
-        "done. If it is one (a dead_letter_topic of your own naming, written by something "
-        "else), add --force\n",
+        "none of its {} record(s) is a dead letter the runtime routed (a retry tier's records "
+        "are not). Nothing was done. If it is one (a dead_letter_topic of your own naming, "
+        "written by something else), add --force\n",
         topic, out.letters.size());
     return kUsage;
   }
@@ -409,15 +410,18 @@ int dlq_show(const globals& g, const dlq_args& a) {
     if (f)
       for (std::size_t i = 0; i < f->attempts.size(); ++i) {
         const auto& at = f->attempts[i];
-        attempts.push_back({{"number", attempt_number(*f, i)},
-                            {"time", iso(at.time_ms)},
-                            {"time_ms", at.time_ms},
-                            {"class", runtime::to_string(at.cls)},
-                            {"error", at.category + ":" + std::to_string(at.code)},
-                            {"category", at.category},
-                            {"code", at.code},
-                            {"message", at.message},
-                            {"worker", at.worker}});
+        attempts.push_back(
+            {{"number", attempt_number(*f, i)},
+             {"time", at.time_ms > 0 ? nlohmann::json(iso(at.time_ms)) : nlohmann::json(nullptr)},
+             {"time_ms", at.time_ms},
+             {"class", runtime::to_string(at.cls)},
+             {"error", at.category.empty()
+                           ? nlohmann::json(nullptr)
+                           : nlohmann::json(at.category + ":" + std::to_string(at.code))},
+             {"category", at.category},
+             {"code", at.code},
+             {"message", at.message},
+             {"worker", at.worker}});
       }
     auto headers = nlohmann::json::array();
     for (const auto& h : d->headers) headers.push_back(header_json(h));
@@ -501,18 +505,19 @@ int dlq_show(const globals& g, const dlq_args& a) {
     line("attempts",
          f->attempts.size() == static_cast<std::size_t>(f->attempts_total)
              ? std::to_string(f->attempts_total)
-             : fmt::format("{} ({} kept: the first {} and the last {})", f->attempts_total,
-                           f->attempts.size(), runtime::kKeptFirstAttempts,
-                           f->attempts.size() - runtime::kKeptFirstAttempts));
+             : fmt::format(
+                   "{} ({} kept: the first {} and the last {})", f->attempts_total,
+                   f->attempts.size(), std::min(f->attempts.size(), runtime::kKeptFirstAttempts),
+                   f->attempts.size() - std::min(f->attempts.size(), runtime::kKeptFirstAttempts)));
     std::vector<std::vector<std::string>> rows;
     for (std::size_t i = 0; i < f->attempts.size(); ++i) {
       const auto& at = f->attempts[i];
       if (i > 0 && attempt_number(*f, i) != attempt_number(*f, i - 1) + 1)
         rows.push_back({"...", "", "", "", "", ""});
-      rows.push_back({std::to_string(attempt_number(*f, i)), iso(at.time_ms),
+      rows.push_back({std::to_string(attempt_number(*f, i)), at.time_ms > 0 ? iso(at.time_ms) : "-",
                       std::string(runtime::to_string(at.cls)),
-                      at.category + ":" + std::to_string(at.code), dash(at.worker),
-                      dash(short_text(at.message, 200))});
+                      at.category.empty() ? "-" : at.category + ":" + std::to_string(at.code),
+                      dash(at.worker), dash(short_text(at.message, 200))});
     }
     if (!rows.empty()) print_table({"#", "TIME", "CLASS", "ERROR", "WORKER", "MESSAGE"}, rows);
   } else {

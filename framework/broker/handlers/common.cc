@@ -127,4 +127,9 @@ work native_work(std::unique_ptr<native_request> q) {
   return [q = std::move(q)](round& r) mutable { find_native_handler(q->type())(r, std::move(q)); };
 }
 
+void audit(broker_core& c, const native_request& q, std::string_view action,
+           const nlohmann::json& target, ErrorCode error, std::string_view message) {
+  if (c.audit) c.audit->record(q.principal, q.peer, action, target, error, message);
+}
+
 }  // namespace ferry::broker

@@ -136,6 +136,9 @@ void handle_delete_group(round& r, std::unique_ptr<native_request> q) {
       [q = std::move(q), o = std::move(o)](round& rr, std::error_code sync) mutable {
         core_thread.assert_held();  // the pipeline runs it after the offsets sync
         finish_delete_group(rr.core(), o, sync);
+        audit(rr.core(), *q, "group.delete",
+              {{"group", q->env->body_as_DeleteGroupRequest()->group()->string_view()}}, o.error,
+              o.message);
         flatbuffers::FlatBufferBuilder fbb(128);
         auto body = CreateDeleteGroupResponse(fbb, o.error, opt_string(fbb, o.message));
         q->respond(envelope(fbb, q->id(), Body::DeleteGroupResponse, body.Union()));

@@ -14,6 +14,7 @@
 #include <chrono>
 #include <cstdint>
 #include <memory>
+#include <nlohmann/json.hpp>
 #include <span>
 #include <string>
 #include <vector>
@@ -97,6 +98,13 @@ commit_results(flatbuffers::FlatBufferBuilder& fbb, broker_metrics& stats, const
 /// A commit's entries as the broker's commit_entry (views into the request).
 [[nodiscard]] std::vector<commit_entry> commit_entries(
     const flatbuffers::Vector<flatbuffers::Offset<wire::CommitEntry>>* entries);
+
+/// One audit line (audit.h) for a state-changing request, when the broker
+/// keeps an audit log: the request's principal and peer, `action` on
+/// `target`, and how it ended.
+void audit(broker_core& c, const native_request& q, std::string_view action,
+           const nlohmann::json& target, wire::ErrorCode error, std::string_view message = {})
+    FERRY_REQUIRES(core_thread);
 
 // --- the families (one file each) ------------------------------------------
 #define FERRY_NATIVE_HANDLER(name) \

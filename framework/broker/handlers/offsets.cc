@@ -23,6 +23,19 @@ void handle_commit_offsets(round& r, std::unique_ptr<native_request> q) {
         core_thread.assert_held();  // the pipeline runs it after the offsets sync
         auto& c = rr.core();
         finish_commit(c, s, sync);
+        const auto* rq = q->env->body_as_CommitOffsetsRequest();
+        if (rq->member() == nullptr) {
+          // Offsets moved by an administrator (ferry groups reset-offsets).
+          auto moved = nlohmann::json::array();
+          if (rq->entries())
+            for (const auto* e : *rq->entries())
+              moved.push_back({{"topic", e->topic()->string_view()},
+                               {"partition", e->partition()},
+                               {"offset", e->offset()}});
+          audit(c, *q, "group.reset_offsets",
+                {{"group", rq->group()->string_view()}, {"offsets", moved}}, s.request.error,
+                s.request.message);
+        }
         flatbuffers::FlatBufferBuilder fbb(256);
         auto msg = opt_string(fbb, s.request.message);
         auto results = commit_results(fbb, c.stats, s);

@@ -2,12 +2,47 @@
 // after the round's sync.
 #include <fmt/format.h>
 
+#include <nlohmann/json.hpp>
+
 #include "admission.h"
+#include "ferry/format/batch.h"
+#include "ferry/protocol/codec.h"
 #include "native.h"
 
 namespace ferry::broker {
 
 using namespace ferry::wire;
+
+namespace {
+
+// The audit log's lines for `ferry dlq` markers in an appended batch (the
+// one place a redrive or purge reaches the broker as itself).
+void audit_markers(broker_core& c, const native_request& q, std::string_view topic,
+                   std::int32_t partition, std::span<const std::byte> batch)
+    FERRY_REQUIRES(core_thread) {
+  format::for_each_record(batch, [&](const format::record_view& rv) {
+    core_thread.assert_held();  // called right here
+    std::string kind;
+    rv.for_each_header([&](const format::header_view& h) {
+      if (h.key == protocol::kDlqMarkerHeader && h.value)
+        kind.assign(reinterpret_cast<const char*>(h.value->data()), h.value->size());
+    });
+    if (kind.empty()) return true;
+    nlohmann::json target = {
+        {"topic", topic}, {"partition", partition}, {"offset", rv.off.value()}};
+    auto v = nlohmann::json::parse(rv.value_str(), nullptr, false);
+    if (!v.is_discarded() && v.is_object()) {
+      if (auto o = v.find("offsets"); o != v.end() && o->is_array())
+        target["dead_letters"] = o->size();
+      for (const char* k : {"to", "run", "by"})
+        if (auto f = v.find(k); f != v.end()) target[k] = *f;
+    }
+    audit(c, q, "dlq." + kind, target, ErrorCode::None);
+    return true;
+  });
+}
+
+}  // namespace
 
 void handle_produce(round& r, std::unique_ptr<native_request> q) {
   auto& c = r.core();
@@ -37,6 +72,9 @@ void handle_produce(round& r, std::unique_ptr<native_request> q) {
       settle(rr, o);
       const auto* e = entries->Get(i);
       const bool ok = o.error == ErrorCode::None;
+      if (ok && !o.duplicate && rr.core().audit)
+        audit_markers(rr.core(), *q, e->topic()->string_view(), e->partition(),
+                      q->frames[e->frame()].bytes);
       results.push_back(CreateProduceResult(fbb, fbb.CreateString(e->topic()->string_view()),
                                             e->partition(), o.error, ok ? o.base_offset : -1,
                                             opt_string(fbb, o.message), ok && o.duplicate));

@@ -27,6 +27,13 @@ void handle_register_schema(round& r, std::unique_ptr<native_request> q) {
   auto out = c.registry->register_schema(req->subject()->string_view(), bytes_of(req->schema()),
                                          req->source() ? req->source()->string_view() : "",
                                          req->action(), c.cfg.schema_compatibility);
+  if (req->action() == SchemaAction::Register)
+    audit(c, *q, "schema.register",
+          {{"subject", req->subject()->string_view()},
+           {"version", out.version},
+           {"id", out.id},
+           {"created", out.created}},
+          out.error, out.message);
   flatbuffers::FlatBufferBuilder fbb(256);
   std::vector<flatbuffers::Offset<SchemaFinding>> found;
   for (const auto& f : out.findings)
@@ -102,6 +109,10 @@ void handle_list_subjects(round& r, std::unique_ptr<native_request> q) {
 void handle_set_compatibility(round& r, std::unique_ptr<native_request> q) {
   const auto* req = q->env->body_as_SetCompatibilityRequest();
   auto done = r.core().registry->set_mode(req->subject()->string_view(), req->mode());
+  audit(r.core(), *q, "schema.mode",
+        {{"subject", req->subject()->string_view()}, {"mode", EnumNameCompatibility(req->mode())}},
+        done ? ErrorCode::None : to_wire(done.error()),
+        done ? std::string() : done.error().message());
   flatbuffers::FlatBufferBuilder fbb(128);
   flatbuffers::Offset<SetCompatibilityResponse> body;
   if (done) {
@@ -138,6 +149,11 @@ void handle_set_topic_schema(round& r, std::unique_ptr<native_request> q) {
                                schema_subject_of(t->name, t->settings),
                                t->settings.schema_validation ? "on" : "off");
   }
+  audit(c, *q, "topic.schema",
+        {{"topic", name},
+         {"subject", req->subject() ? req->subject()->string_view() : std::string_view()},
+         {"validation", req->validation()}},
+        o.error, o.message);
   flatbuffers::FlatBufferBuilder fbb(128);
   auto body = CreateSetTopicSchemaResponse(fbb, o.error, opt_string(fbb, o.message));
   q->respond(envelope(fbb, q->id(), Body::SetTopicSchemaResponse, body.Union()));

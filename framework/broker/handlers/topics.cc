@@ -46,6 +46,8 @@ void handle_create_topic(round& r, std::unique_ptr<native_request> q) {
     else
       o = c.topics.create(name, std::move(s));
   }
+  audit(c, *q, "topic.create", {{"topic", name}, {"partitions", c.topics.partition_count(name)}},
+        o.error, o.message);
   c.stats.refuse(o.error);
   flatbuffers::FlatBufferBuilder fbb(256);
   auto body = CreateCreateTopicResponse(fbb, o.error, opt_string(fbb, o.message));
@@ -55,7 +57,9 @@ void handle_create_topic(round& r, std::unique_ptr<native_request> q) {
 void handle_delete_topic(round& r, std::unique_ptr<native_request> q) {
   auto& c = r.core();
   r.sync_now();  // batches before it are answered while the topic still exists
-  auto o = delete_topic(c, q->env->body_as_DeleteTopicRequest()->name()->string_view());
+  const auto name = q->env->body_as_DeleteTopicRequest()->name()->string_view();
+  auto o = delete_topic(c, name);
+  audit(c, *q, "topic.delete", {{"topic", name}}, o.error, o.message);
   c.stats.refuse(o.error);
   flatbuffers::FlatBufferBuilder fbb(256);
   auto body = CreateDeleteTopicResponse(fbb, o.error, opt_string(fbb, o.message));
@@ -104,6 +108,14 @@ void handle_alter_topic(round& r, std::unique_ptr<native_request> q) {
       }
     }
   }
+  if (!req->validate_only())
+    audit(c, *q, "topic.alter",
+          {{"topic", name},
+           {"partitions", s.partitions},
+           {"retention_ms", s.retention_ms},
+           {"retention_bytes", s.retention_bytes},
+           {"max_message_bytes", s.max_message_bytes}},
+          o.error, o.message);
   c.stats.refuse(o.error);
   flatbuffers::FlatBufferBuilder fbb(256);
   auto conf = o ? settings_to_wire(fbb, s) : 0;

@@ -136,6 +136,9 @@ void kafka_create_topics(round& r, std::unique_ptr<kafka_request> q) {
             err = kafka::from_broker(o.error);
             message = o.message;
           }
+          if (c.audit)
+            c.audit->record("", q->conn->peer(), "topic.create",
+                            {{"topic", rt.name}, {"listener", "kafka"}}, o.error, o.message);
         }
       }
     }
@@ -162,6 +165,9 @@ void kafka_delete_topics(round& r, std::unique_ptr<kafka_request> q) {
   w.array(static_cast<std::int32_t>(names.size()));
   for (const auto& name : names) {
     auto o = delete_topic(c, name);
+    if (c.audit)
+      c.audit->record("", q->conn->peer(), "topic.delete", {{"topic", name}, {"listener", "kafka"}},
+                      o.error, o.message);
     c.stats.refuse(o.error);
     w.string(name);
     w.i16(kafka::code(kafka::from_broker(o.error)));

@@ -42,11 +42,12 @@
 #include "ferry/client/options.h"
 #include "ferry/client/types.h"
 #include "ferry/core/result.h"
+#include "ferry/protocol/codec.h"
 #include "ferry/runtime/failure_record.h"
 
 namespace ferry::runtime::dlq {
 
-inline constexpr std::string_view kMarkerHeader = "ferry.dlq-marker";
+inline constexpr std::string_view kMarkerHeader = protocol::kDlqMarkerHeader;
 inline constexpr std::string_view kRedrivenFromHeader = "ferry.redriven-from";
 /// Headers a redrive removes from the copy (the dead-letter headers).
 inline constexpr std::string_view kDeadLetterHeaders[] = {kFailureHeader, kRouteHeader,

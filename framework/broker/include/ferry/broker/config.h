@@ -31,6 +31,9 @@ struct security_config {
   /// [users.NAME] public_key = "Z85...": who may connect. Re-read when it
   /// changes: a removed or replaced key is refused from its next request.
   std::filesystem::path users_file;
+  /// One JSON line per state-changing admin action (audit.h); empty: none.
+  /// Works with security off too (the principal is then "anonymous").
+  std::filesystem::path audit_file;
 };
 
 struct broker_config {
@@ -101,6 +104,11 @@ env_lookup process_environment();
 /// likely the running ferryd this configuration is checked for).
 [[nodiscard]] result<void> probe_listeners(const broker_config& c, std::string& error,
                                            std::vector<std::string>& warnings);
+
+/// `ferryd --check-config` with security on: reads the server key file and
+/// the users file as the start would (security.h); the first problem in
+/// `error`.
+[[nodiscard]] result<void> check_security_files(const broker_config& c, std::string& error);
 
 /// The configuration file ferryd reads without --config: FERRY_CONFIG when
 /// set and not empty, else /etc/ferry/ferryd.toml when it exists, else none.

@@ -130,6 +130,7 @@ class connection {
   std::set<std::uint64_t> lost_;          // pending when the connection dropped; not yet reported
   std::set<std::uint64_t> failed_;        // pending when the broker refused the handshake
   bool handshake_failed_ = false;         // the last handshake failed (none succeeded since)
+  bool handshake_succeeded_ = false;      // a handshake succeeded once
 };
 
 }  // namespace ferry::client

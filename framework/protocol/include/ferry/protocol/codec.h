@@ -75,6 +75,9 @@ inline constexpr std::size_t kMaxSchemaBytes = 1u << 20;
 /// The record header that carries the id of the schema a payload was
 /// written with (decimal ASCII, e.g. "17").
 inline constexpr std::string_view kSchemaIdHeader = "ferry.schema-id";
+/// A dead-letter topic's marker record (runtime/dlq.h): redrive-start,
+/// redriven or purged; the broker's audit log records each one.
+inline constexpr std::string_view kDlqMarkerHeader = "ferry.dlq-marker";
 
 /// Finishes `fbb` with an envelope around `body` and returns its bytes.
 [[nodiscard]] std::vector<std::byte> finish_envelope(flatbuffers::FlatBufferBuilder& fbb,
