@@ -70,6 +70,14 @@ result<void> topic_table::load() {
       fs::remove_all(dir, ec);
       continue;
     }
+    if (n.rfind(".creating-", 0) == 0) {
+      // A creation cut short (a crash, or its cleanup failed): it was never
+      // answered as created, so it never existed.
+      logger()->warn("removing {}: a topic creation that did not finish", dir.string());
+      std::error_code ec;
+      fs::remove_all(dir, ec);
+      continue;
+    }
     auto meta = storage::read_file(env, dir / "topic.json");
     if (!meta) {
       logger()->warn("ignoring {}: no topic.json (a topic creation that did not finish)",
@@ -108,20 +116,61 @@ outcome topic_table::create(std::string_view name, topic_settings s) {
   t.name = std::string(name);
   t.settings = std::move(s);
   auto& env = storage::posix_env();
-  auto dir = dir_ / t.name;
-  auto r = [&]() -> result<void> {
-    FERRY_TRY(env.create_dirs(dir));
-    FERRY_TRY(
-        storage::write_file_atomic(env, dir / "topic.json", settings_to_json(t.name, t.settings)));
-    FERRY_TRY(env.sync_dir(dir_));
-    return open_partitions(t);
-  }();
-  if (!r) {
-    t.partitions.clear();  // close what opened before removing its files
+  // Built aside, then one durable rename: a failure (too many partitions for
+  // the fd limit, a full disk) or a crash leaves no topic behind, and never
+  // one that comes back at the next start (load() removes .creating-*).
+  const auto staging =
+      dir_ /
+      fmt::format(".creating-{}-{}", system_clock::instance().wall_now().value(), ++creations_);
+  const auto dir = dir_ / t.name;
+  auto aside = [&]() -> result<void> {
+    FERRY_TRY(env.create_dirs(staging));
+    FERRY_TRY(storage::write_file_atomic(env, staging / "topic.json",
+                                         settings_to_json(t.name, t.settings)));
+    {
+      // Each partition's first segment, all open at once as when serving
+      // (so a topic too big for the fd limit fails here, not after the
+      // rename), then closed: the logs are reopened from their final place.
+      std::vector<std::unique_ptr<storage::partition_log>> logs;
+      logs.reserve(static_cast<std::size_t>(t.settings.partitions));
+      for (std::int32_t p = 0; p < t.settings.partitions; ++p) {
+        auto log = storage::partition_log::open(env, staging / std::to_string(p),
+                                                log_config_for(t.name, p, t.settings, cfg_),
+                                                system_clock::instance());
+        if (!log) {
+          logs.clear();  // the fds back first: logging may need one
+          logger()->error("creating topic {}: partition {}: {}", t.name, p, log.error().message());
+          return log.error();
+        }
+        logs.push_back(std::move(log).value());
+      }
+    }
+    FERRY_TRY(env.sync_dir(staging));
     std::error_code ec;
-    fs::remove_all(dir, ec);
-    return {ErrorCode::Internal,
-            fmt::format("creating topic {} failed: {}", name, r.error().message())};
+    fs::rename(staging, dir, ec);
+    if (ec) return ec;
+    return env.sync_dir(dir_);
+  }();
+  if (!aside) {
+    std::error_code ec;
+    fs::remove_all(staging, ec);
+    return {ErrorCode::Internal, fmt::format("creating topic {} failed, nothing was created: {}",
+                                             name, aside.error().message())};
+  }
+  if (auto opened = open_partitions(t); !opened) {
+    // In place but not servable now: undo it the way a deletion does.
+    t.partitions.clear();
+    const auto gone = dir_ / fmt::format(".deleted-{}-{}",
+                                         system_clock::instance().wall_now().value(), ++deletions_);
+    std::error_code ec;
+    fs::rename(dir, gone, ec);
+    (void)env.sync_dir(dir_);
+    janitor_.post([gone] {
+      std::error_code e;
+      fs::remove_all(gone, e);
+    });
+    return {ErrorCode::Internal, fmt::format("creating topic {} failed, nothing was created: {}",
+                                             name, opened.error().message())};
   }
   logger()->info("created topic {} ({} partitions)", t.name, t.settings.partitions);
   t.counters = stats_.for_topic(t.name);

@@ -110,6 +110,7 @@ class topic_table {
   std::filesystem::path dir_;
   std::map<std::string, topic, std::less<>> topics_;
   std::uint64_t deletions_ = 0;
+  std::uint64_t creations_ = 0;
 };
 
 // --- conversions (topic_settings.cc) ----------------------------------------

@@ -182,6 +182,9 @@ struct partition_log::impl {
   env& e;
   fs::path dir;
   log_config cfg;
+  // Rate limit of the disk-full warning (append()).
+  std::chrono::steady_clock::time_point next_no_space_log{};
+  std::uint64_t no_space_unlogged = 0;
   const clock& clk;
   std::vector<std::unique_ptr<segment>> segs;  // ordered by base offset; back() is active
   offset log_end;
@@ -526,9 +529,22 @@ struct partition_log::impl {
       auto ec = r.error();
       auto undo = s.f->truncate(before);
       if (undo && is_no_space(ec)) {
-        logger()->warn(
-            "partition {}: disk full appending {} bytes at offset {}; nothing was written",
-            cfg.name, batch.size(), log_end);
+        // A producer retries into a full disk every few milliseconds: one
+        // line per partition per 30 s, with how many were refused between.
+        const auto now = std::chrono::steady_clock::now();
+        if (now >= next_no_space_log) {
+          logger()->warn(
+              "partition {}: disk full appending {} bytes at offset {}; nothing was written{}",
+              cfg.name, batch.size(), log_end,
+              no_space_unlogged > 0
+                  ? fmt::format(" ({} more appends refused since the last such line)",
+                                no_space_unlogged)
+                  : std::string());
+          no_space_unlogged = 0;
+          next_no_space_log = now + std::chrono::seconds(30);
+        } else {
+          ++no_space_unlogged;
+        }
         return errc::no_space;
       }
       return fail_stop(ec, fmt::format("write of offset {} to {}", log_end, s.log_path.string()));

@@ -1,6 +1,7 @@
 // Recovery, crash and fault-injection tests for partition_log: each test
 // injects one fault from RELIABILITY.md and checks the invariant.
 #include <gtest/gtest.h>
+#include <spdlog/sinks/ringbuffer_sink.h>
 #include <spdlog/sinks/ostream_sink.h>
 
 #include <sstream>
@@ -432,6 +433,26 @@ TEST_F(RecoveryTest, DiskFullRollsBackAndResumesWhenSpaceReturns) {
   log.reset();
   env_.crash();
   expect_dense(read_all(*open()), 7);
+}
+
+// A producer retrying into a full disk must not flood the log: one line per
+// interval, and the next one says how many appends it stands for.
+TEST_F(RecoveryTest, DiskFullIsLoggedOncePerIntervalNotPerAppend) {
+  auto sink = std::make_shared<spdlog::sinks::ringbuffer_sink_mt>(1000);
+  auto logger = ferry::log::get("storage");
+  logger->sinks().push_back(sink);
+  auto log = open();
+  append_acked(*log, 1);
+  env_.set_capacity(env_.total_bytes() + 20);
+  for (int i = 0; i < 200; ++i) {
+    auto b = make_batch(1, 1, clock_.wall_now(), 50);
+    ASSERT_FALSE(log->append(b));
+  }
+  logger->sinks().pop_back();
+  int lines = 0;
+  for (const auto& l : sink->last_formatted())
+    if (l.find("disk full appending") != std::string::npos) ++lines;
+  EXPECT_EQ(lines, 1) << "200 refused appends";
 }
 
 TEST_F(RecoveryTest, ShortWriteWithIoErrorFailsStop) {
