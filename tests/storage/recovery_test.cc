@@ -1,8 +1,8 @@
 // Recovery, crash and fault-injection tests for partition_log: each test
 // injects one fault from RELIABILITY.md and checks the invariant.
 #include <gtest/gtest.h>
-#include <spdlog/sinks/ringbuffer_sink.h>
 #include <spdlog/sinks/ostream_sink.h>
+#include <spdlog/sinks/ringbuffer_sink.h>
 
 #include <sstream>
 
