@@ -94,7 +94,8 @@ struct entry {
   error_class cls = error_class::retriable;
   std::string err_message;
   std::int64_t ended_ms = 0;
-  int inline_failures = 0;  // attempts that failed and were retried at once inside the task
+  int inline_failures = 0;      // attempts that failed and were retried at once inside the task
+  bool failure_logged = false;  // its first failure has had its log line
   // What the committed metadata says about this record's attempts. Owned by
   // the polling thread (a running task changes attempts/history, never
   // these), so commit() can read them while the record runs.
@@ -151,6 +152,10 @@ struct task {
 
 class worker::impl {
  public:
+  /// A record's first failure and each dead-lettering get a line, up to this
+  /// many a second (a handler failing on every record must not flood).
+  static constexpr int kFailureLinesPerSecond = 5;
+
   using entry = detail::entry;
   using sub_info = detail::sub_info;
   using part = detail::part;
@@ -270,6 +275,8 @@ class worker::impl {
   static void run_task(const worker_options& o, ferry::clock& clk, task& t);
   void complete(task& t);
   void on_failure(part& p, entry& e);
+  /// Logs `line` at `level` within the rate above; false when dropped.
+  bool log_failure(spdlog::level::level_enum level, const std::string& line);
   void route(part& p, entry& e);
   void take_acks();
   void route_failed(part& p, entry& e, std::error_code ec);
@@ -374,6 +381,11 @@ class worker::impl {
   std::shared_ptr<::ferry::metrics::registry> registry_;
   std::unique_ptr<detail::worker_metrics> metrics_;
   steady_time next_waiting_scan_{};
+  // Polling thread: failure and dead-letter lines, at most kFailureLinesPerSecond
+  // a second, the rest counted into the next line (log_failure()).
+  steady_time failure_log_window_{};
+  int failure_lines_ = 0;
+  std::uint64_t failure_lines_dropped_ = 0;
   std::atomic<bool> joined_{false};
   std::atomic<bool> run_failed_{false};
   mutable std::mutex address_mu_;

@@ -105,6 +105,14 @@ void worker::impl::take_acks() {
     if (e.route_reason) {
       bump([](worker_stats& s) { ++s.dead_lettered; });
       a.p->m->dead_lettered->inc();
+      (void)log_failure(
+          spdlog::level::warn,
+          fmt::format("{}{}: dead-lettered to {} at offset {} after {} attempt(s) "
+                      "({}): {}. See: ferry dlq show {} {}/{}",
+                      format_position(e.origin), e.rec.key ? " key " + *e.rec.key : std::string(),
+                      e.route_target, a.r.value().offset.value(), e.attempts,
+                      to_string(*e.route_reason), e.route_message, e.route_target,
+                      a.r.value().partition.value(), a.r.value().offset.value()));
     } else {
       bump([](worker_stats& s) { ++s.tier_routed; });
       a.p->m->retried->inc();

@@ -206,8 +206,39 @@ void worker::impl::finished(part& p, entry& e, int attempts) {
   in_flight_.fetch_sub(1);
 }
 
+bool worker::impl::log_failure(spdlog::level::level_enum level, const std::string& line) {
+  const auto now = clock_->steady_now();
+  if (now >= failure_log_window_) {
+    failure_log_window_ = now + std::chrono::seconds(1);
+    failure_lines_ = 0;
+  }
+  if (failure_lines_ >= kFailureLinesPerSecond) {
+    ++failure_lines_dropped_;
+    return false;
+  }
+  ++failure_lines_;
+  if (failure_lines_dropped_ > 0) {
+    detail::worker_logger()->log(
+        level, "{} ({} more failure line(s) not logged; ferry_worker_records_total counts all)",
+        line, failure_lines_dropped_);
+    failure_lines_dropped_ = 0;
+  } else {
+    detail::worker_logger()->log(level, "{}", line);
+  }
+  return true;
+}
+
 void worker::impl::on_failure(part& p, entry& e) {
   const auto& s = p.sub->s;
+  if (!e.failure_logged) {
+    e.failure_logged = true;
+    (void)log_failure(spdlog::level::info,
+                      fmt::format("{}/{}/{}{}: attempt {} failed ({}, {}:{}): {}; max_attempts {}",
+                                  p.tp.topic, p.tp.partition.value(), e.rec.offset.value(),
+                                  e.rec.key ? " key " + *e.rec.key : std::string(), e.attempts + 1,
+                                  to_string(e.cls), e.err.category().name(), e.err.value(),
+                                  e.err_message, s.retry.max_attempts));
+  }
   ++e.attempts;
   bump([](worker_stats& st) { ++st.failed_attempts; });
   e.history.add_attempt(

@@ -1,6 +1,7 @@
 // The worker against an in-process broker, driven step by step on a manual
 // clock: commits, retries in each ordering mode, dead letters, idempotency.
 #include <gtest/gtest.h>
+#include <spdlog/sinks/ringbuffer_sink.h>
 
 #include <algorithm>
 #include <atomic>
@@ -12,6 +13,7 @@
 
 #include "ferry/client/errc.h"
 #include "ferry/core/errc.h"
+#include "ferry/core/logging.h"
 #include "ferry/runtime/dlq.h"
 #include "ferry/runtime/failure_record.h"
 #include "worker_fixture.h"
@@ -164,6 +166,61 @@ TEST_F(WorkerTest, ExhaustedAttemptsGoToTheDeadLetterTopicWithTheirHistory) {
   EXPECT_EQ(f.value().attempts[1].time_ms - f.value().attempts[0].time_ms, 1000);
   EXPECT_EQ(runtime::get_header(dlq[0].headers, runtime::kOriginHeader), "orders/0/0");
   EXPECT_EQ(runtime::get_header(dlq[0].headers, runtime::kAttemptHeader), "3");
+}
+
+// A failing record's first failure and its dead-lettering get a line each,
+// a flood of failures at most a few lines a second (issue 22).
+TEST_F(WorkerTest, FailuresAndDeadLettersAreLoggedAtARateAUserCanLiveWith) {
+  auto sink = std::make_shared<spdlog::sinks::ringbuffer_sink_mt>(1000);
+  auto logger = ferry::log::get("runtime");
+  const auto level = logger->level();
+  logger->set_level(spdlog::level::info);
+  logger->sinks().push_back(sink);
+  auto lines_with = [&](const std::string& what) {
+    int n = 0;
+    for (const auto& l : sink->last_formatted())
+      if (l.find(what) != std::string::npos) ++n;
+    return n;
+  };
+  create("orders");
+  produce("orders", {{"order-1", "poison", ""}});
+  runtime::worker w(worker_options("pay"));
+  std::atomic<int> calls{0};
+  auto s = sub({"orders"}, [&](const message&) -> result<void> {
+    ++calls;
+    return std::make_error_code(std::errc::connection_refused);
+  });
+  s.order = ordering::key_ordered;
+  ASSERT_TRUE(w.subscribe(std::move(s)));
+  ASSERT_TRUE(step_until(w, [&] { return calls == 1; }));
+  for (int i = 0; i < 2; ++i) {
+    clock_.advance(1s);
+    ASSERT_TRUE(step_until(w, [&] { return calls >= 2 + i; }));
+  }
+  ASSERT_TRUE(step_until(w, [&] { return w.stats().dead_lettered == 1; }));
+  EXPECT_EQ(lines_with("attempt 1 failed"), 1);
+  EXPECT_EQ(lines_with("key order-1"), 2) << "its first failure and its dead letter";
+  EXPECT_EQ(lines_with("attempt 2 failed"), 0) << "one line per record, not per attempt";
+  EXPECT_EQ(lines_with("dead-lettered to orders.dlq"), 1);
+  EXPECT_EQ(lines_with("ferry dlq show orders.dlq"), 1) << "what to do next";
+
+  // 40 records failing together (distinct keys, key_ordered), three times
+  // each, then dead-lettered: at most 5 lines a second, and the dropped
+  // ones counted into the next line.
+  std::vector<std::tuple<std::string, std::string, std::string>> many;
+  for (int i = 0; i < 40; ++i) many.emplace_back("k" + std::to_string(i), "poison", "");
+  produce("orders", many);
+  const auto before = sink->last_formatted().size();
+  for (int round = 1; round <= 3; ++round) {
+    ASSERT_TRUE(step_until(w, [&] { return calls >= 3 + 40 * round; })) << round;
+    clock_.advance(1100ms);
+  }
+  ASSERT_TRUE(step_until(w, [&] { return w.stats().dead_lettered == 41; }));
+  const auto logged = sink->last_formatted().size() - before;
+  EXPECT_LE(logged, 4u * 5u) << "80 would-be lines in four one-second windows";
+  EXPECT_GE(lines_with("more failure line(s) not logged"), 1) << "the dropped ones are counted";
+  logger->sinks().pop_back();
+  logger->set_level(level);
 }
 
 TEST_F(WorkerTest, PermanentErrorsAndInvalidPayloadsAreDeadLetteredAtOnce) {
