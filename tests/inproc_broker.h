@@ -59,6 +59,11 @@ class inproc_broker {
     broker_.reset();
   }
   [[nodiscard]] const std::string& endpoint() const { return endpoint_; }
+  /// kafka://HOST:PORT of the Kafka listener (config kafka_listen set, e.g.
+  /// "127.0.0.1:0"; the port is kept across restarts); empty without one.
+  [[nodiscard]] std::string kafka_endpoint() const {
+    return kafka_port_ ? "kafka://127.0.0.1:" + std::to_string(kafka_port_) : std::string();
+  }
   /// The running broker (null when stopped): to stop it without closing it,
   /// e.g. while a client still waits for what stop() answers.
   [[nodiscard]] broker::broker* get() const { return broker_.get(); }
@@ -67,6 +72,7 @@ class inproc_broker {
   void open_and_start() {
     auto c = config_;
     c.listen = port_ ? "tcp://127.0.0.1:" + std::to_string(port_) : "tcp://127.0.0.1:*";
+    if (kafka_port_) c.kafka_listen = "127.0.0.1:" + std::to_string(kafka_port_);
     auto b = broker::broker::open(std::move(c));
     ASSERT_TRUE(b) << b.error().message();
     broker_ = std::move(b).value();
@@ -74,12 +80,15 @@ class inproc_broker {
     ASSERT_TRUE(ep) << ep.error().message();
     endpoint_ = ep.value();
     port_ = std::stoi(endpoint_.substr(endpoint_.rfind(':') + 1));
+    if (const auto k = broker_->kafka_address(); !k.empty())
+      kafka_port_ = std::stoi(k.substr(k.rfind(':') + 1));
   }
 
   broker::broker_config config_;
   std::unique_ptr<broker::broker> broker_;
   std::string endpoint_;
   int port_ = 0;
+  int kafka_port_ = 0;
 };
 
 }  // namespace ferry::testing

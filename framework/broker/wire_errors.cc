@@ -97,6 +97,8 @@ wire::ErrorCode from_core(ferry::errc e) {
       return wire::ErrorCode::Timeout;
     case ferry::errc::shutting_down:
       return wire::ErrorCode::ShuttingDown;
+    case ferry::errc::not_supported:
+      return wire::ErrorCode::InvalidRequest;
   }
   return wire::ErrorCode::Internal;
 }

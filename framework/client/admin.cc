@@ -9,7 +9,9 @@
 #include "ferry/client/errc.h"
 #include "ferry/core/errc.h"
 #include "ferry/protocol/codec.h"
+#include "kafka_admin.h"
 #include "rpc.h"
+#include "transport.h"
 
 namespace ferry::client {
 
@@ -74,13 +76,18 @@ result<void> check_partitions(const std::vector<topic_partition>& tps, std::stri
 }
 }  // namespace
 
-admin::admin(client_options options)
-    : options_(std::move(options)), conn_(std::make_unique<connection>(options_)) {}
+admin::admin(client_options options) : options_(std::move(options)) {
+  if (is_kafka_url(options_.broker))
+    kafka_ = std::make_unique<kafka_admin>(options_);
+  else
+    conn_ = std::make_unique<connection>(options_);
+}
 admin::~admin() = default;
 admin::admin(admin&&) noexcept = default;
 admin& admin::operator=(admin&&) noexcept = default;
 
 result<void> admin::create_topic(std::string_view name, const topic_config& config) {
+  if (kafka_) return kafka_->create_topic(name, config, &last_error_message_);
   last_error_message_.clear();
   if (!protocol::valid_topic_name(name)) {
     last_error_message_ = "topic names are 1-249 characters from [A-Za-z0-9._-], not '.' or '..'";
@@ -111,6 +118,7 @@ result<void> admin::create_topic(std::string_view name, const topic_config& conf
 }
 
 result<void> admin::delete_topic(std::string_view name) {
+  if (kafka_) return kafka_->delete_topic(name, &last_error_message_);
   last_error_message_.clear();
   const auto deadline = std::chrono::steady_clock::now() + options_.api_timeout;
   return detail::call<void>(
@@ -132,6 +140,7 @@ result<void> admin::delete_topic(std::string_view name) {
 }
 
 result<topic_config> admin::alter_topic(std::string_view name, const topic_changes& changes) {
+  if (kafka_) return kafka_admin::unsupported("altering a topic", &last_error_message_);
   last_error_message_.clear();
   const auto deadline = std::chrono::steady_clock::now() + options_.api_timeout;
   return detail::call<topic_config>(
@@ -156,6 +165,7 @@ result<topic_config> admin::alter_topic(std::string_view name, const topic_chang
 }
 
 result<std::vector<topic_summary>> admin::list_topics() {
+  if (kafka_) return kafka_->list_topics(&last_error_message_);
   last_error_message_.clear();
   const auto deadline = std::chrono::steady_clock::now() + options_.api_timeout;
   return detail::call<std::vector<topic_summary>>(
@@ -175,6 +185,7 @@ result<std::vector<topic_summary>> admin::list_topics() {
 }
 
 result<topic_description> admin::describe_topic(std::string_view name) {
+  if (kafka_) return kafka_->describe_topic(name, &last_error_message_);
   last_error_message_.clear();
   const auto deadline = std::chrono::steady_clock::now() + options_.api_timeout;
   return detail::call<topic_description>(
@@ -185,6 +196,7 @@ result<topic_description> admin::describe_topic(std::string_view name) {
 
 result<std::optional<offset>> admin::list_offsets(std::string_view topic, partition_id partition,
                                                   offset_spec spec, timestamp_ms timestamp) {
+  if (kafka_) return kafka_->list_offsets(topic, partition, spec, timestamp, &last_error_message_);
   last_error_message_.clear();
   if (!protocol::valid_topic_name(topic)) return errc::invalid_topic_name;
   if (partition.value() < 0) return ferry::errc::invalid_argument;
@@ -206,6 +218,7 @@ result<std::optional<offset>> admin::list_offsets(std::string_view topic, partit
 // --- consumer groups -------------------------------------------------------
 
 result<std::vector<group_summary>> admin::list_groups() {
+  if (kafka_) return kafka_->list_groups(&last_error_message_);
   last_error_message_.clear();
   const auto deadline = std::chrono::steady_clock::now() + options_.api_timeout;
   return detail::call<std::vector<group_summary>>(
@@ -228,6 +241,7 @@ result<std::vector<group_summary>> admin::list_groups() {
 }
 
 result<group_description> admin::describe_group(std::string_view group) {
+  if (kafka_) return kafka_->describe_group(group, &last_error_message_);
   last_error_message_.clear();
   if (!protocol::valid_group_name(group)) {
     last_error_message_ = kGroupNameRule;
@@ -292,6 +306,7 @@ result<group_description> admin::describe_group(std::string_view group) {
 
 result<std::vector<committed_position>> admin::committed_offsets(
     std::string_view group, const std::vector<topic_partition>& partitions) {
+  if (kafka_) return kafka_->committed_offsets(group, partitions, &last_error_message_);
   last_error_message_.clear();
   if (!protocol::valid_group_name(group)) {
     last_error_message_ = kGroupNameRule;
@@ -334,6 +349,7 @@ result<std::vector<committed_position>> admin::committed_offsets(
 
 result<std::vector<commit_result>> admin::reset_offsets(std::string_view group,
                                                         const std::vector<offset_commit>& offsets) {
+  if (kafka_) return kafka_->reset_offsets(group, offsets, &last_error_message_);
   last_error_message_.clear();
   if (!protocol::valid_group_name(group)) {
     last_error_message_ = kGroupNameRule;
@@ -402,6 +418,7 @@ result<std::vector<commit_result>> admin::reset_offsets(std::string_view group,
 }
 
 result<void> admin::delete_group(std::string_view group) {
+  if (kafka_) return kafka_->delete_group(group, &last_error_message_);
   last_error_message_.clear();
   if (!protocol::valid_group_name(group)) {
     last_error_message_ = kGroupNameRule;

@@ -341,8 +341,14 @@ result<void> consumer::impl::close() {
 
 // --- consumer -----------------------------------------------------------------
 
-consumer::consumer(consumer_options options)
-    : impl_(std::make_unique<impl>(*this, std::move(options))) {}
+namespace {
+std::unique_ptr<consumer::backend> make_backend(consumer& self, consumer_options o) {
+  if (is_kafka_url(o.broker)) return make_kafka_consumer(self, std::move(o));
+  return std::make_unique<consumer::impl>(self, std::move(o));
+}
+}  // namespace
+
+consumer::consumer(consumer_options options) : impl_(make_backend(*this, std::move(options))) {}
 consumer::~consumer() = default;
 consumer::consumer(consumer&& other) noexcept : impl_(std::move(other.impl_)) {
   if (impl_) impl_->rebind(*this);
@@ -411,14 +417,14 @@ result<void> consumer::seek(const topic_partition& tp, offset position) {
   return impl_->seek(tp, position);
 }
 result<void> consumer::seek_to_beginning(std::span<const topic_partition> partitions) {
-  return impl_->seek_lazy(partitions, reset_kind::earliest, timestamp_ms::none());
+  return impl_->seek_to_beginning(partitions);
 }
 result<void> consumer::seek_to_end(std::span<const topic_partition> partitions) {
-  return impl_->seek_lazy(partitions, reset_kind::latest, timestamp_ms::none());
+  return impl_->seek_to_end(partitions);
 }
 result<void> consumer::seek_to_timestamp(std::span<const topic_partition> partitions,
                                          timestamp_ms timestamp) {
-  return impl_->seek_lazy(partitions, reset_kind::timestamp, timestamp);
+  return impl_->seek_to_timestamp(partitions, timestamp);
 }
 result<offset> consumer::position(const topic_partition& tp) {
   return impl_->position(tp);

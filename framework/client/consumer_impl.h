@@ -28,6 +28,7 @@
 #include "ferry/protocol/codec.h"
 #include "ferry/protocol/errc.h"
 #include "rpc.h"
+#include "transport.h"
 
 namespace ferry::client {
 namespace detail {
@@ -251,20 +252,20 @@ using detail::reset_kind;
 using detail::sclock;
 using std::chrono::milliseconds;
 
-class consumer::impl {
+class consumer::impl final : public consumer::backend {
  public:
   impl(consumer& self, consumer_options o)
       : self_(&self), o_(std::move(o)), conn_(std::make_unique<connection>(o_)) {
     wake_fd_ = ::eventfd(0, EFD_NONBLOCK | EFD_CLOEXEC);
   }
-  ~impl() {
+  ~impl() override {
     leave_quietly();
     hb_.reset();
     if (wake_fd_ >= 0) ::close(wake_fd_);
   }
 
   // Thread-safe: makes a waiting poll() return.
-  void wakeup() noexcept {
+  void wakeup() noexcept override {
     wakeup_requested_.store(true, std::memory_order_release);
     std::uint64_t one = 1;
     if (wake_fd_ >= 0) (void)!::write(wake_fd_, &one, sizeof one);
@@ -274,34 +275,41 @@ class consumer::impl {
     if (wake_fd_ >= 0) (void)!::read(wake_fd_, &v, sizeof v);
   }
 
-  result<void> assign(std::vector<topic_partition> partitions);
-  std::vector<topic_partition> assignment() const;
-  result<void> seek(const topic_partition& tp, offset position);
+  result<void> assign(std::vector<topic_partition> partitions) override;
+  std::vector<topic_partition> assignment() const override;
+  result<void> seek(const topic_partition& tp, offset position) override;
+  result<void> seek_to_beginning(std::span<const topic_partition> partitions) override {
+    return seek_lazy(partitions, reset_kind::earliest, timestamp_ms::none());
+  }
+  result<void> seek_to_end(std::span<const topic_partition> partitions) override {
+    return seek_lazy(partitions, reset_kind::latest, timestamp_ms::none());
+  }
+  result<void> seek_to_timestamp(std::span<const topic_partition> partitions,
+                                 timestamp_ms timestamp) override {
+    return seek_lazy(partitions, reset_kind::timestamp, timestamp);
+  }
   result<void> seek_lazy(std::span<const topic_partition> partitions, reset_kind kind,
                          timestamp_ms ts);
-  result<offset> position(const topic_partition& tp);
-  result<std::vector<consumer_record>> poll(milliseconds timeout);
+  result<offset> position(const topic_partition& tp) override;
+  result<std::vector<consumer_record>> poll(milliseconds timeout) override;
 
   // groups
-  result<void> subscribe(std::vector<std::string> topics, rebalance_listener* listener);
-  result<void> unsubscribe();
-  std::vector<std::string> subscription() const {
+  result<void> subscribe(std::vector<std::string> topics, rebalance_listener* listener) override;
+  result<void> unsubscribe() override;
+  std::vector<std::string> subscription() const override {
     return subscribed_ ? topics_ : std::vector<std::string>{};
   }
-  result<void> commit(const std::vector<offset_commit>& offsets);
-  result<void> commit_positions();
-  void commit_async(std::vector<offset_commit> offsets, commit_callback done);
-  result<std::vector<committed_position>> committed(std::vector<topic_partition> partitions);
+  result<void> commit(const std::vector<offset_commit>& offsets) override;
+  result<void> commit_positions() override;
+  void commit_async(std::vector<offset_commit> offsets, commit_callback done) override;
+  result<std::vector<committed_position>> committed(
+      std::vector<topic_partition> partitions) override;
   result<std::vector<std::optional<timestamp_ms>>> ledger_lookup(
-      const std::vector<std::string>& keys, milliseconds window);
-  result<void> pause(const std::vector<topic_partition>& partitions, bool on);
-  std::vector<topic_partition> paused() const { return {paused_.begin(), paused_.end()}; }
-  result<void> close();
-  void rebind(consumer& self) noexcept { self_ = &self; }
-
-  std::string last_error_message_;
-  std::string member_id_;
-  std::int32_t generation_ = -1;
+      const std::vector<std::string>& keys, milliseconds window) override;
+  result<void> pause(const std::vector<topic_partition>& partitions, bool on) override;
+  std::vector<topic_partition> paused() const override { return {paused_.begin(), paused_.end()}; }
+  result<void> close() override;
+  void rebind(consumer& self) noexcept override { self_ = &self; }
 
  private:
   result<void> send_list_offsets(sclock::time_point now);

@@ -3,6 +3,7 @@
 #include <string>
 
 #include "ferry/protocol/errc.h"
+#include "kafka_common.h"
 
 namespace ferry::client {
 namespace {
@@ -188,6 +189,7 @@ bool is_retriable(std::error_code ec) noexcept {
         return false;
     }
   }
+  if (ec.category() == kafka::kafka_category()) return kafka::is_retriable_kafka(ec.value());
   return ec == protocol::errc::timed_out || ec == protocol::errc::disconnected;
 }
 

@@ -64,6 +64,7 @@
 #include "ferry/protocol/codec.h"
 #include "ferry/protocol/errc.h"
 #include "rpc.h"
+#include "transport.h"
 
 namespace ferry::client {
 namespace {
@@ -234,10 +235,10 @@ sclock::time_point saturating_add(sclock::time_point t, milliseconds d) {
 
 }  // namespace
 
-class producer::impl {
+class producer::impl final : public producer::backend {
  public:
   explicit impl(producer_options o);
-  ~impl() {
+  ~impl() override {
     (void)close(milliseconds::max());
     for (int fd : wake_fds_)
       if (fd >= 0) ::close(fd);
@@ -245,10 +246,10 @@ class producer::impl {
   impl(const impl&) = delete;
   impl& operator=(const impl&) = delete;
 
-  result<void> send(producer_record rec, delivery_callback cb);
-  result<void> flush(milliseconds timeout);
-  result<void> close(milliseconds timeout);
-  producer_stats stats() const;
+  result<void> send(producer_record rec, delivery_callback cb) override;
+  result<void> flush(milliseconds timeout) override;
+  result<void> close(milliseconds timeout) override;
+  producer_stats stats() const override;
 
  private:
   void wake() noexcept;
@@ -1067,7 +1068,14 @@ producer_stats producer::impl::stats() const {
 
 // --- producer -----------------------------------------------------------------
 
-producer::producer(producer_options options) : impl_(std::make_unique<impl>(std::move(options))) {}
+namespace {
+std::unique_ptr<producer::backend> make_backend(producer_options o) {
+  if (is_kafka_url(o.broker)) return make_kafka_producer(std::move(o));
+  return std::make_unique<producer::impl>(std::move(o));
+}
+}  // namespace
+
+producer::producer(producer_options options) : impl_(make_backend(std::move(options))) {}
 producer::~producer() = default;
 producer::producer(producer&&) noexcept = default;
 producer& producer::operator=(producer&&) noexcept = default;

@@ -10,6 +10,7 @@
 #include "ferry/core/errc.h"
 #include "ferry/protocol/codec.h"
 #include "ferry/protocol/compatibility.h"
+#include "kafka_admin.h"
 #include "rpc.h"
 
 namespace ferry::client {
@@ -50,6 +51,7 @@ result<registered_schema> parse_schema(const reply& r, std::string* message) {
 result<schema_registration> admin::register_schema(std::string_view subject, std::string_view bfbs,
                                                    std::string_view source, schema_action action,
                                                    std::vector<schema_finding>* violations) {
+  if (kafka_) return kafka_admin::unsupported("the schema registry", &last_error_message_);
   last_error_message_.clear();
   FERRY_TRY(check_subject(subject, last_error_message_));
   if (bfbs.empty() || bfbs.size() > protocol::kMaxSchemaBytes ||
@@ -94,6 +96,7 @@ result<schema_registration> admin::register_schema(std::string_view subject, std
 }
 
 result<registered_schema> admin::get_schema(std::int64_t id) {
+  if (kafka_) return kafka_admin::unsupported("the schema registry", &last_error_message_);
   last_error_message_.clear();
   if (id < 0) return ferry::errc::invalid_argument;
   const auto deadline = std::chrono::steady_clock::now() + options_.api_timeout;
@@ -107,6 +110,7 @@ result<registered_schema> admin::get_schema(std::int64_t id) {
 }
 
 result<registered_schema> admin::get_schema(std::string_view subject, std::int32_t version) {
+  if (kafka_) return kafka_admin::unsupported("the schema registry", &last_error_message_);
   last_error_message_.clear();
   FERRY_TRY(check_subject(subject, last_error_message_));
   const auto deadline = std::chrono::steady_clock::now() + options_.api_timeout;
@@ -121,6 +125,7 @@ result<registered_schema> admin::get_schema(std::string_view subject, std::int32
 }
 
 result<subject_listing> admin::list_subjects() {
+  if (kafka_) return kafka_admin::unsupported("the schema registry", &last_error_message_);
   last_error_message_.clear();
   const auto deadline = std::chrono::steady_clock::now() + options_.api_timeout;
   return detail::call<subject_listing>(
@@ -150,6 +155,7 @@ result<subject_listing> admin::list_subjects() {
 }
 
 result<void> admin::set_compatibility(std::string_view subject, std::optional<schema::mode> mode) {
+  if (kafka_) return kafka_admin::unsupported("the schema registry", &last_error_message_);
   last_error_message_.clear();
   FERRY_TRY(check_subject(subject, last_error_message_));
   const auto deadline = std::chrono::steady_clock::now() + options_.api_timeout;
@@ -175,6 +181,8 @@ result<void> admin::set_compatibility(std::string_view subject, std::optional<sc
 
 result<void> admin::set_topic_schema(std::string_view topic, std::string_view subject,
                                      bool validation) {
+  if (kafka_)
+    return kafka_admin::unsupported("binding a topic to a schema subject", &last_error_message_);
   last_error_message_.clear();
   if (!protocol::valid_topic_name(topic)) return errc::invalid_topic_name;
   if (!subject.empty()) {

@@ -28,6 +28,8 @@ class core_category_impl final : public std::error_category {
         return "timed out";
       case errc::shutting_down:
         return "shutting down";
+      case errc::not_supported:
+        return "not supported here";
     }
     return "unknown ferry.core error " + std::to_string(ev);
   }

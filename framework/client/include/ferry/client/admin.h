@@ -17,6 +17,11 @@
 // reported as protocol::errc::timed_out or disconnected, because the change
 // may or may not have been made.
 //
+// kafka:// brokers (docs/kafka.md): topics, offsets and groups go through
+// librdkafka's Admin API; alter_topic and the schema registry need ferryd's
+// native protocol and fail with ferry::errc::not_supported, saying so in
+// last_error_message().
+//
 // Thread safety: none; use one admin per thread. Cheap to create (the
 // ZeroMQ context is shared); a malformed broker endpoint is reported by the
 // first call.
@@ -40,6 +45,7 @@
 namespace ferry::client {
 
 class connection;
+class kafka_admin;
 
 /// Topic settings; the special values mean "broker default".
 struct topic_config {
@@ -283,7 +289,8 @@ class admin {
 
  private:
   client_options options_;
-  std::unique_ptr<connection> conn_;
+  std::unique_ptr<connection> conn_;    // tcp://, ipc://
+  std::unique_ptr<kafka_admin> kafka_;  // kafka:// (framework/client/kafka_admin.h)
   std::string last_error_message_;
 };
 

@@ -238,10 +238,12 @@ class consumer {
   /// Details of the last error poll(), position() or a seek returned.
   [[nodiscard]] const std::string& last_error_message() const noexcept;
 
-  class impl;
+  /// The transport behind it (framework/client/transport.h).
+  class backend;
+  class impl;  ///< ferryd's native protocol
 
  private:
-  std::unique_ptr<impl> impl_;
+  std::unique_ptr<backend> impl_;
 };
 
 }  // namespace ferry::client

@@ -2,6 +2,7 @@
 #pragma once
 
 #include <chrono>
+#include <map>
 #include <string>
 
 #include "ferry/protocol/socket.h"
@@ -9,9 +10,18 @@
 namespace ferry::client {
 
 struct client_options {
-  /// ZeroMQ endpoint of the broker. The library never reads FERRY_BROKER;
-  /// the `ferry` CLI does and passes the value here.
+  /// Where the broker is. tcp://HOST:PORT or ipc://PATH: ferryd's native
+  /// protocol. kafka://HOST:PORT[,HOST:PORT...]: a Kafka cluster, or
+  /// ferryd's Kafka listener, through librdkafka (docs/kafka.md). The
+  /// library never reads FERRY_BROKER; the `ferry` CLI does and passes the
+  /// value here.
   std::string broker = "tcp://127.0.0.1:7400";
+  /// librdkafka configuration properties for kafka:// brokers (e.g.
+  /// security.protocol, sasl.mechanism, sasl.username, ssl.ca.location,
+  /// client tuning). They are applied after Ferry's own settings and so
+  /// override them; an unknown property or value fails the first call with
+  /// ferry::errc::invalid_argument naming it. Ignored for native brokers.
+  std::map<std::string, std::string> kafka;
   /// How long one attempt of a request waits for its reply. A request that
   /// was in flight when the broker died gets no reply and fails with
   /// protocol::errc::timed_out after this long (ZeroMQ reconnects by itself;

@@ -178,10 +178,12 @@ class producer {
   /// A snapshot of the counters. Thread-safe.
   [[nodiscard]] producer_stats stats() const;
 
-  class impl;
+  /// The transport behind it (framework/client/transport.h).
+  class backend;
+  class impl;  ///< ferryd's native protocol
 
  private:
-  std::unique_ptr<impl> impl_;
+  std::unique_ptr<backend> impl_;
 };
 
 }  // namespace ferry::client

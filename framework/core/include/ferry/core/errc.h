@@ -17,6 +17,7 @@ enum class errc : int {
   corrupt_data = 6,  ///< bytes failed a checksum or structural check
   timed_out = 7,
   shutting_down = 8,
+  not_supported = 9,  ///< the transport or broker in use cannot do this (the message says which)
 };
 
 const std::error_category& core_category() noexcept;

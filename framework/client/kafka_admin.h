@@ -1,0 +1,47 @@
+// admin over kafka:// (transport.h), on librdkafka's Admin API (private to
+// the client). Topics, offsets and consumer groups work against any Kafka
+// cluster; what needs ferryd (topic alteration through this API for now,
+// the schema registry) fails with ferry::errc::not_supported and a message
+// that names it.
+#pragma once
+
+#include <string>
+#include <string_view>
+#include <vector>
+
+#include "ferry/client/admin.h"
+#include "kafka_common.h"
+
+namespace ferry::client {
+
+class kafka_admin {
+ public:
+  explicit kafka_admin(const client_options& o);
+
+  result<void> create_topic(std::string_view name, const topic_config& config, std::string* why);
+  result<void> delete_topic(std::string_view name, std::string* why);
+  result<std::vector<topic_summary>> list_topics(std::string* why);
+  result<topic_description> describe_topic(std::string_view name, std::string* why);
+  result<std::optional<offset>> list_offsets(std::string_view topic, partition_id partition,
+                                             offset_spec spec, timestamp_ms timestamp,
+                                             std::string* why);
+  result<std::vector<group_summary>> list_groups(std::string* why);
+  result<group_description> describe_group(std::string_view group, std::string* why);
+  result<std::vector<committed_position>> committed_offsets(
+      std::string_view group, const std::vector<topic_partition>& partitions, std::string* why);
+  result<std::vector<commit_result>> reset_offsets(std::string_view group,
+                                                   const std::vector<offset_commit>& offsets,
+                                                   std::string* why);
+  result<void> delete_group(std::string_view group, std::string* why);
+
+  /// ferry::errc::not_supported, with `why` naming `what` as ferryd-only.
+  static std::error_code unsupported(std::string_view what, std::string* why);
+
+ private:
+  result<rd_kafka_t*> handle(std::string* why);
+
+  client_options o_;
+  kafka::handle rk_;
+};
+
+}  // namespace ferry::client

@@ -1,0 +1,240 @@
+#include "kafka_ledger.h"
+
+#include <fmt/format.h>
+
+#include <functional>
+#include <thread>
+
+#include "ferry/client/errc.h"
+#include "ferry/core/clock.h"
+#include "ferry/core/errc.h"
+#include "ferry/protocol/errc.h"
+
+namespace ferry::client::kafka {
+
+namespace {
+
+using sclock = std::chrono::steady_clock;
+using std::chrono::milliseconds;
+
+constexpr std::string_view kPrefix = "__ferry_ledger.";
+// Longer than any window a worker uses by default (7 days), like the native
+// ledger's groups.ledger_retention_ms. An operator may change retention.ms
+// of the topic; keys older than it are forgotten.
+constexpr std::int64_t kRetentionMs = 7ll * 24 * 3600 * 1000;
+
+// Counts the acknowledgements of one record() call.
+struct batch_state {
+  std::size_t acked = 0;
+  rd_kafka_resp_err_t first_error = RD_KAFKA_RESP_ERR_NO_ERROR;
+};
+
+void on_delivery(rd_kafka_t*, const rd_kafka_message_t* m, void*) {
+  auto* b = static_cast<batch_state*>(m->_private);
+  if (b == nullptr) return;
+  if (m->err == RD_KAFKA_RESP_ERR_NO_ERROR)
+    ++b->acked;
+  else if (b->first_error == RD_KAFKA_RESP_ERR_NO_ERROR)
+    b->first_error = m->err;
+}
+
+}  // namespace
+
+std::string ledger_topic(const std::string& group) {
+  std::string t = std::string(kPrefix) + group;
+  if (t.size() <= 249) return t;
+  const auto h = fmt::format("{:016x}", std::hash<std::string>{}(group));
+  return t.substr(0, 249 - h.size() - 1) + "." + h;
+}
+
+ledger::ledger(client_options o, std::string group, std::size_t max_keys)
+    : o_(std::move(o)),
+      group_(std::move(group)),
+      topic_(ledger_topic(group_)),
+      max_keys_(max_keys) {}
+
+result<void> ledger::ensure_topic(std::string* why) {
+  if (topic_ready_) return success();
+  if (!producer_) {
+    FERRY_TRY(producer_, make_handle(RD_KAFKA_PRODUCER, o_,
+                                     {{"enable.idempotence", "true"},
+                                      {"acks", "all"},
+                                      {"linger.ms", "0"},
+                                      {"message.timeout.ms", std::to_string(std::max<std::int64_t>(
+                                                                 o_.api_timeout.count(), 1))}},
+                                     why, [](rd_kafka_conf_t* conf, void*) {
+                                       rd_kafka_conf_set_dr_msg_cb(conf, on_delivery);
+                                     }));
+  }
+  const auto deadline = sclock::now() + o_.api_timeout;
+  bool created = false;
+  for (;;) {
+    auto n = partition_count(producer_.get(), topic_, o_.request_timeout, why);
+    if (n) break;
+    if (n.error() != errc::unknown_topic && !is_retriable(n.error())) return n.error();
+    if (n.error() == errc::unknown_topic && !created) {
+      auto c = create_topic(
+          producer_.get(), topic_, 1,
+          {{"retention.ms", std::to_string(kRetentionMs)}, {"cleanup.policy", "delete"}},
+          o_.request_timeout, why);
+      if (!c && c.error() != errc::topic_already_exists && !is_retriable(c.error())) {
+        *why = fmt::format("cannot create the idempotency ledger {} of group {}: {}", topic_,
+                           group_, *why);
+        return c.error();
+      }
+      created = c.has_value() || c.error() == errc::topic_already_exists;
+    }
+    if (sclock::now() >= deadline) return n.error();
+    std::this_thread::sleep_for(o_.retry_backoff);
+  }
+  topic_ready_ = true;
+  return success();
+}
+
+result<void> ledger::record(const std::vector<std::string>& keys, std::string* why) {
+  if (keys.empty()) return success();
+  FERRY_TRY(ensure_topic(why));
+  batch_state b;
+  const auto now = system_clock::instance().wall_now().value();
+  static const std::string kValue = "1";  // never null: a null value would be a tombstone
+  for (const auto& k : keys) {
+    kafka::outgoing m;
+    m.topic = &topic_;
+    m.partition = 0;
+    m.key = &k;
+    m.value = &kValue;
+    m.timestamp = now;
+    m.opaque = &b;
+    const auto err = produce(producer_.get(), m);
+    if (err != RD_KAFKA_RESP_ERR_NO_ERROR) {
+      b.first_error = err;
+      break;
+    }
+  }
+  // Every queued record reports back (delivered, failed, or timed out by
+  // message.timeout.ms) before `b` goes out of scope: the out queue counts
+  // unserved delivery reports too.
+  while (rd_kafka_outq_len(producer_.get()) > 0) (void)rd_kafka_flush(producer_.get(), 1000);
+  if (b.first_error != RD_KAFKA_RESP_ERR_NO_ERROR || b.acked < keys.size()) {
+    const auto e =
+        b.first_error != RD_KAFKA_RESP_ERR_NO_ERROR ? b.first_error : RD_KAFKA_RESP_ERR__FAIL;
+    *why = fmt::format("recording {} key(s) in the idempotency ledger {} failed: {}", keys.size(),
+                       topic_, rd_kafka_err2str(e));
+    return from_kafka(e);
+  }
+  for (const auto& k : keys) remember(k, now);
+  return success();
+}
+
+result<void> ledger::start_reader(std::string* why) {
+  if (!reader_) {
+    FERRY_TRY(reader_, make_handle(RD_KAFKA_CONSUMER, o_,
+                                   {{"group.id", kAssignOnlyGroup},
+                                    {"enable.auto.commit", "false"},
+                                    {"enable.partition.eof", "false"},
+                                    {"auto.offset.reset", "earliest"},
+                                    {"fetch.wait.max.ms", "100"}},
+                                   why));
+  }
+  if (reading_ || !topic_ready_) return success();
+  partition_list l(rd_kafka_topic_partition_list_new(1));
+  rd_kafka_topic_partition_list_add(l.get(), topic_.c_str(), 0)->offset = RD_KAFKA_OFFSET_BEGINNING;
+  if (const auto err = rd_kafka_assign(reader_.get(), l.get()); err) {
+    *why = fmt::format("cannot read the idempotency ledger {}: {}", topic_, rd_kafka_err2str(err));
+    return from_kafka(err);
+  }
+  reading_ = true;
+  return success();
+}
+
+result<void> ledger::catch_up(std::string* why) {
+  FERRY_TRY(start_reader(why));
+  const auto deadline = sclock::now() + o_.api_timeout;
+  if (!topic_ready_) {
+    for (;;) {
+      auto n = partition_count(reader_.get(), topic_, o_.request_timeout, why);
+      if (n) break;
+      if (n.error() == errc::unknown_topic) return success();  // nothing recorded yet
+      if (!is_retriable(n.error()) || sclock::now() >= deadline) return n.error();
+      std::this_thread::sleep_for(o_.retry_backoff);
+    }
+    topic_ready_ = true;
+  }
+  // Where the ledger ends now: every key acknowledged before this point is
+  // below the high watermark (acks=all).
+  std::int64_t low = 0, high = 0;
+  for (;;) {
+    const auto err = rd_kafka_query_watermark_offsets(reader_.get(), topic_.c_str(), 0, &low, &high,
+                                                      timeout_ms(o_.request_timeout));
+    if (err == RD_KAFKA_RESP_ERR_NO_ERROR) break;
+    const auto ec = from_kafka(err);
+    if (!is_retriable(ec) || sclock::now() >= deadline) {
+      *why = fmt::format("cannot find the end of the idempotency ledger {}: {}", topic_,
+                         rd_kafka_err2str(err));
+      return ec;
+    }
+    std::this_thread::sleep_for(o_.retry_backoff);
+  }
+  if (next_ < low) next_ = low;  // retention removed the rest
+  if (next_ >= high) return success();
+  FERRY_TRY(start_reader(why));
+  while (next_ < high) {
+    const auto left = std::chrono::duration_cast<milliseconds>(deadline - sclock::now());
+    if (left <= milliseconds(0)) {
+      *why = fmt::format("reading the idempotency ledger {} timed out at offset {} of {}", topic_,
+                         next_, high);
+      return protocol::errc::timed_out;
+    }
+    rd_kafka_message_t* m = rd_kafka_consumer_poll(reader_.get(), timeout_ms(left));
+    if (m == nullptr) continue;
+    if (m->err != RD_KAFKA_RESP_ERR_NO_ERROR) {
+      const auto ec = from_kafka(m->err);
+      std::string text = rd_kafka_message_errstr(m);
+      rd_kafka_message_destroy(m);
+      if (is_retriable(ec) || ec == errc::offset_out_of_range) continue;
+      *why = fmt::format("reading the idempotency ledger {}: {}", topic_, text);
+      return ec;
+    }
+    if (m->key != nullptr) {
+      rd_kafka_timestamp_type_t tstype;
+      remember(std::string(static_cast<const char*>(m->key), m->key_len),
+               rd_kafka_message_timestamp(m, &tstype));
+    }
+    next_ = m->offset + 1;
+    rd_kafka_message_destroy(m);
+  }
+  return success();
+}
+
+void ledger::remember(std::string key, std::int64_t ts) {
+  auto [it, fresh] = index_.try_emplace(key, ts);
+  if (!fresh) {
+    if (ts > it->second) it->second = ts;
+    return;
+  }
+  order_.emplace_back(ts, std::move(key));
+  while (index_.size() > max_keys_ && !order_.empty()) {
+    auto& [t, k] = order_.front();
+    auto f = index_.find(k);
+    if (f != index_.end() && f->second == t) index_.erase(f);
+    order_.pop_front();
+  }
+}
+
+result<std::vector<std::optional<timestamp_ms>>> ledger::lookup(
+    const std::vector<std::string>& keys, std::chrono::milliseconds window, std::string* why) {
+  FERRY_TRY(catch_up(why));
+  const auto now = system_clock::instance().wall_now().value();
+  std::vector<std::optional<timestamp_ms>> out;
+  out.reserve(keys.size());
+  for (const auto& k : keys) {
+    auto it = index_.find(k);
+    if (it == index_.end() || (window.count() > 0 && it->second < now - window.count()))
+      out.emplace_back();
+    else
+      out.emplace_back(timestamp_ms(it->second));
+  }
+  return out;
+}
+
+}  // namespace ferry::client::kafka

@@ -1,0 +1,295 @@
+// Ferry's client API over kafka:// (framework/client/transport.h) against
+// ferryd's Kafka listener: librdkafka underneath, the same contracts as the
+// native protocol, and the group's idempotency ledger as a topic.
+#include <gtest/gtest.h>
+
+#include <chrono>
+#include <map>
+#include <set>
+#include <string>
+#include <vector>
+
+#include "ferry/client/admin.h"
+#include "ferry/client/consumer.h"
+#include "ferry/client/errc.h"
+#include "ferry/client/partitioner.h"
+#include "ferry/client/producer.h"
+#include "ferry/core/errc.h"
+#include "inproc_broker.h"
+#include "read_topic.h"
+
+namespace ferry::testing {
+namespace {
+
+using namespace std::chrono_literals;
+
+client::producer_record rec(std::string topic, std::optional<std::string> key, std::string value,
+                            std::optional<int> partition = std::nullopt) {
+  client::producer_record r;
+  r.topic = std::move(topic);
+  r.key = std::move(key);
+  r.value = std::move(value);
+  if (partition) r.partition = partition_id(*partition);
+  return r;
+}
+
+class KafkaTransport : public ::testing::Test {
+ protected:
+  void SetUp() override {
+    dir_ = make_temp_dir("ferry-kafka-transport");
+    broker::broker_config c;
+    c.kafka_listen = "127.0.0.1:0";
+    broker_.start(dir_, c);
+    ASSERT_FALSE(broker_.kafka_endpoint().empty());
+  }
+  void TearDown() override {
+    broker_.stop();
+    std::filesystem::remove_all(dir_);
+  }
+  client::client_options kafka() const { return base_client_options(broker_.kafka_endpoint()); }
+  client::client_options native() const { return base_client_options(broker_.endpoint()); }
+  client::consumer_options consumer_options(const std::string& group = "") const {
+    client::consumer_options o;
+    static_cast<client::client_options&>(o) = kafka();
+    o.group_id = group;
+    o.session_timeout = 6s;
+    o.heartbeat_interval = 200ms;
+    o.fetch_max_wait = 50ms;
+    return o;
+  }
+  client::producer_options producer_options() const {
+    client::producer_options o;
+    static_cast<client::client_options&>(o) = kafka();
+    o.linger = 1ms;
+    return o;
+  }
+
+  std::filesystem::path dir_;
+  inproc_broker broker_;
+};
+
+TEST_F(KafkaTransport, ProducedRecordsArriveIntactOnTheSamePartitionsAsNatively) {
+  client::admin a(kafka());
+  ASSERT_TRUE(a.create_topic("orders", {.partitions = 4})) << a.last_error_message();
+  client::producer p(producer_options());
+  std::vector<std::future<result<client::record_metadata>>> acks;
+  for (int i = 0; i < 40; ++i) {
+    client::producer_record r;
+    r.topic = "orders";
+    r.key = "order-" + std::to_string(i);
+    r.value =
+        i == 7 ? std::optional<std::string>() : std::optional<std::string>("v" + std::to_string(i));
+    r.headers = {{"trace", "t" + std::to_string(i)}, {"null-header", std::nullopt}};
+    r.idempotency_key = "order-" + std::to_string(i) + "/paid";
+    r.timestamp = timestamp_ms(1'700'000'000'000 + i);
+    acks.push_back(p.send(std::move(r)));
+  }
+  ASSERT_TRUE(p.flush(10s));
+  for (int i = 0; i < 40; ++i) {
+    auto m = acks[static_cast<std::size_t>(i)].get();
+    ASSERT_TRUE(m) << m.error().message();
+    // Kafka's partitioner is Ferry's: murmur2 of the key.
+    EXPECT_EQ(m.value().partition, client::partition_for_key("order-" + std::to_string(i), 4));
+  }
+  // Read natively: every field as it was sent.
+  auto got = read_topic(native(), "orders");
+  ASSERT_EQ(got.size(), 40u);
+  std::map<std::string, client::consumer_record> by_key;
+  for (auto& r : got) by_key[*r.key] = r;
+  const auto& r7 = by_key.at("order-7");
+  EXPECT_FALSE(r7.value.has_value());
+  const auto& r3 = by_key.at("order-3");
+  EXPECT_EQ(r3.value, "v3");
+  EXPECT_EQ(r3.timestamp, timestamp_ms(1'700'000'000'003));
+  ASSERT_NE(r3.header_value("trace"), nullptr);
+  EXPECT_EQ(*r3.header_value("trace"), "t3");
+  ASSERT_NE(r3.header_value("null-header"), nullptr);
+  EXPECT_FALSE(r3.header_value("null-header")->has_value());
+  ASSERT_NE(r3.header_value("ferry.idempotency-key"), nullptr);
+  EXPECT_EQ(*r3.header_value("ferry.idempotency-key"), "order-3/paid");
+
+  // And over kafka://, with assign() and positions.
+  client::consumer c(consumer_options());
+  std::vector<client::topic_partition> tps;
+  for (int i = 0; i < 4; ++i) tps.push_back({"orders", partition_id(i)});
+  ASSERT_TRUE(c.assign(tps)) << c.last_error_message();
+  std::vector<client::consumer_record> again;
+  for (int i = 0; i < 100 && again.size() < 40; ++i) {
+    auto polled = c.poll(100ms);
+    ASSERT_TRUE(polled) << polled.error().message() << ": " << c.last_error_message();
+    for (auto& r : polled.value()) again.push_back(std::move(r));
+  }
+  ASSERT_EQ(again.size(), 40u);
+  for (const auto& r : again) {
+    const auto& n = by_key.at(*r.key);
+    EXPECT_EQ(r.partition, n.partition);
+    EXPECT_EQ(r.offset, n.offset);
+    EXPECT_EQ(r.value, n.value);
+    EXPECT_EQ(r.headers, n.headers);
+  }
+  for (const auto& tp : tps) {
+    auto pos = c.position(tp);
+    ASSERT_TRUE(pos);
+    auto d = a.list_offsets(tp.topic, tp.partition, client::offset_spec::latest);
+    ASSERT_TRUE(d && d.value());
+    EXPECT_EQ(pos.value(), *d.value());
+  }
+}
+
+TEST_F(KafkaTransport, SendFailsFastForUnknownTopicsAndBadUrls) {
+  client::producer p(producer_options());
+  auto r = p.send(rec("nope", "k", "v"), {});
+  ASSERT_FALSE(r);
+  EXPECT_EQ(r.error(), client::errc::unknown_topic);
+
+  auto bad = producer_options();
+  bad.broker = "kafka://no-port-here";
+  client::producer q(bad);
+  auto s = q.send(rec("orders", std::nullopt, "v"), {});
+  ASSERT_FALSE(s);
+  EXPECT_EQ(s.error(), ferry::errc::invalid_argument);
+
+  auto props = producer_options();
+  props.kafka["no.such.property"] = "1";
+  client::producer u(props);
+  EXPECT_EQ(u.send(rec("orders", std::nullopt, "v"), {}).error(), ferry::errc::invalid_argument);
+}
+
+TEST_F(KafkaTransport, SeekPauseAndResumeKeepPositions) {
+  client::admin a(kafka());
+  ASSERT_TRUE(a.create_topic("t", {.partitions = 1}));
+  client::producer p(producer_options());
+  for (int i = 0; i < 20; ++i)
+    ASSERT_TRUE(p.send(rec("t", std::nullopt, std::to_string(i), 0), {}));
+  ASSERT_TRUE(p.flush(10s));
+  client::consumer c(consumer_options());
+  const client::topic_partition tp{"t", partition_id(0)};
+  auto as = c.assign({tp});
+  ASSERT_TRUE(as) << as.error().message() << ": " << c.last_error_message();
+  ASSERT_TRUE(c.seek(tp, offset(5)));
+  auto first = c.poll(2s);
+  ASSERT_TRUE(first);
+  ASSERT_FALSE(first.value().empty());
+  EXPECT_EQ(first.value().front().offset, offset(5));
+  const auto next = first.value().back().offset.value() + 1;
+  ASSERT_TRUE(c.pause({tp}));
+  auto none = c.poll(200ms);
+  ASSERT_TRUE(none);
+  EXPECT_TRUE(none.value().empty());
+  ASSERT_TRUE(c.resume({tp}));
+  std::vector<std::int64_t> rest;
+  for (int i = 0; i < 50 && (rest.empty() || rest.back() < 19); ++i) {
+    auto got = c.poll(100ms);
+    ASSERT_TRUE(got);
+    for (const auto& r : got.value()) rest.push_back(r.offset.value());
+  }
+  if (next <= 19) {
+    ASSERT_FALSE(rest.empty());
+    EXPECT_EQ(rest.front(), next);  // nothing skipped while paused
+    EXPECT_EQ(rest.back(), 19);
+  }
+  ASSERT_TRUE(c.seek_to_beginning({}));
+  auto from_start = c.poll(2s);
+  ASSERT_TRUE(from_start);
+  ASSERT_FALSE(from_start.value().empty());
+  EXPECT_EQ(from_start.value().front().offset, offset(0));
+}
+
+TEST_F(KafkaTransport, GroupCommitsKeepMetadataAndTheLedgerRemembersKeys) {
+  client::admin a(kafka());
+  ASSERT_TRUE(a.create_topic("orders", {.partitions = 2}));
+  client::producer p(producer_options());
+  for (int i = 0; i < 10; ++i) ASSERT_TRUE(p.send(rec("orders", "k" + std::to_string(i), "v"), {}));
+  ASSERT_TRUE(p.flush(10s));
+
+  struct listener : client::rebalance_listener {
+    std::vector<client::topic_partition> assigned;
+    void on_assigned(client::consumer&, const std::vector<client::topic_partition>& tps) override {
+      assigned = tps;
+    }
+  } l;
+  client::consumer c(consumer_options("workers"));
+  ASSERT_TRUE(c.subscribe({"orders"}, &l));
+  std::size_t n = 0;
+  std::map<client::topic_partition, std::int64_t> next;
+  for (int i = 0; i < 200 && n < 10; ++i) {
+    auto got = c.poll(100ms);
+    ASSERT_TRUE(got) << got.error().message() << ": " << c.last_error_message();
+    for (const auto& r : got.value()) {
+      ++n;
+      next[{r.topic, r.partition}] = r.offset.value() + 1;
+    }
+  }
+  ASSERT_EQ(n, 10u);
+  EXPECT_EQ(l.assigned.size(), 2u);
+  EXPECT_FALSE(c.member_id().empty());
+  std::vector<client::offset_commit> commits;
+  const std::string meta(3000, 'm');  // Kafka keeps up to 4096 bytes
+  for (const auto& [tp, o] : next)
+    commits.push_back(
+        {tp, offset(o), meta, {"key-" + tp.topic + std::to_string(tp.partition.value())}});
+  ASSERT_TRUE(c.commit(commits)) << c.last_error_message();
+  auto committed = c.committed();
+  ASSERT_TRUE(committed);
+  ASSERT_EQ(committed.value().size(), next.size());
+  for (const auto& cp : committed.value()) {
+    ASSERT_TRUE(cp.next);
+    EXPECT_EQ(cp.next->value(), next.at(cp.tp));
+    EXPECT_EQ(cp.metadata, meta);
+  }
+  auto too_big = commits;
+  too_big[0].metadata.assign(5000, 'x');
+  EXPECT_EQ(c.commit(too_big).error(), ferry::errc::invalid_argument);
+  ASSERT_TRUE(c.close());
+
+  // Another member of the group (a restarted worker) sees the keys.
+  client::consumer d(consumer_options("workers"));
+  auto found = d.ledger_lookup({"key-orders0", "key-orders1", "never-seen"});
+  ASSERT_TRUE(found) << d.last_error_message();
+  ASSERT_EQ(found.value().size(), 3u);
+  EXPECT_TRUE(found.value()[0].has_value());
+  EXPECT_TRUE(found.value()[1].has_value());
+  EXPECT_FALSE(found.value()[2].has_value());
+  // A different group has its own ledger.
+  client::consumer e(consumer_options("others"));
+  auto theirs = e.ledger_lookup({"key-orders0"});
+  ASSERT_TRUE(theirs);
+  EXPECT_FALSE(theirs.value()[0].has_value());
+
+  // The admin API sees the group's offsets (all it committed).
+  auto offsets = a.committed_offsets("workers");
+  ASSERT_TRUE(offsets) << a.last_error_message();
+  EXPECT_EQ(offsets.value().size(), 2u);
+}
+
+TEST_F(KafkaTransport, AdminManagesTopicsAndSaysWhatNeedsFerryd) {
+  client::admin a(kafka());
+  ASSERT_TRUE(a.create_topic("t1", {.partitions = 3, .retention_ms = 3'600'000}))
+      << a.last_error_message();
+  auto dup = a.create_topic("t1", {.partitions = 3});
+  ASSERT_FALSE(dup);
+  EXPECT_EQ(dup.error(), client::errc::topic_already_exists);
+  auto d = a.describe_topic("t1");
+  ASSERT_TRUE(d) << a.last_error_message();
+  EXPECT_EQ(d.value().partitions.size(), 3u);
+  EXPECT_EQ(d.value().config.retention_ms, 3'600'000);
+  auto topics = a.list_topics();
+  ASSERT_TRUE(topics);
+  bool seen = false;
+  for (const auto& t : topics.value()) seen = seen || (t.name == "t1" && t.partitions == 3);
+  EXPECT_TRUE(seen);
+  auto missing = a.describe_topic("nope");
+  ASSERT_FALSE(missing);
+  EXPECT_EQ(missing.error(), client::errc::unknown_topic);
+
+  auto schema = a.list_subjects();
+  ASSERT_FALSE(schema);
+  EXPECT_EQ(schema.error(), ferry::errc::not_supported);
+  EXPECT_NE(a.last_error_message().find("native protocol"), std::string::npos);
+
+  ASSERT_TRUE(a.delete_topic("t1")) << a.last_error_message();
+  EXPECT_FALSE(a.describe_topic("t1"));
+}
+
+}  // namespace
+}  // namespace ferry::testing
