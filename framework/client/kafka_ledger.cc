@@ -54,7 +54,6 @@ ledger::ledger(client_options o, std::string group, std::size_t max_keys)
       max_keys_(max_keys) {}
 
 result<void> ledger::ensure_topic(std::string* why) {
-  if (topic_ready_) return success();
   if (!producer_) {
     FERRY_TRY(producer_, make_handle(RD_KAFKA_PRODUCER, o_,
                                      {{"enable.idempotence", "true"},
@@ -66,6 +65,7 @@ result<void> ledger::ensure_topic(std::string* why) {
                                        rd_kafka_conf_set_dr_msg_cb(conf, on_delivery);
                                      }));
   }
+  if (topic_ready_) return success();
   const auto deadline = sclock::now() + o_.api_timeout;
   bool created = false;
   for (;;) {

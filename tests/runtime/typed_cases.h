@@ -173,7 +173,7 @@ inline std::string chf_source() {
   return kOrderPlacedWithChf;
 }
 
-class TypedTest : public WorkerTest {
+class TypedTest : public WorkerFixture {
  protected:
   /// Registers `s` under `subject`; its schema id.
   std::int64_t register_schema(const std::string& subject, const schema::compiled_schema& s) {

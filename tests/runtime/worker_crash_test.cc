@@ -1248,7 +1248,7 @@ TEST_F(WorkerCrash, ZeroBackoffAttemptsSurviveACrashMidChain) {
 }
 
 // In-process reproductions on the manual clock (worker_fixture.h).
-class WorkerLedger : public testing::WorkerTest {};
+class WorkerLedger : public testing::WorkerFixture {};
 
 // Regression (found with BrokerKilledDuringCommitsKeepsAcknowledgedLedgerKeys
 // at 33b947c, where 10-16 of 600 keys per run were missing): a record handled

@@ -23,12 +23,21 @@ namespace ferry::testing {
 
 using namespace std::chrono_literals;
 
-class WorkerTest : public ::testing::Test {
+/// How the worker (and the test's own clients) reach the broker.
+enum class transport { native, kafka };
+
+class WorkerFixture : public ::testing::Test {
  protected:
+  /// native: ferryd's protocol (tcp://); kafka: the broker's Kafka listener
+  /// through kafka:// (librdkafka).
+  virtual transport under_test() const { return transport::native; }
+
   void SetUp() override {
     dir_ = make_temp_dir("ferry-runtime");
     ASSERT_FALSE(dir_.empty());
-    broker_.start(dir_);
+    broker::broker_config c;
+    c.kafka_listen = "127.0.0.1:0";
+    broker_.start(dir_, c);
   }
   void TearDown() override {
     broker_.stop();
@@ -36,7 +45,13 @@ class WorkerTest : public ::testing::Test {
   }
   void restart_broker() { broker_.restart(); }
 
-  client::client_options base() const { return base_client_options(broker_.endpoint()); }
+  /// Client options over the transport under test.
+  client::client_options base() const {
+    return base_client_options(under_test() == transport::kafka ? broker_.kafka_endpoint()
+                                                                : broker_.endpoint());
+  }
+  /// Client options over ferryd's native protocol, whatever is under test.
+  client::client_options native() const { return base_client_options(broker_.endpoint()); }
   runtime::worker_options worker_options(const std::string& group) {
     runtime::worker_options o;
     static_cast<client::client_options&>(o.consumer) = base();
@@ -111,5 +126,15 @@ class WorkerTest : public ::testing::Test {
   inproc_broker broker_;
   manual_clock clock_;
 };
+
+/// The same tests over both transports (TEST_P(WorkerTest, ...)).
+class WorkerTest : public WorkerFixture, public ::testing::WithParamInterface<transport> {
+ protected:
+  transport under_test() const override { return GetParam(); }
+};
+
+inline std::string transport_name(const ::testing::TestParamInfo<transport>& p) {
+  return p.param == transport::kafka ? "kafka" : "native";
+}
 
 }  // namespace ferry::testing

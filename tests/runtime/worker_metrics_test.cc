@@ -22,7 +22,7 @@ std::map<std::string, std::string> L(
   return l;
 }
 
-class WorkerMetricsTest : public WorkerTest {
+class WorkerMetricsTest : public WorkerFixture {
  protected:
   static double value(runtime::worker& w, const std::string& name,
                       const std::map<std::string, std::string>& labels) {

@@ -35,7 +35,7 @@ runtime::subscription sub(std::vector<std::string> topics, runtime::record_handl
   return s;
 }
 
-TEST_F(WorkerTest, HandlesEverythingAndCommitsOnlyFinishedRecords) {
+TEST_P(WorkerTest, HandlesEverythingAndCommitsOnlyFinishedRecords) {
   create("orders", 2);
   produce("orders", {{"a", "1", ""}, {"b", "2", ""}, {"c", "3", ""}}, 0);
   produce("orders", {{"d", "4", ""}}, 1);
@@ -63,7 +63,7 @@ TEST_F(WorkerTest, HandlesEverythingAndCommitsOnlyFinishedRecords) {
   EXPECT_EQ(again, 0);
 }
 
-TEST_F(WorkerTest, InOrderRetryHoldsThePartitionUntilTheBackoffHasPassed) {
+TEST_P(WorkerTest, InOrderRetryHoldsThePartitionUntilTheBackoffHasPassed) {
   create("orders");
   produce("orders", {{"a", "1", ""}, {"b", "2", ""}, {"c", "3", ""}});
   runtime::worker w(worker_options("g"));
@@ -95,7 +95,7 @@ TEST_F(WorkerTest, InOrderRetryHoldsThePartitionUntilTheBackoffHasPassed) {
   EXPECT_EQ(w.stats().dead_lettered, 0u);
 }
 
-TEST_F(WorkerTest, KeyOrderedRetryHoldsOnlyTheFailingKey) {
+TEST_P(WorkerTest, KeyOrderedRetryHoldsOnlyTheFailingKey) {
   create("orders");
   produce("orders", {{"A", "a1", ""}, {"B", "b1", ""}, {"A", "a2", ""}, {"C", "c1", ""}});
   runtime::worker w(worker_options("g"));
@@ -124,7 +124,7 @@ TEST_F(WorkerTest, KeyOrderedRetryHoldsOnlyTheFailingKey) {
   ASSERT_TRUE(step_until(w, [&] { return committed("g", "orders") == 4; }));
 }
 
-TEST_F(WorkerTest, ExhaustedAttemptsGoToTheDeadLetterTopicWithTheirHistory) {
+TEST_P(WorkerTest, ExhaustedAttemptsGoToTheDeadLetterTopicWithTheirHistory) {
   create("orders");
   produce("orders", {{"order-1", "poison", "order-1/paid"}, {"order-2", "fine", ""}});
   runtime::worker w(worker_options("pay"));
@@ -170,7 +170,7 @@ TEST_F(WorkerTest, ExhaustedAttemptsGoToTheDeadLetterTopicWithTheirHistory) {
 
 // A failing record's first failure and its dead-lettering get a line each,
 // a flood of failures at most a few lines a second (issue 22).
-TEST_F(WorkerTest, FailuresAndDeadLettersAreLoggedAtARateAUserCanLiveWith) {
+TEST_P(WorkerTest, FailuresAndDeadLettersAreLoggedAtARateAUserCanLiveWith) {
   auto sink = std::make_shared<spdlog::sinks::ringbuffer_sink_mt>(1000);
   auto logger = ferry::log::get("runtime");
   const auto level = logger->level();
@@ -223,7 +223,7 @@ TEST_F(WorkerTest, FailuresAndDeadLettersAreLoggedAtARateAUserCanLiveWith) {
   logger->set_level(level);
 }
 
-TEST_F(WorkerTest, PermanentErrorsAndInvalidPayloadsAreDeadLetteredAtOnce) {
+TEST_P(WorkerTest, PermanentErrorsAndInvalidPayloadsAreDeadLetteredAtOnce) {
   create("orders");
   produce("orders", {{"1", "declined", ""}, {"2", "garbage", ""}, {"3", "validation", ""}});
   runtime::worker w(worker_options("pay"));
@@ -255,7 +255,7 @@ TEST_F(WorkerTest, PermanentErrorsAndInvalidPayloadsAreDeadLetteredAtOnce) {
   EXPECT_EQ(by_value["validation"].attempts_total, 1);
 }
 
-TEST_F(WorkerTest, DelayTiersRepublishAndConsumeWhenDue) {
+TEST_P(WorkerTest, DelayTiersRepublishAndConsumeWhenDue) {
   create("orders");
   produce("orders", {{"1", "flaky", ""}, {"2", "ok", ""}});
   runtime::worker w(worker_options("ship"));
@@ -298,7 +298,7 @@ TEST_F(WorkerTest, DelayTiersRepublishAndConsumeWhenDue) {
   EXPECT_EQ(w.stats().attempts_histogram, (std::vector<std::uint64_t>{1, 0, 1}));
 }
 
-TEST_F(WorkerTest, AttemptsSurviveAWorkerRestart) {
+TEST_P(WorkerTest, AttemptsSurviveAWorkerRestart) {
   create("orders");
   produce("orders", {{"1", "x", ""}});
   {
@@ -331,7 +331,7 @@ TEST_F(WorkerTest, AttemptsSurviveAWorkerRestart) {
   EXPECT_EQ(f.value().attempts_total, 3);
 }
 
-TEST_F(WorkerTest, SlowHandlersReportBackInChunksOfBoundedTime) {
+TEST_P(WorkerTest, SlowHandlersReportBackInChunksOfBoundedTime) {
   // 30 records of one partition, 20 ms each: one chunk of all of them would
   // finish nothing (no commit, no progress) for 600 ms. Chunks end after
   // 100 ms of handling, so progress shows in steps of about five records.
@@ -353,7 +353,7 @@ TEST_F(WorkerTest, SlowHandlersReportBackInChunksOfBoundedTime) {
   EXPECT_EQ(w.stats().succeeded, 30u);
 }
 
-TEST_F(WorkerTest, ADuplicateDeferredToTheNextChunkIsStillSkipped) {
+TEST_P(WorkerTest, ADuplicateDeferredToTheNextChunkIsStillSkipped) {
   // A 1 ms budget and a 5 ms handler: one record per chunk. The copy's
   // ledger answer ("not processed") came before the original ran; deferred,
   // it keeps that answer and must still be skipped once the original has
@@ -376,7 +376,7 @@ TEST_F(WorkerTest, ADuplicateDeferredToTheNextChunkIsStillSkipped) {
   EXPECT_EQ(w.stats().duplicates_skipped, 1u);
 }
 
-TEST_F(WorkerTest, AProcessedIdempotencyKeyIsNeverHandledAgain) {
+TEST_P(WorkerTest, AProcessedIdempotencyKeyIsNeverHandledAgain) {
   create("orders");
   produce("orders", {{"o1", "first", "order-1/paid"},
                      {"o2", "other", "order-2/paid"},
@@ -424,7 +424,7 @@ TEST_F(WorkerTest, AProcessedIdempotencyKeyIsNeverHandledAgain) {
   EXPECT_EQ(audit, 3);
 }
 
-TEST_F(WorkerTest, TheLedgerOnlyHoldsKeysWhoseHandlingSucceeded) {
+TEST_P(WorkerTest, TheLedgerOnlyHoldsKeysWhoseHandlingSucceeded) {
   create("orders");
   produce("orders", {{"o1", "bad", "k-1"}});
   {
@@ -445,7 +445,7 @@ TEST_F(WorkerTest, TheLedgerOnlyHoldsKeysWhoseHandlingSucceeded) {
   EXPECT_FALSE(found.value()[0]) << "a dead-lettered key must stay redrivable";
 }
 
-TEST_F(WorkerTest, ASlowPartitionDoesNotStallTheOthers) {
+TEST_P(WorkerTest, ASlowPartitionDoesNotStallTheOthers) {
   create("orders", 2);
   produce("orders", {{"a", "slow", ""}}, 0);
   produce("orders", {{"b", "p1-1", ""}, {"c", "p1-2", ""}, {"d", "p1-3", ""}}, 1);
@@ -477,7 +477,7 @@ TEST_F(WorkerTest, ASlowPartitionDoesNotStallTheOthers) {
   ASSERT_TRUE(step_until(w, [&] { return committed("g", "orders", 0) == 1; }));
 }
 
-TEST_F(WorkerTest, RunReturnsAfterStopWithEverythingInHandCommitted) {
+TEST_P(WorkerTest, RunReturnsAfterStopWithEverythingInHandCommitted) {
   create("orders");
   std::vector<std::tuple<std::string, std::string, std::string>> recs;
   for (int i = 0; i < 200; ++i)
@@ -511,7 +511,7 @@ TEST_F(WorkerTest, RunReturnsAfterStopWithEverythingInHandCommitted) {
 // The full loop: a record fails for good, is dead-lettered, redriven with
 // `ferry dlq redrive`'s library, and handled once; a key that succeeded is
 // skipped even when a copy of it is redriven.
-TEST_F(WorkerTest, RedrivenDeadLettersAreHandledOnceAndProcessedKeysStaySkipped) {
+TEST_P(WorkerTest, RedrivenDeadLettersAreHandledOnceAndProcessedKeysStaySkipped) {
   create("orders");
   produce("orders", {{"o1", "broken", "order-1/paid"}, {"o2", "fine", "order-2/paid"}});
   bool downstream_fixed = false;
@@ -573,7 +573,7 @@ TEST_F(WorkerTest, RedrivenDeadLettersAreHandledOnceAndProcessedKeysStaySkipped)
   EXPECT_TRUE(runtime::dlq::plan_redrive(again.value(), ir2.value(), {}, "").items.empty());
 }
 
-TEST_F(WorkerTest, ZeroBackoffRetriesRunAtOnceAndCountEveryAttempt) {
+TEST_P(WorkerTest, ZeroBackoffRetriesRunAtOnceAndCountEveryAttempt) {
   create("orders");
   produce("orders", {{"1", "poison", ""}, {"2", "ok", ""}});
   runtime::worker w(worker_options("g"));
@@ -602,7 +602,7 @@ TEST_F(WorkerTest, ZeroBackoffRetriesRunAtOnceAndCountEveryAttempt) {
 
 // More keys than one commit carries: they go in several commits of rising
 // offsets, each key with the offset that covers it; a replay skips them all.
-TEST_F(WorkerTest, ManyKeysAreSplitOverCommitsAndAllReachTheLedger) {
+TEST_P(WorkerTest, ManyKeysAreSplitOverCommitsAndAllReachTheLedger) {
   create("orders");
   std::vector<std::tuple<std::string, std::string, std::string>> recs;
   for (int i = 0; i < 10'000; ++i)
@@ -634,7 +634,7 @@ TEST_F(WorkerTest, ManyKeysAreSplitOverCommitsAndAllReachTheLedger) {
   EXPECT_EQ(w.stats().duplicates_skipped, 10'000u);
 }
 
-TEST_F(WorkerTest, ABatchHandlerGetsTheReadyRecordsAndIsRetriedAsAWhole) {
+TEST_P(WorkerTest, ABatchHandlerGetsTheReadyRecordsAndIsRetriedAsAWhole) {
   create("orders");
   produce("orders", {{"a", "1", "k-1"}, {"b", "2", ""}, {"c", "3", ""}});
   runtime::worker w(worker_options("g"));
@@ -673,7 +673,7 @@ TEST_F(WorkerTest, ABatchHandlerGetsTheReadyRecordsAndIsRetriedAsAWhole) {
   EXPECT_EQ(w2.subscribe(std::move(bad)).error(), ferry::errc::config_invalid);
 }
 
-TEST_F(WorkerTest, APermanentBatchErrorDeadLettersEveryRecordOfTheBatchAtOnce) {
+TEST_P(WorkerTest, APermanentBatchErrorDeadLettersEveryRecordOfTheBatchAtOnce) {
   create("orders");
   produce("orders", {{"a", "1", "same"}, {"b", "2", "same"}, {"c", "3", ""}});
   runtime::worker w(worker_options("g"));
@@ -698,7 +698,7 @@ TEST_F(WorkerTest, APermanentBatchErrorDeadLettersEveryRecordOfTheBatchAtOnce) {
 
 // A dead letter the broker refuses for good is never dropped: the record is
 // sent again, its offset stays uncommitted, and the failure is visible.
-TEST_F(WorkerTest, ADeadLetterTheBrokerRefusesIsKeptAndReported) {
+TEST_P(WorkerTest, ADeadLetterTheBrokerRefusesIsKeptAndReported) {
   create("orders");
   {
     client::admin a(base());
@@ -726,6 +726,9 @@ TEST_F(WorkerTest, ADeadLetterTheBrokerRefusesIsKeptAndReported) {
   EXPECT_EQ(w.stats().dead_lettered, 0u);
   EXPECT_TRUE(read_all("orders.dlq").empty());
 }
+
+INSTANTIATE_TEST_SUITE_P(Transports, WorkerTest,
+                         ::testing::Values(transport::native, transport::kafka), transport_name);
 
 }  // namespace
 }  // namespace ferry::testing
