@@ -30,10 +30,14 @@ namespace ferry::testing {
 struct ferryd_process {
   pid_t pid = -1;
   std::string endpoint;  // empty when ferryd did not report one
+  std::string kafka;     // kafka://HOST:PORT with a Kafka listener
 };
 
+/// `kafka_listen` (e.g. "127.0.0.1:0", or the port of an earlier start):
+/// also the Kafka listener, reported in ferryd_process::kafka.
 inline ferryd_process start_ferryd(const char* ferryd, const std::filesystem::path& dir,
-                                   const std::string& listen = "tcp://127.0.0.1:*") {
+                                   const std::string& listen = "tcp://127.0.0.1:*",
+                                   const std::string& kafka_listen = "") {
   int fds[2];
   EXPECT_EQ(::pipe(fds), 0);
   ferryd_process p;
@@ -42,18 +46,30 @@ inline ferryd_process start_ferryd(const char* ferryd, const std::filesystem::pa
     ::dup2(fds[1], 1);
     ::close(fds[0]);
     ::close(fds[1]);
-    ::execl(ferryd, ferryd, "--data-dir", dir.c_str(), "--listen", listen.c_str(), "--log-level",
-            "warn", static_cast<char*>(nullptr));
+    if (kafka_listen.empty())
+      ::execl(ferryd, ferryd, "--data-dir", dir.c_str(), "--listen", listen.c_str(), "--log-level",
+              "warn", static_cast<char*>(nullptr));
+    else
+      ::execl(ferryd, ferryd, "--data-dir", dir.c_str(), "--listen", listen.c_str(),
+              "--kafka-listen", kafka_listen.c_str(), "--log-level", "warn",
+              static_cast<char*>(nullptr));
     ::_exit(127);
   }
   ::close(fds[1]);
   std::string out;
   char c;
   while (::read(fds[0], &c, 1) == 1 && c != '\n') out.push_back(c);
-  ::close(fds[0]);
   auto at = out.find("tcp://");
   EXPECT_NE(at, std::string::npos) << "ferryd did not report its endpoint: " << out;
   if (at != std::string::npos) p.endpoint = out.substr(at);
+  if (!kafka_listen.empty()) {
+    std::string k;  // "ferryd kafka listening on HOST:PORT"
+    while (::read(fds[0], &c, 1) == 1 && c != '\n') k.push_back(c);
+    EXPECT_NE(k.find("kafka listening on "), std::string::npos) << k;
+    if (const auto sp = k.rfind(' '); sp != std::string::npos)
+      p.kafka = "kafka://" + k.substr(sp + 1);
+  }
+  ::close(fds[0]);
   return p;
 }
 

@@ -70,8 +70,8 @@ kafka_admin::kafka_admin(const client_options& o) : o_(o) {}
 
 std::error_code kafka_admin::unsupported(std::string_view what, std::string* why) {
   *why = fmt::format(
-      "{} needs ferryd's native protocol (tcp:// or ipc://); it is not available "
-      "over kafka:// yet",
+      "{} is not supported over kafka:// yet: it needs ferryd's native protocol (tcp:// or "
+      "ipc://)",
       what);
   return ferry::errc::not_supported;
 }
@@ -220,6 +220,29 @@ result<std::vector<group_summary>> kafka_admin::list_groups(std::string* why) {
     out.push_back(std::move(g));
   }
   std::sort(out.begin(), out.end(), [](const auto& a, const auto& b) { return a.group < b.group; });
+  if (out.empty()) return out;
+  // The listing has no member counts (and older brokers no state): describe.
+  call d(rk, RD_KAFKA_ADMIN_OP_DESCRIBECONSUMERGROUPS, o_.api_timeout);
+  std::vector<const char*> names;
+  for (const auto& g : out) names.push_back(g.group.c_str());
+  rd_kafka_DescribeConsumerGroups(rk, names.data(), names.size(), d.opts(), d.queue());
+  std::string ignored;
+  if (auto dev = d.wait("describing groups", &ignored)) {
+    std::size_t nd = 0;
+    const auto** ds = rd_kafka_DescribeConsumerGroups_result_groups(
+        rd_kafka_event_DescribeConsumerGroups_result(dev.value()), &nd);
+    for (std::size_t i = 0; i < nd; ++i) {
+      if (rd_kafka_ConsumerGroupDescription_error(ds[i]) != nullptr) continue;
+      const std::string_view id = rd_kafka_ConsumerGroupDescription_group_id(ds[i]);
+      for (auto& g : out)
+        if (g.group == id) {
+          g.state =
+              rd_kafka_consumer_group_state_name(rd_kafka_ConsumerGroupDescription_state(ds[i]));
+          g.members =
+              static_cast<std::int32_t>(rd_kafka_ConsumerGroupDescription_member_count(ds[i]));
+        }
+    }
+  }
   return out;
 }
 
@@ -377,6 +400,12 @@ result<std::vector<commit_result>> kafka_admin::reset_offsets(
       r.tp = {e.topic, partition_id(e.partition)};
       r.error = kafka::from_kafka(e.err);
       if (r.error) r.message = rd_kafka_err2str(e.err);
+      // Kafka refuses each partition of a group with members; Ferry's
+      // contract refuses the call.
+      if (r.error == errc::group_not_empty) {
+        *why = fmt::format("group {} has members: stop them (or wait out their session) first", g);
+        return r.error;
+      }
       out.push_back(std::move(r));
     }
   }

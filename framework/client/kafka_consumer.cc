@@ -96,6 +96,13 @@ class kafka_consumer final : public consumer::backend {
         {"max.poll.interval.ms",
          std::to_string(std::max(o_.max_poll_interval.count(), o_.session_timeout.count()))},
         {"partition.assignment.strategy", strategy_name(o_.strategy)},
+        // A long poll must not outlast the socket time-out (librdkafka wants
+        // a second between them).
+        {"socket.timeout.ms",
+         std::to_string(std::clamp<std::int64_t>(
+             std::max(o_.request_timeout.count(),
+                      std::min<std::int64_t>(o_.fetch_max_wait.count(), 300'000) + 1000),
+             10, 300'000))},
     };
     // librdkafka's assign() needs a group.id even when nothing joins or
     // commits; without one of its own the consumer never uses it.

@@ -133,7 +133,9 @@ result<void> ledger::start_reader(std::string* why) {
                                     {"enable.auto.commit", "false"},
                                     {"enable.partition.eof", "false"},
                                     {"auto.offset.reset", "earliest"},
-                                    {"fetch.wait.max.ms", "100"}},
+                                    {"fetch.wait.max.ms", "100"},
+                                    {"socket.timeout.ms", std::to_string(std::max<std::int64_t>(
+                                                              o_.request_timeout.count(), 1100))}},
                                    why));
   }
   if (reading_ || !topic_ready_) return success();
@@ -168,7 +170,9 @@ result<void> ledger::catch_up(std::string* why) {
                                                       timeout_ms(o_.request_timeout));
     if (err == RD_KAFKA_RESP_ERR_NO_ERROR) break;
     const auto ec = from_kafka(err);
-    if (!is_retriable(ec) || sclock::now() >= deadline) {
+    // A topic just created may not be in every broker's metadata yet.
+    const bool settling = ec == errc::unknown_partition || ec == errc::unknown_topic;
+    if ((!settling && !is_retriable(ec)) || sclock::now() >= deadline) {
       *why = fmt::format("cannot find the end of the idempotency ledger {}: {}", topic_,
                          rd_kafka_err2str(err));
       return ec;

@@ -29,7 +29,7 @@ class core_category_impl final : public std::error_category {
       case errc::shutting_down:
         return "shutting down";
       case errc::not_supported:
-        return "not supported here";
+        return "not supported";
     }
     return "unknown ferry.core error " + std::to_string(ev);
   }

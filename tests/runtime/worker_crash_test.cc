@@ -221,10 +221,6 @@ ended run_child(const std::vector<std::string>& args, const std::string& crash_a
 }
 
 /// A ferryd on `listen` (a fixed port, to restart it where clients look).
-testing::ferryd_process start_ferryd_on(const std::filesystem::path& dir,
-                                        const std::string& listen) {
-  return testing::start_ferryd(FERRY_FERRYD, dir, listen);
-}
 
 // --- the ledger, watched ------------------------------------------------------------
 
@@ -319,7 +315,7 @@ struct produced {
   std::int64_t offset = -1;
 };
 
-class WorkerCrash : public ::testing::Test {
+class WorkerCrash : public ::testing::TestWithParam<testing::transport> {
  protected:
   void SetUp() override {
     dir_ = testing::make_temp_dir("ferry-worker-crash");
@@ -336,9 +332,23 @@ class WorkerCrash : public ::testing::Test {
   }
 
  public:  // the helpers, for the test bodies shared by several tests
+  bool over_kafka() const { return GetParam() == testing::transport::kafka; }
   void start_broker() {
-    broker_.start(dir_ / "data");
-    endpoint_ = broker_.endpoint();
+    broker::broker_config c;
+    c.kafka_listen = "127.0.0.1:0";
+    broker_.start(dir_ / "data", c);
+    endpoint_ = over_kafka() ? broker_.kafka_endpoint() : broker_.endpoint();
+  }
+  /// A ferryd process on `data` (again on the same ports when restarted),
+  /// with endpoint_ the address of the transport under test.
+  testing::ferryd_process start_ferryd_process(const std::filesystem::path& data) {
+    auto d =
+        testing::start_ferryd(FERRY_FERRYD, data, native_.empty() ? "tcp://127.0.0.1:*" : native_,
+                              over_kafka() ? (kafka_.empty() ? "127.0.0.1:0" : kafka_) : "");
+    if (native_.empty()) native_ = d.endpoint;
+    if (over_kafka() && kafka_.empty() && d.kafka.size() > 8) kafka_ = d.kafka.substr(8);
+    endpoint_ = over_kafka() ? d.kafka : d.endpoint;
+    return d;
   }
   /// On endpoint_: the in-process broker's, or a ferryd's.
   client::client_options opts() const {
@@ -432,6 +442,7 @@ class WorkerCrash : public ::testing::Test {
   std::filesystem::path dir_;
   testing::inproc_broker broker_;
   std::string endpoint_;
+  std::string native_, kafka_;  // a ferryd process's listeners, kept across restarts
   std::uint32_t seed_ = 0;
   std::mt19937 rng_;
 };
@@ -773,12 +784,12 @@ void WorkerKilledMidRetry(WorkerCrash& t, const std::string& mode, runtime::orde
   EXPECT_GT(c.dead_letter_dupes, 0) << "the check cannot see a dead letter written twice";
 }
 
-TEST_F(WorkerCrash, InOrderKilledMidRetryFinishesEveryRecord) {
+TEST_P(WorkerCrash, InOrderKilledMidRetryFinishesEveryRecord) {
   start_broker();
   WorkerKilledMidRetry(*this, "in_order", runtime::ordering::in_order);
 }
 
-TEST_F(WorkerCrash, KeyOrderedKilledMidRetryFinishesEveryRecord) {
+TEST_P(WorkerCrash, KeyOrderedKilledMidRetryFinishesEveryRecord) {
   start_broker();
   WorkerKilledMidRetry(*this, "key_ordered", runtime::ordering::key_ordered);
 }
@@ -811,7 +822,7 @@ route_crash_run crash_at_every_route(WorkerCrash& t, const std::vector<std::stri
   return r;
 }
 
-TEST_F(WorkerCrash, DeadLetterAcknowledgedBeforeACrashIsNotWrittenAgain) {
+TEST_P(WorkerCrash, DeadLetterAcknowledgedBeforeACrashIsNotWrittenAgain) {
   start_broker();
   create("orders", 1);
   std::vector<produced> recs;
@@ -853,7 +864,7 @@ TEST_F(WorkerCrash, DeadLetterAcknowledgedBeforeACrashIsNotWrittenAgain) {
   // across a crash with a dead letter on its way).
 }
 
-TEST_F(WorkerCrash, TierRouteAcknowledgedBeforeACrashIsNotWrittenAgain) {
+TEST_P(WorkerCrash, TierRouteAcknowledgedBeforeACrashIsNotWrittenAgain) {
   start_broker();
   create("ship", 1);
   // fail-*: fails once, succeeds from the first tier; poison-*: first
@@ -907,7 +918,7 @@ TEST_F(WorkerCrash, TierRouteAcknowledgedBeforeACrashIsNotWrittenAgain) {
   }
 }
 
-TEST_F(WorkerCrash, ControlWithoutRouteWatermarksADeadLetterIsWrittenTwice) {
+TEST_P(WorkerCrash, ControlWithoutRouteWatermarksADeadLetterIsWrittenTwice) {
   // The protection the two tests above rely on: the route watermarks in the
   // committed metadata. Wipe them after the crash and the dead letter is
   // written a second time -- the checks above would see it.
@@ -929,11 +940,10 @@ TEST_F(WorkerCrash, ControlWithoutRouteWatermarksADeadLetterIsWrittenTwice) {
 
 // --- 3. kill -9 of the broker during commits --------------------------------------------
 
-TEST_F(WorkerCrash, BrokerKilledDuringCommitsKeepsAcknowledgedLedgerKeys) {
+TEST_P(WorkerCrash, BrokerKilledDuringCommitsKeepsAcknowledgedLedgerKeys) {
   const auto data = dir_ / "ferryd";
-  auto d = start_ferryd_on(data, "tcp://127.0.0.1:*");
-  ASSERT_FALSE(d.endpoint.empty());
-  endpoint_ = d.endpoint;  // restarted on the same port: worker and producer keep it
+  auto d = start_ferryd_process(data);  // restarted on the same ports: clients keep them
+  ASSERT_FALSE(endpoint_.empty());
   auto kill_ferryd = [&](int sig) {
     ::kill(d.pid, sig);
     ::waitpid(d.pid, nullptr, 0);
@@ -999,8 +1009,9 @@ TEST_F(WorkerCrash, BrokerKilledDuringCommitsKeepsAcknowledgedLedgerKeys) {
       ::waitpid(worker, nullptr, 0);
       ++worker_kills;
     }
-    d = start_ferryd_on(data, endpoint_);
-    ASSERT_EQ(d.endpoint, endpoint_);
+    const auto before = endpoint_;
+    d = start_ferryd_process(data);
+    ASSERT_EQ(endpoint_, before);
     // Everything the ledger showed before the kill is still there.
     ASSERT_TRUE(watcher.pass_now());
     ++checks;
@@ -1039,7 +1050,7 @@ TEST_F(WorkerCrash, BrokerKilledDuringCommitsKeepsAcknowledgedLedgerKeys) {
   ASSERT_TRUE(caught_up("g", {"orders"}));
   // A last kill -9: the final state is the durable one.
   kill_ferryd(SIGKILL);
-  d = start_ferryd_on(data, endpoint_);
+  d = start_ferryd_process(data);
   ASSERT_TRUE(watcher.pass_now());
   watcher.stop();
   const auto first = watcher.first();
@@ -1078,7 +1089,7 @@ TEST_F(WorkerCrash, BrokerKilledDuringCommitsKeepsAcknowledgedLedgerKeys) {
 
 // --- 4. one key twice, and a replay after an offset reset ---------------------------------
 
-TEST_F(WorkerCrash, AKeyProducedTwiceAndReplayedAfterAResetIsHandledOnce) {
+TEST_P(WorkerCrash, AKeyProducedTwiceAndReplayedAfterAResetIsHandledOnce) {
   start_broker();
   create("pay", 1);
   std::vector<produced> recs;
@@ -1149,7 +1160,7 @@ TEST_F(WorkerCrash, AKeyProducedTwiceAndReplayedAfterAResetIsHandledOnce) {
 // "attempts survive crashes" allows. Reproduced here by giving the
 // dead-letter producer a long linger and killing the worker while the
 // dead letter waits in it.
-TEST_F(WorkerCrash, AttemptsSurviveACrashWhileTheDeadLetterIsOnItsWay) {
+TEST_P(WorkerCrash, AttemptsSurviveACrashWhileTheDeadLetterIsOnItsWay) {
   start_broker();
   create("orders", 1);
   std::vector<produced> recs{{0, "k", "poison-0", "", -1}, {0, "k", "ok-1", "", -1}};
@@ -1201,7 +1212,7 @@ TEST_F(WorkerCrash, AttemptsSurviveACrashWhileTheDeadLetterIsOnItsWay) {
 // e->history.attempts.front()/back()). ASan:
 //   heap-use-after-free READ in worker::impl::commit (worker.cc:951)
 //   freed by add_attempt <- run_task (worker.cc:709) on a pool thread
-TEST_F(WorkerCrash, ZeroBackoffRetriesDoNotRaceWithCommits) {
+TEST_P(WorkerCrash, ZeroBackoffRetriesDoNotRaceWithCommits) {
   start_broker();
   // A race: up to 8 rounds of 30 records x 1000 attempts. ASan catches it
   // in about one run of this test in three (--gtest_repeat=10 to be sure);
@@ -1226,7 +1237,7 @@ TEST_F(WorkerCrash, ZeroBackoffRetriesDoNotRaceWithCommits) {
 // slow attempts returns to the polling thread, which commits each count
 // (worker.cc, kInlineRetryBudget). 5 attempts of 150 ms each, SIGKILL
 // during the fourth.
-TEST_F(WorkerCrash, ZeroBackoffAttemptsSurviveACrashMidChain) {
+TEST_P(WorkerCrash, ZeroBackoffAttemptsSurviveACrashMidChain) {
   start_broker();
   create("orders", 1);
   std::vector<produced> recs{{0, "k", "poison-0", "", -1}};
@@ -1246,6 +1257,10 @@ TEST_F(WorkerCrash, ZeroBackoffAttemptsSurviveACrashMidChain) {
   std::printf("poison-0 attempts across one crash:%s\n", seq.c_str());
   EXPECT_LE(log().calls.size(), 5u + 1u) << "the crash lost more than one attempt";
 }
+
+INSTANTIATE_TEST_SUITE_P(Transports, WorkerCrash,
+                         ::testing::Values(testing::transport::native, testing::transport::kafka),
+                         testing::transport_name);
 
 // In-process reproductions on the manual clock (worker_fixture.h).
 class WorkerLedger : public testing::WorkerFixture {};

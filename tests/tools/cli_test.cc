@@ -314,8 +314,19 @@ TEST_F(CliTest, GlobalOptionsGoAnywhereAndAddressesAreCheckedUpFront) {
 
   auto bad = ferry("--broker bogus topics list");
   EXPECT_EQ(bad.code, 2) << "a usage error";
-  EXPECT_NE(bad.err.find("tcp://HOST:PORT, HOST:PORT or ipc://PATH"), std::string::npos) << bad.err;
+  EXPECT_NE(bad.err.find("tcp://HOST:PORT, HOST:PORT, ipc://PATH or kafka://HOST:PORT"),
+            std::string::npos)
+      << bad.err;
   EXPECT_EQ(ferry("--broker localhost:99999 topics list").code, 2) << "no such port";
+  EXPECT_EQ(ferry("--broker kafka:// topics list").code, 2) << "no address";
+  EXPECT_EQ(ferry("--broker kafka://a:1,b topics list").code, 2) << "no port";
+  auto curve = ferry("--broker kafka://127.0.0.1:1 --key-file x.key topics list");
+  EXPECT_EQ(curve.code, 2);
+  EXPECT_NE(curve.err.find("CURVE keys are for ferryd's native protocol"), std::string::npos)
+      << curve.err;
+  auto props = ferry("--kafka-property acks=all topics list");
+  EXPECT_EQ(props.code, 2);
+  EXPECT_NE(props.err.find("apply to kafka:// brokers only"), std::string::npos) << props.err;
 
   auto version = ferry("--version");
   EXPECT_EQ(version.code, 0);

@@ -5,8 +5,11 @@
 
 #include <algorithm>
 #include <cctype>
+#include <cerrno>
 #include <cstdlib>
+#include <cstring>
 #include <ctime>
+#include <fstream>
 #include <iostream>
 
 #include "ferry/client/errc.h"
@@ -30,7 +33,31 @@ client::client_options globals::client() const {
   o.api_timeout = timeout();
   o.key_file = key_file;
   o.server_key = server_key;
+  o.kafka = kafka;
   return o;
+}
+
+bool read_kafka_config(const std::string& path, std::map<std::string, std::string>& out,
+                       std::string& why) {
+  std::ifstream in(path);
+  if (!in) {
+    why = fmt::format("cannot read {}: {}", path, std::strerror(errno));
+    return false;
+  }
+  std::string line;
+  for (int n = 1; std::getline(in, line); ++n) {
+    const auto first = line.find_first_not_of(" \t");
+    if (first == std::string::npos || line[first] == '#') continue;
+    const auto eq = line.find('=');
+    if (eq == std::string::npos || eq == first) {
+      why = fmt::format("{}:{}: expected KEY=VALUE", path, n);
+      return false;
+    }
+    auto key = line.substr(first, eq - first);
+    key.erase(key.find_last_not_of(" \t") + 1);
+    out[key] = line.substr(eq + 1);
+  }
+  return true;
 }
 
 namespace {
@@ -94,6 +121,17 @@ std::optional<std::string> normalize_broker(const std::string& s) {
     return std::stoi(std::string(port)) <= 65535;
   };
   if (s.rfind("ipc://", 0) == 0) return s.size() > 6 ? std::optional(s) : std::nullopt;
+  if (s.rfind("kafka://", 0) == 0) {
+    std::string_view rest = std::string_view(s).substr(8);
+    if (rest.empty()) return std::nullopt;
+    for (;;) {
+      const auto comma = rest.find(',');
+      const auto one = rest.substr(0, comma);
+      if (!host_port(one) || one.ends_with(":*")) return std::nullopt;
+      if (comma == std::string_view::npos) return s;
+      rest = rest.substr(comma + 1);
+    }
+  }
   if (s.rfind("tcp://", 0) == 0)
     return host_port(std::string_view(s).substr(6)) ? std::optional(s) : std::nullopt;
   if (s.find("://") != std::string::npos) return std::nullopt;
@@ -121,6 +159,7 @@ int report(const std::string& what, std::error_code ec, const std::string& detai
   std::cerr << msg << "\n";
   if (unreachable(ec)) return kUnreachable;
   if (ec == client::errc::authentication_failed) return kAuthentication;
+  if (ec == ferry::errc::not_supported) return kUsage;
   return kRefused;
 }
 

@@ -3,6 +3,7 @@
 
 #include <chrono>
 #include <cstdio>
+#include <map>
 #include <nlohmann/json.hpp>
 #include <optional>
 #include <string>
@@ -31,14 +32,23 @@ struct globals {
   long timeout_ms = 10000;
   std::string key_file;    // --key-file / FERRY_KEY_FILE
   std::string server_key;  // --server-key / FERRY_SERVER_KEY
+  /// librdkafka properties for kafka:// (--kafka-config FILE lines, then
+  /// --kafka-property KEY=VALUE, later ones winning).
+  std::map<std::string, std::string> kafka;
   std::chrono::milliseconds timeout() const { return std::chrono::milliseconds(timeout_ms); }
   bool json() const { return output == "json"; }
   client::client_options client() const;
 };
 
-/// A broker address as the client takes it: tcp:// and ipc:// as given,
-/// HOST:PORT as tcp://HOST:PORT; nothing for anything else.
+/// A broker address as the client takes it: tcp://, ipc:// and
+/// kafka://HOST:PORT[,HOST:PORT...] as given, HOST:PORT as tcp://HOST:PORT;
+/// nothing for anything else.
 [[nodiscard]] std::optional<std::string> normalize_broker(const std::string& s);
+
+/// Reads a librdkafka properties file (KEY=VALUE lines, # comments, like
+/// kcat -F) into `out`; false with `why` for an unreadable file or line.
+[[nodiscard]] bool read_kafka_config(const std::string& path,
+                                     std::map<std::string, std::string>& out, std::string& why);
 
 /// --from-time: ISO 8601, a duration before `now` (5m, 2h), or epoch ms.
 [[nodiscard]] std::optional<timestamp_ms> parse_point_in_time(const std::string& s,

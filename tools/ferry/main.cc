@@ -29,20 +29,24 @@ int main(int argc, char** argv) {
   app.fallthrough();
   app.footer(
       "Global options, before or after the command:\n"
-      "  --broker URL       tcp://HOST:PORT, HOST:PORT or ipc://PATH (FERRY_BROKER; "
-      "default tcp://127.0.0.1:7400)\n"
+      "  --broker URL       tcp://HOST:PORT, HOST:PORT or ipc://PATH (ferryd), or "
+      "kafka://HOST:PORT[,...] (a Kafka cluster); FERRY_BROKER; default tcp://127.0.0.1:7400\n"
       "  -o, --output FMT   table (for people) or json (for machines)\n"
       "  --timeout-ms MS    how long to wait for the broker (default 10000)\n"
       "  --key-file FILE    this client's CURVE key pair, NAME.key (FERRY_KEY_FILE)\n"
       "  --server-key KEY   the broker's public key: server.pub or its Z85 text "
       "(FERRY_SERVER_KEY)\n"
+      "  --kafka-property K=V  a librdkafka property for kafka:// (SASL, TLS, tuning); "
+      "repeatable\n"
+      "  --kafka-config FILE   librdkafka properties, KEY=VALUE lines (FERRY_KAFKA_CONFIG)\n"
       "Exit codes: 0 ok, 1 refused by the broker, 2 usage error, 3 broker unreachable, 4 other, "
       "5 authentication failed.");
   globals g;
   g.broker = "tcp://127.0.0.1:7400";
   app.add_option("--broker", g.broker,
-                 "broker endpoint: tcp://HOST:PORT, HOST:PORT or ipc://PATH (FERRY_BROKER), "
-                 "default tcp://127.0.0.1:7400")
+                 "broker endpoint: tcp://HOST:PORT, HOST:PORT or ipc://PATH (ferryd), or "
+                 "kafka://HOST:PORT[,HOST:PORT...] (a Kafka cluster; docs/kafka.md); "
+                 "FERRY_BROKER, default tcp://127.0.0.1:7400")
       ->envname("FERRY_BROKER")
       ->transform(
           [](std::string s) {
@@ -50,7 +54,7 @@ int main(int argc, char** argv) {
             if (!normalized)
               throw CLI::ValidationError("'" + s +
                                          "' is not a broker address; give tcp://HOST:PORT, "
-                                         "HOST:PORT or ipc://PATH");
+                                         "HOST:PORT, ipc://PATH or kafka://HOST:PORT[,...]");
             return *normalized;
           },
           "BROKER");
@@ -65,6 +69,41 @@ int main(int argc, char** argv) {
   app.add_option("--server-key", g.server_key,
                  "the broker's public key: its .pub file or the Z85 text (FERRY_SERVER_KEY)")
       ->envname("FERRY_SERVER_KEY");
+  std::vector<std::string> kafka_props;
+  std::string kafka_config;
+  app.add_option("--kafka-property", kafka_props,
+                 "KEY=VALUE: a librdkafka property for kafka:// brokers, e.g. "
+                 "security.protocol=SASL_SSL (repeatable; wins over --kafka-config)")
+      ->take_all()
+      ->check([](const std::string& kv) {
+        const auto eq = kv.find('=');
+        return eq == std::string::npos || eq == 0 ? std::string("expected KEY=VALUE")
+                                                  : std::string();
+      });
+  app.add_option("--kafka-config", kafka_config,
+                 "a file of librdkafka properties for kafka:// brokers, KEY=VALUE lines "
+                 "(FERRY_KAFKA_CONFIG)")
+      ->envname("FERRY_KAFKA_CONFIG");
+  app.parse_complete_callback([&] {
+    if (!kafka_config.empty()) {
+      std::string why;
+      if (!read_kafka_config(kafka_config, g.kafka, why))
+        throw CLI::ValidationError("--kafka-config", why);
+    }
+    for (const auto& kv : kafka_props) {
+      const auto eq = kv.find('=');
+      g.kafka[kv.substr(0, eq)] = kv.substr(eq + 1);
+    }
+    const bool kafka = g.broker.rfind("kafka://", 0) == 0;
+    if (kafka && (!g.key_file.empty() || !g.server_key.empty()))
+      throw CLI::ValidationError(
+          "--key-file/--server-key",
+          "CURVE keys are for ferryd's native protocol; for a Kafka cluster give its SASL/TLS "
+          "settings with --kafka-property (docs/kafka.md)");
+    if (!kafka && !g.kafka.empty())
+      throw CLI::ValidationError("--kafka-property/--kafka-config",
+                                 "librdkafka properties apply to kafka:// brokers only");
+  });
 
   int rc = kOk;
 

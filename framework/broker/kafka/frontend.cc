@@ -17,7 +17,7 @@ std::shared_ptr<spdlog::logger> logger() {
 
 // The handler of each Kafka API ferryd serves through the pipeline
 // (ApiVersions is answered by the front-end itself).
-constexpr std::array<std::pair<kafka::api_key, kafka_handler>, 17> kHandlers = {{
+constexpr std::array<std::pair<kafka::api_key, kafka_handler>, 18> kHandlers = {{
     {kafka::api_key::produce, &kafka_produce},
     {kafka::api_key::fetch, &kafka_fetch},
     {kafka::api_key::list_offsets, &kafka_list_offsets},
@@ -31,6 +31,7 @@ constexpr std::array<std::pair<kafka::api_key, kafka_handler>, 17> kHandlers = {
     {kafka::api_key::sync_group, &kafka_sync_group},
     {kafka::api_key::describe_groups, &kafka_describe_groups},
     {kafka::api_key::list_groups, &kafka_list_groups},
+    {kafka::api_key::delete_groups, &kafka_delete_groups},
     {kafka::api_key::create_topics, &kafka_create_topics},
     {kafka::api_key::delete_topics, &kafka_delete_topics},
     {kafka::api_key::init_producer_id, &kafka_init_producer_id},

@@ -2,12 +2,14 @@
 // FindCoordinator (this broker), JoinGroup and SyncGroup (answered when
 // the rebalance completes and when the leader's assignment arrives),
 // Heartbeat, LeaveGroup, DescribeGroups and ListGroups - which also show
-// Ferry-protocol groups and groups that only have committed offsets.
+// Ferry-protocol groups and groups that only have committed offsets - and
+// DeleteGroups.
 #include <fmt/format.h>
 
 #include <limits>
 #include <map>
 
+#include "commits.h"
 #include "frontend.h"
 
 namespace ferry::broker {
@@ -254,6 +256,40 @@ void kafka_list_groups(round& r, std::unique_ptr<kafka_request> q) {
     w.string(type);
   }
   q->respond(std::move(w));
+}
+
+// DeleteGroups: each empty group's offsets and idempotency ledger, as
+// `ferry groups delete` (NON_EMPTY_GROUP while it has members,
+// GROUP_ID_NOT_FOUND when there is nothing to delete); final after the
+// round's offsets sync.
+void kafka_delete_groups(round& r, std::unique_ptr<kafka_request> q) {
+  auto& c = r.core();
+  auto in = q->body();
+  std::vector<std::string> names;
+  const auto n = in.array(2);
+  for (std::int32_t i = 0; i < n && in.ok(); ++i) names.emplace_back(in.string());
+  if (!in.ok()) return q->malformed("DeleteGroups");
+  std::vector<outcome> staged;
+  staged.reserve(names.size());
+  for (const auto& name : names) staged.push_back(stage_delete_group(c, name, r.now()));
+  r.after_offsets_sync([q = std::move(q), names = std::move(names), staged = std::move(staged)](
+                           round& rr, std::error_code sync) mutable {
+    core_thread.assert_held();  // the pipeline runs it after the offsets sync
+    auto& cc = rr.core();
+    auto w = q->response();
+    w.i32(0);  // throttle
+    w.array(static_cast<std::int32_t>(names.size()));
+    for (std::size_t i = 0; i < names.size(); ++i) {
+      finish_delete_group(cc, staged[i], sync);
+      if (cc.audit)
+        cc.audit->record("", q->conn->peer(), "group.delete",
+                         {{"group", names[i]}, {"listener", "kafka"}}, staged[i].error,
+                         staged[i].message);
+      w.string(names[i]);
+      w.i16(kafka::code(to_kafka(staged[i].error)));
+    }
+    q->respond(std::move(w));
+  });
 }
 
 }  // namespace ferry::broker

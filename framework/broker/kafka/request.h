@@ -79,6 +79,7 @@ FERRY_KAFKA_HANDLER(kafka_heartbeat);
 FERRY_KAFKA_HANDLER(kafka_leave_group);
 FERRY_KAFKA_HANDLER(kafka_describe_groups);
 FERRY_KAFKA_HANDLER(kafka_list_groups);
+FERRY_KAFKA_HANDLER(kafka_delete_groups);
 FERRY_KAFKA_HANDLER(kafka_offset_commit);  // offsets.cc
 FERRY_KAFKA_HANDLER(kafka_offset_fetch);
 

@@ -32,6 +32,7 @@ enum class api_key : std::int16_t {
   delete_topics = 20,
   init_producer_id = 22,
   describe_configs = 32,
+  delete_groups = 42,
 };
 
 struct api_info {
@@ -42,7 +43,7 @@ struct api_info {
   std::int16_t flexible;     ///< the first flexible version of the API
 };
 
-inline constexpr std::array<api_info, 18> kApis = {{
+inline constexpr std::array<api_info, 19> kApis = {{
     {api_key::produce, "Produce", 3, 8, 9},
     {api_key::fetch, "Fetch", 4, 11, 12},
     {api_key::list_offsets, "ListOffsets", 1, 5, 6},
@@ -61,6 +62,7 @@ inline constexpr std::array<api_info, 18> kApis = {{
     {api_key::delete_topics, "DeleteTopics", 0, 3, 4},
     {api_key::init_producer_id, "InitProducerId", 0, 1, 2},
     {api_key::describe_configs, "DescribeConfigs", 0, 3, 4},
+    {api_key::delete_groups, "DeleteGroups", 0, 1, 2},
 }};
 
 /// The API with that key, or null for one ferryd does not serve.
