@@ -103,28 +103,15 @@ result<void> schema_registry::replay() {
         const auto* rec = registry::GetRecord(buf.data());
         switch (rec->kind()) {
           case registry::Kind::SchemaVersion: {
-            auto& subj = subjects_[rec->subject()->str()];
             auto bytes = as_view(rec->schema());
-            if (!bytes.empty() && !schemas_.count(rec->id())) {
-              stored_schema s;
-              s.id = rec->id();
-              s.bfbs = std::string(bytes);
-              s.source = rec->source() ? rec->source()->str() : std::string();
-              s.root_type = schema::root_type_name(s.bfbs);
-              s.subject = rec->subject()->str();
-              s.version = rec->version();
-              s.registered_ms = rec->registered_ms();
-              auto& stored = schemas_[s.id] = std::move(s);
-              by_bytes_[stored.bfbs] = stored.id;
-            }
-            if (!schemas_.count(rec->id())) {
+            if (bytes.empty() && state_.by_id(rec->id()) == nullptr) {
               bad = fmt::format("version {} of {} names schema id {}, which no record introduced",
                                 rec->version(), rec->subject()->string_view(), rec->id());
               return false;
             }
-            subj.versions.push_back({rec->version(), rec->id(), rec->registered_ms()});
-            subj.ids.insert(rec->id());
-            next_id_ = std::max(next_id_, rec->id() + 1);
+            state_.add_version(rec->subject()->string_view(), rec->version(), rec->id(), bytes,
+                               rec->source() ? rec->source()->string_view() : std::string_view(),
+                               rec->registered_ms());
             break;
           }
           case registry::Kind::SubjectMode: {
@@ -137,7 +124,7 @@ result<void> schema_registry::replay() {
                   rec->subject()->string_view(), rec->mode());
               mode = Compatibility::Default;
             }
-            subjects_[rec->subject()->str()].mode = mode;
+            state_.set_mode(rec->subject()->string_view(), protocol::to_mode(mode));
             break;
           }
           default:
@@ -160,7 +147,8 @@ result<void> schema_registry::replay() {
     at = r.next_offset;
   }
   if (records > 0)
-    logger()->info("schema registry: {} subjects, {} schemas", subjects_.size(), schemas_.size());
+    logger()->info("schema registry: {} subjects, {} schemas", state_.subjects().size(),
+                   state_.schema_count());
   return success();
 }
 
@@ -174,132 +162,76 @@ result<void> schema_registry::persist(const std::vector<std::byte>& value) {
   return success();
 }
 
+namespace {
+
+ErrorCode to_error(schema::refusal r) {
+  switch (r) {
+    case schema::refusal::none:
+      return ErrorCode::None;
+    case schema::refusal::invalid_schema:
+      return ErrorCode::InvalidSchema;
+    case schema::refusal::unknown_subject:
+      return ErrorCode::UnknownSubject;
+    case schema::refusal::unknown_schema:
+      return ErrorCode::UnknownSchema;
+    case schema::refusal::incompatible:
+      return ErrorCode::IncompatibleSchema;
+    case schema::refusal::internal:
+      break;
+  }
+  return ErrorCode::Internal;
+}
+
+schema::registry_action to_action(wire::SchemaAction a) {
+  switch (a) {
+    case wire::SchemaAction::Check:
+      return schema::registry_action::check;
+    case wire::SchemaAction::Lookup:
+      return schema::registry_action::lookup;
+    case wire::SchemaAction::Register:
+      break;
+  }
+  return schema::registry_action::register_schema;
+}
+
+}  // namespace
+
 registration schema_registry::register_schema(std::string_view subject_name, std::string_view bfbs,
                                               std::string_view source, wire::SchemaAction action,
                                               schema::mode default_mode) {
+  auto d = state_.decide(subject_name, bfbs, to_action(action), default_mode);
   registration out;
-  std::string why;
-  if (auto v = schema::validate_binary(bfbs, &why); !v) {
-    out.error = ErrorCode::InvalidSchema;
-    out.message = fmt::format(
-        "not a FlatBuffers binary schema ({}); compile the .fbs with "
-        "`flatc --binary --schema` or use `ferry schema register`",
-        why);
-    return out;
-  }
-  const auto* subj = subject(subject_name);
-  const auto mode =
-      protocol::to_mode(subj ? subj->mode : Compatibility::Default).value_or(default_mode);
-  out.mode = protocol::to_wire(mode);
-
-  // The same bytes already a version of this subject: that version.
-  auto known = by_bytes_.find(bfbs);
-  if (known != by_bytes_.end() && subj != nullptr && subj->ids.count(known->second)) {
-    for (const auto& v : subj->versions)
-      if (v.id == known->second) {
-        out.id = v.id;
-        out.version = v.version;
-      }
-    return out;
-  }
-  if (action == wire::SchemaAction::Check && (subj == nullptr || subj->versions.empty())) {
-    // A dry run against nothing must not pass a CI gate with a misspelt subject.
-    out.error = ErrorCode::UnknownSubject;
-    out.message = fmt::format(
-        "subject {} has no versions, so there is nothing to check against; register the first "
-        "one with: ferry schema register {} FILE.fbs",
-        subject_name, subject_name);
-    return out;
-  }
-  if (action == wire::SchemaAction::Lookup) {
-    out.error = subj ? ErrorCode::UnknownSchema : ErrorCode::UnknownSubject;
-    out.message =
-        subj ? fmt::format("subject {} has no version identical to this schema", subject_name)
-             : fmt::format("unknown subject {}", subject_name);
-    return out;
-  }
-
-  // Compatibility against the latest version, or all of them (transitive).
-  if (subj != nullptr && !subj->versions.empty() && mode != schema::mode::none) {
-    std::vector<const subject_version*> against;
-    if (schema::is_transitive(mode)) {
-      for (const auto& v : subj->versions) against.push_back(&v);
-    } else {
-      against.push_back(&subj->versions.back());
-    }
-    for (const auto* v : against) {
-      const auto& older = schemas_.at(v->id).bfbs;
-      auto found = schema::compare(older, bfbs);
-      if (!found) {
-        out.error = ErrorCode::Internal;
-        out.message = fmt::format("comparing with version {} failed: {}", v->version,
-                                  found.error().message());
-        return out;
-      }
-      auto bad = schema::violations(found.value(), mode);
-      for (auto& f : bad) out.findings.push_back({std::move(f), v->version});
-      // A dry run also reports what does not count against the mode
-      // (warnings such as renames), against the latest version only.
-      if (action == wire::SchemaAction::Check && v == &subj->versions.back())
-        for (auto& f : found.value())
-          if (f.is_warning()) out.findings.push_back({std::move(f), v->version});
-    }
-    const bool refused = std::any_of(out.findings.begin(), out.findings.end(),
-                                     [](const registry_finding& f) { return !f.f.is_warning(); });
-    if (refused) {
-      std::size_t n = 0;
-      for (const auto& f : out.findings) n += f.f.is_warning() ? 0u : 1u;
-      out.error = ErrorCode::IncompatibleSchema;
-      out.message = fmt::format("schema is not {} compatible with subject {}: {} violation{}",
-                                schema::to_string(mode), subject_name, n, n == 1 ? "" : "s");
-      return out;
-    }
-  }
-  if (action == wire::SchemaAction::Check) return out;
-
+  out.error = to_error(d.error);
+  out.message = std::move(d.message);
+  out.id = d.id;
+  out.version = d.version;
+  out.mode = protocol::to_wire(d.applied);
+  out.findings = std::move(d.findings);
+  if (out.error != ErrorCode::None || !d.create) return out;
   if (failed()) {
     out.error = ErrorCode::PartitionFailed;
     out.message = "the schema registry log failed (a write or sync error); restart the broker";
+    out.id = -1;
+    out.version = -1;
     return out;
   }
-  const std::int64_t id = known != by_bytes_.end() ? known->second : next_id_;
-  const std::int32_t version =
-      subj && !subj->versions.empty() ? subj->versions.back().version + 1 : 1;
   const std::int64_t now = clock_.wall_now().value();
-  const bool new_id = known == by_bytes_.end();
-  auto rec = encode(registry::Kind::SchemaVersion, subject_name, version, id,
-                    new_id ? bfbs : std::string_view(), new_id ? source : std::string_view(),
+  auto rec = encode(registry::Kind::SchemaVersion, subject_name, d.version, d.id,
+                    d.new_id ? bfbs : std::string_view(), d.new_id ? source : std::string_view(),
                     Compatibility::Default, now);
   if (auto r = persist(rec); !r) {
-    logger()->error("schema registry: storing version {} of {} failed: {}", version, subject_name,
+    logger()->error("schema registry: storing version {} of {} failed: {}", d.version, subject_name,
                     r.error().message());
     out.error = to_wire(r.error());
     out.message = "storing the schema failed: " + r.error().message();
+    out.id = -1;
+    out.version = -1;
     return out;
   }
-  if (new_id) {
-    stored_schema s;
-    s.id = id;
-    s.bfbs = std::string(bfbs);
-    s.source = std::string(source);
-    s.root_type = schema::root_type_name(s.bfbs);
-    s.subject = std::string(subject_name);
-    s.version = version;
-    s.registered_ms = now;
-    auto& stored = schemas_[id] = std::move(s);
-    by_bytes_[stored.bfbs] = id;
-    next_id_ = id + 1;
-  }
-  auto it = subjects_.find(subject_name);
-  if (it == subjects_.end())
-    it = subjects_.emplace(std::string(subject_name), subject_state{}).first;
-  it->second.versions.push_back({version, id, now});
-  it->second.ids.insert(id);
-  out.id = id;
-  out.version = version;
+  state_.add_version(subject_name, d.version, d.id, bfbs, source, now);
   out.created = true;
-  logger()->info("schema registry: {} version {} = schema id {} ({})", subject_name, version, id,
-                 schemas_.at(id).root_type);
+  logger()->info("schema registry: {} version {} = schema id {} ({})", subject_name, d.version,
+                 d.id, state_.by_id(d.id)->root_type);
   return out;
 }
 
@@ -307,42 +239,8 @@ result<void> schema_registry::set_mode(std::string_view subject_name, Compatibil
   if (failed()) return storage::errc::partition_failed;
   FERRY_TRY(persist(encode(registry::Kind::SubjectMode, subject_name, 0, 0, {}, {}, mode,
                            clock_.wall_now().value())));
-  auto it = subjects_.find(subject_name);
-  if (it == subjects_.end())
-    it = subjects_.emplace(std::string(subject_name), subject_state{}).first;
-  it->second.mode = mode;
+  state_.set_mode(subject_name, protocol::to_mode(mode));
   return success();
-}
-
-const stored_schema* schema_registry::by_id(std::int64_t id) const {
-  auto it = schemas_.find(id);
-  return it == schemas_.end() ? nullptr : &it->second;
-}
-
-const stored_schema* schema_registry::by_subject(std::string_view name, std::int32_t version,
-                                                 std::int32_t* found_version) const {
-  const auto* s = subject(name);
-  if (s == nullptr || s->versions.empty()) return nullptr;
-  const subject_version* v = nullptr;
-  if (version < 0) {
-    v = &s->versions.back();
-  } else {
-    for (const auto& x : s->versions)
-      if (x.version == version) v = &x;
-  }
-  if (v == nullptr) return nullptr;
-  if (found_version) *found_version = v->version;
-  return by_id(v->id);
-}
-
-const subject_state* schema_registry::subject(std::string_view name) const {
-  auto it = subjects_.find(name);
-  return it == subjects_.end() ? nullptr : &it->second;
-}
-
-bool schema_registry::registered_under(std::string_view name, std::int64_t id) const {
-  const auto* s = subject(name);
-  return s != nullptr && s->ids.count(id) > 0;
 }
 
 }  // namespace ferry::broker

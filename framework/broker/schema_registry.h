@@ -1,11 +1,8 @@
 // The schema registry (private to the broker; disk thread only).
 //
-// Subjects hold numbered versions (1, 2, ...) of FlatBuffers binary
-// schemas; every distinct schema (by its bytes) has one global id, the same
-// under every subject it is registered to. Registering checks the new
-// schema against the subject's compatibility mode (the latest version, or
-// every version for the *_TRANSITIVE modes) with ferry::schema::compare and
-// refuses it with every violation listed.
+// The state and the decisions are schema::registry_state's (shared with the
+// registry Ferry keeps on a Kafka cluster); this class makes each change
+// durable before it applies it.
 //
 // Every change is a record (schemas/broker/registry.fbs) in an internal
 // partition_log at <data>/schemas, appended and synced before the change is
@@ -24,6 +21,7 @@
 
 #include "ferry/core/clock.h"
 #include "ferry/core/result.h"
+#include "ferry/schema/registry_state.h"
 #include "ferry/schema/schema.h"
 #include "ferry/schemas/protocol_generated.h"
 #include "ferry/storage/env.h"
@@ -31,33 +29,10 @@
 
 namespace ferry::broker {
 
-struct stored_schema {
-  std::int64_t id = -1;
-  std::string bfbs;
-  std::string source;
-  std::string root_type;
-  std::string subject;  ///< the first subject it was registered under
-  std::int32_t version = -1;
-  std::int64_t registered_ms = 0;
-};
-
-struct subject_version {
-  std::int32_t version = 0;
-  std::int64_t id = -1;
-  std::int64_t registered_ms = 0;
-};
-
-struct subject_state {
-  wire::Compatibility mode = wire::Compatibility::Default;
-  std::vector<subject_version> versions;  ///< ascending
-  std::set<std::int64_t> ids;             ///< ids of `versions`, for produce-time checks
-};
-
-/// A finding with the version it was found against.
-struct registry_finding {
-  schema::finding f;
-  std::int32_t against_version = 0;
-};
+using schema::registry_finding;
+using schema::stored_schema;
+using schema::subject_state;
+using schema::subject_version;
 
 struct registration {
   wire::ErrorCode error = wire::ErrorCode::None;
@@ -85,16 +60,22 @@ class schema_registry {
   /// not have versions yet. Durable before it returns.
   [[nodiscard]] result<void> set_mode(std::string_view subject, wire::Compatibility mode);
 
-  [[nodiscard]] const stored_schema* by_id(std::int64_t id) const;
+  [[nodiscard]] const stored_schema* by_id(std::int64_t id) const { return state_.by_id(id); }
   /// version -1: the latest.
   [[nodiscard]] const stored_schema* by_subject(std::string_view subject, std::int32_t version,
-                                                std::int32_t* found_version) const;
-  [[nodiscard]] const subject_state* subject(std::string_view name) const;
+                                                std::int32_t* found_version) const {
+    return state_.by_subject(subject, version, found_version);
+  }
+  [[nodiscard]] const subject_state* subject(std::string_view name) const {
+    return state_.subject(name);
+  }
   [[nodiscard]] const std::map<std::string, subject_state, std::less<>>& subjects() const {
-    return subjects_;
+    return state_.subjects();
   }
   /// Whether `id` is one of `subject`'s versions (produce-time validation).
-  [[nodiscard]] bool registered_under(std::string_view subject, std::int64_t id) const;
+  [[nodiscard]] bool registered_under(std::string_view subject, std::int64_t id) const {
+    return state_.registered_under(subject, id);
+  }
 
   [[nodiscard]] bool failed() const noexcept { return !log_ || log_->failed(); }
 
@@ -109,10 +90,7 @@ class schema_registry {
   std::filesystem::path dir_;
   clock& clock_;
   std::unique_ptr<storage::partition_log> log_;
-  std::map<std::int64_t, stored_schema> schemas_;
-  std::map<std::string_view, std::int64_t> by_bytes_;  // bfbs (in schemas_) -> id
-  std::map<std::string, subject_state, std::less<>> subjects_;
-  std::int64_t next_id_ = 1;
+  schema::registry_state state_;
 };
 
 }  // namespace ferry::broker

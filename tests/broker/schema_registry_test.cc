@@ -9,6 +9,7 @@
 #include <string>
 
 #include "ferry/core/clock.h"
+#include "ferry/protocol/compatibility.h"
 #include "ferry/schema/schema.h"
 #include "ferry/storage/mem_env.h"
 
@@ -365,12 +366,12 @@ TEST_F(SchemaRegistryTest, GarbageIsAnInvalidSchema) {
 TEST_F(SchemaRegistryTest, ModeOfASubjectWithoutVersionsPersists) {
   ASSERT_TRUE(reg_->set_mode("orders-value", Compatibility::Forward));
   ASSERT_NE(reg_->subject("orders-value"), nullptr);
-  EXPECT_EQ(reg_->subject("orders-value")->mode, Compatibility::Forward);
+  EXPECT_EQ(protocol::to_wire(reg_->subject("orders-value")->own_mode), Compatibility::Forward);
   EXPECT_TRUE(reg_->subject("orders-value")->versions.empty());
 
   open();
   ASSERT_NE(reg_->subject("orders-value"), nullptr);
-  EXPECT_EQ(reg_->subject("orders-value")->mode, Compatibility::Forward);
+  EXPECT_EQ(protocol::to_wire(reg_->subject("orders-value")->own_mode), Compatibility::Forward);
   // And it applies after the reopen.
   ASSERT_EQ(reg("orders-value", v1()).mode, Compatibility::Forward);
   EXPECT_EQ(reg("orders-value", enum_added()).error, ErrorCode::IncompatibleSchema);
@@ -378,7 +379,7 @@ TEST_F(SchemaRegistryTest, ModeOfASubjectWithoutVersionsPersists) {
   // Back to the default: the caller's mode (BACKWARD) applies again.
   ASSERT_TRUE(reg_->set_mode("orders-value", Compatibility::Default));
   open();
-  EXPECT_EQ(reg_->subject("orders-value")->mode, Compatibility::Default);
+  EXPECT_EQ(protocol::to_wire(reg_->subject("orders-value")->own_mode), Compatibility::Default);
   auto r = reg("orders-value", enum_added());
   EXPECT_EQ(r.error, ErrorCode::None) << describe(r);
   EXPECT_EQ(r.mode, Compatibility::Backward);
@@ -403,10 +404,10 @@ TEST_F(SchemaRegistryTest, EverythingSurvivesAReopenAndIdsContinue) {
   EXPECT_EQ(orders->versions[1].id, 2);
   EXPECT_EQ(orders->versions[1].version, 2);
   EXPECT_EQ(orders->versions[1].registered_ms, registered_ms);
-  EXPECT_EQ(orders->mode, Compatibility::Default);
+  EXPECT_EQ(protocol::to_wire(orders->own_mode), Compatibility::Default);
   const auto* audit = reg_->subject("audit-value");
   ASSERT_NE(audit, nullptr);
-  EXPECT_EQ(audit->mode, Compatibility::FullTransitive);
+  EXPECT_EQ(protocol::to_wire(audit->own_mode), Compatibility::FullTransitive);
   ASSERT_EQ(audit->versions.size(), 2u);
   EXPECT_EQ(audit->versions[0].id, 1);
   EXPECT_EQ(audit->versions[1].id, 3);
@@ -440,7 +441,7 @@ TEST_F(SchemaRegistryTest, AcknowledgedChangesSurvivePowerLoss) {
   env_.crash(storage::crash_mode::drop_unsynced);
   open();
   ASSERT_NE(reg_->by_id(1), nullptr);
-  EXPECT_EQ(reg_->subject("orders-value")->mode, Compatibility::Forward);
+  EXPECT_EQ(protocol::to_wire(reg_->subject("orders-value")->own_mode), Compatibility::Forward);
   EXPECT_EQ(reg("orders-value", v2_field_added()).id, 2);
 }
 

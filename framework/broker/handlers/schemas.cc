@@ -98,8 +98,8 @@ void handle_list_subjects(round& r, std::unique_ptr<native_request> q) {
       versions.push_back(CreateSubjectVersion(
           fbb, v.version, v.id, sch ? fbb.CreateString(sch->root_type) : 0, v.registered_ms));
     }
-    subjects.push_back(
-        CreateSubjectSummary(fbb, fbb.CreateString(name), st.mode, fbb.CreateVector(versions)));
+    subjects.push_back(CreateSubjectSummary(
+        fbb, fbb.CreateString(name), protocol::to_wire(st.own_mode), fbb.CreateVector(versions)));
   }
   auto body = CreateListSubjectsResponse(fbb, fbb.CreateVector(subjects),
                                          protocol::to_wire(c.cfg.schema_compatibility));
