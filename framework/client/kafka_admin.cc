@@ -68,6 +68,11 @@ std::int64_t to_i64(const char* v, std::int64_t fallback) {
 
 kafka_admin::kafka_admin(const client_options& o) : o_(o) {}
 
+kafka::schema_registry& kafka_admin::schemas() {
+  if (!schemas_) schemas_ = std::make_unique<kafka::schema_registry>(o_);
+  return *schemas_;
+}
+
 std::error_code kafka_admin::unsupported(std::string_view what, std::string* why) {
   *why = fmt::format(
       "{} is not supported over kafka:// yet: it needs ferryd's native protocol (tcp:// or "

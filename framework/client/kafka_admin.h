@@ -1,8 +1,9 @@
 // admin over kafka:// (transport.h), on librdkafka's Admin API (private to
 // the client). Topics, offsets and consumer groups work against any Kafka
-// cluster; what needs ferryd (topic alteration through this API for now,
-// the schema registry) fails with ferry::errc::not_supported and a message
-// that names it.
+// cluster, and so does the schema registry (kept in a topic); what needs
+// ferryd (topic alteration through this API for now, produce-time schema
+// validation) fails with ferry::errc::not_supported and a message that
+// names it.
 #pragma once
 
 #include <string>
@@ -11,6 +12,7 @@
 
 #include "ferry/client/admin.h"
 #include "kafka_common.h"
+#include "kafka_schemas.h"
 
 namespace ferry::client {
 
@@ -33,6 +35,8 @@ class kafka_admin {
                                                    const std::vector<offset_commit>& offsets,
                                                    std::string* why);
   result<void> delete_group(std::string_view group, std::string* why);
+  /// The schema registry kept in the topic _ferry_schemas (kafka_schemas.h).
+  kafka::schema_registry& schemas();
 
   /// ferry::errc::not_supported, with `why` naming `what` as ferryd-only.
   static std::error_code unsupported(std::string_view what, std::string* why);
@@ -42,6 +46,7 @@ class kafka_admin {
 
   client_options o_;
   kafka::handle rk_;
+  std::unique_ptr<kafka::schema_registry> schemas_;
 };
 
 }  // namespace ferry::client

@@ -51,7 +51,6 @@ result<registered_schema> parse_schema(const reply& r, std::string* message) {
 result<schema_registration> admin::register_schema(std::string_view subject, std::string_view bfbs,
                                                    std::string_view source, schema_action action,
                                                    std::vector<schema_finding>* violations) {
-  if (kafka_) return kafka_admin::unsupported("the schema registry", &last_error_message_);
   last_error_message_.clear();
   FERRY_TRY(check_subject(subject, last_error_message_));
   if (bfbs.empty() || bfbs.size() > protocol::kMaxSchemaBytes ||
@@ -60,6 +59,9 @@ result<schema_registration> admin::register_schema(std::string_view subject, std
         fmt::format("a schema and its source must be 1..{} bytes each", protocol::kMaxSchemaBytes);
     return ferry::errc::invalid_argument;
   }
+  if (kafka_)
+    return kafka_->schemas().register_schema(subject, bfbs, source, action, violations,
+                                             &last_error_message_);
   const auto deadline = std::chrono::steady_clock::now() + options_.api_timeout;
   // Registering the same bytes twice returns the same version: safe to retry.
   return detail::call<schema_registration>(
@@ -96,9 +98,9 @@ result<schema_registration> admin::register_schema(std::string_view subject, std
 }
 
 result<registered_schema> admin::get_schema(std::int64_t id) {
-  if (kafka_) return kafka_admin::unsupported("the schema registry", &last_error_message_);
   last_error_message_.clear();
   if (id < 0) return ferry::errc::invalid_argument;
+  if (kafka_) return kafka_->schemas().get_schema(id, &last_error_message_);
   const auto deadline = std::chrono::steady_clock::now() + options_.api_timeout;
   return detail::call<registered_schema>(
       *conn_, deadline, detail::retry_timeouts::yes,
@@ -110,9 +112,9 @@ result<registered_schema> admin::get_schema(std::int64_t id) {
 }
 
 result<registered_schema> admin::get_schema(std::string_view subject, std::int32_t version) {
-  if (kafka_) return kafka_admin::unsupported("the schema registry", &last_error_message_);
   last_error_message_.clear();
   FERRY_TRY(check_subject(subject, last_error_message_));
+  if (kafka_) return kafka_->schemas().get_schema(subject, version, &last_error_message_);
   const auto deadline = std::chrono::steady_clock::now() + options_.api_timeout;
   return detail::call<registered_schema>(
       *conn_, deadline, detail::retry_timeouts::yes,
@@ -125,8 +127,8 @@ result<registered_schema> admin::get_schema(std::string_view subject, std::int32
 }
 
 result<subject_listing> admin::list_subjects() {
-  if (kafka_) return kafka_admin::unsupported("the schema registry", &last_error_message_);
   last_error_message_.clear();
+  if (kafka_) return kafka_->schemas().list_subjects(&last_error_message_);
   const auto deadline = std::chrono::steady_clock::now() + options_.api_timeout;
   return detail::call<subject_listing>(
       *conn_, deadline, detail::retry_timeouts::yes,
@@ -155,9 +157,9 @@ result<subject_listing> admin::list_subjects() {
 }
 
 result<void> admin::set_compatibility(std::string_view subject, std::optional<schema::mode> mode) {
-  if (kafka_) return kafka_admin::unsupported("the schema registry", &last_error_message_);
   last_error_message_.clear();
   FERRY_TRY(check_subject(subject, last_error_message_));
+  if (kafka_) return kafka_->schemas().set_compatibility(subject, mode, &last_error_message_);
   const auto deadline = std::chrono::steady_clock::now() + options_.api_timeout;
   return detail::call<void>(
       *conn_, deadline, detail::retry_timeouts::yes,
@@ -182,7 +184,10 @@ result<void> admin::set_compatibility(std::string_view subject, std::optional<sc
 result<void> admin::set_topic_schema(std::string_view topic, std::string_view subject,
                                      bool validation) {
   if (kafka_)
-    return kafka_admin::unsupported("binding a topic to a schema subject", &last_error_message_);
+    return kafka_admin::unsupported(
+        "produce-time schema validation (Kafka brokers do not check records; typed handlers "
+        "still check every record's schema id)",
+        &last_error_message_);
   last_error_message_.clear();
   if (!protocol::valid_topic_name(topic)) return errc::invalid_topic_name;
   if (!subject.empty()) {

@@ -15,7 +15,9 @@
 #include "ferry/client/partitioner.h"
 #include "ferry/client/producer.h"
 #include "ferry/core/errc.h"
+#include "ferry/schema/schema.h"
 #include "inproc_broker.h"
+#include "order_schema_variants.h"
 #include "read_topic.h"
 
 namespace ferry::testing {
@@ -300,14 +302,82 @@ TEST_F(KafkaTransport, AdminManagesTopicsAndSaysWhatNeedsFerryd) {
   ASSERT_FALSE(missing);
   EXPECT_EQ(missing.error(), client::errc::unknown_topic);
 
-  auto schema = a.list_subjects();
-  ASSERT_FALSE(schema);
-  EXPECT_EQ(schema.error(), ferry::errc::not_supported);
+  auto enforce = a.set_topic_schema("t1", "", true);
+  ASSERT_FALSE(enforce);
+  EXPECT_EQ(enforce.error(), ferry::errc::not_supported);
   EXPECT_NE(a.last_error_message().find("not supported over kafka://"), std::string::npos)
       << a.last_error_message();
 
   ASSERT_TRUE(a.delete_topic("t1")) << a.last_error_message();
   EXPECT_FALSE(a.describe_topic("t1"));
+}
+
+schema::compiled_schema compiled(const std::string& file) {
+  std::string diagnostics;
+  auto c = schema::compile_file(std::string(FERRY_ORDERS_DIR) + "/" + file, {}, &diagnostics);
+  EXPECT_TRUE(c) << diagnostics;
+  return c ? std::move(c).value() : schema::compiled_schema{};
+}
+
+TEST_F(KafkaTransport, TheSchemaRegistryInATopicDecidesAsFerrydDoes) {
+  const auto v1 = compiled("v1/order_placed.fbs");
+  const auto v2 = compiled("v2/order_placed.fbs");
+  std::string diagnostics;
+  auto int32_total = schema::compile(kOrderPlacedInt32Total, "bad.fbs", {}, &diagnostics);
+  ASSERT_TRUE(int32_total) << diagnostics;
+
+  client::admin a(kafka());
+  auto empty = a.list_subjects();
+  ASSERT_TRUE(empty) << a.last_error_message();
+  EXPECT_TRUE(empty.value().subjects.empty());
+  auto first = a.register_schema("orders-value", v1.bfbs, v1.source);
+  ASSERT_TRUE(first) << a.last_error_message();
+  EXPECT_EQ(first.value().version, 1);
+  EXPECT_TRUE(first.value().created);
+  auto again = a.register_schema("orders-value", v1.bfbs, v1.source);
+  ASSERT_TRUE(again);
+  EXPECT_EQ(again.value().id, first.value().id);
+  EXPECT_FALSE(again.value().created);
+
+  std::vector<client::schema_finding> violations;
+  auto bad = a.register_schema("orders-value", int32_total.value().bfbs, {},
+                               client::schema_action::register_schema, &violations);
+  ASSERT_FALSE(bad);
+  EXPECT_EQ(bad.error(), client::errc::incompatible_schema);
+  ASSERT_FALSE(violations.empty());
+  EXPECT_EQ(violations.front().rule, "field_type_changed");
+
+  // Two clients register at once: the log orders them and every client
+  // reads the same ids and versions.
+  client::admin b(kafka());
+  auto r2 = a.register_schema("orders-value", v2.bfbs, v2.source);
+  auto r3 = b.register_schema("payments-value", v1.bfbs, v1.source);
+  ASSERT_TRUE(r2) << a.last_error_message();
+  ASSERT_TRUE(r3) << b.last_error_message();
+  EXPECT_EQ(r2.value().version, 2);
+  EXPECT_EQ(r3.value().id, first.value().id) << "the same bytes keep their id across subjects";
+  client::admin c(kafka());
+  auto by_id = c.get_schema(r2.value().id);
+  ASSERT_TRUE(by_id) << c.last_error_message();
+  EXPECT_EQ(by_id.value().bfbs, v2.bfbs);
+  EXPECT_EQ(by_id.value().subject, "orders-value");
+  auto latest = c.get_schema("orders-value");
+  ASSERT_TRUE(latest);
+  EXPECT_EQ(latest.value().version, 2);
+  EXPECT_EQ(c.get_schema(999).error(), client::errc::unknown_schema);
+  EXPECT_EQ(c.get_schema("nope-value").error(), client::errc::unknown_subject);
+
+  // Modes are records too.
+  ASSERT_TRUE(a.set_compatibility("orders-value", schema::mode::none));
+  auto now_allowed = b.register_schema("orders-value", int32_total.value().bfbs, {});
+  ASSERT_TRUE(now_allowed) << b.last_error_message();
+  EXPECT_EQ(now_allowed.value().version, 3);
+  auto listing = c.list_subjects();
+  ASSERT_TRUE(listing);
+  ASSERT_EQ(listing.value().subjects.size(), 2u);
+  EXPECT_EQ(listing.value().subjects[0].subject, "orders-value");
+  EXPECT_EQ(listing.value().subjects[0].mode, schema::mode::none);
+  EXPECT_EQ(listing.value().subjects[0].versions.size(), 3u);
 }
 
 }  // namespace

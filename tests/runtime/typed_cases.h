@@ -173,8 +173,12 @@ inline std::string chf_source() {
   return kOrderPlacedWithChf;
 }
 
-class TypedTest : public WorkerFixture {
+/// Typed handlers over both transports: over kafka:// the registry is the
+/// topic _ferry_schemas (framework/client/kafka_schemas.h).
+class TypedTest : public WorkerFixture, public ::testing::WithParamInterface<transport> {
  protected:
+  transport under_test() const override { return GetParam(); }
+
   /// Registers `s` under `subject`; its schema id.
   std::int64_t register_schema(const std::string& subject, const schema::compiled_schema& s) {
     client::admin a(base());
@@ -286,7 +290,7 @@ class TypedTest : public WorkerFixture {
   }
 };
 
-TEST_F(TypedTest, OwnVersionOrdersAreHandledWithEveryField) {
+TEST_P(TypedTest, OwnVersionOrdersAreHandledWithEveryField) {
   create("orders");
   const auto id = register_orders(kReaderVersion);
   expect_handled<orders::OrderPlaced>(
@@ -302,7 +306,7 @@ TEST_F(TypedTest, OwnVersionOrdersAreHandledWithEveryField) {
       });
 }
 
-TEST_F(TypedTest, OwnVersionPaymentsAreHandled) {
+TEST_P(TypedTest, OwnVersionPaymentsAreHandled) {
   create("payments");
   const auto id = register_orders(kReaderVersion, "payment_captured");
   expect_handled<orders::PaymentCaptured>(
@@ -312,7 +316,7 @@ TEST_F(TypedTest, OwnVersionPaymentsAreHandled) {
       });
 }
 
-TEST_F(TypedTest, RecordWithoutSchemaIdIsReadWithTheReadersSchema) {
+TEST_P(TypedTest, RecordWithoutSchemaIdIsReadWithTheReadersSchema) {
   create("orders");
   expect_handled<orders::OrderPlaced>("orders",
                                       {{"o-1", own_order("o-1"), std::nullopt, std::nullopt}},
@@ -322,18 +326,18 @@ TEST_F(TypedTest, RecordWithoutSchemaIdIsReadWithTheReadersSchema) {
                                       });
 }
 
-TEST_F(TypedTest, GarbageBytesAreDeadLetteredAtOnce) {
+TEST_P(TypedTest, GarbageBytesAreDeadLetteredAtOnce) {
   expect_dead_lettered_at_once({"bad", "not a flatbuffer at all", std::nullopt, std::nullopt},
                                {"failed FlatBuffers verification", "OrderPlaced"});
 }
 
-TEST_F(TypedTest, TruncatedPayloadIsDeadLetteredAtOnce) {
+TEST_P(TypedTest, TruncatedPayloadIsDeadLetteredAtOnce) {
   const auto full = own_order("truncated-order-with-a-long-id");
   expect_dead_lettered_at_once({"bad", full.substr(0, full.size() / 2), std::nullopt, std::nullopt},
                                {"failed FlatBuffers verification"});
 }
 
-TEST_F(TypedTest, PayloadWithoutTheRequiredOrderIdIsDeadLetteredAtOnce) {
+TEST_P(TypedTest, PayloadWithoutTheRequiredOrderIdIsDeadLetteredAtOnce) {
   // The generated builder asserts required fields; build the table by hand.
   flatbuffers::FlatBufferBuilder fbb;
   const auto start = fbb.StartTable();
@@ -348,12 +352,12 @@ TEST_F(TypedTest, PayloadWithoutTheRequiredOrderIdIsDeadLetteredAtOnce) {
                                {"failed FlatBuffers verification", "required"});
 }
 
-TEST_F(TypedTest, UnregisteredSchemaIdIsDeadLetteredAtOnce) {
+TEST_P(TypedTest, UnregisteredSchemaIdIsDeadLetteredAtOnce) {
   expect_dead_lettered_at_once({"bad", own_order("bad"), 999, std::nullopt},
                                {"schema id 999", "not registered"});
 }
 
-TEST_F(TypedTest, IncompatibleWriterSchemaIsDeadLetteredAtOnce) {
+TEST_P(TypedTest, IncompatibleWriterSchemaIsDeadLetteredAtOnce) {
   // Registered (under another subject, first version: no check), but a
   // reader of OrderPlaced cannot read it.
   const auto bad_id = register_schema("legacy-orders-value", compile_source(int32_total_source()));
@@ -363,7 +367,7 @@ TEST_F(TypedTest, IncompatibleWriterSchemaIsDeadLetteredAtOnce) {
       {"schema id " + std::to_string(bad_id), "not readable as", "total_cents"});
 }
 
-TEST_F(TypedTest, WriterSchemaWithAnEnumValueTheReaderLacksIsDeadLetteredAtOnce) {
+TEST_P(TypedTest, WriterSchemaWithAnEnumValueTheReaderLacksIsDeadLetteredAtOnce) {
   const auto chf_id = register_schema("chf-orders-value", compile_source(chf_source()));
   ASSERT_GT(chf_id, 0);
   // Even a record holding a known value: the writer's schema says it may not.
@@ -371,7 +375,7 @@ TEST_F(TypedTest, WriterSchemaWithAnEnumValueTheReaderLacksIsDeadLetteredAtOnce)
                                {"schema id " + std::to_string(chf_id), "Currency", "CHF"});
 }
 
-TEST_F(TypedTest, EnumValueTheReaderDoesNotKnowIsDeadLetteredAtOnce) {
+TEST_P(TypedTest, EnumValueTheReaderDoesNotKnowIsDeadLetteredAtOnce) {
   // No schema id: read with the reader's own schema; the Verifier accepts 3,
   // check_values does not.
   expect_dead_lettered_at_once(
@@ -379,23 +383,23 @@ TEST_F(TypedTest, EnumValueTheReaderDoesNotKnowIsDeadLetteredAtOnce) {
       {"currency", "3"});
 }
 
-TEST_F(TypedTest, SchemaIdHeaderThatIsNotANumberIsDeadLetteredAtOnce) {
+TEST_P(TypedTest, SchemaIdHeaderThatIsNotANumberIsDeadLetteredAtOnce) {
   expect_dead_lettered_at_once({"bad", own_order("bad"), std::nullopt, "abc"},
                                {"ferry.schema-id header is not a schema id"});
 }
 
-TEST_F(TypedTest, MissingSchemaIdIsDeadLetteredWhenRequired) {
+TEST_P(TypedTest, MissingSchemaIdIsDeadLetteredWhenRequired) {
   runtime::typed_options o;
   o.require_schema_id = true;
   expect_dead_lettered_at_once({"bad", own_order("bad"), std::nullopt, std::nullopt},
                                {"no ferry.schema-id header"}, o);
 }
 
-TEST_F(TypedTest, TombstoneIsDeadLetteredAtOnce) {
+TEST_P(TypedTest, TombstoneIsDeadLetteredAtOnce) {
   expect_dead_lettered_at_once({"bad", std::nullopt, std::nullopt, std::nullopt}, {"no payload"});
 }
 
-TEST_F(TypedTest, SchemaIdRegisteredAfterARefusalIsReadable) {
+TEST_P(TypedTest, SchemaIdRegisteredAfterARefusalIsReadable) {
   create("orders");
   const auto v1 = register_orders(kReaderVersion);
   const auto next = v1 + 1;  // not registered yet
@@ -417,15 +421,18 @@ TEST_F(TypedTest, SchemaIdRegisteredAfterARefusalIsReadable) {
   EXPECT_EQ(w.stats().dead_lettered, 1u);
 }
 
-TEST_F(TypedTest, UnreachableRegistryIsRetriedNotDeadLetteredAsInvalid) {
+TEST_P(TypedTest, UnreachableRegistryIsRetriedNotDeadLetteredAsInvalid) {
   create("orders");
   const auto id = register_orders(kReaderVersion);
   produce_records("orders", {{"o-1", own_order("o-1"), id, std::nullopt}});
   // A registry that does not answer: the endpoint of a broker that stopped.
   inproc_broker gone;
   const auto gone_dir = make_temp_dir("ferry-typed-gone");
-  gone.start(gone_dir);
-  const auto dead_endpoint = gone.endpoint();
+  broker::broker_config gc;
+  gc.kafka_listen = "127.0.0.1:0";
+  gone.start(gone_dir, gc);
+  const auto dead_endpoint =
+      under_test() == transport::kafka ? gone.kafka_endpoint() : gone.endpoint();
   gone.stop();
   std::filesystem::remove_all(gone_dir);
   auto dead = base_client_options(dead_endpoint);

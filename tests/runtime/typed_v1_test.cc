@@ -15,7 +15,7 @@ bool has_field_id(const void* table, int id) {
       static_cast<flatbuffers::voffset_t>(4 + 2 * id));
 }
 
-TEST_F(TypedTest, V1ReaderHandlesV2OrdersWithTheNewFieldsIgnored) {
+TEST_P(TypedTest, V1ReaderHandlesV2OrdersWithTheNewFieldsIgnored) {
   create("orders");
   const auto v1 = register_orders(1);
   const auto v2 = register_orders(2);
@@ -41,7 +41,7 @@ TEST_F(TypedTest, V1ReaderHandlesV2OrdersWithTheNewFieldsIgnored) {
       });
 }
 
-TEST_F(TypedTest, V1ReaderHandlesV2Payments) {
+TEST_P(TypedTest, V1ReaderHandlesV2Payments) {
   create("payments");
   (void)register_orders(1, "payment_captured");
   const auto v2 = register_orders(2, "payment_captured");
@@ -52,6 +52,9 @@ TEST_F(TypedTest, V1ReaderHandlesV2Payments) {
         expect_payment(p, kOtherVersionPayment);
       });
 }
+
+INSTANTIATE_TEST_SUITE_P(Transports, TypedTest,
+                         ::testing::Values(transport::native, transport::kafka), transport_name);
 
 }  // namespace
 }  // namespace ferry::testing

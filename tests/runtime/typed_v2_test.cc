@@ -8,7 +8,7 @@
 namespace ferry::testing {
 namespace {
 
-TEST_F(TypedTest, V2ReaderHandlesV1OrdersWithTheNewFieldsDefaulted) {
+TEST_P(TypedTest, V2ReaderHandlesV1OrdersWithTheNewFieldsDefaulted) {
   create("orders");
   const auto v1 = register_orders(1);
   const auto v2 = register_orders(2);
@@ -48,7 +48,7 @@ TEST_F(TypedTest, V2ReaderHandlesV1OrdersWithTheNewFieldsDefaulted) {
       });
 }
 
-TEST_F(TypedTest, V2ReaderSeesCardForV1Payments) {
+TEST_P(TypedTest, V2ReaderSeesCardForV1Payments) {
   create("payments");
   const auto v1 = register_orders(1, "payment_captured");
   (void)register_orders(2, "payment_captured");
@@ -59,6 +59,9 @@ TEST_F(TypedTest, V2ReaderSeesCardForV1Payments) {
                                             expect_payment(p, kOtherVersionPayment);
                                           });
 }
+
+INSTANTIATE_TEST_SUITE_P(Transports, TypedTest,
+                         ::testing::Values(transport::native, transport::kafka), transport_name);
 
 }  // namespace
 }  // namespace ferry::testing
