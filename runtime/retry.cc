@@ -214,7 +214,12 @@ backoff parse_backoff(const toml::table& t, backoff b, const std::string& where)
 
 result<std::vector<subscription_config>> parse_subscriptions(std::string_view text,
                                                              std::string* why) {
-  auto fail = [&](std::string m) -> result<std::vector<subscription_config>> {
+  FERRY_TRY(auto f, parse_worker_file(text, why));
+  return std::move(f.subscriptions);
+}
+
+result<worker_file> parse_worker_file(std::string_view text, std::string* why) {
+  auto fail = [&](std::string m) -> result<worker_file> {
     if (why) *why = std::move(m);
     return ferry::errc::config_invalid;
   };
@@ -225,9 +230,31 @@ result<std::vector<subscription_config>> parse_subscriptions(std::string_view te
     return fail(
         fmt::format("TOML syntax error at line {}: {}", e.source().begin.line, e.description()));
   }
-  std::vector<subscription_config> out;
+  worker_file file;
+  auto& out = file.subscriptions;
   try {
-    only_keys(root, {"subscription"}, "top level");
+    only_keys(root, {"broker", "kafka", "subscription"}, "top level");
+    file.broker = get_or<std::string>(root, "broker", "", "top level");
+    if (!file.broker.empty() && !file.broker.starts_with("tcp://") &&
+        !file.broker.starts_with("ipc://") && !file.broker.starts_with("kafka://"))
+      throw toml_error{"broker: tcp://HOST:PORT, ipc://PATH or kafka://HOST:PORT[,HOST:PORT...]"};
+    if (const auto* k = root.get("kafka")) {
+      const auto* t = k->as_table();
+      if (t == nullptr) throw toml_error{"kafka: expected a table of librdkafka properties"};
+      if (!file.broker.starts_with("kafka://"))
+        throw toml_error{"kafka: librdkafka properties apply to a broker = \"kafka://...\" only"};
+      for (const auto& [key, v] : *t) {
+        const std::string name(key.str());
+        if (auto str = v.value_exact<std::string>())
+          file.kafka[name] = *str;
+        else if (auto b = v.value_exact<bool>())
+          file.kafka[name] = *b ? "true" : "false";
+        else if (auto n = v.value_exact<std::int64_t>())
+          file.kafka[name] = std::to_string(*n);
+        else
+          throw toml_error{"kafka." + name + ": expected a string, number or boolean"};
+      }
+    }
     const auto* subs = root.get_as<toml::array>("subscription");
     if (subs == nullptr) return fail("no [[subscription]] tables");
     std::size_t i = 0;
@@ -309,7 +336,7 @@ result<std::vector<subscription_config>> parse_subscriptions(std::string_view te
   } catch (const toml_error& e) {
     return fail(e.message);
   }
-  return out;
+  return file;
 }
 
 result<std::vector<subscription_config>> load_subscriptions(const std::string& path,
@@ -322,6 +349,19 @@ result<std::vector<subscription_config>> load_subscriptions(const std::string& p
   std::stringstream ss;
   ss << in.rdbuf();
   auto r = parse_subscriptions(ss.str(), why);
+  if (!r && why) *why = path + ": " + *why;
+  return r;
+}
+
+result<worker_file> load_worker_file(const std::string& path, std::string* why) {
+  std::ifstream in(path);
+  if (!in) {
+    if (why) *why = fmt::format("cannot read {}", path);
+    return ferry::errc::not_found;
+  }
+  std::stringstream ss;
+  ss << in.rdbuf();
+  auto r = parse_worker_file(ss.str(), why);
   if (!r && why) *why = path + ": " + *why;
   return r;
 }

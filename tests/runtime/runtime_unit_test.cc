@@ -6,6 +6,7 @@
 #include "ferry/runtime/errors.h"
 #include "ferry/runtime/failure_record.h"
 #include "ferry/runtime/retry.h"
+#include "ferry/runtime/worker.h"
 #include "progress.h"
 
 namespace ferry::runtime {
@@ -146,6 +147,53 @@ TEST(Subscriptions, MistakesAreErrorsThatNameTheKey) {
   EXPECT_NE(bad("[[subscription]]\ntopics=[\"bad topic\"]\n").find("bad topic"), std::string::npos);
   EXPECT_NE(bad("[[subscription\n").find("line"), std::string::npos);
   EXPECT_NE(bad("").find("subscription"), std::string::npos);
+}
+
+TEST(WorkerFile, BrokerAndKafkaPropertiesComeWithTheSubscriptions) {
+  std::string why;
+  auto f = parse_worker_file(R"(
+broker = "kafka://k1:9092,k2:9092"
+[kafka]
+"security.protocol" = "SASL_SSL"
+"sasl.mechanism" = "SCRAM-SHA-512"
+"enable.ssl.certificate.verification" = true
+"socket.keepalive.enable" = true
+"message.max.bytes" = 2000000
+[[subscription]]
+topics = ["orders"]
+)",
+                             &why);
+  ASSERT_TRUE(f) << why;
+  EXPECT_EQ(f.value().broker, "kafka://k1:9092,k2:9092");
+  EXPECT_EQ(f.value().kafka.at("security.protocol"), "SASL_SSL");
+  EXPECT_EQ(f.value().kafka.at("enable.ssl.certificate.verification"), "true");
+  EXPECT_EQ(f.value().kafka.at("message.max.bytes"), "2000000");
+  ASSERT_EQ(f.value().subscriptions.size(), 1u);
+  worker_options o;
+  o.use(f.value());
+  EXPECT_EQ(o.consumer.broker, "kafka://k1:9092,k2:9092");
+  EXPECT_EQ(o.producer.broker, "kafka://k1:9092,k2:9092");
+  EXPECT_EQ(o.producer.kafka.at("sasl.mechanism"), "SCRAM-SHA-512");
+
+  // parse_subscriptions takes the same file.
+  auto subs = parse_subscriptions(
+      "broker = \"tcp://127.0.0.1:7400\"\n[[subscription]]\ntopics=[\"o\"]\n", &why);
+  ASSERT_TRUE(subs) << why;
+
+  auto bad = [](const char* toml) {
+    std::string w;
+    EXPECT_FALSE(parse_worker_file(toml, &w));
+    return w;
+  };
+  EXPECT_NE(bad("broker = \"http://x:1\"\n[[subscription]]\ntopics=[\"o\"]\n").find("broker"),
+            std::string::npos);
+  EXPECT_NE(
+      bad("broker = \"tcp://x:1\"\n[kafka]\nacks = \"all\"\n[[subscription]]\ntopics=[\"o\"]\n")
+          .find("kafka://"),
+      std::string::npos);
+  EXPECT_NE(bad("broker = \"kafka://x:1\"\n[kafka]\nacks = [1]\n[[subscription]]\ntopics=[\"o\"]\n")
+                .find("kafka.acks"),
+            std::string::npos);
 }
 
 // A new user wrote idempotency_window = 7 meaning days and got 7 ms, which

@@ -29,6 +29,7 @@
 #include <chrono>
 #include <cstdint>
 #include <functional>
+#include <map>
 #include <optional>
 #include <string>
 #include <string_view>
@@ -164,6 +165,27 @@ struct failure_decision {
                                                                            std::string* why);
 [[nodiscard]] result<std::vector<subscription_config>> load_subscriptions(const std::string& path,
                                                                           std::string* why);
+
+/// A worker's whole file: where the broker is, librdkafka properties for
+/// kafka:// brokers, and the subscriptions (as above):
+///
+///   broker = "kafka://k1:9092,k2:9092"   # or tcp://HOST:PORT, ipc://PATH
+///   [kafka]                               # kafka:// only (docs/kafka.md)
+///   "security.protocol" = "SASL_SSL"
+///   "sasl.mechanism" = "SCRAM-SHA-512"
+///   [[subscription]]
+///   ...
+///
+/// The same validation: unknown keys are errors, and so is a [kafka] table
+/// with a broker that is not kafka://, or a value that is not a string,
+/// number or boolean.
+struct worker_file {
+  std::string broker;                        ///< empty: not set in the file
+  std::map<std::string, std::string> kafka;  ///< librdkafka properties
+  std::vector<subscription_config> subscriptions;
+};
+[[nodiscard]] result<worker_file> parse_worker_file(std::string_view toml, std::string* why);
+[[nodiscard]] result<worker_file> load_worker_file(const std::string& path, std::string* why);
 
 /// "250ms", "5s", "1h30m", "7d" -> milliseconds: Ferry's one duration
 /// grammar (core/duration.h); a number without a unit is refused.

@@ -109,12 +109,23 @@ struct subscription : subscription_config {
 
 struct worker_options {
   /// broker, group_id (required), client_id, session timeouts, ...
+  /// broker: tcp://HOST:PORT or ipc://PATH for ferryd, kafka://HOST:PORT[,...]
+  /// for a Kafka cluster (docs/kafka.md); the worker code is the same.
   client::consumer_options consumer;
   /// For dead letters and retry tiers; broker and timeouts default to the
   /// consumer's. Idempotent.
   client::producer_options producer;
   /// Shown in failure records; default "<hostname>:<pid>".
   std::string worker_name;
+
+  /// Takes the broker and librdkafka properties of a worker file (retry.h)
+  /// for the consumer and the producer; a file without a broker changes
+  /// nothing. The subscriptions are the caller's to add.
+  void use(const worker_file& f) {
+    if (f.broker.empty()) return;
+    consumer.broker = producer.broker = f.broker;
+    consumer.kafka = producer.kafka = f.kafka;
+  }
   /// Handler threads; 0 runs handlers on the thread of run().
   int concurrency = 4;
   /// Records a partition may hold fetched but unfinished before fetching
