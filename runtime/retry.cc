@@ -341,16 +341,8 @@ result<worker_file> parse_worker_file(std::string_view text, std::string* why) {
 
 result<std::vector<subscription_config>> load_subscriptions(const std::string& path,
                                                             std::string* why) {
-  std::ifstream in(path);
-  if (!in) {
-    if (why) *why = fmt::format("cannot read {}", path);
-    return ferry::errc::not_found;
-  }
-  std::stringstream ss;
-  ss << in.rdbuf();
-  auto r = parse_subscriptions(ss.str(), why);
-  if (!r && why) *why = path + ": " + *why;
-  return r;
+  FERRY_TRY(auto f, load_worker_file(path, why));
+  return std::move(f.subscriptions);
 }
 
 result<worker_file> load_worker_file(const std::string& path, std::string* why) {

@@ -4,6 +4,7 @@
 
 #include <algorithm>
 #include <limits>
+#include <thread>
 
 #include "ferry/client/errc.h"
 #include "ferry/core/errc.h"
@@ -341,6 +342,39 @@ result<void> delete_topic(rd_kafka_t* rk, const std::string& name,
       });
   rd_kafka_DeleteTopic_destroy(dt);
   return r;
+}
+
+result<handle> make_reader(const client_options& o, std::string* why) {
+  return make_handle(RD_KAFKA_CONSUMER, o,
+                     {{"group.id", kAssignOnlyGroup},
+                      {"enable.auto.commit", "false"},
+                      {"enable.partition.eof", "false"},
+                      {"auto.offset.reset", "earliest"},
+                      {"fetch.wait.max.ms", "100"},
+                      // librdkafka wants the socket time-out a second above the long poll.
+                      {"socket.timeout.ms",
+                       std::to_string(std::max<std::int64_t>(o.request_timeout.count(), 1100))}},
+                     why);
+}
+
+result<std::pair<std::int64_t, std::int64_t>> watermarks(rd_kafka_t* rk, const std::string& topic,
+                                                         const client_options& o,
+                                                         std::string* why) {
+  const auto deadline = std::chrono::steady_clock::now() + o.api_timeout;
+  std::int64_t low = 0, high = 0;
+  for (;;) {
+    const auto err = rd_kafka_query_watermark_offsets(rk, topic.c_str(), 0, &low, &high,
+                                                      timeout_ms(o.request_timeout));
+    if (err == RD_KAFKA_RESP_ERR_NO_ERROR) return std::pair{low, high};
+    const auto ec = from_kafka(err);
+    // A topic just created may not be in every broker's metadata yet.
+    const bool settling = ec == errc::unknown_partition || ec == errc::unknown_topic;
+    if ((!settling && !is_retriable(ec)) || std::chrono::steady_clock::now() >= deadline) {
+      *why = fmt::format("cannot find the end of {}: {}", topic, rd_kafka_err2str(err));
+      return ec;
+    }
+    std::this_thread::sleep_for(o.retry_backoff);
+  }
 }
 
 rd_kafka_resp_err_t produce(rd_kafka_t* rk, const outgoing& m) {

@@ -80,6 +80,18 @@ using settings = std::vector<std::pair<std::string, std::string>>;
 [[nodiscard]] result<void> delete_topic(rd_kafka_t* rk, const std::string& name,
                                         std::chrono::milliseconds timeout, std::string* why);
 
+/// A consumer that only assign()s: a reader of one of Ferry's own topics
+/// (ledger, registry), never a group member.
+[[nodiscard]] result<handle> make_reader(const client_options& o, std::string* why);
+
+/// The log start and end of `topic`'s partition 0, asked again while the
+/// cluster settles (a topic just created) or is unreachable, until
+/// o.api_timeout.
+[[nodiscard]] result<std::pair<std::int64_t, std::int64_t>> watermarks(rd_kafka_t* rk,
+                                                                       const std::string& topic,
+                                                                       const client_options& o,
+                                                                       std::string* why);
+
 /// One record for produce(); null key/value pointers are null in Kafka.
 struct outgoing {
   const std::string* topic = nullptr;

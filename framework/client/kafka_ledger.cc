@@ -128,15 +128,7 @@ result<void> ledger::record(const std::vector<std::string>& keys, std::string* w
 
 result<void> ledger::start_reader(std::string* why) {
   if (!reader_) {
-    FERRY_TRY(reader_, make_handle(RD_KAFKA_CONSUMER, o_,
-                                   {{"group.id", kAssignOnlyGroup},
-                                    {"enable.auto.commit", "false"},
-                                    {"enable.partition.eof", "false"},
-                                    {"auto.offset.reset", "earliest"},
-                                    {"fetch.wait.max.ms", "100"},
-                                    {"socket.timeout.ms", std::to_string(std::max<std::int64_t>(
-                                                              o_.request_timeout.count(), 1100))}},
-                                   why));
+    FERRY_TRY(reader_, make_reader(o_, why));
   }
   if (reading_ || !topic_ready_) return success();
   partition_list l(rd_kafka_topic_partition_list_new(1));
@@ -164,21 +156,8 @@ result<void> ledger::catch_up(std::string* why) {
   }
   // Where the ledger ends now: every key acknowledged before this point is
   // below the high watermark (acks=all).
-  std::int64_t low = 0, high = 0;
-  for (;;) {
-    const auto err = rd_kafka_query_watermark_offsets(reader_.get(), topic_.c_str(), 0, &low, &high,
-                                                      timeout_ms(o_.request_timeout));
-    if (err == RD_KAFKA_RESP_ERR_NO_ERROR) break;
-    const auto ec = from_kafka(err);
-    // A topic just created may not be in every broker's metadata yet.
-    const bool settling = ec == errc::unknown_partition || ec == errc::unknown_topic;
-    if ((!settling && !is_retriable(ec)) || sclock::now() >= deadline) {
-      *why = fmt::format("cannot find the end of the idempotency ledger {}: {}", topic_,
-                         rd_kafka_err2str(err));
-      return ec;
-    }
-    std::this_thread::sleep_for(o_.retry_backoff);
-  }
+  FERRY_TRY(const auto ends, watermarks(reader_.get(), topic_, o_, why));
+  const auto [low, high] = ends;
   if (next_ < low) next_ = low;  // retention removed the rest
   if (next_ >= high) return success();
   FERRY_TRY(start_reader(why));

@@ -85,16 +85,7 @@ class kafka_producer final : public producer::backend {
 
   result<void> send(producer_record rec, delivery_callback cb) override {
     if (init_error_) return init_error_;
-    if (!protocol::valid_topic_name(rec.topic)) return errc::invalid_topic_name;
-    if (rec.partition && rec.partition->value() < 0) return ferry::errc::invalid_argument;
-    if (rec.timestamp && rec.timestamp->value() < 0) return ferry::errc::invalid_argument;
-    if (rec.idempotency_key) {
-      const auto n = rec.idempotency_key->size();
-      if (n == 0 || n > protocol::kMaxIdempotencyKeyBytes) return ferry::errc::invalid_argument;
-      rec.headers.push_back(
-          {std::string(protocol::kIdempotencyKeyHeader), std::move(*rec.idempotency_key)});
-      rec.idempotency_key.reset();
-    }
+    FERRY_TRY(prepare_record(rec));
     const bool on_io = std::this_thread::get_id() == io_id_;
     {
       std::lock_guard lock(mu_);

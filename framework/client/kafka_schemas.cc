@@ -94,15 +94,7 @@ schema_registry::schema_registry(client_options o) : o_(std::move(o)) {}
 
 result<void> schema_registry::open(bool create, std::string* why) {
   if (!reader_) {
-    FERRY_TRY(reader_, make_handle(RD_KAFKA_CONSUMER, o_,
-                                   {{"group.id", kAssignOnlyGroup},
-                                    {"enable.auto.commit", "false"},
-                                    {"enable.partition.eof", "false"},
-                                    {"auto.offset.reset", "earliest"},
-                                    {"fetch.wait.max.ms", "100"},
-                                    {"socket.timeout.ms", std::to_string(std::max<std::int64_t>(
-                                                              o_.request_timeout.count(), 1100))}},
-                                   why));
+    FERRY_TRY(reader_, make_reader(o_, why));
   }
   const auto deadline = sclock::now() + o_.api_timeout;
   bool created = false;
@@ -167,19 +159,8 @@ result<void> schema_registry::catch_up(std::string* why, std::int64_t through) {
   FERRY_TRY(open(false, why));
   if (!exists_) return success();
   const auto deadline = sclock::now() + o_.api_timeout;
-  std::int64_t low = 0, high = 0;
-  for (;;) {
-    const auto err = rd_kafka_query_watermark_offsets(reader_.get(), kSchemasTopic, 0, &low, &high,
-                                                      timeout_ms(o_.request_timeout));
-    if (err == RD_KAFKA_RESP_ERR_NO_ERROR) break;
-    const auto ec = from_kafka(err);
-    const bool settling = ec == errc::unknown_partition || ec == errc::unknown_topic;
-    if ((!settling && !is_retriable(ec)) || sclock::now() >= deadline) {
-      *why = fmt::format("cannot find the end of {}: {}", kSchemasTopic, rd_kafka_err2str(err));
-      return ec;
-    }
-    std::this_thread::sleep_for(o_.retry_backoff);
-  }
+  FERRY_TRY(const auto ends, watermarks(reader_.get(), kSchemasTopic, o_, why));
+  const auto [low, high] = ends;
   if (low > next_) {
     *why = fmt::format(
         "{} lost records below offset {} (retention?); schema ids cannot be rebuilt: set "

@@ -407,16 +407,7 @@ result<topic_state*> producer::impl::topic_for(std::unique_lock<std::mutex>& loc
 
 result<void> producer::impl::send(producer_record rec, delivery_callback cb) {
   if (init_error_) return init_error_;
-  if (!protocol::valid_topic_name(rec.topic)) return errc::invalid_topic_name;
-  if (rec.partition && rec.partition->value() < 0) return ferry::errc::invalid_argument;
-  if (rec.timestamp && rec.timestamp->value() < 0) return ferry::errc::invalid_argument;
-  if (rec.idempotency_key) {
-    const auto n = rec.idempotency_key->size();
-    if (n == 0 || n > protocol::kMaxIdempotencyKeyBytes) return ferry::errc::invalid_argument;
-    rec.headers.push_back(
-        {std::string(protocol::kIdempotencyKeyHeader), std::move(*rec.idempotency_key)});
-    rec.idempotency_key.reset();
-  }
+  FERRY_TRY(prepare_record(rec));
   const std::size_t size = record_size(rec);
   if (size + format::kBatchHeaderSize >
       std::min<std::size_t>(format::kMaxBatchBytes, o_.buffer_bytes))
@@ -1067,6 +1058,20 @@ producer_stats producer::impl::stats() const {
 }
 
 // --- producer -----------------------------------------------------------------
+
+result<void> prepare_record(producer_record& rec) {
+  if (!protocol::valid_topic_name(rec.topic)) return errc::invalid_topic_name;
+  if (rec.partition && rec.partition->value() < 0) return ferry::errc::invalid_argument;
+  if (rec.timestamp && rec.timestamp->value() < 0) return ferry::errc::invalid_argument;
+  if (rec.idempotency_key) {
+    const auto n = rec.idempotency_key->size();
+    if (n == 0 || n > protocol::kMaxIdempotencyKeyBytes) return ferry::errc::invalid_argument;
+    rec.headers.push_back(
+        {std::string(protocol::kIdempotencyKeyHeader), std::move(*rec.idempotency_key)});
+    rec.idempotency_key.reset();
+  }
+  return success();
+}
 
 namespace {
 std::unique_ptr<producer::backend> make_backend(producer_options o) {

@@ -70,6 +70,12 @@ class consumer::backend {
   std::int32_t generation_ = -1;
 };
 
+/// The checks every producer makes before taking a record, and the
+/// idempotency key moved into its header: errc::invalid_topic_name,
+/// ferry::errc::invalid_argument (negative partition or timestamp, a key
+/// outside 1..kMaxIdempotencyKeyBytes).
+[[nodiscard]] result<void> prepare_record(producer_record& rec);
+
 /// True for a kafka:// broker URL.
 [[nodiscard]] bool is_kafka_url(std::string_view broker) noexcept;
 
