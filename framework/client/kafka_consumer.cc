@@ -435,7 +435,7 @@ class kafka_consumer final : public consumer::backend {
         if (auto it = pos_.find(tp); it != pos_.end()) back.emplace_back(tp, it->second);
       }
     }
-    if (!back.empty()) return move_to(back);
+    if (!back.empty()) return move_to(back, /*wait=*/false);
     return success();
   }
 
@@ -505,7 +505,8 @@ class kafka_consumer final : public consumer::backend {
   // Sets positions: inside a rebalance they become the start offsets of the
   // assignment being made; with assign() the assignment is made again;
   // otherwise librdkafka seeks.
-  result<void> move_to(const std::vector<std::pair<topic_partition, std::int64_t>>& to) {
+  result<void> move_to(const std::vector<std::pair<topic_partition, std::int64_t>>& to,
+                       bool wait = true) {
     for (const auto& [tp, o] : to) pos_[tp] = o;
     if (in_rebalance_ || to.empty()) return success();
     if (!subscribed_) return reassign();
@@ -513,7 +514,9 @@ class kafka_consumer final : public consumer::backend {
     for (const auto& [tp, o] : to)
       rd_kafka_topic_partition_list_add(l.get(), tp.topic.c_str(), tp.partition.value())->offset =
           o;
-    rd_kafka_error_t* e = rd_kafka_seek_partitions(rk_.get(), l.get(), api_ms());
+    // wait = false: asynchronous (records fetched before it are below the
+    // position and dropped by poll(), or discarded by librdkafka).
+    rd_kafka_error_t* e = rd_kafka_seek_partitions(rk_.get(), l.get(), wait ? api_ms() : 0);
     if (e != nullptr) {
       last_error_message_ = rd_kafka_error_string(e);
       const auto ec = kafka::from_kafka(rd_kafka_error_code(e));

@@ -23,18 +23,43 @@ constexpr std::string_view kPrefix = "__ferry_ledger.";
 // of the topic; keys older than it are forgotten.
 constexpr std::int64_t kRetentionMs = 7ll * 24 * 3600 * 1000;
 
+// A ledger record: kFormat, then each key as a uvarint length and its bytes.
+constexpr char kFormat = 1;
+constexpr std::size_t kRecordBytes = 512u << 10;
+
+void put_uvarint(std::string& out, std::uint64_t v) {
+  while (v >= 0x80) {
+    out.push_back(static_cast<char>((v & 0x7f) | 0x80));
+    v >>= 7;
+  }
+  out.push_back(static_cast<char>(v));
+}
+
+std::optional<std::size_t> get_uvarint(std::string_view& in) {
+  std::uint64_t v = 0;
+  for (int shift = 0; shift < 35 && !in.empty(); shift += 7) {
+    const auto b = static_cast<std::uint8_t>(in.front());
+    in.remove_prefix(1);
+    v |= static_cast<std::uint64_t>(b & 0x7f) << shift;
+    if ((b & 0x80) == 0) return static_cast<std::size_t>(v);
+  }
+  return std::nullopt;
+}
+
 // Counts the acknowledgements of one record() call.
 struct batch_state {
   std::size_t acked = 0;
   rd_kafka_resp_err_t first_error = RD_KAFKA_RESP_ERR_NO_ERROR;
+  std::vector<std::int64_t> offsets;  // where the acknowledged records are
 };
 
 void on_delivery(rd_kafka_t*, const rd_kafka_message_t* m, void*) {
   auto* b = static_cast<batch_state*>(m->_private);
   if (b == nullptr) return;
-  if (m->err == RD_KAFKA_RESP_ERR_NO_ERROR)
+  if (m->err == RD_KAFKA_RESP_ERR_NO_ERROR) {
     ++b->acked;
-  else if (b->first_error == RD_KAFKA_RESP_ERR_NO_ERROR)
+    b->offsets.push_back(m->offset);
+  } else if (b->first_error == RD_KAFKA_RESP_ERR_NO_ERROR)
     b->first_error = m->err;
 }
 
@@ -53,18 +78,24 @@ ledger::ledger(client_options o, std::string group, std::size_t max_keys)
       topic_(ledger_topic(group_)),
       max_keys_(max_keys) {}
 
-result<void> ledger::ensure_topic(std::string* why) {
+result<rd_kafka_t*> ledger::writer(std::string* why) {
   if (!producer_) {
     FERRY_TRY(producer_, make_handle(RD_KAFKA_PRODUCER, o_,
                                      {{"enable.idempotence", "true"},
                                       {"acks", "all"},
                                       {"linger.ms", "0"},
+                                      {"message.max.bytes", "1000000"},
                                       {"message.timeout.ms", std::to_string(std::max<std::int64_t>(
                                                                  o_.api_timeout.count(), 1))}},
                                      why, [](rd_kafka_conf_t* conf, void*) {
                                        rd_kafka_conf_set_dr_msg_cb(conf, on_delivery);
                                      }));
   }
+  return producer_.get();
+}
+
+result<void> ledger::ensure_topic(std::string* why) {
+  FERRY_TRY(writer(why));
   if (topic_ready_) return success();
   const auto deadline = sclock::now() + o_.api_timeout;
   bool created = false;
@@ -96,13 +127,24 @@ result<void> ledger::record(const std::vector<std::string>& keys, std::string* w
   FERRY_TRY(ensure_topic(why));
   batch_state b;
   const auto now = system_clock::instance().wall_now().value();
-  static const std::string kValue = "1";  // never null: a null value would be a tombstone
+  // Keys are packed into records of up to kRecordBytes (a record per key
+  // costs a produce and a read each; a commit's keys in one record, one).
+  std::vector<std::string> values;
+  std::string v;
   for (const auto& k : keys) {
+    if (!v.empty() && v.size() + k.size() + 5 > kRecordBytes)
+      values.push_back(std::exchange(v, {}));
+    if (v.empty()) v.push_back(kFormat);
+    put_uvarint(v, k.size());
+    v += k;
+  }
+  if (!v.empty()) values.push_back(std::move(v));
+  std::size_t queued = 0;
+  for (const auto& value : values) {
     kafka::outgoing m;
     m.topic = &topic_;
     m.partition = 0;
-    m.key = &k;
-    m.value = &kValue;
+    m.value = &value;
     m.timestamp = now;
     m.opaque = &b;
     const auto err = produce(producer_.get(), m);
@@ -110,12 +152,14 @@ result<void> ledger::record(const std::vector<std::string>& keys, std::string* w
       b.first_error = err;
       break;
     }
+    ++queued;
   }
   // Every queued record reports back (delivered, failed, or timed out by
   // message.timeout.ms) before `b` goes out of scope: the out queue counts
   // unserved delivery reports too.
   while (rd_kafka_outq_len(producer_.get()) > 0) (void)rd_kafka_flush(producer_.get(), 1000);
-  if (b.first_error != RD_KAFKA_RESP_ERR_NO_ERROR || b.acked < keys.size()) {
+  if (b.first_error != RD_KAFKA_RESP_ERR_NO_ERROR || b.acked < values.size() ||
+      queued < values.size()) {
     const auto e =
         b.first_error != RD_KAFKA_RESP_ERR_NO_ERROR ? b.first_error : RD_KAFKA_RESP_ERR__FAIL;
     *why = fmt::format("recording {} key(s) in the idempotency ledger {} failed: {}", keys.size(),
@@ -123,6 +167,8 @@ result<void> ledger::record(const std::vector<std::string>& keys, std::string* w
     return from_kafka(e);
   }
   for (const auto& k : keys) remember(k, now);
+  // Already in the index: catch_up() need not read these records back.
+  own_.insert(b.offsets.begin(), b.offsets.end());
   return success();
 }
 
@@ -131,8 +177,10 @@ result<void> ledger::start_reader(std::string* why) {
     FERRY_TRY(reader_, make_reader(o_, why));
   }
   if (reading_ || !topic_ready_) return success();
+  // From next_: what this ledger has not read (or written) yet.
   partition_list l(rd_kafka_topic_partition_list_new(1));
-  rd_kafka_topic_partition_list_add(l.get(), topic_.c_str(), 0)->offset = RD_KAFKA_OFFSET_BEGINNING;
+  rd_kafka_topic_partition_list_add(l.get(), topic_.c_str(), 0)->offset =
+      next_ > 0 ? next_ : RD_KAFKA_OFFSET_BEGINNING;
   if (const auto err = rd_kafka_assign(reader_.get(), l.get()); err) {
     *why = fmt::format("cannot read the idempotency ledger {}: {}", topic_, rd_kafka_err2str(err));
     return from_kafka(err);
@@ -141,12 +189,25 @@ result<void> ledger::start_reader(std::string* why) {
   return success();
 }
 
+// Moves next_ over records this ledger wrote itself (their keys are in the
+// index already); the reader, if it was reading, now lags and is restarted
+// at next_ when something else must be read.
+void ledger::skip_own() {
+  while (!own_.empty() && *own_.begin() < next_) own_.erase(own_.begin());
+  while (!own_.empty() && *own_.begin() == next_) {
+    own_.erase(own_.begin());
+    ++next_;
+    reading_ = false;
+  }
+}
+
 result<void> ledger::catch_up(std::string* why) {
   FERRY_TRY(start_reader(why));
   const auto deadline = sclock::now() + o_.api_timeout;
   if (!topic_ready_) {
     for (;;) {
-      auto n = partition_count(reader_.get(), topic_, o_.request_timeout, why);
+      FERRY_TRY(auto* control, writer(why));
+      auto n = partition_count(control, topic_, o_.request_timeout, why);
       if (n) break;
       if (n.error() == errc::unknown_topic) return success();  // nothing recorded yet
       if (!is_retriable(n.error()) || sclock::now() >= deadline) return n.error();
@@ -155,10 +216,14 @@ result<void> ledger::catch_up(std::string* why) {
     topic_ready_ = true;
   }
   // Where the ledger ends now: every key acknowledged before this point is
-  // below the high watermark (acks=all).
-  FERRY_TRY(const auto ends, watermarks(reader_.get(), topic_, o_, why));
+  // below the high watermark (acks=all). Asked through the producer's
+  // connections: on the reader's, the answer would queue behind its parked
+  // fetch (a broker answers a connection's requests in order).
+  FERRY_TRY(auto* control, writer(why));
+  FERRY_TRY(const auto ends, watermarks(control, topic_, o_, why));
   const auto [low, high] = ends;
   if (next_ < low) next_ = low;  // retention removed the rest
+  skip_own();
   if (next_ >= high) return success();
   FERRY_TRY(start_reader(why));
   while (next_ < high) {
@@ -178,13 +243,32 @@ result<void> ledger::catch_up(std::string* why) {
       *why = fmt::format("reading the idempotency ledger {}: {}", topic_, text);
       return ec;
     }
-    if (m->key != nullptr) {
+    if (m->offset < next_) {  // fetched before the reader was moved on
+      rd_kafka_message_destroy(m);
+      continue;
+    }
+    if (m->offset > next_ && !reading_) {
+      rd_kafka_message_destroy(m);
+      continue;
+    }
+    if (own_.erase(m->offset) == 0 && m->payload != nullptr && m->len > 0 &&
+        static_cast<const char*>(m->payload)[0] == kFormat) {
       rd_kafka_timestamp_type_t tstype;
-      remember(std::string(static_cast<const char*>(m->key), m->key_len),
-               rd_kafka_message_timestamp(m, &tstype));
+      const auto ts = rd_kafka_message_timestamp(m, &tstype);
+      std::string_view rest(static_cast<const char*>(m->payload) + 1, m->len - 1);
+      while (!rest.empty()) {
+        auto n = get_uvarint(rest);
+        if (!n || *n > rest.size()) break;  // a torn record: what it held is lost, not invented
+        remember(std::string(rest.substr(0, *n)), ts);
+        rest.remove_prefix(*n);
+      }
     }
     next_ = m->offset + 1;
     rd_kafka_message_destroy(m);
+    skip_own();
+    if (!reading_ && next_ < high) {
+      FERRY_TRY(start_reader(why));
+    }
   }
   return success();
 }

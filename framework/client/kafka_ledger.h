@@ -1,9 +1,10 @@
 // A group's ledger of processed idempotency keys on a Kafka cluster
 // (docs/adr/0011-idempotency-ledger-on-kafka.md; private to the client).
 //
-// The ledger is the topic __ferry_ledger.<group>: one partition, one record
-// per key (record key = idempotency key, timestamp = when it was recorded),
-// retention by time. record() writes keys with acks=all through an
+// The ledger is the topic __ferry_ledger.<group>: one partition, records of
+// up to 512 KiB that each hold a commit's keys (a format byte, then each
+// key as a uvarint length and its bytes; timestamp = when they were
+// recorded), retention by time. record() writes keys with acks=all through an
 // idempotent producer and returns once all are acknowledged; the consumer
 // commits the offsets that cover them only after that. lookup() first reads
 // the topic up to its high watermark into a local index, so every key any
@@ -14,6 +15,7 @@
 #include <cstdint>
 #include <deque>
 #include <optional>
+#include <set>
 #include <string>
 #include <unordered_map>
 #include <vector>
@@ -46,8 +48,12 @@ class ledger {
  private:
   result<void> start_reader(std::string* why);
   result<void> ensure_topic(std::string* why);
+  // The producer, also used for metadata and watermarks (its connections
+  // have no parked fetches).
+  result<rd_kafka_t*> writer(std::string* why);
   result<void> catch_up(std::string* why);
   void remember(std::string key, std::int64_t ts);
+  void skip_own();
 
   const client_options o_;
   const std::string group_;
@@ -60,6 +66,7 @@ class ledger {
   std::int64_t next_ = 0;                                   // the reader's position in partition 0
   std::unordered_map<std::string, std::int64_t> index_;     // key -> recorded (ms)
   std::deque<std::pair<std::int64_t, std::string>> order_;  // for the count bound
+  std::set<std::int64_t> own_;  // offsets of records written here, not read back yet
 };
 
 }  // namespace ferry::client::kafka
