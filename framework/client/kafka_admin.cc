@@ -151,6 +151,8 @@ result<topic_description> kafka_admin::describe_topic(std::string_view name, std
     pi.log_start = offset(lo);
     pi.log_end = offset(hi);
     pi.high_watermark = offset(hi);
+    pi.size_bytes = -1;  // Kafka's DescribeLogDirs would tell; not asked
+    pi.segments = -1;
     d.partitions.push_back(std::move(pi));
   }
   // Settings (a cluster that refuses DescribeConfigs leaves the defaults).

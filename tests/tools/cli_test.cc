@@ -42,6 +42,7 @@ class CliTest : public ::testing::Test {
     ASSERT_FALSE(dir_.empty());
     ferry::broker::broker_config c;
     c.retention_check_interval = std::chrono::milliseconds(20);  // log start moves quickly
+    c.kafka_listen = "127.0.0.1:0";                              // for the commands over kafka://
     broker_.start(dir_, c);
   }
   void TearDown() override {
@@ -298,6 +299,53 @@ TEST_F(CliTest, ExitCodesDistinguishFailures) {
 
 // What a newcomer types first: options after the command, host:port,
 // --version, a down broker, the range of --partitions.
+// The same commands over kafka:// (librdkafka against the broker's Kafka
+// listener); what needs ferryd says so in one line and exits 2.
+TEST_F(CliTest, CommandsWorkOverKafkaAndSayWhatTheyCannotDo) {
+  const std::string k = "--broker " + broker_.kafka_endpoint() + " ";
+  ASSERT_EQ(ferry(k + "topics create orders --partitions 2").code, 0);
+  auto produced = ferry(k + "produce orders --key-separator :", "a:1\nb:2\n");
+  ASSERT_EQ(produced.code, 0) << produced.err;
+  auto described = ferry(k + "-o json topics describe orders");
+  ASSERT_EQ(described.code, 0) << described.err;
+  const auto d = nlohmann::json::parse(described.out);
+  EXPECT_EQ(d["partitions"], 2);
+  ASSERT_EQ(d["partition_details"].size(), 2u);
+  EXPECT_TRUE(d["partition_details"][0]["size_bytes"].is_null()) << "not known over kafka://";
+  auto consumed = ferry(k + "consume orders -e --group g --key-separator :");
+  ASSERT_EQ(consumed.code, 0) << consumed.err;
+  EXPECT_NE(consumed.out.find("a:1"), std::string::npos) << consumed.out;
+  EXPECT_NE(consumed.out.find("b:2"), std::string::npos) << consumed.out;
+  auto groups = ferry(k + "groups describe g");
+  ASSERT_EQ(groups.code, 0) << groups.err;
+  EXPECT_NE(groups.out.find("orders"), std::string::npos) << groups.out;
+
+  // Dead letters made over Kafka, listed and redriven over Kafka.
+  auto drain = ferry(k + "-o json bench drain --records 200 --keep");
+  ASSERT_EQ(drain.code, 0) << drain.err;
+  EXPECT_EQ(nlohmann::json::parse(drain.out)["dead_lettered"], 20);
+  auto topics = nlohmann::json::parse(ferry(k + "-o json topics list").out);
+  std::string dlq;
+  for (const auto& t : topics)
+    if (t["topic"].get<std::string>().ends_with(".dlq")) dlq = t["topic"];
+  ASSERT_FALSE(dlq.empty()) << topics.dump();
+  auto listed = ferry(k + "dlq list " + dlq);
+  ASSERT_EQ(listed.code, 0) << listed.err;
+  EXPECT_NE(listed.out.find("attempts_exhausted"), std::string::npos) << listed.out;
+  auto redriven = ferry(k + "dlq redrive " + dlq + " --execute");
+  ASSERT_EQ(redriven.code, 0) << redriven.err;
+  EXPECT_NE(redriven.out.find("redrove 20"), std::string::npos) << redriven.out;
+
+  auto alter = ferry(k + "topics alter orders --partitions 3 --execute");
+  EXPECT_EQ(alter.code, 2);
+  EXPECT_NE(alter.err.find("not supported over kafka://"), std::string::npos) << alter.err;
+  auto enforce = ferry(k + "schema enforce orders");
+  EXPECT_EQ(enforce.code, 2);
+  EXPECT_NE(enforce.err.find("not supported over kafka://"), std::string::npos) << enforce.err;
+  auto deleted = ferry(k + "groups delete g --execute");
+  EXPECT_EQ(deleted.code, 0) << deleted.err;
+}
+
 TEST_F(CliTest, GlobalOptionsGoAnywhereAndAddressesAreCheckedUpFront) {
   create_topic("t", 1);
   ASSERT_EQ(ferry("produce t", "a\nb\n").code, 0);

@@ -215,7 +215,7 @@ class sampler {
       for (const auto& p : d.value().partitions) {
         ts.high_watermark[p.partition.value()] = p.high_watermark.value();
         ts.records += std::max<std::int64_t>(0, p.high_watermark - p.log_start);
-        ts.size_bytes += p.size_bytes;
+        ts.size_bytes = p.size_bytes < 0 || ts.size_bytes < 0 ? -1 : ts.size_bytes + p.size_bytes;
         if (p.error)
           out.warnings.push_back(fmt::format("{} partition {}: {}", t.name, p.partition.value(),
                                              p.message.empty() ? p.error.message() : p.message));
@@ -354,6 +354,7 @@ nlohmann::json rate_json(std::optional<double> r) {
 }
 
 std::string size_text(std::int64_t bytes) {
+  if (bytes < 0) return "-";  // not known (kafka://)
   const char* units[] = {"B", "KiB", "MiB", "GiB", "TiB"};
   auto v = static_cast<double>(bytes);
   std::size_t u = 0;
@@ -475,7 +476,7 @@ nlohmann::json to_json(const globals& g, const top_args& a, long refresh, const 
                                                      : nlohmann::json(t.kind.origin)},
          {"partitions", t.partitions},
          {"records", t.records},
-         {"size_bytes", t.size_bytes},
+         {"size_bytes", t.size_bytes < 0 ? nlohmann::json(nullptr) : nlohmann::json(t.size_bytes)},
          {"records_per_sec", rate_json(v->in_rate(t))}});
     if (t.kind.kind == topic_kind::dlq)
       j["dead_letters"].push_back({{"topic", t.name},

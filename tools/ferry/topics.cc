@@ -49,9 +49,12 @@ int topics_describe(const globals& g, const std::string& name) {
     auto parts = nlohmann::json::array();
     for (const auto& p : d.partitions) {
       nlohmann::json pj = {
-          {"partition", p.partition.value()},    {"log_start_offset", p.log_start.value()},
-          {"log_end_offset", p.log_end.value()}, {"high_watermark", p.high_watermark.value()},
-          {"size_bytes", p.size_bytes},          {"segments", p.segments}};
+          {"partition", p.partition.value()},
+          {"log_start_offset", p.log_start.value()},
+          {"log_end_offset", p.log_end.value()},
+          {"high_watermark", p.high_watermark.value()},
+          {"size_bytes", p.size_bytes < 0 ? nlohmann::json(nullptr) : nlohmann::json(p.size_bytes)},
+          {"segments", p.segments < 0 ? nlohmann::json(nullptr) : nlohmann::json(p.segments)}};
       if (p.error) pj["error"] = p.error.message() + (p.message.empty() ? "" : ": " + p.message);
       parts.push_back(pj);
     }
@@ -76,7 +79,9 @@ int topics_describe(const globals& g, const std::string& name) {
   for (const auto& p : d.partitions) {
     std::cout << fmt::format("{:>9} {:>16} {:>16} {:>16} {:>14} {:>8}  {}\n", p.partition.value(),
                              p.log_start.value(), p.log_end.value(), p.high_watermark.value(),
-                             p.size_bytes, p.segments, p.error ? "FAILED: " + p.message : "ok");
+                             p.size_bytes < 0 ? "-" : std::to_string(p.size_bytes),
+                             p.segments < 0 ? "-" : std::to_string(p.segments),
+                             p.error ? "FAILED: " + p.message : "ok");
   }
   return kOk;
 }
@@ -147,7 +152,7 @@ int topics_delete(const globals& g, const std::string& name, bool execute) {
   std::int64_t records = 0, bytes = 0;
   for (const auto& p : d.value().partitions) {
     records += p.log_end - p.log_start;
-    bytes += p.size_bytes;
+    bytes += std::max<std::int64_t>(0, p.size_bytes);
   }
   if (!execute) {
     if (g.json()) {

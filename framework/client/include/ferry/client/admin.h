@@ -82,10 +82,10 @@ struct partition_info {
   partition_id partition{0};
   offset log_start;
   offset log_end;
-  offset high_watermark;  ///< last durable offset + 1; consumers see records below it
-  std::int64_t size_bytes = 0;
-  std::int32_t segments = 0;
-  std::error_code error;  ///< e.g. errc::partition_failed; empty when healthy
+  offset high_watermark;        ///< last durable offset + 1; consumers see records below it
+  std::int64_t size_bytes = 0;  ///< -1: not known (kafka:// does not tell)
+  std::int32_t segments = 0;    ///< -1: not known
+  std::error_code error;        ///< e.g. errc::partition_failed; empty when healthy
   std::string message;
 };
 
