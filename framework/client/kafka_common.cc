@@ -107,6 +107,8 @@ std::error_code from_kafka(rd_kafka_resp_err_t err) noexcept {
       return ferry::errc::shutting_down;
     case RD_KAFKA_RESP_ERR__QUEUE_FULL:
       return ferry::errc::timed_out;
+    case RD_KAFKA_RESP_ERR__MAX_POLL_EXCEEDED:
+      return errc::unknown_member;  // left the group; rejoins at the next poll
     case RD_KAFKA_RESP_ERR__INVALID_ARG:
       return ferry::errc::invalid_argument;
     default:
@@ -191,10 +193,31 @@ result<handle> make_handle(rd_kafka_type_t type, const client_options& o, const 
       // ferryd and Kafka close idle connections; librdkafka reconnects.
       {"log.connection.close", "false"},
   };
+  // No topic is created by looking it up (a producer's metadata requests
+  // would otherwise ask for it): a mistyped topic is an error, and Ferry's
+  // own topics get Ferry's settings.
+  if (type == RD_KAFKA_PRODUCER || type == RD_KAFKA_CONSUMER)
+    base.emplace_back("allow.auto.create.topics", "false");
   bool ok = true;
   for (const auto& [k, v] : base) ok = ok && set(k, v, "Ferry's");
   for (const auto& [k, v] : ours) ok = ok && set(k, v, "Ferry's");
   for (const auto& [k, v] : o.kafka) ok = ok && set(k, v, "the");
+  // What Ferry's guarantees rest on is Ferry's to set: applied again over
+  // the caller's properties (SASL, TLS and tuning stay theirs).
+  static constexpr std::string_view kFixed[] = {
+      "acks",           "enable.idempotence",       "enable.auto.commit",
+      "group.id",       "enable.auto.offset.store", "auto.offset.reset",
+      "partitioner",    "allow.auto.create.topics", "enable.partition.eof",
+      "isolation.level"};
+  for (const auto& [k, v] : ours) {
+    if (std::find(std::begin(kFixed), std::end(kFixed), k) == std::end(kFixed)) continue;
+    if (auto it = o.kafka.find(k); it != o.kafka.end() && it->second != v)
+      log::get("client")->warn(
+          "Kafka property {}={} ignored: Ferry sets {}={} (its delivery and idempotency "
+          "guarantees rest on it)",
+          k, it->second, k, v);
+    ok = ok && set(k, v, "Ferry's");
+  }
   if (!ok) {
     rd_kafka_conf_destroy(conf);
     return ferry::errc::invalid_argument;

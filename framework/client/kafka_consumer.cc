@@ -239,7 +239,7 @@ class kafka_consumer final : public consumer::backend {
       return e;
     }
     const auto deadline = sclock::now() + timeout;
-    woken_.store(false);
+    if (woken_.exchange(false)) return out;           // woken before this poll: return at once
     std::map<topic_partition, std::int64_t> dropped;  // paused: first offset dropped
     for (;;) {
       const auto left = std::chrono::duration_cast<milliseconds>(deadline - sclock::now());
@@ -247,7 +247,7 @@ class kafka_consumer final : public consumer::backend {
       rd_kafka_message_t* m = rd_kafka_consumer_poll(rk_.get(), wait);
       run_callbacks();
       if (m == nullptr) {
-        if (!out.empty() || woken_.load() || sclock::now() >= deadline) break;
+        if (!out.empty() || woken_.exchange(false) || sclock::now() >= deadline) break;
         continue;
       }
       if (m->err != RD_KAFKA_RESP_ERR_NO_ERROR) {
@@ -257,7 +257,13 @@ class kafka_consumer final : public consumer::backend {
         if (m->rkt != nullptr)
           text = fmt::format("{}-{}: {}", rd_kafka_topic_name(m->rkt), m->partition, text);
         rd_kafka_message_destroy(m);
-        // A broker that cannot be reached is retried by librdkafka.
+        // A broker that cannot be reached is retried by librdkafka; a
+        // member that went too long without poll() left the group and
+        // rejoins now (the revocation comes through the listener).
+        if (kerr == RD_KAFKA_RESP_ERR__MAX_POLL_EXCEEDED) {
+          log::get("client")->warn("kafka consumer: {}; rejoining the group", text);
+          continue;
+        }
         if (is_retriable(ec)) {
           log::get("client")->debug("kafka consumer: {}", text);
           continue;

@@ -66,10 +66,18 @@ void on_delivery(rd_kafka_t*, const rd_kafka_message_t* m, void*) {
 }  // namespace
 
 std::string ledger_topic(const std::string& group) {
-  std::string t = std::string(kPrefix) + group;
-  if (t.size() <= 249) return t;
-  const auto h = fmt::format("{:016x}", std::hash<std::string>{}(group));
-  return t.substr(0, 249 - h.size() - 1) + "." + h;
+  // Kafka refuses a topic whose name equals another's but for '.' versus
+  // '_' ("a.b" and "a_b"): the group's exact name goes into a hash suffix
+  // (FNV-1a, stable everywhere), which keeps every group's ledger apart.
+  std::uint64_t h = 1469598103934665603ull;
+  for (const char ch : group) {
+    const auto c = static_cast<unsigned char>(ch);
+    h ^= c;
+    h *= 1099511628211ull;
+  }
+  const auto suffix = fmt::format(".{:016x}", h);
+  std::string readable = group.substr(0, 249 - kPrefix.size() - suffix.size());
+  return std::string(kPrefix) + readable + suffix;
 }
 
 ledger::ledger(client_options o, std::string group, std::size_t max_keys)
@@ -276,8 +284,8 @@ result<void> ledger::catch_up(std::string* why) {
 void ledger::remember(std::string key, std::int64_t ts) {
   auto [it, fresh] = index_.try_emplace(key, ts);
   if (!fresh) {
-    if (ts > it->second) it->second = ts;
-    return;
+    if (ts <= it->second) return;
+    it->second = ts;  // the older order_ entry no longer matches: a new one
   }
   order_.emplace_back(ts, std::move(key));
   while (index_.size() > max_keys_ && !order_.empty()) {

@@ -1,7 +1,7 @@
 // A group's ledger of processed idempotency keys on a Kafka cluster
 // (docs/adr/0011-idempotency-ledger-on-kafka.md; private to the client).
 //
-// The ledger is the topic __ferry_ledger.<group>: one partition, records of
+// The ledger is the topic __ferry_ledger.<group>.<hash>: one partition, records of
 // up to 512 KiB that each hold a commit's keys (a format byte, then each
 // key as a uvarint length and its bytes; timestamp = when they were
 // recorded), retention by time. record() writes keys with acks=all through an
@@ -27,7 +27,7 @@
 
 namespace ferry::client::kafka {
 
-/// The ledger topic of `group`: __ferry_ledger.<group>, shortened with a
+/// The ledger topic of `group`: __ferry_ledger.<group>.<hash>, shortened with a
 /// hash when that would exceed Kafka's 249 characters.
 [[nodiscard]] std::string ledger_topic(const std::string& group);
 

@@ -65,9 +65,9 @@ class kafka_producer final : public producer::backend {
         {"retry.backoff.ms",
          std::to_string(std::clamp<std::int64_t>(o_.retry_backoff.count(), 1, 300'000))},
     };
-    if (!o_.enable_idempotence)
-      s.emplace_back("max.in.flight.requests.per.connection",
-                     std::to_string(std::max(1, o_.max_in_flight)));
+    // Without idempotence, one request per connection keeps a partition's
+    // records in send() order across retries (producer.h's contract).
+    if (!o_.enable_idempotence) s.emplace_back("max.in.flight.requests.per.connection", "1");
     auto h = kafka::make_handle(
         RD_KAFKA_PRODUCER, o_, s, &init_why_,
         [](rd_kafka_conf_t* conf, void*) { rd_kafka_conf_set_events(conf, RD_KAFKA_EVENT_DR); });
@@ -90,7 +90,16 @@ class kafka_producer final : public producer::backend {
     {
       std::lock_guard lock(mu_);
       if (closing_) return ferry::errc::shutting_down;
+      ++sending_;  // close() waits for this send() before it tears down
     }
+    struct done_sending {
+      kafka_producer& p;
+      ~done_sending() {
+        std::lock_guard lock(p.mu_);
+        --p.sending_;
+        p.cv_.notify_all();
+      }
+    } guard{*this};
     FERRY_TRY(const int partitions, partitions_of(rec.topic, false));
     if (rec.partition && rec.partition->value() >= partitions) {
       // The topic may have grown since it was looked up.
@@ -152,17 +161,25 @@ class kafka_producer final : public producer::backend {
     if (!rk_) return success();
     if (std::this_thread::get_id() == io_id_) return ferry::errc::invalid_argument;
     {
-      std::lock_guard lock(mu_);
+      std::unique_lock lock(mu_);
       if (closing_ && !thread_.joinable()) return success();
       closing_ = true;
+      // A send() that passed the check above finishes first (it may be
+      // looking a topic up, for up to max_block).
+      cv_.wait(lock, [&] { return sending_ == 0; });
     }
     auto flushed = flush(timeout);
     // What is left fails with _PURGE_QUEUE / _PURGE_INFLIGHT: shutting_down.
+    // Every record still gets its callback before the I/O thread stops.
     rd_kafka_purge(rk_.get(), RD_KAFKA_PURGE_F_QUEUE | RD_KAFKA_PURGE_F_INFLIGHT);
     (void)rd_kafka_flush(rk_.get(), 5000);
     {
       std::unique_lock lock(mu_);
-      cv_.wait_for(lock, std::chrono::seconds(5), [&] { return outstanding_.empty(); });
+      cv_.wait_for(lock, std::max(o_.delivery_timeout, milliseconds(5000)),
+                   [&] { return outstanding_.empty(); });
+      if (!outstanding_.empty())
+        log::get("client")->error("kafka producer: {} record(s) without a delivery report at close",
+                                  outstanding_.size());
     }
     stop_.store(true);
     if (thread_.joinable()) thread_.join();
@@ -264,6 +281,7 @@ class kafka_producer final : public producer::backend {
   std::condition_variable cv_;
   std::set<std::uint64_t> outstanding_;  // records without a callback yet
   std::uint64_t next_seq_ = 1;
+  int sending_ = 0;  // send() calls past the closing_ check
   bool closing_ = false;
   std::map<std::string, int, std::less<>> partitions_;
 };

@@ -157,6 +157,21 @@ TEST_F(KafkaTransport, SendFailsFastForUnknownTopicsAndBadUrls) {
   EXPECT_EQ(u.send(rec("orders", std::nullopt, "v"), {}).error(), ferry::errc::invalid_argument);
 }
 
+TEST_F(KafkaTransport, PassedThroughPropertiesCannotWeakenAcknowledgements) {
+  client::admin a(kafka());
+  ASSERT_TRUE(a.create_topic("t", {.partitions = 1}));
+  auto o = producer_options();
+  o.kafka["acks"] = "0";  // would report every record "delivered" at offset -1
+  o.kafka["enable.idempotence"] = "false";
+  o.kafka["linger.ms"] = "2";  // tuning stays the caller's
+  client::producer p(o);
+  auto m = p.send(rec("t", "k", "v"));
+  ASSERT_TRUE(p.flush(10s));
+  auto got = m.get();
+  ASSERT_TRUE(got) << got.error().message();
+  EXPECT_EQ(got.value().offset, offset(0)) << "acknowledged by the broker, with its offset";
+}
+
 TEST_F(KafkaTransport, SeekPauseAndResumeKeepPositions) {
   client::admin a(kafka());
   ASSERT_TRUE(a.create_topic("t", {.partitions = 1}));
@@ -268,18 +283,44 @@ TEST_F(KafkaTransport, GroupCommitsKeepMetadataAndTheLedgerRemembersKeys) {
   for (const auto& g : groups.value()) listed = listed || g.group == "workers";
   EXPECT_TRUE(listed);
 
+  bool ledger_seen = false;
+  auto before = a.list_topics();
+  ASSERT_TRUE(before);
+  for (const auto& t : before.value())
+    ledger_seen = ledger_seen || t.name.starts_with("__ferry_ledger.workers.");
+  EXPECT_TRUE(ledger_seen) << "__ferry_ledger.workers.<hash>";
+
   // Deleting the group (DeleteGroups on ferryd's listener) takes its
   // offsets and its ledger topic.
   ASSERT_TRUE(a.delete_group("workers")) << a.last_error_message();
   auto after = a.committed_offsets("workers");
   ASSERT_TRUE(after);
   EXPECT_TRUE(after.value().empty());
-  EXPECT_EQ(a.describe_topic("__ferry_ledger.workers").error(), client::errc::unknown_topic);
+  auto left = a.list_topics();
+  ASSERT_TRUE(left);
+  for (const auto& t : left.value())
+    EXPECT_FALSE(t.name.starts_with("__ferry_ledger.workers.")) << t.name << " was left";
   client::consumer f(consumer_options("workers"));
   auto gone = f.ledger_lookup({"key-orders0"});
   ASSERT_TRUE(gone) << f.last_error_message();
   EXPECT_FALSE(gone.value()[0].has_value());
   EXPECT_EQ(a.delete_group("workers").error(), client::errc::unknown_group);
+}
+
+TEST_F(KafkaTransport, GroupsWhoseNamesDifferOnlyInDotsAndUnderscoresKeepSeparateLedgers) {
+  client::admin a(kafka());
+  ASSERT_TRUE(a.create_topic("t", {.partitions = 1}));
+  for (const std::string g : {"a.b", "a_b"}) {
+    client::consumer c(consumer_options(g));
+    ASSERT_TRUE(c.assign({{"t", partition_id(0)}}));
+    ASSERT_TRUE(c.commit({{{"t", partition_id(0)}, offset(0), "", {"key-of-" + g}}}))
+        << g << ": " << c.last_error_message();
+  }
+  client::consumer dot(consumer_options("a.b"));
+  auto found = dot.ledger_lookup({"key-of-a.b", "key-of-a_b"});
+  ASSERT_TRUE(found) << dot.last_error_message();
+  EXPECT_TRUE(found.value()[0].has_value());
+  EXPECT_FALSE(found.value()[1].has_value());
 }
 
 TEST_F(KafkaTransport, AdminManagesTopicsAndSaysWhatNeedsFerryd) {

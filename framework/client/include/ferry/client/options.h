@@ -19,7 +19,12 @@ struct client_options {
   /// librdkafka configuration properties for kafka:// brokers (e.g.
   /// security.protocol, sasl.mechanism, sasl.username, ssl.ca.location,
   /// client tuning). They are applied after Ferry's own settings and so
-  /// override them; an unknown property or value fails the first call with
+  /// override them - except the ones Ferry's guarantees rest on (acks,
+  /// enable.idempotence, group.id, enable.auto.commit,
+  /// enable.auto.offset.store, auto.offset.reset, partitioner,
+  /// allow.auto.create.topics, enable.partition.eof, isolation.level),
+  /// which Ferry sets where it uses them and logs a warning about. An
+  /// unknown property or value fails the first call with
   /// ferry::errc::invalid_argument naming it. Ignored for native brokers.
   std::map<std::string, std::string> kafka;
   /// How long one attempt of a request waits for its reply. A request that
