@@ -375,17 +375,7 @@ result<std::vector<commit_result>> kafka_admin::reset_offsets(
   const std::string g(group);
   std::vector<commit_result> out;
   if (offsets.empty()) return out;
-  kafka::partition_list l(rd_kafka_topic_partition_list_new(static_cast<int>(offsets.size())));
-  for (const auto& o : offsets) {
-    auto* e =
-        rd_kafka_topic_partition_list_add(l.get(), o.tp.topic.c_str(), o.tp.partition.value());
-    e->offset = o.next.value();
-    if (!o.metadata.empty()) {
-      e->metadata = ::malloc(o.metadata.size());
-      std::memcpy(e->metadata, o.metadata.data(), o.metadata.size());
-      e->metadata_size = o.metadata.size();
-    }
-  }
+  kafka::partition_list l = kafka::make_commit_list(offsets);
   call c(rk, RD_KAFKA_ADMIN_OP_ALTERCONSUMERGROUPOFFSETS, o_.api_timeout);
   rd_kafka_AlterConsumerGroupOffsets_t* req =
       rd_kafka_AlterConsumerGroupOffsets_new(g.c_str(), l.get());

@@ -3,6 +3,8 @@
 #include <fmt/format.h>
 
 #include <algorithm>
+#include <cstdlib>
+#include <cstring>
 #include <limits>
 #include <thread>
 
@@ -240,6 +242,21 @@ partition_list make_list(const std::vector<topic_partition>& tps) {
   return l;
 }
 
+partition_list make_commit_list(const std::vector<offset_commit>& offsets) {
+  partition_list l(rd_kafka_topic_partition_list_new(static_cast<int>(offsets.size())));
+  for (const auto& c : offsets) {
+    auto* e =
+        rd_kafka_topic_partition_list_add(l.get(), c.tp.topic.c_str(), c.tp.partition.value());
+    e->offset = c.next.value();
+    if (!c.metadata.empty()) {
+      e->metadata = ::malloc(c.metadata.size());
+      std::memcpy(e->metadata, c.metadata.data(), c.metadata.size());
+      e->metadata_size = c.metadata.size();
+    }
+  }
+  return l;
+}
+
 std::vector<topic_partition> from_list(const rd_kafka_topic_partition_list_t* l) {
   std::vector<topic_partition> out;
   if (l == nullptr) return out;
@@ -365,6 +382,24 @@ result<void> delete_topic(rd_kafka_t* rk, const std::string& name,
       });
   rd_kafka_DeleteTopic_destroy(dt);
   return r;
+}
+
+result<handle> make_writer(const client_options& o, std::size_t max_message_bytes,
+                           void (*on_delivery)(rd_kafka_t*, const rd_kafka_message_t*, void*),
+                           std::string* why) {
+  return make_handle(
+      RD_KAFKA_PRODUCER, o,
+      {{"enable.idempotence", "true"},
+       {"acks", "all"},
+       {"linger.ms", "0"},
+       {"message.max.bytes", std::to_string(max_message_bytes)},
+       {"message.timeout.ms", std::to_string(std::max<std::int64_t>(o.api_timeout.count(), 1))}},
+      why,
+      [](rd_kafka_conf_t* conf, void* cb) {
+        rd_kafka_conf_set_dr_msg_cb(
+            conf, *static_cast<void (**)(rd_kafka_t*, const rd_kafka_message_t*, void*)>(cb));
+      },
+      &on_delivery);
 }
 
 result<handle> make_reader(const client_options& o, std::string* why) {

@@ -64,6 +64,9 @@ using settings = std::vector<std::pair<std::string, std::string>>;
                                          void* opaque = nullptr);
 
 [[nodiscard]] partition_list make_list(const std::vector<topic_partition>& tps);
+/// The offsets to commit, with their metadata (librdkafka frees it with
+/// the list).
+[[nodiscard]] partition_list make_commit_list(const std::vector<offset_commit>& offsets);
 [[nodiscard]] std::vector<topic_partition> from_list(const rd_kafka_topic_partition_list_t* l);
 
 /// The partitions of `topic` from the cluster's metadata:
@@ -79,6 +82,14 @@ using settings = std::vector<std::pair<std::string, std::string>>;
                                         std::string* why);
 [[nodiscard]] result<void> delete_topic(rd_kafka_t* rk, const std::string& name,
                                         std::chrono::milliseconds timeout, std::string* why);
+
+/// A producer for Ferry's own topics (ledger, registry): idempotent,
+/// acks=all, no linger, records up to `max_message_bytes`, delivery
+/// reports to `on_delivery` (served by rd_kafka_flush on the caller).
+[[nodiscard]] result<handle> make_writer(const client_options& o, std::size_t max_message_bytes,
+                                         void (*on_delivery)(rd_kafka_t*, const rd_kafka_message_t*,
+                                                             void*),
+                                         std::string* why);
 
 /// A consumer that only assign()s: a reader of one of Ferry's own topics
 /// (ledger, registry), never a group member.

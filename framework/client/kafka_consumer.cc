@@ -581,18 +581,7 @@ class kafka_consumer final : public consumer::backend {
     if (!keys.empty()) {
       if (auto r = ledger_->record(keys, &last_error_message_); !r) return r.error();
     }
-    kafka::partition_list l(rd_kafka_topic_partition_list_new(static_cast<int>(offsets.size())));
-    for (const auto& c : offsets) {
-      auto* e =
-          rd_kafka_topic_partition_list_add(l.get(), c.tp.topic.c_str(), c.tp.partition.value());
-      e->offset = c.next.value();
-      if (!c.metadata.empty()) {
-        // librdkafka frees it with the list.
-        e->metadata = ::malloc(c.metadata.size());
-        std::memcpy(e->metadata, c.metadata.data(), c.metadata.size());
-        e->metadata_size = c.metadata.size();
-      }
-    }
+    kafka::partition_list l = kafka::make_commit_list(offsets);
     const auto deadline = sclock::now() + o_.api_timeout;
     rd_kafka_resp_err_t err;
     for (;;) {

@@ -88,16 +88,7 @@ ledger::ledger(client_options o, std::string group, std::size_t max_keys)
 
 result<rd_kafka_t*> ledger::writer(std::string* why) {
   if (!producer_) {
-    FERRY_TRY(producer_, make_handle(RD_KAFKA_PRODUCER, o_,
-                                     {{"enable.idempotence", "true"},
-                                      {"acks", "all"},
-                                      {"linger.ms", "0"},
-                                      {"message.max.bytes", "1000000"},
-                                      {"message.timeout.ms", std::to_string(std::max<std::int64_t>(
-                                                                 o_.api_timeout.count(), 1))}},
-                                     why, [](rd_kafka_conf_t* conf, void*) {
-                                       rd_kafka_conf_set_dr_msg_cb(conf, on_delivery);
-                                     }));
+    FERRY_TRY(producer_, make_writer(o_, 1000000, on_delivery, why));
   }
   return producer_.get();
 }

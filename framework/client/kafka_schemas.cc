@@ -200,16 +200,7 @@ result<std::int64_t> schema_registry::append(const std::vector<std::byte>& value
                                              std::string* why) {
   FERRY_TRY(open(true, why));
   if (!producer_) {
-    FERRY_TRY(producer_, make_handle(RD_KAFKA_PRODUCER, o_,
-                                     {{"enable.idempotence", "true"},
-                                      {"acks", "all"},
-                                      {"linger.ms", "0"},
-                                      {"message.max.bytes", "10000000"},
-                                      {"message.timeout.ms", std::to_string(std::max<std::int64_t>(
-                                                                 o_.api_timeout.count(), 1))}},
-                                     why, [](rd_kafka_conf_t* conf, void*) {
-                                       rd_kafka_conf_set_dr_msg_cb(conf, on_delivery);
-                                     }));
+    FERRY_TRY(producer_, make_writer(o_, 10000000, on_delivery, why));
   }
   delivery d;
   const std::string topic = kSchemasTopic;
