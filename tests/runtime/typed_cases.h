@@ -187,7 +187,7 @@ class TypedTest : public WorkerFixture, public ::testing::WithParamInterface<tra
     return r ? r.value().id : -1;
   }
   std::int64_t register_orders(int version, const std::string& stem = "order_placed") {
-    return register_schema(stem == "order_placed" ? "orders-value" : "payments-value",
+    return register_schema(stem == "order_placed" ? own("orders-value") : own("payments-value"),
                            compile_orders(version, stem));
   }
 
@@ -231,13 +231,13 @@ class TypedTest : public WorkerFixture, public ::testing::WithParamInterface<tra
   /// and the handler to have seen only "good-1".
   void expect_dead_lettered_at_once(const rec& bad, const std::vector<std::string>& reason_parts,
                                     runtime::typed_options o = {}) {
-    create("orders");
+    create(own("orders"));
     const auto good_id = register_orders(kReaderVersion);
-    produce_records("orders", {bad, {"good-1", own_order("good-1"), good_id, std::nullopt}});
-    runtime::worker w(worker_options("typed"));
+    produce_records(own("orders"), {bad, {"good-1", own_order("good-1"), good_id, std::nullopt}});
+    runtime::worker w(worker_options(own("typed")));
     std::vector<std::string> seen;
     ASSERT_TRUE(w.on<orders::OrderPlaced>(
-        subscription("orders"),
+        subscription(own("orders")),
         [&](const orders::OrderPlaced& order, const message&) -> result<void> {
           seen.emplace_back(order.order_id()->string_view());
           return success();
@@ -245,10 +245,10 @@ class TypedTest : public WorkerFixture, public ::testing::WithParamInterface<tra
         o));
     ASSERT_TRUE(step_until(w, [&] { return w.stats().dead_lettered == 1 && seen.size() == 1; }))
         << w.last_error();
-    ASSERT_TRUE(step_until(w, [&] { return committed("typed", "orders") == 2; }));
+    ASSERT_TRUE(step_until(w, [&] { return committed(own("typed"), own("orders")) == 2; }));
     EXPECT_EQ(seen, std::vector<std::string>{"good-1"}) << "the handler saw the bad record";
     EXPECT_EQ(w.stats().retries_scheduled, 0u);
-    auto dlq = read_all("orders.dlq");
+    auto dlq = read_all(own("orders.dlq"));
     ASSERT_EQ(dlq.size(), 1u);
     EXPECT_EQ(dlq[0].key, bad.key);
     EXPECT_EQ(dlq[0].value, bad.value) << "dead letters carry the record unchanged";
@@ -272,7 +272,7 @@ class TypedTest : public WorkerFixture, public ::testing::WithParamInterface<tra
   void expect_handled(const std::string& topic, const std::vector<rec>& recs,
                       const std::function<void(const T&, const message&)>& check) {
     produce_records(topic, recs);
-    runtime::worker w(worker_options("typed"));
+    runtime::worker w(worker_options(own("typed")));
     std::vector<std::string> seen;
     ASSERT_TRUE(w.on<T>(subscription(topic), [&](const T& t, const message& m) -> result<void> {
       seen.push_back(*m.key());
@@ -283,18 +283,19 @@ class TypedTest : public WorkerFixture, public ::testing::WithParamInterface<tra
     std::vector<std::string> keys;
     for (const auto& r : recs) keys.push_back(r.key);
     EXPECT_EQ(seen, keys);
-    ASSERT_TRUE(step_until(
-        w, [&] { return committed("typed", topic) == static_cast<std::int64_t>(recs.size()); }));
+    ASSERT_TRUE(step_until(w, [&] {
+      return committed(own("typed"), topic) == static_cast<std::int64_t>(recs.size());
+    }));
     EXPECT_EQ(w.stats().dead_lettered, 0u);
     EXPECT_EQ(w.stats().succeeded, recs.size());
   }
 };
 
 TEST_P(TypedTest, OwnVersionOrdersAreHandledWithEveryField) {
-  create("orders");
+  create(own("orders"));
   const auto id = register_orders(kReaderVersion);
   expect_handled<orders::OrderPlaced>(
-      "orders",
+      own("orders"),
       {{"o-1", own_order("o-1", orders::Currency::GBP), id, std::nullopt},
        {"o-2", own_order("o-2"), id, std::nullopt}},
       [](const orders::OrderPlaced& o, const message& m) {
@@ -307,18 +308,18 @@ TEST_P(TypedTest, OwnVersionOrdersAreHandledWithEveryField) {
 }
 
 TEST_P(TypedTest, OwnVersionPaymentsAreHandled) {
-  create("payments");
+  create(own("payments"));
   const auto id = register_orders(kReaderVersion, "payment_captured");
   expect_handled<orders::PaymentCaptured>(
-      "payments", {{"o-1", own_payment("o-1"), id, std::nullopt}},
+      own("payments"), {{"o-1", own_payment("o-1"), id, std::nullopt}},
       [](const orders::PaymentCaptured& p, const message&) {
         expect_payment(p, {"o-1", "pay-1", 2500, orders::Currency::GBP, 1700000000500});
       });
 }
 
 TEST_P(TypedTest, RecordWithoutSchemaIdIsReadWithTheReadersSchema) {
-  create("orders");
-  expect_handled<orders::OrderPlaced>("orders",
+  create(own("orders"));
+  expect_handled<orders::OrderPlaced>(own("orders"),
                                       {{"o-1", own_order("o-1"), std::nullopt, std::nullopt}},
                                       [](const orders::OrderPlaced& o, const message&) {
                                         EXPECT_EQ(o.order_id()->string_view(), "o-1");
@@ -360,7 +361,8 @@ TEST_P(TypedTest, UnregisteredSchemaIdIsDeadLetteredAtOnce) {
 TEST_P(TypedTest, IncompatibleWriterSchemaIsDeadLetteredAtOnce) {
   // Registered (under another subject, first version: no check), but a
   // reader of OrderPlaced cannot read it.
-  const auto bad_id = register_schema("legacy-orders-value", compile_source(int32_total_source()));
+  const auto bad_id =
+      register_schema(own("legacy-orders-value"), compile_source(int32_total_source()));
   ASSERT_GT(bad_id, 0);
   expect_dead_lettered_at_once(
       {"bad", own_order("bad"), bad_id, std::nullopt},
@@ -368,7 +370,7 @@ TEST_P(TypedTest, IncompatibleWriterSchemaIsDeadLetteredAtOnce) {
 }
 
 TEST_P(TypedTest, WriterSchemaWithAnEnumValueTheReaderLacksIsDeadLetteredAtOnce) {
-  const auto chf_id = register_schema("chf-orders-value", compile_source(chf_source()));
+  const auto chf_id = register_schema(own("chf-orders-value"), compile_source(chf_source()));
   ASSERT_GT(chf_id, 0);
   // Even a record holding a known value: the writer's schema says it may not.
   expect_dead_lettered_at_once({"bad", own_order("bad"), chf_id, std::nullopt},
@@ -400,31 +402,36 @@ TEST_P(TypedTest, TombstoneIsDeadLetteredAtOnce) {
 }
 
 TEST_P(TypedTest, SchemaIdRegisteredAfterARefusalIsReadable) {
-  create("orders");
+  // It predicts the next schema id, which a cluster's shared registry
+  // (where earlier runs registered these schemas) does not allow.
+  if (on_cluster()) GTEST_SKIP() << "needs a schema registry of its own";
+  create(own("orders"));
   const auto v1 = register_orders(kReaderVersion);
   const auto next = v1 + 1;  // not registered yet
-  produce_records("orders", {{"early", own_order("early"), next, std::nullopt}});
-  runtime::worker w(worker_options("typed"));
+  produce_records(own("orders"), {{"early", own_order("early"), next, std::nullopt}});
+  runtime::worker w(worker_options(own("typed")));
   std::vector<std::string> seen;
-  ASSERT_TRUE(w.on<orders::OrderPlaced>(
-      subscription("orders"), [&](const orders::OrderPlaced& o, const message&) -> result<void> {
-        seen.emplace_back(o.order_id()->string_view());
-        return success();
-      }));
+  ASSERT_TRUE(
+      w.on<orders::OrderPlaced>(subscription(own("orders")),
+                                [&](const orders::OrderPlaced& o, const message&) -> result<void> {
+                                  seen.emplace_back(o.order_id()->string_view());
+                                  return success();
+                                }));
   ASSERT_TRUE(step_until(w, [&] { return w.stats().dead_lettered == 1; })) << w.last_error();
   // The refusal is not remembered: once the id exists its records are read.
-  ASSERT_EQ(register_schema("orders-other-value", compile_orders(kOtherVersion, "order_placed")),
-            next);
-  produce_records("orders", {{"late", own_order("late"), next, std::nullopt}});
+  ASSERT_EQ(
+      register_schema(own("orders-other-value"), compile_orders(kOtherVersion, "order_placed")),
+      next);
+  produce_records(own("orders"), {{"late", own_order("late"), next, std::nullopt}});
   ASSERT_TRUE(step_until(w, [&] { return seen.size() == 1; })) << w.last_error();
   EXPECT_EQ(seen[0], "late");
   EXPECT_EQ(w.stats().dead_lettered, 1u);
 }
 
 TEST_P(TypedTest, UnreachableRegistryIsRetriedNotDeadLetteredAsInvalid) {
-  create("orders");
+  create(own("orders"));
   const auto id = register_orders(kReaderVersion);
-  produce_records("orders", {{"o-1", own_order("o-1"), id, std::nullopt}});
+  produce_records(own("orders"), {{"o-1", own_order("o-1"), id, std::nullopt}});
   // A registry that does not answer: the endpoint of a broker that stopped.
   inproc_broker gone;
   const auto gone_dir = make_temp_dir("ferry-typed-gone");
@@ -440,10 +447,10 @@ TEST_P(TypedTest, UnreachableRegistryIsRetriedNotDeadLetteredAsInvalid) {
   dead.api_timeout = 200ms;
   auto gate = std::make_shared<runtime::schema_gate>(std::make_shared<client::schema_cache>(dead));
 
-  runtime::worker w(worker_options("typed"));
+  runtime::worker w(worker_options(own("typed")));
   int calls = 0;
   runtime::subscription s;
-  static_cast<runtime::subscription_config&>(s) = subscription("orders");
+  static_cast<runtime::subscription_config&>(s) = subscription(own("orders"));
   s.handler = runtime::typed_handler<orders::OrderPlaced>(
       gate, [&](const orders::OrderPlaced&, const message&) -> result<void> {
         ++calls;
@@ -460,7 +467,7 @@ TEST_P(TypedTest, UnreachableRegistryIsRetriedNotDeadLetteredAsInvalid) {
   // Exhausted under the subscription's policy, each attempt retriable.
   ASSERT_TRUE(step_until(w, [&] { return w.stats().dead_lettered == 1; }));
   EXPECT_EQ(calls, 0);
-  auto dlq = read_all("orders.dlq");
+  auto dlq = read_all(own("orders.dlq"));
   ASSERT_EQ(dlq.size(), 1u);
   const auto h = runtime::get_header(dlq[0].headers, runtime::kFailureHeader);
   ASSERT_TRUE(h.has_value());

@@ -16,7 +16,7 @@ bool has_field_id(const void* table, int id) {
 }
 
 TEST_P(TypedTest, V1ReaderHandlesV2OrdersWithTheNewFieldsIgnored) {
-  create("orders");
+  create(own("orders"));
   const auto v1 = register_orders(1);
   const auto v2 = register_orders(2);
   ASSERT_NE(v1, v2);
@@ -28,7 +28,7 @@ TEST_P(TypedTest, V1ReaderHandlesV2OrdersWithTheNewFieldsIgnored) {
                          "postal_code": "N1", "country": "GB"},
     "express": true, "coupon_code": "SPRING"})");
   expect_handled<orders::OrderPlaced>(
-      "orders",
+      own("orders"),
       {{"o-1", own_order("o-1"), v1, std::nullopt},
        {"o-2", v2_order, v2, std::nullopt},
        {"o-3", v2_order, std::nullopt, std::nullopt}},
@@ -42,11 +42,11 @@ TEST_P(TypedTest, V1ReaderHandlesV2OrdersWithTheNewFieldsIgnored) {
 }
 
 TEST_P(TypedTest, V1ReaderHandlesV2Payments) {
-  create("payments");
+  create(own("payments"));
   (void)register_orders(1, "payment_captured");
   const auto v2 = register_orders(2, "payment_captured");
   expect_handled<orders::PaymentCaptured>(
-      "payments", {{"o-1", other_version_payment(), v2, std::nullopt}},
+      own("payments"), {{"o-1", other_version_payment(), v2, std::nullopt}},
       [](const orders::PaymentCaptured& p, const message&) {
         EXPECT_TRUE(has_field_id(&p, 5)) << "the v2 method is in the buffer";
         expect_payment(p, kOtherVersionPayment);

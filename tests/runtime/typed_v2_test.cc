@@ -9,7 +9,7 @@ namespace ferry::testing {
 namespace {
 
 TEST_P(TypedTest, V2ReaderHandlesV1OrdersWithTheNewFieldsDefaulted) {
-  create("orders");
+  create(own("orders"));
   const auto v1 = register_orders(1);
   const auto v2 = register_orders(2);
   ASSERT_NE(v1, v2);
@@ -27,7 +27,7 @@ TEST_P(TypedTest, V2ReaderHandlesV1OrdersWithTheNewFieldsDefaulted) {
                  "SPRING"),
              orders::OrderPlacedIdentifier());
   expect_handled<orders::OrderPlaced>(
-      "orders",
+      own("orders"),
       {{"o-1", v1_order, v1, std::nullopt},
        {"o-2", bytes_of(fbb), v2, std::nullopt},
        {"o-3", v1_order, std::nullopt, std::nullopt}},
@@ -49,10 +49,10 @@ TEST_P(TypedTest, V2ReaderHandlesV1OrdersWithTheNewFieldsDefaulted) {
 }
 
 TEST_P(TypedTest, V2ReaderSeesCardForV1Payments) {
-  create("payments");
+  create(own("payments"));
   const auto v1 = register_orders(1, "payment_captured");
   (void)register_orders(2, "payment_captured");
-  expect_handled<orders::PaymentCaptured>("payments",
+  expect_handled<orders::PaymentCaptured>(own("payments"),
                                           {{"o-1", other_version_payment(), v1, std::nullopt}},
                                           [](const orders::PaymentCaptured& p, const message&) {
                                             EXPECT_EQ(p.method(), orders::PaymentMethod::Card);

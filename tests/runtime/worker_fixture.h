@@ -9,6 +9,7 @@
 #include <functional>
 #include <map>
 #include <string>
+#include <string_view>
 #include <vector>
 
 #include "ferry/client/admin.h"
@@ -17,6 +18,7 @@
 #include "ferry/core/clock.h"
 #include "ferry/runtime/worker.h"
 #include "inproc_broker.h"
+#include "kafka_target.h"
 #include "read_topic.h"
 
 namespace ferry::testing {
@@ -38,7 +40,15 @@ class WorkerFixture : public ::testing::Test {
     broker::broker_config c;
     c.kafka_listen = "127.0.0.1:0";
     broker_.start(dir_, c);
+    if (on_cluster()) suffix_ = unique_suffix();
   }
+  /// Over kafka:// to the cluster in FERRY_TEST_KAFKA (kafka_target.h),
+  /// not to the in-process broker.
+  bool on_cluster() const { return under_test() == transport::kafka && !external_kafka().empty(); }
+  /// This test's own name for a topic or group: `name` itself on the
+  /// in-process broker; on a cluster with a suffix unique to the test
+  /// (before the first '.', so "orders.dlq" stays "orders"'s dead letters).
+  std::string own(std::string_view name) const { return scoped_name(name, suffix_); }
   void TearDown() override {
     broker_.stop();
     std::filesystem::remove_all(dir_);
@@ -47,6 +57,7 @@ class WorkerFixture : public ::testing::Test {
 
   /// Client options over the transport under test.
   client::client_options base() const {
+    if (on_cluster()) return base_client_options(external_kafka());
     return base_client_options(under_test() == transport::kafka ? broker_.kafka_endpoint()
                                                                 : broker_.endpoint());
   }
@@ -123,6 +134,7 @@ class WorkerFixture : public ::testing::Test {
   }
 
   std::filesystem::path dir_;
+  std::string suffix_;  // of own() names; empty but on a cluster
   inproc_broker broker_;
   manual_clock clock_;
 };

@@ -36,26 +36,26 @@ runtime::subscription sub(std::vector<std::string> topics, runtime::record_handl
 }
 
 TEST_P(WorkerTest, HandlesEverythingAndCommitsOnlyFinishedRecords) {
-  create("orders", 2);
-  produce("orders", {{"a", "1", ""}, {"b", "2", ""}, {"c", "3", ""}}, 0);
-  produce("orders", {{"d", "4", ""}}, 1);
-  runtime::worker w(worker_options("billing"));
+  create(own("orders"), 2);
+  produce(own("orders"), {{"a", "1", ""}, {"b", "2", ""}, {"c", "3", ""}}, 0);
+  produce(own("orders"), {{"d", "4", ""}}, 1);
+  runtime::worker w(worker_options(own("billing")));
   std::vector<std::string> seen;
-  ASSERT_TRUE(w.subscribe(sub({"orders"}, [&](const message& m) -> result<void> {
+  ASSERT_TRUE(w.subscribe(sub({own("orders")}, [&](const message& m) -> result<void> {
     seen.push_back(*m.value());
     EXPECT_EQ(m.attempt(), 1);
-    EXPECT_EQ(m.topic(), "orders");
+    EXPECT_EQ(m.topic(), own("orders"));
     return success();
   })));
   ASSERT_TRUE(step_until(w, [&] { return seen.size() == 4; }));
-  ASSERT_TRUE(step_until(w, [&] { return committed("billing", "orders", 0) == 3; }));
-  EXPECT_EQ(committed("billing", "orders", 1), 1);
+  ASSERT_TRUE(step_until(w, [&] { return committed(own("billing"), own("orders"), 0) == 3; }));
+  EXPECT_EQ(committed(own("billing"), own("orders"), 1), 1);
   EXPECT_EQ(w.stats().succeeded, 4u);
   ASSERT_TRUE(w.close());
   // Nothing is handled twice by the next worker of the group.
-  runtime::worker w2(worker_options("billing"));
+  runtime::worker w2(worker_options(own("billing")));
   int again = 0;
-  ASSERT_TRUE(w2.subscribe(sub({"orders"}, [&](const message&) -> result<void> {
+  ASSERT_TRUE(w2.subscribe(sub({own("orders")}, [&](const message&) -> result<void> {
     ++again;
     return success();
   })));
@@ -64,12 +64,12 @@ TEST_P(WorkerTest, HandlesEverythingAndCommitsOnlyFinishedRecords) {
 }
 
 TEST_P(WorkerTest, InOrderRetryHoldsThePartitionUntilTheBackoffHasPassed) {
-  create("orders");
-  produce("orders", {{"a", "1", ""}, {"b", "2", ""}, {"c", "3", ""}});
-  runtime::worker w(worker_options("g"));
+  create(own("orders"));
+  produce(own("orders"), {{"a", "1", ""}, {"b", "2", ""}, {"c", "3", ""}});
+  runtime::worker w(worker_options(own("g")));
   std::vector<std::string> calls;
   int fails_left = 2;
-  ASSERT_TRUE(w.subscribe(sub({"orders"}, [&](const message& m) -> result<void> {
+  ASSERT_TRUE(w.subscribe(sub({own("orders")}, [&](const message& m) -> result<void> {
     calls.push_back(*m.value() + "#" + std::to_string(m.attempt()));
     if (*m.value() == "2" && fails_left-- > 0)
       return runtime::retriable(std::errc::timed_out, "payments API timed out");
@@ -80,7 +80,7 @@ TEST_P(WorkerTest, InOrderRetryHoldsThePartitionUntilTheBackoffHasPassed) {
   step_for(w, 200ms);  // the manual clock has not moved: no retry, "3" waits
   EXPECT_EQ(calls.size(), 2u);
   EXPECT_EQ(w.stats().waiting, 1u);
-  ASSERT_TRUE(step_until(w, [&] { return committed("g", "orders") == 1; }));
+  ASSERT_TRUE(step_until(w, [&] { return committed(own("g"), own("orders")) == 1; }));
   clock_.advance(999ms);
   step_for(w, 100ms);
   EXPECT_EQ(calls.size(), 2u) << "retried before its backoff";
@@ -91,17 +91,17 @@ TEST_P(WorkerTest, InOrderRetryHoldsThePartitionUntilTheBackoffHasPassed) {
   ASSERT_TRUE(step_until(w, [&] { return calls.size() == 5; }));
   EXPECT_EQ(calls[3], "2#3");
   EXPECT_EQ(calls[4], "3#1");
-  ASSERT_TRUE(step_until(w, [&] { return committed("g", "orders") == 3; }));
+  ASSERT_TRUE(step_until(w, [&] { return committed(own("g"), own("orders")) == 3; }));
   EXPECT_EQ(w.stats().dead_lettered, 0u);
 }
 
 TEST_P(WorkerTest, KeyOrderedRetryHoldsOnlyTheFailingKey) {
-  create("orders");
-  produce("orders", {{"A", "a1", ""}, {"B", "b1", ""}, {"A", "a2", ""}, {"C", "c1", ""}});
-  runtime::worker w(worker_options("g"));
+  create(own("orders"));
+  produce(own("orders"), {{"A", "a1", ""}, {"B", "b1", ""}, {"A", "a2", ""}, {"C", "c1", ""}});
+  runtime::worker w(worker_options(own("g")));
   std::vector<std::string> calls;
   bool fail_a1 = true;
-  auto s = sub({"orders"}, [&](const message& m) -> result<void> {
+  auto s = sub({own("orders")}, [&](const message& m) -> result<void> {
     calls.push_back(*m.value());
     if (*m.value() == "a1" && fail_a1) {
       fail_a1 = false;
@@ -116,20 +116,20 @@ TEST_P(WorkerTest, KeyOrderedRetryHoldsOnlyTheFailingKey) {
   step_for(w, 100ms);
   EXPECT_EQ(calls.size(), 3u);
   // The commit stays below a1 while the later records are finished.
-  ASSERT_TRUE(step_until(w, [&] { return committed("g", "orders") == 0; }));
+  ASSERT_TRUE(step_until(w, [&] { return committed(own("g"), own("orders")) == 0; }));
   clock_.advance(1s);
   ASSERT_TRUE(step_until(w, [&] { return calls.size() == 5; }));
   EXPECT_EQ(calls[3], "a1");
   EXPECT_EQ(calls[4], "a2");
-  ASSERT_TRUE(step_until(w, [&] { return committed("g", "orders") == 4; }));
+  ASSERT_TRUE(step_until(w, [&] { return committed(own("g"), own("orders")) == 4; }));
 }
 
 TEST_P(WorkerTest, ExhaustedAttemptsGoToTheDeadLetterTopicWithTheirHistory) {
-  create("orders");
-  produce("orders", {{"order-1", "poison", "order-1/paid"}, {"order-2", "fine", ""}});
-  runtime::worker w(worker_options("pay"));
+  create(own("orders"));
+  produce(own("orders"), {{"order-1", "poison", "order-1/paid"}, {"order-2", "fine", ""}});
+  runtime::worker w(worker_options(own("pay")));
   int calls = 0;
-  ASSERT_TRUE(w.subscribe(sub({"orders"}, [&](const message& m) -> result<void> {
+  ASSERT_TRUE(w.subscribe(sub({own("orders")}, [&](const message& m) -> result<void> {
     ++calls;
     if (*m.value() == "poison") throw std::runtime_error("cannot parse \"amount\"");
     return success();
@@ -140,21 +140,21 @@ TEST_P(WorkerTest, ExhaustedAttemptsGoToTheDeadLetterTopicWithTheirHistory) {
     ASSERT_TRUE(step_until(w, [&] { return calls >= 2 + i; }));
   }
   ASSERT_TRUE(step_until(w, [&] { return w.stats().dead_lettered == 1; }));
-  ASSERT_TRUE(step_until(w, [&] { return committed("pay", "orders") == 2; }));
+  ASSERT_TRUE(step_until(w, [&] { return committed(own("pay"), own("orders")) == 2; }));
   EXPECT_EQ(calls, 4);  // three attempts of the poison record, one of the other
   // Finished for good: "fine" after 1 attempt, "poison" (dead-lettered) after 3.
   EXPECT_EQ(w.stats().attempts_histogram, (std::vector<std::uint64_t>{1, 0, 1}));
-  auto dlq = read_all("orders.dlq");
+  auto dlq = read_all(own("orders.dlq"));
   ASSERT_EQ(dlq.size(), 1u);
   EXPECT_EQ(dlq[0].key, "order-1");
   EXPECT_EQ(dlq[0].value, "poison");
   EXPECT_EQ(runtime::get_header(dlq[0].headers, "ferry.idempotency-key"), "order-1/paid");
   auto f = runtime::decode_failure(*runtime::get_header(dlq[0].headers, runtime::kFailureHeader));
   ASSERT_TRUE(f);
-  EXPECT_EQ(f.value().origin_topic, "orders");
+  EXPECT_EQ(f.value().origin_topic, own("orders"));
   EXPECT_EQ(f.value().origin_offset, 0);
   EXPECT_EQ(f.value().origin_key, "order-1");
-  EXPECT_EQ(f.value().group, "pay");
+  EXPECT_EQ(f.value().group, own("pay"));
   EXPECT_EQ(f.value().worker, "test-worker");
   EXPECT_EQ(f.value().reason, runtime::dead_letter_reason::attempts_exhausted);
   EXPECT_EQ(f.value().attempts_total, 3);
@@ -164,7 +164,7 @@ TEST_P(WorkerTest, ExhaustedAttemptsGoToTheDeadLetterTopicWithTheirHistory) {
     EXPECT_EQ(a.message, "cannot parse \"amount\"");
   }
   EXPECT_EQ(f.value().attempts[1].time_ms - f.value().attempts[0].time_ms, 1000);
-  EXPECT_EQ(runtime::get_header(dlq[0].headers, runtime::kOriginHeader), "orders/0/0");
+  EXPECT_EQ(runtime::get_header(dlq[0].headers, runtime::kOriginHeader), own("orders") + "/0/0");
   EXPECT_EQ(runtime::get_header(dlq[0].headers, runtime::kAttemptHeader), "3");
 }
 
@@ -182,11 +182,11 @@ TEST_P(WorkerTest, FailuresAndDeadLettersAreLoggedAtARateAUserCanLiveWith) {
       if (l.find(what) != std::string::npos) ++n;
     return n;
   };
-  create("orders");
-  produce("orders", {{"order-1", "poison", ""}});
-  runtime::worker w(worker_options("pay"));
+  create(own("orders"));
+  produce(own("orders"), {{"order-1", "poison", ""}});
+  runtime::worker w(worker_options(own("pay")));
   std::atomic<int> calls{0};
-  auto s = sub({"orders"}, [&](const message&) -> result<void> {
+  auto s = sub({own("orders")}, [&](const message&) -> result<void> {
     ++calls;
     return std::make_error_code(std::errc::connection_refused);
   });
@@ -201,15 +201,15 @@ TEST_P(WorkerTest, FailuresAndDeadLettersAreLoggedAtARateAUserCanLiveWith) {
   EXPECT_EQ(lines_with("attempt 1 failed"), 1);
   EXPECT_EQ(lines_with("key order-1"), 2) << "its first failure and its dead letter";
   EXPECT_EQ(lines_with("attempt 2 failed"), 0) << "one line per record, not per attempt";
-  EXPECT_EQ(lines_with("dead-lettered to orders.dlq"), 1);
-  EXPECT_EQ(lines_with("ferry dlq show orders.dlq"), 1) << "what to do next";
+  EXPECT_EQ(lines_with("dead-lettered to " + own("orders.dlq")), 1);
+  EXPECT_EQ(lines_with("ferry dlq show " + own("orders.dlq")), 1) << "what to do next";
 
   // 40 records failing together (distinct keys, key_ordered), three times
   // each, then dead-lettered: at most 5 lines a second, and the dropped
   // ones counted into the next line.
   std::vector<std::tuple<std::string, std::string, std::string>> many;
   for (int i = 0; i < 40; ++i) many.emplace_back("k" + std::to_string(i), "poison", "");
-  produce("orders", many);
+  produce(own("orders"), many);
   const auto before = sink->last_formatted().size();
   for (int round = 1; round <= 3; ++round) {
     ASSERT_TRUE(step_until(w, [&] { return calls >= 3 + 40 * round; })) << round;
@@ -224,11 +224,11 @@ TEST_P(WorkerTest, FailuresAndDeadLettersAreLoggedAtARateAUserCanLiveWith) {
 }
 
 TEST_P(WorkerTest, PermanentErrorsAndInvalidPayloadsAreDeadLetteredAtOnce) {
-  create("orders");
-  produce("orders", {{"1", "declined", ""}, {"2", "garbage", ""}, {"3", "validation", ""}});
-  runtime::worker w(worker_options("pay"));
+  create(own("orders"));
+  produce(own("orders"), {{"1", "declined", ""}, {"2", "garbage", ""}, {"3", "validation", ""}});
+  runtime::worker w(worker_options(own("pay")));
   int calls = 0;
-  auto s = sub({"orders"}, [&](const message& m) -> result<void> {
+  auto s = sub({own("orders")}, [&](const message& m) -> result<void> {
     ++calls;
     if (*m.value() == "declined")
       return runtime::permanent(std::errc::operation_not_permitted, "card declined");
@@ -240,8 +240,8 @@ TEST_P(WorkerTest, PermanentErrorsAndInvalidPayloadsAreDeadLetteredAtOnce) {
   ASSERT_TRUE(w.subscribe(std::move(s)));
   ASSERT_TRUE(step_until(w, [&] { return w.stats().dead_lettered == 3; }));
   EXPECT_EQ(calls, 3);
-  ASSERT_TRUE(step_until(w, [&] { return committed("pay", "orders") == 3; }));
-  auto dlq = read_all("orders.dlq");
+  ASSERT_TRUE(step_until(w, [&] { return committed(own("pay"), own("orders")) == 3; }));
+  auto dlq = read_all(own("orders.dlq"));
   ASSERT_EQ(dlq.size(), 3u);
   std::map<std::string, runtime::failure_record> by_value;
   for (const auto& r : dlq)
@@ -256,13 +256,13 @@ TEST_P(WorkerTest, PermanentErrorsAndInvalidPayloadsAreDeadLetteredAtOnce) {
 }
 
 TEST_P(WorkerTest, DelayTiersRepublishAndConsumeWhenDue) {
-  create("orders");
-  produce("orders", {{"1", "flaky", ""}, {"2", "ok", ""}});
-  runtime::worker w(worker_options("ship"));
+  create(own("orders"));
+  produce(own("orders"), {{"1", "flaky", ""}, {"2", "ok", ""}});
+  runtime::worker w(worker_options(own("ship")));
   std::vector<std::string> calls;
-  auto s = sub({"orders"}, [&](const message& m) -> result<void> {
+  auto s = sub({own("orders")}, [&](const message& m) -> result<void> {
     calls.push_back(*m.value() + "#" + std::to_string(m.attempt()));
-    EXPECT_EQ(m.topic(), "orders");
+    EXPECT_EQ(m.topic(), own("orders"));
     EXPECT_EQ(m.origin().offset, *m.value() == "flaky" ? 0 : 1);
     if (*m.value() == "flaky" && m.attempt() < 3)
       return std::make_error_code(std::errc::device_or_resource_busy);
@@ -273,9 +273,9 @@ TEST_P(WorkerTest, DelayTiersRepublishAndConsumeWhenDue) {
   s.tiers = {{"5s", 5s}, {"1m", 60s}};
   ASSERT_TRUE(w.subscribe(std::move(s)));
   // The origin offset is committed as soon as the tier has the record.
-  ASSERT_TRUE(step_until(w, [&] { return committed("ship", "orders") == 2; }));
+  ASSERT_TRUE(step_until(w, [&] { return committed(own("ship"), own("orders")) == 2; }));
   EXPECT_EQ(calls, (std::vector<std::string>{"flaky#1", "ok#1"}));
-  EXPECT_EQ(read_all("orders.retry.5s").size(), 1u);
+  EXPECT_EQ(read_all(own("orders.retry.5s")).size(), 1u);
   clock_.advance(4999ms);
   step_for(w, 150ms);
   EXPECT_EQ(calls.size(), 2u) << "consumed from the tier before it was due";
@@ -283,7 +283,7 @@ TEST_P(WorkerTest, DelayTiersRepublishAndConsumeWhenDue) {
   ASSERT_TRUE(step_until(w, [&] { return calls.size() == 3; }));
   EXPECT_EQ(calls[2], "flaky#2");
   // Second failure: the 1m tier.
-  ASSERT_TRUE(step_until(w, [&] { return read_all("orders.retry.1m").size() == 1; }));
+  ASSERT_TRUE(step_until(w, [&] { return read_all(own("orders.retry.1m")).size() == 1; }));
   clock_.advance(59s);
   step_for(w, 150ms);
   EXPECT_EQ(calls.size(), 3u);
@@ -292,19 +292,19 @@ TEST_P(WorkerTest, DelayTiersRepublishAndConsumeWhenDue) {
   EXPECT_EQ(calls[3], "flaky#3");
   EXPECT_EQ(w.stats().tier_routed, 2u);
   EXPECT_EQ(w.stats().dead_lettered, 0u);
-  ASSERT_TRUE(step_until(w, [&] { return committed("ship", "orders.retry.1m") == 1; }));
+  ASSERT_TRUE(step_until(w, [&] { return committed(own("ship"), own("orders.retry.1m")) == 1; }));
   // Each record counted once, where it finished: "ok" at attempt 1, "flaky"
   // at attempt 3 (its hops to the tiers are not finishes).
   EXPECT_EQ(w.stats().attempts_histogram, (std::vector<std::uint64_t>{1, 0, 1}));
 }
 
 TEST_P(WorkerTest, AttemptsSurviveAWorkerRestart) {
-  create("orders");
-  produce("orders", {{"1", "x", ""}});
+  create(own("orders"));
+  produce(own("orders"), {{"1", "x", ""}});
   {
-    runtime::worker w(worker_options("g"));
+    runtime::worker w(worker_options(own("g")));
     int calls = 0;
-    ASSERT_TRUE(w.subscribe(sub({"orders"}, [&](const message&) -> result<void> {
+    ASSERT_TRUE(w.subscribe(sub({own("orders")}, [&](const message&) -> result<void> {
       ++calls;
       return runtime::retriable(std::errc::io_error, "db down");
     })));
@@ -315,16 +315,16 @@ TEST_P(WorkerTest, AttemptsSurviveAWorkerRestart) {
     step_for(w, 100ms);
     ASSERT_TRUE(w.close());
   }
-  runtime::worker w2(worker_options("g"));
+  runtime::worker w2(worker_options(own("g")));
   std::vector<int> attempts;
-  ASSERT_TRUE(w2.subscribe(sub({"orders"}, [&](const message& m) -> result<void> {
+  ASSERT_TRUE(w2.subscribe(sub({own("orders")}, [&](const message& m) -> result<void> {
     attempts.push_back(m.attempt());
     return runtime::retriable(std::errc::io_error, "db still down");
   })));
   ASSERT_TRUE(step_until(w2, [&] { return attempts.size() == 1; }));
   EXPECT_EQ(attempts[0], 3) << "the third attempt, not a fresh first one";
   ASSERT_TRUE(step_until(w2, [&] { return w2.stats().dead_lettered == 1; }));
-  auto dlq = read_all("orders.dlq");
+  auto dlq = read_all(own("orders.dlq"));
   ASSERT_EQ(dlq.size(), 1u);
   auto f = runtime::decode_failure(*runtime::get_header(dlq[0].headers, "ferry.failure"));
   ASSERT_TRUE(f);
@@ -335,21 +335,21 @@ TEST_P(WorkerTest, SlowHandlersReportBackInChunksOfBoundedTime) {
   // 30 records of one partition, 20 ms each: one chunk of all of them would
   // finish nothing (no commit, no progress) for 600 ms. Chunks end after
   // 100 ms of handling, so progress shows in steps of about five records.
-  create("orders");
+  create(own("orders"));
   std::vector<std::tuple<std::string, std::string, std::string>> recs;
   for (int i = 0; i < 30; ++i) recs.emplace_back("k" + std::to_string(i), "v", "");
-  produce("orders", recs);
-  auto o = worker_options("slow");
+  produce(own("orders"), recs);
+  auto o = worker_options(own("slow"));
   o.concurrency = 1;
   runtime::worker w(o);
-  ASSERT_TRUE(w.subscribe(sub({"orders"}, [&](const message&) -> result<void> {
+  ASSERT_TRUE(w.subscribe(sub({own("orders")}, [&](const message&) -> result<void> {
     std::this_thread::sleep_for(20ms);
     return success();
   })));
   ASSERT_TRUE(step_until(w, [&] { return w.stats().succeeded > 0; }));
   const auto first = w.stats().succeeded;
   EXPECT_LT(first, 30u) << "the first chunk ran every record before reporting any";
-  ASSERT_TRUE(step_until(w, [&] { return committed("slow", "orders") == 30; }));
+  ASSERT_TRUE(step_until(w, [&] { return committed(own("slow"), own("orders")) == 30; }));
   EXPECT_EQ(w.stats().succeeded, 30u);
 }
 
@@ -358,38 +358,38 @@ TEST_P(WorkerTest, ADuplicateDeferredToTheNextChunkIsStillSkipped) {
   // ledger answer ("not processed") came before the original ran; deferred,
   // it keeps that answer and must still be skipped once the original has
   // finished in the chunk before.
-  create("orders");
-  produce("orders", {{"o1", "first", "order-1/paid"},
-                     {"o1", "copy", "order-1/paid"},
-                     {"o2", "other", "order-2/paid"}});
-  auto o = worker_options("pay");
+  create(own("orders"));
+  produce(own("orders"), {{"o1", "first", "order-1/paid"},
+                          {"o1", "copy", "order-1/paid"},
+                          {"o2", "other", "order-2/paid"}});
+  auto o = worker_options(own("pay"));
   o.chunk_budget = 1ms;
   runtime::worker w(o);
   std::vector<std::string> seen;
-  ASSERT_TRUE(w.subscribe(sub({"orders"}, [&](const message& m) -> result<void> {
+  ASSERT_TRUE(w.subscribe(sub({own("orders")}, [&](const message& m) -> result<void> {
     seen.push_back(*m.value());
     std::this_thread::sleep_for(5ms);
     return success();
   })));
-  ASSERT_TRUE(step_until(w, [&] { return committed("pay", "orders") == 3; }));
+  ASSERT_TRUE(step_until(w, [&] { return committed(own("pay"), own("orders")) == 3; }));
   EXPECT_EQ(seen, (std::vector<std::string>{"first", "other"}));
   EXPECT_EQ(w.stats().duplicates_skipped, 1u);
 }
 
 TEST_P(WorkerTest, AProcessedIdempotencyKeyIsNeverHandledAgain) {
-  create("orders");
-  produce("orders", {{"o1", "first", "order-1/paid"},
-                     {"o2", "other", "order-2/paid"},
-                     {"o1", "again", "order-1/paid"}});
+  create(own("orders"));
+  produce(own("orders"), {{"o1", "first", "order-1/paid"},
+                          {"o2", "other", "order-2/paid"},
+                          {"o1", "again", "order-1/paid"}});
   {
-    runtime::worker w(worker_options("pay"));
+    runtime::worker w(worker_options(own("pay")));
     std::vector<std::string> seen;
-    ASSERT_TRUE(w.subscribe(sub({"orders"}, [&](const message& m) -> result<void> {
+    ASSERT_TRUE(w.subscribe(sub({own("orders")}, [&](const message& m) -> result<void> {
       seen.push_back(*m.value());
       EXPECT_TRUE(m.idempotency_key());
       return success();
     })));
-    ASSERT_TRUE(step_until(w, [&] { return committed("pay", "orders") == 3; }));
+    ASSERT_TRUE(step_until(w, [&] { return committed(own("pay"), own("orders")) == 3; }));
     EXPECT_EQ(seen, (std::vector<std::string>{"first", "other"}));
     EXPECT_EQ(w.stats().duplicates_skipped, 1u);
     // The skipped duplicate made no attempt.
@@ -399,46 +399,46 @@ TEST_P(WorkerTest, AProcessedIdempotencyKeyIsNeverHandledAgain) {
   // Replay: the group's offsets go back to the start; the ledger remembers.
   {
     client::admin a(base());
-    auto r = a.reset_offsets("pay", {{{"orders", partition_id(0)}, offset(0), "", {}}});
+    auto r = a.reset_offsets(own("pay"), {{{own("orders"), partition_id(0)}, offset(0), "", {}}});
     ASSERT_TRUE(r);
   }
-  produce("orders", {{"o3", "new", "order-3/paid"}});
-  restart_broker();  // and the ledger is durable
-  runtime::worker w(worker_options("pay"));
+  produce(own("orders"), {{"o3", "new", "order-3/paid"}});
+  if (!on_cluster()) restart_broker();  // and the ledger is durable (a cluster is not restarted)
+  runtime::worker w(worker_options(own("pay")));
   std::vector<std::string> seen;
-  ASSERT_TRUE(w.subscribe(sub({"orders"}, [&](const message& m) -> result<void> {
+  ASSERT_TRUE(w.subscribe(sub({own("orders")}, [&](const message& m) -> result<void> {
     seen.push_back(*m.value());
     return success();
   })));
-  ASSERT_TRUE(step_until(w, [&] { return committed("pay", "orders") == 4; }));
+  ASSERT_TRUE(step_until(w, [&] { return committed(own("pay"), own("orders")) == 4; }));
   EXPECT_EQ(seen, (std::vector<std::string>{"new"}));
   EXPECT_EQ(w.stats().duplicates_skipped, 3u);
   // Another group has its own ledger.
-  runtime::worker other(worker_options("audit"));
+  runtime::worker other(worker_options(own("audit")));
   int audit = 0;
-  ASSERT_TRUE(other.subscribe(sub({"orders"}, [&](const message&) -> result<void> {
+  ASSERT_TRUE(other.subscribe(sub({own("orders")}, [&](const message&) -> result<void> {
     ++audit;
     return success();
   })));
-  ASSERT_TRUE(step_until(other, [&] { return committed("audit", "orders") == 4; }));
+  ASSERT_TRUE(step_until(other, [&] { return committed(own("audit"), own("orders")) == 4; }));
   EXPECT_EQ(audit, 3);
 }
 
 TEST_P(WorkerTest, TheLedgerOnlyHoldsKeysWhoseHandlingSucceeded) {
-  create("orders");
-  produce("orders", {{"o1", "bad", "k-1"}});
+  create(own("orders"));
+  produce(own("orders"), {{"o1", "bad", "k-1"}});
   {
-    runtime::worker w(worker_options("pay"));
-    auto s = sub({"orders"}, [&](const message&) -> result<void> {
+    runtime::worker w(worker_options(own("pay")));
+    auto s = sub({own("orders")}, [&](const message&) -> result<void> {
       return runtime::permanent(std::errc::invalid_argument, "no");
     });
     ASSERT_TRUE(w.subscribe(std::move(s)));
-    ASSERT_TRUE(step_until(w, [&] { return committed("pay", "orders") == 1; }));
+    ASSERT_TRUE(step_until(w, [&] { return committed(own("pay"), own("orders")) == 1; }));
     ASSERT_TRUE(w.close());
   }
   client::consumer_options co;
   static_cast<client::client_options&>(co) = base();
-  co.group_id = "pay";
+  co.group_id = own("pay");
   client::consumer c(co);
   auto found = c.ledger_lookup({"k-1"});
   ASSERT_TRUE(found);
@@ -446,10 +446,10 @@ TEST_P(WorkerTest, TheLedgerOnlyHoldsKeysWhoseHandlingSucceeded) {
 }
 
 TEST_P(WorkerTest, ASlowPartitionDoesNotStallTheOthers) {
-  create("orders", 2);
-  produce("orders", {{"a", "slow", ""}}, 0);
-  produce("orders", {{"b", "p1-1", ""}, {"c", "p1-2", ""}, {"d", "p1-3", ""}}, 1);
-  auto o = worker_options("g");
+  create(own("orders"), 2);
+  produce(own("orders"), {{"a", "slow", ""}}, 0);
+  produce(own("orders"), {{"b", "p1-1", ""}, {"c", "p1-2", ""}, {"d", "p1-3", ""}}, 1);
+  auto o = worker_options(own("g"));
   o.concurrency = 2;
   o.clock = nullptr;
   runtime::worker w(o);
@@ -457,7 +457,7 @@ TEST_P(WorkerTest, ASlowPartitionDoesNotStallTheOthers) {
   std::condition_variable cv;
   bool release = false;
   std::atomic<int> others{0};
-  ASSERT_TRUE(w.subscribe(sub({"orders"}, [&](const message& m) -> result<void> {
+  ASSERT_TRUE(w.subscribe(sub({own("orders")}, [&](const message& m) -> result<void> {
     if (*m.value() == "slow") {
       std::unique_lock lock(mu);
       cv.wait(lock, [&] { return release; });  // a handler stuck on a slow downstream
@@ -467,28 +467,28 @@ TEST_P(WorkerTest, ASlowPartitionDoesNotStallTheOthers) {
     return success();
   })));
   ASSERT_TRUE(step_until(w, [&] { return others.load() == 3; }));
-  ASSERT_TRUE(step_until(w, [&] { return committed("g", "orders", 1) == 3; }));
-  EXPECT_NE(committed("g", "orders", 0), 1) << "the slow record is not finished";
+  ASSERT_TRUE(step_until(w, [&] { return committed(own("g"), own("orders"), 1) == 3; }));
+  EXPECT_NE(committed(own("g"), own("orders"), 0), 1) << "the slow record is not finished";
   {
     std::lock_guard lock(mu);
     release = true;
   }
   cv.notify_all();
-  ASSERT_TRUE(step_until(w, [&] { return committed("g", "orders", 0) == 1; }));
+  ASSERT_TRUE(step_until(w, [&] { return committed(own("g"), own("orders"), 0) == 1; }));
 }
 
 TEST_P(WorkerTest, RunReturnsAfterStopWithEverythingInHandCommitted) {
-  create("orders");
+  create(own("orders"));
   std::vector<std::tuple<std::string, std::string, std::string>> recs;
   for (int i = 0; i < 200; ++i)
     recs.emplace_back("k" + std::to_string(i % 7), std::to_string(i), "");
-  produce("orders", recs);
-  auto o = worker_options("g");
+  produce(own("orders"), recs);
+  auto o = worker_options(own("g"));
   o.concurrency = 2;
   o.clock = nullptr;
   runtime::worker w(o);
   std::atomic<int> handled{0};
-  ASSERT_TRUE(w.subscribe(sub({"orders"}, [&](const message&) -> result<void> {
+  ASSERT_TRUE(w.subscribe(sub({own("orders")}, [&](const message&) -> result<void> {
     ++handled;
     return success();
   })));
@@ -501,9 +501,9 @@ TEST_P(WorkerTest, RunReturnsAfterStopWithEverythingInHandCommitted) {
   t.join();
   EXPECT_TRUE(ran) << ran.error().message();
   EXPECT_EQ(handled.load(), 200);
-  EXPECT_EQ(committed("g", "orders"), 200) << "stop commits what was finished";
+  EXPECT_EQ(committed(own("g"), own("orders")), 200) << "stop commits what was finished";
   client::admin a(base());
-  auto d = a.describe_group("g");
+  auto d = a.describe_group(own("g"));
   ASSERT_TRUE(d);
   EXPECT_TRUE(d.value().members.empty()) << "stop leaves the group";
 }
@@ -512,12 +512,12 @@ TEST_P(WorkerTest, RunReturnsAfterStopWithEverythingInHandCommitted) {
 // `ferry dlq redrive`'s library, and handled once; a key that succeeded is
 // skipped even when a copy of it is redriven.
 TEST_P(WorkerTest, RedrivenDeadLettersAreHandledOnceAndProcessedKeysStaySkipped) {
-  create("orders");
-  produce("orders", {{"o1", "broken", "order-1/paid"}, {"o2", "fine", "order-2/paid"}});
+  create(own("orders"));
+  produce(own("orders"), {{"o1", "broken", "order-1/paid"}, {"o2", "fine", "order-2/paid"}});
   bool downstream_fixed = false;
   std::vector<std::string> handled;
   auto make = [&] {
-    auto s = sub({"orders"}, [&](const message& m) -> result<void> {
+    auto s = sub({own("orders")}, [&](const message& m) -> result<void> {
       if (*m.value() == "broken" && !downstream_fixed)
         return runtime::permanent(std::errc::connection_refused, "merchant blocked");
       handled.push_back(*m.value());
@@ -525,21 +525,21 @@ TEST_P(WorkerTest, RedrivenDeadLettersAreHandledOnceAndProcessedKeysStaySkipped)
     });
     return s;
   };
-  runtime::worker w(worker_options("pay"));
+  runtime::worker w(worker_options(own("pay")));
   ASSERT_TRUE(w.subscribe(make()));
-  ASSERT_TRUE(step_until(w, [&] { return committed("pay", "orders") == 2; }));
+  ASSERT_TRUE(step_until(w, [&] { return committed(own("pay"), own("orders")) == 2; }));
   EXPECT_EQ(handled, (std::vector<std::string>{"fine"}));
   EXPECT_EQ(w.stats().dead_lettered, 1u);
   // An operator also dead-letters a copy of the successful order by hand
   // (as a buggy tool might): it must not be charged twice after a redrive.
   {
-    auto d = read_all("orders.dlq");
+    auto d = read_all(own("orders.dlq"));
     ASSERT_EQ(d.size(), 1u);
     client::producer_options po;
     static_cast<client::client_options&>(po) = base();
     client::producer p(po);
     client::producer_record r;
-    r.topic = "orders.dlq";
+    r.topic = own("orders.dlq");
     r.partition = partition_id(0);
     r.key = "o2";
     r.value = "fine";
@@ -550,7 +550,7 @@ TEST_P(WorkerTest, RedrivenDeadLettersAreHandledOnceAndProcessedKeysStaySkipped)
     ASSERT_TRUE(p.send(std::move(r)).get());
   }
   downstream_fixed = true;
-  auto snap = runtime::dlq::read(base(), "orders.dlq");
+  auto snap = runtime::dlq::read(base(), own("orders.dlq"));
   ASSERT_TRUE(snap);
   auto ir = runtime::dlq::find_interrupted(base(), snap.value());
   ASSERT_TRUE(ir);
@@ -561,12 +561,12 @@ TEST_P(WorkerTest, RedrivenDeadLettersAreHandledOnceAndProcessedKeysStaySkipped)
   auto done = runtime::dlq::execute_redrive(base(), snap.value(), plan, ro);
   ASSERT_TRUE(done) << done.error().message();
   EXPECT_EQ(done.value().redriven, 2u);
-  ASSERT_TRUE(step_until(w, [&] { return committed("pay", "orders") == 4; }));
+  ASSERT_TRUE(step_until(w, [&] { return committed(own("pay"), own("orders")) == 4; }));
   EXPECT_EQ(handled, (std::vector<std::string>{"fine", "broken"}))
       << "the redriven dead letter once, the processed key not again";
   EXPECT_EQ(w.stats().duplicates_skipped, 1u);
   // A second redrive finds nothing pending.
-  auto again = runtime::dlq::read(base(), "orders.dlq");
+  auto again = runtime::dlq::read(base(), own("orders.dlq"));
   ASSERT_TRUE(again);
   auto ir2 = runtime::dlq::find_interrupted(base(), again.value());
   ASSERT_TRUE(ir2);
@@ -574,11 +574,11 @@ TEST_P(WorkerTest, RedrivenDeadLettersAreHandledOnceAndProcessedKeysStaySkipped)
 }
 
 TEST_P(WorkerTest, ZeroBackoffRetriesRunAtOnceAndCountEveryAttempt) {
-  create("orders");
-  produce("orders", {{"1", "poison", ""}, {"2", "ok", ""}});
-  runtime::worker w(worker_options("g"));
+  create(own("orders"));
+  produce(own("orders"), {{"1", "poison", ""}, {"2", "ok", ""}});
+  runtime::worker w(worker_options(own("g")));
   std::vector<int> attempts;
-  auto s = sub({"orders"}, [&](const message& m) -> result<void> {
+  auto s = sub({own("orders")}, [&](const message& m) -> result<void> {
     if (*m.value() != "poison") return success();
     attempts.push_back(m.attempt());
     return runtime::retriable(std::errc::io_error, "attempt " + std::to_string(m.attempt()));
@@ -590,7 +590,7 @@ TEST_P(WorkerTest, ZeroBackoffRetriesRunAtOnceAndCountEveryAttempt) {
   ASSERT_TRUE(step_until(w, [&] { return w.stats().dead_lettered == 1; }));
   EXPECT_EQ(attempts, (std::vector<int>{1, 2, 3, 4}));
   EXPECT_EQ(w.stats().failed_attempts, 4u);
-  auto dlq = read_all("orders.dlq");
+  auto dlq = read_all(own("orders.dlq"));
   ASSERT_EQ(dlq.size(), 1u);
   auto f = runtime::decode_failure(*runtime::get_header(dlq[0].headers, "ferry.failure"));
   ASSERT_TRUE(f);
@@ -603,45 +603,45 @@ TEST_P(WorkerTest, ZeroBackoffRetriesRunAtOnceAndCountEveryAttempt) {
 // More keys than one commit carries: they go in several commits of rising
 // offsets, each key with the offset that covers it; a replay skips them all.
 TEST_P(WorkerTest, ManyKeysAreSplitOverCommitsAndAllReachTheLedger) {
-  create("orders");
+  create(own("orders"));
   std::vector<std::tuple<std::string, std::string, std::string>> recs;
   for (int i = 0; i < 10'000; ++i)
     recs.emplace_back("k" + std::to_string(i), std::to_string(i), "order-" + std::to_string(i));
-  produce("orders", recs);
+  produce(own("orders"), recs);
   {
-    runtime::worker w(worker_options("g"));
+    runtime::worker w(worker_options(own("g")));
     int n = 0;
-    ASSERT_TRUE(w.subscribe(sub({"orders"}, [&](const message&) -> result<void> {
+    ASSERT_TRUE(w.subscribe(sub({own("orders")}, [&](const message&) -> result<void> {
       ++n;
       return success();
     })));
     ASSERT_TRUE(step_until(
-        w, [&] { return committed("g", "orders") == 10'000; }, 60s));
+        w, [&] { return committed(own("g"), own("orders")) == 10'000; }, 60s));
     EXPECT_EQ(n, 10'000);
     ASSERT_TRUE(w.close());
   }
   client::admin a(base());
-  ASSERT_TRUE(a.reset_offsets("g", {{{"orders", partition_id(0)}, offset(0), "", {}}}));
-  runtime::worker w(worker_options("g"));
+  ASSERT_TRUE(a.reset_offsets(own("g"), {{{own("orders"), partition_id(0)}, offset(0), "", {}}}));
+  runtime::worker w(worker_options(own("g")));
   int again = 0;
-  ASSERT_TRUE(w.subscribe(sub({"orders"}, [&](const message&) -> result<void> {
+  ASSERT_TRUE(w.subscribe(sub({own("orders")}, [&](const message&) -> result<void> {
     ++again;
     return success();
   })));
   ASSERT_TRUE(step_until(
-      w, [&] { return committed("g", "orders") == 10'000; }, 60s));
+      w, [&] { return committed(own("g"), own("orders")) == 10'000; }, 60s));
   EXPECT_EQ(again, 0);
   EXPECT_EQ(w.stats().duplicates_skipped, 10'000u);
 }
 
 TEST_P(WorkerTest, ABatchHandlerGetsTheReadyRecordsAndIsRetriedAsAWhole) {
-  create("orders");
-  produce("orders", {{"a", "1", "k-1"}, {"b", "2", ""}, {"c", "3", ""}});
-  runtime::worker w(worker_options("g"));
+  create(own("orders"));
+  produce(own("orders"), {{"a", "1", "k-1"}, {"b", "2", ""}, {"c", "3", ""}});
+  runtime::worker w(worker_options(own("g")));
   std::vector<std::vector<std::string>> batches;
   bool fail_once = true;
   runtime::subscription s;
-  s.topics = {"orders"};
+  s.topics = {own("orders")};
   s.retry.backoff.type = runtime::backoff::kind::fixed;
   s.retry.backoff.initial = 500ms;
   s.retry.backoff.max = 500ms;
@@ -663,23 +663,23 @@ TEST_P(WorkerTest, ABatchHandlerGetsTheReadyRecordsAndIsRetriedAsAWhole) {
   clock_.advance(500ms);
   ASSERT_TRUE(step_until(w, [&] { return batches.size() == 2; }));
   EXPECT_EQ(batches[1], (std::vector<std::string>{"1#2", "2#2", "3#2"}));
-  ASSERT_TRUE(step_until(w, [&] { return committed("g", "orders") == 3; }));
+  ASSERT_TRUE(step_until(w, [&] { return committed(own("g"), own("orders")) == 3; }));
   // A batch handler needs in_order.
-  runtime::worker w2(worker_options("g2"));
+  runtime::worker w2(worker_options(own("g2")));
   runtime::subscription bad;
-  bad.topics = {"orders"};
+  bad.topics = {own("orders")};
   bad.order = ordering::key_ordered;
   bad.on_batch = [](std::span<const message>) -> result<void> { return success(); };
   EXPECT_EQ(w2.subscribe(std::move(bad)).error(), ferry::errc::config_invalid);
 }
 
 TEST_P(WorkerTest, APermanentBatchErrorDeadLettersEveryRecordOfTheBatchAtOnce) {
-  create("orders");
-  produce("orders", {{"a", "1", "same"}, {"b", "2", "same"}, {"c", "3", ""}});
-  runtime::worker w(worker_options("g"));
+  create(own("orders"));
+  produce(own("orders"), {{"a", "1", "same"}, {"b", "2", "same"}, {"c", "3", ""}});
+  runtime::worker w(worker_options(own("g")));
   int calls = 0;
   runtime::subscription s;
-  s.topics = {"orders"};
+  s.topics = {own("orders")};
   s.on_batch = [&](std::span<const message> ms) -> result<void> {
     ++calls;
     EXPECT_EQ(ms.size(), 3u) << "a repeated key inside a batch runs with it";
@@ -688,7 +688,7 @@ TEST_P(WorkerTest, APermanentBatchErrorDeadLettersEveryRecordOfTheBatchAtOnce) {
   ASSERT_TRUE(w.subscribe(std::move(s)));
   ASSERT_TRUE(step_until(w, [&] { return w.stats().dead_lettered == 3; }));
   EXPECT_EQ(calls, 1);
-  for (const auto& r : read_all("orders.dlq")) {
+  for (const auto& r : read_all(own("orders.dlq"))) {
     auto f = runtime::decode_failure(*runtime::get_header(r.headers, "ferry.failure"));
     ASSERT_TRUE(f);
     EXPECT_EQ(f.value().reason, runtime::dead_letter_reason::permanent_error) << *r.value;
@@ -699,32 +699,33 @@ TEST_P(WorkerTest, APermanentBatchErrorDeadLettersEveryRecordOfTheBatchAtOnce) {
 // A dead letter the broker refuses for good is never dropped: the record is
 // sent again, its offset stays uncommitted, and the failure is visible.
 TEST_P(WorkerTest, ADeadLetterTheBrokerRefusesIsKeptAndReported) {
-  create("orders");
+  create(own("orders"));
   {
     client::admin a(base());
     client::topic_config c;
     c.partitions = 1;
     c.max_message_bytes = 4096;
-    ASSERT_TRUE(a.create_topic("orders.dlq", c));
+    ASSERT_TRUE(a.create_topic(own("orders.dlq"), c));
   }
-  produce("orders", {{"big", std::string(6000, 'x'), ""}, {"small", "ok", ""}});
-  runtime::worker w(worker_options("g"));
+  produce(own("orders"), {{"big", std::string(6000, 'x'), ""}, {"small", "ok", ""}});
+  runtime::worker w(worker_options(own("g")));
   int ok = 0;
-  auto s = sub({"orders"}, [&](const message& m) -> result<void> {
+  auto s = sub({own("orders")}, [&](const message& m) -> result<void> {
     if (m.key() == "big") return runtime::permanent(std::errc::invalid_argument, "rejected");
     ++ok;
     return success();
   });
   ASSERT_TRUE(w.subscribe(std::move(s)));
   ASSERT_TRUE(step_until(w, [&] { return ok == 1 && w.stats().route_failures >= 1; }));
-  EXPECT_NE(w.stats().last_route_error.find("orders.dlq"), std::string::npos)
+  EXPECT_NE(w.stats().last_route_error.find(own("orders.dlq")), std::string::npos)
       << w.stats().last_route_error;
   clock_.advance(1s);
   ASSERT_TRUE(step_until(w, [&] { return w.stats().route_failures >= 2; })) << "tried again";
   step_for(w, 300ms);
-  EXPECT_EQ(committed("g", "orders").value_or(0), 0) << "the refused record holds the offset";
+  EXPECT_EQ(committed(own("g"), own("orders")).value_or(0), 0)
+      << "the refused record holds the offset";
   EXPECT_EQ(w.stats().dead_lettered, 0u);
-  EXPECT_TRUE(read_all("orders.dlq").empty());
+  EXPECT_TRUE(read_all(own("orders.dlq")).empty());
 }
 
 INSTANTIATE_TEST_SUITE_P(Transports, WorkerTest,
