@@ -24,6 +24,7 @@
 #include <fmt/format.h>
 
 #include <algorithm>
+#include <array>
 #include <atomic>
 #include <map>
 #include <set>
@@ -75,6 +76,8 @@ const char* reset_name(offset_reset r) {
 
 // At most this many records per poll(): the rest wait in librdkafka.
 constexpr std::size_t kMaxRecordsPerPoll = 10'000;
+// Messages taken from librdkafka's queue at a time.
+constexpr std::size_t kBatch = 512;
 
 class kafka_consumer final : public consumer::backend {
  public:
@@ -241,62 +244,84 @@ class kafka_consumer final : public consumer::backend {
     const auto deadline = sclock::now() + timeout;
     if (woken_.exchange(false)) return out;           // woken before this poll: return at once
     std::map<topic_partition, std::int64_t> dropped;  // paused: first offset dropped
-    for (;;) {
+    std::error_code failed;                           // the first error message met
+    std::string failed_text;
+    // Messages come in batches (one lock and wake-up per batch, not per
+    // record): the first wait is for one message, then whatever is there.
+    std::array<rd_kafka_message_t*, kBatch> batch{};
+    while (out.size() < kMaxRecordsPerPoll && !failed) {
       const auto left = std::chrono::duration_cast<milliseconds>(deadline - sclock::now());
-      const int wait = out.empty() ? kafka::timeout_ms(std::max(left, milliseconds(0))) : 0;
-      rd_kafka_message_t* m = rd_kafka_consumer_poll(rk_.get(), wait);
+      const bool first = out.empty();
+      const int wait = first ? kafka::timeout_ms(std::max(left, milliseconds(0))) : 0;
+      const std::size_t want = first ? 1 : std::min(kBatch, kMaxRecordsPerPoll - out.size());
+      const ssize_t n = rd_kafka_consume_batch_queue(queue_, wait, batch.data(), want);
       run_callbacks();
-      if (m == nullptr) {
+      if (n <= 0) {
         if (!out.empty() || woken_.exchange(false) || sclock::now() >= deadline) break;
         continue;
       }
-      if (m->err != RD_KAFKA_RESP_ERR_NO_ERROR) {
-        const auto kerr = m->err;
-        auto ec = kafka::from_kafka(kerr);
-        std::string text = rd_kafka_message_errstr(m);
-        if (m->rkt != nullptr)
-          text = fmt::format("{}-{}: {}", rd_kafka_topic_name(m->rkt), m->partition, text);
-        rd_kafka_message_destroy(m);
-        // A broker that cannot be reached is retried by librdkafka; a
-        // member that went too long without poll() left the group and
-        // rejoins now (the revocation comes through the listener).
-        if (kerr == RD_KAFKA_RESP_ERR__MAX_POLL_EXCEEDED) {
-          log::get("client")->warn("kafka consumer: {}; rejoining the group", text);
+      // Every message of the batch is looked at (none may be left behind).
+      for (ssize_t i = 0; i < n; ++i) {
+        rd_kafka_message_t* m = batch[static_cast<std::size_t>(i)];
+        if (m->err != RD_KAFKA_RESP_ERR_NO_ERROR) {
+          on_error(m, failed, failed_text);
           continue;
         }
-        if (is_retriable(ec)) {
-          log::get("client")->debug("kafka consumer: {}", text);
+        const topic_partition tp{rd_kafka_topic_name(m->rkt), partition_id(m->partition)};
+        const auto pos = pos_.find(tp);
+        if (!assigned_.count(tp) || (pos != pos_.end() && m->offset < pos->second)) {
+          rd_kafka_message_destroy(m);
           continue;
         }
-        if (kerr == RD_KAFKA_RESP_ERR__AUTO_OFFSET_RESET) ec = errc::offset_out_of_range;
-        if (out.empty()) {
-          last_error_message_ = text;
-          return ec;
+        if (paused_.count(tp)) {
+          dropped.try_emplace(tp, m->offset);
+          rd_kafka_message_destroy(m);
+          continue;
         }
-        deferred_ = ec;
-        deferred_message_ = text;
-        break;
-      }
-      const topic_partition tp{rd_kafka_topic_name(m->rkt), partition_id(m->partition)};
-      const auto pos = pos_.find(tp);
-      if (!assigned_.count(tp) || (pos != pos_.end() && m->offset < pos->second)) {
+        out.push_back(kafka::to_record(m));
+        pos_[tp] = m->offset + 1;
         rd_kafka_message_destroy(m);
-        continue;
       }
-      if (paused_.count(tp)) {
-        dropped.try_emplace(tp, m->offset);
-        rd_kafka_message_destroy(m);
-        continue;
-      }
-      out.push_back(kafka::to_record(m));
-      pos_[tp] = m->offset + 1;
-      rd_kafka_message_destroy(m);
-      if (out.size() >= kMaxRecordsPerPoll) break;
     }
     // librdkafka moved past what was dropped: it starts there on resume().
     for (const auto& [tp, first] : dropped)
       if (!pos_.count(tp)) pos_[tp] = first;
+    if (failed) {
+      // Reported now when nothing came with it, else by the next poll().
+      if (out.empty()) {
+        last_error_message_ = std::move(failed_text);
+        return failed;
+      }
+      deferred_ = failed;
+      deferred_message_ = std::move(failed_text);
+    }
     return out;
+  }
+
+  // An error message from librdkafka: retried by librdkafka (a broker that
+  // cannot be reached) or by rejoining (a member that went too long
+  // without poll() left the group; the revocation comes through the
+  // listener), else the first one is kept for the caller.
+  void on_error(rd_kafka_message_t* m, std::error_code& failed, std::string& failed_text) {
+    const auto kerr = m->err;
+    auto ec = kafka::from_kafka(kerr);
+    std::string text = rd_kafka_message_errstr(m);
+    if (m->rkt != nullptr)
+      text = fmt::format("{}-{}: {}", rd_kafka_topic_name(m->rkt), m->partition, text);
+    rd_kafka_message_destroy(m);
+    if (kerr == RD_KAFKA_RESP_ERR__MAX_POLL_EXCEEDED) {
+      log::get("client")->warn("kafka consumer: {}; rejoining the group", text);
+      return;
+    }
+    if (is_retriable(ec)) {
+      log::get("client")->debug("kafka consumer: {}", text);
+      return;
+    }
+    if (kerr == RD_KAFKA_RESP_ERR__AUTO_OFFSET_RESET) ec = errc::offset_out_of_range;
+    if (!failed) {
+      failed = ec;
+      failed_text = std::move(text);
+    }
   }
 
   // --- groups --------------------------------------------------------------------

@@ -3,10 +3,12 @@
 // native protocol, and the group's idempotency ledger as a topic.
 #include <gtest/gtest.h>
 
+#include <algorithm>
 #include <chrono>
 #include <map>
 #include <set>
 #include <string>
+#include <thread>
 #include <vector>
 
 #include "ferry/client/admin.h"
@@ -222,6 +224,50 @@ TEST_F(KafkaTransport, SeekPauseAndResumeKeepPositions) {
   ASSERT_TRUE(from_start);
   ASSERT_FALSE(from_start.value().empty());
   EXPECT_EQ(from_start.value().front().offset, offset(0));
+}
+
+// poll() takes librdkafka's messages in batches; a batch larger than what
+// poll() may return, records spread over partitions, and wakeup() from
+// another thread must all still work.
+TEST_F(KafkaTransport, PollReturnsEveryRecordOnceAndWakesUpWhenAsked) {
+  client::admin a(kafka());
+  ASSERT_TRUE(a.create_topic(own("t"), {.partitions = 3}));
+  client::producer p(producer_options());
+  constexpr int kRecords = 25'000;  // more than one poll() returns (10,000)
+  for (int i = 0; i < kRecords; ++i)
+    ASSERT_TRUE(p.send(rec(own("t"), std::nullopt, std::to_string(i), i % 3), {}));
+  ASSERT_TRUE(p.flush(20s));
+  client::consumer c(consumer_options());
+  std::vector<client::topic_partition> tps;
+  for (int i = 0; i < 3; ++i) tps.push_back({own("t"), partition_id(i)});
+  ASSERT_TRUE(c.assign(tps)) << c.last_error_message();
+  std::map<int, std::vector<std::int64_t>> offsets;  // per partition, in order
+  std::size_t total = 0, largest = 0;
+  for (int i = 0; i < 500 && total < kRecords; ++i) {
+    auto got = c.poll(200ms);
+    ASSERT_TRUE(got) << c.last_error_message();
+    largest = std::max(largest, got.value().size());
+    for (const auto& r : got.value()) offsets[r.partition.value()].push_back(r.offset.value());
+    total += got.value().size();
+  }
+  ASSERT_EQ(total, static_cast<std::size_t>(kRecords));
+  EXPECT_LE(largest, 10'000u);
+  for (const auto& [partition, seen] : offsets) {
+    ASSERT_FALSE(seen.empty());
+    for (std::size_t i = 0; i < seen.size(); ++i)
+      ASSERT_EQ(seen[i], static_cast<std::int64_t>(i)) << "partition " << partition;
+  }
+  // Nothing more: a long poll that wakeup() from another thread ends.
+  std::thread waker([&] {
+    std::this_thread::sleep_for(200ms);
+    c.wakeup();
+  });
+  const auto start = std::chrono::steady_clock::now();
+  auto idle = c.poll(30s);
+  waker.join();
+  ASSERT_TRUE(idle);
+  EXPECT_TRUE(idle.value().empty());
+  EXPECT_LT(std::chrono::steady_clock::now() - start, 20s) << "wakeup() did not end the poll";
 }
 
 TEST_F(KafkaTransport, GroupCommitsKeepMetadataAndTheLedgerRemembersKeys) {
