@@ -273,16 +273,26 @@ result<void> ledger::catch_up(std::string* why) {
 }
 
 void ledger::remember(std::string key, std::int64_t ts) {
-  auto [it, fresh] = index_.try_emplace(key, ts);
-  if (!fresh) {
-    if (ts <= it->second) return;
-    it->second = ts;  // the older order_ entry no longer matches: a new one
-  }
+  // The key's bytes live once, in its newest order_ entry (a deque keeps
+  // its elements in place); the index refers to them.
+  auto it = index_.find(std::string_view(key));
+  if (it != index_.end() && ts <= it->second) return;
   order_.emplace_back(ts, std::move(key));
+  const std::string_view stored = order_.back().second;
+  if (it == index_.end()) {
+    index_.emplace(stored, ts);
+  } else {
+    // Re-recorded later: the entry now refers to the new copy, and the
+    // older one no longer matches (it is dropped without erasing).
+    auto node = index_.extract(it);
+    node.key() = stored;
+    node.mapped() = ts;
+    index_.insert(std::move(node));
+  }
   while (index_.size() > max_keys_ && !order_.empty()) {
     auto& [t, k] = order_.front();
-    auto f = index_.find(k);
-    if (f != index_.end() && f->second == t) index_.erase(f);
+    auto f = index_.find(std::string_view(k));
+    if (f != index_.end() && f->second == t && f->first.data() == k.data()) index_.erase(f);
     order_.pop_front();
   }
 }
@@ -294,7 +304,7 @@ result<std::vector<std::optional<timestamp_ms>>> ledger::lookup(
   std::vector<std::optional<timestamp_ms>> out;
   out.reserve(keys.size());
   for (const auto& k : keys) {
-    auto it = index_.find(k);
+    auto it = index_.find(std::string_view(k));
     if (it == index_.end() || (window.count() > 0 && it->second < now - window.count()))
       out.emplace_back();
     else

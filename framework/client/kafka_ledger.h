@@ -17,6 +17,7 @@
 #include <optional>
 #include <set>
 #include <string>
+#include <string_view>
 #include <unordered_map>
 #include <vector>
 
@@ -63,8 +64,9 @@ class ledger {
   handle reader_;
   bool topic_ready_ = false;
   bool reading_ = false;
-  std::int64_t next_ = 0;                                   // the reader's position in partition 0
-  std::unordered_map<std::string, std::int64_t> index_;     // key -> recorded (ms)
+  std::int64_t next_ = 0;  // the reader's position in partition 0
+  // Recorded (ms) by key; the keys are views of order_'s strings.
+  std::unordered_map<std::string_view, std::int64_t> index_;
   std::deque<std::pair<std::int64_t, std::string>> order_;  // for the count bound
   std::set<std::int64_t> own_;  // offsets of records written here, not read back yet
 };

@@ -19,6 +19,7 @@
 #include "ferry/core/errc.h"
 #include "ferry/schema/schema.h"
 #include "inproc_broker.h"
+#include "kafka_ledger.h"
 #include "kafka_target.h"
 #include "order_schema_variants.h"
 #include "read_topic.h"
@@ -366,6 +367,41 @@ TEST_F(KafkaTransport, GroupCommitsKeepMetadataAndTheLedgerRemembersKeys) {
   ASSERT_TRUE(gone) << f.last_error_message();
   EXPECT_FALSE(gone.value()[0].has_value());
   EXPECT_EQ(a.delete_group(own("workers")).error(), client::errc::unknown_group);
+}
+
+// The ledger's local index keeps at most max_keys keys, the oldest
+// recorded going first; a key recorded again counts from then on, and the
+// index holds each key once whatever the order of records and evictions.
+TEST_F(KafkaTransport, TheLedgerIndexEvictsTheOldestKeysAndKeepsRerecordedOnes) {
+  std::string why;
+  client::kafka::ledger l(kafka(), own("bounded"), /*max_keys=*/3);
+  auto known = [&](const std::vector<std::string>& keys) {
+    auto r = l.lookup(keys, 0ms, &why);
+    EXPECT_TRUE(r) << why;
+    std::vector<bool> out;
+    if (r)
+      for (const auto& t : r.value()) out.push_back(t.has_value());
+    return out;
+  };
+  // Long keys (not stored inline in std::string) and short ones.
+  const std::string a(40, 'a'), b = "b", c(30, 'c');
+  ASSERT_TRUE(l.record({a, b, c}, &why)) << why;
+  EXPECT_EQ(known({a, b, c}), (std::vector<bool>{true, true, true}));
+  std::this_thread::sleep_for(2ms);           // a later timestamp for what follows
+  ASSERT_TRUE(l.record({a}, &why)) << why;    // again: now the newest
+  ASSERT_TRUE(l.record({"d"}, &why)) << why;  // b, the oldest, goes
+  EXPECT_EQ(l.size(), 3u);
+  EXPECT_EQ(known({a, b, c, "d"}), (std::vector<bool>{true, false, true, true}));
+  std::this_thread::sleep_for(2ms);
+  ASSERT_TRUE(l.record({"e", "f"}, &why)) << why;  // c and a's old copy, then a
+  EXPECT_EQ(l.size(), 3u);
+  EXPECT_EQ(known({a, c, "d", "e", "f"}), (std::vector<bool>{false, false, true, true, true}));
+  // A member starting afresh reads every key back from the topic.
+  client::kafka::ledger fresh(kafka(), own("bounded"));
+  auto all = fresh.lookup({a, b, c, "d", "e", "f"}, 0ms, &why);
+  ASSERT_TRUE(all) << why;
+  for (const auto& t : all.value()) EXPECT_TRUE(t.has_value());
+  EXPECT_EQ(fresh.size(), 6u);
 }
 
 TEST_F(KafkaTransport, GroupsWhoseNamesDifferOnlyInDotsAndUnderscoresKeepSeparateLedgers) {
