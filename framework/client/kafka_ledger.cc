@@ -176,10 +176,12 @@ result<void> ledger::start_reader(std::string* why) {
     FERRY_TRY(reader_, make_reader(o_, why));
   }
   if (reading_ || !topic_ready_) return success();
-  // From next_: what this ledger has not read (or written) yet.
+  // From next_: what this ledger has not read (or written) yet. Always a
+  // concrete offset (catch_up() moved next_ to the log start first): from
+  // a logical one (the beginning) librdkafka 2.0.2 first asks for the
+  // offset and, on a new handle, starts fetching only 0.5-1 s later.
   partition_list l(rd_kafka_topic_partition_list_new(1));
-  rd_kafka_topic_partition_list_add(l.get(), topic_.c_str(), 0)->offset =
-      next_ > 0 ? next_ : RD_KAFKA_OFFSET_BEGINNING;
+  rd_kafka_topic_partition_list_add(l.get(), topic_.c_str(), 0)->offset = next_;
   if (const auto err = rd_kafka_assign(reader_.get(), l.get()); err) {
     *why = fmt::format("cannot read the idempotency ledger {}: {}", topic_, rd_kafka_err2str(err));
     return from_kafka(err);

@@ -121,8 +121,11 @@ result<void> schema_registry::open(bool create, std::string* why) {
   }
   if (!reading_) {
     partition_list l(rd_kafka_topic_partition_list_new(1));
-    rd_kafka_topic_partition_list_add(l.get(), kSchemasTopic, 0)->offset =
-        RD_KAFKA_OFFSET_BEGINNING;
+    // Offset 0, not the logical beginning: from a logical offset
+    // librdkafka 2.0.2 starts fetching only 0.5-1 s later on a new handle.
+    // The topic is never truncated (a client that finds its start gone
+    // refuses to answer: catch_up()).
+    rd_kafka_topic_partition_list_add(l.get(), kSchemasTopic, 0)->offset = 0;
     if (const auto err = rd_kafka_assign(reader_.get(), l.get()); err) {
       *why = fmt::format("cannot read {}: {}", kSchemasTopic, rd_kafka_err2str(err));
       return from_kafka(err);

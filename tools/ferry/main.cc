@@ -390,7 +390,9 @@ int main(int argc, char** argv) {
   b->add_option("--session-timeout-ms", ba.session_timeout_ms,
                 "session timeout of the member killed in rebalance")
       ->default_val(1000);
-  b->add_option("--group", ba.group, "group of a bench member (internal)");
+  b->add_option("--group", ba.group,
+                "worker, drain: run as this (existing) group, which is kept; its idempotency "
+                "ledger is read before the first record, in join_seconds (member: internal)");
   b->add_option("--concurrency", ba.concurrency, "handler threads (worker, drain)")->default_val(4);
   b->add_option("--ordering", ba.ordering, "in_order or key_ordered (worker, drain)")
       ->default_val("in_order");
