@@ -654,7 +654,9 @@ class kafka_consumer final : public consumer::backend {
   }
 
   void rebalance(rd_kafka_t* rk, rd_kafka_resp_err_t err, rd_kafka_topic_partition_list_t* parts) {
-    const bool cooperative = std::string_view(rd_kafka_rebalance_protocol(rk)) == "COOPERATIVE";
+    // NULL once the member has left the group (e.g. past max.poll.interval).
+    const char* protocol = rd_kafka_rebalance_protocol(rk);
+    const bool cooperative = protocol != nullptr && std::string_view(protocol) == "COOPERATIVE";
     const auto tps = kafka::from_list(parts);
     if (char* id = rd_kafka_memberid(rk)) {
       member_id_ = id;
