@@ -12,6 +12,7 @@
 #pragma once
 
 #include <chrono>
+#include <functional>
 #include <map>
 #include <memory>
 #include <string>
@@ -68,6 +69,16 @@ struct broker_core {
 /// committed offsets dropped (with the round's offsets sync), its files
 /// removed by the janitor.
 [[nodiscard]] outcome delete_topic(broker_core& c, std::string_view name)
+    FERRY_REQUIRES(core_thread);
+
+/// Changes a topic's settings (`ferry topics alter`, Kafka's AlterConfigs
+/// and CreatePartitions): `change` edits a copy of the current settings;
+/// fewer partitions or values out of range are refused (InvalidConfig),
+/// nothing is changed when `validate_only`. `*after` gets the settings as
+/// they are (or would be) afterwards.
+[[nodiscard]] outcome alter_topic(broker_core& c, std::string_view name,
+                                  const std::function<void(topic_settings&)>& change,
+                                  bool validate_only, topic_settings* after)
     FERRY_REQUIRES(core_thread);
 
 class pipeline;

@@ -140,7 +140,7 @@ result<void> admin::delete_topic(std::string_view name) {
 }
 
 result<topic_config> admin::alter_topic(std::string_view name, const topic_changes& changes) {
-  if (kafka_) return kafka_admin::unsupported("altering a topic", &last_error_message_);
+  if (kafka_) return kafka_->alter_topic(name, changes, &last_error_message_);
   last_error_message_.clear();
   const auto deadline = std::chrono::steady_clock::now() + options_.api_timeout;
   return detail::call<topic_config>(

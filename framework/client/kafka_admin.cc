@@ -4,6 +4,7 @@
 
 #include <algorithm>
 #include <map>
+#include <thread>
 
 #include "ferry/client/errc.h"
 #include "ferry/core/clock.h"
@@ -182,6 +183,140 @@ result<topic_description> kafka_admin::describe_topic(std::string_view name, std
     }
   }
   return d;
+}
+
+// AlterConfigs replaces a topic's configs: what it does not name goes back
+// to the cluster's default. So the topic's own configs (source: dynamic
+// topic config) are read first and sent again with the changes.
+result<void> kafka_admin::alter_configs(const std::string& topic,
+                                        const std::vector<std::pair<std::string, std::string>>& set,
+                                        bool validate_only, std::string* why) {
+  FERRY_TRY(auto* rk, handle(why));
+  std::map<std::string, std::string> configs;
+  {
+    call c(rk, RD_KAFKA_ADMIN_OP_DESCRIBECONFIGS, o_.api_timeout);
+    rd_kafka_ConfigResource_t* res =
+        rd_kafka_ConfigResource_new(RD_KAFKA_RESOURCE_TOPIC, topic.c_str());
+    rd_kafka_DescribeConfigs(rk, &res, 1, c.opts(), c.queue());
+    rd_kafka_ConfigResource_destroy(res);
+    FERRY_TRY(auto* ev, c.wait("describe configs of " + topic, why));
+    std::size_t nres = 0;
+    const auto** rs =
+        rd_kafka_DescribeConfigs_result_resources(rd_kafka_event_DescribeConfigs_result(ev), &nres);
+    for (std::size_t i = 0; i < nres; ++i) {
+      if (const auto err = rd_kafka_ConfigResource_error(rs[i]); err) {
+        *why = fmt::format("{}: {}", topic, rd_kafka_ConfigResource_error_string(rs[i]));
+        return kafka::from_kafka(err);
+      }
+      std::size_t ncfg = 0;
+      const auto** cfgs = rd_kafka_ConfigResource_configs(rs[i], &ncfg);
+      for (std::size_t j = 0; j < ncfg; ++j) {
+        const char* v = rd_kafka_ConfigEntry_value(cfgs[j]);
+        if (rd_kafka_ConfigEntry_source(cfgs[j]) == RD_KAFKA_CONFIG_SOURCE_DYNAMIC_TOPIC_CONFIG &&
+            !rd_kafka_ConfigEntry_is_read_only(cfgs[j]) &&
+            !rd_kafka_ConfigEntry_is_sensitive(cfgs[j]) && v != nullptr)
+          configs[rd_kafka_ConfigEntry_name(cfgs[j])] = v;
+      }
+    }
+  }
+  for (const auto& [k, v] : set) configs[k] = v;
+  call c(rk, RD_KAFKA_ADMIN_OP_ALTERCONFIGS, o_.api_timeout);
+  char err[256];
+  (void)rd_kafka_AdminOptions_set_validate_only(c.opts(), validate_only ? 1 : 0, err, sizeof err);
+  rd_kafka_ConfigResource_t* res =
+      rd_kafka_ConfigResource_new(RD_KAFKA_RESOURCE_TOPIC, topic.c_str());
+  for (const auto& [k, v] : configs)
+    (void)rd_kafka_ConfigResource_set_config(res, k.c_str(), v.c_str());
+  rd_kafka_AlterConfigs(rk, &res, 1, c.opts(), c.queue());
+  rd_kafka_ConfigResource_destroy(res);
+  FERRY_TRY(auto* ev, c.wait("altering the configs of " + topic, why));
+  std::size_t nres = 0;
+  const auto** rs =
+      rd_kafka_AlterConfigs_result_resources(rd_kafka_event_AlterConfigs_result(ev), &nres);
+  for (std::size_t i = 0; i < nres; ++i)
+    if (const auto e = rd_kafka_ConfigResource_error(rs[i]); e) {
+      const char* text = rd_kafka_ConfigResource_error_string(rs[i]);
+      *why = fmt::format("{}: {}", topic, text != nullptr ? text : rd_kafka_err2str(e));
+      return kafka::from_kafka(e);
+    }
+  return success();
+}
+
+result<void> kafka_admin::add_partitions(const std::string& topic, std::int32_t count,
+                                         bool validate_only, std::string* why) {
+  FERRY_TRY(auto* rk, handle(why));
+  call c(rk, RD_KAFKA_ADMIN_OP_CREATEPARTITIONS, o_.api_timeout);
+  char err[256];
+  (void)rd_kafka_AdminOptions_set_validate_only(c.opts(), validate_only ? 1 : 0, err, sizeof err);
+  rd_kafka_NewPartitions_t* np =
+      rd_kafka_NewPartitions_new(topic.c_str(), static_cast<std::size_t>(count), err, sizeof err);
+  if (np == nullptr) {
+    *why = fmt::format("{}: {}", topic, err);
+    return errc::invalid_config;
+  }
+  rd_kafka_CreatePartitions(rk, &np, 1, c.opts(), c.queue());
+  rd_kafka_NewPartitions_destroy(np);
+  FERRY_TRY(auto* ev, c.wait("adding partitions to " + topic, why));
+  std::size_t n = 0;
+  const auto** ts =
+      rd_kafka_CreatePartitions_result_topics(rd_kafka_event_CreatePartitions_result(ev), &n);
+  for (std::size_t i = 0; i < n; ++i)
+    if (const auto e = rd_kafka_topic_result_error(ts[i]); e) {
+      const char* text = rd_kafka_topic_result_error_string(ts[i]);
+      *why = fmt::format("{}: {}", topic, text != nullptr ? text : rd_kafka_err2str(e));
+      return kafka::from_kafka(e);
+    }
+  return success();
+}
+
+result<topic_config> kafka_admin::alter_topic(std::string_view name, const topic_changes& changes,
+                                              std::string* why) {
+  const std::string topic(name);
+  FERRY_TRY(const auto before, describe_topic(name, why));
+  std::vector<std::pair<std::string, std::string>> set;
+  if (changes.retention_ms) set.emplace_back("retention.ms", std::to_string(*changes.retention_ms));
+  if (changes.retention_bytes)
+    set.emplace_back("retention.bytes", std::to_string(*changes.retention_bytes));
+  if (changes.max_message_bytes)
+    set.emplace_back("max.message.bytes", std::to_string(*changes.max_message_bytes));
+  const auto now = before.config.partitions;
+  if (changes.partitions && *changes.partitions < now) {
+    *why = fmt::format(
+        "topic {} has {} partitions; partitions can only be added (records are not moved "
+        "between partitions)",
+        topic, now);
+    return errc::invalid_config;
+  }
+  const bool more = changes.partitions && *changes.partitions > now;
+  // Both checked by the cluster before either is made, so that a refused
+  // change leaves the topic as it was.
+  for (const bool check : {true, false}) {
+    if (!check && changes.validate_only) break;
+    if (!set.empty()) {
+      FERRY_TRY(alter_configs(topic, set, check, why));
+    }
+    if (more) {
+      FERRY_TRY(add_partitions(topic, *changes.partitions, check, why));
+    }
+  }
+  if (changes.validate_only) {
+    auto c = before.config;
+    if (changes.partitions) c.partitions = *changes.partitions;
+    if (changes.retention_ms) c.retention_ms = *changes.retention_ms;
+    if (changes.retention_bytes) c.retention_bytes = *changes.retention_bytes;
+    if (changes.max_message_bytes) c.max_message_bytes = *changes.max_message_bytes;
+    return c;
+  }
+  // As the cluster has it now (a new partition count may take a moment to
+  // reach every broker's metadata).
+  const auto deadline = std::chrono::steady_clock::now() + o_.api_timeout;
+  for (;;) {
+    FERRY_TRY(auto after, describe_topic(name, why));
+    if (!more || after.config.partitions >= *changes.partitions ||
+        std::chrono::steady_clock::now() >= deadline)
+      return after.config;
+    std::this_thread::sleep_for(o_.retry_backoff);
+  }
 }
 
 result<std::optional<offset>> kafka_admin::list_offsets(std::string_view topic,

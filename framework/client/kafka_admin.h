@@ -1,9 +1,9 @@
 // admin over kafka:// (transport.h), on librdkafka's Admin API (private to
-// the client). Topics, offsets and consumer groups work against any Kafka
+// the client). Topics (alteration included: AlterConfigs and
+// CreatePartitions), offsets and consumer groups work against any Kafka
 // cluster, and so does the schema registry (kept in a topic); what needs
-// ferryd (topic alteration through this API for now, produce-time schema
-// validation) fails with ferry::errc::not_supported and a message that
-// names it.
+// ferryd (produce-time schema validation) fails with
+// ferry::errc::not_supported and a message that names it.
 #pragma once
 
 #include <string>
@@ -24,6 +24,8 @@ class kafka_admin {
   result<void> delete_topic(std::string_view name, std::string* why);
   result<std::vector<topic_summary>> list_topics(std::string* why);
   result<topic_description> describe_topic(std::string_view name, std::string* why);
+  result<topic_config> alter_topic(std::string_view name, const topic_changes& changes,
+                                   std::string* why);
   result<std::optional<offset>> list_offsets(std::string_view topic, partition_id partition,
                                              offset_spec spec, timestamp_ms timestamp,
                                              std::string* why);
@@ -43,6 +45,11 @@ class kafka_admin {
 
  private:
   result<rd_kafka_t*> handle(std::string* why);
+  result<void> alter_configs(const std::string& topic,
+                             const std::vector<std::pair<std::string, std::string>>& set,
+                             bool validate_only, std::string* why);
+  result<void> add_partitions(const std::string& topic, std::int32_t count, bool validate_only,
+                              std::string* why);
 
   client_options o_;
   kafka::handle rk_;

@@ -172,10 +172,13 @@ result<void> ledger::record(const std::vector<std::string>& keys, std::string* w
 }
 
 result<void> ledger::start_reader(std::string* why) {
+  if (reading_ || !topic_ready_) return success();
+  // Made once the topic exists: a handle made before keeps the topic as
+  // unknown in its metadata, and its fetches for the topic did not start
+  // until something refreshed it (seen: a lookup stalled for a second).
   if (!reader_) {
     FERRY_TRY(reader_, make_reader(o_, why));
   }
-  if (reading_ || !topic_ready_) return success();
   // From next_: what this ledger has not read (or written) yet. Always a
   // concrete offset (catch_up() moved next_ to the log start first): from
   // a logical one (the beginning) librdkafka 2.0.2 first asks for the

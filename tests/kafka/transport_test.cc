@@ -451,6 +451,76 @@ TEST_F(KafkaTransport, AdminManagesTopicsAndSaysWhatNeedsFerryd) {
   EXPECT_FALSE(a.describe_topic(own("t1")));
 }
 
+// alter_topic over kafka:// is Kafka's AlterConfigs (which replaces every
+// config of the topic, so the others are sent again) and CreatePartitions;
+// ferryd's listener serves both, and a refused change alters nothing.
+TEST_F(KafkaTransport, AlterTopicKeepsWhatItDoesNotChangeAndRefusesFewerPartitions) {
+  client::admin a(kafka());
+  ASSERT_TRUE(a.create_topic(own("t2"), {.partitions = 2,
+                                         .retention_ms = 3'600'000,
+                                         .max_message_bytes = 100'000}))
+      << a.last_error_message();
+  // A plan changes nothing.
+  client::topic_changes plan;
+  plan.partitions = 4;
+  plan.retention_ms = 60'000;
+  plan.validate_only = true;
+  auto planned = a.alter_topic(own("t2"), plan);
+  ASSERT_TRUE(planned) << a.last_error_message();
+  EXPECT_EQ(planned.value().partitions, 4);
+  auto same = a.describe_topic(own("t2"));
+  ASSERT_TRUE(same);
+  EXPECT_EQ(same.value().config.partitions, 2);
+  EXPECT_EQ(same.value().config.retention_ms, 3'600'000);
+
+  // Retention only: max.message.bytes stays as it was.
+  client::topic_changes retention;
+  retention.retention_ms = 60'000;
+  auto r = a.alter_topic(own("t2"), retention);
+  ASSERT_TRUE(r) << a.last_error_message();
+  EXPECT_EQ(r.value().retention_ms, 60'000);
+  EXPECT_EQ(r.value().max_message_bytes, 100'000);
+  EXPECT_EQ(r.value().partitions, 2);
+
+  // More partitions, and the new ones take records.
+  client::topic_changes more;
+  more.partitions = 4;
+  more.retention_bytes = 1 << 30;
+  auto m = a.alter_topic(own("t2"), more);
+  ASSERT_TRUE(m) << a.last_error_message();
+  EXPECT_EQ(m.value().partitions, 4);
+  EXPECT_EQ(m.value().retention_bytes, 1 << 30);
+  EXPECT_EQ(m.value().retention_ms, 60'000);
+  client::producer p(producer_options());
+  auto sent = p.send(rec(own("t2"), "k", "v", 3));
+  ASSERT_TRUE(p.flush(10s));
+  auto md = sent.get();
+  ASSERT_TRUE(md) << md.error().message();
+  EXPECT_EQ(md.value().partition, partition_id(3));
+
+  // Fewer partitions, a value out of range: refused, nothing changed.
+  client::topic_changes fewer;
+  fewer.partitions = 1;
+  fewer.retention_ms = 1'000;
+  auto f = a.alter_topic(own("t2"), fewer);
+  ASSERT_FALSE(f);
+  EXPECT_EQ(f.error(), client::errc::invalid_config);
+  client::topic_changes bad;
+  bad.retention_ms = 1'000;
+  bad.max_message_bytes = -5;
+  auto b = a.alter_topic(own("t2"), bad);
+  ASSERT_FALSE(b);
+  EXPECT_EQ(b.error(), client::errc::invalid_config) << a.last_error_message();
+  auto now = a.describe_topic(own("t2"));
+  ASSERT_TRUE(now);
+  EXPECT_EQ(now.value().config.partitions, 4);
+  EXPECT_EQ(now.value().config.retention_ms, 60'000);
+  EXPECT_EQ(now.value().config.max_message_bytes, 100'000);
+  auto unknown = a.alter_topic(own("nope"), retention);
+  ASSERT_FALSE(unknown);
+  EXPECT_EQ(unknown.error(), client::errc::unknown_topic);
+}
+
 schema::compiled_schema compiled(const std::string& file) {
   std::string diagnostics;
   auto c = schema::compile_file(std::string(FERRY_ORDERS_DIR) + "/" + file, {}, &diagnostics);

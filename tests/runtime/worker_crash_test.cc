@@ -269,9 +269,15 @@ class ledger_watcher {
   int passes() const { return passes_; }
 
  private:
+  // A key is gone when a lookup does not find it although a lookup that
+  // ended before this one began did. (The background thread's lookup and
+  // pass_now()'s overlap: one that began before a key was recorded may end
+  // after the other saw it.)
   bool pass(client::consumer& c) {
+    const auto began = steady::now();
     auto r = c.ledger_lookup(keys_);
     if (!r) return false;
+    const auto ended = steady::now();
     std::lock_guard lock(mu_);
     for (std::size_t i = 0; i < keys_.size(); ++i) {
       const auto& k = keys_[i];
@@ -279,7 +285,8 @@ class ledger_watcher {
       auto f = first_.find(k);
       auto l = last_.find(k);
       if (!ts) {
-        if (l != last_.end() && !missing_.count(k)) {
+        auto seen = seen_.find(k);
+        if (l != last_.end() && seen != seen_.end() && seen->second < began && !missing_.count(k)) {
           ++lost_;
           missing_.insert(k);
           ADD_FAILURE() << "ledger key " << k << " (recorded at " << l->second << ") is gone";
@@ -287,6 +294,7 @@ class ledger_watcher {
         continue;
       }
       missing_.erase(k);
+      if (auto& at = seen_[k]; at < ended) at = ended;
       if (f == first_.end()) first_[k] = ts->value();
       if (l != last_.end() && l->second != ts->value()) ++rerecorded_;
       last_[k] = ts->value();
@@ -301,6 +309,7 @@ class ledger_watcher {
   std::atomic<bool> stopping_{false};
   mutable std::mutex mu_;
   std::map<std::string, std::int64_t> first_, last_;
+  std::map<std::string, steady::time_point> seen_;  // when a lookup that found it ended
   std::set<std::string> missing_;
   std::atomic<int> lost_{0}, rerecorded_{0}, passes_{0};
 };

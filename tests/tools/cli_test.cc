@@ -336,9 +336,12 @@ TEST_F(CliTest, CommandsWorkOverKafkaAndSayWhatTheyCannotDo) {
   ASSERT_EQ(redriven.code, 0) << redriven.err;
   EXPECT_NE(redriven.out.find("redrove 20"), std::string::npos) << redriven.out;
 
-  auto alter = ferry(k + "topics alter orders --partitions 3 --execute");
-  EXPECT_EQ(alter.code, 2);
-  EXPECT_NE(alter.err.find("not supported over kafka://"), std::string::npos) << alter.err;
+  auto alter = ferry(k + "topics alter orders --partitions 3 --retention-ms 60000 --execute");
+  EXPECT_EQ(alter.code, 0) << alter.err;
+  EXPECT_NE(alter.out.find("altered topic orders"), std::string::npos) << alter.out;
+  const auto altered = nlohmann::json::parse(ferry(k + "-o json topics describe orders").out);
+  EXPECT_EQ(altered["partitions"], 3) << altered.dump();
+  EXPECT_EQ(altered["retention_ms"], 60000) << altered.dump();
   auto enforce = ferry(k + "schema enforce orders");
   EXPECT_EQ(enforce.code, 2);
   EXPECT_NE(enforce.err.find("not supported over kafka://"), std::string::npos) << enforce.err;

@@ -66,48 +66,54 @@ void handle_delete_topic(round& r, std::unique_ptr<native_request> q) {
   q->respond(envelope(fbb, q->id(), Body::DeleteTopicResponse, body.Union()));
 }
 
+outcome alter_topic(broker_core& c, std::string_view name,
+                    const std::function<void(topic_settings&)>& change, bool validate_only,
+                    topic_settings* after) {
+  auto* t = c.topics.find(name);
+  if (t == nullptr) return {ErrorCode::UnknownTopic, fmt::format("unknown topic {}", name)};
+  topic_settings s = t->settings;
+  change(s);
+  *after = s;
+  const topic_limits limits{c.cfg.max_partitions, c.cfg.socket.max_message_bytes};
+  if (s.partitions < t->settings.partitions)
+    return {ErrorCode::InvalidConfig,
+            fmt::format("topic {} has {} partitions; partitions can only be added (records are "
+                        "not moved between partitions)",
+                        name, t->settings.partitions)};
+  if (auto problem = settings_problem(s, limits)) return {ErrorCode::InvalidConfig, *problem};
+  if (validate_only) return {};
+  const auto before = t->settings;
+  auto o = c.topics.alter(*t, s);
+  if (o) {
+    std::string what;
+    auto add = [&](const char* k, std::int64_t from, std::int64_t to) {
+      if (from != to) what += fmt::format("{}{} {} -> {}", what.empty() ? "" : ", ", k, from, to);
+    };
+    add("partitions", before.partitions, s.partitions);
+    add("retention_ms", before.retention_ms, s.retention_ms);
+    add("retention_bytes", before.retention_bytes, s.retention_bytes);
+    add("segment_bytes", before.segment_bytes, s.segment_bytes);
+    add("max_message_bytes", before.max_message_bytes, s.max_message_bytes);
+    log::get("broker")->info("altered topic {}: {}", t->name, what.empty() ? "no change" : what);
+  }
+  return o;
+}
+
 void handle_alter_topic(round& r, std::unique_ptr<native_request> q) {
   auto& c = r.core();
   r.sync_now();  // batches before it are answered under the old settings
   const auto* req = q->env->body_as_AlterTopicRequest();
   const auto name = req->name()->string_view();
-  outcome o;
   topic_settings s;
-  auto* t = c.topics.find(name);
-  if (t == nullptr) {
-    o = {ErrorCode::UnknownTopic, fmt::format("unknown topic {}", name)};
-  } else {
-    s = t->settings;
-    if (req->partitions() != 0) s.partitions = req->partitions();
-    if (req->retention_ms() != -2) s.retention_ms = req->retention_ms();
-    if (req->retention_bytes() != -2) s.retention_bytes = req->retention_bytes();
-    if (req->max_message_bytes() != 0) s.max_message_bytes = req->max_message_bytes();
-    topic_limits limits{c.cfg.max_partitions, c.cfg.socket.max_message_bytes};
-    if (s.partitions < t->settings.partitions)
-      o = {ErrorCode::InvalidConfig,
-           fmt::format("topic {} has {} partitions; partitions can only be added (records are not "
-                       "moved between partitions)",
-                       name, t->settings.partitions)};
-    else if (auto problem = settings_problem(s, limits))
-      o = {ErrorCode::InvalidConfig, *problem};
-    else if (!req->validate_only()) {
-      const auto before = t->settings;
-      o = c.topics.alter(*t, s);
-      if (o) {
-        std::string what;
-        auto add = [&](const char* k, std::int64_t from, std::int64_t to) {
-          if (from != to)
-            what += fmt::format("{}{} {} -> {}", what.empty() ? "" : ", ", k, from, to);
-        };
-        add("partitions", before.partitions, s.partitions);
-        add("retention_ms", before.retention_ms, s.retention_ms);
-        add("retention_bytes", before.retention_bytes, s.retention_bytes);
-        add("max_message_bytes", before.max_message_bytes, s.max_message_bytes);
-        log::get("broker")->info("altered topic {}: {}", t->name,
-                                 what.empty() ? "no change" : what);
-      }
-    }
-  }
+  auto o = alter_topic(
+      c, name,
+      [&](topic_settings& t) {
+        if (req->partitions() != 0) t.partitions = req->partitions();
+        if (req->retention_ms() != -2) t.retention_ms = req->retention_ms();
+        if (req->retention_bytes() != -2) t.retention_bytes = req->retention_bytes();
+        if (req->max_message_bytes() != 0) t.max_message_bytes = req->max_message_bytes();
+      },
+      req->validate_only(), &s);
   if (!req->validate_only())
     audit(c, *q, "topic.alter",
           {{"topic", name},

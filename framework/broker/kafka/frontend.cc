@@ -17,7 +17,7 @@ std::shared_ptr<spdlog::logger> logger() {
 
 // The handler of each Kafka API ferryd serves through the pipeline
 // (ApiVersions is answered by the front-end itself).
-constexpr std::array<std::pair<kafka::api_key, kafka_handler>, 18> kHandlers = {{
+constexpr std::array<std::pair<kafka::api_key, kafka_handler>, 20> kHandlers = {{
     {kafka::api_key::produce, &kafka_produce},
     {kafka::api_key::fetch, &kafka_fetch},
     {kafka::api_key::list_offsets, &kafka_list_offsets},
@@ -36,6 +36,8 @@ constexpr std::array<std::pair<kafka::api_key, kafka_handler>, 18> kHandlers = {
     {kafka::api_key::delete_topics, &kafka_delete_topics},
     {kafka::api_key::init_producer_id, &kafka_init_producer_id},
     {kafka::api_key::describe_configs, &kafka_describe_configs},
+    {kafka::api_key::alter_configs, &kafka_alter_configs},
+    {kafka::api_key::create_partitions, &kafka_create_partitions},
 }};
 
 // Every served API but ApiVersions has a handler.

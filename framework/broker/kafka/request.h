@@ -72,6 +72,8 @@ FERRY_KAFKA_HANDLER(kafka_list_offsets);
 FERRY_KAFKA_HANDLER(kafka_create_topics);  // topics.cc
 FERRY_KAFKA_HANDLER(kafka_delete_topics);
 FERRY_KAFKA_HANDLER(kafka_describe_configs);
+FERRY_KAFKA_HANDLER(kafka_alter_configs);
+FERRY_KAFKA_HANDLER(kafka_create_partitions);
 FERRY_KAFKA_HANDLER(kafka_find_coordinator);  // groups.cc
 FERRY_KAFKA_HANDLER(kafka_join_group);
 FERRY_KAFKA_HANDLER(kafka_sync_group);

@@ -1,14 +1,19 @@
-// CreateTopics, DeleteTopics and DescribeConfigs, through the same topic
-// table and settings (topic_settings.h) as ferry topics. Kafka's topic
-// configs map onto Ferry's settings: retention.ms, retention.bytes,
-// segment.bytes, max.message.bytes; cleanup.policy=delete and the
-// replication settings of a one-node broker are accepted as they are;
-// anything else is INVALID_CONFIG naming the key.
+// CreateTopics, DeleteTopics, DescribeConfigs, AlterConfigs and
+// CreatePartitions, through the same topic table and settings
+// (topic_settings.h) as ferry topics. Kafka's topic configs map onto
+// Ferry's settings: retention.ms, retention.bytes, segment.bytes,
+// max.message.bytes; cleanup.policy=delete and the replication settings of
+// a one-node broker are accepted as they are; anything else is
+// INVALID_CONFIG naming the key. AlterConfigs replaces a topic's configs as
+// Kafka's does: retention.ms, retention.bytes and max.message.bytes not
+// given go back to the broker's defaults; segment.bytes is fixed at
+// creation (given, it must be the current value).
 #include <fmt/format.h>
 
 #include <charconv>
 #include <map>
 
+#include "ferry/core/logging.h"
 #include "ferry/protocol/codec.h"
 #include "frontend.h"
 
@@ -245,8 +250,9 @@ void kafka_describe_configs(round& r, std::unique_ptr<kafka_request> q) {
     for (const auto& [key, value] : configs) {
       w.string(key);
       w.nullable_string(value);
-      w.boolean(
-          true);  // read only: change a topic with ferry topics (settings are set at creation)
+      // Read only but for what AlterConfigs changes.
+      w.boolean(res.type != kTopic ||
+                !(key == "retention.ms" || key == "retention.bytes" || key == "max.message.bytes"));
       if (q->version == 0) w.boolean(false);  // is default
       if (since(*q, 1))
         w.i8(res.type == kTopic ? 1 : 4);  // source: topic config, static broker config
@@ -257,6 +263,148 @@ void kafka_describe_configs(round& r, std::unique_ptr<kafka_request> q) {
         w.nullable_string(std::nullopt);
       }
     }
+  }
+  q->respond(std::move(w));
+}
+
+void kafka_alter_configs(round& r, std::unique_ptr<kafka_request> q) {
+  auto& c = r.core();
+  r.sync_now();  // batches before it are answered under the old settings
+  auto in = q->body();
+  struct resource {
+    std::int8_t type = 0;
+    std::string name;
+    std::vector<std::pair<std::string, std::optional<std::string>>> configs;
+  };
+  std::vector<resource> resources;
+  const auto n = in.array(7);
+  for (std::int32_t i = 0; i < n && in.ok(); ++i) {
+    resource res;
+    res.type = in.i8();
+    res.name = std::string(in.string());
+    const auto nc = in.array(4);
+    for (std::int32_t k = 0; k < nc && in.ok(); ++k) {
+      auto key = in.string();
+      auto value = in.nullable_string();
+      res.configs.emplace_back(
+          std::string(key), value ? std::optional<std::string>(std::string(*value)) : std::nullopt);
+    }
+    resources.push_back(std::move(res));
+  }
+  const bool validate_only = in.boolean();
+  if (!in.ok()) return q->malformed("AlterConfigs");
+  constexpr std::int8_t kTopic = 2;
+  auto w = q->response();
+  w.i32(0);  // throttle
+  w.array(static_cast<std::int32_t>(resources.size()));
+  for (const auto& res : resources) {
+    outcome o;
+    topic_settings after;
+    if (res.type != kTopic) {
+      o = {wire::ErrorCode::InvalidConfig,
+           "ferryd alters topic configs only (resource type 2); broker configs are set in its "
+           "configuration file"};
+    } else {
+      std::string problem;
+      const auto change = [&](topic_settings& s) {
+        const auto segment = s.segment_bytes;
+        s.retention_ms = c.cfg.topics.retention_ms;
+        s.retention_bytes = c.cfg.topics.retention_bytes;
+        s.max_message_bytes = c.cfg.topics.max_message_bytes;
+        for (const auto& [key, value] : res.configs) {
+          problem =
+              apply_config(s, key, value ? std::optional<std::string_view>(*value) : std::nullopt);
+          if (!problem.empty()) return;
+        }
+        if (s.segment_bytes != segment)
+          problem = fmt::format(
+              "segment.bytes is fixed when the topic is created ({}); it cannot become {}", segment,
+              s.segment_bytes);
+      };
+      // Checked first: a config refused alters nothing.
+      o = alter_topic(c, res.name, change, /*validate_only=*/true, &after);
+      if (!problem.empty())
+        o = {wire::ErrorCode::InvalidConfig, problem};
+      else if (o && !validate_only)
+        o = alter_topic(c, res.name, change, /*validate_only=*/false, &after);
+      if (c.audit && !validate_only)
+        c.audit->record("", q->conn->peer(), "topic.alter",
+                        {{"topic", res.name},
+                         {"retention_ms", after.retention_ms},
+                         {"retention_bytes", after.retention_bytes},
+                         {"max_message_bytes", after.max_message_bytes},
+                         {"listener", "kafka"}},
+                        o.error, o.message);
+    }
+    c.stats.refuse(o.error);
+    w.i16(kafka::code(kafka::from_broker(o.error)));
+    w.nullable_string(o.message.empty() ? std::nullopt
+                                        : std::optional<std::string_view>(o.message));
+    w.i8(res.type);
+    w.string(res.name);
+  }
+  q->respond(std::move(w));
+}
+
+void kafka_create_partitions(round& r, std::unique_ptr<kafka_request> q) {
+  auto& c = r.core();
+  r.sync_now();  // batches before it are answered under the old partition count
+  auto in = q->body();
+  struct request_topic {
+    std::string name;
+    std::int32_t count = 0;
+    bool assignments = false;
+  };
+  std::vector<request_topic> topics;
+  const auto n = in.array(10);
+  for (std::int32_t i = 0; i < n && in.ok(); ++i) {
+    request_topic t;
+    t.name = std::string(in.string());
+    t.count = in.i32();
+    const auto na = in.array(4);
+    t.assignments = na > 0;
+    for (std::int32_t a = 0; a < na && in.ok(); ++a) {
+      const auto nb = in.array(4);
+      for (std::int32_t b = 0; b < nb && in.ok(); ++b) (void)in.i32();
+    }
+    topics.push_back(std::move(t));
+  }
+  (void)in.i32();  // timeout
+  const bool validate_only = in.boolean();
+  if (!in.ok()) return q->malformed("CreatePartitions");
+  auto w = q->response();
+  w.i32(0);  // throttle
+  w.array(static_cast<std::int32_t>(topics.size()));
+  for (const auto& t : topics) {
+    kafka::error err = kafka::error::none;
+    std::string message;
+    if (t.assignments) {
+      err = kafka::error::invalid_replica_assignment;
+      message = "ferryd is one node: replica assignments are not taken";
+    } else if (const auto* now = c.topics.find(t.name);
+               now != nullptr && t.count <= now->settings.partitions) {
+      // Kafka's answer for the same count or fewer.
+      err = kafka::error::invalid_partitions;
+      message = fmt::format("topic {} has {} partitions; the new count must be larger", t.name,
+                            now->settings.partitions);
+    } else {
+      topic_settings after;
+      auto o = alter_topic(
+          c, t.name, [&](topic_settings& s) { s.partitions = t.count; }, validate_only, &after);
+      if (!o) {
+        err = o.error == wire::ErrorCode::InvalidConfig ? kafka::error::invalid_partitions
+                                                        : kafka::from_broker(o.error);
+        message = o.message;
+      }
+      if (c.audit && !validate_only)
+        c.audit->record("", q->conn->peer(), "topic.alter",
+                        {{"topic", t.name}, {"partitions", t.count}, {"listener", "kafka"}},
+                        o.error, o.message);
+      c.stats.refuse(o.error);
+    }
+    w.string(t.name);
+    w.i16(kafka::code(err));
+    w.nullable_string(message.empty() ? std::nullopt : std::optional<std::string_view>(message));
   }
   q->respond(std::move(w));
 }

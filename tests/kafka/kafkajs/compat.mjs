@@ -110,7 +110,7 @@ const producer = new Kafka(kafkaConfig('kafkajs-producer', null)).producer({
 
 // ---- admin: create the topic, see it -------------------------------------
 
-begin('admin: createTopics, listTopics, fetchTopicMetadata, describeCluster, describeConfigs, deleteTopics')
+begin('admin: createTopics, listTopics, fetchTopicMetadata, describeCluster, describeConfigs, alterConfigs, createPartitions, deleteTopics')
 await admin.connect()
 const created = await admin.createTopics({
   topics: [{ topic, numPartitions: PARTITIONS, replicationFactor: 1 }],
@@ -146,6 +146,37 @@ check(configNames.includes('retention.ms'), () => `describeConfigs has no retent
 const scratch = `${topic}-scratch`
 eq(await admin.createTopics({ topics: [{ topic: scratch, numPartitions: 1, replicationFactor: 1 }] }), true,
   'createTopics of the scratch topic')
+// AlterConfigs (it replaces the topic's configs) and CreatePartitions.
+await admin.alterConfigs({
+  validateOnly: false,
+  resources: [{ type: 2, name: scratch, configEntries: [{ name: 'retention.ms', value: '60000' }, { name: 'max.message.bytes', value: '100000' }] }],
+})
+const { resources: altered } = await admin.describeConfigs({
+  resources: [{ type: 2, name: scratch, configNames: ['retention.ms', 'max.message.bytes'] }],
+  includeSynonyms: false,
+})
+eq(
+  canonical(Object.fromEntries(altered[0].configEntries.map(e => [e.configName, e.configValue]))),
+  { 'max.message.bytes': '100000', 'retention.ms': '60000' },
+  'describeConfigs after alterConfigs'
+)
+let refused = null
+try {
+  await admin.alterConfigs({ resources: [{ type: 2, name: scratch, configEntries: [{ name: 'retention.ms', value: 'soon' }] }] })
+} catch (e) {
+  refused = e.type || e.name
+}
+eq(refused, 'INVALID_CONFIG', 'alterConfigs with a value that is not a number')
+await admin.createPartitions({ topicPartitions: [{ topic: scratch, count: 3 }] })
+const { topics: grown } = await admin.fetchTopicMetadata({ topics: [scratch] })
+eq(grown[0].partitions.length, 3, 'partitions after createPartitions')
+let fewer = null
+try {
+  await admin.createPartitions({ topicPartitions: [{ topic: scratch, count: 2 }] })
+} catch (e) {
+  fewer = e.type || e.name
+}
+eq(fewer, 'INVALID_PARTITIONS', 'createPartitions with fewer partitions')
 await admin.deleteTopics({ topics: [scratch], timeout: 5000 })
 const namesAfterDelete = await admin.listTopics()
 check(namesAfterDelete.includes(topic) && !namesAfterDelete.includes(scratch),

@@ -19,9 +19,10 @@
 //
 // kafka:// brokers (docs/kafka.md): topics, offsets and groups go through
 // librdkafka's Admin API, and the schema registry is kept in the topic
-// _ferry_schemas with the same checks; alter_topic and set_topic_schema
-// need ferryd's native protocol and fail with ferry::errc::not_supported,
-// saying so in last_error_message().
+// _ferry_schemas with the same checks; alter_topic uses Kafka's
+// AlterConfigs (keeping the topic's other configs) and CreatePartitions;
+// set_topic_schema needs ferryd's native protocol and fails with
+// ferry::errc::not_supported, saying so in last_error_message().
 //
 // Thread safety: none; use one admin per thread. Cheap to create (the
 // ZeroMQ context is shared); a malformed broker endpoint is reported by the

@@ -32,6 +32,8 @@ enum class api_key : std::int16_t {
   delete_topics = 20,
   init_producer_id = 22,
   describe_configs = 32,
+  alter_configs = 33,
+  create_partitions = 37,
   delete_groups = 42,
 };
 
@@ -43,7 +45,7 @@ struct api_info {
   std::int16_t flexible;     ///< the first flexible version of the API
 };
 
-inline constexpr std::array<api_info, 19> kApis = {{
+inline constexpr std::array<api_info, 21> kApis = {{
     {api_key::produce, "Produce", 3, 8, 9},
     {api_key::fetch, "Fetch", 4, 11, 12},
     {api_key::list_offsets, "ListOffsets", 1, 5, 6},
@@ -62,6 +64,8 @@ inline constexpr std::array<api_info, 19> kApis = {{
     {api_key::delete_topics, "DeleteTopics", 0, 3, 4},
     {api_key::init_producer_id, "InitProducerId", 0, 1, 2},
     {api_key::describe_configs, "DescribeConfigs", 0, 3, 4},
+    {api_key::alter_configs, "AlterConfigs", 0, 1, 2},
+    {api_key::create_partitions, "CreatePartitions", 0, 1, 2},
     {api_key::delete_groups, "DeleteGroups", 0, 1, 2},
 }};
 
