@@ -456,9 +456,8 @@ TEST_F(KafkaTransport, AdminManagesTopicsAndSaysWhatNeedsFerryd) {
 // ferryd's listener serves both, and a refused change alters nothing.
 TEST_F(KafkaTransport, AlterTopicKeepsWhatItDoesNotChangeAndRefusesFewerPartitions) {
   client::admin a(kafka());
-  ASSERT_TRUE(a.create_topic(own("t2"), {.partitions = 2,
-                                         .retention_ms = 3'600'000,
-                                         .max_message_bytes = 100'000}))
+  ASSERT_TRUE(a.create_topic(
+      own("t2"), {.partitions = 2, .retention_ms = 3'600'000, .max_message_bytes = 100'000}))
       << a.last_error_message();
   // A plan changes nothing.
   client::topic_changes plan;
