@@ -60,6 +60,22 @@ std::string apply_config(topic_settings& s, std::string_view key,
       key, *value);
 }
 
+using config_list = std::vector<std::pair<std::string, std::optional<std::string>>>;
+
+// A request's array of configs: (name, nullable value), as CreateTopics and
+// AlterConfigs send them.
+config_list read_configs(kafka::reader& in) {
+  config_list out;
+  const auto n = in.array(4);
+  for (std::int32_t i = 0; i < n && in.ok(); ++i) {
+    auto key = in.string();
+    auto value = in.nullable_string();
+    out.emplace_back(std::string(key),
+                     value ? std::optional<std::string>(std::string(*value)) : std::nullopt);
+  }
+  return out;
+}
+
 }  // namespace
 
 void kafka_create_topics(round& r, std::unique_ptr<kafka_request> q) {
@@ -71,7 +87,7 @@ void kafka_create_topics(round& r, std::unique_ptr<kafka_request> q) {
     std::int32_t partitions = -1;
     std::int16_t replication = -1;
     std::int32_t assignments = 0;
-    std::vector<std::pair<std::string, std::optional<std::string>>> configs;
+    config_list configs;
   };
   std::vector<request_topic> topics;
   const auto nt = in.array(14);
@@ -86,13 +102,7 @@ void kafka_create_topics(round& r, std::unique_ptr<kafka_request> q) {
       const auto nb = in.array(4);
       for (std::int32_t b = 0; b < nb && in.ok(); ++b) (void)in.i32();
     }
-    const auto nc = in.array(4);
-    for (std::int32_t i = 0; i < nc && in.ok(); ++i) {
-      auto key = in.string();
-      auto value = in.nullable_string();
-      rt.configs.emplace_back(
-          std::string(key), value ? std::optional<std::string>(std::string(*value)) : std::nullopt);
-    }
+    rt.configs = read_configs(in);
     topics.push_back(std::move(rt));
   }
   (void)in.i32();  // timeout
@@ -274,7 +284,7 @@ void kafka_alter_configs(round& r, std::unique_ptr<kafka_request> q) {
   struct resource {
     std::int8_t type = 0;
     std::string name;
-    std::vector<std::pair<std::string, std::optional<std::string>>> configs;
+    config_list configs;
   };
   std::vector<resource> resources;
   const auto n = in.array(7);
@@ -282,13 +292,7 @@ void kafka_alter_configs(round& r, std::unique_ptr<kafka_request> q) {
     resource res;
     res.type = in.i8();
     res.name = std::string(in.string());
-    const auto nc = in.array(4);
-    for (std::int32_t k = 0; k < nc && in.ok(); ++k) {
-      auto key = in.string();
-      auto value = in.nullable_string();
-      res.configs.emplace_back(
-          std::string(key), value ? std::optional<std::string>(std::string(*value)) : std::nullopt);
-    }
+    res.configs = read_configs(in);
     resources.push_back(std::move(res));
   }
   const bool validate_only = in.boolean();
