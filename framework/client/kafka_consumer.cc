@@ -236,20 +236,20 @@ class kafka_consumer final : public consumer::backend {
     last_error_message_.clear();
     run_callbacks();
     std::vector<consumer_record> out;
-    if (deferred_) {
-      auto e = std::exchange(deferred_, {});
-      last_error_message_ = std::exchange(deferred_message_, {});
+    if (!deferred_.empty()) {  // errors met by an earlier poll(), one per call
+      auto [e, text] = std::move(deferred_.front());
+      deferred_.pop_front();
+      last_error_message_ = std::move(text);
       return e;
     }
     const auto deadline = sclock::now() + timeout;
     if (woken_.exchange(false)) return out;           // woken before this poll: return at once
     std::map<topic_partition, std::int64_t> dropped;  // paused: first offset dropped
-    std::error_code failed;                           // the first error message met
-    std::string failed_text;
+    std::deque<std::pair<std::error_code, std::string>> failed;  // error messages met
     // Messages come in batches (one lock and wake-up per batch, not per
     // record): the first wait is for one message, then whatever is there.
     std::array<rd_kafka_message_t*, kBatch> batch{};
-    while (out.size() < kMaxRecordsPerPoll && !failed) {
+    while (out.size() < kMaxRecordsPerPoll && failed.empty()) {
       const auto left = std::chrono::duration_cast<milliseconds>(deadline - sclock::now());
       const bool first = out.empty();
       const int wait = first ? kafka::timeout_ms(std::max(left, milliseconds(0))) : 0;
@@ -264,7 +264,7 @@ class kafka_consumer final : public consumer::backend {
       for (ssize_t i = 0; i < n; ++i) {
         rd_kafka_message_t* m = batch[static_cast<std::size_t>(i)];
         if (m->err != RD_KAFKA_RESP_ERR_NO_ERROR) {
-          on_error(m, failed, failed_text);
+          on_error(m, failed);
           continue;
         }
         const topic_partition tp{rd_kafka_topic_name(m->rkt), partition_id(m->partition)};
@@ -286,14 +286,15 @@ class kafka_consumer final : public consumer::backend {
     // librdkafka moved past what was dropped: it starts there on resume().
     for (const auto& [tp, first] : dropped)
       if (!pos_.count(tp)) pos_[tp] = first;
-    if (failed) {
-      // Reported now when nothing came with it, else by the next poll().
-      if (out.empty()) {
-        last_error_message_ = std::move(failed_text);
-        return failed;
-      }
-      deferred_ = failed;
-      deferred_message_ = std::move(failed_text);
+    // Every error is reported, one per poll(): the first now when no record
+    // came with it, the rest (say, an offset reset on each of several
+    // partitions) by the next calls.
+    for (auto& f : failed) deferred_.push_back(std::move(f));
+    if (out.empty() && !deferred_.empty()) {
+      auto [e, text] = std::move(deferred_.front());
+      deferred_.pop_front();
+      last_error_message_ = std::move(text);
+      return e;
     }
     return out;
   }
@@ -301,8 +302,9 @@ class kafka_consumer final : public consumer::backend {
   // An error message from librdkafka: retried by librdkafka (a broker that
   // cannot be reached) or by rejoining (a member that went too long
   // without poll() left the group; the revocation comes through the
-  // listener), else the first one is kept for the caller.
-  void on_error(rd_kafka_message_t* m, std::error_code& failed, std::string& failed_text) {
+  // listener), else kept for the caller.
+  void on_error(rd_kafka_message_t* m,
+                std::deque<std::pair<std::error_code, std::string>>& failed) {
     const auto kerr = m->err;
     auto ec = kafka::from_kafka(kerr);
     std::string text = rd_kafka_message_errstr(m);
@@ -318,10 +320,7 @@ class kafka_consumer final : public consumer::backend {
       return;
     }
     if (kerr == RD_KAFKA_RESP_ERR__AUTO_OFFSET_RESET) ec = errc::offset_out_of_range;
-    if (!failed) {
-      failed = ec;
-      failed_text = std::move(text);
-    }
+    failed.emplace_back(ec, std::move(text));
   }
 
   // --- groups --------------------------------------------------------------------
@@ -654,9 +653,11 @@ class kafka_consumer final : public consumer::backend {
   }
 
   void rebalance(rd_kafka_t* rk, rd_kafka_resp_err_t err, rd_kafka_topic_partition_list_t* parts) {
-    // NULL once the member has left the group (e.g. past max.poll.interval).
+    // NULL once the member has left the group (e.g. past max.poll.interval):
+    // then the protocol is the one the assignor implies.
     const char* protocol = rd_kafka_rebalance_protocol(rk);
-    const bool cooperative = protocol != nullptr && std::string_view(protocol) == "COOPERATIVE";
+    const bool cooperative = protocol != nullptr ? std::string_view(protocol) == "COOPERATIVE"
+                                                 : o_.strategy == assign_strategy::sticky;
     const auto tps = kafka::from_list(parts);
     if (char* id = rd_kafka_memberid(rk)) {
       member_id_ = id;
@@ -681,8 +682,8 @@ class kafka_consumer final : public consumer::backend {
           log::get("client")->warn("kafka consumer: assign: {}", rd_kafka_error_string(e));
           rd_kafka_error_destroy(e);
         }
-      } else {
-        (void)rd_kafka_assign(rk, parts);
+      } else if (const auto e = rd_kafka_assign(rk, parts); e) {
+        log::get("client")->warn("kafka consumer: assign: {}", rd_kafka_err2str(e));
       }
       return;
     }
@@ -706,7 +707,8 @@ class kafka_consumer final : public consumer::backend {
       }
     } else {
       assigned_.clear();
-      (void)rd_kafka_assign(rk, nullptr);
+      if (const auto e = rd_kafka_assign(rk, nullptr); e)
+        log::get("client")->warn("kafka consumer: unassign: {}", rd_kafka_err2str(e));
     }
   }
 
@@ -728,8 +730,7 @@ class kafka_consumer final : public consumer::backend {
   std::set<topic_partition> paused_;
   std::map<topic_partition, std::int64_t> pos_;  // next offset poll() may return
   std::atomic<bool> woken_{false};
-  std::error_code deferred_;  // reported by the next poll()
-  std::string deferred_message_;
+  std::deque<std::pair<std::error_code, std::string>> deferred_;  // for the next poll()s
   std::vector<std::pair<consumer::commit_callback, std::vector<commit_result>>> completed_;
 };
 

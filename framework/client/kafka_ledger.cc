@@ -206,7 +206,6 @@ void ledger::skip_own() {
 }
 
 result<void> ledger::catch_up(std::string* why) {
-  FERRY_TRY(start_reader(why));
   const auto deadline = sclock::now() + o_.api_timeout;
   if (!topic_ready_) {
     for (;;) {

@@ -271,6 +271,34 @@ TEST_F(KafkaTransport, PollReturnsEveryRecordOnceAndWakesUpWhenAsked) {
   EXPECT_LT(std::chrono::steady_clock::now() - start, 20s) << "wakeup() did not end the poll";
 }
 
+// A group member with nothing committed and auto_offset_reset none: every
+// partition's reset error reaches the caller (one per poll()), none is
+// dropped because several came in one batch.
+TEST_F(KafkaTransport, EveryPartitionsResetErrorIsReported) {
+  client::admin a(kafka());
+  ASSERT_TRUE(a.create_topic(own("t"), {.partitions = 3}));
+  client::producer p(producer_options());
+  for (int i = 0; i < 3; ++i) ASSERT_TRUE(p.send(rec(own("t"), std::nullopt, "v", i), {}));
+  ASSERT_TRUE(p.flush(10s));
+  auto o = consumer_options(own("strict"));
+  o.auto_offset_reset = client::offset_reset::none;
+  client::consumer c(o);
+  ASSERT_TRUE(c.subscribe({own("t")}));
+  std::set<std::string> reported;
+  for (int i = 0; i < 100 && reported.size() < 3; ++i) {
+    auto got = c.poll(100ms);
+    if (got) {
+      EXPECT_TRUE(got.value().empty()) << "a record without a position";
+      continue;
+    }
+    EXPECT_EQ(got.error(), client::errc::offset_out_of_range) << c.last_error_message();
+    for (int part = 0; part < 3; ++part)
+      if (c.last_error_message().find(own("t") + "-" + std::to_string(part)) != std::string::npos)
+        reported.insert(std::to_string(part));
+  }
+  EXPECT_EQ(reported, (std::set<std::string>{"0", "1", "2"}));
+}
+
 TEST_F(KafkaTransport, GroupCommitsKeepMetadataAndTheLedgerRemembersKeys) {
   client::admin a(kafka());
   ASSERT_TRUE(a.create_topic(own("orders"), {.partitions = 2}));

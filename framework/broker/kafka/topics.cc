@@ -385,12 +385,14 @@ void kafka_create_partitions(round& r, std::unique_ptr<kafka_request> q) {
     if (t.assignments) {
       err = kafka::error::invalid_replica_assignment;
       message = "ferryd is one node: replica assignments are not taken";
+      c.stats.refuse(wire::ErrorCode::InvalidConfig);
     } else if (const auto* now = c.topics.find(t.name);
                now != nullptr && t.count <= now->settings.partitions) {
       // Kafka's answer for the same count or fewer.
       err = kafka::error::invalid_partitions;
       message = fmt::format("topic {} has {} partitions; the new count must be larger", t.name,
                             now->settings.partitions);
+      c.stats.refuse(wire::ErrorCode::InvalidConfig);
     } else {
       topic_settings after;
       auto o = alter_topic(
