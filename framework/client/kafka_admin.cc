@@ -157,69 +157,59 @@ result<topic_description> kafka_admin::describe_topic(std::string_view name, std
     d.partitions.push_back(std::move(pi));
   }
   // Settings (a cluster that refuses DescribeConfigs leaves the defaults).
-  call c(rk, RD_KAFKA_ADMIN_OP_DESCRIBECONFIGS, o_.api_timeout);
-  rd_kafka_ConfigResource_t* res =
-      rd_kafka_ConfigResource_new(RD_KAFKA_RESOURCE_TOPIC, topic.c_str());
-  rd_kafka_DescribeConfigs(rk, &res, 1, c.opts(), c.queue());
-  rd_kafka_ConfigResource_destroy(res);
   std::string ignored;
-  if (auto ev = c.wait("describe configs", &ignored)) {
-    std::size_t nres = 0;
-    const auto** rs = rd_kafka_DescribeConfigs_result_resources(
-        rd_kafka_event_DescribeConfigs_result(ev.value()), &nres);
-    for (std::size_t i = 0; i < nres; ++i) {
-      std::size_t ncfg = 0;
-      const auto** cfgs = rd_kafka_ConfigResource_configs(rs[i], &ncfg);
-      for (std::size_t j = 0; j < ncfg; ++j) {
-        const std::string_view k = rd_kafka_ConfigEntry_name(cfgs[j]);
-        const char* v = rd_kafka_ConfigEntry_value(cfgs[j]);
-        if (k == "retention.ms") d.config.retention_ms = to_i64(v, d.config.retention_ms);
-        if (k == "retention.bytes") d.config.retention_bytes = to_i64(v, d.config.retention_bytes);
-        if (k == "segment.bytes") d.config.segment_bytes = to_i64(v, d.config.segment_bytes);
-        if (k == "max.message.bytes")
-          d.config.max_message_bytes =
-              static_cast<std::int32_t>(to_i64(v, d.config.max_message_bytes));
-      }
+  if (auto configs = topic_configs(topic, &ignored)) {
+    for (const auto& e : configs.value()) {
+      const auto* v = e.value ? e.value->c_str() : nullptr;
+      if (e.name == "retention.ms") d.config.retention_ms = to_i64(v, d.config.retention_ms);
+      if (e.name == "retention.bytes")
+        d.config.retention_bytes = to_i64(v, d.config.retention_bytes);
+      if (e.name == "segment.bytes") d.config.segment_bytes = to_i64(v, d.config.segment_bytes);
+      if (e.name == "max.message.bytes")
+        d.config.max_message_bytes =
+            static_cast<std::int32_t>(to_i64(v, d.config.max_message_bytes));
     }
   }
   return d;
 }
 
-// AlterConfigs replaces a topic's configs: what it does not name goes back
-// to the cluster's default. So the topic's own configs (source: dynamic
-// topic config) are read first and sent again with the changes.
-result<void> kafka_admin::alter_configs(const std::string& topic,
-                                        const std::vector<std::pair<std::string, std::string>>& set,
-                                        bool validate_only, std::string* why) {
+result<std::vector<kafka_admin::config_entry>> kafka_admin::topic_configs(const std::string& topic,
+                                                                          std::string* why) {
   FERRY_TRY(auto* rk, handle(why));
-  std::map<std::string, std::string> configs;
-  {
-    call c(rk, RD_KAFKA_ADMIN_OP_DESCRIBECONFIGS, o_.api_timeout);
-    rd_kafka_ConfigResource_t* res =
-        rd_kafka_ConfigResource_new(RD_KAFKA_RESOURCE_TOPIC, topic.c_str());
-    rd_kafka_DescribeConfigs(rk, &res, 1, c.opts(), c.queue());
-    rd_kafka_ConfigResource_destroy(res);
-    FERRY_TRY(auto* ev, c.wait("describe configs of " + topic, why));
-    std::size_t nres = 0;
-    const auto** rs =
-        rd_kafka_DescribeConfigs_result_resources(rd_kafka_event_DescribeConfigs_result(ev), &nres);
-    for (std::size_t i = 0; i < nres; ++i) {
-      if (const auto err = rd_kafka_ConfigResource_error(rs[i]); err) {
-        *why = fmt::format("{}: {}", topic, rd_kafka_ConfigResource_error_string(rs[i]));
-        return kafka::from_kafka(err);
-      }
-      std::size_t ncfg = 0;
-      const auto** cfgs = rd_kafka_ConfigResource_configs(rs[i], &ncfg);
-      for (std::size_t j = 0; j < ncfg; ++j) {
-        const char* v = rd_kafka_ConfigEntry_value(cfgs[j]);
-        if (rd_kafka_ConfigEntry_source(cfgs[j]) == RD_KAFKA_CONFIG_SOURCE_DYNAMIC_TOPIC_CONFIG &&
-            !rd_kafka_ConfigEntry_is_read_only(cfgs[j]) &&
-            !rd_kafka_ConfigEntry_is_sensitive(cfgs[j]) && v != nullptr)
-          configs[rd_kafka_ConfigEntry_name(cfgs[j])] = v;
-      }
+  call c(rk, RD_KAFKA_ADMIN_OP_DESCRIBECONFIGS, o_.api_timeout);
+  rd_kafka_ConfigResource_t* res =
+      rd_kafka_ConfigResource_new(RD_KAFKA_RESOURCE_TOPIC, topic.c_str());
+  rd_kafka_DescribeConfigs(rk, &res, 1, c.opts(), c.queue());
+  rd_kafka_ConfigResource_destroy(res);
+  FERRY_TRY(auto* ev, c.wait("describe configs of " + topic, why));
+  std::size_t nres = 0;
+  const auto** rs =
+      rd_kafka_DescribeConfigs_result_resources(rd_kafka_event_DescribeConfigs_result(ev), &nres);
+  std::vector<config_entry> out;
+  for (std::size_t i = 0; i < nres; ++i) {
+    if (const auto err = rd_kafka_ConfigResource_error(rs[i]); err) {
+      *why = fmt::format("{}: {}", topic, rd_kafka_ConfigResource_error_string(rs[i]));
+      return kafka::from_kafka(err);
+    }
+    std::size_t ncfg = 0;
+    const auto** cfgs = rd_kafka_ConfigResource_configs(rs[i], &ncfg);
+    for (std::size_t j = 0; j < ncfg; ++j) {
+      const char* v = rd_kafka_ConfigEntry_value(cfgs[j]);
+      out.push_back(
+          {rd_kafka_ConfigEntry_name(cfgs[j]),
+           v != nullptr ? std::optional<std::string>(v) : std::nullopt,
+           rd_kafka_ConfigEntry_source(cfgs[j]) == RD_KAFKA_CONFIG_SOURCE_DYNAMIC_TOPIC_CONFIG &&
+               !rd_kafka_ConfigEntry_is_read_only(cfgs[j]) &&
+               !rd_kafka_ConfigEntry_is_sensitive(cfgs[j])});
     }
   }
-  for (const auto& [k, v] : set) configs[k] = v;
+  return out;
+}
+
+result<void> kafka_admin::alter_configs(const std::string& topic,
+                                        const std::map<std::string, std::string>& configs,
+                                        bool validate_only, std::string* why) {
+  FERRY_TRY(auto* rk, handle(why));
   call c(rk, RD_KAFKA_ADMIN_OP_ALTERCONFIGS, o_.api_timeout);
   char err[256];
   (void)rd_kafka_AdminOptions_set_validate_only(c.opts(), validate_only ? 1 : 0, err, sizeof err);
@@ -288,12 +278,22 @@ result<topic_config> kafka_admin::alter_topic(std::string_view name, const topic
     return errc::invalid_config;
   }
   const bool more = changes.partitions && *changes.partitions > now;
+  // AlterConfigs replaces a topic's configs: what it does not name goes
+  // back to the cluster's default. So the topic's own configs (source:
+  // dynamic topic config) are read once and sent again with the changes.
+  std::map<std::string, std::string> configs;
+  if (!set.empty()) {
+    FERRY_TRY(const auto entries, topic_configs(topic, why));
+    for (const auto& e : entries)
+      if (e.own && e.value) configs[e.name] = *e.value;
+    for (const auto& [k, v] : set) configs[k] = v;
+  }
   // Both checked by the cluster before either is made, so that a refused
   // change leaves the topic as it was.
   for (const bool check : {true, false}) {
     if (!check && changes.validate_only) break;
     if (!set.empty()) {
-      FERRY_TRY(alter_configs(topic, set, check, why));
+      FERRY_TRY(alter_configs(topic, configs, check, why));
     }
     if (more) {
       FERRY_TRY(add_partitions(topic, *changes.partitions, check, why));

@@ -6,6 +6,8 @@
 // ferry::errc::not_supported and a message that names it.
 #pragma once
 
+#include <map>
+#include <optional>
 #include <string>
 #include <string_view>
 #include <vector>
@@ -45,9 +47,16 @@ class kafka_admin {
 
  private:
   result<rd_kafka_t*> handle(std::string* why);
+  struct config_entry {
+    std::string name;
+    std::optional<std::string> value;
+    bool own = false;  ///< the topic's own setting (dynamic, writable, not sensitive)
+  };
+  result<std::vector<config_entry>> topic_configs(const std::string& topic, std::string* why);
+  /// AlterConfigs: `configs` replace every config the topic has.
   result<void> alter_configs(const std::string& topic,
-                             const std::vector<std::pair<std::string, std::string>>& set,
-                             bool validate_only, std::string* why);
+                             const std::map<std::string, std::string>& configs, bool validate_only,
+                             std::string* why);
   result<void> add_partitions(const std::string& topic, std::int32_t count, bool validate_only,
                               std::string* why);
 

@@ -236,20 +236,14 @@ class kafka_consumer final : public consumer::backend {
     last_error_message_.clear();
     run_callbacks();
     std::vector<consumer_record> out;
-    if (!deferred_.empty()) {  // errors met by an earlier poll(), one per call
-      auto [e, text] = std::move(deferred_.front());
-      deferred_.pop_front();
-      last_error_message_ = std::move(text);
-      return e;
-    }
+    if (!deferred_.empty()) return take_deferred();  // met by an earlier poll()
     const auto deadline = sclock::now() + timeout;
     if (woken_.exchange(false)) return out;           // woken before this poll: return at once
     std::map<topic_partition, std::int64_t> dropped;  // paused: first offset dropped
-    std::deque<std::pair<std::error_code, std::string>> failed;  // error messages met
     // Messages come in batches (one lock and wake-up per batch, not per
     // record): the first wait is for one message, then whatever is there.
     std::array<rd_kafka_message_t*, kBatch> batch{};
-    while (out.size() < kMaxRecordsPerPoll && failed.empty()) {
+    while (out.size() < kMaxRecordsPerPoll && deferred_.empty()) {
       const auto left = std::chrono::duration_cast<milliseconds>(deadline - sclock::now());
       const bool first = out.empty();
       const int wait = first ? kafka::timeout_ms(std::max(left, milliseconds(0))) : 0;
@@ -264,7 +258,7 @@ class kafka_consumer final : public consumer::backend {
       for (ssize_t i = 0; i < n; ++i) {
         rd_kafka_message_t* m = batch[static_cast<std::size_t>(i)];
         if (m->err != RD_KAFKA_RESP_ERR_NO_ERROR) {
-          on_error(m, failed);
+          on_error(m);
           continue;
         }
         const topic_partition tp{rd_kafka_topic_name(m->rkt), partition_id(m->partition)};
@@ -289,22 +283,22 @@ class kafka_consumer final : public consumer::backend {
     // Every error is reported, one per poll(): the first now when no record
     // came with it, the rest (say, an offset reset on each of several
     // partitions) by the next calls.
-    for (auto& f : failed) deferred_.push_back(std::move(f));
-    if (out.empty() && !deferred_.empty()) {
-      auto [e, text] = std::move(deferred_.front());
-      deferred_.pop_front();
-      last_error_message_ = std::move(text);
-      return e;
-    }
+    if (out.empty() && !deferred_.empty()) return take_deferred();
     return out;
+  }
+
+  std::error_code take_deferred() {
+    auto [e, text] = std::move(deferred_.front());
+    deferred_.pop_front();
+    last_error_message_ = std::move(text);
+    return e;
   }
 
   // An error message from librdkafka: retried by librdkafka (a broker that
   // cannot be reached) or by rejoining (a member that went too long
   // without poll() left the group; the revocation comes through the
-  // listener), else kept for the caller.
-  void on_error(rd_kafka_message_t* m,
-                std::deque<std::pair<std::error_code, std::string>>& failed) {
+  // listener), else kept for the caller (deferred_).
+  void on_error(rd_kafka_message_t* m) {
     const auto kerr = m->err;
     auto ec = kafka::from_kafka(kerr);
     std::string text = rd_kafka_message_errstr(m);
@@ -320,7 +314,7 @@ class kafka_consumer final : public consumer::backend {
       return;
     }
     if (kerr == RD_KAFKA_RESP_ERR__AUTO_OFFSET_RESET) ec = errc::offset_out_of_range;
-    failed.emplace_back(ec, std::move(text));
+    deferred_.emplace_back(ec, std::move(text));
   }
 
   // --- groups --------------------------------------------------------------------
@@ -730,7 +724,7 @@ class kafka_consumer final : public consumer::backend {
   std::set<topic_partition> paused_;
   std::map<topic_partition, std::int64_t> pos_;  // next offset poll() may return
   std::atomic<bool> woken_{false};
-  std::deque<std::pair<std::error_code, std::string>> deferred_;  // for the next poll()s
+  std::deque<std::pair<std::error_code, std::string>> deferred_;  // errors for poll() to report
   std::vector<std::pair<consumer::commit_callback, std::vector<commit_result>>> completed_;
 };
 
