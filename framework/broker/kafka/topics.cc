@@ -13,7 +13,6 @@
 #include <charconv>
 #include <map>
 
-#include "ferry/core/logging.h"
 #include "ferry/protocol/codec.h"
 #include "frontend.h"
 
