@@ -648,10 +648,10 @@ class kafka_consumer final : public consumer::backend {
 
   void rebalance(rd_kafka_t* rk, rd_kafka_resp_err_t err, rd_kafka_topic_partition_list_t* parts) {
     // NULL once the member has left the group (e.g. past max.poll.interval):
-    // then the protocol is the one the assignor implies.
+    // then everything is let go at once (an incremental unassign inside
+    // close() there never returned: seen hanging in librdkafka 2.0.2).
     const char* protocol = rd_kafka_rebalance_protocol(rk);
-    const bool cooperative = protocol != nullptr ? std::string_view(protocol) == "COOPERATIVE"
-                                                 : o_.strategy == assign_strategy::sticky;
+    const bool cooperative = protocol != nullptr && std::string_view(protocol) == "COOPERATIVE";
     const auto tps = kafka::from_list(parts);
     if (char* id = rd_kafka_memberid(rk)) {
       member_id_ = id;
