@@ -137,6 +137,7 @@ result<std::unique_ptr<broker>> broker::open(broker_config config,
 
 result<std::string> broker::start() {
   auto& i = *impl_;
+  i.frontend.use_users(i.core.users.get());  // set at open, before the core thread
   FERRY_TRY(auto bound, i.frontend.bind());
   i.line.add_frontend(&i.frontend);
   if (!i.cfg.kafka_listen.empty()) {

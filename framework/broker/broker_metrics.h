@@ -73,6 +73,11 @@ struct broker_metrics {
             "file), handshake (no CURVE, or not the broker's key), revoked (a request with a key "
             "removed from the users file since it connected)",
             {"reason"})),
+        authz_failures(r.counter_family(
+            "ferry_broker_authorization_failures_total",
+            "Requests refused because no ACL allows them, or one denies them (security.enabled), "
+            "by resource type and operation",
+            {"resource", "operation"})),
         audit_records(r.counter_metric("ferry_broker_audit_records_total",
                                        "Lines written to the audit log (security.audit_file)")),
         audit_failures(r.counter_metric(
@@ -114,6 +119,7 @@ struct broker_metrics {
   metrics::gauge& connections;
   metrics::counter& connections_accepted;
   metrics::family<metrics::counter>& auth_failures;
+  metrics::family<metrics::counter>& authz_failures;
   metrics::counter& audit_records;
   metrics::counter& audit_failures;
   std::array<std::atomic<metrics::counter*>, static_cast<std::size_t>(wire::ErrorCode::MAX) + 1>

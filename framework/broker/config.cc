@@ -322,6 +322,13 @@ const std::vector<key_def>& keys() {
           },
           "the path of the users file ([users.NAME] public_key = \"Z85...\")"),
       string_key(
+          "security.acl_file", "FERRY_SECURITY_ACL_FILE",
+          [](broker_config& c, const std::string& s) {
+            c.security.acl_file = s;
+            return !s.empty();
+          },
+          "the path of the ACL file (default: acls.toml in the data directory)"),
+      string_key(
           "security.audit_file", "FERRY_SECURITY_AUDIT_FILE",
           [](broker_config& c, const std::string& s) {
             c.security.audit_file = s;
@@ -425,7 +432,8 @@ result<broker_config> load_config(const std::optional<std::filesystem::path>& to
     }
     // Key files named in the file are found next to it.
     const auto base = toml_file->parent_path();
-    for (auto* p : {&c.security.server_key_file, &c.security.users_file, &c.security.audit_file})
+    for (auto* p : {&c.security.server_key_file, &c.security.users_file, &c.security.acl_file,
+                    &c.security.audit_file})
       if (!p->empty() && p->is_relative()) *p = base / *p;
   }
   for (const auto& k : keys()) {
@@ -445,6 +453,10 @@ std::optional<std::filesystem::path> default_config_file(const env_lookup& env) 
   const std::filesystem::path system = "/etc/ferry/ferryd.toml";
   if (std::filesystem::exists(system, ec)) return system;
   return std::nullopt;
+}
+
+std::filesystem::path acl_file_of(const broker_config& c) {
+  return c.security.acl_file.empty() ? c.data_dir / "acls.toml" : c.security.acl_file;
 }
 
 result<void> validate(const broker_config& c, std::string& error) {

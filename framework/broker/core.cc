@@ -1,6 +1,7 @@
 #include "core.h"
 
 #include "ferry/core/clock.h"
+#include "ferry/core/errc.h"
 #include "ferry/core/logging.h"
 #include "ferry/storage/env.h"
 #include "pipeline.h"
@@ -27,6 +28,20 @@ result<void> open_core(broker_core& c, pipeline& line) {
       return a.error();
     }
     c.audit = std::move(a).value();
+  }
+  if (cfg.security.enabled) {
+    // Fail closed: without the users and the rules there is no broker.
+    c.users = std::make_unique<user_directory>(cfg.security.users_file);
+    if (auto r = c.users->load(why); !r) {
+      logger()->error("security.users_file: {}", why);
+      return ferry::errc::config_invalid;
+    }
+    c.acls = std::make_unique<acl_store>(storage::posix_env(), acl_file_of(cfg));
+    if (auto r = c.acls->load(why); !r) {
+      logger()->error("security.acl_file: {}", why);
+      return ferry::errc::config_invalid;
+    }
+    c.access = std::make_unique<authorizer>(*c.users, *c.acls);
   }
   auto ids = producer_registry::open(storage::posix_env(), cfg.data_dir / "producers", &why);
   if (!ids) {

@@ -18,6 +18,7 @@
 #include <string>
 #include <tuple>
 
+#include "acl.h"
 #include "audit.h"
 #include "broker_metrics.h"
 #include "ferry/broker/config.h"
@@ -27,6 +28,7 @@
 #include "offset_store.h"
 #include "producer_state.h"
 #include "schema_registry.h"
+#include "security.h"
 #include "topic_table.h"
 
 namespace ferry::broker {
@@ -53,6 +55,12 @@ struct broker_core {
   waiter_board fetches FERRY_GUARDED_BY(core_thread);
   /// security.audit_file; null when not configured (audit.h).
   std::unique_ptr<audit_log> audit;
+  /// With security on: the users file (thread-safe; the ZeroMQ front-end's
+  /// handshakes read it too), the ACLs and the authorizer over both. Null
+  /// with security off: nothing is checked.
+  std::unique_ptr<user_directory> users;
+  std::unique_ptr<acl_store> acls FERRY_GUARDED_BY(core_thread);
+  std::unique_ptr<authorizer> access FERRY_GUARDED_BY(core_thread);
   steady::time_point started_at = steady::now();
   /// Topics deleted since open (a cache keyed by topic name is stale when
   /// this moved: a topic of the same name may follow, with other records).

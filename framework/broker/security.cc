@@ -8,9 +8,11 @@
 #include <fstream>
 #include <sstream>
 
+#include "acl.h"
 #include "ferry/broker/config.h"
 #include "ferry/core/logging.h"
 #include "ferry/protocol/curve.h"
+#include "ferry/storage/env.h"
 
 namespace ferry::broker {
 
@@ -112,6 +114,7 @@ std::optional<user_directory::snapshot> user_directory::read(std::string& why) c
   auto users = parse_users(snap.text, file_.string(), why);
   if (!users) return std::nullopt;
   for (auto& u : *users) {
+    snap.super_by_name[u.name] = u.super_user;
     auto key = u.public_key;
     snap.by_key.emplace(std::move(key), std::move(u));
   }
@@ -169,6 +172,13 @@ bool user_directory::holds(std::string_view user_id) const {
   return it != current_->by_key.end() && it->second.name == name;
 }
 
+bool user_directory::is_super(std::string_view name) const {
+  unique_lock lock(mu_);
+  if (!current_) return false;
+  auto it = current_->super_by_name.find(name);
+  return it != current_->super_by_name.end() && it->second;
+}
+
 // RFC 27 request, after the REP envelope: version, request id, domain,
 // address, routing id, mechanism, credentials...
 zap_decision decide_zap(std::span<const std::string> frames, const user_directory& users) {
@@ -212,6 +222,11 @@ result<void> check_security_files(const broker_config& c, std::string& error) {
   user_directory users(c.security.users_file);
   if (auto r = users.load(why); !r) {
     error = "security.users_file: " + why;
+    return r.error();
+  }
+  acl_store acls(storage::posix_env(), acl_file_of(c));
+  if (auto r = acls.load(why); !r) {
+    error = "security.acl_file: " + why;
     return r.error();
   }
   return success();

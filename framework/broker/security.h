@@ -63,10 +63,13 @@ class user_directory {
   [[nodiscard]] std::optional<user> by_key(const std::string& z85) const;
   /// Whether NAME still holds KEY ("NAME:KEY", a ZAP user id).
   [[nodiscard]] bool holds(std::string_view user_id) const;
+  /// Whether NAME is a user with super_user = true (passes every ACL).
+  [[nodiscard]] bool is_super(std::string_view name) const;
 
  private:
   struct snapshot {
     std::map<std::string, user, std::less<>> by_key;
+    std::map<std::string, bool, std::less<>> super_by_name;
     std::string text;  // the file as it was read
   };
   /// Reads and parses the file; the users, or nullopt with `why`.

@@ -61,9 +61,8 @@ result<std::string> zmq_frontend::bind() {
       return ferry::errc::config_invalid;
     }
     server_keys = std::move(keys).value();
-    users_ = std::make_unique<user_directory>(cfg_.security.users_file);
-    if (auto r = users_->load(why); !r) {
-      logger()->error("security.users_file: {}", why);
+    if (users_ == nullptr) {  // the broker's core loads it (open_core)
+      logger()->error("security.users_file: not loaded");
       return ferry::errc::config_invalid;
     }
     zap_ = std::make_unique<zap_handler>(ctx_, *users_, stats_);

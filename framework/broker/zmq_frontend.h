@@ -42,6 +42,9 @@ class zmq_frontend final : public native_responder, public frontend_hook {
   zmq_frontend(const zmq_frontend&) = delete;
   zmq_frontend& operator=(const zmq_frontend&) = delete;
 
+  /// The users the handshakes admit (security on; the core owns them).
+  /// Before bind().
+  void use_users(user_directory* users) noexcept { users_ = users; }
   /// Binds the listen endpoint; returns it (with the real port for
   /// "tcp://host:*").
   [[nodiscard]] result<std::string> bind();
@@ -85,7 +88,7 @@ class zmq_frontend final : public native_responder, public frontend_hook {
 
   zmq::context_t ctx_{1};
   // security.enabled: the users and the ZAP handler admitting them.
-  std::unique_ptr<user_directory> users_;
+  user_directory* users_ = nullptr;  // the core's (use_users); null without security
   std::unique_ptr<zap_handler> zap_;
   zmq::socket_t router_;     // the network thread's once it runs
   zmq::socket_t core_wake_;  // the core thread's end of the wake-up pair

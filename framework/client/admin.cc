@@ -443,4 +443,88 @@ result<void> admin::delete_group(std::string_view group) {
       });
 }
 
+namespace {
+
+constexpr const char* kAclsOverKafka =
+    "ACLs are managed on ferryd's native protocol (tcp:// or ipc://); on a Kafka cluster use its "
+    "own tools (kafka-acls)";
+
+}  // namespace
+
+result<int> admin::add_acls(const std::vector<acl_rule>& rules) {
+  return change_acls(rules, true);
+}
+
+result<int> admin::remove_acls(const std::vector<acl_rule>& rules) {
+  return change_acls(rules, false);
+}
+
+result<int> admin::change_acls(const std::vector<acl_rule>& rules, bool adding) {
+  last_error_message_.clear();
+  if (kafka_) {
+    last_error_message_ = kAclsOverKafka;
+    return ferry::errc::not_supported;
+  }
+  const auto deadline = std::chrono::steady_clock::now() + options_.api_timeout;
+  return detail::call<int>(
+      *conn_, deadline, detail::retry_timeouts::no,
+      [&](flatbuffers::FlatBufferBuilder& fbb) {
+        std::vector<flatbuffers::Offset<wire::AclRule>> v;
+        for (const auto& r : rules) v.push_back(protocol::to_wire(fbb, r));
+        auto list = fbb.CreateVector(v);
+        if (adding)
+          return std::pair{wire::Body::AddAclsRequest,
+                           wire::CreateAddAclsRequest(fbb, list).Union()};
+        return std::pair{wire::Body::RemoveAclsRequest,
+                         wire::CreateRemoveAclsRequest(fbb, list).Union()};
+      },
+      [&](const reply& r) -> result<int> {
+        if (adding) {
+          FERRY_TRY(detail::expect_body(r, wire::Body::AddAclsResponse, &last_error_message_));
+          const auto* resp = r.envelope().body_as_AddAclsResponse();
+          if (auto ec = from_wire(resp->error())) {
+            last_error_message_ = str(resp->message());
+            return ec;
+          }
+          return resp->changed();
+        }
+        FERRY_TRY(detail::expect_body(r, wire::Body::RemoveAclsResponse, &last_error_message_));
+        const auto* resp = r.envelope().body_as_RemoveAclsResponse();
+        if (auto ec = from_wire(resp->error())) {
+          last_error_message_ = str(resp->message());
+          return ec;
+        }
+        return resp->changed();
+      });
+}
+
+result<acl_listing> admin::list_acls(std::string_view principal) {
+  last_error_message_.clear();
+  if (kafka_) {
+    last_error_message_ = kAclsOverKafka;
+    return ferry::errc::not_supported;
+  }
+  const auto deadline = std::chrono::steady_clock::now() + options_.api_timeout;
+  return detail::call<acl_listing>(
+      *conn_, deadline, detail::retry_timeouts::yes,
+      [&](flatbuffers::FlatBufferBuilder& fbb) {
+        auto p = principal.empty() ? flatbuffers::Offset<flatbuffers::String>()
+                                   : fbb.CreateString(principal.data(), principal.size());
+        return std::pair{wire::Body::ListAclsRequest, wire::CreateListAclsRequest(fbb, p).Union()};
+      },
+      [&](const reply& r) -> result<acl_listing> {
+        FERRY_TRY(detail::expect_body(r, wire::Body::ListAclsResponse, &last_error_message_));
+        const auto* resp = r.envelope().body_as_ListAclsResponse();
+        if (auto ec = from_wire(resp->error())) {
+          last_error_message_ = str(resp->message());
+          return ec;
+        }
+        acl_listing out;
+        if (resp->rules())
+          for (const auto* x : *resp->rules()) out.rules.push_back(protocol::from_wire(*x));
+        out.file = str(resp->file());
+        return out;
+      });
+}
+
 }  // namespace ferry::client

@@ -85,6 +85,8 @@ class wire_cat final : public std::error_category {
         return "the group has members of the other protocol (Kafka or Ferry)";
       case errc::authentication_failed:
         return "authentication failed";
+      case errc::not_authorized:
+        return "not authorized";
     }
     return "unknown ferry.wire error " + std::to_string(ev);
   }
@@ -172,6 +174,8 @@ std::error_code from_wire(wire::ErrorCode e) noexcept {
       return errc::inconsistent_group_protocol;
     case W::AuthenticationFailed:
       return errc::authentication_failed;
+    case W::NotAuthorized:
+      return errc::not_authorized;
   }
   // Unreachable for replies that passed decode_envelope (it checks the range).
   return errc::internal;

@@ -75,6 +75,8 @@ error from_broker(wire::ErrorCode e) noexcept {
       return error::inconsistent_group_protocol;
     case E::AuthenticationFailed:
       return error::sasl_authentication_failed;
+    case E::NotAuthorized:  // the Kafka handlers pick the group or cluster code where it is one
+      return error::topic_authorization_failed;
   }
   return error::unknown_server_error;
 }

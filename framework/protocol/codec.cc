@@ -67,6 +67,27 @@ struct checker {
     return {};
   }
 
+  // Structure only: whether a rule makes sense (names, operations) is the
+  // broker's answer (acl_rule_problem), with a message that says why.
+  std::error_code acl_rules(const flatbuffers::Vector<flatbuffers::Offset<AclRule>>* v,
+                            const char* what) {
+    if (v == nullptr) return fail(errc::missing_field, fmt::format("{}: no rules", what));
+    if (v->size() > lim.max_entries)
+      return fail(errc::too_many_entries, fmt::format("{}: too many rules", what));
+    for (std::uint32_t i = 0; i < v->size(); ++i) {
+      const auto* r = v->Get(i);
+      const auto res = static_cast<int>(r->resource());
+      const auto pat = static_cast<int>(r->pattern());
+      if (res > static_cast<int>(AclResource::MAX) || pat > static_cast<int>(AclPattern::MAX))
+        return fail(errc::invalid_value,
+                    fmt::format("{}: rule {}: unknown resource type or pattern", what, i));
+      if (r->principal()->size() > 249 || (r->name() && r->name()->size() > 249))
+        return fail(errc::invalid_value,
+                    fmt::format("{}: rule {}: principal or name above 249 bytes", what, i));
+    }
+    return {};
+  }
+
   std::error_code subject(const flatbuffers::String* s, const char* what, bool required = true) {
     if (s == nullptr) {
       if (!required) return {};
@@ -319,6 +340,16 @@ struct checker {
           return subject(r->subject(), "set topic schema");
         return {};
       }
+      case Body::AddAclsRequest:
+        return acl_rules(env.body_as_AddAclsRequest()->rules(), "add acls");
+      case Body::RemoveAclsRequest:
+        return acl_rules(env.body_as_RemoveAclsRequest()->rules(), "remove acls");
+      case Body::ListAclsRequest: {
+        auto* r = env.body_as_ListAclsRequest();
+        if (r->principal() && r->principal()->size() > 249)
+          return fail(errc::invalid_value, "list acls: principal above 249 bytes");
+        return {};
+      }
       case Body::AlterTopicRequest: {
         auto* r = env.body_as_AlterTopicRequest();
         if (auto ec = topic(r->name(), "alter topic", 0)) return ec;
@@ -470,6 +501,17 @@ struct checker {
       case Body::AlterTopicResponse:
         return error_code_ok(env.body_as_AlterTopicResponse()->error()) ? std::error_code()
                                                                         : bad_error();
+      case Body::AddAclsResponse:
+        return error_code_ok(env.body_as_AddAclsResponse()->error()) ? std::error_code()
+                                                                     : bad_error();
+      case Body::RemoveAclsResponse:
+        return error_code_ok(env.body_as_RemoveAclsResponse()->error()) ? std::error_code()
+                                                                        : bad_error();
+      case Body::ListAclsResponse: {
+        auto* r = env.body_as_ListAclsResponse();
+        if (!error_code_ok(r->error())) return bad_error();
+        return r->rules() ? acl_rules(r->rules(), "list acls response") : std::error_code();
+      }
       default:
         return fail(errc::unknown_message, "not a response type");
     }

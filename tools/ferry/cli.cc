@@ -104,6 +104,9 @@ std::string hint_for(std::error_code ec) {
     return "Give this client's key and the broker's public key (--key-file NAME.key --server-key "
            "server.pub, or FERRY_KEY_FILE and FERRY_SERVER_KEY), and make sure the key's public "
            "half is in the broker's users file (docs/security.md)";
+  if (ec == client::errc::not_authorized)
+    return "See this user's rules with: ferry acls list --principal USER (needs describe on the "
+           "cluster), or ask the broker's administrator (docs/security.md#authorization)";
   return "";
 }
 
@@ -159,6 +162,7 @@ int report(const std::string& what, std::error_code ec, const std::string& detai
   std::cerr << msg << "\n";
   if (unreachable(ec)) return kUnreachable;
   if (ec == client::errc::authentication_failed) return kAuthentication;
+  if (ec == client::errc::not_authorized) return kNotAuthorized;
   if (ec == ferry::errc::not_supported) return kUsage;
   return kRefused;
 }

@@ -24,6 +24,7 @@ enum exit_code : int {
   kUnreachable = 3,     ///< no answer from the broker
   kFailed = 4,          ///< something else failed (I/O, a check)
   kAuthentication = 5,  ///< the broker did not admit this client's key
+  kNotAuthorized = 6,   ///< admitted, but no ACL allows the operation
 };
 
 struct globals {

@@ -14,6 +14,18 @@ namespace ferry::cli {
 /// ferry keys generate NAME (keys.cc, docs/security.md).
 int keys_generate(const globals& g, const std::string& name, const std::string& dir);
 
+/// ferry acls add|remove|list (acls.cc, docs/security.md#authorization).
+struct acl_args {
+  std::string principal;
+  std::optional<std::string> topic, group, dlq, schema;
+  bool cluster = false;
+  bool prefix = false;
+  bool deny = false;
+  std::string operations;  // "read,write", "all"
+};
+int acls_change(const globals& g, const acl_args& a, bool adding);
+int acls_list(const globals& g, const std::string& principal);
+
 int topics_create(const globals& g, const std::string& name, const client::topic_config& config);
 int topics_list(const globals& g);
 int topics_describe(const globals& g, const std::string& name);

@@ -438,6 +438,38 @@ int main(int argc, char** argv) {
   kgen->add_option("--dir", key_dir, "where to write the files (default: here)");
   kgen->callback([&] { rc = keys_generate(g, key_name, key_dir); });
 
+  // --- acls ---
+  auto* acls = app.add_subcommand(
+      "acls", "authorization rules: who may do what on which topics, groups, dlqs, schemas");
+  acls->require_subcommand(1);
+  acl_args aa;
+  std::string acl_who;
+  auto rule_flags = [&](CLI::App* c, bool adding) {
+    c->add_option("--principal", aa.principal,
+                  "the user (a [users.NAME] of the users file), or * for every user")
+        ->required();
+    c->add_option("--topic", aa.topic, "a topic name (or prefix with --prefix; * for all)");
+    c->add_option("--group", aa.group, "a consumer group");
+    c->add_option("--dlq", aa.dlq, "a dead-letter topic (redrive, purge)");
+    c->add_option("--schema", aa.schema, "a schema registry subject");
+    c->add_flag("--cluster", aa.cluster, "the broker itself (ACLs, producer ids)");
+    c->add_flag("--prefix", aa.prefix, "the name is a prefix");
+    c->add_option("--operations", aa.operations,
+                  std::string("comma-separated: read, write, create, delete, describe, alter, "
+                              "redrive, purge, or all") +
+                      (adding ? "" : " (default: all the rule has)"));
+    c->add_flag("--deny", aa.deny, "a deny rule (wins over any allow)");
+  };
+  auto* aadd = acls->add_subcommand("add", "allow (or --deny) operations on a resource");
+  rule_flags(aadd, true);
+  aadd->callback([&] { rc = acls_change(g, aa, true); });
+  auto* arm = acls->add_subcommand("remove", "take operations (or a whole rule) out");
+  rule_flags(arm, false);
+  arm->callback([&] { rc = acls_change(g, aa, false); });
+  auto* alist = acls->add_subcommand("list", "the rules, as a table or -o json");
+  alist->add_option("--principal", acl_who, "only this user's rules (and those for *)");
+  alist->callback([&] { rc = acls_list(g, acl_who); });
+
   // --- completion, man page (generated from the definitions above) ---
   std::string shell;
   auto* comp = app.add_subcommand(
@@ -466,7 +498,9 @@ int main(int argc, char** argv) {
                 "  0 ok\n  1 the broker refused the request (unknown topic, invalid "
                 "config, ...)\n  2 usage error\n  3 the broker did not answer within "
                 "--timeout-ms\n  4 something else failed (I/O, a check)\n  5 the broker did "
-                "not admit this client's key"},
+                "not admit this client's key\n  6 the broker admitted the client, but no ACL "
+                "allows it "
+                "the operation"},
                {"ENVIRONMENT",
                 "  FERRY_BROKER the broker address (--broker)\n  FERRY_KEY_FILE, "
                 "FERRY_SERVER_KEY --key-file, --server-key\n  FERRY_COMPRESSION "

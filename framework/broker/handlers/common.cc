@@ -99,6 +99,9 @@ constexpr std::pair<Body, native_handler> kHandlers[] = {
     {Body::SetCompatibilityRequest, &handle_set_compatibility},
     {Body::SetTopicSchemaRequest, &handle_set_topic_schema},
     {Body::AlterTopicRequest, &handle_alter_topic},
+    {Body::AddAclsRequest, &handle_add_acls},
+    {Body::RemoveAclsRequest, &handle_remove_acls},
+    {Body::ListAclsRequest, &handle_list_acls},
 };
 
 // One handler per API of protocol::kApis, in its order.
@@ -124,7 +127,11 @@ std::span<const std::pair<Body, native_handler>> native_handlers() noexcept {
 
 work native_work(std::unique_ptr<native_request> q) {
   // The pipeline runs work on the core thread only (pipeline.h).
-  return [q = std::move(q)](round& r) mutable { find_native_handler(q->type())(r, std::move(q)); };
+  return [q = std::move(q)](round& r) mutable {
+    core_thread.assert_held();  // the pipeline runs work on the core thread only
+    if (!authorize(r.core(), *q)) return;
+    find_native_handler(q->type())(r, std::move(q));
+  };
 }
 
 void audit(broker_core& c, const native_request& q, std::string_view action,

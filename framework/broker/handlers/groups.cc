@@ -67,9 +67,10 @@ void handle_list_groups(round& r, std::unique_ptr<native_request> q) {
   flatbuffers::FlatBufferBuilder fbb(256);
   std::vector<flatbuffers::Offset<GroupSummary>> v;
   for (const auto& [name, g] : all)
-    v.push_back(CreateGroupSummary(fbb, fbb.CreateString(name),
-                                   fbb.CreateString(state_name(g.state)),
-                                   static_cast<std::int32_t>(g.members.size()), g.generation));
+    if (may(c, *q, acl_resource::group, name, acl_op::describe))
+      v.push_back(CreateGroupSummary(fbb, fbb.CreateString(name),
+                                     fbb.CreateString(state_name(g.state)),
+                                     static_cast<std::int32_t>(g.members.size()), g.generation));
   auto body = CreateListGroupsResponse(fbb, fbb.CreateVector(v));
   q->respond(envelope(fbb, q->id(), Body::ListGroupsResponse, body.Union()));
 }

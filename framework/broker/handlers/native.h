@@ -106,6 +106,22 @@ void audit(broker_core& c, const native_request& q, std::string_view action,
            const nlohmann::json& target, wire::ErrorCode error, std::string_view message = {})
     FERRY_REQUIRES(core_thread);
 
+// --- authorization (handlers/access.cc) -------------------------------------
+
+/// Checks what `q` needs against the ACLs (security on); false when it was
+/// refused and answered (NotAuthorized, counted, audited when it is an
+/// admin action). True at once with security off or for a super user.
+[[nodiscard]] bool authorize(broker_core& c, native_request& q) FERRY_REQUIRES(core_thread);
+/// Whether the request's principal may `op` on a resource (lists leave out
+/// what it may not describe). Always true with security off.
+[[nodiscard]] bool may(broker_core& c, const native_request& q, acl_resource resource,
+                       std::string_view name, acl_op op) FERRY_REQUIRES(core_thread);
+/// Answers `q` with NotAuthorized for `op` on the resource, counted and,
+/// with an `audit_action`, audited.
+void refuse_unauthorized(broker_core& c, native_request& q, acl_resource resource,
+                         std::string_view name, acl_op op, const access_decision& d,
+                         std::string_view audit_action) FERRY_REQUIRES(core_thread);
+
 // --- the families (one file each) ------------------------------------------
 #define FERRY_NATIVE_HANDLER(name) \
   void name(round& r, std::unique_ptr<native_request> q) FERRY_REQUIRES(core_thread)
@@ -133,6 +149,9 @@ FERRY_NATIVE_HANDLER(handle_get_schema);
 FERRY_NATIVE_HANDLER(handle_list_subjects);
 FERRY_NATIVE_HANDLER(handle_set_compatibility);
 FERRY_NATIVE_HANDLER(handle_set_topic_schema);
+FERRY_NATIVE_HANDLER(handle_add_acls);  // acls.cc
+FERRY_NATIVE_HANDLER(handle_remove_acls);
+FERRY_NATIVE_HANDLER(handle_list_acls);
 
 #undef FERRY_NATIVE_HANDLER
 

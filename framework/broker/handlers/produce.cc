@@ -42,10 +42,57 @@ void audit_markers(broker_core& c, const native_request& q, std::string_view top
   });
 }
 
+// The kinds of the `ferry dlq` markers in a produced batch (authorization:
+// writing a marker is a redrive or a purge). Most batches are ruled out by
+// a byte search; a compressed one is read, and a batch that fails its check
+// is left to admission, which refuses it.
+std::vector<std::string> marker_kinds(std::span<std::byte> batch) {
+  std::vector<std::string> kinds;
+  if (batch.size() < format::kBatchHeaderSize) return kinds;
+  const auto h = format::batch_header::decode(batch.data());
+  if (h.codec() == format::compression::none) {
+    const std::string_view bytes(reinterpret_cast<const char*>(batch.data()), batch.size());
+    if (bytes.find(protocol::kDlqMarkerHeader) == std::string_view::npos) return kinds;
+  }
+  if (!format::check_batch(batch)) return kinds;
+  format::for_each_record(batch, [&](const format::record_view& rv) {
+    rv.for_each_header([&](const format::header_view& hv) {
+      if (hv.key == protocol::kDlqMarkerHeader && hv.value)
+        kinds.emplace_back(reinterpret_cast<const char*>(hv.value->data()), hv.value->size());
+    });
+    return true;
+  });
+  return kinds;
+}
+
+// With security on: a batch holding dlq markers needs redrive (a redrive's
+// markers) or purge (a purge's) on the dlq resource of its topic, besides
+// write on the topic (authorize()). False when refused and answered.
+bool markers_allowed(broker_core& c, native_request& q) FERRY_REQUIRES(core_thread) {
+  if (!c.access || c.access->is_super(q.principal)) return true;
+  const auto* entries = q.env->body_as_ProduceRequest()->entries();
+  for (const auto* e : *entries) {
+    const auto topic = e->topic()->string_view();
+    const auto redrive = c.access->by_rules(q.principal, acl_resource::dlq, topic, acl_op::redrive);
+    const auto purge = c.access->by_rules(q.principal, acl_resource::dlq, topic, acl_op::purge);
+    if (redrive.allowed && purge.allowed) continue;
+    for (const auto& kind : marker_kinds(q.frames[e->frame()].bytes)) {
+      const bool purging = kind == "purged";
+      const auto& d = purging ? purge : redrive;
+      if (d.allowed) continue;
+      refuse_unauthorized(c, q, acl_resource::dlq, topic, purging ? acl_op::purge : acl_op::redrive,
+                          d, "dlq." + kind);
+      return false;
+    }
+  }
+  return true;
+}
+
 }  // namespace
 
 void handle_produce(round& r, std::unique_ptr<native_request> q) {
   auto& c = r.core();
+  if (!markers_allowed(c, *q)) return;
   const auto* req = q->env->body_as_ProduceRequest();
   std::vector<produce_outcome> out(req->entries()->size());
   for (std::uint32_t i = 0; i < req->entries()->size(); ++i) {

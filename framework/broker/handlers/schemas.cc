@@ -92,6 +92,7 @@ void handle_list_subjects(round& r, std::unique_ptr<native_request> q) {
   flatbuffers::FlatBufferBuilder fbb(256);
   std::vector<flatbuffers::Offset<SubjectSummary>> subjects;
   for (const auto& [name, st] : c.registry->subjects()) {
+    if (!may(c, *q, acl_resource::schema, name, acl_op::describe)) continue;
     std::vector<flatbuffers::Offset<SubjectVersion>> versions;
     for (const auto& v : st.versions) {
       const auto* sch = c.registry->by_id(v.id);

@@ -133,7 +133,8 @@ void handle_list_topics(round& r, std::unique_ptr<native_request> q) {
   flatbuffers::FlatBufferBuilder fbb(256);
   std::vector<flatbuffers::Offset<TopicSummary>> v;
   for (const auto& [name, t] : r.core().topics.all())
-    v.push_back(CreateTopicSummary(fbb, fbb.CreateString(name), t.settings.partitions));
+    if (may(r.core(), *q, acl_resource::topic, name, acl_op::describe))
+      v.push_back(CreateTopicSummary(fbb, fbb.CreateString(name), t.settings.partitions));
   auto body = CreateListTopicsResponse(fbb, fbb.CreateVector(v));
   q->respond(envelope(fbb, q->id(), Body::ListTopicsResponse, body.Union()));
 }

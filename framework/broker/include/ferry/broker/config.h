@@ -31,10 +31,17 @@ struct security_config {
   /// [users.NAME] public_key = "Z85...": who may connect. Re-read when it
   /// changes: a removed or replaced key is refused from its next request.
   std::filesystem::path users_file;
+  /// The authorization rules (acl.h; `ferry acls`), written by ferryd on
+  /// each change. Empty: <data_dir>/acls.toml.
+  std::filesystem::path acl_file;
   /// One JSON line per state-changing admin action (audit.h); empty: none.
   /// Works with security off too (the principal is then "anonymous").
   std::filesystem::path audit_file;
 };
+
+/// security.acl_file, or its default in the data directory.
+struct broker_config;
+[[nodiscard]] std::filesystem::path acl_file_of(const broker_config& c);
 
 struct broker_config {
   std::filesystem::path data_dir;

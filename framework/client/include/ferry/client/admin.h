@@ -42,6 +42,7 @@
 #include "ferry/client/options.h"
 #include "ferry/client/types.h"
 #include "ferry/core/result.h"
+#include "ferry/protocol/acl.h"
 #include "ferry/schema/schema.h"
 
 namespace ferry::client {
@@ -212,6 +213,14 @@ struct subject_listing {
   std::vector<subject_info> subjects;
 };
 
+/// ACL rules (docs/security.md#authorization; the model is shared with
+/// the broker).
+using acl_rule = protocol::acl_rule;
+struct acl_listing {
+  std::vector<acl_rule> rules;
+  std::string file;  ///< where the broker keeps them
+};
+
 class admin {
  public:
   explicit admin(client_options options = {});
@@ -284,12 +293,26 @@ class admin {
   [[nodiscard]] result<void> set_topic_schema(std::string_view topic, std::string_view subject,
                                               bool validation);
 
+  // --- authorization (security on; a super user or alter on the cluster) ---
+  /// Adds rules (merged with a rule of the same binding); returns how many
+  /// rules were created or extended. errc::invalid_config for a rule that
+  /// makes no sense, or with security off. Durable and in force when it
+  /// returns.
+  [[nodiscard]] result<int> add_acls(const std::vector<acl_rule>& rules);
+  /// Takes each rule's operations (all when 0) out of the rule of the same
+  /// binding; returns how many rules changed.
+  [[nodiscard]] result<int> remove_acls(const std::vector<acl_rule>& rules);
+  /// The rules; of one principal (and "*") when given.
+  [[nodiscard]] result<acl_listing> list_acls(std::string_view principal = {});
+
   /// The broker's message for the last failed call (empty if it sent none).
   [[nodiscard]] const std::string& last_error_message() const noexcept {
     return last_error_message_;
   }
 
  private:
+  [[nodiscard]] result<int> change_acls(const std::vector<acl_rule>& rules, bool adding);
+
   client_options options_;
   std::unique_ptr<connection> conn_;    // tcp://, ipc://
   std::unique_ptr<kafka_admin> kafka_;  // kafka:// (framework/client/kafka_admin.h)

@@ -55,6 +55,10 @@ enum class errc : int {
   /// key while the broker requires one, a key not in its users file, a
   /// revoked key, or --server-key not the broker's.
   authentication_failed = 35,
+  /// Admitted, but no ACL allows this principal the operation on the
+  /// resource, or one denies it (docs/security.md#authorization); the
+  /// broker's message names both.
+  not_authorized = 36,
 };
 
 /// The "ferry.wire" category.

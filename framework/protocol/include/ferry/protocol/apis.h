@@ -20,7 +20,7 @@ struct api {
   std::string_view name;  ///< for metrics and logs: "Produce", "JoinGroup", ...
 };
 
-inline constexpr std::array<api, 23> kApis = {{
+inline constexpr std::array<api, 26> kApis = {{
     {wire::Body::CreateTopicRequest, wire::Body::CreateTopicResponse, "CreateTopic"},
     {wire::Body::DeleteTopicRequest, wire::Body::DeleteTopicResponse, "DeleteTopic"},
     {wire::Body::ListTopicsRequest, wire::Body::ListTopicsResponse, "ListTopics"},
@@ -44,6 +44,9 @@ inline constexpr std::array<api, 23> kApis = {{
     {wire::Body::SetCompatibilityRequest, wire::Body::SetCompatibilityResponse, "SetCompatibility"},
     {wire::Body::SetTopicSchemaRequest, wire::Body::SetTopicSchemaResponse, "SetTopicSchema"},
     {wire::Body::AlterTopicRequest, wire::Body::AlterTopicResponse, "AlterTopic"},
+    {wire::Body::AddAclsRequest, wire::Body::AddAclsResponse, "AddAcls"},
+    {wire::Body::RemoveAclsRequest, wire::Body::RemoveAclsResponse, "RemoveAcls"},
+    {wire::Body::ListAclsRequest, wire::Body::ListAclsResponse, "ListAcls"},
 }};
 
 /// The API whose request is `request`; null for any other body type.
