@@ -23,11 +23,15 @@ constexpr std::uint16_t bit(acl_op o) noexcept {
   return static_cast<std::uint16_t>(o);
 }
 
-// The operations a rule's bits grant for `op`: itself, and for describe,
-// every other operation on the resource (Kafka's implied DESCRIBE).
-bool grants(std::uint16_t ops, acl_op op) noexcept {
-  if ((ops & bit(op)) != 0) return true;
-  return op == acl_op::describe && (ops & ~bit(acl_op::create)) != 0;
+// Whether a rule's bits cover `op`. An allow of any operation that acts on
+// a resource also allows describing it (Kafka's implied DESCRIBE); on the
+// cluster only alter does (describing the cluster lists the ACLs). A deny
+// covers exactly its own operations.
+bool covers(const acl_rule& r, acl_op op) noexcept {
+  if ((r.operations & bit(op)) != 0) return true;
+  if (op != acl_op::describe || r.deny) return false;
+  if (r.resource == acl_resource::cluster) return (r.operations & bit(acl_op::alter)) != 0;
+  return (r.operations & ~bit(acl_op::create)) != 0;
 }
 
 bool matches(const acl_rule& r, std::string_view principal, acl_resource resource,
@@ -198,7 +202,10 @@ void acl_store::refresh(std::chrono::steady_clock::time_point now) {
       why = fmt::format("cannot read the ACL file {}: {}", file_.string(), bytes.error().message());
     } else {
       text.assign(reinterpret_cast<const char*>(bytes.value().data()), bytes.value().size());
-      if (text == text_) return;
+      if (text == text_) {
+        last_problem_.clear();  // back to what is in force (an edit undone)
+        return;
+      }
     }
   }
   std::optional<std::vector<acl_rule>> rules;
@@ -215,13 +222,32 @@ void acl_store::refresh(std::chrono::steady_clock::time_point now) {
   logger()->info("ACL file {} reloaded: {} rule(s)", file_.string(), rules_.size());
 }
 
+result<void> acl_store::current(std::string& why) {
+  // A change starts from the file as it is now, not from a read up to a
+  // second old: a hand edit made just before is kept, and a file broken by
+  // one is not overwritten.
+  next_check_ = {};
+  refresh(std::chrono::steady_clock::now());
+  if (!last_problem_.empty()) {
+    why = fmt::format("the ACL file does not parse, so it is not changed; fix it first: {}",
+                      last_problem_);
+    return std::make_error_code(std::errc::invalid_argument);
+  }
+  return success();
+}
+
 result<void> acl_store::persist(const std::vector<acl_rule>& next, std::string& why) {
   auto text = format_acls(next);
   auto w = storage::write_file_atomic(
       env_, file_, std::span(reinterpret_cast<const std::byte*>(text.data()), text.size()));
   if (!w) {
-    why = fmt::format("cannot write the ACL file {}: {}; nothing was changed", file_.string(),
-                      w.error().message());
+    // The rename may have happened before the failing sync: the rules in
+    // force are re-read from the file at the next request.
+    why = fmt::format(
+        "cannot write the ACL file {}: {}; the change may not have been made, or not durably: "
+        "check with ferry acls list",
+        file_.string(), w.error().message());
+    next_check_ = {};
     return w.error();
   }
   rules_ = next;
@@ -231,6 +257,7 @@ result<void> acl_store::persist(const std::vector<acl_rule>& next, std::string& 
 
 result<void> acl_store::add(const std::vector<acl_rule>& rules, int& changed, std::string& why) {
   changed = 0;
+  FERRY_TRY(current(why));
   auto next = rules_;
   for (const auto& r : rules) {
     if (auto p = protocol::acl_rule_problem(r); !p.empty()) {
@@ -253,16 +280,20 @@ result<void> acl_store::add(const std::vector<acl_rule>& rules, int& changed, st
 
 result<void> acl_store::remove(const std::vector<acl_rule>& rules, int& changed, std::string& why) {
   changed = 0;
+  FERRY_TRY(current(why));
   auto next = rules_;
   for (const auto& r : rules) {
-    auto it = std::find_if(next.begin(), next.end(),
-                           [&](const acl_rule& x) { return x.same_binding(r); });
-    if (it == next.end()) continue;
+    // Every rule of the binding: a hand-edited file may hold it twice.
     const std::uint16_t take = r.operations == 0 ? protocol::kAllAclOps : r.operations;
-    if ((it->operations & take) == 0) continue;
-    it->operations = static_cast<std::uint16_t>(it->operations & ~take);
+    bool touched = false;
+    for (auto& x : next)
+      if (x.same_binding(r) && (x.operations & take) != 0) {
+        x.operations = static_cast<std::uint16_t>(x.operations & ~take);
+        touched = true;
+      }
+    if (!touched) continue;
     ++changed;
-    if (it->operations == 0) next.erase(it);
+    std::erase_if(next, [](const acl_rule& x) { return x.operations == 0; });
   }
   if (changed == 0) return success();
   return persist(next, why);
@@ -282,7 +313,7 @@ access_decision authorizer::by_rules(std::string_view principal, acl_resource re
                                      std::string_view name, acl_op op) const {
   access_decision d;
   for (const auto& r : store_.rules()) {
-    if (!grants(r.operations, op) || !matches(r, principal, resource, name)) continue;
+    if (!covers(r, op) || !matches(r, principal, resource, name)) continue;
     if (r.deny) {
       d.allowed = false;
       d.why = fmt::format("denied by the rule \"{}\"", protocol::describe(r));
@@ -297,10 +328,18 @@ access_decision authorizer::by_rules(std::string_view principal, acl_resource re
 bool authorizer::allowed_somewhere(std::string_view principal, acl_resource resource,
                                    acl_op op) const {
   if (is_super(principal)) return true;
-  return std::any_of(store_.rules().begin(), store_.rules().end(), [&](const acl_rule& r) {
-    return !r.deny && r.resource == resource && (r.operations & bit(op)) != 0 &&
+  const auto& rules = store_.rules();
+  auto mine = [&](const acl_rule& r) {
+    return r.resource == resource && (r.operations & bit(op)) != 0 &&
            (r.principal == "*" || r.principal == principal);
+  };
+  const bool denied_everywhere = std::any_of(rules.begin(), rules.end(), [&](const acl_rule& r) {
+    return r.deny && mine(r) &&
+           ((r.pattern == acl_pattern::literal && r.name == "*") ||
+            (r.pattern == acl_pattern::prefix && r.name.empty()));
   });
+  return !denied_everywhere && std::any_of(rules.begin(), rules.end(),
+                                           [&](const acl_rule& r) { return !r.deny && mine(r); });
 }
 
 std::string refusal_message(std::string_view principal, acl_resource resource,
@@ -316,8 +355,8 @@ std::string refusal_message(std::string_view principal, acl_resource resource,
                         ? std::string("--cluster")
                         : fmt::format("--{} {}", protocol::to_string(resource), name);
   return fmt::format(
-      "not authorized to {} {}: {} for {}; a super user can add one: ferry acls add --principal "
-      "{} {} --operations {}",
+      "not authorized to {} {}: {} for {}; an administrator can add one: ferry acls add "
+      "--principal {} {} --operations {}",
       protocol::to_string(op), what, d.why.empty() ? "no rule allows it" : d.why, who, who, flag,
       protocol::to_string(op));
 }

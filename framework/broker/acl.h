@@ -12,10 +12,11 @@
 //  - principal: the user's name, or "*" for every authenticated user;
 //  - resource: topic, group, dlq (a dead-letter topic: redrive and purge
 //    markers), schema (a subject), cluster (the broker itself: ACLs,
-//    schema modes, idempotent producer ids);
+//    idempotent producer ids);
 //  - pattern: literal (the whole name, "*" for every name) or prefix;
-//  - describe is implied by every other operation on the same resource,
-//    as in Kafka (read, write, delete, alter; redrive and purge for a dlq).
+//  - an allow of read, write, delete, alter (redrive, purge on a dlq) also
+//    allows describe, as in Kafka; on the cluster only alter does. A deny
+//    covers exactly its own operations.
 //  - a deny wins over any allow.
 //
 // The ACL file (TOML), written by ferryd on each change (atomically, synced)
@@ -92,6 +93,9 @@ class acl_store {
   [[nodiscard]] const std::filesystem::path& file() const noexcept { return file_; }
 
  private:
+  /// Takes the file as it is now (a change starts from it); an error when
+  /// it does not parse.
+  [[nodiscard]] result<void> current(std::string& why);
   [[nodiscard]] result<void> persist(const std::vector<acl_rule>& next, std::string& why);
 
   storage::env& env_;

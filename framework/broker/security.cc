@@ -67,17 +67,39 @@ std::optional<std::vector<user>> parse_users(const std::string& text, const std:
         if (!ok) return;
         if (k.str() == "public_key" && v.is_string()) {
           u.public_key = *v.value<std::string>();
+        } else if (k.str() == "scram_sha256" && v.is_string()) {
+          u.scram_sha256 = *v.value<std::string>();
         } else if (k.str() == "super_user" && v.is_boolean()) {
           u.super_user = *v.value<bool>();
         } else {
           why = fmt::format(
-              "{}: users.{}.{}: unknown or of the wrong type (public_key is a "
-              "string, super_user true or false)",
+              "{}: users.{}.{}: unknown or of the wrong type (public_key and scram_sha256 are "
+              "strings, super_user true or false)",
               file, u.name, k.str());
           ok = false;
         }
       });
       if (!ok) return;
+      if (u.public_key.empty() && u.scram_sha256.empty()) {
+        why = fmt::format(
+            "{}: users.{} has neither public_key (ferry keys generate) nor scram_sha256 (ferry "
+            "users hash-password): it could not log in",
+            file, u.name);
+        ok = false;
+        return;
+      }
+      if (!u.scram_sha256.empty()) {
+        std::string bad;
+        if (!protocol::scram::parse(u.scram_sha256, bad)) {
+          why = fmt::format("{}: users.{}.scram_sha256: {}", file, u.name, bad);
+          ok = false;
+          return;
+        }
+      }
+      if (u.public_key.empty()) {
+        out.push_back(std::move(u));
+        return;
+      }
       if (!protocol::valid_z85_key(u.public_key)) {
         why = fmt::format(
             "{}: users.{}.public_key must be 40 characters of Z85 (the public_key "
@@ -115,6 +137,11 @@ std::optional<user_directory::snapshot> user_directory::read(std::string& why) c
   if (!users) return std::nullopt;
   for (auto& u : *users) {
     snap.super_by_name[u.name] = u.super_user;
+    if (!u.scram_sha256.empty()) {
+      std::string ignored;  // parse_users checked it
+      snap.scram_by_name[u.name] = *protocol::scram::parse(u.scram_sha256, ignored);
+    }
+    if (u.public_key.empty()) continue;
     auto key = u.public_key;
     snap.by_key.emplace(std::move(key), std::move(u));
   }
@@ -147,7 +174,7 @@ void user_directory::refresh() {
   {
     unique_lock lock(mu_);
     if (current_ && current_->text == snap->text) return;
-    n = snap->by_key.size();
+    n = snap->super_by_name.size();
     current_ = std::make_shared<const snapshot>(std::move(*snap));
   }
   logger()->info("users file {} reloaded: {} user(s)", file_.string(), n);
@@ -177,6 +204,14 @@ bool user_directory::is_super(std::string_view name) const {
   if (!current_) return false;
   auto it = current_->super_by_name.find(name);
   return it != current_->super_by_name.end() && it->second;
+}
+
+std::optional<protocol::scram::credential> user_directory::scram_of(std::string_view name) const {
+  unique_lock lock(mu_);
+  if (!current_) return std::nullopt;
+  auto it = current_->scram_by_name.find(name);
+  if (it == current_->scram_by_name.end()) return std::nullopt;
+  return it->second;
 }
 
 // RFC 27 request, after the REP envelope: version, request id, domain,

@@ -8,7 +8,10 @@
 //
 //   [users.alice]
 //   public_key = "Z85..."          # from alice.pub (ferry keys generate alice)
-//   super_user = false             # for the authorization rules (ACLs)
+//   scram_sha256 = "SCRAM-SHA-256$8192:..."   # Kafka clients (ferry users hash-password)
+//   super_user = false             # passes every authorization rule (ACLs)
+//
+// A user has a public key, a SCRAM credential, or both.
 //
 // Each accepted connection carries the ZAP user id "NAME:KEY"; every
 // request's principal is NAME, and a request whose NAME:KEY pair is no
@@ -32,12 +35,15 @@
 #include "broker_metrics.h"
 #include "ferry/core/mutex.h"
 #include "ferry/core/result.h"
+#include "ferry/protocol/scram.h"
 
 namespace ferry::broker {
 
 struct user {
   std::string name;
-  std::string public_key;  ///< Z85
+  std::string public_key;  ///< Z85; empty for a user of the Kafka listener only
+  /// SASL/SCRAM-SHA-256 on the Kafka listener (scram.h); empty: none.
+  std::string scram_sha256;
   bool super_user = false;
 };
 
@@ -65,11 +71,14 @@ class user_directory {
   [[nodiscard]] bool holds(std::string_view user_id) const;
   /// Whether NAME is a user with super_user = true (passes every ACL).
   [[nodiscard]] bool is_super(std::string_view name) const;
+  /// NAME's SCRAM-SHA-256 credential, if it has one.
+  [[nodiscard]] std::optional<protocol::scram::credential> scram_of(std::string_view name) const;
 
  private:
   struct snapshot {
     std::map<std::string, user, std::less<>> by_key;
     std::map<std::string, bool, std::less<>> super_by_name;
+    std::map<std::string, protocol::scram::credential, std::less<>> scram_by_name;
     std::string text;  // the file as it was read
   };
   /// Reads and parses the file; the users, or nullopt with `why`.

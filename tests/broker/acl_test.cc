@@ -18,6 +18,7 @@
 #include "ferry/client/producer.h"
 #include "ferry/protocol/codec.h"
 #include "ferry/protocol/curve.h"
+#include "ferry/schema/schema.h"
 #include "ferry/storage/mem_env.h"
 #include "inproc_broker.h"
 #include "metrics_scrape.h"
@@ -160,6 +161,8 @@ TEST_F(AclMatching, DescribeIsImpliedAndADenyWinsOverAnyAllow) {
   add(rule("bob", acl_resource::topic, "orders", ops({acl_op::write}), acl_pattern::literal, true));
   EXPECT_FALSE(allowed("bob", acl_resource::topic, "orders", acl_op::write));
   EXPECT_TRUE(allowed("bob", acl_resource::topic, "orders", acl_op::read)) << "only write denied";
+  EXPECT_TRUE(allowed("bob", acl_resource::topic, "orders", acl_op::describe))
+      << "a deny covers only its own operations: no implied describe";
   EXPECT_TRUE(allowed("bob", acl_resource::topic, "payments", acl_op::write));
   const auto d = auth_->check("bob", acl_resource::topic, "orders", acl_op::write);
   EXPECT_NE(d.why.find("deny bob write on topic 'orders'"), std::string::npos) << d.why;
@@ -168,6 +171,40 @@ TEST_F(AclMatching, DescribeIsImpliedAndADenyWinsOverAnyAllow) {
   add(rule("*", acl_resource::topic, "orders", ops({acl_op::read}), acl_pattern::literal, true));
   EXPECT_FALSE(allowed("bob", acl_resource::topic, "orders", acl_op::read));
   EXPECT_TRUE(allowed("root", acl_resource::topic, "orders", acl_op::read));
+}
+
+TEST_F(AclMatching, OnTheClusterOnlyAlterImpliesDescribe) {
+  add(rule("bob", acl_resource::cluster, "", ops({acl_op::write})));
+  EXPECT_TRUE(allowed("bob", acl_resource::cluster, "", acl_op::write));
+  EXPECT_FALSE(allowed("bob", acl_resource::cluster, "", acl_op::describe))
+      << "a producer id must not show the ACLs";
+  add(rule("carol", acl_resource::cluster, "", ops({acl_op::alter})));
+  EXPECT_TRUE(allowed("carol", acl_resource::cluster, "", acl_op::describe));
+  EXPECT_FALSE(allowed("carol", acl_resource::topic, "x", acl_op::create))
+      << "create is not implied by anything";
+}
+
+TEST_F(AclMatching, RemoveTakesEveryCopyOfARuleFromAHandEditedFile) {
+  const std::string one =
+      "[[acl]]\nprincipal = \"bob\"\nresource = \"topic\"\nname = \"t\"\noperations = "
+      "[\"read\"]\n";
+  const std::string text = one + one;
+  ASSERT_TRUE(ferry::storage::write_file_atomic(
+      env_, "/acls.toml", std::span(reinterpret_cast<const std::byte*>(text.data()), text.size())));
+  int changed = 0;
+  std::string why;
+  ASSERT_TRUE(store_->remove({rule("bob", acl_resource::topic, "t", 0)}, changed, why)) << why;
+  EXPECT_EQ(changed, 1);
+  EXPECT_TRUE(store_->rules().empty());
+  EXPECT_FALSE(allowed("bob", acl_resource::topic, "t", acl_op::read));
+  // A file broken by hand is not overwritten by a change.
+  const std::string broken = "[[acl]\n";
+  ASSERT_TRUE(ferry::storage::write_file_atomic(
+      env_, "/acls.toml",
+      std::span(reinterpret_cast<const std::byte*>(broken.data()), broken.size())));
+  EXPECT_FALSE(
+      store_->add({rule("bob", acl_resource::topic, "t", ops({acl_op::read}))}, changed, why));
+  EXPECT_NE(why.find("does not parse"), std::string::npos) << why;
 }
 
 TEST_F(AclMatching, ChangesMergeAreDurableAndAHandEditIsTakenUnlessItIsBroken) {
@@ -219,7 +256,13 @@ TEST_F(AclMatching, AFailedWriteChangesNothing) {
   std::string why;
   EXPECT_FALSE(store_->add({rule("bob", acl_resource::topic, "payments", ops({acl_op::read}))},
                            changed, why));
-  EXPECT_NE(why.find("nothing was changed"), std::string::npos) << why;
+  EXPECT_NE(why.find("may not have been made"), std::string::npos) << why;
+  EXPECT_EQ(store_->rules().size(), 1u);
+  EXPECT_FALSE(allowed("bob", acl_resource::topic, "payments", acl_op::read));
+  // The file was not replaced (its temporary copy failed to sync): the rules
+  // re-read from it are the old ones.
+  env_.clear_faults();
+  store_->refresh(std::chrono::steady_clock::now() + 5s);
   EXPECT_EQ(store_->rules().size(), 1u);
   EXPECT_FALSE(allowed("bob", acl_resource::topic, "payments", acl_op::read));
 }
@@ -382,9 +425,15 @@ TEST_F(AclBrokerTest, AGroupConsumerNeedsTheGroupAndTheTopic) {
     return make_error_code(errc::timeout);
   };
   EXPECT_EQ(consume("billing"), errc::not_authorized) << "no rule for the group";
+  EXPECT_GE(refusals("group", "read"), 1);
   allow(rule("bob", acl_resource::group, "billing", ops({acl_op::read})));
   EXPECT_FALSE(consume("billing"));
-  EXPECT_GE(refusals("group", "read"), 1);
+  ASSERT_TRUE(root_->remove_acls({rule("bob", acl_resource::topic, "orders", 0)}));
+  allow(rule("bob", acl_resource::topic, "orders", ops({acl_op::describe})));
+  EXPECT_EQ(consume("billing2"), errc::not_authorized) << "the group, but not read on the topic";
+  allow(rule("bob", acl_resource::group, "billing2", ops({acl_op::read})));
+  EXPECT_EQ(consume("billing2"), errc::not_authorized) << "still no read on the topic";
+  EXPECT_GE(refusals("topic", "read"), 1);
 }
 
 // A `ferry dlq` marker is a redrive or a purge: it needs that operation on
@@ -401,6 +450,8 @@ TEST_F(AclBrokerTest, DeadLetterMarkersNeedRedriveOrPurge) {
   EXPECT_FALSE(produce("bob", "orders.dlq", {{marker, "purged"}}));
   EXPECT_EQ(produce("bob", "orders.dlq", {{marker, "redrive-start"}}), errc::not_authorized)
       << "purge is not redrive";
+  allow(rule("bob", acl_resource::dlq, "orders", ops({acl_op::redrive}), acl_pattern::prefix));
+  EXPECT_FALSE(produce("bob", "orders.dlq", {{marker, "redrive-start"}})) << "now allowed";
 
   // The refused marker is in the audit log, as a refusal by bob.
   std::ifstream in(dir_ / "audit.log");
@@ -415,6 +466,26 @@ TEST_F(AclBrokerTest, DeadLetterMarkersNeedRedriveOrPurge) {
     }
   }
   EXPECT_EQ(refused, 1);
+}
+
+// By id, a schema is readable when a subject holding it is; a refusal does
+// not name the subject.
+TEST_F(AclBrokerTest, ASchemaByIdNeedsReadOnASubjectHoldingIt) {
+  const std::string fbs = "table Order { id: string; }\nroot_type Order;\n";
+  auto bfbs = ferry::schema::compile(fbs, "order.fbs");  // NOLINT
+  ASSERT_TRUE(bfbs) << bfbs.error().message();
+  auto reg = root_->register_schema("secret-orders-value", bfbs.value().bfbs, fbs);
+  ASSERT_TRUE(reg) << root_->last_error_message();
+  ferry::client::admin bob(as("bob"));
+  auto got = bob.get_schema(reg.value().id);
+  ASSERT_FALSE(got);
+  EXPECT_EQ(got.error(), errc::not_authorized);
+  EXPECT_EQ(bob.last_error_message().find("secret"), std::string::npos) << bob.last_error_message();
+  allow(rule("bob", acl_resource::schema, "secret-", ops({acl_op::read}), acl_pattern::prefix));
+  EXPECT_TRUE(bob.get_schema(reg.value().id)) << bob.last_error_message();
+  auto subjects = bob.list_subjects();
+  ASSERT_TRUE(subjects);
+  EXPECT_EQ(subjects.value().subjects.size(), 1u);
 }
 
 TEST_F(AclBrokerTest, AclChangesAreAudited) {

@@ -146,19 +146,15 @@ audited register_schema(broker_core&, const native_request& q, needs& n) {
   n.add(res_schema, q.env->body_as_RegisterSchemaRequest()->subject()->string_view(), write);
   return {"schema.register"};
 }
-audited get_schema(broker_core& c, const native_request& q, needs& n) {
-  core_thread.assert_held();  // through kNeeds, from authorize()
+audited get_schema(broker_core&, const native_request& q, needs& n) {
   const auto* req = q.env->body_as_GetSchemaRequest();
   if (req->subject()) {
     n.add(res_schema, req->subject()->string_view(), read);
-  } else if (const auto* s = c.registry->by_id(req->id())) {
-    // The subject the id was registered under (the handler reads the same).
-    n.add(res_schema, s->subject, read);
-  } else {
-    // An unknown id says nothing about any subject; a principal that may
-    // read no schema at all learns nothing either way.
-    n.add(res_schema, "*", read);
+    return {};
   }
+  // By id: allowed when any subject holding the id may be read, checked in
+  // authorize() so that a refusal does not name a subject (a walk over the
+  // ids would list them all).
   return {};
 }
 audited list_subjects(broker_core&, const native_request&, needs&) {
@@ -265,6 +261,24 @@ bool authorize(broker_core& c, native_request& q) {
     refuse_unauthorized(c, q, res_cluster, {}, write,
                         {false, "no rule allows it (a producer id needs write on some topic)"}, {});
     return false;
+  }
+  if (type == Body::GetSchemaRequest && q.env->body_as_GetSchemaRequest()->subject() == nullptr) {
+    const auto id = q.env->body_as_GetSchemaRequest()->id();
+    bool readable = false;
+    for (const auto& [subject, st] : c.registry->subjects())
+      for (const auto& v : st.versions)
+        if (v.id == id && !readable)
+          readable = c.access->by_rules(q.principal, res_schema, subject, read).allowed;
+    if (!readable) {
+      c.stats.authz_failures.with({"schema", "read"}).inc();
+      q.respond(error_response(
+          c.stats, q.id(), ErrorCode::NotAuthorized,
+          fmt::format("not authorized to read schema id {}: no subject holding it may be read by "
+                      "{}; an administrator can allow the subject: ferry acls add --principal {} "
+                      "--schema SUBJECT --operations read",
+                      id, q.principal, q.principal)));
+      return false;
+    }
   }
   for (const auto& x : n.list()) {
     auto d = c.access->by_rules(q.principal, x.resource, x.name, x.op);

@@ -91,6 +91,8 @@ void handle_describe_group(round& r, std::unique_ptr<native_request> q) {
     const auto tps = group_partitions(c, name, r.now());
     std::vector<flatbuffers::Offset<GroupPartition>> parts;
     for (const auto& tp : tps) {
+      // Topics this user may not describe are left out (sizes, times, lag).
+      if (!may(c, *q, acl_resource::topic, tp.first, acl_op::describe)) continue;
       const auto* committed = has_offsets ? c.offsets->committed(name, tp) : nullptr;
       const std::int64_t at = committed ? committed->offset : -1;
       ErrorCode err;

@@ -63,7 +63,8 @@ void handle_fetch_offsets(round& r, std::unique_ptr<native_request> q) {
       if (tp->partitions())
         for (auto p : *tp->partitions()) add(tp->topic()->str(), p);
   } else if (auto g = c.offsets->groups().find(group); g != c.offsets->groups().end()) {
-    for (const auto& [tp, _] : g->second) add(tp.first, tp.second);
+    for (const auto& [tp, _] : g->second)
+      if (may(c, *q, acl_resource::topic, tp.first, acl_op::describe)) add(tp.first, tp.second);
   }
   auto body = CreateFetchOffsetsResponse(fbb, ErrorCode::None, 0, fbb.CreateVector(v));
   q->respond(envelope(fbb, q->id(), Body::FetchOffsetsResponse, body.Union()));

@@ -14,7 +14,11 @@ using namespace ferry::wire;
 void handle_init_producer(round& r, std::unique_ptr<native_request> q) {
   auto& c = r.core();
   const auto* name = q->env->body_as_InitProducerRequest()->name();
-  auto g = c.producer_ids->init(name ? std::optional(name->string_view()) : std::nullopt);
+  // With security on, a name belongs to its principal: another user taking
+  // the same name gets its own producer and cannot fence this one.
+  std::optional<std::string> scoped;
+  if (name) scoped = c.access ? q->principal + "/" + name->str() : name->str();
+  auto g = c.producer_ids->init(scoped ? std::optional<std::string_view>(*scoped) : std::nullopt);
   flatbuffers::FlatBufferBuilder fbb(128);
   flatbuffers::Offset<InitProducerResponse> body;
   if (g) {
