@@ -283,10 +283,17 @@ int main(int argc, char** argv) {
         "read, write and delete everything. Turn on [security] (docs/security.md) or listen on "
         "127.0.0.1",
         cfg.listen);
-  if (!cfg.kafka_listen.empty() && !loopback(cfg.kafka_listen))
+  if (!cfg.kafka_listen.empty() && !cfg.security.enabled && !loopback(cfg.kafka_listen))
     logger->warn(
         "the Kafka listener {} has no authentication and is reachable from other machines; "
-        "listen on 127.0.0.1 or firewall it",
+        "turn on [security] (its clients then authenticate with SASL/SCRAM-SHA-256), listen on "
+        "127.0.0.1 or firewall it",
+        cfg.kafka_listen);
+  if (!cfg.kafka_listen.empty() && cfg.security.enabled)
+    logger->warn(
+        "the Kafka listener {} authenticates its clients (SASL/SCRAM-SHA-256: no password "
+        "crosses the network) but does not encrypt what they send and receive: TLS is not built "
+        "yet (docs/security.md#kafka-clients)",
         cfg.kafka_listen);
   std::printf("ferryd listening on %s\n", endpoint.value().c_str());
   if (!b->kafka_address().empty())

@@ -142,6 +142,7 @@ result<std::string> broker::start() {
   i.line.add_frontend(&i.frontend);
   if (!i.cfg.kafka_listen.empty()) {
     i.kafka = std::make_unique<kafka_frontend>(i.cfg, i.stats, i.line, i.cluster_id);
+    i.kafka->use_users(i.core.users.get());  // SASL with security on
     FERRY_TRY(auto kafka_bound, i.kafka->start());
     i.kafka_bound = kafka_bound;
     i.line.add_frontend(i.kafka.get());

@@ -475,11 +475,6 @@ result<void> validate(const broker_config& c, std::string& error) {
       return bad(error,
                  "security.enabled needs security.server_key_file (ferryd's NAME.key: ferry keys "
                  "generate server) and security.users_file (docs/security.md)");
-    if (!c.kafka_listen.empty())
-      return bad(error,
-                 "security.enabled with kafka_listen: the Kafka listener has no authentication "
-                 "yet (SASL and TLS are not built), so it would let anyone in; remove "
-                 "kafka_listen or turn security off");
   }
   if (auto why = log_level_problem(c.log_level); !why.empty())
     return bad(error, fmt::format("log_level = \"{}\": {}", c.log_level, why));

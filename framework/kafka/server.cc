@@ -90,6 +90,12 @@ class session final : public connection, public std::enable_shared_from_this<ses
   void close_after(std::uint64_t seq) override {
     srv_.post([self = shared_from_this(), seq]() mutable { self->complete(seq, {}, true); });
   }
+  void respond_then_close(std::uint64_t seq,
+                          std::vector<std::vector<std::byte>> response) override {
+    srv_.post([self = shared_from_this(), seq, r = std::move(response)]() mutable {
+      self->complete(seq, std::move(r), true);
+    });
+  }
   const std::string& peer() const override { return peer_; }
 
   void close(const char* why) {
@@ -173,10 +179,7 @@ class session final : public connection, public std::enable_shared_from_this<ses
       done_.erase(done_.begin());
       ++next_send_;
       --pending_;
-      if (a.close_then) {
-        close_after_writes_ = true;
-        break;
-      }
+      if (a.close_then) close_after_writes_ = true;
       if (!a.chunks.empty()) {
         std::size_t size = 0;
         for (const auto& c : a.chunks) size += c.size();
@@ -185,6 +188,7 @@ class session final : public connection, public std::enable_shared_from_this<ses
         out.chunks = std::move(a.chunks);
         writes_.push_back(std::move(out));
       }
+      if (close_after_writes_) break;  // nothing after it is sent
     }
     write_next();
     if (paused_ && pending_ < srv_.opts.max_pending && !close_after_writes_) {

@@ -47,6 +47,13 @@ class recording_connection final : public kafka::connection {
   }
   void respond_nothing(std::uint64_t seq) override { first(seq).nothing = true; }
   void close_after(std::uint64_t seq) override { first(seq).closed = true; }
+  void respond_then_close(std::uint64_t seq, std::vector<std::vector<std::byte>> r) override {
+    auto& o = first(seq);
+    ++o.answers;
+    o.closed = true;
+    FERRY_FUZZ_CHECK(!r.empty() && r.front().size() >= 4);
+    std::memcpy(&o.correlation, r.front().data(), 4);
+  }
   const std::string& peer() const override { return peer_; }
   std::map<std::uint64_t, outcome> seen;
 

@@ -14,6 +14,10 @@ namespace ferry::cli {
 /// ferry keys generate NAME (keys.cc, docs/security.md).
 int keys_generate(const globals& g, const std::string& name, const std::string& dir);
 
+/// ferry users hash-password NAME (keys.cc): the users-file entry for a
+/// SASL/SCRAM-SHA-256 password read from stdin.
+int users_hash_password(const globals& g, const std::string& name, int iterations);
+
 /// ferry acls add|remove|list (acls.cc, docs/security.md#authorization).
 struct acl_args {
   std::string principal;

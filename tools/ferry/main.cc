@@ -438,6 +438,20 @@ int main(int argc, char** argv) {
   kgen->add_option("--dir", key_dir, "where to write the files (default: here)");
   kgen->callback([&] { rc = keys_generate(g, key_name, key_dir); });
 
+  // --- users ---
+  auto* users = app.add_subcommand("users", "entries for the broker's users file");
+  users->require_subcommand(1);
+  std::string user_name;
+  int scram_iterations = 8192;
+  auto* uhash = users->add_subcommand(
+      "hash-password",
+      "print a users-file entry with a SASL/SCRAM-SHA-256 credential for Kafka clients (the "
+      "password is read from stdin, without echo on a terminal; only its salted hash is printed)");
+  uhash->add_option("name", user_name, "the user's name (its principal)")->required();
+  uhash->add_option("--iterations", scram_iterations, "PBKDF2 iterations (4096 or more)")
+      ->default_val(8192);
+  uhash->callback([&] { rc = users_hash_password(g, user_name, scram_iterations); });
+
   // --- acls ---
   auto* acls = app.add_subcommand(
       "acls", "authorization rules: who may do what on which topics, groups, dlqs, schemas");

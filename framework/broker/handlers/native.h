@@ -116,6 +116,11 @@ void audit(broker_core& c, const native_request& q, std::string_view action,
 /// what it may not describe). Always true with security off.
 [[nodiscard]] bool may(broker_core& c, const native_request& q, acl_resource resource,
                        std::string_view name, acl_op op) FERRY_REQUIRES(core_thread);
+/// The kinds of the `ferry dlq` markers in a produced batch ("redriven",
+/// "purged", "redrive-start"): writing one is a redrive or a purge. Most
+/// batches are ruled out by a byte search; a compressed one is read; a
+/// batch that fails its check gives none (admission refuses it).
+[[nodiscard]] std::vector<std::string> dlq_marker_kinds(std::span<std::byte> batch);
 /// Answers `q` with NotAuthorized for `op` on the resource, counted and,
 /// with an `audit_action`, audited.
 void refuse_unauthorized(broker_core& c, native_request& q, acl_resource resource,

@@ -42,11 +42,9 @@ void audit_markers(broker_core& c, const native_request& q, std::string_view top
   });
 }
 
-// The kinds of the `ferry dlq` markers in a produced batch (authorization:
-// writing a marker is a redrive or a purge). Most batches are ruled out by
-// a byte search; a compressed one is read, and a batch that fails its check
-// is left to admission, which refuses it.
-std::vector<std::string> marker_kinds(std::span<std::byte> batch) {
+}  // namespace
+
+std::vector<std::string> dlq_marker_kinds(std::span<std::byte> batch) {
   std::vector<std::string> kinds;
   if (batch.size() < format::kBatchHeaderSize) return kinds;
   const auto h = format::batch_header::decode(batch.data());
@@ -65,6 +63,8 @@ std::vector<std::string> marker_kinds(std::span<std::byte> batch) {
   return kinds;
 }
 
+namespace {
+
 // With security on: a batch holding dlq markers needs redrive (a redrive's
 // markers) or purge (a purge's) on the dlq resource of its topic, besides
 // write on the topic (authorize()). False when refused and answered.
@@ -76,7 +76,7 @@ bool markers_allowed(broker_core& c, native_request& q) FERRY_REQUIRES(core_thre
     const auto redrive = c.access->by_rules(q.principal, acl_resource::dlq, topic, acl_op::redrive);
     const auto purge = c.access->by_rules(q.principal, acl_resource::dlq, topic, acl_op::purge);
     if (redrive.allowed && purge.allowed) continue;
-    for (const auto& kind : marker_kinds(q.frames[e->frame()].bytes)) {
+    for (const auto& kind : dlq_marker_kinds(q.frames[e->frame()].bytes)) {
       const bool purging = kind == "purged";
       const auto& d = purging ? purge : redrive;
       if (d.allowed) continue;

@@ -23,6 +23,7 @@ struct fetch_partition {
 
 struct fetch_topic {
   std::string name;
+  bool allowed = true;  // read on it (security on), checked once
   std::vector<fetch_partition> partitions;
 };
 
@@ -55,8 +56,10 @@ fetch_attempt attempt(round& r, fetch_state& s, bool final) FERRY_REQUIRES(core_
     for (const auto& fp : s.topics[t].partitions) {
       part_out po{fp.index, kafka::error::none, -1, -1, {}};
       wire::ErrorCode err;
-      auto* p = c.topics.find(s.topics[t].name, fp.index, err);
-      if (p == nullptr) {
+      auto* p = s.topics[t].allowed ? c.topics.find(s.topics[t].name, fp.index, err) : nullptr;
+      if (!s.topics[t].allowed) {
+        po.err = kafka::error::topic_authorization_failed;
+      } else if (p == nullptr) {
         po.err = kafka::error::unknown_topic_or_partition;
       } else {
         auto& log = *p->log;
@@ -142,6 +145,7 @@ void kafka_fetch(round& r, std::unique_ptr<kafka_request> q) {
   for (std::int32_t t = 0; t < nt && in.ok(); ++t) {
     fetch_topic ft;
     ft.name = std::string(in.string());
+    ft.allowed = kafka_may(c, *q, acl_resource::topic, ft.name, acl_op::read);
     const auto np = in.array(16);
     for (std::int32_t p = 0; p < np && in.ok(); ++p) {
       fetch_partition fp;
@@ -220,7 +224,9 @@ void kafka_list_offsets(round& r, std::unique_ptr<kafka_request> q) {
       kafka::error err = kafka::error::none;
       std::int64_t ts = -1, off = -1;
       wire::ErrorCode e;
-      if (auto* p = c.topics.find(name, wp.index, e)) {
+      if (!kafka_may(c, *q, acl_resource::topic, name, acl_op::describe)) {
+        err = kafka::error::topic_authorization_failed;
+      } else if (auto* p = c.topics.find(name, wp.index, e)) {
         auto& log = *p->log;
         if (wp.timestamp == -1) {
           off = log.high_watermark().value();  // latest

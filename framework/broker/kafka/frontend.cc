@@ -4,7 +4,10 @@
 
 #include <array>
 
+#include "../core.h"
+#include "../security.h"
 #include "ferry/core/logging.h"
+#include "ferry/protocol/scram.h"
 
 namespace ferry::broker {
 
@@ -40,15 +43,21 @@ constexpr std::array<std::pair<kafka::api_key, kafka_handler>, 20> kHandlers = {
     {kafka::api_key::create_partitions, &kafka_create_partitions},
 }};
 
-// Every served API but ApiVersions has a handler.
+// Answered by the front-end on the server's thread: ApiVersions and SASL.
+constexpr bool answered_here(kafka::api_key k) {
+  return k == kafka::api_key::api_versions || k == kafka::api_key::sasl_handshake ||
+         k == kafka::api_key::sasl_authenticate;
+}
+
+// Every served API but those has a handler.
 constexpr bool table_covers_apis() {
   for (const auto& a : kafka::kApis) {
-    if (a.key == kafka::api_key::api_versions) continue;
+    if (answered_here(a.key)) continue;
     bool found = false;
     for (const auto& [k, h] : kHandlers) found = found || k == a.key;
     if (!found) return false;
   }
-  return kHandlers.size() + 1 == kafka::kApis.size();
+  return kHandlers.size() + 3 == kafka::kApis.size();
 }
 static_assert(table_covers_apis(), "every API of kafka::kApis needs a handler");
 
@@ -77,6 +86,28 @@ std::vector<std::vector<std::byte>> api_versions(std::int32_t correlation_id, st
 }
 
 }  // namespace
+
+bool kafka_sees(broker_core& c, const kafka_request& q, acl_resource resource,
+                std::string_view name, acl_op op) {
+  if (!c.access) return true;
+  return c.access->check(q.principal, resource, name, op).allowed;
+}
+
+bool kafka_may(broker_core& c, const kafka_request& q, acl_resource resource, std::string_view name,
+               acl_op op) {
+  if (kafka_sees(c, q, resource, name, op)) return true;
+  c.stats.authz_failures
+      .with({std::string(protocol::to_string(resource)), std::string(protocol::to_string(op))})
+      .inc();
+  return false;
+}
+
+void kafka_audit(broker_core& c, const kafka_request& q, std::string_view action,
+                 nlohmann::json target, wire::ErrorCode error, std::string_view message) {
+  if (!c.audit) return;
+  target["listener"] = "kafka";
+  c.audit->record(q.principal, q.conn->peer(), action, target, error, message);
+}
 
 kafka_handler find_kafka_handler(std::int16_t api) noexcept {
   for (const auto& [k, h] : kHandlers)
@@ -206,10 +237,143 @@ void kafka_frontend::on_request(kafka::request_frame f) {
     q->respond(std::move(w));
     return;
   }
+  if (api->key == kafka::api_key::sasl_handshake || api->key == kafka::api_key::sasl_authenticate) {
+    on_sasl(*q);
+    return;
+  }
+  if (users_ != nullptr && !admitted(*q)) return;
   if (stopping_) return;  // the connection closes with the server
   if (api->key == kafka::api_key::fetch) q->deadline = q->received;  // set by the handler
   auto handler = find_kafka_handler(q->api);
   pipeline_.submit([handler, q = std::move(q)](round& r) mutable { handler(r, std::move(q)); });
+}
+
+// --- SASL (docs/security.md#kafka-clients) --------------------------------
+// With security on, a connection must authenticate (SaslHandshake v1, then
+// SaslAuthenticate with SCRAM-SHA-256's two rounds) before any request but
+// ApiVersions; anything else first closes it, as Kafka brokers do. The
+// exchange runs here on the server's thread: it needs only the users file.
+
+struct kafka_frontend::sasl_session {
+  bool mechanism_chosen = false;
+  std::unique_ptr<protocol::scram::server_exchange> exchange;
+  std::string principal;   // once authenticated
+  std::string stored_key;  // the credential it authenticated with
+};
+
+kafka_frontend::sasl_session& kafka_frontend::session_of(kafka::connection& c) {
+  if (!c.session) c.session = std::make_shared<sasl_session>();
+  return *static_cast<sasl_session*>(c.session.get());
+}
+
+void kafka_frontend::refuse_auth(kafka_request& q, const char* reason, const std::string& why) {
+  stats_.auth_failures.with({reason}).inc();
+  const auto now = steady::now();
+  if (now >= next_auth_log_) {
+    logger()->warn("Kafka client {} ({}): authentication failed: {}", q.conn->peer(), q.client_id,
+                   why);
+    next_auth_log_ = now + std::chrono::seconds(1);
+  }
+}
+
+void kafka_frontend::on_sasl(kafka_request& q) {
+  auto& s = session_of(*q.conn);
+  auto in = q.body();
+  kafka::writer w = q.response();
+  if (q.api == static_cast<std::int16_t>(kafka::api_key::sasl_handshake)) {
+    const auto mechanism = in.string();
+    if (!in.ok()) return q.malformed("bad SaslHandshake");
+    const bool ok = users_ != nullptr && !s.mechanism_chosen && s.principal.empty() &&
+                    mechanism == protocol::scram::kMechanism;
+    w.i16(kafka::code(ok ? kafka::error::none
+                         : (s.mechanism_chosen || !s.principal.empty()
+                                ? kafka::error::illegal_sasl_state
+                                : kafka::error::unsupported_sasl_mechanism)));
+    // The mechanisms enabled: SCRAM-SHA-256 with security on; none without
+    // (the listener takes clients without SASL then).
+    w.array(users_ != nullptr ? 1 : 0);
+    if (users_ != nullptr) w.string(protocol::scram::kMechanism);
+    if (ok) {
+      s.mechanism_chosen = true;
+      s.exchange = std::make_unique<protocol::scram::server_exchange>(
+          [users = users_](const std::string& name) { return users->scram_of(name); });
+    } else if (users_ != nullptr) {
+      refuse_auth(q, "sasl",
+                  fmt::format("SaslHandshake with mechanism {} (this listener takes {})", mechanism,
+                              protocol::scram::kMechanism));
+    }
+    if (ok)
+      q.respond(std::move(w));
+    else
+      q.conn->respond_then_close(q.seq, std::move(w).take());
+    return;
+  }
+  // SaslAuthenticate v0-1: auth_bytes in, error, message, auth_bytes out
+  // (and, v1, the session lifetime: 0, no re-authentication asked).
+  const auto bytes = in.bytes();
+  if (!in.ok()) return q.malformed("bad SaslAuthenticate");
+  std::string why;
+  std::string reply;
+  bool ok = false;
+  if (!s.exchange) {
+    why = "SaslAuthenticate before SaslHandshake";
+  } else {
+    auto step = s.exchange->next(
+        std::string_view(reinterpret_cast<const char*>(bytes.data()), bytes.size()));
+    ok = step.ok;
+    reply = std::move(step.reply);
+    why = std::move(step.why);
+    if (ok && s.exchange->where() == protocol::scram::server_exchange::state::done) {
+      s.principal = s.exchange->user();
+      s.stored_key = s.exchange->used().stored_key;
+      s.exchange.reset();
+      logger()->debug("Kafka client {} ({}) authenticated as {}", q.conn->peer(), q.client_id,
+                      s.principal);
+    }
+  }
+  w.i16(kafka::code(ok ? kafka::error::none : kafka::error::sasl_authentication_failed));
+  if (ok)
+    w.nullable_string(std::nullopt);
+  else
+    w.nullable_string(fmt::format(
+        "Authentication failed during authentication due to invalid credentials with SASL "
+        "mechanism {}",
+        protocol::scram::kMechanism));
+  w.bytes(std::span(reinterpret_cast<const std::byte*>(reply.data()), ok ? reply.size() : 0));
+  if (since(q, 1)) w.i64(0);
+  if (ok) {
+    q.respond(std::move(w));
+    return;
+  }
+  refuse_auth(q, "sasl", why);
+  q.conn->respond_then_close(q.seq, std::move(w).take());
+}
+
+bool kafka_frontend::admitted(kafka_request& q) {
+  auto& s = session_of(*q.conn);
+  if (s.principal.empty()) {
+    // Kafka closes a connection that skips SASL: nothing is served to it.
+    refuse_auth(q, "sasl",
+                fmt::format("{} request before SASL authentication", kafka::find_api(q.api)->name));
+    q.conn->close_after(q.seq);
+    return false;
+  }
+  // Still the user's credential? (A user removed from the users file, or
+  // given a new password, is refused from the next request.)
+  auto cred = users_->scram_of(s.principal);
+  if (!cred || cred->stored_key != s.stored_key) {
+    users_->refresh();
+    cred = users_->scram_of(s.principal);
+    if (!cred || cred->stored_key != s.stored_key) {
+      refuse_auth(q, "revoked",
+                  fmt::format("user {} was removed from the users file or has a new password",
+                              s.principal));
+      q.conn->close_after(q.seq);
+      return false;
+    }
+  }
+  q.principal = s.principal;
+  return true;
 }
 
 }  // namespace ferry::broker

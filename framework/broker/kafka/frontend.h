@@ -24,6 +24,10 @@
 #include "request.h"
 
 namespace ferry::broker {
+class user_directory;
+}
+
+namespace ferry::broker {
 
 class kafka_frontend final : public frontend_hook {
  public:
@@ -45,9 +49,20 @@ class kafka_frontend final : public frontend_hook {
   // frontend_hook: answers are posted to the server's thread at once.
   void flush() override {}
 
+  /// The users SASL checks (security on; the core owns them). Before start().
+  void use_users(user_directory* users) noexcept { users_ = users; }
+
  private:
+  struct sasl_session;
   void on_request(kafka::request_frame f);
   void count(std::int16_t api);
+  /// SaslHandshake and SaslAuthenticate (server thread).
+  void on_sasl(kafka_request& q);
+  /// Whether the connection authenticated (and still holds its credential);
+  /// false when it was refused and is closing.
+  bool admitted(kafka_request& q);
+  sasl_session& session_of(kafka::connection& c);
+  void refuse_auth(kafka_request& q, const char* reason, const std::string& why);
 
   const broker_config& cfg_;
   broker_metrics& stats_;
@@ -57,6 +72,8 @@ class kafka_frontend final : public frontend_hook {
   std::unique_ptr<kafka::server> server_;
   std::atomic<bool> stopping_{false};
   metrics::family<metrics::counter>& closed_;
+  user_directory* users_ = nullptr;     // null: no SASL, everyone is served
+  steady::time_point next_auth_log_{};  // server thread: one refusal line a second
 };
 
 }  // namespace ferry::broker

@@ -40,16 +40,22 @@ std::string protocol_type_of(const group_view& g) {
 
 }  // namespace
 
-void kafka_find_coordinator(round& /*r*/, std::unique_ptr<kafka_request> q) {
+void kafka_find_coordinator(round& r, std::unique_ptr<kafka_request> q) {
   auto in = q->body();
-  (void)in.string();  // the group (or transactional id): every one is coordinated here
+  const auto key = in.string();  // the group (or transactional id): every one is coordinated here
   std::int8_t key_type = 0;
   if (since(*q, 1)) key_type = in.i8();
   if (!in.ok()) return q->malformed("FindCoordinator");
   const auto& node = q->frontend->node();
   auto w = q->response();
   if (since(*q, 1)) w.i32(0);  // throttle
-  if (key_type != 0) {
+  if (key_type == 0 && !kafka_may(r.core(), *q, acl_resource::group, key, acl_op::describe)) {
+    w.i16(kafka::code(kafka::error::group_authorization_failed));
+    if (since(*q, 1)) w.nullable_string(std::nullopt);
+    w.i32(-1);
+    w.string("");
+    w.i32(-1);
+  } else if (key_type != 0) {
     w.i16(kafka::code(kafka::error::coordinator_not_available));
     if (since(*q, 1))
       w.nullable_string("ferryd has no transaction coordinator: transactions are not supported");
@@ -107,10 +113,13 @@ void kafka_join_group(round& r, std::unique_ptr<kafka_request> q) {
     req.respond(std::move(w));
   };
   const auto& lim = c.groups->limits();
-  if (p.session_timeout < lim.min_session_timeout || p.session_timeout > lim.max_session_timeout) {
+  const bool denied = !kafka_may(c, *q, acl_resource::group, p.group, acl_op::read);
+  if (denied || p.session_timeout < lim.min_session_timeout ||
+      p.session_timeout > lim.max_session_timeout) {
     auto w = q->response();
     if (since(*q, 2)) w.i32(0);
-    w.i16(kafka::code(kafka::error::invalid_session_timeout));
+    w.i16(kafka::code(denied ? kafka::error::group_authorization_failed
+                             : kafka::error::invalid_session_timeout));
     w.i32(-1);
     w.string("");
     w.string("");
@@ -143,6 +152,13 @@ void kafka_sync_group(round& r, std::unique_ptr<kafka_request> q) {
     p.assignments.emplace_back(std::move(member), std::string(as_chars(in.bytes())));
   }
   if (!in.ok()) return q->malformed("SyncGroup");
+  if (!kafka_may(c, *q, acl_resource::group, p.group, acl_op::read)) {
+    auto w = q->response();
+    if (since(*q, 1)) w.i32(0);
+    w.i16(kafka::code(kafka::error::group_authorization_failed));
+    w.bytes({});
+    return q->respond(std::move(w));
+  }
   const auto token = r.await_join([q = std::move(q)](join_outcome o) mutable {
     auto w = q->response();
     if (since(*q, 1)) w.i32(0);  // throttle
@@ -160,9 +176,13 @@ void kafka_heartbeat(round& r, std::unique_ptr<kafka_request> q) {
   const auto member = in.string();
   if (since(*q, 3)) (void)in.nullable_string();  // group instance id
   if (!in.ok()) return q->malformed("Heartbeat");
-  auto st = r.core().groups->heartbeat(group, member, generation, r.now());
   auto w = q->response();
   if (since(*q, 1)) w.i32(0);
+  if (!kafka_may(r.core(), *q, acl_resource::group, group, acl_op::read)) {
+    w.i16(kafka::code(kafka::error::group_authorization_failed));
+    return q->respond(std::move(w));
+  }
+  auto st = r.core().groups->heartbeat(group, member, generation, r.now());
   w.i16(kafka::code(to_kafka(st.error)));
   q->respond(std::move(w));
 }
@@ -184,6 +204,11 @@ void kafka_leave_group(round& r, std::unique_ptr<kafka_request> q) {
   if (!in.ok()) return q->malformed("LeaveGroup");
   auto w = q->response();
   if (since(*q, 1)) w.i32(0);
+  if (!kafka_may(r.core(), *q, acl_resource::group, group, acl_op::read)) {
+    w.i16(kafka::code(kafka::error::group_authorization_failed));
+    if (since(*q, 3)) w.array(0);
+    return q->respond(std::move(w));
+  }
   if (!since(*q, 3)) {
     auto st = groups.leave(group, members.front().first, r.now());
     w.i16(kafka::code(to_kafka(st.error)));
@@ -212,9 +237,10 @@ void kafka_describe_groups(round& r, std::unique_ptr<kafka_request> q) {
   if (since(*q, 1)) w.i32(0);
   w.array(static_cast<std::int32_t>(names.size()));
   for (auto name : names) {
-    auto g = c.groups->describe(name, r.now());
-    const bool has_offsets = c.offsets->groups().count(name) > 0;
-    w.i16(kafka::code(kafka::error::none));
+    const bool allowed = kafka_may(c, *q, acl_resource::group, name, acl_op::describe);
+    auto g = allowed ? c.groups->describe(name, r.now()) : std::nullopt;
+    const bool has_offsets = allowed && c.offsets->groups().count(name) > 0;
+    w.i16(kafka::code(allowed ? kafka::error::none : kafka::error::group_authorization_failed));
     w.string(name);
     if (!g) {
       // Kafka's answer for a group it does not know is "Dead"; one with
@@ -247,6 +273,10 @@ void kafka_list_groups(round& r, std::unique_ptr<kafka_request> q) {
   std::map<std::string, std::string> all;  // name -> protocol type
   for (const auto& [name, _] : c.offsets->groups()) all[name] = "";
   for (const auto& g : c.groups->list(r.now())) all[g.name] = protocol_type_of(g);
+  std::erase_if(all, [&](const auto& e) {  // the groups this user may describe
+    core_thread.assert_held();             // called right here
+    return !kafka_sees(c, *q, acl_resource::group, e.first, acl_op::describe);
+  });
   auto w = q->response();
   if (since(*q, 1)) w.i32(0);
   w.i16(kafka::code(kafka::error::none));
@@ -271,7 +301,10 @@ void kafka_delete_groups(round& r, std::unique_ptr<kafka_request> q) {
   if (!in.ok()) return q->malformed("DeleteGroups");
   std::vector<outcome> staged;
   staged.reserve(names.size());
-  for (const auto& name : names) staged.push_back(stage_delete_group(c, name, r.now()));
+  for (const auto& name : names)
+    staged.push_back(kafka_may(c, *q, acl_resource::group, name, acl_op::remove)
+                         ? stage_delete_group(c, name, r.now())
+                         : outcome{wire::ErrorCode::NotAuthorized, "not authorized"});
   r.after_offsets_sync([q = std::move(q), names = std::move(names), staged = std::move(staged)](
                            round& rr, std::error_code sync) mutable {
     core_thread.assert_held();  // the pipeline runs it after the offsets sync
@@ -280,13 +313,13 @@ void kafka_delete_groups(round& r, std::unique_ptr<kafka_request> q) {
     w.i32(0);  // throttle
     w.array(static_cast<std::int32_t>(names.size()));
     for (std::size_t i = 0; i < names.size(); ++i) {
-      finish_delete_group(cc, staged[i], sync);
-      if (cc.audit)
-        cc.audit->record("", q->conn->peer(), "group.delete",
-                         {{"group", names[i]}, {"listener", "kafka"}}, staged[i].error,
-                         staged[i].message);
+      const bool denied = staged[i].error == wire::ErrorCode::NotAuthorized;
+      if (!denied) finish_delete_group(cc, staged[i], sync);
+      kafka_audit(cc, *q, "group.delete", {{"group", names[i]}}, staged[i].error,
+                  staged[i].message);
       w.string(names[i]);
-      w.i16(kafka::code(to_kafka(staged[i].error)));
+      w.i16(kafka::code(denied ? kafka::error::group_authorization_failed
+                               : to_kafka(staged[i].error)));
     }
     q->respond(std::move(w));
   });

@@ -4,6 +4,8 @@
 // (create it with CreateTopics or ferry topics create).
 #include <limits>
 #include <optional>
+#include <utility>
+#include <vector>
 
 #include "frontend.h"
 
@@ -13,9 +15,15 @@ namespace {
 
 constexpr std::int32_t kUnknownOperations = std::numeric_limits<std::int32_t>::min();
 
-void write_topic(kafka::writer& w, const kafka_request& q, std::string_view name, const topic* t) {
+void write_topic(kafka::writer& w, const kafka_request& q, std::string_view name, const topic* t,
+                 bool allowed = true) {
   const auto& node = q.frontend->node();
-  w.i16(kafka::code(t ? kafka::error::none : kafka::error::unknown_topic_or_partition));
+  // A topic the user may not describe is TOPIC_AUTHORIZATION_FAILED, known
+  // or not (whether it exists is not told).
+  if (!allowed) t = nullptr;
+  w.i16(kafka::code(!allowed ? kafka::error::topic_authorization_failed
+                    : t      ? kafka::error::none
+                             : kafka::error::unknown_topic_or_partition));
   w.string(name);
   w.boolean(false);  // is_internal (v1+)
   if (t == nullptr) {
@@ -65,12 +73,18 @@ void kafka_metadata(round& r, std::unique_ptr<kafka_request> q) {
   if (since(*q, 2)) w.nullable_string(q->frontend->cluster_id());
   w.i32(node.id);  // controller
   if (!wanted) {
-    const auto& all = c.topics.all();
-    w.array(static_cast<std::int32_t>(all.size()));
-    for (const auto& [name, t] : all) write_topic(w, *q, name, &t);
+    // Every topic this user may describe.
+    std::vector<std::pair<std::string_view, const topic*>> shown;
+    for (const auto& [name, t] : c.topics.all())
+      if (kafka_sees(c, *q, acl_resource::topic, name, acl_op::describe))
+        shown.emplace_back(name, &t);
+    w.array(static_cast<std::int32_t>(shown.size()));
+    for (const auto& [name, t] : shown) write_topic(w, *q, name, t);
   } else {
     w.array(static_cast<std::int32_t>(wanted->size()));
-    for (auto name : *wanted) write_topic(w, *q, name, c.topics.find(name));
+    for (auto name : *wanted)
+      write_topic(w, *q, name, c.topics.find(name),
+                  kafka_may(c, *q, acl_resource::topic, name, acl_op::describe));
   }
   if (since(*q, 8)) w.i32(kUnknownOperations);  // cluster authorized operations
   q->respond(std::move(w));

@@ -37,9 +37,13 @@ void kafka_offset_commit(round& r, std::unique_ptr<kafka_request> q) {
   };
   std::vector<std::pair<std::string_view, std::vector<entry>>> topics;
   std::vector<commit_entry> entries;
+  auto& c = r.core();
+  // Read on the group and on each topic (as Kafka asks).
+  const bool group_ok = kafka_may(c, *q, acl_resource::group, group, acl_op::read);
   const auto nt = in.array(6);
   for (std::int32_t t = 0; t < nt && in.ok(); ++t) {
     auto& [name, parts] = topics.emplace_back(in.string(), std::vector<entry>{});
+    const bool topic_ok = group_ok && kafka_may(c, *q, acl_resource::topic, name, acl_op::read);
     const auto np = in.array(14);
     for (std::int32_t i = 0; i < np && in.ok(); ++i) {
       entry e;
@@ -47,7 +51,11 @@ void kafka_offset_commit(round& r, std::unique_ptr<kafka_request> q) {
       e.offset = in.i64();
       if (since(*q, 6)) (void)in.i32();  // leader epoch: always 0 here
       e.metadata = in.nullable_string();
-      if (e.metadata && e.metadata->size() > kMaxMetadataBytes) {
+      if (!group_ok) {
+        e.error = kafka::error::group_authorization_failed;
+      } else if (!topic_ok) {
+        e.error = kafka::error::topic_authorization_failed;
+      } else if (e.metadata && e.metadata->size() > kMaxMetadataBytes) {
         e.error = kafka::error::offset_metadata_too_large;
       } else if (e.offset < 0) {
         e.error = kafka::error::invalid_commit_offset_size;
@@ -96,9 +104,12 @@ void kafka_offset_fetch(round& r, std::unique_ptr<kafka_request> q) {
     for (std::int32_t i = 0; i < np && in.ok(); ++i) parts.push_back(in.i32());
   }
   if (!in.ok() || (nt < 0 && !since(*q, 2))) return q->malformed("OffsetFetch");
-  if (nt < 0)
+  const bool group_ok = kafka_may(c, *q, acl_resource::group, group, acl_op::describe);
+  if (nt < 0 && group_ok)
     if (auto g = c.offsets->groups().find(group); g != c.offsets->groups().end())
       for (const auto& [tp, _] : g->second) {
+        // Every committed topic this user may describe.
+        if (!kafka_sees(c, *q, acl_resource::topic, tp.first, acl_op::describe)) continue;
         if (wanted.empty() || wanted.back().first != tp.first)
           wanted.emplace_back(tp.first, std::vector<std::int32_t>{});
         wanted.back().second.push_back(tp.second);
@@ -109,17 +120,23 @@ void kafka_offset_fetch(round& r, std::unique_ptr<kafka_request> q) {
   for (const auto& [name, parts] : wanted) {
     w.string(name);
     w.array(static_cast<std::int32_t>(parts.size()));
+    const auto err = !group_ok ? kafka::error::group_authorization_failed
+                     : !kafka_may(c, *q, acl_resource::topic, name, acl_op::describe)
+                         ? kafka::error::topic_authorization_failed
+                         : kafka::error::none;
     for (auto p : parts) {
-      const auto* committed = c.offsets->committed(group, {name, p});
+      const auto* committed =
+          err == kafka::error::none ? c.offsets->committed(group, {name, p}) : nullptr;
       w.i32(p);
       w.i64(committed ? committed->offset : -1);
       if (since(*q, 5)) w.i32(-1);  // leader epoch: not kept
       w.nullable_string(committed ? std::optional<std::string_view>(committed->metadata)
                                   : std::optional<std::string_view>(""));
-      w.i16(kafka::code(kafka::error::none));
+      w.i16(kafka::code(err));
     }
   }
-  if (since(*q, 2)) w.i16(kafka::code(kafka::error::none));
+  if (since(*q, 2))
+    w.i16(kafka::code(group_ok ? kafka::error::none : kafka::error::group_authorization_failed));
   q->respond(std::move(w));
 }
 

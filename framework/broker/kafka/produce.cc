@@ -8,6 +8,7 @@
 #include <fmt/format.h>
 
 #include "../admission.h"
+#include "../handlers/native.h"
 #include "ferry/core/errc.h"
 #include "ferry/core/logging.h"
 #include "ferry/format/batch.h"
@@ -29,6 +30,32 @@ struct topic_answer {
   std::string name;
   std::vector<partition_answer> partitions;
 };
+
+// With security on: records holding `ferry dlq` markers need redrive or
+// purge on the dlq resource of the topic (as on the native protocol).
+bool markers_allowed(broker_core& c, const kafka_request& q, const std::string& topic,
+                     std::span<const std::byte> records) FERRY_REQUIRES(core_thread) {
+  if (!c.access || c.access->is_super(q.principal)) return true;
+  const auto redrive = c.access->by_rules(q.principal, acl_resource::dlq, topic, acl_op::redrive);
+  const auto purge = c.access->by_rules(q.principal, acl_resource::dlq, topic, acl_op::purge);
+  if (redrive.allowed && purge.allowed) return true;
+  auto rest = std::span<std::byte>(const_cast<std::byte*>(records.data()), records.size());
+  while (rest.size() >= format::kBatchHeaderSize) {
+    const auto h = format::batch_header::decode(rest.data());
+    if (h.batch_length < 0 || h.size() > rest.size()) break;  // admission refuses it
+    const auto size = static_cast<std::size_t>(h.size());
+    for (const auto& kind : dlq_marker_kinds(rest.first(size))) {
+      const bool purging = kind == "purged";
+      if ((purging ? purge : redrive).allowed) continue;
+      c.stats.authz_failures.with({"dlq", purging ? "purge" : "redrive"}).inc();
+      kafka_audit(c, q, "dlq." + kind, {{"dlq", topic}}, wire::ErrorCode::NotAuthorized,
+                  "not authorized");
+      return false;
+    }
+    rest = rest.subspan(size);
+  }
+  return true;
+}
 
 }  // namespace
 
@@ -68,6 +95,11 @@ void kafka_produce(round& r, std::unique_ptr<kafka_request> q) {
       } else if (!records || records->empty()) {
         pa.early = kafka::error::corrupt_message;
         pa.message = "no records";
+      } else if (!kafka_may(c, *q, acl_resource::topic, ta.name, acl_op::write) ||
+                 !markers_allowed(c, *q, ta.name, *records)) {
+        pa.early = kafka::error::topic_authorization_failed;
+        pa.message =
+            fmt::format("not authorized to write topic {} (or its dead-letter markers)", ta.name);
       } else {
         wire::ErrorCode err;
         auto* part = c.topics.find(ta.name, pa.index, err);
@@ -149,6 +181,17 @@ void kafka_init_producer_id(round& r, std::unique_ptr<kafka_request> q) {
   if (transactional_id) {
     // Transactions need a transaction coordinator ferryd does not have.
     w.i16(kafka::code(kafka::error::transactional_id_authorization_failed));
+    w.i64(-1);
+    w.i16(-1);
+    return q->respond(std::move(w));
+  }
+  // A producer id is for a user who may write somewhere (Kafka's
+  // IdempotentWrite on the cluster, or write on any topic).
+  if (c.access && !c.access->is_super(q->principal) &&
+      !c.access->by_rules(q->principal, acl_resource::cluster, {}, acl_op::write).allowed &&
+      !c.access->allowed_somewhere(q->principal, acl_resource::topic, acl_op::write)) {
+    c.stats.authz_failures.with({"cluster", "write"}).inc();
+    w.i16(kafka::code(kafka::error::cluster_authorization_failed));
     w.i64(-1);
     w.i16(-1);
     return q->respond(std::move(w));

@@ -9,10 +9,12 @@
 #include <chrono>
 #include <cstdint>
 #include <memory>
+#include <nlohmann/json.hpp>
 #include <span>
 #include <string>
 #include <vector>
 
+#include "../acl.h"
 #include "../pipeline.h"
 #include "ferry/kafka/apis.h"
 #include "ferry/kafka/errors.h"
@@ -31,6 +33,8 @@ struct kafka_request {
   std::int16_t version = 0;
   std::int32_t correlation_id = 0;
   std::string client_id;
+  /// The SASL-authenticated user (security on); empty without security.
+  std::string principal;
   std::size_t body_at = 0;
   steady::time_point received{};
   steady::time_point deadline{};  ///< a fetch's long poll ends here
@@ -55,6 +59,19 @@ struct kafka_request {
 };
 
 using kafka_handler = void (*)(round& r, std::unique_ptr<kafka_request> q);
+
+/// With security on: whether the request's (SASL) principal may `op` on
+/// the resource; a refusal is counted. True with security off.
+[[nodiscard]] bool kafka_may(broker_core& c, const kafka_request& q, acl_resource resource,
+                             std::string_view name, acl_op op) FERRY_REQUIRES(core_thread);
+/// kafka_may() without counting a refusal (lists leave out what they may
+/// not show).
+[[nodiscard]] bool kafka_sees(broker_core& c, const kafka_request& q, acl_resource resource,
+                              std::string_view name, acl_op op) FERRY_REQUIRES(core_thread);
+/// An audit line for a Kafka admin request (its principal, peer, and
+/// "listener":"kafka" in the target).
+void kafka_audit(broker_core& c, const kafka_request& q, std::string_view action,
+                 nlohmann::json target, wire::ErrorCode error, std::string_view message = {});
 
 /// Whether `version` of the request's API has the field that starts at `from`.
 [[nodiscard]] inline bool since(const kafka_request& q, int from) {

@@ -116,7 +116,12 @@ void kafka_create_topics(round& r, std::unique_ptr<kafka_request> q) {
     std::string message;
     topic_settings s = c.cfg.topics;
     if (rt.partitions > 0) s.partitions = rt.partitions;
-    if (!protocol::valid_topic_name(rt.name)) {
+    if (!kafka_may(c, *q, acl_resource::topic, rt.name, acl_op::create)) {
+      err = kafka::error::topic_authorization_failed;
+      message = fmt::format("not authorized to create topic {}", rt.name);
+      kafka_audit(c, *q, "topic.create", {{"topic", rt.name}}, wire::ErrorCode::NotAuthorized,
+                  message);
+    } else if (!protocol::valid_topic_name(rt.name)) {
       err = kafka::error::invalid_topic_exception;
       message = "topic names are 1-249 of [A-Za-z0-9._-], not starting with '.'";
     } else if (c.topics.find(rt.name) != nullptr) {
@@ -150,9 +155,7 @@ void kafka_create_topics(round& r, std::unique_ptr<kafka_request> q) {
             err = kafka::from_broker(o.error);
             message = o.message;
           }
-          if (c.audit)
-            c.audit->record("", q->conn->peer(), "topic.create",
-                            {{"topic", rt.name}, {"listener", "kafka"}}, o.error, o.message);
+          kafka_audit(c, *q, "topic.create", {{"topic", rt.name}}, o.error, o.message);
         }
       }
     }
@@ -178,13 +181,14 @@ void kafka_delete_topics(round& r, std::unique_ptr<kafka_request> q) {
   if (since(*q, 1)) w.i32(0);  // throttle
   w.array(static_cast<std::int32_t>(names.size()));
   for (const auto& name : names) {
-    auto o = delete_topic(c, name);
-    if (c.audit)
-      c.audit->record("", q->conn->peer(), "topic.delete", {{"topic", name}, {"listener", "kafka"}},
-                      o.error, o.message);
+    const bool allowed = kafka_may(c, *q, acl_resource::topic, name, acl_op::remove);
+    auto o =
+        allowed ? delete_topic(c, name) : outcome{wire::ErrorCode::NotAuthorized, "not authorized"};
+    kafka_audit(c, *q, "topic.delete", {{"topic", name}}, o.error, o.message);
     c.stats.refuse(o.error);
     w.string(name);
-    w.i16(kafka::code(kafka::from_broker(o.error)));
+    w.i16(kafka::code(allowed ? kafka::from_broker(o.error)
+                              : kafka::error::topic_authorization_failed));
   }
   q->respond(std::move(w));
 }
@@ -221,7 +225,14 @@ void kafka_describe_configs(round& r, std::unique_ptr<kafka_request> q) {
     std::vector<std::pair<std::string, std::string>> configs;
     kafka::error err = kafka::error::none;
     std::string message;
-    if (res.type == kTopic) {
+    if (res.type == kTopic && !kafka_may(c, *q, acl_resource::topic, res.name, acl_op::describe)) {
+      err = kafka::error::topic_authorization_failed;
+      message = fmt::format("not authorized to describe topic {}", res.name);
+    } else if (res.type == kBroker &&
+               !kafka_may(c, *q, acl_resource::cluster, {}, acl_op::describe)) {
+      err = kafka::error::cluster_authorization_failed;
+      message = "not authorized to describe the cluster";
+    } else if (res.type == kTopic) {
       if (const auto* t = c.topics.find(res.name)) {
         configs = {{"retention.ms", std::to_string(t->settings.retention_ms)},
                    {"retention.bytes", std::to_string(t->settings.retention_bytes)},
@@ -303,10 +314,17 @@ void kafka_alter_configs(round& r, std::unique_ptr<kafka_request> q) {
   for (const auto& res : resources) {
     outcome o;
     topic_settings after;
+    bool denied = false;
     if (res.type != kTopic) {
       o = {wire::ErrorCode::InvalidConfig,
            "ferryd alters topic configs only (resource type 2); broker configs are set in its "
            "configuration file"};
+    } else if (!kafka_may(c, *q, acl_resource::topic, res.name, acl_op::alter)) {
+      denied = true;
+      o = {wire::ErrorCode::NotAuthorized,
+           fmt::format("not authorized to alter topic {}", res.name)};
+      if (!validate_only)
+        kafka_audit(c, *q, "topic.alter", {{"topic", res.name}}, o.error, o.message);
     } else {
       std::string problem;
       const auto change = [&](topic_settings& s) {
@@ -330,17 +348,17 @@ void kafka_alter_configs(round& r, std::unique_ptr<kafka_request> q) {
         o = {wire::ErrorCode::InvalidConfig, problem};
       else if (o && !validate_only)
         o = alter_topic(c, res.name, change, /*validate_only=*/false, &after);
-      if (c.audit && !validate_only)
-        c.audit->record("", q->conn->peer(), "topic.alter",
-                        {{"topic", res.name},
-                         {"retention_ms", after.retention_ms},
-                         {"retention_bytes", after.retention_bytes},
-                         {"max_message_bytes", after.max_message_bytes},
-                         {"listener", "kafka"}},
-                        o.error, o.message);
+      if (!validate_only)
+        kafka_audit(c, *q, "topic.alter",
+                    {{"topic", res.name},
+                     {"retention_ms", after.retention_ms},
+                     {"retention_bytes", after.retention_bytes},
+                     {"max_message_bytes", after.max_message_bytes}},
+                    o.error, o.message);
     }
     c.stats.refuse(o.error);
-    w.i16(kafka::code(kafka::from_broker(o.error)));
+    w.i16(kafka::code(denied ? kafka::error::topic_authorization_failed
+                             : kafka::from_broker(o.error)));
     w.nullable_string(o.message.empty() ? std::nullopt
                                         : std::optional<std::string_view>(o.message));
     w.i8(res.type);
@@ -381,7 +399,13 @@ void kafka_create_partitions(round& r, std::unique_ptr<kafka_request> q) {
   for (const auto& t : topics) {
     kafka::error err = kafka::error::none;
     std::string message;
-    if (t.assignments) {
+    if (!kafka_may(c, *q, acl_resource::topic, t.name, acl_op::alter)) {
+      err = kafka::error::topic_authorization_failed;
+      message = fmt::format("not authorized to alter topic {}", t.name);
+      if (!validate_only)
+        kafka_audit(c, *q, "topic.alter", {{"topic", t.name}, {"partitions", t.count}},
+                    wire::ErrorCode::NotAuthorized, message);
+    } else if (t.assignments) {
       err = kafka::error::invalid_replica_assignment;
       message = "ferryd is one node: replica assignments are not taken";
       c.stats.refuse(wire::ErrorCode::InvalidConfig);
@@ -401,10 +425,9 @@ void kafka_create_partitions(round& r, std::unique_ptr<kafka_request> q) {
                                                         : kafka::from_broker(o.error);
         message = o.message;
       }
-      if (c.audit && !validate_only)
-        c.audit->record("", q->conn->peer(), "topic.alter",
-                        {{"topic", t.name}, {"partitions", t.count}, {"listener", "kafka"}},
-                        o.error, o.message);
+      if (!validate_only)
+        kafka_audit(c, *q, "topic.alter", {{"topic", t.name}, {"partitions", t.count}}, o.error,
+                    o.message);
       c.stats.refuse(o.error);
     }
     w.string(t.name);

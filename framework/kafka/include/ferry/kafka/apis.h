@@ -33,6 +33,7 @@ enum class api_key : std::int16_t {
   init_producer_id = 22,
   describe_configs = 32,
   alter_configs = 33,
+  sasl_authenticate = 36,
   create_partitions = 37,
   delete_groups = 42,
 };
@@ -45,7 +46,7 @@ struct api_info {
   std::int16_t flexible;     ///< the first flexible version of the API
 };
 
-inline constexpr std::array<api_info, 21> kApis = {{
+inline constexpr std::array<api_info, 23> kApis = {{
     {api_key::produce, "Produce", 3, 8, 9},
     {api_key::fetch, "Fetch", 4, 11, 12},
     {api_key::list_offsets, "ListOffsets", 1, 5, 6},
@@ -59,12 +60,14 @@ inline constexpr std::array<api_info, 21> kApis = {{
     {api_key::sync_group, "SyncGroup", 0, 3, 4},
     {api_key::describe_groups, "DescribeGroups", 0, 4, 5},
     {api_key::list_groups, "ListGroups", 0, 2, 3},
+    {api_key::sasl_handshake, "SaslHandshake", 0, 1, 2},
     {api_key::api_versions, "ApiVersions", 0, 3, 3},
     {api_key::create_topics, "CreateTopics", 0, 4, 5},
     {api_key::delete_topics, "DeleteTopics", 0, 3, 4},
     {api_key::init_producer_id, "InitProducerId", 0, 1, 2},
     {api_key::describe_configs, "DescribeConfigs", 0, 3, 4},
     {api_key::alter_configs, "AlterConfigs", 0, 1, 2},
+    {api_key::sasl_authenticate, "SaslAuthenticate", 0, 1, 2},
     {api_key::create_partitions, "CreatePartitions", 0, 1, 2},
     {api_key::delete_groups, "DeleteGroups", 0, 1, 2},
 }};

@@ -58,7 +58,14 @@ class connection {
   /// Closes the connection after what was answered before (a request that
   /// cannot be answered at all). Any thread.
   virtual void close_after(std::uint64_t seq) = 0;
+  /// Sends the answer to `seq`, then closes (a refused authentication).
+  /// Any thread.
+  virtual void respond_then_close(std::uint64_t seq,
+                                  std::vector<std::vector<std::byte>> response) = 0;
   [[nodiscard]] virtual const std::string& peer() const = 0;
+  /// What the server's owner keeps with the connection (its SASL state):
+  /// touched only on the server's thread, where requests are handled.
+  std::shared_ptr<void> session;
 };
 
 /// One request: its bytes after the size, in order per connection (`seq`).

@@ -1,0 +1,180 @@
+// SASL/SCRAM-SHA-256 and ACLs on ferryd's Kafka listener
+// (docs/security.md#kafka-clients), with clients Ferry did not write: kcat
+// and librdkafka (through Ferry's kafka:// client). Each refusal has its
+// negative control: the same client with the right password, or with a rule.
+#include <gtest/gtest.h>
+#include <httplib.h>
+
+#include <chrono>
+#include <fstream>
+#include <thread>
+
+#include "ferry/client/admin.h"
+#include "ferry/client/errc.h"
+#include "ferry/protocol/curve.h"
+#include "ferry/protocol/scram.h"
+#include "kafka_fixture.h"
+#include "metrics_scrape.h"
+
+namespace {
+
+using namespace std::chrono_literals;
+using ferry::protocol::acl_op;
+using ferry::protocol::acl_pattern;
+using ferry::protocol::acl_resource;
+
+class KafkaSasl : public ferry::testing::KafkaBroker {
+ protected:
+  void SetUp() override {
+    dir_ = ferry::testing::make_temp_dir("ferry-kafka-sasl");
+    for (const char* name : {"server", "root"}) {
+      auto k = ferry::protocol::generate_curve_keys();
+      ASSERT_TRUE(k);
+      std::string why;
+      ASSERT_TRUE(ferry::protocol::write_key_files(dir_, name, k.value(), why)) << why;
+      keys_[name] = k.value().public_key;
+    }
+    write_users({{"app", "s3cret"}, {"other", "other-pw"}});
+    env_ = {{"FERRY_SECURITY_ENABLED", "true"},
+            {"FERRY_SECURITY_SERVER_KEY_FILE", (dir_ / "server.key").string()},
+            {"FERRY_SECURITY_USERS_FILE", (dir_ / "users.toml").string()},
+            {"FERRY_SECURITY_AUDIT_FILE", (dir_ / "audit.log").string()}};
+    start_ferryd("127.0.0.1:0");
+    root_ = std::make_unique<ferry::client::admin>(root_options());
+    ASSERT_TRUE(root_->create_topic("orders", {.partitions = 1})) << root_->last_error_message();
+  }
+  void TearDown() override {
+    root_.reset();
+    KafkaBroker::TearDown();
+  }
+  // The users file: root (CURVE, super user) and SCRAM users {name, password}.
+  void write_users(const std::vector<std::pair<std::string, std::string>>& scram) {
+    std::string text = "[users.root]\npublic_key = \"" + keys_["root"] + "\"\nsuper_user = true\n";
+    for (const auto& [name, password] : scram)
+      text +=
+          "[users." + name + "]\nscram_sha256 = \"" +
+          ferry::protocol::scram::format(ferry::protocol::scram::make_credential(password, 4096)) +
+          "\"\n";
+    std::ofstream(dir_ / "users.tmp") << text;
+    std::filesystem::rename(dir_ / "users.tmp", dir_ / "users.toml");
+  }
+  ferry::client::client_options root_options() {
+    auto o = ferry::testing::base_client_options(native_);
+    o.key_file = (dir_ / "root.key").string();
+    o.server_key = (dir_ / "server.pub").string();
+    return o;
+  }
+  std::string sasl(const std::string& user, const std::string& password) {
+    return "-X security.protocol=SASL_PLAINTEXT -X sasl.mechanisms=SCRAM-SHA-256 -X "
+           "sasl.username=" +
+           user + " -X sasl.password=" + password + " ";
+  }
+  void allow(acl_resource r, const std::string& name, std::initializer_list<acl_op> ops,
+             const std::string& who = "app") {
+    std::uint16_t bits = 0;
+    for (auto o : ops) bits = static_cast<std::uint16_t>(bits | static_cast<std::uint16_t>(o));
+    ASSERT_TRUE(root_->add_acls({{who, r, acl_pattern::literal, name, bits, false}}))
+        << root_->last_error_message();
+  }
+  double metric(const std::string& name, const std::map<std::string, std::string>& labels) {
+    httplib::Client http("127.0.0.1", std::stoi(metrics_.substr(metrics_.find(':') + 1)));
+    auto res = http.Get("/metrics");
+    if (!res) return -1;
+    return ferry::testing::sample_value(res->body, name, labels).value_or(0);
+  }
+
+  std::map<std::string, std::string> keys_;
+  std::unique_ptr<ferry::client::admin> root_;
+};
+
+TEST_F(KafkaSasl, KcatAuthenticatesWithScramAndIsRefusedWithAWrongPassword) {
+  allow(acl_resource::topic, "orders", {acl_op::write, acl_op::read});
+  auto wrong = kcat(sasl("app", "guess") + "-P -t orders", "x\\n");
+  EXPECT_NE(wrong.code, 0);
+  EXPECT_NE(wrong.err.find("Authentication failed"), std::string::npos) << wrong.err;
+  auto unknown = kcat(sasl("nobody", "s3cret") + "-P -t orders", "x\\n");
+  EXPECT_NE(unknown.code, 0) << "an unknown user fails like a wrong password";
+  auto plain = kcat("-L -J -m 5");
+  EXPECT_NE(plain.code, 0) << "no SASL: nothing is served: " << plain.out;
+  EXPECT_GE(metric("ferry_broker_authentication_failures_total", {{"reason", "sasl"}}), 3);
+
+  // The negative control: the right password.
+  auto ok = kcat(sasl("app", "s3cret") + "-P -t orders -K:", "k1:paid\\nk2:shipped\\n");
+  ASSERT_EQ(ok.code, 0) << ok.err;
+  auto got = kcat(sasl("app", "s3cret") + "-C -t orders -e -o beginning -f '%k=%s\\n'");
+  ASSERT_EQ(got.code, 0) << got.err;
+  EXPECT_EQ(got.out, "k1=paid\nk2=shipped\n");
+}
+
+TEST_F(KafkaSasl, AclsHoldOnTheKafkaListener) {
+  auto denied = kcat(sasl("app", "s3cret") + "-P -t orders", "x\\n");
+  EXPECT_NE(denied.err.find("Topic authorization failed"), std::string::npos)
+      << denied.code << " " << denied.err;
+  EXPECT_GE(metric("ferry_broker_authorization_failures_total",
+                   {{"resource", "topic"}, {"operation", "describe"}}),
+            1)
+      << "refused at the metadata the producer asks for first";
+  allow(acl_resource::topic, "orders", {acl_op::describe});
+  auto read_only = kcat(sasl("app", "s3cret") + "-P -t orders", "x\\n");
+  EXPECT_NE(read_only.err.find("Topic authorization failed"), std::string::npos) << read_only.err;
+  EXPECT_GE(metric("ferry_broker_authorization_failures_total",
+                   {{"resource", "topic"}, {"operation", "write"}}),
+            1);
+  allow(acl_resource::topic, "orders", {acl_op::write, acl_op::read});
+  ASSERT_EQ(kcat(sasl("app", "s3cret") + "-P -t orders", "x\\n").code, 0) << "allowed now";
+  // A group consumer needs read on the group too.
+  auto no_group = kcat(sasl("app", "s3cret") + "-C -G billing orders -e -o beginning -c 1");
+  EXPECT_NE(no_group.code, 0);
+  EXPECT_NE(no_group.err.find("authorization"), std::string::npos) << no_group.err;
+  allow(acl_resource::group, "billing", {acl_op::read});
+  auto grouped = kcat(sasl("app", "s3cret") + "-C -G billing orders -e -o beginning -c 1");
+  EXPECT_EQ(grouped.code, 0) << grouped.err;
+  EXPECT_EQ(grouped.out, "x\n");
+  // Metadata shows only what the user may describe; "other" sees nothing.
+  ASSERT_TRUE(root_->create_topic("payments", {.partitions = 1}));
+  auto meta = kcat(sasl("app", "s3cret") + "-L -J");
+  ASSERT_EQ(meta.code, 0) << meta.err;
+  EXPECT_NE(meta.out.find("\"orders\""), std::string::npos) << meta.out;
+  EXPECT_EQ(meta.out.find("\"payments\""), std::string::npos) << meta.out;
+  auto theirs = kcat(sasl("other", "other-pw") + "-L -J");
+  ASSERT_EQ(theirs.code, 0) << theirs.err;
+  EXPECT_EQ(theirs.out.find("\"orders\""), std::string::npos) << theirs.out;
+}
+
+// Ferry's own admin and CLI over kafka:// (librdkafka) with SASL properties.
+TEST_F(KafkaSasl, FerrysKafkaClientAuthenticatesAndAdminActionsAreAudited) {
+  ASSERT_TRUE(root_->add_acls(
+      {{"app", acl_resource::topic, acl_pattern::prefix, "app-",
+        static_cast<std::uint16_t>(acl_op::create) | static_cast<std::uint16_t>(acl_op::describe),
+        false}}));
+  auto o = ferry::testing::base_client_options("kafka://" + kafka_);
+  o.kafka = {{"security.protocol", "SASL_PLAINTEXT"},
+             {"sasl.mechanisms", "SCRAM-SHA-256"},
+             {"sasl.username", "app"},
+             {"sasl.password", "s3cret"}};
+  ferry::client::admin a(o);
+  ASSERT_TRUE(a.create_topic("app-events", {.partitions = 2})) << a.last_error_message();
+  auto refused = a.create_topic("billing-events", {.partitions = 1});
+  ASSERT_FALSE(refused);
+  EXPECT_EQ(refused.error(), ferry::client::errc::not_authorized) << refused.error().message();
+
+  std::ifstream in(dir_ / "audit.log");
+  std::string line, all;
+  while (std::getline(in, line)) all += line + "\n";
+  EXPECT_NE(all.find(R"("action":"topic.create")"), std::string::npos) << all;
+  EXPECT_NE(all.find(R"("listener":"kafka")"), std::string::npos) << all;
+  EXPECT_NE(all.find(R"("principal":"app")"), std::string::npos) << all;
+  EXPECT_NE(all.find(R"("error":"NotAuthorized")"), std::string::npos) << all;
+}
+
+// A user removed from the users file can no longer log in.
+TEST_F(KafkaSasl, ARemovedUserCanNoLongerLogIn) {
+  allow(acl_resource::topic, "orders", {acl_op::write, acl_op::read});
+  ASSERT_EQ(kcat(sasl("app", "s3cret") + "-P -t orders", "x\\n").code, 0);
+  write_users({{"other", "other-pw"}});
+  std::this_thread::sleep_for(1500ms);
+  auto after = kcat(sasl("app", "s3cret") + "-P -t orders", "x\\n");
+  EXPECT_NE(after.code, 0) << "app is gone";
+}
+
+}  // namespace
