@@ -291,9 +291,9 @@ int main(int argc, char** argv) {
         cfg.kafka_listen);
   if (!cfg.kafka_listen.empty() && cfg.security.enabled)
     logger->warn(
-        "the Kafka listener {} authenticates its clients (SASL/SCRAM-SHA-256: no password "
-        "crosses the network) but does not encrypt what they send and receive: TLS is not built "
-        "yet (docs/security.md#kafka-clients)",
+        "the Kafka listener {} authenticates its clients (SASL/SCRAM-SHA-256) but does not "
+        "encrypt: whoever is on the network path can read their records, and could take over a "
+        "connection after it authenticated. TLS is not built yet (docs/security.md#kafka-clients)",
         cfg.kafka_listen);
   std::printf("ferryd listening on %s\n", endpoint.value().c_str());
   if (!b->kafka_address().empty())

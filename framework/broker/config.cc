@@ -321,6 +321,18 @@ const std::vector<key_def>& keys() {
             return !s.empty();
           },
           "the path of the users file ([users.NAME] public_key = \"Z85...\")"),
+      key_def{"security.kafka_plaintext", "FERRY_SECURITY_KAFKA_PLAINTEXT",
+              [](broker_config& c, const toml::node& n) {
+                auto v = n.value<bool>();
+                if (v && n.is_boolean()) c.security.kafka_plaintext = *v;
+                return v.has_value() && n.is_boolean();
+              },
+              [](broker_config& c, const std::string& s) {
+                if (s != "true" && s != "false") return false;
+                c.security.kafka_plaintext = s == "true";
+                return true;
+              },
+              "true or false"},
       string_key(
           "security.acl_file", "FERRY_SECURITY_ACL_FILE",
           [](broker_config& c, const std::string& s) {
@@ -475,6 +487,15 @@ result<void> validate(const broker_config& c, std::string& error) {
       return bad(error,
                  "security.enabled needs security.server_key_file (ferryd's NAME.key: ferry keys "
                  "generate server) and security.users_file (docs/security.md)");
+    const auto host = c.kafka_listen.substr(0, c.kafka_listen.rfind(':'));
+    const bool loopback = host.rfind("127.", 0) == 0 || host == "localhost" || host == "[::1]";
+    if (!c.kafka_listen.empty() && !loopback && !c.security.kafka_plaintext)
+      return bad(error,
+                 fmt::format("kafka_listen = \"{}\" with security on: Kafka clients would "
+                             "authenticate (SASL/SCRAM) but send and receive in the clear, since "
+                             "TLS is not built yet; listen on 127.0.0.1, or accept it with "
+                             "security.kafka_plaintext = true (docs/security.md#kafka-clients)",
+                             c.kafka_listen));
   }
   if (auto why = log_level_problem(c.log_level); !why.empty())
     return bad(error, fmt::format("log_level = \"{}\": {}", c.log_level, why));

@@ -122,7 +122,7 @@ class session final : public connection, public std::enable_shared_from_this<ses
   }
 
   void read_size() {
-    if (closed_) return;
+    if (closed_ || close_after_writes_) return;  // closing: nothing more is read
     if (pending_ >= srv_.opts.max_pending) {
       paused_ = true;  // resumed by complete() once answers left
       return;
@@ -142,6 +142,16 @@ class session final : public connection, public std::enable_shared_from_this<ses
           "closing connection from {}: a request of {} bytes is above "
           "network.max_request_bytes ({})",
           peer_, size, srv_.opts.max_request_bytes);
+      return close("oversized");
+    }
+    // Before authentication only small requests are read (Kafka's
+    // sasl.server.max.receive.size): a stranger cannot make the broker
+    // buffer a large frame.
+    if (srv_.opts.max_unauthenticated_request_bytes > 0 && !authenticated &&
+        static_cast<std::size_t>(size) > srv_.opts.max_unauthenticated_request_bytes) {
+      logger()->warn(
+          "closing connection from {}: a request of {} bytes before authentication (at most {})",
+          peer_, size, srv_.opts.max_unauthenticated_request_bytes);
       return close("oversized");
     }
     arm_idle();
@@ -173,6 +183,8 @@ class session final : public connection, public std::enable_shared_from_this<ses
   // An answer for `seq`: kept until every earlier one left.
   void complete(std::uint64_t seq, std::vector<std::vector<std::byte>> r, bool close_then) {
     if (closed_) return;
+    // Once a close is decided, nothing after it is sent.
+    if (close_after_writes_ && seq >= next_send_) return;
     done_.emplace(seq, answer{std::move(r), close_then});
     while (!done_.empty() && done_.begin()->first == next_send_) {
       auto a = std::move(done_.begin()->second);

@@ -163,10 +163,10 @@ std::optional<std::string> base64_decode(std::string_view text) {
   return out;
 }
 
-credential make_credential(std::string_view password, int iterations) {
+credential make_credential(std::string_view password, int iterations, std::string_view salt) {
   credential c;
   c.iterations = iterations;
-  c.salt = random_bytes(16);
+  c.salt = salt.empty() ? random_bytes(16) : std::string(salt);
   const auto salted = salted_password(password, c.salt, iterations);
   c.stored_key = sha256(hmac(salted, "Client Key"));
   c.server_key = hmac(salted, "Server Key");
@@ -214,7 +214,8 @@ std::optional<credential> parse(std::string_view text, std::string& why) {
   return c;
 }
 
-server_exchange::server_exchange(lookup_fn lookup) : lookup_(std::move(lookup)) {}
+server_exchange::server_exchange(lookup_fn lookup, std::string server_nonce)
+    : lookup_(std::move(lookup)), fixed_nonce_(std::move(server_nonce)) {}
 
 server_exchange::step server_exchange::fail(std::string why, std::string_view e) {
   state_ = state::failed;
@@ -241,6 +242,12 @@ server_exchange::step server_exchange::next(std::string_view msg) {
       if (!name || !cnonce || cnonce->empty() || client_first_bare_.starts_with("m="))
         return fail("client-first: malformed", "other-error");
       auto user = decode_saslname(*name);
+      // A users-file name is 1-249 of [A-Za-z0-9._-]; anything else is no
+      // user (and never reaches a log line).
+      if (user && (user->size() > 249 ||
+                   user->find_first_not_of("ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz"
+                                           "0123456789._-") != std::string::npos))
+        user.reset();
       if (!user || user->empty())
         return fail("client-first: bad user name", "invalid-username-encoding");
       if (!authzid.empty() && authzid != "a=" + std::string(*name))
@@ -261,7 +268,7 @@ server_exchange::step server_exchange::next(std::string_view msg) {
         cred_.salt = hmac(secret, user_).substr(0, 16);
         known_ = false;
       }
-      nonce_ = std::string(*cnonce) + make_nonce();
+      nonce_ = std::string(*cnonce) + (fixed_nonce_.empty() ? make_nonce() : fixed_nonce_);
       server_first_ =
           fmt::format("r={},s={},i={}", nonce_, base64_encode(cred_.salt), cred_.iterations);
       state_ = state::sent_first;

@@ -282,6 +282,28 @@ TEST(BrokerConfig, TheDefaultFileIsFerryConfigThenEtc) {
     EXPECT_FALSE(none.has_value());
 }
 
+// With security on, a Kafka listener other machines reach is refused until
+// its missing encryption is accepted; a loopback one needs nothing.
+TEST(BrokerConfig, APublicKafkaListenerWithSecurityNeedsItsPlaintextAccepted) {
+  broker_config c;
+  c.data_dir = "/tmp/x";
+  c.security.enabled = true;
+  c.security.server_key_file = "/tmp/x/server.key";
+  c.security.users_file = "/tmp/x/users.toml";
+  std::string err;
+  c.kafka_listen = "0.0.0.0:9092";
+  EXPECT_FALSE(validate(c, err));
+  EXPECT_NE(err.find("security.kafka_plaintext"), std::string::npos) << err;
+  c.security.kafka_plaintext = true;
+  EXPECT_TRUE(validate(c, err)) << err;
+  c.security.kafka_plaintext = false;
+  c.kafka_listen = "127.0.0.1:9092";
+  EXPECT_TRUE(validate(c, err)) << err;
+  c.security.enabled = false;
+  c.kafka_listen = "0.0.0.0:9092";
+  EXPECT_TRUE(validate(c, err)) << "security off: warned at start, not refused";
+}
+
 // --check-config binds each listener as the start would: an address that
 // cannot be bound is an error naming the key; one in use is a warning.
 TEST(BrokerConfig, ProbeListenersBindsAsTheStartWould) {

@@ -21,6 +21,7 @@
 #include "ferry/core/errc.h"
 #include "ferry/protocol/codec.h"
 #include "ferry/protocol/curve.h"
+#include "ferry/protocol/scram.h"
 #include "ferry/protocol/socket.h"
 #include "ferry/schema/schema.h"
 #include "inproc_broker.h"
@@ -330,6 +331,71 @@ TEST(SecurityUsers, TheUsersFileIsCheckedEntryByEntry) {
     EXPECT_FALSE(ferry::broker::parse_users(text, "u.toml", why)) << text;
     EXPECT_NE(why.find(needle), std::string::npos) << why;
   }
+}
+
+// RFC 7677's example exchange, byte for byte, then each way to fail it.
+TEST(Scram, TheRfc7677ExampleAuthenticatesAndEveryTamperingFails) {
+  namespace scram = ferry::protocol::scram;
+  const auto salt = scram::base64_decode("W22ZaJ0SNY7soEsUEjb6gQ==").value();
+  const auto cred = scram::make_credential("pencil", 4096, salt);
+  auto lookup = [&](const std::string& user) -> std::optional<scram::credential> {
+    if (user == "user") return cred;
+    return std::nullopt;
+  };
+  const std::string snonce = "%hvYDpWUa2RaTCAfuxFIlj)hNlF$k0";
+  const std::string final =
+      "c=biws,r=rOprNGfwEbeRWgbNEkqO%hvYDpWUa2RaTCAfuxFIlj)hNlF$k0,p=dHzbZapWIk4jUhN+Ute9ytag9zjfM"
+      "Hgsqmmiz7AndVQ=";
+  {
+    scram::server_exchange ex(lookup, snonce);
+    auto first = ex.next("n,,n=user,r=rOprNGfwEbeRWgbNEkqO");
+    ASSERT_TRUE(first.ok) << first.why;
+    EXPECT_EQ(first.reply,
+              "r=rOprNGfwEbeRWgbNEkqO%hvYDpWUa2RaTCAfuxFIlj)hNlF$k0,s=W22ZaJ0SNY7soEsUEjb6gQ==,i="
+              "4096");
+    auto last = ex.next(final);
+    ASSERT_TRUE(last.ok) << last.why;
+    EXPECT_EQ(last.reply, "v=6rriTRBi23WpRR/wtup+mMhUZUn/dB5nLTJRsjl95G4=");
+    EXPECT_EQ(ex.user(), "user");
+    EXPECT_FALSE(ex.next(final).ok) << "an exchange is used once";
+  }
+  auto fails = [&](const std::string& user_first, const std::string& client_final) {
+    scram::server_exchange ex(lookup, snonce);
+    if (!ex.next(user_first).ok) return true;
+    auto s = ex.next(client_final);
+    return !s.ok && s.reply.rfind("e=", 0) == 0;
+  };
+  std::string bad_proof = final;
+  bad_proof[bad_proof.size() - 3] = bad_proof[bad_proof.size() - 3] == 'A' ? 'B' : 'A';
+  EXPECT_TRUE(fails("n,,n=user,r=rOprNGfwEbeRWgbNEkqO", bad_proof)) << "a wrong proof";
+  EXPECT_TRUE(fails("n,,n=other,r=rOprNGfwEbeRWgbNEkqO", final)) << "an unknown user";
+  EXPECT_TRUE(fails("n,,n=user,r=rOprNGfwEbeRWgbNEkqX", final)) << "another client nonce";
+  EXPECT_TRUE(fails("p=tls-unique,,n=user,r=rOprNGfwEbeRWgbNEkqO", final)) << "channel binding";
+  EXPECT_TRUE(fails("n,a=admin,n=user,r=rOprNGfwEbeRWgbNEkqO", final)) << "another authzid";
+  EXPECT_TRUE(fails("n,,n=user,r=rOprNGfwEbeRWgbNEkqO,tokenauth=true", final)) << "tokens";
+  {
+    // An unknown user gets a salt and iterations like a known one's.
+    scram::server_exchange ex(lookup);
+    auto first = ex.next("n,,n=nobody,r=abc");
+    ASSERT_TRUE(first.ok);
+    EXPECT_NE(first.reply.find(",s="), std::string::npos);
+    EXPECT_NE(first.reply.find(",i="), std::string::npos);
+  }
+  // The client side against the server side, and the stored format.
+  std::string why;
+  const auto stored = scram::parse(scram::format(cred), why);
+  ASSERT_TRUE(stored) << why;
+  EXPECT_EQ(stored->stored_key, cred.stored_key);
+  scram::server_exchange ex([&](const std::string&) { return stored; });
+  scram::client_exchange client("user", "pencil");
+  auto s1 = ex.next(client.first());
+  ASSERT_TRUE(s1.ok);
+  auto s2 = ex.next(client.final(s1.reply).value());
+  ASSERT_TRUE(s2.ok) << s2.why;
+  EXPECT_TRUE(client.verify(s2.reply)) << "the client checks the server knew the credential";
+  for (const char* broken : {"SCRAM-SHA-256$100:c2FsdA==$AAAA:AAAA", "SCRAM-SHA-1$4096:a$b:c",
+                             "SCRAM-SHA-256$4096:c2FsdA==$AAAA:AAAA"})
+    EXPECT_FALSE(scram::parse(broken, why)) << broken;
 }
 
 }  // namespace

@@ -1,11 +1,15 @@
-// Fuzz target: the ZAP requests ferryd's handler decides on (security.h:
-// decide_zap) and the users file it reads (parse_users), with the
-// invariant that matters: only the exact key of a listed user, offered
-// over CURVE in a well-formed version 1.0 request, is admitted, and then
-// as that user.
+// Fuzz target: what ferryd authenticates - the ZAP requests its handler
+// decides on (security.h: decide_zap), the users file it reads
+// (parse_users), and the SASL/SCRAM-SHA-256 messages of Kafka clients
+// (scram.h: server_exchange) - with the invariants that matter: only the
+// exact key of a listed user, offered over CURVE in a well-formed version
+// 1.0 request, is admitted, and then as that user; a SCRAM exchange never
+// succeeds without the password's proof (which no input can hold: it
+// depends on the server's random nonce), and a failed one stays failed.
 //
-// Input: byte 0 picks the target (even: ZAP request, odd: users file); for
-// a ZAP request the rest is frames, each a 1-byte length and its bytes.
+// Input: byte 0 picks the target (0 mod 4: ZAP request, 2: SCRAM, odd:
+// users file); for a ZAP request or SCRAM the rest is frames (messages),
+// each a 1-byte length and its bytes.
 #include <unistd.h>
 
 #include <cstdint>
@@ -16,6 +20,7 @@
 #include <vector>
 
 #include "ferry/protocol/curve.h"
+#include "ferry/protocol/scram.h"
 #include "security.h"
 
 namespace {
@@ -70,6 +75,26 @@ int ferry_fuzz_zap_one(const std::uint8_t* data, std::size_t size) {
     return 2;
   }
   const auto frames = frames_of(data + 1, size - 1);
+  if (data[0] % 4 == 2) {
+    // alice's password is "pw"; the fuzzer does not know the server nonce.
+    static const auto cred = ferry::protocol::scram::make_credential("pw", 4096);
+    ferry::protocol::scram::server_exchange ex(
+        [](const std::string& user) -> std::optional<ferry::protocol::scram::credential> {
+          if (user == "alice") return cred;
+          return std::nullopt;
+        });
+    bool failed = false;
+    for (const auto& f : frames) {
+      auto step = ex.next(f);
+      if (failed && step.ok) std::abort();  // a failed exchange stays failed
+      if (!step.ok) {
+        failed = true;
+        if (step.reply.rfind("e=", 0) != 0) std::abort();  // a refusal is "e=..."
+      }
+      if (ex.where() == ferry::protocol::scram::server_exchange::state::done) std::abort();
+    }
+    return 0;
+  }
   const auto d = ferry::broker::decide_zap(frames, *fx().users);
   if (d.status != "200") {
     if (!d.user_id.empty()) std::abort();  // a refusal names nobody
@@ -105,6 +130,20 @@ std::vector<std::vector<std::uint8_t>> ferry_fuzz_zap_seeds() {
   std::vector<std::uint8_t> u{1};
   u.insert(u.end(), users.begin(), users.end());
   seeds.push_back(u);
+  // SCRAM: a real client's first message and a final one for it (its proof
+  // is for another server nonce, as any fuzzed one is).
+  ferry::protocol::scram::client_exchange client("alice", "pw");
+  const auto first = client.first();
+  const auto final = client
+                         .final("r=" + first.substr(first.find("r=") + 2) + "abc,s=" +
+                                ferry::protocol::scram::base64_encode("salt") + ",i=4096")
+                         .value_or("");
+  auto scram = request({first, final});
+  scram[0] = 2;
+  seeds.push_back(scram);
+  auto scram_user = request({"n,,n=bob,r=abcdef", "c=biws,r=abcdefxyz,p=AAAA"});
+  scram_user[0] = 2;
+  seeds.push_back(scram_user);
   return seeds;
 }
 

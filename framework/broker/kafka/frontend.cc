@@ -3,6 +3,7 @@
 #include <fmt/format.h>
 
 #include <array>
+#include <cctype>
 
 #include "../core.h"
 #include "../security.h"
@@ -170,6 +171,7 @@ result<std::string> kafka_frontend::start() {
   o.listen = cfg_.kafka_listen;
   o.max_request_bytes = static_cast<std::size_t>(cfg_.kafka_max_request_bytes);
   o.idle_timeout = cfg_.kafka_idle_timeout;
+  if (users_ != nullptr) o.max_unauthenticated_request_bytes = 512 * 1024;
   kafka::server_events ev;
   ev.accepted = [this] {
     stats_.connections.add(1);
@@ -254,7 +256,22 @@ void kafka_frontend::on_request(kafka::request_frame f) {
 // ApiVersions; anything else first closes it, as Kafka brokers do. The
 // exchange runs here on the server's thread: it needs only the users file.
 
+namespace {
+
+// Client-chosen text for a log line: at most 64 characters, anything but
+// [A-Za-z0-9._-] shown as '?'.
+std::string printable(std::string_view s) {
+  std::string out(s.substr(0, 64));
+  for (auto& ch : out)
+    if (!(std::isalnum(static_cast<unsigned char>(ch)) || ch == '.' || ch == '_' || ch == '-'))
+      ch = '?';
+  return out;
+}
+
+}  // namespace
+
 struct kafka_frontend::sasl_session {
+  bool failed = false;  // refused: the connection is closing, nothing more is served
   bool mechanism_chosen = false;
   std::unique_ptr<protocol::scram::server_exchange> exchange;
   std::string principal;   // once authenticated
@@ -278,6 +295,10 @@ void kafka_frontend::refuse_auth(kafka_request& q, const char* reason, const std
 
 void kafka_frontend::on_sasl(kafka_request& q) {
   auto& s = session_of(*q.conn);
+  if (s.failed) {  // closing after a refusal
+    q.conn->close_after(q.seq);
+    return;
+  }
   auto in = q.body();
   kafka::writer w = q.response();
   if (q.api == static_cast<std::int16_t>(kafka::api_key::sasl_handshake)) {
@@ -299,13 +320,17 @@ void kafka_frontend::on_sasl(kafka_request& q) {
           [users = users_](const std::string& name) { return users->scram_of(name); });
     } else if (users_ != nullptr) {
       refuse_auth(q, "sasl",
-                  fmt::format("SaslHandshake with mechanism {} (this listener takes {})", mechanism,
-                              protocol::scram::kMechanism));
+                  q.version < 1 ? std::string("SaslHandshake v0 (raw SASL frames) is not served")
+                                : fmt::format("SaslHandshake with mechanism '{}' (this listener "
+                                              "takes {})",
+                                              printable(mechanism), protocol::scram::kMechanism));
     }
-    if (ok)
+    if (ok) {
       q.respond(std::move(w));
-    else
+    } else {
+      s.failed = true;
       q.conn->respond_then_close(q.seq, std::move(w).take());
+    }
     return;
   }
   // SaslAuthenticate v0-1: auth_bytes in, error, message, auth_bytes out
@@ -325,6 +350,7 @@ void kafka_frontend::on_sasl(kafka_request& q) {
     why = std::move(step.why);
     if (ok && s.exchange->where() == protocol::scram::server_exchange::state::done) {
       s.principal = s.exchange->user();
+      q.conn->authenticated = true;
       s.stored_key = s.exchange->used().stored_key;
       s.exchange.reset();
       logger()->debug("Kafka client {} ({}) authenticated as {}", q.conn->peer(), q.client_id,
@@ -346,11 +372,16 @@ void kafka_frontend::on_sasl(kafka_request& q) {
     return;
   }
   refuse_auth(q, "sasl", why);
+  s.failed = true;
   q.conn->respond_then_close(q.seq, std::move(w).take());
 }
 
 bool kafka_frontend::admitted(kafka_request& q) {
   auto& s = session_of(*q.conn);
+  if (s.failed) {
+    q.conn->close_after(q.seq);
+    return false;
+  }
   if (s.principal.empty()) {
     // Kafka closes a connection that skips SASL: nothing is served to it.
     refuse_auth(q, "sasl",

@@ -34,6 +34,10 @@ struct security_config {
   /// The authorization rules (acl.h; `ferry acls`), written by ferryd on
   /// each change. Empty: <data_dir>/acls.toml.
   std::filesystem::path acl_file;
+  /// Let the Kafka listener take SASL clients on an address other machines
+  /// reach although it does not encrypt (no TLS yet): off, such a listener
+  /// is refused with security on.
+  bool kafka_plaintext = false;
   /// One JSON line per state-changing admin action (audit.h); empty: none.
   /// Works with security off too (the principal is then "anonymous").
   std::filesystem::path audit_file;

@@ -37,6 +37,9 @@ struct server_options {
   std::chrono::milliseconds idle_timeout{600'000};
   std::size_t max_pending = 64;
   std::size_t max_connections = 4096;
+  /// With authentication (SASL): the largest request read before a
+  /// connection is `authenticated`; 0: no separate limit.
+  std::size_t max_unauthenticated_request_bytes = 0;
 };
 
 /// What the server tells its owner (for metrics and logs); any may be empty.
@@ -66,6 +69,9 @@ class connection {
   /// What the server's owner keeps with the connection (its SASL state):
   /// touched only on the server's thread, where requests are handled.
   std::shared_ptr<void> session;
+  /// Set by the owner once the connection authenticated (server thread):
+  /// until then server_options::max_unauthenticated_request_bytes holds.
+  bool authenticated = false;
 };
 
 /// One request: its bytes after the size, in order per connection (`seq`).

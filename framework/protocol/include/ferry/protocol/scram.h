@@ -31,9 +31,10 @@ struct credential {
   std::string server_key;  ///< HMAC(SaltedPassword, "Server Key"), 32 bytes
 };
 
-/// A credential for `password` with a random 16-byte salt.
+/// A credential for `password` with a random 16-byte salt (or `salt`).
 [[nodiscard]] credential make_credential(std::string_view password,
-                                         int iterations = kDefaultIterations);
+                                         int iterations = kDefaultIterations,
+                                         std::string_view salt = {});
 /// "SCRAM-SHA-256$<iterations>:<salt>$<StoredKey>:<ServerKey>".
 [[nodiscard]] std::string format(const credential& c);
 /// The credential in that text; nullopt with `why`.
@@ -47,7 +48,9 @@ struct credential {
 class server_exchange {
  public:
   using lookup_fn = std::function<std::optional<credential>(const std::string& user)>;
-  explicit server_exchange(lookup_fn lookup);
+  /// `server_nonce`: the server's part of the nonce, random when empty
+  /// (tests give one to replay a known exchange).
+  explicit server_exchange(lookup_fn lookup, std::string server_nonce = {});
 
   enum class state { start, sent_first, done, failed };
   struct step {
@@ -75,6 +78,7 @@ class server_exchange {
   std::string server_first_;
   std::string nonce_;  // client's + server's
   std::string gs2_header_;
+  std::string fixed_nonce_;
 };
 
 /// The client's side, for tests and tools: the messages a SCRAM client sends.
