@@ -67,24 +67,12 @@ void kafka_offset_commit(round& r, std::unique_ptr<kafka_request> q) {
     }
   }
   if (!in.ok()) return q->malformed("OffsetCommit");
-  if (!group_ok) {
-    // Refused before the group is touched (a member's liveness included).
-    auto w = q->response();
-    if (since(*q, 3)) w.i32(0);  // throttle
-    w.array(static_cast<std::int32_t>(topics.size()));
-    for (const auto& [name, parts] : topics) {
-      w.string(name);
-      w.array(static_cast<std::int32_t>(parts.size()));
-      for (const auto& e : parts) {
-        w.i32(e.partition);
-        w.i16(kafka::code(kafka::error::group_authorization_failed));
-      }
-    }
-    return q->respond(std::move(w));
-  }
   std::optional<member_ref> who;
   if (generation >= 0 || !member.empty()) who = member_ref{member, generation};
-  auto staged = stage_commit(r.core(), group, who, entries, /*reset=*/true, r.now());
+  // Refused for its group: every entry says so, and the group is not
+  // touched (not even a member's liveness).
+  auto staged =
+      group_ok ? stage_commit(c, group, who, entries, /*reset=*/true, r.now()) : staged_commit{};
   r.after_offsets_sync([q = std::move(q), topics = std::move(topics), entries = std::move(entries),
                         s = std::move(staged)](round& rr, std::error_code sync) mutable {
     core_thread.assert_held();  // the pipeline runs it after the offsets sync
