@@ -167,6 +167,38 @@ TEST_F(KafkaSasl, FerrysKafkaClientAuthenticatesAndAdminActionsAreAudited) {
   EXPECT_NE(all.find(R"("error":"NotAuthorized")"), std::string::npos) << all;
 }
 
+// Reads and admin actions are refused with Kafka's errors until a rule
+// allows them: fetch (read), delete and alter a topic, a group's offsets.
+TEST_F(KafkaSasl, FetchAndAdminActionsNeedTheirOwnOperations) {
+  ASSERT_TRUE(root_->add_acls({{"app", acl_resource::topic, acl_pattern::literal, "orders",
+                                static_cast<std::uint16_t>(acl_op::describe), false}}));
+  auto fetch = kcat(sasl("app", "s3cret") + "-C -t orders -p 0 -o beginning -e");
+  EXPECT_NE(fetch.err.find("Topic authorization failed"), std::string::npos)
+      << fetch.code << " " << fetch.err;
+
+  auto o = ferry::testing::base_client_options("kafka://" + kafka_);
+  o.kafka = {{"security.protocol", "SASL_PLAINTEXT"},
+             {"sasl.mechanisms", "SCRAM-SHA-256"},
+             {"sasl.username", "app"},
+             {"sasl.password", "s3cret"}};
+  ferry::client::admin a(o);
+  EXPECT_TRUE(a.describe_topic("orders")) << "describe is allowed: " << a.last_error_message();
+  auto del = a.delete_topic("orders");
+  ASSERT_FALSE(del);
+  EXPECT_EQ(del.error(), ferry::client::errc::not_authorized) << del.error().message();
+  auto alt = a.alter_topic("orders", {.partitions = 2});
+  ASSERT_FALSE(alt);
+  EXPECT_EQ(alt.error(), ferry::client::errc::not_authorized) << alt.error().message();
+  EXPECT_EQ(root_->describe_topic("orders").value().config.partitions, 1) << "nothing changed";
+
+  // The negative control: with the rules, the same calls go through.
+  allow(acl_resource::topic, "orders", {acl_op::read, acl_op::alter, acl_op::remove});
+  auto fetched = kcat(sasl("app", "s3cret") + "-C -t orders -p 0 -o beginning -e");
+  EXPECT_EQ(fetched.code, 0) << fetched.err;
+  EXPECT_TRUE(a.alter_topic("orders", {.partitions = 2})) << a.last_error_message();
+  EXPECT_TRUE(a.delete_topic("orders")) << a.last_error_message();
+}
+
 // A user removed from the users file can no longer log in.
 TEST_F(KafkaSasl, ARemovedUserCanNoLongerLogIn) {
   allow(acl_resource::topic, "orders", {acl_op::write, acl_op::read});
