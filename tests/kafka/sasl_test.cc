@@ -64,6 +64,15 @@ class KafkaSasl : public ferry::testing::KafkaBroker {
     o.server_key = (dir_ / "server.pub").string();
     return o;
   }
+  // Ferry's kafka:// client (librdkafka) as the SCRAM user app.
+  ferry::client::client_options app_over_kafka() {
+    auto o = ferry::testing::base_client_options("kafka://" + kafka_);
+    o.kafka = {{"security.protocol", "SASL_PLAINTEXT"},
+               {"sasl.mechanisms", "SCRAM-SHA-256"},
+               {"sasl.username", "app"},
+               {"sasl.password", "s3cret"}};
+    return o;
+  }
   std::string sasl(const std::string& user, const std::string& password) {
     return "-X security.protocol=SASL_PLAINTEXT -X sasl.mechanisms=SCRAM-SHA-256 -X "
            "sasl.username=" +
@@ -147,12 +156,7 @@ TEST_F(KafkaSasl, FerrysKafkaClientAuthenticatesAndAdminActionsAreAudited) {
       {{"app", acl_resource::topic, acl_pattern::prefix, "app-",
         static_cast<std::uint16_t>(acl_op::create) | static_cast<std::uint16_t>(acl_op::describe),
         false}}));
-  auto o = ferry::testing::base_client_options("kafka://" + kafka_);
-  o.kafka = {{"security.protocol", "SASL_PLAINTEXT"},
-             {"sasl.mechanisms", "SCRAM-SHA-256"},
-             {"sasl.username", "app"},
-             {"sasl.password", "s3cret"}};
-  ferry::client::admin a(o);
+  ferry::client::admin a(app_over_kafka());
   ASSERT_TRUE(a.create_topic("app-events", {.partitions = 2})) << a.last_error_message();
   auto refused = a.create_topic("billing-events", {.partitions = 1});
   ASSERT_FALSE(refused);
@@ -176,12 +180,7 @@ TEST_F(KafkaSasl, FetchAndAdminActionsNeedTheirOwnOperations) {
   EXPECT_NE(fetch.err.find("Topic authorization failed"), std::string::npos)
       << fetch.code << " " << fetch.err;
 
-  auto o = ferry::testing::base_client_options("kafka://" + kafka_);
-  o.kafka = {{"security.protocol", "SASL_PLAINTEXT"},
-             {"sasl.mechanisms", "SCRAM-SHA-256"},
-             {"sasl.username", "app"},
-             {"sasl.password", "s3cret"}};
-  ferry::client::admin a(o);
+  ferry::client::admin a(app_over_kafka());
   EXPECT_TRUE(a.describe_topic("orders")) << "describe is allowed: " << a.last_error_message();
   auto del = a.delete_topic("orders");
   ASSERT_FALSE(del);
