@@ -161,6 +161,22 @@ key_def string_key(const char* toml, const char* env,
           std::move(explain)};
 }
 
+// true or false, in TOML as a boolean, in the environment as the word.
+key_def bool_key(const char* toml, const char* env, bool& (*field)(broker_config&)) {
+  return {toml, env,
+          [field](broker_config& c, const toml::node& n) {
+            if (!n.is_boolean()) return false;
+            field(c) = *n.value<bool>();
+            return true;
+          },
+          [field](broker_config& c, const std::string& s) {
+            if (s != "true" && s != "false") return false;
+            field(c) = s == "true";
+            return true;
+          },
+          "true or false"};
+}
+
 std::string log_level_problem(const std::string& s) {
   std::string why;
   if (log::parse_levels(s, why)) return {};
@@ -295,18 +311,8 @@ const std::vector<key_def>& keys() {
              &broker_config::ledger_retention, "60000..31536000000 (one minute to a year)"),
       int_key("groups.ledger_max_keys", "FERRY_GROUPS_LEDGER_MAX_KEYS",
               &broker_config::ledger_max_keys, "1..100000000"),
-      key_def{"security.enabled", "FERRY_SECURITY_ENABLED",
-              [](broker_config& c, const toml::node& n) {
-                auto v = n.value<bool>();
-                if (v && n.is_boolean()) c.security.enabled = *v;
-                return v.has_value() && n.is_boolean();
-              },
-              [](broker_config& c, const std::string& s) {
-                if (s != "true" && s != "false") return false;
-                c.security.enabled = s == "true";
-                return true;
-              },
-              "true or false"},
+      bool_key("security.enabled", "FERRY_SECURITY_ENABLED",
+               [](broker_config& c) -> bool& { return c.security.enabled; }),
       string_key(
           "security.server_key_file", "FERRY_SECURITY_SERVER_KEY_FILE",
           [](broker_config& c, const std::string& s) {
@@ -321,18 +327,8 @@ const std::vector<key_def>& keys() {
             return !s.empty();
           },
           "the path of the users file ([users.NAME] public_key = \"Z85...\")"),
-      key_def{"security.kafka_plaintext", "FERRY_SECURITY_KAFKA_PLAINTEXT",
-              [](broker_config& c, const toml::node& n) {
-                auto v = n.value<bool>();
-                if (v && n.is_boolean()) c.security.kafka_plaintext = *v;
-                return v.has_value() && n.is_boolean();
-              },
-              [](broker_config& c, const std::string& s) {
-                if (s != "true" && s != "false") return false;
-                c.security.kafka_plaintext = s == "true";
-                return true;
-              },
-              "true or false"},
+      bool_key("security.kafka_plaintext", "FERRY_SECURITY_KAFKA_PLAINTEXT",
+               [](broker_config& c) -> bool& { return c.security.kafka_plaintext; }),
       string_key(
           "security.acl_file", "FERRY_SECURITY_ACL_FILE",
           [](broker_config& c, const std::string& s) {

@@ -282,6 +282,25 @@ TEST(BrokerConfig, TheDefaultFileIsFerryConfigThenEtc) {
     EXPECT_FALSE(none.has_value());
 }
 
+// The security booleans: TOML booleans or the words in the environment,
+// anything else refused naming the key.
+TEST(BrokerConfig, SecurityBooleansTakeTrueOrFalseOnly) {
+  std::string err;
+  auto file = write_toml("[security]\nenabled = true\nkafka_plaintext = true\n");
+  auto c = load_config(file, fake_env({}), err);
+  ASSERT_TRUE(c) << err;
+  EXPECT_TRUE(c.value().security.enabled);
+  EXPECT_TRUE(c.value().security.kafka_plaintext);
+  c = load_config(file, fake_env({{"FERRY_SECURITY_KAFKA_PLAINTEXT", "false"}}), err);
+  ASSERT_TRUE(c) << err;
+  EXPECT_FALSE(c.value().security.kafka_plaintext);
+  EXPECT_FALSE(load_config(file, fake_env({{"FERRY_SECURITY_ENABLED", "yes"}}), err));
+  EXPECT_NE(err.find("FERRY_SECURITY_ENABLED"), std::string::npos) << err;
+  EXPECT_FALSE(
+      load_config(write_toml("[security]\nkafka_plaintext = \"true\"\n"), fake_env({}), err));
+  EXPECT_NE(err.find("security.kafka_plaintext"), std::string::npos) << err;
+}
+
 // With security on, a Kafka listener other machines reach is refused until
 // its missing encryption is accepted; a loopback one needs nothing.
 TEST(BrokerConfig, APublicKafkaListenerWithSecurityNeedsItsPlaintextAccepted) {
