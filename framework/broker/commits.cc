@@ -40,7 +40,8 @@ staged_commit stage_commit(broker_core& c, std::string_view group,
     return out;
   };
   if (member) {
-    auto st = c.groups->check_commit(group, member->member_id, member->generation, now);
+    auto st = c.groups->check_commit(group, member->member_id, member->generation, now,
+                                     member->instance_id);
     if (!st) return refuse(st.error, std::move(st.message));
   } else if (c.groups->has_members(group)) {
     return refuse(ErrorCode::GroupNotEmpty,

@@ -36,7 +36,14 @@ struct commit_entry {
 struct member_ref {
   std::string_view member_id;
   std::int32_t generation = 0;
+  std::string_view instance_id;  ///< static members; empty: none
 };
+
+/// A GroupMember's group_instance_id, empty when it has none.
+[[nodiscard]] inline std::string_view instance_of(const wire::GroupMember* m) {
+  return m != nullptr && m->group_instance_id() != nullptr ? m->group_instance_id()->string_view()
+                                                           : std::string_view{};
+}
 
 struct commit_outcome {
   std::string topic;

@@ -7,6 +7,7 @@
 #include <set>
 
 #include "ferry/core/logging.h"
+#include "ferry/protocol/codec.h"
 
 namespace ferry::broker {
 
@@ -21,6 +22,14 @@ std::shared_ptr<spdlog::logger> logger() {
 }
 
 constexpr milliseconds kScanInterval{50};
+
+std::string fenced_message(std::string_view what, std::string_view group, std::string_view instance,
+                           std::string_view holder) {
+  return fmt::format(
+      "{}: group_instance_id {} of group {} is now held by {}: this consumer is fenced. Two "
+      "processes share the id; stop this one, or give each instance its own group_instance_id",
+      what, instance, group, holder);
+}
 
 }  // namespace
 
@@ -70,6 +79,11 @@ void group_coordinator::join(std::uint64_t token, join_params p, steady_tp now) 
                 fmt::format("session timeout {} ms is outside the broker's {}..{} ms",
                             p.session_timeout.count(), opts_.min_session_timeout.count(),
                             opts_.max_session_timeout.count()));
+  if (!p.instance_id.empty() && !protocol::valid_group_name(p.instance_id))
+    return fail(ErrorCode::InvalidRequest,
+                fmt::format("invalid group_instance_id '{}': 1 to 249 of letters, digits, '.', '_' "
+                            "and '-'",
+                            p.instance_id));
   auto [it, created] = groups_.try_emplace(p.group);
   group_rec& g = it->second;
   if (created) {
@@ -90,15 +104,28 @@ void group_coordinator::join(std::uint64_t token, join_params p, steady_tp now) 
   std::sort(p.topics.begin(), p.topics.end());
   p.topics.erase(std::unique(p.topics.begin(), p.topics.end()), p.topics.end());
 
+  auto m = g.members.end();
+  if (!p.instance_id.empty()) {
+    auto h = holder(g, p.instance_id);
+    if (h != g.members.end() && p.member_id.empty()) {
+      m = replace_static(g, h, p.client_id);
+      p.member_id = m->first;
+    } else if (h != g.members.end() && h->first != p.member_id) {
+      return fail(ErrorCode::FencedInstanceId,
+                  fenced_message("join", g.name, p.instance_id, h->first));
+    }
+  }
   if (p.member_id.empty()) p.member_id = new_member_id(p.client_id);
-  auto m = g.members.find(p.member_id);
+  if (m == g.members.end()) m = g.members.find(p.member_id);
   bool changed = false;
   if (m == g.members.end()) {
     member_rec nm;
     nm.id = p.member_id;
+    if (!p.instance_id.empty()) nm.instance_id = p.instance_id;
     m = g.members.emplace(nm.id, std::move(nm)).first;
     changed = true;
-    logger()->info("group {}: member {} ({}) joins", g.name, p.member_id, p.host);
+    logger()->info("group {}: member {} ({}{}{}) joins", g.name, p.member_id, p.host,
+                   p.instance_id.empty() ? "" : ", instance ", p.instance_id);
   } else {
     if (m->second.join_token) {
       // A retried join replaces the one still waiting.
@@ -110,6 +137,7 @@ void group_coordinator::join(std::uint64_t token, join_params p, steady_tp now) 
     changed = m->second.topics != p.topics;
   }
   member_rec& mem = m->second;
+  if (!p.instance_id.empty()) mem.instance_id = p.instance_id;
   mem.client_id = p.client_id;
   mem.host = p.host;
   mem.topics = p.topics;
@@ -127,6 +155,38 @@ void group_coordinator::join(std::uint64_t token, join_params p, steady_tp now) 
   }
   prepare(g, now, changed ? "membership changed" : "a member rejoined");
   maybe_complete(g, now);
+}
+
+std::map<std::string, group_coordinator::member_rec, std::less<>>::iterator
+group_coordinator::holder(group_rec& g, std::string_view instance) {
+  if (instance.empty()) return g.members.end();
+  return std::find_if(g.members.begin(), g.members.end(),
+                      [&](const auto& kv) { return kv.second.instance_id == instance; });
+}
+
+std::map<std::string, group_coordinator::member_rec, std::less<>>::iterator
+group_coordinator::replace_static(group_rec& g,
+                                  std::map<std::string, member_rec, std::less<>>::iterator from,
+                                  std::string_view client_id) {
+  const std::string old_id = from->first;
+  const std::string instance = from->second.instance_id.value_or("");
+  member_rec rec = std::move(from->second);
+  g.members.erase(from);
+  const std::string why = fenced_message("join", g.name, instance, "a new process");
+  for (auto* tok : {&rec.join_token, &rec.sync_token})
+    if (*tok) {
+      done_(**tok, make_outcome(ErrorCode::FencedInstanceId, why, old_id, -1, g.strategy, {}));
+      tok->reset();
+    }
+  rec.id = new_member_id(client_id);
+  for (auto& [_, owner] : g.owners)
+    if (owner == old_id) owner = rec.id;
+  if (g.leader == old_id) g.leader = rec.id;
+  logger()->info("group {}: instance {} is back as member {} (was {}): it keeps its {} partitions",
+                 g.name, instance, rec.id, old_id, rec.assignment.size());
+  wakeup_ = true;  // the old member's parked fetches learn they are fenced
+  std::string id = rec.id;
+  return g.members.emplace(std::move(id), std::move(rec)).first;
 }
 
 void group_coordinator::prepare(group_rec& g, steady_tp now, const std::string& why) {
@@ -229,8 +289,11 @@ void group_coordinator::remove_member(group_rec& g, std::string_view id, steady_
 
 group_status group_coordinator::check_member(group_rec* g, std::string_view member,
                                              std::int32_t generation, steady_tp now,
-                                             const char* what) {
+                                             const char* what, std::string_view instance) {
   if (g == nullptr) return {ErrorCode::UnknownMember, "unknown group: join it first"};
+  if (auto h = holder(*g, instance); h != g->members.end() && h->first != member)
+    return {ErrorCode::FencedInstanceId,
+            fenced_message(what, g->name, instance, "member " + h->first)};
   auto m = g->members.find(member);
   if (m == g->members.end())
     return {ErrorCode::UnknownMember,
@@ -245,10 +308,11 @@ group_status group_coordinator::check_member(group_rec* g, std::string_view memb
 }
 
 group_status group_coordinator::heartbeat(std::string_view group, std::string_view member,
-                                          std::int32_t generation, steady_tp now) {
+                                          std::int32_t generation, steady_tp now,
+                                          std::string_view instance) {
   auto* g = find(group);
-  auto st = check_member(g, member, generation, now, "heartbeat");
-  if (st.error == ErrorCode::UnknownMember) return st;
+  auto st = check_member(g, member, generation, now, "heartbeat", instance);
+  if (st.error == ErrorCode::UnknownMember || st.error == ErrorCode::FencedInstanceId) return st;
   if (g->state == group_state::preparing_rebalance)
     return {ErrorCode::RebalanceInProgress, "the group is rebalancing: rejoin"};
   return st;
@@ -264,19 +328,21 @@ group_status group_coordinator::leave(std::string_view group, std::string_view m
 }
 
 group_status group_coordinator::check_fetch(std::string_view group, std::string_view member,
-                                            std::int32_t generation, steady_tp now) {
+                                            std::int32_t generation, steady_tp now,
+                                            std::string_view instance) {
   auto* g = find(group);
-  auto st = check_member(g, member, generation, now, "fetch");
-  if (st.error == ErrorCode::UnknownMember) return st;
+  auto st = check_member(g, member, generation, now, "fetch", instance);
+  if (st.error == ErrorCode::UnknownMember || st.error == ErrorCode::FencedInstanceId) return st;
   if (g->state == group_state::preparing_rebalance)
     return {ErrorCode::RebalanceInProgress, "the group is rebalancing: rejoin"};
   return st;
 }
 
 group_status group_coordinator::check_commit(std::string_view group, std::string_view member,
-                                             std::int32_t generation, steady_tp now) {
+                                             std::int32_t generation, steady_tp now,
+                                             std::string_view instance) {
   auto* g = find(group);
-  auto st = check_member(g, member, generation, now, "commit");
+  auto st = check_member(g, member, generation, now, "commit", instance);
   if (st && g->state == group_state::completing_rebalance)
     return {ErrorCode::RebalanceInProgress, "the group is completing a rebalance: rejoin"};
   return st;

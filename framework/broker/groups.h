@@ -20,6 +20,15 @@
 // long: the old owner learns of the rebalance at its next fetch or
 // heartbeat, and the new owner only starts after it rejoined.
 //
+// Static membership (Kafka's group.instance.id, KIP-345): a member may
+// carry an instance id that outlives its process. A new process joining
+// with the id of a member still in the group (within that member's
+// session timeout) takes its place under a new member id: the same
+// assignment, the same generation, no rebalance when the group is stable
+// and the subscription is the same. The replaced member id is fenced:
+// any request that carries it with the instance id gets FencedInstanceId,
+// so two live processes sharing an id cannot both own the partitions.
+//
 // Liveness: a member is alive while it heartbeats (HeartbeatRequest, or
 // any fetch or commit it sends) within its session timeout; a member
 // waiting in JoinGroup counts as alive.
@@ -55,6 +64,11 @@ using steady_tp = std::chrono::steady_clock::time_point;
 struct join_params {
   std::string group;
   std::string member_id;  // empty: new member
+  /// Static membership: a new member (empty member_id) with the id of a
+  /// member already in the group takes that member's place - its
+  /// assignment, and no rebalance when the group is stable and the topics
+  /// are the same. The replaced member is fenced (FencedInstanceId).
+  std::string instance_id;
   std::string client_id;
   std::string host;
   std::vector<std::string> topics;
@@ -191,18 +205,23 @@ class group_coordinator {
   [[nodiscard]] const options& limits() const noexcept { return opts_; }
   /// The protocol of a group with members; nothing for an empty or unknown one.
   [[nodiscard]] std::optional<group_protocol> protocol_of(std::string_view group) const;
+  // `instance` (empty: none) is the member's group_instance_id: a request
+  // whose instance id another member now holds is FencedInstanceId.
   [[nodiscard]] group_status heartbeat(std::string_view group, std::string_view member,
-                                       std::int32_t generation, steady_tp now);
+                                       std::int32_t generation, steady_tp now,
+                                       std::string_view instance = {});
   [[nodiscard]] group_status leave(std::string_view group, std::string_view member, steady_tp now);
   /// May this member fetch now? Counts as a heartbeat. RebalanceInProgress
   /// while the group rebalances.
   [[nodiscard]] group_status check_fetch(std::string_view group, std::string_view member,
-                                         std::int32_t generation, steady_tp now);
+                                         std::int32_t generation, steady_tp now,
+                                         std::string_view instance = {});
   /// May this member commit? (Allowed while the group prepares a rebalance:
   /// the member still owns its partitions until it rejoins.) Counts as a
   /// heartbeat.
   [[nodiscard]] group_status check_commit(std::string_view group, std::string_view member,
-                                          std::int32_t generation, steady_tp now);
+                                          std::int32_t generation, steady_tp now,
+                                          std::string_view instance = {});
   /// Does `member` own `tp` in the group's current generation?
   [[nodiscard]] bool owns(std::string_view group, std::string_view member, const tp_key& tp) const;
   [[nodiscard]] bool has_members(std::string_view group) const;
@@ -259,7 +278,15 @@ class group_coordinator {
   group_rec* find(std::string_view name);
   const group_rec* find(std::string_view name) const;
   group_status check_member(group_rec* g, std::string_view member, std::int32_t generation,
-                            steady_tp now, const char* what);
+                            steady_tp now, const char* what, std::string_view instance = {});
+  /// The member holding a group_instance_id; end() if none.
+  static std::map<std::string, member_rec, std::less<>>::iterator holder(group_rec& g,
+                                                                         std::string_view instance);
+  /// Moves the static member `from` to a new member id (its process
+  /// restarted); `from`'s waiting requests are answered FencedInstanceId.
+  std::map<std::string, member_rec, std::less<>>::iterator replace_static(
+      group_rec& g, std::map<std::string, member_rec, std::less<>>::iterator from,
+      std::string_view client_id);
   void prepare(group_rec& g, steady_tp now, const std::string& why);
   void maybe_complete(group_rec& g, steady_tp now);
   void complete(group_rec& g, steady_tp now);

@@ -279,6 +279,7 @@ result<group_description> admin::describe_group(std::string_view group) {
               for (const auto* t : *m->topics()) info.topics.push_back(t->str());
             info.assignment = from_wire_tps(m->assignment());
             info.since_seen = std::chrono::milliseconds(m->last_seen_ms_ago());
+            info.instance_id = str(m->group_instance_id());
             d.members.push_back(std::move(info));
           }
         }

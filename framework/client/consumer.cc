@@ -286,9 +286,9 @@ result<void> consumer::impl::pause(const std::vector<topic_partition>& partition
 
 // Leaves the group without callbacks: the broker rebalances at once instead
 // of waiting for the session timeout.
-void consumer::impl::leave_quietly() {
+void consumer::impl::leave_quietly(bool leave) {
   hb_.reset();
-  if (subscribed_ && !member_id_.empty()) {
+  if (leave && subscribed_ && !member_id_.empty() && !fenced_) {
     flatbuffers::FlatBufferBuilder fbb;
     auto body = wire::CreateLeaveGroupRequestDirect(fbb, o_.group_id.c_str(), member_id_.c_str());
     if (auto id = conn_->send(fbb, wire::Body::LeaveGroupRequest, body.Union()))
@@ -333,7 +333,7 @@ result<void> consumer::impl::close() {
   finish_commits(queued_, {}, protocol::errc::timed_out);
   run_callbacks();
   if (member() && listener_) listener_->on_revoked(*self_, assignment());
-  leave_quietly();
+  leave_quietly(leave_on_close());
   run_callbacks();
   closed_ = true;
   return success();

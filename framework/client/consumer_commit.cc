@@ -25,7 +25,9 @@ void consumer::impl::finish_commits(std::vector<async_commit>& items,
       mine.push_back(std::move(cr));
     }
     for (const auto& cr : mine)
-      if (cr.error == errc::stale_generation || cr.error == errc::unknown_member) lost_ = true;
+      if (cr.error == errc::stale_generation || cr.error == errc::unknown_member ||
+          cr.error == errc::fenced_instance_id)
+        note_lost(cr.error, cr.message);
     if (item.done) completed_.emplace_back(std::move(item.done), std::move(mine));
   }
   items.clear();
@@ -140,7 +142,9 @@ result<void> consumer::impl::commit(const std::vector<offset_commit>& offsets) {
             break;
           }
       }
-      if (ec == errc::stale_generation || ec == errc::unknown_member) lost_ = true;
+      if (ec == errc::stale_generation || ec == errc::unknown_member ||
+          ec == errc::fenced_instance_id)
+        note_lost(ec, message);
       if (!ec) return success();
       last_error_message_ = message;
       return ec;

@@ -209,7 +209,7 @@ result<void> consumer::impl::handle_fetch(const reply& r, const request_in_fligh
       if (ge == errc::rebalance_in_progress) {
         need_rejoin_ = true;
       } else {
-        lost_ = true;
+        note_lost(ge, why);
         log::get("client")->warn("consumer {} of group {}: {}; its partitions are lost", member_id_,
                                  o_.group_id, why);
       }

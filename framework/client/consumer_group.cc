@@ -45,6 +45,12 @@ result<void> consumer::impl::subscribe(std::vector<std::string> topics,
     last_error_message_ = fmt::format("invalid group name '{}'", o_.group_id);
     return errc::invalid_group_name;
   }
+  if (!o_.group_instance_id.empty() && !protocol::valid_group_name(o_.group_instance_id)) {
+    last_error_message_ =
+        fmt::format("invalid group_instance_id '{}': 1 to 249 of letters, digits, '.', '_' and '-'",
+                    o_.group_instance_id);
+    return ferry::errc::invalid_argument;
+  }
   if (topics.empty()) {
     last_error_message_ = "subscribe() needs at least one topic";
     return ferry::errc::invalid_argument;
@@ -100,7 +106,7 @@ result<void> consumer::impl::group_step(sclock::time_point now) {
   if (hb_) {
     auto f = hb_->take();
     if (f.lost && member()) {
-      lost_ = true;
+      note_lost(f.fenced ? std::error_code(errc::fenced_instance_id) : std::error_code(), f.why);
       log::get("client")->warn("consumer {} of group {}: {}; its partitions are lost", member_id_,
                                o_.group_id, f.why);
     }
@@ -117,6 +123,11 @@ result<void> consumer::impl::group_step(sclock::time_point now) {
     drop_assignment();
   }
   lost_ = need_rejoin_ = false;
+  if (fenced_) {
+    // For good: rejoining would fence the process that took our place.
+    last_error_message_ = fenced_why_;
+    return errc::fenced_instance_id;
+  }
   if (!joined_ && !join_ && now >= join_retry_at_) return send_join(now);
   return success();
 }
@@ -128,7 +139,8 @@ result<void> consumer::impl::send_join(sclock::time_point now) {
   auto body = wire::CreateJoinGroupRequest(
       fbb, fbb.CreateString(o_.group_id), fbb.CreateString(member_id_),
       fbb.CreateString(o_.client_id), fbb.CreateVector(ts), to_wire(o_.strategy),
-      detail::wire_ms(o_.session_timeout), detail::wire_ms(o_.rebalance_timeout));
+      detail::wire_ms(o_.session_timeout), detail::wire_ms(o_.rebalance_timeout),
+      o_.group_instance_id.empty() ? 0 : fbb.CreateString(o_.group_instance_id));
   auto id = conn_->send(fbb, wire::Body::JoinGroupRequest, body.Union());
   if (!id) {
     if (!is_retriable(id.error())) return id.error();
@@ -168,6 +180,7 @@ result<void> consumer::impl::handle_join(const reply& r) {
       return success();
     }
     last_error_message_ = fmt::format("joining group {}: {}", o_.group_id, message);
+    if (ec == errc::fenced_instance_id) note_lost(ec, last_error_message_);
     return ec;
   }
   member_id_ = resp->member_id() ? resp->member_id()->str() : std::string();
@@ -281,7 +294,7 @@ result<void> consumer::impl::unsubscribe() {
   last_error_message_.clear();
   if (!subscribed_) return success();
   if (member() && listener_) listener_->on_revoked(*self_, assignment());
-  leave_quietly();
+  leave_quietly(true);
   return success();
 }
 

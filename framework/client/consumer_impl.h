@@ -142,6 +142,7 @@ class heartbeater {
   struct flags {
     bool rebalance = false;
     bool lost = false;
+    bool fenced = false;  // lost for good: another process holds our group_instance_id
     std::string why;
   };
   flags take() {
@@ -188,7 +189,9 @@ class heartbeater {
         }
         continue;
       }
-      auto m = wire::CreateGroupMemberDirect(fbb, o_.group_id.c_str(), member.c_str(), generation);
+      auto m = wire::CreateGroupMemberDirect(
+          fbb, o_.group_id.c_str(), member.c_str(), generation,
+          o_.group_instance_id.empty() ? nullptr : o_.group_instance_id.c_str());
       auto body = wire::CreateHeartbeatRequest(fbb, m);
       if (auto id = conn.send(fbb, wire::Body::HeartbeatRequest, body.Union())) {
         auto wait = std::min(o_.request_timeout, o_.session_timeout);
@@ -207,9 +210,11 @@ class heartbeater {
       if (!ec || !active_ || member_ != member || generation_ != generation) continue;
       if (ec == errc::rebalance_in_progress) {
         raise(false, message);
-      } else if (ec == errc::unknown_member || ec == errc::stale_generation) {
+      } else if (ec == errc::unknown_member || ec == errc::stale_generation ||
+                 ec == errc::fenced_instance_id) {
         active_ = false;
         raise(true, message.empty() ? ec.message() : message);
+        if (ec == errc::fenced_instance_id) flags_.fenced = true;
       }
     }
   }
@@ -259,7 +264,7 @@ class consumer::impl final : public consumer::backend {
     wake_fd_ = ::eventfd(0, EFD_NONBLOCK | EFD_CLOEXEC);
   }
   ~impl() override {
-    leave_quietly();
+    leave_quietly(leave_on_close());
     hb_.reset();
     if (wake_fd_ >= 0) ::close(wake_fd_);
   }
@@ -337,9 +342,23 @@ class consumer::impl final : public consumer::backend {
   void set_assignment(const std::vector<topic_partition>& parts);
   void drop_assignment();
   bool member() const noexcept { return subscribed_ && joined_; }
-  void leave_quietly();
+  // Leaves the group (LeaveGroup when `leave`; a static member's close()
+  // does not, so its restart gets its partitions back) without callbacks.
+  void leave_quietly(bool leave);
+  [[nodiscard]] bool leave_on_close() const noexcept { return o_.group_instance_id.empty(); }
   flatbuffers::Offset<wire::GroupMember> member_table(flatbuffers::FlatBufferBuilder& fbb) const {
-    return wire::CreateGroupMemberDirect(fbb, o_.group_id.c_str(), member_id_.c_str(), generation_);
+    return wire::CreateGroupMemberDirect(
+        fbb, o_.group_id.c_str(), member_id_.c_str(), generation_,
+        o_.group_instance_id.empty() ? nullptr : o_.group_instance_id.c_str());
+  }
+  // A refusal that ends this membership: lost (rejoin at the next poll) or,
+  // for errc::fenced_instance_id, fenced for good.
+  void note_lost(std::error_code ec, const std::string& why) {
+    lost_ = true;
+    if (ec == errc::fenced_instance_id && !fenced_) {
+      fenced_ = true;
+      fenced_why_ = why.empty() ? ec.message() : why;
+    }
   }
   partition_state* find(const topic_partition& tp) {
     auto it = partitions_.find(tp);
@@ -354,6 +373,8 @@ class consumer::impl final : public consumer::backend {
   bool joined_ = false;       // holds the assignment of generation_
   bool need_rejoin_ = false;  // the group is rebalancing
   bool lost_ = false;         // fenced or forgotten by the broker
+  bool fenced_ = false;       // another process took our group_instance_id: for good
+  std::string fenced_why_;
   bool closed_ = false;
   std::vector<std::string> topics_;
   rebalance_listener* listener_ = nullptr;

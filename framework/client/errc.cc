@@ -87,6 +87,8 @@ class wire_cat final : public std::error_category {
         return "authentication failed";
       case errc::not_authorized:
         return "not authorized";
+      case errc::fenced_instance_id:
+        return "fenced: another process joined with this group_instance_id";
     }
     return "unknown ferry.wire error " + std::to_string(ev);
   }
@@ -176,6 +178,8 @@ std::error_code from_wire(wire::ErrorCode e) noexcept {
       return errc::authentication_failed;
     case W::NotAuthorized:
       return errc::not_authorized;
+    case W::FencedInstanceId:
+      return errc::fenced_instance_id;
   }
   // Unreachable for replies that passed decode_envelope (it checks the range).
   return errc::internal;

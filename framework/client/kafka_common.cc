@@ -74,7 +74,6 @@ std::error_code from_kafka(rd_kafka_resp_err_t err) noexcept {
     case RD_KAFKA_RESP_ERR_UNKNOWN_MEMBER_ID:
       return errc::unknown_member;
     case RD_KAFKA_RESP_ERR_ILLEGAL_GENERATION:
-    case RD_KAFKA_RESP_ERR_FENCED_INSTANCE_ID:
       return errc::stale_generation;
     case RD_KAFKA_RESP_ERR_NON_EMPTY_GROUP:
       return errc::group_not_empty;
@@ -99,6 +98,8 @@ std::error_code from_kafka(rd_kafka_resp_err_t err) noexcept {
     case RD_KAFKA_RESP_ERR_GROUP_AUTHORIZATION_FAILED:
     case RD_KAFKA_RESP_ERR_CLUSTER_AUTHORIZATION_FAILED:
       return errc::not_authorized;
+    case RD_KAFKA_RESP_ERR_FENCED_INSTANCE_ID:
+      return errc::fenced_instance_id;
     case RD_KAFKA_RESP_ERR_REQUEST_TIMED_OUT:
     case RD_KAFKA_RESP_ERR__TIMED_OUT:
     case RD_KAFKA_RESP_ERR__MSG_TIMED_OUT:

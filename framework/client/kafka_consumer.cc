@@ -110,6 +110,7 @@ class kafka_consumer final : public consumer::backend {
     // librdkafka's assign() needs a group.id even when nothing joins or
     // commits; without one of its own the consumer never uses it.
     s.emplace_back("group.id", o_.group_id.empty() ? kafka::kAssignOnlyGroup : o_.group_id);
+    if (!o_.group_instance_id.empty()) s.emplace_back("group.instance.id", o_.group_instance_id);
     auto h = kafka::make_handle(
         RD_KAFKA_CONSUMER, o_, s, &init_why_,
         [](rd_kafka_conf_t* conf, void* me) {

@@ -77,6 +77,8 @@ error from_broker(wire::ErrorCode e) noexcept {
       return error::sasl_authentication_failed;
     case E::NotAuthorized:  // the Kafka handlers pick the group or cluster code where it is one
       return error::topic_authorization_failed;
+    case E::FencedInstanceId:
+      return error::fenced_instance_id;
   }
   return error::unknown_server_error;
 }

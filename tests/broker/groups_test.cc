@@ -49,6 +49,20 @@ class CoordinatorTest : public ::testing::Test {
     gc_.join(token, std::move(p), now_);
     return token;
   }
+  // A static member's join (group_instance_id `instance`); returns its token.
+  std::uint64_t join_static(const std::string& member, const std::string& instance,
+                            std::vector<std::string> topics = {"t"}) {
+    join_params p;
+    p.group = "g";
+    p.member_id = member;
+    p.instance_id = instance;
+    p.client_id = "client";
+    p.host = "127.0.0.1";
+    p.topics = std::move(topics);
+    const auto token = ++next_token_;
+    gc_.join(token, std::move(p), now_);
+    return token;
+  }
   // The answer to a join, if it has one.
   const join_outcome* answer(std::uint64_t token) const {
     auto it = answers_.find(token);
@@ -541,6 +555,149 @@ TEST_F(CoordinatorTest, NextDeadlineOnlyWithMembers) {
 // with fake time. After every step: no partition has two owners, and the
 // members answered with the group's current generation split the partitions
 // of the subscribed topic exactly.
+TEST_F(CoordinatorTest, StaticMemberRestartTakesItsPlaceWithoutARebalance) {
+  auto ta = join_static("", "i-1");
+  ASSERT_NE(answer(ta), nullptr);
+  const auto a1 = *answer(ta);
+  auto tb = join_static("", "i-2");
+  auto ta2 = join_static(a1.member_id, "i-1");  // a rejoins for the rebalance b started
+  ASSERT_NE(answer(tb), nullptr);
+  ASSERT_NE(answer(ta2), nullptr);
+  const auto a = *answer(ta2), b = *answer(tb);
+  ASSERT_EQ(a.error, ErrorCode::None) << a.message;
+  ASSERT_EQ(a.generation, 2);
+  ASSERT_EQ(a.assignment.size(), 2u);
+
+  // a's process is killed and started again: it joins as a new member with
+  // its instance id, and is answered at once with the same partitions.
+  advance(3s);
+  auto tr = join_static("", "i-1");
+  const auto* r = answer(tr);
+  ASSERT_NE(r, nullptr) << "a static member's restart is answered at once";
+  EXPECT_EQ(r->error, ErrorCode::None) << r->message;
+  EXPECT_NE(r->member_id, a.member_id) << "a new process gets a new member id";
+  EXPECT_EQ(r->generation, 2) << "no rebalance";
+  EXPECT_EQ(r->assignment, a.assignment);
+  auto v = describe();
+  EXPECT_EQ(v.state, group_state::stable);
+  EXPECT_EQ(v.members.size(), 2u);
+  for (const auto& tp : a.assignment) {
+    EXPECT_TRUE(gc_.owns("g", r->member_id, tp));
+    EXPECT_FALSE(gc_.owns("g", a.member_id, tp));
+  }
+  check_invariants();
+  // b goes on undisturbed.
+  EXPECT_TRUE(gc_.heartbeat("g", b.member_id, 2, now_, "i-2"));
+  EXPECT_TRUE(gc_.check_fetch("g", b.member_id, 2, now_, "i-2"));
+  // The old process, if it were still alive, is fenced everywhere.
+  EXPECT_EQ(gc_.heartbeat("g", a.member_id, 2, now_, "i-1").error, ErrorCode::FencedInstanceId);
+  EXPECT_EQ(gc_.check_fetch("g", a.member_id, 2, now_, "i-1").error, ErrorCode::FencedInstanceId);
+  auto commit = gc_.check_commit("g", a.member_id, 2, now_, "i-1");
+  EXPECT_EQ(commit.error, ErrorCode::FencedInstanceId);
+  EXPECT_NE(commit.message.find("group_instance_id i-1"), std::string::npos) << commit.message;
+  // Its rejoin with its old member id is fenced too: it cannot take the
+  // place back from the process that replaced it.
+  auto told = join_static(a.member_id, "i-1");
+  ASSERT_NE(answer(told), nullptr);
+  EXPECT_EQ(answer(told)->error, ErrorCode::FencedInstanceId);
+  EXPECT_EQ(describe().generation, 2);
+  // The new process is the member now.
+  EXPECT_TRUE(gc_.check_commit("g", r->member_id, 2, now_, "i-1"));
+}
+
+TEST_F(CoordinatorTest, DynamicMemberRestartRebalances) {
+  // The negative control of the test above: without an instance id the
+  // restarted process is a third member, and the group rebalances.
+  auto a = join_now();
+  auto tb = join("");
+  auto ta2 = join(a.member_id);
+  ASSERT_NE(answer(tb), nullptr);
+  ASSERT_NE(answer(ta2), nullptr);
+  ASSERT_EQ(answer(ta2)->generation, 2);
+  auto tr = join("");
+  EXPECT_EQ(answer(tr), nullptr) << "a new dynamic member waits for the rebalance";
+  EXPECT_EQ(describe().state, group_state::preparing_rebalance);
+  EXPECT_EQ(gc_.heartbeat("g", answer(tb)->member_id, 2, now_).error,
+            ErrorCode::RebalanceInProgress);
+}
+
+TEST_F(CoordinatorTest, StaticMemberWhoseSessionExpiresIsRemoved) {
+  auto ta = join_static("", "i-1");
+  ASSERT_NE(answer(ta), nullptr);
+  auto tb = join_static("", "i-2");
+  auto ta2 = join_static(answer(ta)->member_id, "i-1");
+  ASSERT_NE(answer(tb), nullptr);
+  ASSERT_NE(answer(ta2), nullptr);
+  const auto b = *answer(tb);
+  // Only b heartbeats; a's session (10 s) runs out.
+  for (int i = 0; i < 12; ++i) {
+    advance(1s);
+    (void)gc_.heartbeat("g", b.member_id, 2, now_, "i-2");
+    tick();
+  }
+  auto hb = gc_.heartbeat("g", b.member_id, 2, now_, "i-2");
+  EXPECT_EQ(hb.error, ErrorCode::RebalanceInProgress) << "a static member's expiry rebalances";
+  auto tb2 = join_static(b.member_id, "i-2");
+  ASSERT_NE(answer(tb2), nullptr);
+  EXPECT_EQ(answer(tb2)->generation, 3);
+  EXPECT_EQ(answer(tb2)->assignment.size(), 4u);
+  EXPECT_EQ(describe().members.size(), 1u);
+  // A restart of a after that is an ordinary join: a rebalance.
+  auto tr = join_static("", "i-1");
+  EXPECT_EQ(answer(tr), nullptr);
+  check_invariants();
+}
+
+TEST_F(CoordinatorTest, StaticRestartWithOtherTopicsRebalances) {
+  auto ta = join_static("", "i-1");
+  ASSERT_NE(answer(ta), nullptr);
+  ASSERT_EQ(answer(ta)->generation, 1);
+  auto tr = join_static("", "i-1", {"t", "u"});
+  const auto* r = answer(tr);
+  ASSERT_NE(r, nullptr) << "the only member: the rebalance completes at once";
+  EXPECT_EQ(r->generation, 2) << "a changed subscription needs a new assignment";
+  EXPECT_EQ(r->assignment.size(), 6u);
+  EXPECT_EQ(describe().members.size(), 1u);
+}
+
+TEST_F(CoordinatorTest, StaticMemberReplacedWhileWaitingInJoin) {
+  auto ta = join_static("", "i-1");
+  ASSERT_NE(answer(ta), nullptr);
+  const auto a = *answer(ta);
+  auto tb = join("");  // b starts a rebalance; a has not rejoined yet
+  ASSERT_EQ(answer(tb), nullptr);
+  auto ta2 = join_static(a.member_id, "i-1");  // a rejoins and waits...
+  // (b's join already waits, a's rejoin completes the round.)
+  ASSERT_NE(answer(ta2), nullptr);
+  ASSERT_NE(answer(tb), nullptr);
+  // Next round: c joins, and while a waits in JoinGroup its process is
+  // replaced; the waiting join is answered FencedInstanceId.
+  auto tc = join("");
+  ASSERT_EQ(answer(tc), nullptr);
+  auto ta3 = join_static(a.member_id, "i-1");
+  ASSERT_EQ(answer(ta3), nullptr);
+  auto tr = join_static("", "i-1");
+  ASSERT_NE(answer(ta3), nullptr);
+  EXPECT_EQ(answer(ta3)->error, ErrorCode::FencedInstanceId);
+  auto tb2 = join(answer(tb)->member_id);
+  ASSERT_NE(answer(tr), nullptr);
+  ASSERT_NE(answer(tb2), nullptr);
+  ASSERT_NE(answer(tc), nullptr);
+  std::vector<const join_outcome*> outs{answer(tr), answer(tb2), answer(tc)};
+  expect_partition_cover(outs, "t", 4);
+  EXPECT_EQ(describe().members.size(), 3u);
+  check_invariants();
+}
+
+TEST_F(CoordinatorTest, InvalidInstanceIdIsRefused) {
+  auto t = join_static("", "bad id!");
+  ASSERT_NE(answer(t), nullptr);
+  EXPECT_EQ(answer(t)->error, ErrorCode::InvalidRequest);
+  EXPECT_NE(answer(t)->message.find("group_instance_id"), std::string::npos);
+  auto v = gc_.describe("g", now_);
+  EXPECT_TRUE(!v || v->members.empty()) << "nobody joined";
+}
+
 TEST_F(CoordinatorTest, RandomizedInvariants) {
   int stable_checks = 0, rebalances = 0;
   for (std::uint32_t seed = 1; seed <= 40; ++seed) {

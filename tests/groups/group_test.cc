@@ -190,6 +190,131 @@ TEST_F(GroupTest, TwoMembersShareAndCleanLeaveMovesPartitionsQuickly) {
     }
 }
 
+// Static membership (group_instance_id): a closed static member keeps its
+// place; its restart takes the same partitions back in the same
+// generation while the other member goes on without a revocation.
+TEST_F(GroupTest, StaticMemberRestartGetsItsPartitionsBackWithoutARebalance) {
+  create("orders", 4);
+  struct recorder : client::rebalance_listener {
+    int assigned = 0, revoked = 0, lost = 0;
+    void on_assigned(consumer&, const std::vector<topic_partition>&) override { ++assigned; }
+    void on_revoked(consumer&, const std::vector<topic_partition>&) override { ++revoked; }
+    void on_lost(consumer&, const std::vector<topic_partition>&) override { ++lost; }
+  } la, lb;
+  auto oa = member_options("g"), ob = member_options("g");
+  oa.group_instance_id = "orders-a";
+  ob.group_instance_id = "orders-b";
+  oa.session_timeout = ob.session_timeout = 30s;  // longer than the test: nothing may expire
+  auto a = std::make_unique<consumer>(oa);
+  consumer b(ob);
+  ASSERT_TRUE(a->subscribe({"orders"}, &la));
+  ASSERT_TRUE(b.subscribe({"orders"}, &lb));
+  const auto end = std::chrono::steady_clock::now() + 15s;
+  while (std::chrono::steady_clock::now() < end &&
+         !(a->assignment().size() == 2 && b.assignment().size() == 2)) {
+    ASSERT_TRUE(a->poll(20ms)) << a->last_error_message();
+    ASSERT_TRUE(b.poll(20ms)) << b.last_error_message();
+  }
+  ASSERT_EQ(a->assignment().size(), 2u);
+  ASSERT_EQ(b.assignment().size(), 2u);
+  const auto generation = b.generation();
+  const auto asg_a = a->assignment();
+  const std::string old_member = a->member_id();
+  const int b_revoked = lb.revoked;
+
+  ASSERT_TRUE(a->close());
+  a.reset();
+  client::admin admin(base());
+  auto d = admin.describe_group("g");
+  ASSERT_TRUE(d) << admin.last_error_message();
+  ASSERT_EQ(d.value().members.size(), 2u) << "a static member's close() does not leave";
+  std::set<std::string> instances;
+  for (const auto& m : d.value().members) instances.insert(m.instance_id);
+  EXPECT_EQ(instances, (std::set<std::string>{"orders-a", "orders-b"}));
+
+  consumer a2(oa);
+  ASSERT_TRUE(a2.subscribe({"orders"}));
+  (void)poll_until(a2, [&](auto&) { return a2.assignment().size() == 2; });
+  ASSERT_EQ(a2.assignment(), asg_a) << "the restart gets the same partitions";
+  EXPECT_EQ(a2.generation(), generation) << "and no rebalance happened";
+  EXPECT_NE(a2.member_id(), old_member);
+  // b keeps fetching and committing in the same generation, never revoked.
+  produce("orders", 4, 0, 40);
+  std::vector<client::consumer_record> got_b;
+  const auto end2 = std::chrono::steady_clock::now() + 10s;
+  while (got_b.size() < 20 && std::chrono::steady_clock::now() < end2) {
+    auto r = b.poll(20ms);
+    ASSERT_TRUE(r) << b.last_error_message();
+    for (auto& x : r.value()) got_b.push_back(std::move(x));
+    ASSERT_TRUE(a2.poll(20ms)) << a2.last_error_message();
+  }
+  EXPECT_EQ(got_b.size(), 20u);
+  ASSERT_TRUE(b.commit(next_offsets(got_b))) << b.last_error_message();
+  EXPECT_EQ(b.generation(), generation);
+  EXPECT_EQ(lb.revoked, b_revoked);
+  EXPECT_EQ(lb.lost, 0);
+  // unsubscribe() does leave, static or not.
+  ASSERT_TRUE(a2.unsubscribe());
+  d = admin.describe_group("g");
+  ASSERT_TRUE(d);
+  EXPECT_EQ(d.value().members.size(), 1u);
+}
+
+// Two live processes with one group_instance_id: the later one takes the
+// place, and the earlier one is fenced for good (it does not rejoin and
+// fence the other back).
+TEST_F(GroupTest, SecondLiveInstanceWithTheSameIdFencesTheFirst) {
+  create("orders", 2);
+  auto o = member_options("g");
+  o.group_instance_id = "orders-1";
+  o.session_timeout = 30s;
+  struct recorder : client::rebalance_listener {
+    int lost = 0;
+    void on_lost(consumer&, const std::vector<topic_partition>&) override { ++lost; }
+  } l1;
+  consumer first(o);
+  ASSERT_TRUE(first.subscribe({"orders"}, &l1));
+  (void)poll_until(first, [&](auto&) { return first.assignment().size() == 2; });
+  ASSERT_EQ(first.assignment().size(), 2u);
+  const auto generation = first.generation();
+
+  consumer second(o);
+  ASSERT_TRUE(second.subscribe({"orders"}));
+  (void)poll_until(second, [&](auto&) { return second.assignment().size() == 2; });
+  ASSERT_EQ(second.assignment().size(), 2u);
+  EXPECT_EQ(second.generation(), generation);
+
+  // The first learns at its next request (fetch or heartbeat).
+  std::error_code ec;
+  const auto end = std::chrono::steady_clock::now() + 10s;
+  while (!ec && std::chrono::steady_clock::now() < end) {
+    auto r = first.poll(50ms);
+    if (!r) ec = r.error();
+  }
+  EXPECT_EQ(ec, client::errc::fenced_instance_id);
+  EXPECT_NE(first.last_error_message().find("orders-1"), std::string::npos)
+      << first.last_error_message();
+  EXPECT_EQ(l1.lost, 1) << "its partitions are reported lost";
+  EXPECT_TRUE(first.assignment().empty());
+  // For good: the next polls say the same and do not rejoin.
+  auto again = first.poll(200ms);
+  ASSERT_FALSE(again);
+  EXPECT_EQ(again.error(), client::errc::fenced_instance_id);
+  auto commit = first.commit({{{"orders", partition_id(0)}, offset(0), {}, {}}});
+  EXPECT_FALSE(commit);
+  // The second still owns both partitions in the same generation.
+  produce("orders", 2, 0, 10);
+  auto got = poll_until(second, [](auto& g) { return g.size() >= 10; });
+  EXPECT_EQ(got.size(), 10u);
+  ASSERT_TRUE(second.commit(next_offsets(got))) << second.last_error_message();
+  EXPECT_EQ(second.generation(), generation);
+  client::admin admin(base());
+  auto d = admin.describe_group("g");
+  ASSERT_TRUE(d);
+  ASSERT_EQ(d.value().members.size(), 1u);
+  EXPECT_EQ(d.value().members.front().member_id, second.member_id());
+}
+
 TEST_F(GroupTest, ZombieIsFencedAfterSessionTimeout) {
   create("orders", 2);
   auto zo = member_options("g");

@@ -103,6 +103,7 @@ int groups_describe(const globals& g, const groups_describe_args& a) {
                        {"topics", m.topics},
                        {"assignment", asg},
                        {"last_seen_ms_ago", m.since_seen.count()}});
+        if (!m.instance_id.empty()) arr.back()["instance_id"] = m.instance_id;
       }
       print_json({{"group", d.group}, {"state", d.state}, {"members", arr}});
       return kOk;
@@ -110,11 +111,14 @@ int groups_describe(const globals& g, const groups_describe_args& a) {
     std::vector<std::vector<std::string>> rows;
     for (const auto& m : d.members)
       rows.push_back(
-          {m.member_id, m.client_id.empty() ? "-" : m.client_id, m.host.empty() ? "-" : m.host,
+          {m.member_id, m.instance_id.empty() ? "-" : m.instance_id,
+           m.client_id.empty() ? "-" : m.client_id, m.host.empty() ? "-" : m.host,
            std::to_string(m.assignment.size()), assignment_text(m.assignment),
            fmt::format("{:.1f}s ago", static_cast<double>(m.since_seen.count()) / 1000.0)});
     if (rows.empty()) std::cerr << fmt::format("group {} has no active members\n", d.group);
-    print_table({"MEMBER-ID", "CLIENT-ID", "HOST", "PARTITIONS", "ASSIGNMENT", "LAST-SEEN"}, rows);
+    print_table(
+        {"MEMBER-ID", "INSTANCE-ID", "CLIENT-ID", "HOST", "PARTITIONS", "ASSIGNMENT", "LAST-SEEN"},
+        rows);
     return kOk;
   }
 

@@ -35,7 +35,7 @@ fetch_attempt attempt(round& r, fetch_state& s, bool final) FERRY_REQUIRES(core_
     // A member's fetch: refused for a stale or unknown member, and while
     // the group rebalances (the member must rejoin first).
     auto st = c.groups->check_fetch(m->group()->string_view(), m->member_id()->string_view(),
-                                    m->generation(), steady::now());
+                                    m->generation(), steady::now(), instance_of(m));
     if (!st) {
       c.stats.refuse(st.error);
       auto commits = commits_of(fbb, c.stats, s);
@@ -126,9 +126,10 @@ void handle_fetch(round& r, std::unique_ptr<native_request> q) {
   if (req->commit()) {
     const auto* m = req->member();
     auto entries = commit_entries(req->commit());
-    s->commit = stage_commit(c, m->group()->string_view(),
-                             member_ref{m->member_id()->string_view(), m->generation()}, entries,
-                             false, r.now());
+    s->commit =
+        stage_commit(c, m->group()->string_view(),
+                     member_ref{m->member_id()->string_view(), m->generation(), instance_of(m)},
+                     entries, false, r.now());
     r.after_offsets_sync([s](round& rr, std::error_code sync) {
       core_thread.assert_held();  // the pipeline runs it after the offsets sync
       finish_commit(rr.core(), *s->commit, sync);

@@ -24,6 +24,7 @@ void handle_join_group(round& r, std::unique_ptr<native_request> q) {
   p.group = req->group()->str();
   p.member_id = req->member_id() ? req->member_id()->str() : std::string();
   p.client_id = req->client_id() ? req->client_id()->str() : std::string();
+  if (req->group_instance_id()) p.instance_id = req->group_instance_id()->str();
   p.host = q->peer;
   for (const auto* t : *req->topics()) p.topics.push_back(t->str());
   p.strategy = static_cast<assign_strategy>(req->strategy());
@@ -43,7 +44,7 @@ void handle_join_group(round& r, std::unique_ptr<native_request> q) {
 void handle_heartbeat(round& r, std::unique_ptr<native_request> q) {
   const auto* m = q->env->body_as_HeartbeatRequest()->member();
   auto st = r.core().groups->heartbeat(m->group()->string_view(), m->member_id()->string_view(),
-                                       m->generation(), r.now());
+                                       m->generation(), r.now(), instance_of(m));
   flatbuffers::FlatBufferBuilder fbb(128);
   auto body = CreateHeartbeatResponse(fbb, st.error, opt_string(fbb, st.message));
   q->respond(envelope(fbb, q->id(), Body::HeartbeatResponse, body.Union()));
@@ -115,10 +116,10 @@ void handle_describe_group(round& r, std::unique_ptr<native_request> q) {
       std::vector<flatbuffers::Offset<flatbuffers::String>> ts;
       for (const auto& t : m.topics) ts.push_back(fbb.CreateString(t));
       auto asg = topic_partitions(fbb, m.assignment);
-      members.push_back(CreateMemberDescription(fbb, fbb.CreateString(m.member_id),
-                                                fbb.CreateString(m.client_id),
-                                                fbb.CreateString(m.host), fbb.CreateVector(ts),
-                                                fbb.CreateVector(asg), m.since_seen.count()));
+      members.push_back(CreateMemberDescription(
+          fbb, fbb.CreateString(m.member_id), fbb.CreateString(m.client_id),
+          fbb.CreateString(m.host), fbb.CreateVector(ts), fbb.CreateVector(asg),
+          m.since_seen.count(), m.instance_id ? fbb.CreateString(*m.instance_id) : 0));
     }
     body = CreateDescribeGroupResponse(
         fbb, ErrorCode::None, 0, fbb.CreateString(name), fbb.CreateString(state_name(view.state)),

@@ -14,7 +14,7 @@ void handle_commit_offsets(round& r, std::unique_ptr<native_request> q) {
   const auto* req = q->env->body_as_CommitOffsetsRequest();
   std::optional<member_ref> member;
   if (const auto* m = req->member())
-    member = member_ref{m->member_id()->string_view(), m->generation()};
+    member = member_ref{m->member_id()->string_view(), m->generation(), instance_of(m)};
   auto entries = commit_entries(req->entries());
   auto staged =
       stage_commit(r.core(), req->group()->string_view(), member, entries, req->reset(), r.now());

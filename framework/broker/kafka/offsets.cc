@@ -68,7 +68,7 @@ void kafka_offset_commit(round& r, std::unique_ptr<kafka_request> q) {
   }
   if (!in.ok()) return q->malformed("OffsetCommit");
   std::optional<member_ref> who;
-  if (generation >= 0 || !member.empty()) who = member_ref{member, generation};
+  if (generation >= 0 || !member.empty()) who = member_ref{member, generation, {}};
   // Refused for its group: every entry says so, and the group is not
   // touched (not even a member's liveness).
   auto staged =

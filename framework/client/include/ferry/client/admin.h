@@ -113,6 +113,7 @@ struct group_member_info {
   std::vector<std::string> topics;
   std::vector<topic_partition> assignment;
   std::chrono::milliseconds since_seen{0};  ///< since its last heartbeat, fetch or commit
+  std::string instance_id;                  ///< group_instance_id of a static member, or ""
 };
 
 struct group_partition_info {

@@ -76,7 +76,8 @@
 // `ferry groups reset-offsets`). A background thread heartbeats every
 // heartbeat_interval; a consumer that does not call poll() for
 // max_poll_interval leaves the group so others can take over, and rejoins
-// at its next poll().
+// at its next poll(). With group_instance_id (static membership) a
+// restarted consumer takes its own partitions back without a rebalance.
 //
 // Thread safety: none. Use a consumer from one thread at a time.
 #pragma once
@@ -147,6 +148,16 @@ struct consumer_options : client_options {
   std::chrono::milliseconds rebalance_timeout{30'000};
   /// Without a poll() for this long the member leaves the group.
   std::chrono::milliseconds max_poll_interval{300'000};
+  /// Static membership (Kafka's group.instance.id): an id for this
+  /// instance that survives its restarts, unique in the group (e.g.
+  /// "payment-1", a pod name). A restart that joins again within
+  /// session_timeout takes its place back at once - the same partitions,
+  /// no rebalance, nobody else stops. close() does not leave the group
+  /// (unsubscribe() does): the partitions wait for the instance up to
+  /// session_timeout. A second live process with the same id takes the
+  /// place, and the first gets errc::fenced_instance_id from poll() and
+  /// commits for good. Empty: a dynamic member.
+  std::string group_instance_id;
 };
 
 class consumer {
@@ -221,7 +232,8 @@ class consumer {
 
   /// Finishes pending async commits, revokes (on_revoked) and leaves the
   /// group so its partitions move at once. The destructor leaves too, but
-  /// without callbacks. Idempotent.
+  /// without callbacks. A static member (group_instance_id) does not leave:
+  /// its partitions wait for its restart up to session_timeout. Idempotent.
   [[nodiscard]] result<void> close();
 
   /// Makes a poll() that is waiting (or the next one) return at once with

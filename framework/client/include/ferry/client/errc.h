@@ -59,6 +59,10 @@ enum class errc : int {
   /// resource, or one denies it (docs/security.md#authorization); the
   /// broker's message names both.
   not_authorized = 36,
+  /// Another process joined the group with this consumer's
+  /// group_instance_id (static membership, docs/consumer-groups.md): this
+  /// one is fenced for good. Stop it; give each instance its own id.
+  fenced_instance_id = 37,
 };
 
 /// The "ferry.wire" category.

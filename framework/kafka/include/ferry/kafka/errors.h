@@ -65,6 +65,7 @@ enum class error : std::int16_t {
   non_empty_group = 68,
   group_id_not_found = 69,
   member_id_required = 79,
+  fenced_instance_id = 82,
   invalid_record = 87,
   producer_fenced = 90,
   resource_not_found = 91,
