@@ -233,8 +233,11 @@ result<worker_file> parse_worker_file(std::string_view text, std::string* why) {
   worker_file file;
   auto& out = file.subscriptions;
   try {
-    only_keys(root, {"broker", "kafka", "subscription"}, "top level");
+    only_keys(root, {"broker", "group_instance_id", "kafka", "subscription"}, "top level");
     file.broker = get_or<std::string>(root, "broker", "", "top level");
+    file.group_instance_id = get_or<std::string>(root, "group_instance_id", "", "top level");
+    if (root.contains("group_instance_id") && !protocol::valid_group_name(file.group_instance_id))
+      throw toml_error{"group_instance_id: 1 to 249 of letters, digits, '.', '_' and '-'"};
     if (!file.broker.empty() && !file.broker.starts_with("tcp://") &&
         !file.broker.starts_with("ipc://") && !file.broker.starts_with("kafka://"))
       throw toml_error{"broker: tcp://HOST:PORT, ipc://PATH or kafka://HOST:PORT[,HOST:PORT...]"};

@@ -115,10 +115,13 @@ struct std::is_error_code_enum<payment_errc> : std::true_type {};
 int main(int argc, char** argv) {
   sample::flags f(argc, argv,
                   "payment_worker [--broker URL] [--stats-file PATH] [--gateway-ledger PATH] "
-                  "[--metrics-listen HOST:PORT]");
+                  "[--metrics-listen HOST:PORT] [--instance-id ID]");
   fr::worker_options o;
   o.consumer.broker = f.broker();
-  o.consumer.group_id = "payment";                // one group per service: each gets every order
+  o.consumer.group_id = "payment";  // one group per service: each gets every order
+  // Static membership: a restart with the same id takes its partitions back at
+  // once instead of waiting out the dead instance's session (order_demo uses it).
+  o.consumer.group_instance_id = f.text("--instance-id");
   o.metrics_listen = f.text("--metrics-listen");  // opt-in /metrics, /healthz, /readyz
   const std::string stats_file = f.text("--stats-file");
   const std::string ledger = f.text("--gateway-ledger");

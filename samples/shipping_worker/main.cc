@@ -30,12 +30,15 @@ namespace fr = ferry::runtime;
 namespace orders = ferry::samples::orders;
 
 int main(int argc, char** argv) {
-  sample::flags f(
-      argc, argv,
-      "shipping_worker [--broker URL] [--stats-file PATH] [--metrics-listen HOST:PORT]");
+  sample::flags f(argc, argv,
+                  "shipping_worker [--broker URL] [--stats-file PATH] [--metrics-listen HOST:PORT] "
+                  "[--instance-id ID]");
   fr::worker_options o;
   o.consumer.broker = f.broker();
   o.consumer.group_id = "shipping";
+  // Static membership: a restart with the same id takes its partitions back at
+  // once instead of waiting out the dead instance's session (order_demo uses it).
+  o.consumer.group_instance_id = f.text("--instance-id");
   o.metrics_listen = f.text("--metrics-listen");  // opt-in /metrics, /healthz, /readyz
   const std::string stats_file = f.text("--stats-file");
   f.done();

@@ -153,6 +153,7 @@ TEST(WorkerFile, BrokerAndKafkaPropertiesComeWithTheSubscriptions) {
   std::string why;
   auto f = parse_worker_file(R"(
 broker = "kafka://k1:9092,k2:9092"
+group_instance_id = "payment-1"
 [kafka]
 "security.protocol" = "SASL_SSL"
 "sasl.mechanism" = "SCRAM-SHA-512"
@@ -174,6 +175,7 @@ topics = ["orders"]
   EXPECT_EQ(o.consumer.broker, "kafka://k1:9092,k2:9092");
   EXPECT_EQ(o.producer.broker, "kafka://k1:9092,k2:9092");
   EXPECT_EQ(o.producer.kafka.at("sasl.mechanism"), "SCRAM-SHA-512");
+  EXPECT_EQ(o.consumer.group_instance_id, "payment-1");
 
   // parse_subscriptions takes the same file.
   auto subs = parse_subscriptions(
@@ -194,6 +196,12 @@ topics = ["orders"]
   EXPECT_NE(bad("broker = \"kafka://x:1\"\n[kafka]\nacks = [1]\n[[subscription]]\ntopics=[\"o\"]\n")
                 .find("kafka.acks"),
             std::string::npos);
+  EXPECT_NE(bad("group_instance_id = \"a b\"\n[[subscription]]\ntopics=[\"o\"]\n")
+                .find("group_instance_id"),
+            std::string::npos);
+  EXPECT_NE(
+      bad("group_instance_id = 3\n[[subscription]]\ntopics=[\"o\"]\n").find("group_instance_id"),
+      std::string::npos);
 }
 
 // A new user wrote idempotency_window = 7 meaning days and got 7 ms, which

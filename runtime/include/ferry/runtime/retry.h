@@ -170,6 +170,7 @@ struct failure_decision {
 /// kafka:// brokers, and the subscriptions (as above):
 ///
 ///   broker = "kafka://k1:9092,k2:9092"   # or tcp://HOST:PORT, ipc://PATH
+///   group_instance_id = "payment-1"       # static membership (optional)
 ///   [kafka]                               # kafka:// only (docs/kafka.md)
 ///   "security.protocol" = "SASL_SSL"
 ///   "sasl.mechanism" = "SCRAM-SHA-512"
@@ -181,6 +182,7 @@ struct failure_decision {
 /// number or boolean.
 struct worker_file {
   std::string broker;                        ///< empty: not set in the file
+  std::string group_instance_id;             ///< empty: not set (a dynamic member)
   std::map<std::string, std::string> kafka;  ///< librdkafka properties
   std::vector<subscription_config> subscriptions;
 };

@@ -119,9 +119,10 @@ struct worker_options {
   std::string worker_name;
 
   /// Takes the broker and librdkafka properties of a worker file (retry.h)
-  /// for the consumer and the producer; a file without a broker changes
-  /// nothing. The subscriptions are the caller's to add.
+  /// for the consumer and the producer, and its group_instance_id; what the
+  /// file does not set stays. The subscriptions are the caller's to add.
   void use(const worker_file& f) {
+    if (!f.group_instance_id.empty()) consumer.group_instance_id = f.group_instance_id;
     if (f.broker.empty()) return;
     consumer.broker = producer.broker = f.broker;
     consumer.kafka = producer.kafka = f.kafka;
