@@ -2,11 +2,12 @@
 // every assignment in a file (unbuffered, so a SIGKILL loses nothing
 // written), and commits after each batch. SIGTERM: close() and exit.
 //
-//   group_member_child ENDPOINT GROUP TOPIC OUTFILE
+//   group_member_child ENDPOINT GROUP TOPIC OUTFILE [INSTANCE_ID|- [SESSION_MS]]
 //
 // Lines: "A <generation> <member> <p,p,...>" on each assignment,
 //        "R <generation> <partition> <offset> <value>" per record,
-//        "C <generation> <partition> <next>" per successful commit.
+//        "C <generation> <partition> <next>" per successful commit,
+//        "F <message>" when fenced (static membership; then exit 4).
 #include <fcntl.h>
 #include <unistd.h>
 
@@ -17,6 +18,7 @@
 #include <string>
 
 #include "ferry/client/consumer.h"
+#include "ferry/client/errc.h"
 
 namespace {
 
@@ -36,8 +38,9 @@ void put(const std::string& line) {
 }  // namespace
 
 int main(int argc, char** argv) {
-  if (argc != 5) {
-    std::fprintf(stderr, "usage: %s ENDPOINT GROUP TOPIC OUTFILE\n", argv[0]);
+  if (argc < 5 || argc > 7) {
+    std::fprintf(stderr, "usage: %s ENDPOINT GROUP TOPIC OUTFILE [INSTANCE_ID|- [SESSION_MS]]\n",
+                 argv[0]);
     return 2;
   }
   out_fd = ::open(argv[4], O_WRONLY | O_CREAT | O_APPEND, 0644);
@@ -49,6 +52,8 @@ int main(int argc, char** argv) {
   o.group_id = argv[2];
   o.client_id = "churn";
   o.session_timeout = 1000ms;
+  if (argc >= 6 && std::string(argv[5]) != "-") o.group_instance_id = argv[5];
+  if (argc >= 7) o.session_timeout = std::chrono::milliseconds(std::stol(argv[6]));
   o.heartbeat_interval = 100ms;
   o.fetch_max_wait = 100ms;
   o.request_timeout = 5s;
@@ -78,6 +83,10 @@ int main(int argc, char** argv) {
     if (!recs) {
       std::fprintf(stderr, "poll: %s %s\n", recs.error().message().c_str(),
                    c.last_error_message().c_str());
+      if (recs.error() == ferry::client::errc::fenced_instance_id) {
+        put("F " + c.last_error_message());
+        return 4;
+      }
       continue;
     }
     if (recs.value().empty()) continue;
