@@ -45,6 +45,11 @@ result<void> worker::impl::start() {
     std::lock_guard lock(address_mu_);
     metrics_address_ = endpoint_->address();
   }
+  if (auto up = await_broker(subs_.front()->s.topics.front()); !up) {
+    return fail(up.error(), last_error_);
+  } else if (!up.value()) {
+    return success();  // stop() while waiting: nothing started
+  }
   admin_ = std::make_unique<client::admin>(static_cast<const client::client_options&>(o_.consumer));
   // Targets exist with as many partitions as their origin, so that
   // partition p routes to partition p (and a new owner knows where to look).
@@ -86,6 +91,53 @@ result<void> worker::impl::start() {
   return success();
 }
 
+result<bool> worker::impl::await_broker(const std::string& topic) {
+  using sclock = std::chrono::steady_clock;
+  // Short attempts, so that stop() is taken within a couple of seconds.
+  client::client_options po = o_.consumer;
+  po.request_timeout = po.api_timeout = std::min<milliseconds>(po.request_timeout, 2s);
+  client::admin probe(po);
+  const auto t0 = sclock::now();
+  const auto give_up =
+      wait_for_broker_forever_ ? sclock::time_point::max() : t0 + o_.consumer.api_timeout;
+  milliseconds backoff = 250ms, log_every = 5s;
+  auto next_log = t0;
+  for (int attempt = 1;; ++attempt) {
+    if (stop_requested_.load()) return false;
+    auto d = probe.describe_topic(topic);
+    // Any answer but "none came" is the broker's: the real calls report it.
+    if (d || !client::is_retriable(d.error())) {
+      if (attempt > 1)
+        logger()->info("worker {}: the broker at {} answers (after {:.1f} s); starting",
+                       o_.worker_name, o_.consumer.broker,
+                       std::chrono::duration<double>(sclock::now() - t0).count());
+      return true;
+    }
+    const auto now = sclock::now();
+    const double waited = std::chrono::duration<double>(now - t0).count();
+    if (now >= give_up) {
+      last_error_ = fmt::format(
+          "no answer from the broker at {} for {:.0f} s ({}): is ferryd "
+          "running there? (check worker_options.consumer.broker)",
+          o_.consumer.broker, waited, probe.last_error_message());
+      return d.error();
+    }
+    if (now >= next_log) {
+      logger()->warn(
+          "worker {}: waiting for the broker at {} ({} after {:.0f} s, attempt {}); retrying "
+          "with backoff until it answers or the worker is stopped",
+          o_.worker_name, o_.consumer.broker, d.error().message(), waited, attempt);
+      next_log = now + log_every;
+      log_every = std::min<milliseconds>(log_every * 2, 60s);
+    }
+    // Slept in slices: stop() may come from a signal handler, which can
+    // only set the flag.
+    const auto wake = std::min(sclock::now() + backoff, give_up);
+    while (sclock::now() < wake && !stop_requested_.load()) std::this_thread::sleep_for(50ms);
+    backoff = std::min<milliseconds>(backoff * 2, 5s);
+  }
+}
+
 void worker::impl::start_pool() {
   for (int i = 0; i < o_.concurrency; ++i)
     threads_.emplace_back([this] {
@@ -119,7 +171,10 @@ result<void> worker::impl::close() {
   if (!started_ || closed_) return success();
   closed_ = true;
   wait_idle(nullptr);
-  (void)producer_->flush(o_.producer.delivery_timeout);
+  // One budget for the rest: a broker that went away cannot hold the stop.
+  closing_ = true;
+  close_deadline_ = std::chrono::steady_clock::now() + o_.commit_timeout;
+  (void)producer_->flush(std::min<milliseconds>(o_.producer.delivery_timeout, o_.commit_timeout));
   take_acks();
   auto r = commit(true);
   // close(): on_revoked commits once more (nothing new) and leaves the group.
@@ -129,8 +184,14 @@ result<void> worker::impl::close() {
   publish();
   refresh_waiting();
   (void)producer_->close();
-  if (!r) return r;
-  return c;
+  if (!r)
+    return fail(r.error(),
+                fmt::format("stopping: the final commit to {} failed ({}); what was handled since "
+                            "the last commit is handled again by the next owner (at least once; "
+                            "keys the ledger recorded are skipped)",
+                            o_.consumer.broker, r.error().message()));
+  if (!c) return fail(c.error(), "stopping: leaving the group failed: " + c.error().message());
+  return success();
 }
 
 // --- the loop ----------------------------------------------------------------------
@@ -139,6 +200,7 @@ result<void> worker::impl::run_once(milliseconds max_wait) {
   if (closed_) return fail(errc::stopped, "the worker was closed");
   if (!started_) {
     FERRY_TRY(start());
+    if (!started_) return success();  // stopped while waiting for the broker
   }
   drain_completions(false);
   take_acks();
@@ -161,6 +223,12 @@ result<void> worker::impl::run_once(milliseconds max_wait) {
   auto records = consumer_->poll(next_wait(max_wait));
   if (!records) {
     const auto ec = records.error();
+    if (ec == protocol::errc::timed_out || ec == protocol::errc::disconnected) {
+      logger()->warn("worker {}: no answer from the broker at {} ({}: {}); still trying",
+                     o_.worker_name, o_.consumer.broker, ec.message(),
+                     consumer_->last_error_message());
+      return success();
+    }
     if (client::is_retriable(ec) || ec == client::errc::rebalance_in_progress ||
         ec == client::errc::unknown_member || ec == client::errc::stale_generation) {
       logger()->info("poll: {} ({}); going on", ec.message(), consumer_->last_error_message());

@@ -95,7 +95,12 @@ result<void> worker::impl::commit(bool force, const std::vector<client::topic_pa
       req.push_back(units[end].c);
       ++end;
     }
-    r = consumer_->commit(req);
+    const auto timeout =
+        closing_
+            ? std::max(milliseconds(0), std::chrono::duration_cast<milliseconds>(
+                                            close_deadline_ - std::chrono::steady_clock::now()))
+            : o_.commit_timeout;
+    r = consumer_->commit(req, timeout);
     if (!r) {
       // Logged here, once per failed request, with what it was for; callers
       // do not log it again. A later commit carries the same offsets.
@@ -107,11 +112,12 @@ result<void> worker::impl::commit(bool force, const std::vector<client::topic_pa
       logger()->info("commit of {} failed: {} ({}); the next commit retries it{}", what,
                      r.error().message(), consumer_->last_error_message(),
                      force ? " (routes of newly assigned partitions wait for it)" : "");
+      if (closing_) break;  // no next commit
       // The outcome may be unknown (a lost reply) or partial: learn what the
       // broker has, so that the next commit starts from there.
       std::vector<client::topic_partition> tps;
       for (std::size_t k = at; k < end; ++k) tps.push_back(units[k].c.tp);
-      if (auto c = consumer_->committed(tps))
+      if (auto c = consumer_->committed(tps, o_.commit_timeout))
         for (const auto& x : c.value())
           if (auto it = parts_.find(x.tp); it != parts_.end() && x.next)
             it->second->last_next = std::max(it->second->last_next, x.next->value());

@@ -46,6 +46,7 @@
 #include "ferry/core/logging.h"
 #include "ferry/metrics/http_endpoint.h"
 #include "ferry/protocol/codec.h"
+#include "ferry/protocol/errc.h"
 #include "ferry/runtime/worker.h"
 #include "progress.h"
 #include "worker_metrics.h"
@@ -210,6 +211,7 @@ class worker::impl {
   }
 
   result<void> run() {
+    wait_for_broker_forever_ = true;  // a worker started before its broker waits for it
     while (!stop_requested_.load()) {
       if (auto r = run_once(500ms); !r) {
         run_failed_ = true;
@@ -266,6 +268,10 @@ class worker::impl {
   }
 
   result<void> start();
+  /// Until the broker answers a describe of `topic` (retrying with backoff,
+  /// logging where it waits), or stop(). False when stopped first;
+  /// protocol::errc::timed_out after api_timeout unless run() waits forever.
+  result<bool> await_broker(const std::string& topic);
   void start_pool();
   void stop_pool();
   void enqueue(std::vector<client::consumer_record>& records);
@@ -338,6 +344,9 @@ class worker::impl {
   bool started_ = false;
   std::atomic<bool> closed_{false};  // also read by /readyz
   std::atomic<bool> stop_requested_{false};
+  bool wait_for_broker_forever_ = false;  // run(); run_once() gives up after api_timeout
+  bool closing_ = false;                  // close(): commits share close_deadline_
+  std::chrono::steady_clock::time_point close_deadline_{};
   std::atomic<client::consumer*> wake_target_{nullptr};  // for stop() from other threads
   steady_time next_commit_{};
   std::size_t pending_keys_ = 0;  // ledger keys waiting for a commit (all partitions)

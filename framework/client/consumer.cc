@@ -375,7 +375,11 @@ std::int32_t consumer::generation() const noexcept {
   return impl_->generation_;
 }
 result<void> consumer::commit(const std::vector<offset_commit>& offsets) {
-  return impl_->commit(offsets);
+  return impl_->commit(offsets, impl_->api_timeout_);
+}
+result<void> consumer::commit(const std::vector<offset_commit>& offsets,
+                              std::chrono::milliseconds timeout) {
+  return impl_->commit(offsets, timeout);
 }
 result<void> consumer::commit() {
   return impl_->commit_positions();
@@ -392,7 +396,11 @@ result<std::vector<std::optional<timestamp_ms>>> consumer::ledger_lookup(
 }
 result<std::vector<committed_position>> consumer::committed(
     std::vector<topic_partition> partitions) {
-  return impl_->committed(std::move(partitions));
+  return impl_->committed(std::move(partitions), impl_->api_timeout_);
+}
+result<std::vector<committed_position>> consumer::committed(std::vector<topic_partition> partitions,
+                                                            std::chrono::milliseconds timeout) {
+  return impl_->committed(std::move(partitions), timeout);
 }
 result<void> consumer::pause(const std::vector<topic_partition>& partitions) {
   return impl_->pause(partitions, true);

@@ -91,7 +91,8 @@ void consumer::impl::commit_async(std::vector<offset_commit> offsets, commit_cal
   queued_.push_back({std::move(offsets), std::move(done)});
 }
 
-result<void> consumer::impl::commit(const std::vector<offset_commit>& offsets) {
+result<void> consumer::impl::commit(const std::vector<offset_commit>& offsets,
+                                    milliseconds timeout) {
   last_error_message_.clear();
   if (o_.group_id.empty()) {
     last_error_message_ = "commit() needs consumer_options::group_id";
@@ -111,7 +112,7 @@ result<void> consumer::impl::commit(const std::vector<offset_commit>& offsets) {
     }
     all.push_back(&oc);
   }
-  const auto deadline = saturating_add(sclock::now(), o_.api_timeout);
+  const auto deadline = saturating_add(sclock::now(), timeout);
   for (;;) {
     flatbuffers::FlatBufferBuilder fbb;
     auto entries = build_commit_entries(fbb, all);
@@ -163,7 +164,7 @@ result<void> consumer::impl::commit_positions() {
   std::vector<offset_commit> offsets;
   for (const auto& [tp, st] : partitions_)
     if (st.position) offsets.push_back({tp, *st.position, {}, {}});
-  return commit(offsets);
+  return commit(offsets, o_.api_timeout);
 }
 
 result<std::vector<std::optional<timestamp_ms>>> consumer::impl::ledger_lookup(

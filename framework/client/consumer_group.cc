@@ -299,7 +299,7 @@ result<void> consumer::impl::unsubscribe() {
 }
 
 result<std::vector<committed_position>> consumer::impl::committed(
-    std::vector<topic_partition> partitions) {
+    std::vector<topic_partition> partitions, milliseconds timeout) {
   last_error_message_.clear();
   if (o_.group_id.empty()) {
     last_error_message_ = "committed() needs consumer_options::group_id";
@@ -309,7 +309,7 @@ result<std::vector<committed_position>> consumer::impl::committed(
   std::map<std::string, std::vector<std::int32_t>> by_topic;
   for (const auto& tp : partitions) by_topic[tp.topic].push_back(tp.partition.value());
   return detail::call<std::vector<committed_position>>(
-      *conn_, saturating_add(sclock::now(), o_.api_timeout), detail::retry_timeouts::yes,
+      *conn_, saturating_add(sclock::now(), timeout), detail::retry_timeouts::yes,
       [&](flatbuffers::FlatBufferBuilder& fbb) {
         std::vector<flatbuffers::Offset<wire::TopicPartitions>> v;
         for (const auto& [t, ps] : by_topic)

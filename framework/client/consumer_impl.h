@@ -262,6 +262,7 @@ class consumer::impl final : public consumer::backend {
   impl(consumer& self, consumer_options o)
       : self_(&self), o_(std::move(o)), conn_(std::make_unique<connection>(o_)) {
     wake_fd_ = ::eventfd(0, EFD_NONBLOCK | EFD_CLOEXEC);
+    api_timeout_ = o_.api_timeout;
   }
   ~impl() override {
     leave_quietly(leave_on_close());
@@ -304,11 +305,12 @@ class consumer::impl final : public consumer::backend {
   std::vector<std::string> subscription() const override {
     return subscribed_ ? topics_ : std::vector<std::string>{};
   }
-  result<void> commit(const std::vector<offset_commit>& offsets) override;
+  result<void> commit(const std::vector<offset_commit>& offsets,
+                      std::chrono::milliseconds timeout) override;
   result<void> commit_positions() override;
   void commit_async(std::vector<offset_commit> offsets, commit_callback done) override;
-  result<std::vector<committed_position>> committed(
-      std::vector<topic_partition> partitions) override;
+  result<std::vector<committed_position>> committed(std::vector<topic_partition> partitions,
+                                                    std::chrono::milliseconds timeout) override;
   result<std::vector<std::optional<timestamp_ms>>> ledger_lookup(
       const std::vector<std::string>& keys, milliseconds window) override;
   result<void> pause(const std::vector<topic_partition>& partitions, bool on) override;

@@ -82,6 +82,7 @@ constexpr std::size_t kBatch = 512;
 class kafka_consumer final : public consumer::backend {
  public:
   kafka_consumer(consumer& self, consumer_options o) : self_(&self), o_(std::move(o)) {
+    api_timeout_ = o_.api_timeout;
     kafka::settings s = {
         {"client.id", o_.client_id},
         {"enable.auto.commit", "false"},
@@ -215,7 +216,7 @@ class kafka_consumer final : public consumer::backend {
     // Nothing returned yet: where librdkafka starts, i.e. the committed
     // offset of a group, else per auto_offset_reset.
     if (!o_.group_id.empty()) {
-      FERRY_TRY(auto c, committed({tp}));
+      FERRY_TRY(auto c, committed({tp}, o_.api_timeout));
       if (!c.empty() && c.front().next) {
         pos_[tp] = c.front().next->value();
         return *c.front().next;
@@ -361,7 +362,8 @@ class kafka_consumer final : public consumer::backend {
     return subscribed_ ? topics_ : std::vector<std::string>{};
   }
 
-  result<void> commit(const std::vector<offset_commit>& offsets) override {
+  result<void> commit(const std::vector<offset_commit>& offsets,
+                      std::chrono::milliseconds /*timeout: librdkafka's own bound it*/) override {
     FERRY_TRY(ready());
     run_callbacks();
     return commit_now(offsets);
@@ -371,7 +373,7 @@ class kafka_consumer final : public consumer::backend {
     std::vector<offset_commit> v;
     for (const auto& tp : assigned_)
       if (auto it = pos_.find(tp); it != pos_.end()) v.push_back({tp, offset(it->second), {}, {}});
-    return commit(v);
+    return commit(v, o_.api_timeout);
   }
 
   void commit_async(std::vector<offset_commit> offsets, consumer::commit_callback done) override {
@@ -382,8 +384,8 @@ class kafka_consumer final : public consumer::backend {
     if (done) completed_.emplace_back(std::move(done), std::move(results));
   }
 
-  result<std::vector<committed_position>> committed(
-      std::vector<topic_partition> partitions) override {
+  result<std::vector<committed_position>> committed(std::vector<topic_partition> partitions,
+                                                    std::chrono::milliseconds timeout) override {
     FERRY_TRY(ready());
     if (o_.group_id.empty()) {
       last_error_message_ = "committed() needs consumer_options::group_id";
@@ -393,10 +395,10 @@ class kafka_consumer final : public consumer::backend {
     std::vector<committed_position> out;
     if (partitions.empty()) return out;
     kafka::partition_list l = kafka::make_list(partitions);
-    const auto deadline = sclock::now() + o_.api_timeout;
+    const auto deadline = sclock::now() + timeout;
     for (;;) {
-      const auto err =
-          rd_kafka_committed(rk_.get(), l.get(), kafka::timeout_ms(o_.request_timeout));
+      const auto err = rd_kafka_committed(rk_.get(), l.get(),
+                                          kafka::timeout_ms(std::min(o_.request_timeout, timeout)));
       if (err == RD_KAFKA_RESP_ERR_NO_ERROR) break;
       const auto ec = kafka::from_kafka(err);
       if (!is_retriable(ec) || sclock::now() >= deadline) {

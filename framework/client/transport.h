@@ -52,11 +52,12 @@ class consumer::backend {
   virtual result<void> subscribe(std::vector<std::string> topics, rebalance_listener* listener) = 0;
   virtual result<void> unsubscribe() = 0;
   [[nodiscard]] virtual std::vector<std::string> subscription() const = 0;
-  virtual result<void> commit(const std::vector<offset_commit>& offsets) = 0;
+  virtual result<void> commit(const std::vector<offset_commit>& offsets,
+                              std::chrono::milliseconds timeout) = 0;
   virtual result<void> commit_positions() = 0;
   virtual void commit_async(std::vector<offset_commit> offsets, commit_callback done) = 0;
-  virtual result<std::vector<committed_position>> committed(
-      std::vector<topic_partition> partitions) = 0;
+  virtual result<std::vector<committed_position>> committed(std::vector<topic_partition> partitions,
+                                                            std::chrono::milliseconds timeout) = 0;
   virtual result<std::vector<std::optional<timestamp_ms>>> ledger_lookup(
       const std::vector<std::string>& keys, std::chrono::milliseconds window) = 0;
   virtual result<void> pause(const std::vector<topic_partition>& partitions, bool on) = 0;
@@ -68,6 +69,7 @@ class consumer::backend {
   std::string last_error_message_;
   std::string member_id_;
   std::int32_t generation_ = -1;
+  std::chrono::milliseconds api_timeout_{60000};  // consumer_options::api_timeout
 };
 
 /// The checks every producer makes before taking a record, and the

@@ -731,5 +731,166 @@ TEST_P(WorkerTest, ADeadLetterTheBrokerRefusesIsKeptAndReported) {
 INSTANTIATE_TEST_SUITE_P(Transports, WorkerTest,
                          ::testing::Values(transport::native, transport::kafka), transport_name);
 
+// A new user started a worker before its broker: it said nothing for 60 s
+// and ignored stop() and SIGTERM meanwhile (issue 22). Now it says where it
+// waits, retries with backoff, starts when the broker comes up, and stops
+// promptly when asked.
+class WorkerStart : public ::testing::Test {
+ protected:
+  void SetUp() override {
+    dir_ = make_temp_dir("ferry-worker-start");
+    ASSERT_FALSE(dir_.empty());
+    logger_ = ferry::log::get("runtime");
+    level_ = logger_->level();
+    logger_->set_level(spdlog::level::info);
+    logger_->sinks().push_back(sink_);
+  }
+  void TearDown() override {
+    auto& sinks = logger_->sinks();
+    sinks.erase(std::remove(sinks.begin(), sinks.end(), sink_), sinks.end());
+    logger_->set_level(level_);
+    broker_.stop();
+    std::filesystem::remove_all(dir_);
+  }
+  // Waits (up to `limit`) for a log line containing `what`.
+  bool logged(const std::string& what, std::chrono::milliseconds limit = 15s) {
+    const auto end = std::chrono::steady_clock::now() + limit;
+    do {
+      for (const auto& l : sink_->last_formatted())
+        if (l.find(what) != std::string::npos) return true;
+      std::this_thread::sleep_for(20ms);
+    } while (std::chrono::steady_clock::now() < end);
+    return false;
+  }
+  runtime::worker_options options(const std::string& endpoint) {
+    runtime::worker_options o;
+    static_cast<client::client_options&>(o.consumer) = base_client_options(endpoint);
+    o.consumer.group_id = "g";
+    o.consumer.session_timeout = 2s;
+    o.consumer.heartbeat_interval = 100ms;
+    o.consumer.fetch_max_wait = 50ms;
+    return o;
+  }
+
+  std::filesystem::path dir_;
+  inproc_broker broker_;
+  std::shared_ptr<spdlog::sinks::ringbuffer_sink_mt> sink_ =
+      std::make_shared<spdlog::sinks::ringbuffer_sink_mt>(1000);
+  std::shared_ptr<spdlog::logger> logger_;
+  spdlog::level::level_enum level_ = spdlog::level::info;
+};
+
+TEST_F(WorkerStart, AWorkerWaitingForItsBrokerSaysWhereAndStopsPromptly) {
+  // The broker's port, with nothing listening on it any more.
+  broker_.start(dir_);
+  const std::string endpoint = broker_.endpoint();
+  broker_.stop();
+  runtime::worker w(options(endpoint));
+  runtime::subscription s;
+  s.topics = {"orders"};
+  s.handler = [](const message&) -> result<void> { return success(); };
+  ASSERT_TRUE(w.subscribe(std::move(s)));
+  result<void> r = success();
+  std::thread t([&] { r = w.run(); });
+  EXPECT_TRUE(logged("waiting for the broker at " + endpoint));
+  std::this_thread::sleep_for(300ms);  // into a retry
+  const auto t0 = std::chrono::steady_clock::now();
+  w.stop();
+  t.join();
+  const auto took = std::chrono::steady_clock::now() - t0;
+  EXPECT_TRUE(r) << w.last_error();
+  // Each attempt waits at most 2 s, and the back-off sleeps watch the
+  // flag: far below the 60 s the worker used to take.
+  EXPECT_LT(took, 10s);
+}
+
+TEST_F(WorkerStart, AWorkerStartedBeforeItsBrokerStartsWhenTheBrokerComesUp) {
+  broker_.start(dir_);
+  const std::string endpoint = broker_.endpoint();
+  {
+    client::admin a(base_client_options(endpoint));
+    ASSERT_TRUE(a.create_topic("orders", {.partitions = 1}));
+    client::producer_options po;
+    static_cast<client::client_options&>(po) = base_client_options(endpoint);
+    client::producer p(po);
+    client::producer_record rec;
+    rec.topic = "orders";
+    rec.value = "first";
+    ASSERT_TRUE(p.send(std::move(rec)).get());
+  }
+  broker_.stop();
+  runtime::worker w(options(endpoint));
+  std::atomic<int> handled{0};
+  runtime::subscription s;
+  s.topics = {"orders"};
+  s.handler = [&](const message&) -> result<void> {
+    ++handled;
+    return success();
+  };
+  ASSERT_TRUE(w.subscribe(std::move(s)));
+  result<void> r = success();
+  std::thread t([&] { r = w.run(); });
+  ASSERT_TRUE(logged("waiting for the broker at " + endpoint));
+  broker_.restart();  // the same port and data
+  const auto end = std::chrono::steady_clock::now() + 30s;
+  while (handled.load() == 0 && std::chrono::steady_clock::now() < end)
+    std::this_thread::sleep_for(20ms);
+  EXPECT_EQ(handled.load(), 1);
+  EXPECT_TRUE(logged("answers (after"));
+  w.stop();
+  t.join();
+  EXPECT_TRUE(r) << w.last_error();
+}
+
+// The broker goes away under a running worker, then the worker is asked to
+// stop: it used to take four minutes (each commit and the lookup after it
+// waited api_timeout). Now commit_timeout bounds each commit and the
+// whole close, and the error says what the failed final commit means.
+TEST_F(WorkerStart, AWorkerWhoseBrokerWentAwayStopsWithinItsCommitTimeout) {
+  broker_.start(dir_);
+  const std::string endpoint = broker_.endpoint();
+  client::admin a(base_client_options(endpoint));
+  ASSERT_TRUE(a.create_topic("orders", {.partitions = 1}));
+  {
+    client::producer_options po;
+    static_cast<client::client_options&>(po) = base_client_options(endpoint);
+    client::producer p(po);
+    client::producer_record rec;
+    rec.topic = "orders";
+    rec.value = "first";
+    ASSERT_TRUE(p.send(std::move(rec)).get());
+  }
+  auto o = options(endpoint);
+  o.commit_timeout = 2s;
+  o.consumer.api_timeout = 60s;  // what the commits used to wait
+  runtime::worker w(o);
+  std::atomic<int> handled{0};
+  runtime::subscription s;
+  s.topics = {"orders"};
+  s.handler = [&](const message&) -> result<void> {
+    ++handled;
+    return success();
+  };
+  ASSERT_TRUE(w.subscribe(std::move(s)));
+  result<void> r = success();
+  std::thread t([&] { r = w.run(); });
+  const auto end = std::chrono::steady_clock::now() + 30s;
+  while (handled.load() == 0 && std::chrono::steady_clock::now() < end)
+    std::this_thread::sleep_for(20ms);
+  ASSERT_EQ(handled.load(), 1);
+  std::this_thread::sleep_for(500ms);  // committed
+  broker_.stop();
+  std::this_thread::sleep_for(300ms);
+  const auto t0 = std::chrono::steady_clock::now();
+  w.stop();
+  t.join();
+  const auto took = std::chrono::steady_clock::now() - t0;
+  // At most a periodic commit under way (2 s), the close budget (2 s) and
+  // the leave (5 s at most): far below api_timeout.
+  EXPECT_LT(took, 20s);
+  ASSERT_FALSE(r) << "the final commit cannot have reached a stopped broker";
+  EXPECT_NE(w.last_error().find("final commit"), std::string::npos) << w.last_error();
+}
+
 }  // namespace
 }  // namespace ferry::testing

@@ -134,6 +134,13 @@ struct worker_options {
   std::size_t max_buffered = 4096;
   /// How often finished offsets are committed (also at revocation and stop).
   std::chrono::milliseconds commit_interval{200};
+  /// How long one commit waits for the broker, retries included, before it
+  /// is left to the next one; and how long stop()/close() may spend on the
+  /// last routes, the final commit and leaving. A broker that went away
+  /// cannot hold a stop up longer than about this. What was not committed
+  /// is handled again by the next owner (at least once; keys the ledger
+  /// recorded are skipped).
+  std::chrono::milliseconds commit_timeout{10'000};
   /// Handlers of one partition run in chunks (the records that may run now,
   /// in order); a chunk hands back its results - so they can be committed -
   /// after running this long (real time), and what it did not start goes

@@ -214,6 +214,11 @@ class consumer {
   /// members). On a per-partition refusal the others may have been
   /// committed; last_error_message() names the partition.
   [[nodiscard]] result<void> commit(const std::vector<offset_commit>& offsets);
+  /// As above, giving up after `timeout` instead of api_timeout (a worker's
+  /// stop uses it, so that a broker that went away cannot hold it up). Over
+  /// kafka:// librdkafka's own timeouts bound the commit.
+  [[nodiscard]] result<void> commit(const std::vector<offset_commit>& offsets,
+                                    std::chrono::milliseconds timeout);
   /// Commits the position of every assigned partition (everything poll()
   /// returned so far).
   [[nodiscard]] result<void> commit();
@@ -224,6 +229,9 @@ class consumer {
   /// The group's committed offsets for `partitions` (none: the assignment).
   [[nodiscard]] result<std::vector<committed_position>> committed(
       std::vector<topic_partition> partitions = {});
+  /// As above, giving up after `timeout` instead of api_timeout.
+  [[nodiscard]] result<std::vector<committed_position>> committed(
+      std::vector<topic_partition> partitions, std::chrono::milliseconds timeout);
 
   /// Stops/restarts fetching these assigned partitions; positions stay.
   [[nodiscard]] result<void> pause(const std::vector<topic_partition>& partitions);
