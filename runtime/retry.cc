@@ -119,6 +119,11 @@ result<void> subscription_config::validate(std::string* why) const {
     return bad(fmt::format("invalid dead_letter_topic '{}'", dead_letter_topic));
   if (retry.max_attempts < 1 || retry.max_attempts > 1000)
     return bad(fmt::format("retry.max_attempts must be 1..1000, not {}", retry.max_attempts));
+  if (partition_concurrency < 0 || partition_concurrency > 4096)
+    return bad(
+        fmt::format("partition_concurrency must be 0..4096 (0: the worker's concurrency), "
+                    "not {}",
+                    partition_concurrency));
   auto check_backoff = [&](const backoff& b, const char* where) -> result<void> {
     if (b.initial.count() < 0 || b.max.count() < 0)
       return bad(fmt::format("{}: negative backoff", where));
@@ -267,7 +272,7 @@ result<worker_file> parse_worker_file(std::string_view text, std::string* why) {
       if (t == nullptr) throw toml_error{where + ": expected a table"};
       only_keys(*t,
                 {"topics", "ordering", "dead_letter_topic", "tiers", "idempotency_window",
-                 "skip_processed_keys", "retry"},
+                 "skip_processed_keys", "partition_concurrency", "retry"},
                 where);
       subscription_config c;
       if (const auto* topics = t->get_as<toml::array>("topics")) {
@@ -301,6 +306,8 @@ result<worker_file> parse_worker_file(std::string_view text, std::string* why) {
       }
       c.idempotency_window = get_duration(*t, "idempotency_window", c.idempotency_window, where);
       c.skip_processed_keys = get_or<bool>(*t, "skip_processed_keys", true, where);
+      c.partition_concurrency = static_cast<int>(
+          get_or<std::int64_t>(*t, "partition_concurrency", c.partition_concurrency, where));
       if (const auto* r = t->get_as<toml::table>("retry")) {
         const std::string rw = where + ".retry";
         only_keys(*r,

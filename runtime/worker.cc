@@ -461,15 +461,51 @@ void worker::impl::dispatch(part& p) {
   }
   if (items.empty()) return;
   check_duplicates(p, items);
+  const auto run = [&](std::vector<entry*> lane) {
+    for (auto* e : lane) {
+      if (e->state == entry::st::waiting) waiting_.fetch_sub(1);
+      e->state = entry::st::running;
+    }
+    auto t = std::make_unique<task>();
+    t->p = &p;
+    t->items = std::move(lane);
+    ++p.running;
+    submit(std::move(t));
+  };
+  const std::size_t lanes = lanes_of(p);
+  if (lanes <= 1) return run(std::move(items));
+  // Key-level concurrency: the records of one key go to one lane, in
+  // offset order, and the lanes run at once. A record whose idempotency key
+  // another lane holds in this round waits for the next one, and so does
+  // everything after it with its record key (per-key order).
+  std::vector<std::vector<entry*>> by_lane(lanes);
+  std::unordered_map<std::string_view, std::size_t> idem_lane;
+  std::unordered_set<std::string_view> held;
   for (auto* e : items) {
-    if (e->state == entry::st::waiting) waiting_.fetch_sub(1);
-    e->state = entry::st::running;
+    const std::string* key = e->rec.key ? &*e->rec.key : nullptr;
+    if (key && held.count(*key)) continue;
+    const std::size_t lane = (key ? std::hash<std::string_view>{}(*key)
+                                  : static_cast<std::size_t>(e->rec.offset.value())) %
+                             lanes;
+    if (e->idem && !e->duplicate) {
+      auto [it, fresh] = idem_lane.emplace(*e->idem, lane);
+      if (!fresh && it->second != lane) {
+        if (key) held.insert(*key);
+        continue;
+      }
+    }
+    by_lane[lane].push_back(e);
   }
-  auto t = std::make_unique<task>();
-  t->p = &p;
-  t->items = std::move(items);
-  p.running = true;
-  submit(std::move(t));
+  for (auto& lane : by_lane)
+    if (!lane.empty()) run(std::move(lane));
+}
+
+std::size_t worker::impl::lanes_of(const part& p) const {
+  const auto& s = p.sub->s;
+  if (s.order != ordering::key_ordered || p.tier >= 0 || s.on_batch || o_.concurrency <= 1)
+    return 1;
+  const int limit = s.partition_concurrency > 0 ? s.partition_concurrency : o_.concurrency;
+  return static_cast<std::size_t>(std::min(limit, o_.concurrency));
 }
 
 void worker::impl::check_duplicates(part& p, const std::vector<entry*>& items) {

@@ -122,7 +122,7 @@ struct part {
   const detail::topic_metrics* m = nullptr;  // origin_topic's series
   std::deque<std::unique_ptr<entry>> q;
   std::int64_t next = 0;  // everything below is finished
-  bool running = false;
+  int running = 0;        // tasks (lanes) of this partition on the pool
   bool paused = false;
   // Ledger keys of records finished since the last commit, with their offsets.
   std::vector<std::pair<std::int64_t, std::string>> keys;
@@ -268,6 +268,8 @@ class worker::impl {
   }
 
   result<void> start();
+  /// How many tasks one dispatch of `p` may run at once (key-level concurrency).
+  [[nodiscard]] std::size_t lanes_of(const part& p) const;
   /// Until the broker answers a describe of `topic` (retrying with backoff,
   /// logging where it waits), or stop(). False when stopped first;
   /// protocol::errc::timed_out after api_timeout unless run() waits forever.

@@ -149,7 +149,7 @@ bool worker::impl::drain_completions(bool block) {
 void worker::impl::complete(task& t) {
   part& p = *t.p;
   const auto wall = clock_->wall_now().value();
-  p.running = false;
+  --p.running;
   for (auto* e : t.items) {
     if (e->inline_failures > 0) {
       bump([n = e->inline_failures](worker_stats& st) {

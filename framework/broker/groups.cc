@@ -319,12 +319,27 @@ group_status group_coordinator::heartbeat(std::string_view group, std::string_vi
 }
 
 group_status group_coordinator::leave(std::string_view group, std::string_view member,
-                                      steady_tp now) {
+                                      steady_tp now, std::string_view instance) {
   auto* g = find(group);
+  if (g != nullptr)
+    if (auto h = holder(*g, instance); h != g->members.end() && h->first != member)
+      return {ErrorCode::FencedInstanceId,
+              fenced_message("leave", g->name, instance, "member " + h->first)};
   if (g == nullptr || !g->members.count(member))
     return {ErrorCode::UnknownMember, fmt::format("{} is not a member of {}", member, group)};
   remove_member(*g, member, now, "left the group");
   return {};
+}
+
+group_status group_coordinator::leave_instance(std::string_view group, std::string_view instance,
+                                               steady_tp now) {
+  if (auto* g = find(group); g != nullptr && !instance.empty())
+    if (auto h = holder(*g, instance); h != g->members.end()) {
+      remove_member(*g, std::string(h->first), now, "removed by its instance id");
+      return {};
+    }
+  return {ErrorCode::UnknownMember,
+          fmt::format("no member of {} has group_instance_id {}", group, instance)};
 }
 
 group_status group_coordinator::check_fetch(std::string_view group, std::string_view member,

@@ -87,7 +87,7 @@ struct kafka_protocol {
 struct kafka_join_params {
   std::string group;
   std::string member_id;                   // empty: new member
-  std::optional<std::string> instance_id;  // group.instance.id: kept and shown, not acted on
+  std::optional<std::string> instance_id;  // group.instance.id: static membership (KIP-345)
   std::string client_id;
   std::string host;
   std::string protocol_type;              // "consumer" for consumers
@@ -102,6 +102,7 @@ struct kafka_join_params {
 struct kafka_sync_params {
   std::string group;
   std::string member_id;
+  std::string instance_id;  // group.instance.id, empty: none
   std::int32_t generation = 0;
   std::vector<std::pair<std::string, std::string>> assignments;  // the leader's: member, bytes
 };
@@ -210,7 +211,12 @@ class group_coordinator {
   [[nodiscard]] group_status heartbeat(std::string_view group, std::string_view member,
                                        std::int32_t generation, steady_tp now,
                                        std::string_view instance = {});
-  [[nodiscard]] group_status leave(std::string_view group, std::string_view member, steady_tp now);
+  [[nodiscard]] group_status leave(std::string_view group, std::string_view member, steady_tp now,
+                                   std::string_view instance = {});
+  /// LeaveGroup by a static member's instance id alone (Kafka's
+  /// --remove-members); UnknownMember when no member holds it.
+  [[nodiscard]] group_status leave_instance(std::string_view group, std::string_view instance,
+                                            steady_tp now);
   /// May this member fetch now? Counts as a heartbeat. RebalanceInProgress
   /// while the group rebalances.
   [[nodiscard]] group_status check_fetch(std::string_view group, std::string_view member,

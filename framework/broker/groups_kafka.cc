@@ -118,6 +118,24 @@ void group_coordinator::kafka_join(std::uint64_t token, kafka_join_params p, ste
     }
   }
 
+  // Static membership (KIP-345): a new process with the instance id of a
+  // member takes that member's place; a member id the instance no longer
+  // has is fenced.
+  auto m = g.members.end();
+  if (p.instance_id) {
+    auto h = holder(g, *p.instance_id);
+    if (h != g.members.end() && p.member_id.empty()) {
+      m = replace_static(g, h, p.client_id);
+      p.member_id = m->first;
+    } else if (h != g.members.end() && h->first != p.member_id) {
+      return fail(ErrorCode::FencedInstanceId,
+                  fmt::format("group_instance_id {} of group {} is now held by member {}: this "
+                              "consumer is fenced (two processes share the id)",
+                              *p.instance_id, g.name, h->first));
+    } else if (p.member_id.empty()) {
+      p.member_id = new_member_id(p.client_id);  // static members skip KIP-394's round trip
+    }
+  }
   if (p.member_id.empty()) {
     p.member_id = new_member_id(p.client_id);
     if (p.member_id_required) {
@@ -132,7 +150,7 @@ void group_coordinator::kafka_join(std::uint64_t token, kafka_join_params p, ste
       done_(token, std::move(o));
       return;
     }
-  } else if (!g.members.count(p.member_id)) {
+  } else if (m == g.members.end() && !g.members.count(p.member_id) && !p.instance_id) {
     if (g.pending.erase(p.member_id) == 0)
       return fail(ErrorCode::UnknownMember,
                   fmt::format("{} is not a member of group {} (it left or timed out): join "
@@ -146,15 +164,15 @@ void group_coordinator::kafka_join(std::uint64_t token, kafka_join_params p, ste
     g.leader.clear();
   }
 
-  auto m = g.members.find(p.member_id);
+  if (m == g.members.end()) m = g.members.find(p.member_id);
   bool changed = false;
   if (m == g.members.end()) {
     member_rec nm;
     nm.id = p.member_id;
     m = g.members.emplace(nm.id, std::move(nm)).first;
     changed = true;
-    logger()->info("group {}: Kafka member {} ({}, {}) joins", g.name, p.member_id, p.client_id,
-                   p.host);
+    logger()->info("group {}: Kafka member {} ({}, {}{}{}) joins", g.name, p.member_id, p.client_id,
+                   p.host, p.instance_id ? ", instance " : "", p.instance_id.value_or(""));
   } else {
     if (m->second.join_token) {
       done_(*m->second.join_token,
@@ -181,6 +199,14 @@ void group_coordinator::kafka_join(std::uint64_t token, kafka_join_params p, ste
   if (!changed && mem.id != g.leader &&
       (g.state == group_state::stable || g.state == group_state::completing_rebalance)) {
     // A follower joining again with what it had: the generation it is in.
+    mem.join_token.reset();
+    done_(token, kafka_answer(g, mem));
+    return;
+  }
+  if (!changed && p.instance_id && g.state == group_state::stable) {
+    // A static leader's restart: the generation it is in, with the members
+    // so it can assign; the SyncGroup of a stable group hands back what it
+    // had, so nothing moves.
     mem.join_token.reset();
     done_(token, kafka_answer(g, mem));
     return;
@@ -257,7 +283,7 @@ void group_coordinator::kafka_sync(std::uint64_t token, kafka_sync_params p, ste
   if (g != nullptr && !g->members.empty() && g->kind != group_protocol::kafka)
     return fail({ErrorCode::InconsistentGroupProtocol,
                  fmt::format("group {} is a Ferry-protocol group", p.group)});
-  auto st = check_member(g, p.member_id, p.generation, now, "sync");
+  auto st = check_member(g, p.member_id, p.generation, now, "sync", p.instance_id);
   if (!st) return fail(std::move(st));
   if (g->state == group_state::preparing_rebalance)
     return fail({ErrorCode::RebalanceInProgress, "the group is rebalancing: rejoin"});

@@ -150,6 +150,80 @@ TEST_F(KafkaGroups, KcatBalancedConsumerReadsAndCommits) {
   EXPECT_EQ(committed, 30);
 }
 
+// Static membership with librdkafka's group.instance.id (KIP-345): a
+// consumer closed without leaving and started again under its instance id
+// gets its partitions back in the same generation, with no rebalance; a
+// second live consumer with the same id fences the first (librdkafka's
+// fatal FENCED_INSTANCE_ID). The dynamic restart is the negative control in
+// LibrdkafkaGroupThroughJoinsAndLeaves (every join there is a rebalance).
+TEST_F(KafkaGroups, LibrdkafkaStaticMemberRestartKeepsItsPartitionsAndTwinsAreFenced) {
+  create("billing", 4);
+  produce("billing", 0, 100);
+  seen s;
+  auto* a = consumer("static-workers", "worker-a", "group.instance.id", "inst-a");
+  auto* b = consumer("static-workers", "worker-b", "group.instance.id", "inst-b");
+  subscribe(a, "billing");
+  subscribe(b, "billing");
+  auto covers = [&](const std::vector<rd_kafka_t*>& rks) {
+    std::set<int> all;
+    std::size_t total = 0;
+    for (auto* rk : rks) {
+      auto mine = assignment(rk);
+      if (mine.empty()) return false;
+      total += mine.size();
+      all.insert(mine.begin(), mine.end());
+    }
+    return total == 4 && all.size() == 4;
+  };
+  ASSERT_TRUE(poll_until({a, b}, s, [&] { return covers({a, b}); }));
+  auto before = describe("static-workers");
+  ASSERT_TRUE(before);
+  ASSERT_EQ(before->members.size(), 2u);
+  std::set<std::string> instances;
+  for (const auto& m : before->members) instances.insert(m.instance_id);
+  EXPECT_EQ(instances, (std::set<std::string>{"inst-a", "inst-b"}));
+  const auto a_parts = assignment(a);
+
+  // A static member's close does not leave: its place waits for it.
+  rd_kafka_consumer_close(a);
+  rd_kafka_destroy(a);
+  auto closed = describe("static-workers");
+  ASSERT_TRUE(closed);
+  EXPECT_EQ(closed->members.size(), 2u);
+
+  auto* a2 = consumer("static-workers", "worker-a2", "group.instance.id", "inst-a");
+  subscribe(a2, "billing");
+  ASSERT_TRUE(poll_until({a2, b}, s, [&] { return covers({a2, b}); }));
+  EXPECT_EQ(assignment(a2), a_parts) << "the restart takes the same partitions";
+  auto after = describe("static-workers");
+  ASSERT_TRUE(after);
+  EXPECT_EQ(after->generation, before->generation) << "no rebalance";
+  EXPECT_EQ(after->members.size(), 2u);
+  EXPECT_TRUE(s.errors.empty()) << s.errors.front();
+
+  // A twin with the same instance id: it takes the place, a2 is fenced.
+  auto* twin = consumer("static-workers", "worker-twin", "group.instance.id", "inst-a");
+  subscribe(twin, "billing");
+  char why[512] = "";
+  rd_kafka_resp_err_t fatal = RD_KAFKA_RESP_ERR_NO_ERROR;
+  ASSERT_TRUE(poll_until({a2, b, twin}, s,
+                         [&] {
+                           fatal = rd_kafka_fatal_error(a2, why, sizeof why);
+                           return fatal != RD_KAFKA_RESP_ERR_NO_ERROR && covers({twin, b});
+                         }))
+      << "a2's fatal error: " << rd_kafka_err2name(fatal) << " " << why;
+  EXPECT_EQ(fatal, RD_KAFKA_RESP_ERR_FENCED_INSTANCE_ID) << why;
+  auto last = describe("static-workers");
+  ASSERT_TRUE(last);
+  EXPECT_EQ(last->generation, before->generation) << "the twin took the place without a rebalance";
+  EXPECT_EQ(last->members.size(), 2u);
+  rd_kafka_destroy(a2);  // fenced: close would fail
+  for (auto* rk : {b, twin}) {
+    rd_kafka_consumer_close(rk);
+    rd_kafka_destroy(rk);
+  }
+}
+
 // Three librdkafka consumers through joins and leaves: at each stable point
 // the members' assignments split the partitions between them; every record
 // is read; commits land in the one offset store (ferry groups describe

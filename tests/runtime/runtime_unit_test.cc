@@ -75,6 +75,7 @@ topics = ["orders", "refunds"]
 ordering = "key_ordered"
 dead_letter_topic = "orders.dead"
 idempotency_window = "2d"
+partition_concurrency = 16
 [subscription.retry]
 max_attempts = 5
 backoff = "fixed"
@@ -103,6 +104,7 @@ skip_processed_keys = false
   EXPECT_EQ(a.topics, (std::vector<std::string>{"orders", "refunds"}));
   EXPECT_EQ(a.order, ordering::key_ordered);
   EXPECT_EQ(a.dead_letter_topic, "orders.dead");
+  EXPECT_EQ(a.partition_concurrency, 16);
   EXPECT_EQ(a.idempotency_window, 48h);
   EXPECT_EQ(a.retry.max_attempts, 5);
   EXPECT_EQ(a.retry.backoff.type, backoff::kind::fixed);
@@ -120,6 +122,7 @@ skip_processed_keys = false
   EXPECT_EQ(tier_topic("shipments", b.tiers[0]), "shipments.retry.5s");
   EXPECT_EQ(tier_topic("shipments", b.tiers[2]), "shipments.retry.2h");
   EXPECT_FALSE(b.skip_processed_keys);
+  EXPECT_EQ(b.partition_concurrency, 0);
 }
 
 TEST(Subscriptions, MistakesAreErrorsThatNameTheKey) {
@@ -145,6 +148,9 @@ TEST(Subscriptions, MistakesAreErrorsThatNameTheKey) {
                 .find("max_attempts"),
             std::string::npos);
   EXPECT_NE(bad("[[subscription]]\ntopics=[\"bad topic\"]\n").find("bad topic"), std::string::npos);
+  EXPECT_NE(bad("[[subscription]]\ntopics=[\"o\"]\npartition_concurrency=-1\n")
+                .find("partition_concurrency"),
+            std::string::npos);
   EXPECT_NE(bad("[[subscription\n").find("line"), std::string::npos);
   EXPECT_NE(bad("").find("subscription"), std::string::npos);
 }

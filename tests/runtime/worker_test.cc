@@ -8,6 +8,7 @@
 #include <condition_variable>
 #include <map>
 #include <mutex>
+#include <random>
 #include <set>
 #include <thread>
 
@@ -122,6 +123,117 @@ TEST_P(WorkerTest, KeyOrderedRetryHoldsOnlyTheFailingKey) {
   EXPECT_EQ(calls[3], "a1");
   EXPECT_EQ(calls[4], "a2");
   ASSERT_TRUE(step_until(w, [&] { return committed(own("g"), own("orders")) == 4; }));
+}
+
+// Key-level concurrency (issue 22): in key_ordered mode the records of one
+// partition with different keys run at once, up to partition_concurrency;
+// with 1 they run one at a time (the negative control).
+TEST_P(WorkerTest, KeyOrderedRunsDifferentKeysOfOnePartitionAtOnce) {
+  create(own("orders"));
+  std::vector<std::tuple<std::string, std::string, std::string>> recs;
+  for (int i = 0; i < 48; ++i)
+    recs.emplace_back("k" + std::to_string(i % 8), std::to_string(i), "");
+  produce(own("orders"), recs);
+  for (const int limit : {0, 1}) {
+    auto o = worker_options(own("g" + std::to_string(limit)));
+    o.concurrency = 4;
+    runtime::worker w(o);
+    std::atomic<int> active{0}, most{0}, calls{0};
+    auto s = sub({own("orders")}, [&](const message&) -> result<void> {
+      const int now = ++active;
+      int seen = most.load();
+      while (now > seen && !most.compare_exchange_weak(seen, now)) {
+      }
+      std::this_thread::sleep_for(5ms);
+      --active;
+      ++calls;
+      return success();
+    });
+    s.order = ordering::key_ordered;
+    s.partition_concurrency = limit;
+    ASSERT_TRUE(w.subscribe(std::move(s)));
+    ASSERT_TRUE(step_until(w, [&] { return calls.load() == 48; }));
+    if (limit == 1)
+      EXPECT_EQ(most.load(), 1) << "partition_concurrency 1: one record at a time";
+    else
+      EXPECT_GE(most.load(), 2) << "different keys of one partition should overlap";
+    EXPECT_LE(most.load(), 4);
+    ASSERT_TRUE(step_until(
+        w, [&] { return committed(own("g" + std::to_string(limit)), own("orders")) == 48; }));
+    ASSERT_TRUE(w.close());
+  }
+}
+
+// Per-key order, no offset committed past an unfinished record, and every
+// record handled once, under random handler latencies and failures.
+TEST_P(WorkerTest, KeyLevelConcurrencyKeepsPerKeyOrderAndCommitsOnlyFinishedPrefixes) {
+  create(own("orders"));
+  constexpr int kKeys = 16, kRecords = 320;
+  std::vector<std::tuple<std::string, std::string, std::string>> recs;
+  for (int i = 0; i < kRecords; ++i)
+    recs.emplace_back("k" + std::to_string(i % kKeys), std::to_string(i),
+                      "idem-" + std::to_string(i));
+  produce(own("orders"), recs);
+  auto o = worker_options(own("g"));
+  o.concurrency = 6;
+  o.commit_interval = 5ms;
+  runtime::worker w(o);
+  std::mutex mu;
+  std::map<std::string, std::vector<int>> order;  // key -> values handled successfully
+  std::set<std::int64_t> finished;                // offsets whose handler succeeded
+  std::map<int, int> successes;
+  std::atomic<int> failures{0};
+  std::mt19937 rng(7);
+  auto s = sub({own("orders")}, [&](const message& m) -> result<void> {
+    int roll = 0;
+    {
+      std::lock_guard lock(mu);
+      roll = static_cast<int>(rng() % 100);
+    }
+    std::this_thread::sleep_for(std::chrono::microseconds(roll * 30));
+    if (roll < 20) {
+      ++failures;
+      return std::make_error_code(std::errc::io_error);
+    }
+    std::lock_guard lock(mu);
+    const int v = std::stoi(*m.value());
+    order[*m.key()].push_back(v);
+    finished.insert(m.record().offset.value());
+    ++successes[v];
+    return success();
+  });
+  s.order = ordering::key_ordered;
+  s.retry.max_attempts = 1000;
+  s.retry.backoff.initial = 0ms;
+  s.retry.backoff.max = 0ms;
+  ASSERT_TRUE(w.subscribe(std::move(s)));
+  std::int64_t last_committed = 0;
+  auto check_commit = [&] {
+    const auto c = committed(own("g"), own("orders")).value_or(0);
+    EXPECT_GE(c, last_committed) << "committed offsets never move back";
+    last_committed = c;
+    std::lock_guard lock(mu);
+    for (std::int64_t off = 0; off < c; ++off)
+      if (!finished.count(off)) {
+        ADD_FAILURE() << "offset " << off << " committed (" << c << ") before it finished";
+        return;
+      }
+  };
+  ASSERT_TRUE(step_until(
+      w,
+      [&] {
+        check_commit();
+        std::lock_guard lock(mu);
+        return finished.size() == static_cast<std::size_t>(kRecords);
+      },
+      60s));
+  ASSERT_TRUE(step_until(w, [&] { return committed(own("g"), own("orders")) == kRecords; }));
+  check_commit();
+  EXPECT_GT(failures.load(), 0) << "the test should exercise retries";
+  std::lock_guard lock(mu);
+  for (const auto& [key, values] : order)
+    EXPECT_TRUE(std::is_sorted(values.begin(), values.end())) << key << " out of order";
+  for (int i = 0; i < kRecords; ++i) EXPECT_EQ(successes[i], 1) << "record " << i;
 }
 
 TEST_P(WorkerTest, ExhaustedAttemptsGoToTheDeadLetterTopicWithTheirHistory) {

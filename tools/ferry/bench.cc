@@ -525,8 +525,9 @@ int run_rebalance(const globals& g, const std::string& topic, const bench_args& 
 
 // Produces `n` records, each with a unique idempotency key; with `fail_every`
 // > 0 every fail_every-th value starts with "fail" (the drain workload).
+// Record keys: "order-<i>", or with `keys` > 0 "order-<i % keys>".
 int produce_keyed(const globals& g, const std::string& topic, long n, std::size_t size,
-                  long fail_every, long linger_ms) {
+                  long fail_every, long linger_ms, long keys) {
   client::producer p(producer_opts(g, linger_ms));
   progress bar("prepare", n);
   const std::string run = std::to_string(system_clock::instance().wall_now().value());
@@ -536,7 +537,7 @@ int produce_keyed(const globals& g, const std::string& topic, long n, std::size_
     r.topic = topic;
     std::string v = fail_every > 0 && i % fail_every == 0 ? "fail" : "ok..";
     v.resize(std::max<std::size_t>(size, 4), 'x');
-    r.key = "order-" + std::to_string(i);
+    r.key = "order-" + std::to_string(keys > 0 ? i % keys : i);
     r.value = std::move(v);
     r.idempotency_key = "bench-" + run + "-" + std::to_string(i);
     auto sent = p.send(std::move(r), [&](const result<client::record_metadata>& m) {
@@ -584,6 +585,7 @@ int run_worker_bench(const globals& g, const std::string& topic, const bench_arg
   sub.retry.max_attempts = 3;
   sub.retry.backoff.initial = std::chrono::milliseconds(0);
   sub.retry.backoff.max = std::chrono::milliseconds(0);
+  sub.partition_concurrency = a.partition_concurrency;
   if (a.ordering == "key_ordered")
     sub.order = runtime::ordering::key_ordered;
   else if (a.ordering != "in_order") {
@@ -596,6 +598,9 @@ int run_worker_bench(const globals& g, const std::string& topic, const bench_arg
       std::int64_t zero = 0;
       first_call.compare_exchange_strong(zero, now_ns());
     }
+    // A handler that waits on something (a payment gateway, a database).
+    if (a.handler_latency_ms > 0)
+      std::this_thread::sleep_for(std::chrono::milliseconds(a.handler_latency_ms));
     if (m.value() && m.value()->starts_with("fail"))
       return runtime::retriable(std::errc::io_error, "downstream refused");
     return success();
@@ -713,7 +718,7 @@ int bench_run(const globals& g, const bench_args& a) {
   } else if (a.mode == "worker" || a.mode == "drain") {
     if (fresh)
       rc = produce_keyed(g, topic, a.records, a.size, a.mode == "drain" ? 10 : 0,
-                         a.linger_ms.value_or(5));
+                         a.linger_ms.value_or(5), a.keys);
     runtime::worker_stats st;
     double join_s = 0;
     if (rc == kOk) rc = run_worker_bench(g, topic, a, s, st, join_s);
@@ -734,7 +739,10 @@ int bench_run(const globals& g, const bench_args& a) {
                   {"dead_lettered", st.dead_lettered},
                   {"duplicates_skipped", st.duplicates_skipped},
                   {"concurrency", a.concurrency},
-                  {"ordering", a.ordering}});
+                  {"ordering", a.ordering},
+                  {"partition_concurrency", a.partition_concurrency},
+                  {"handler_latency_ms", a.handler_latency_ms},
+                  {"keys", a.keys}});
       return kOk;
     }
     print_summary(g, std::move(s));

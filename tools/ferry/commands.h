@@ -119,6 +119,9 @@ struct bench_args {
   std::string group;                  // member (internal)
   int concurrency = 4;                // worker, drain: handler threads
   std::string ordering = "in_order";  // worker, drain
+  long handler_latency_ms = 0;        // worker: each handler call sleeps this long
+  long keys = 0;                      // worker, drain: distinct record keys (0: one per record)
+  int partition_concurrency = 0;      // worker, drain (key_ordered): records of a partition at once
 };
 int bench(const globals& g, const bench_args& a);
 

@@ -396,6 +396,16 @@ int main(int argc, char** argv) {
   b->add_option("--concurrency", ba.concurrency, "handler threads (worker, drain)")->default_val(4);
   b->add_option("--ordering", ba.ordering, "in_order or key_ordered (worker, drain)")
       ->default_val("in_order");
+  b->add_option("--handler-latency-ms", ba.handler_latency_ms,
+                "worker: each handler call waits this long, as one calling a payment gateway")
+      ->check(CLI::Range(0L, 60'000L));
+  b->add_option("--keys", ba.keys,
+                "worker, drain: distinct record keys (default 0: every record its own)")
+      ->check(CLI::Range(0L, 1'000'000'000L));
+  b->add_option("--partition-concurrency", ba.partition_concurrency,
+                "worker, drain with key_ordered: records of one partition (different keys) "
+                "running at once; 0 = --concurrency, 1 = one at a time")
+      ->check(CLI::Range(0, 4096));
   b->add_flag("--keep", ba.keep, "keep the fresh topic and the groups the run made");
   b->add_option("--linger-ms", ba.linger_ms, "producer linger (default 5; e2e 0)");
   b->add_option("--batch-bytes", ba.batch_bytes, "producer batch size")->default_val(1u << 20);

@@ -145,7 +145,8 @@ void kafka_sync_group(round& r, std::unique_ptr<kafka_request> q) {
   p.group = std::string(in.string());
   p.generation = in.i32();
   p.member_id = std::string(in.string());
-  if (since(*q, 3)) (void)in.nullable_string();  // group instance id
+  if (since(*q, 3))
+    if (auto id = in.nullable_string()) p.instance_id = std::string(*id);
   const auto n = in.array(6);
   for (std::int32_t i = 0; i < n && in.ok(); ++i) {
     std::string member(in.string());
@@ -174,7 +175,8 @@ void kafka_heartbeat(round& r, std::unique_ptr<kafka_request> q) {
   const auto group = in.string();
   const auto generation = in.i32();
   const auto member = in.string();
-  if (since(*q, 3)) (void)in.nullable_string();  // group instance id
+  std::optional<std::string_view> instance;
+  if (since(*q, 3)) instance = in.nullable_string();
   if (!in.ok()) return q->malformed("Heartbeat");
   auto w = q->response();
   if (since(*q, 1)) w.i32(0);
@@ -182,7 +184,7 @@ void kafka_heartbeat(round& r, std::unique_ptr<kafka_request> q) {
     w.i16(kafka::code(kafka::error::group_authorization_failed));
     return q->respond(std::move(w));
   }
-  auto st = r.core().groups->heartbeat(group, member, generation, r.now());
+  auto st = r.core().groups->heartbeat(group, member, generation, r.now(), instance.value_or(""));
   w.i16(kafka::code(to_kafka(st.error)));
   q->respond(std::move(w));
 }
@@ -217,7 +219,9 @@ void kafka_leave_group(round& r, std::unique_ptr<kafka_request> q) {
   w.i16(kafka::code(kafka::error::none));
   w.array(static_cast<std::int32_t>(members.size()));
   for (const auto& [id, instance] : members) {
-    auto st = groups.leave(group, id, r.now());
+    // An operator may remove a static member by its instance id alone.
+    auto st = id.empty() && instance ? groups.leave_instance(group, *instance, r.now())
+                                     : groups.leave(group, id, r.now(), instance.value_or(""));
     w.string(id);
     w.nullable_string(instance);
     w.i16(kafka::code(to_kafka(st.error)));

@@ -26,7 +26,9 @@ void kafka_offset_commit(round& r, std::unique_ptr<kafka_request> q) {
   const std::string group(in.string());
   const auto generation = in.i32();
   const std::string member(in.string());
-  if (since(*q, 7)) (void)in.nullable_string();         // group instance id
+  std::string instance;
+  if (since(*q, 7))
+    if (auto id = in.nullable_string()) instance = std::string(*id);
   if (q->version <= 4 && since(*q, 2)) (void)in.i64();  // retention time: offsets.retention decides
   struct entry {
     std::int32_t partition = 0;
@@ -68,7 +70,7 @@ void kafka_offset_commit(round& r, std::unique_ptr<kafka_request> q) {
   }
   if (!in.ok()) return q->malformed("OffsetCommit");
   std::optional<member_ref> who;
-  if (generation >= 0 || !member.empty()) who = member_ref{member, generation, {}};
+  if (generation >= 0 || !member.empty()) who = member_ref{member, generation, instance};
   // Refused for its group: every entry says so, and the group is not
   // touched (not even a member's liveness).
   auto staged =

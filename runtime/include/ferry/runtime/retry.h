@@ -104,6 +104,11 @@ struct subscription_config {
   /// window (zero: the broker's whole ledger retention). Disabled: false.
   bool skip_processed_keys = true;
   std::chrono::milliseconds idempotency_window{std::chrono::hours(24 * 7)};
+  /// key_ordered: how many records of one partition, of different keys, may
+  /// run at once (key-level concurrency; per-key order is kept, and only
+  /// the offset below which everything finished is committed). 0: the
+  /// worker's concurrency; 1: one record at a time per partition.
+  int partition_concurrency = 0;
 
   /// Checks the values; ferry::errc::config_invalid with a reason.
   [[nodiscard]] result<void> validate(std::string* why = nullptr) const;
@@ -147,6 +152,7 @@ struct failure_decision {
 ///   dead_letter_topic = "orders.dlq"  # default <topic>.dlq
 ///   tiers = ["5s", "1m", "10m"]       # delay_tiers
 ///   idempotency_window = "7d"         # or skip_processed_keys = false
+///   partition_concurrency = 16        # key_ordered (0: the worker's concurrency)
 ///   [subscription.retry]
 ///   max_attempts = 5
 ///   backoff = "exponential"           # or "fixed"
