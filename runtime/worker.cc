@@ -415,7 +415,10 @@ void worker::impl::enqueue(std::vector<client::consumer_record>& records) {
 // --- dispatch -----------------------------------------------------------------------
 
 void worker::impl::dispatch(part& p) {
-  if (p.running || closed_ || !p.loaded) return;
+  if (closed_ || !p.loaded) return;
+  const std::size_t lanes = lanes_of(p);
+  if (p.lane_busy.size() != lanes && p.running == 0) p.lane_busy.assign(lanes, false);
+  if (p.running >= p.lane_busy.size()) return;  // every lane has a task out
   // Finished entries at the front move the commit position.
   while (!p.q.empty() && p.q.front()->state == entry::st::done) {
     p.next = p.q.front()->rec.offset.value() + 1;
@@ -426,14 +429,21 @@ void worker::impl::dispatch(part& p) {
   }
   const auto now = clock_->steady_now();
   const auto order = p.sub->s.order;
+  // The lane of a record: its key's (hash), or for a record without a key
+  // its offset's; always 0 with one lane.
+  const auto lane_of = [&](const entry& e) -> std::size_t {
+    if (lanes <= 1) return 0;
+    return (e.rec.key ? std::hash<std::string_view>{}(*e.rec.key)
+                      : static_cast<std::size_t>(e.rec.offset.value())) %
+           lanes;
+  };
   std::vector<entry*> items;
   std::unordered_set<std::string> blocked;
   for (auto& up : p.q) {
     entry& e = *up;
     if (e.state == entry::st::route_failed) {
       if (now >= e.due) route(p, e);
-      if (order == ordering::in_order) continue;  // routed records do not hold the partition
-      continue;
+      continue;  // routed records do not hold the partition (in_order) or their key
     }
     if (e.state == entry::st::done || e.state == entry::st::routing) continue;
     if (p.tier >= 0) {
@@ -456,48 +466,52 @@ void worker::impl::dispatch(part& p) {
       if (key) blocked.insert(*key);
       continue;
     }
+    if (e.state == entry::st::running || p.lane_busy[lane_of(e)]) continue;  // its lane is out
     items.push_back(&e);
     if (items.size() >= 1024) break;
   }
   if (items.empty()) return;
   check_duplicates(p, items);
-  const auto run = [&](std::vector<entry*> lane) {
-    for (auto* e : lane) {
+  std::vector<std::vector<entry*>> by_lane(lanes);
+  if (lanes <= 1) {
+    by_lane[0] = std::move(items);
+  } else {
+    // A record whose idempotency key runs (or is placed) in another lane
+    // waits, and so does everything after it with its record key: two
+    // records with one idempotency key never run at once, and the later
+    // one is a skipped duplicate once the earlier succeeded.
+    std::unordered_map<std::string_view, std::size_t> idem_lane;
+    std::unordered_set<std::string_view> held;
+    for (auto* e : items) {
+      const std::string* key = e->rec.key ? &*e->rec.key : nullptr;
+      if (key && held.count(*key)) continue;
+      const std::size_t lane = lane_of(*e);
+      if (e->idem && !e->duplicate) {
+        auto [it, fresh] = idem_lane.emplace(*e->idem, lane);
+        if (p.running_idem.count(*e->idem) || (!fresh && it->second != lane)) {
+          if (key) held.insert(*key);
+          continue;
+        }
+      }
+      by_lane[lane].push_back(e);
+    }
+  }
+  for (std::size_t lane = 0; lane < lanes; ++lane) {
+    auto& run = by_lane[lane];
+    if (run.empty()) continue;
+    for (auto* e : run) {
       if (e->state == entry::st::waiting) waiting_.fetch_sub(1);
       e->state = entry::st::running;
+      if (lanes > 1 && e->idem) p.running_idem.insert(*e->idem);
     }
     auto t = std::make_unique<task>();
     t->p = &p;
-    t->items = std::move(lane);
+    t->lane = lane;
+    t->items = std::move(run);
+    p.lane_busy[lane] = true;
     ++p.running;
     submit(std::move(t));
-  };
-  const std::size_t lanes = lanes_of(p);
-  if (lanes <= 1) return run(std::move(items));
-  // Key-level concurrency: the records of one key go to one lane, in
-  // offset order, and the lanes run at once. A record whose idempotency key
-  // another lane holds in this round waits for the next one, and so does
-  // everything after it with its record key (per-key order).
-  std::vector<std::vector<entry*>> by_lane(lanes);
-  std::unordered_map<std::string_view, std::size_t> idem_lane;
-  std::unordered_set<std::string_view> held;
-  for (auto* e : items) {
-    const std::string* key = e->rec.key ? &*e->rec.key : nullptr;
-    if (key && held.count(*key)) continue;
-    const std::size_t lane = (key ? std::hash<std::string_view>{}(*key)
-                                  : static_cast<std::size_t>(e->rec.offset.value())) %
-                             lanes;
-    if (e->idem && !e->duplicate) {
-      auto [it, fresh] = idem_lane.emplace(*e->idem, lane);
-      if (!fresh && it->second != lane) {
-        if (key) held.insert(*key);
-        continue;
-      }
-    }
-    by_lane[lane].push_back(e);
   }
-  for (auto& lane : by_lane)
-    if (!lane.empty()) run(std::move(lane));
 }
 
 std::size_t worker::impl::lanes_of(const part& p) const {

@@ -121,8 +121,13 @@ struct part {
   int tier = -1;                             // index into sub->s.tiers for a tier topic
   const detail::topic_metrics* m = nullptr;  // origin_topic's series
   std::deque<std::unique_ptr<entry>> q;
-  std::int64_t next = 0;  // everything below is finished
-  int running = 0;        // tasks (lanes) of this partition on the pool
+  std::int64_t next = 0;    // everything below is finished
+  std::size_t running = 0;  // tasks (lanes) of this partition on the pool
+  // Key-level concurrency (key_ordered): a key always runs in lane
+  // hash(key) % lanes, and a lane has at most one task out, so the records
+  // of one key never overlap; lanes start again independently.
+  std::vector<bool> lane_busy;
+  std::unordered_set<std::string> running_idem;  // idempotency keys running in some lane
   bool paused = false;
   // Ledger keys of records finished since the last commit, with their offsets.
   std::vector<std::pair<std::int64_t, std::string>> keys;
@@ -146,6 +151,7 @@ struct part {
 
 struct task {
   part* p = nullptr;
+  std::size_t lane = 0;
   std::vector<entry*> items;
 };
 

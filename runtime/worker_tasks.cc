@@ -150,6 +150,10 @@ void worker::impl::complete(task& t) {
   part& p = *t.p;
   const auto wall = clock_->wall_now().value();
   --p.running;
+  if (t.lane < p.lane_busy.size()) p.lane_busy[t.lane] = false;
+  if (!p.running_idem.empty())
+    for (const auto* e : t.items)
+      if (e->idem) p.running_idem.erase(*e->idem);
   for (auto* e : t.items) {
     if (e->inline_failures > 0) {
       bump([n = e->inline_failures](worker_stats& st) {

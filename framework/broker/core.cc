@@ -88,6 +88,28 @@ result<void> open_core(broker_core& c, pipeline& line) {
         core_thread.assert_held();
         line.finish_join(token, std::move(o));
       });
+  // Membership as of the last stop (groups_state.cc): soft state, so a
+  // file that cannot be read only costs the members a rejoin.
+  const auto members_file = group_members_file(cfg);
+  if (std::error_code ec; std::filesystem::exists(members_file, ec)) {
+    std::string why_not;
+    auto bytes = storage::read_file(storage::posix_env(), members_file);
+    const std::string text =
+        bytes
+            ? std::string(reinterpret_cast<const char*>(bytes.value().data()), bytes.value().size())
+            : std::string();
+    if (!bytes) {
+      logger()->warn("cannot read {}: {}; every group's members join again", members_file.string(),
+                     bytes.error().message());
+    } else if (const auto n = c.groups->restore(text, std::chrono::steady_clock::now(), &why_not);
+               !why_not.empty()) {
+      logger()->warn("{} does not parse ({}); every group's members join again",
+                     members_file.string(), why_not);
+    } else if (n > 0) {
+      logger()->info("groups: {} group(s) restored with their members from {}", n,
+                     members_file.string());
+    }
+  }
   return success();
 }
 

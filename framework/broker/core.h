@@ -33,6 +33,11 @@
 
 namespace ferry::broker {
 
+/// Where the groups' membership is kept between runs (groups_state.cc).
+[[nodiscard]] inline std::filesystem::path group_members_file(const broker_config& c) {
+  return c.data_dir / "groups" / "members.json";
+}
+
 class janitor;
 
 /// The broker's core thread: the pipeline's rounds (pipeline.h).

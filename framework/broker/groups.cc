@@ -185,6 +185,7 @@ group_coordinator::replace_static(group_rec& g,
   logger()->info("group {}: instance {} is back as member {} (was {}): it keeps its {} partitions",
                  g.name, instance, rec.id, old_id, rec.assignment.size());
   wakeup_ = true;  // the old member's parked fetches learn they are fenced
+  dirty_ = true;
   std::string id = rec.id;
   return g.members.emplace(std::move(id), std::move(rec)).first;
 }
@@ -217,6 +218,7 @@ void group_coordinator::maybe_complete(group_rec& g, steady_tp now) {
 }
 
 void group_coordinator::complete(group_rec& g, steady_tp now) {
+  dirty_ = true;
   if (g.members.empty()) {
     g.state = group_state::empty;
     g.owners.clear();
@@ -250,6 +252,7 @@ void group_coordinator::complete(group_rec& g, steady_tp now) {
     for (const auto& tp : m.assignment) g.owners[tp] = id;
   }
   g.state = group_state::stable;
+  dirty_ = true;
   logger()->info("group {}: generation {} with {} members, {} partitions ({})", g.name,
                  g.generation, g.members.size(), g.owners.size(), strategy_name(g.strategy));
   for (auto& [id, m] : g.members) {
@@ -274,6 +277,7 @@ void group_coordinator::remove_member(group_rec& g, std::string_view id, steady_
   logger()->info("group {}: member {} leaves: {}", g.name, id, why);
   g.members.erase(it);
   wakeup_ = true;
+  dirty_ = true;
   if (g.members.empty()) {
     g.state = group_state::empty;
     g.owners.clear();
@@ -488,6 +492,7 @@ bool group_coordinator::erase(std::string_view group) {
   if (it == groups_.end()) return true;
   if (!it->second.members.empty()) return false;
   groups_.erase(it);
+  dirty_ = true;
   return true;
 }
 

@@ -251,6 +251,21 @@ class group_coordinator {
   /// Forgets an empty group (DeleteGroup); false if it has members.
   bool erase(std::string_view group);
 
+  // Persisted membership (groups_state.cc), as Kafka keeps group metadata:
+  // a broker restart does not send every member back through a join.
+  /// True once after the membership, a generation or an assignment of any
+  /// group changed since the last call: snapshot() should be written.
+  [[nodiscard]] bool take_dirty() noexcept { return std::exchange(dirty_, false); }
+  /// The Stable groups with members (JSON): generation, strategy or Kafka
+  /// protocol, and each member's id, instance id, subscription, timeouts
+  /// and assignment. Groups in the middle of a rebalance are left out:
+  /// their members rejoin after a restart, as before.
+  [[nodiscard]] std::string snapshot() const;
+  /// Takes a snapshot back at start, each group Stable with its members'
+  /// sessions starting `now`. Returns the groups restored; a snapshot that
+  /// does not parse restores nothing and says why.
+  std::size_t restore(std::string_view json, steady_tp now, std::string* why);
+
  private:
   struct member_rec {
     std::string id, client_id, host;
@@ -310,6 +325,7 @@ class group_coordinator {
   std::uint64_t next_member_ = 0;
   std::uint64_t seed_;
   bool wakeup_ = false;
+  bool dirty_ = false;
   steady_tp next_scan_{};
 };
 

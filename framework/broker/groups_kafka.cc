@@ -314,6 +314,7 @@ void group_coordinator::kafka_sync(std::uint64_t token, kafka_sync_params p, ste
     }
   }
   g->state = group_state::stable;
+  dirty_ = true;
   logger()->info("group {}: generation {} assigned by its leader {}", g->name, g->generation,
                  g->leader);
   for (auto& [id, m] : g->members) {

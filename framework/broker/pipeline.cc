@@ -199,6 +199,7 @@ void pipeline::run_round(std::deque<work> batch, steady::time_point start, bool 
   if (stopping)
     core_.groups->abort_all(wire::ErrorCode::ShuttingDown, "the broker is stopping; retry shortly");
   if (core_.groups->take_wakeup()) core_.fetches.on_group_event();
+  if (core_.groups->take_dirty()) persist_groups(now);
   // Fetches parked in earlier rounds that can answer now, then this round's.
   auto due = stopping ? core_.fetches.take_all() : core_.fetches.take_due(now);
   for (auto& w : due) {
@@ -260,6 +261,19 @@ void pipeline::expire_offsets(steady::time_point now) {
 
 // Between rounds: compaction, retention, expiry, interval syncs. Unlinking
 // what retention dropped is the janitor's.
+void pipeline::persist_groups(steady::time_point now) {
+  const auto text = core_.groups->snapshot();
+  const auto path = group_members_file(core_.cfg);
+  auto r = storage::write_file_atomic(
+      storage::posix_env(), path, std::as_bytes(std::span<const char>(text.data(), text.size())));
+  if (!r && now >= next_members_warning_) {
+    // Soft state: a stale file costs members a rejoin after a restart.
+    next_members_warning_ = now + std::chrono::minutes(1);
+    logger()->warn("cannot write {}: {}; after a restart the groups' members join again",
+                   path.string(), r.error().message());
+  }
+}
+
 void pipeline::housekeeping(steady::time_point now) {
   core_.offsets->maybe_compact();
   if (now >= next_retention_) {

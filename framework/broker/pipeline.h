@@ -151,6 +151,8 @@ class pipeline {
   friend class round;
   void try_fetch(round& r, std::unique_ptr<fetch_waiter> w, bool final) FERRY_REQUIRES(core_thread);
   void housekeeping(steady::time_point now) FERRY_REQUIRES(core_thread);
+  /// Writes the groups' membership when it changed (groups_state.cc).
+  void persist_groups(steady::time_point now) FERRY_REQUIRES(core_thread);
   void expire_offsets(steady::time_point now) FERRY_REQUIRES(core_thread);
   [[nodiscard]] steady::time_point next_wake() FERRY_REQUIRES(core_thread);
 
@@ -168,6 +170,7 @@ class pipeline {
   std::uint64_t next_join_token_ FERRY_GUARDED_BY(core_thread) = 0;
   steady::time_point next_retention_ FERRY_GUARDED_BY(core_thread){};
   steady::time_point next_producer_expiry_ FERRY_GUARDED_BY(core_thread){};
+  steady::time_point next_members_warning_ FERRY_GUARDED_BY(core_thread){};
 };
 
 }  // namespace ferry::broker

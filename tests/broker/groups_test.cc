@@ -698,6 +698,54 @@ TEST_F(CoordinatorTest, InvalidInstanceIdIsRefused) {
   EXPECT_TRUE(!v || v->members.empty()) << "nobody joined";
 }
 
+// Persisted membership: a snapshot of a stable group comes back in a new
+// coordinator with the same generation, members and owners; a member's
+// session starts over at the restore; a group mid-rebalance is left out;
+// a snapshot that does not parse restores nothing and says why.
+TEST_F(CoordinatorTest, SnapshotRestoresStableGroupsOnly) {
+  auto ta = join_static("", "i-1");
+  ASSERT_NE(answer(ta), nullptr);
+  auto tb = join("");
+  auto ta2 = join_static(answer(ta)->member_id, "i-1");
+  ASSERT_NE(answer(tb), nullptr);
+  ASSERT_NE(answer(ta2), nullptr);
+  (void)join("", {"t"}, "busy");  // a second group...
+  (void)join("", {"t"}, "busy");  // ...rebalancing: not in the snapshot
+  ASSERT_TRUE(gc_.take_dirty());
+  const auto text = gc_.snapshot();
+  const auto before = describe();
+
+  group_coordinator other(
+      {}, [](std::string_view) { return 4; }, [](std::uint64_t, join_outcome) {});
+  std::string why;
+  const auto later = now_ + 5s;
+  EXPECT_EQ(other.restore(text, later, &why), 1u) << why;
+  EXPECT_TRUE(why.empty());
+  auto v = other.describe("g", later);
+  ASSERT_TRUE(v);
+  EXPECT_EQ(v->state, group_state::stable);
+  EXPECT_EQ(v->generation, before.generation);
+  EXPECT_EQ(v->owners, before.owners);
+  ASSERT_EQ(v->members.size(), 2u);
+  for (std::size_t i = 0; i < 2; ++i) {
+    EXPECT_EQ(v->members[i].member_id, before.members[i].member_id);
+    EXPECT_EQ(v->members[i].assignment, before.members[i].assignment);
+    EXPECT_EQ(v->members[i].instance_id, before.members[i].instance_id);
+    EXPECT_EQ(v->members[i].since_seen, 0ms) << "sessions start over at the restore";
+  }
+  EXPECT_FALSE(other.describe("busy", later).has_value());
+  // The restored members go on in their generation.
+  EXPECT_TRUE(other.heartbeat("g", answer(tb)->member_id, before.generation, later));
+  EXPECT_TRUE(other.check_commit("g", answer(ta2)->member_id, before.generation, later, "i-1"));
+
+  group_coordinator broken(
+      {}, [](std::string_view) { return 4; }, [](std::uint64_t, join_outcome) {});
+  EXPECT_EQ(broken.restore("{\"v\":1,\"groups\":[{\"name\":3}]}", later, &why), 0u);
+  EXPECT_FALSE(why.empty());
+  EXPECT_EQ(broken.restore("not json", later, &why), 0u);
+  EXPECT_TRUE(broken.list(later).empty());
+}
+
 TEST_F(CoordinatorTest, RandomizedInvariants) {
   int stable_checks = 0, rebalances = 0;
   for (std::uint32_t seed = 1; seed <= 40; ++seed) {

@@ -315,6 +315,78 @@ TEST_F(GroupTest, SecondLiveInstanceWithTheSameIdFencesTheFirst) {
   EXPECT_EQ(d.value().members.front().member_id, second.member_id());
 }
 
+// Persisted membership: a broker restart keeps the group - same
+// generation, same member ids, nobody revoked or lost - and the members go
+// on fetching and committing. Without the file (the negative control) the
+// same restart makes them rejoin.
+TEST_F(GroupTest, BrokerRestartKeepsTheGroupWithoutARejoin) {
+  create("orders", 4);
+  struct recorder : client::rebalance_listener {
+    int assigned = 0, revoked = 0, lost = 0;
+    void on_assigned(consumer&, const std::vector<topic_partition>&) override { ++assigned; }
+    void on_revoked(consumer&, const std::vector<topic_partition>&) override { ++revoked; }
+    void on_lost(consumer&, const std::vector<topic_partition>&) override { ++lost; }
+  };
+  for (const bool keep_file : {true, false}) {
+    SCOPED_TRACE(keep_file ? "with the membership file" : "without it (control)");
+    const std::string group = keep_file ? "kept" : "control";
+    recorder la, lb;
+    auto o = member_options(group);
+    o.session_timeout = 10s;
+    consumer a(o), b(o);
+    ASSERT_TRUE(a.subscribe({"orders"}, &la));
+    ASSERT_TRUE(b.subscribe({"orders"}, &lb));
+    const auto end = std::chrono::steady_clock::now() + 15s;
+    while (std::chrono::steady_clock::now() < end &&
+           !(a.assignment().size() == 2 && b.assignment().size() == 2)) {
+      ASSERT_TRUE(a.poll(20ms));
+      ASSERT_TRUE(b.poll(20ms));
+    }
+    ASSERT_EQ(a.assignment().size() + b.assignment().size(), 4u);
+    const auto generation = a.generation();
+    const auto ida = a.member_id(), idb = b.member_id();
+    const int ra = la.revoked, rb = lb.revoked;
+
+    broker_.stop();
+    if (!keep_file) std::filesystem::remove(dir_ / "groups" / "members.json");
+    broker_.restart();
+    produce("orders", 4, 0, 40);
+    // A fresh group reads from the start: the control's group also gets the
+    // first pass's 40 records.
+    const std::size_t expected = keep_file ? 40 : 80;
+    std::vector<client::consumer_record> got;
+    const auto end2 = std::chrono::steady_clock::now() + 20s;
+    while (got.size() < expected && std::chrono::steady_clock::now() < end2) {
+      for (auto* c : {&a, &b}) {
+        auto r = c->poll(20ms);
+        if (!r) continue;  // the restart's lost replies
+        for (auto& x : r.value()) got.push_back(std::move(x));
+      }
+    }
+    EXPECT_EQ(got.size(), expected);
+    if (keep_file) {
+      EXPECT_EQ(a.generation(), generation);
+      EXPECT_EQ(a.member_id(), ida);
+      EXPECT_EQ(b.member_id(), idb);
+      EXPECT_EQ(la.revoked, ra);
+      EXPECT_EQ(lb.revoked, rb);
+      EXPECT_EQ(la.lost + lb.lost, 0);
+      ASSERT_TRUE(a.commit()) << a.last_error_message();
+      ASSERT_TRUE(b.commit()) << b.last_error_message();
+      client::admin admin(base());
+      auto d = admin.describe_group(group);
+      ASSERT_TRUE(d);
+      EXPECT_EQ(d.value().generation, generation);
+      EXPECT_EQ(d.value().members.size(), 2u);
+    } else {
+      EXPECT_GT(la.lost + lb.lost + la.revoked - ra + lb.revoked - rb, 0)
+          << "without the file the members must have rejoined";
+    }
+    ASSERT_TRUE(a.close());
+    ASSERT_TRUE(b.close());
+  }
+}
+
 TEST_F(GroupTest, ZombieIsFencedAfterSessionTimeout) {
   create("orders", 2);
   auto zo = member_options("g");
