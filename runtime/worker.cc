@@ -10,8 +10,10 @@
 //
 // Per partition (part) the entries sit in offset order; the committed
 // offset is the first entry not done (finished entries at the front are
-// dropped). One chunk of a partition runs at a time, on a pool thread;
-// the polling thread owns every other piece of state. A chunk is the
+// dropped). One chunk of a partition runs at a time, on a pool thread -
+// in key_ordered one chunk per lane, a key always in lane hash(key) %
+// lanes (key-level concurrency); the polling thread owns every other
+// piece of state. A chunk is the
 // entries that may run now: in_order, the queued ones from the first
 // unfinished (stopping at one waiting for its retry); key_ordered, every
 // queued or due entry whose key no earlier waiting entry holds; tiers,

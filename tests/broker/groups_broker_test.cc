@@ -495,8 +495,10 @@ TEST_F(GroupBrokerTest, MemberCommitsAreFencedValidatedAndDurable) {
   restart();
   wire_client c(endpoint());
   EXPECT_EQ(fetch_offsets(c, "g"), expected);
-  // The members are gone with the restart: they must rejoin.
-  EXPECT_EQ(heartbeat(c, "g", a1.member_id, 2).first, ErrorCode::UnknownMember);
+  // The membership is kept too (groups/members.json): the members go on in
+  // their generation without a rejoin; a stranger is still refused.
+  EXPECT_EQ(heartbeat(c, "g", a1.member_id, 2).first, ErrorCode::None);
+  EXPECT_EQ(heartbeat(c, "g", "stranger", 2).first, ErrorCode::UnknownMember);
 }
 
 // The keys of a commit entry are recorded only with that entry's offset, in
@@ -737,12 +739,16 @@ TEST_F(GroupBrokerTest, ListGroupsShowsLiveAndStoredGroups) {
   groups = list_groups(a);
   EXPECT_EQ(groups["live"].state, "Stable");
   EXPECT_EQ(groups["live"].generation, 2);
-  // Stored groups outlive a restart; live ones without offsets do not.
+  // Stored groups outlive a restart, and so do Stable ones with their
+  // members (groups/members.json).
   restart();
   wire_client c(endpoint());
   groups = list_groups(c);
-  EXPECT_EQ(groups.size(), 1u);
+  EXPECT_EQ(groups.size(), 2u);
   EXPECT_EQ(groups.count("stored"), 1u);
+  EXPECT_EQ(groups["live"].state, "Stable");
+  EXPECT_EQ(groups["live"].generation, 2);
+  EXPECT_EQ(groups["live"].members, 2);
 }
 
 TEST_F(GroupBrokerTest, DeleteGroupOnlyWhenEmpty) {

@@ -1299,7 +1299,7 @@ TEST_F(WorkerLedger, KeysOfRecordsFinishedBeforeAPartitionWasLostReachTheLedger)
     ASSERT_TRUE(w.subscribe(std::move(s)));
     ASSERT_TRUE(step_until(w, [&] { return calls == 1; }));
     ASSERT_EQ(committed("pay", "orders"), 0) << "handled, not committed yet";
-    restart_broker();  // the group forgets its members: the partition is lost
+    restart_broker_forgetting_members();  // the partition is lost
     ASSERT_TRUE(step_until(
         w, [&] { return w.stats().succeeded + w.stats().duplicates_skipped >= 2; }, 30s));
     ASSERT_TRUE(w.close());

@@ -54,6 +54,14 @@ class WorkerFixture : public ::testing::Test {
     std::filesystem::remove_all(dir_);
   }
   void restart_broker() { broker_.restart(); }
+  /// A restart that forgets the groups' members (as before membership was
+  /// persisted, or after losing groups/members.json): members must rejoin
+  /// and their partitions are lost.
+  void restart_broker_forgetting_members() {
+    broker_.stop();
+    std::filesystem::remove(dir_ / "groups" / "members.json");
+    broker_.restart();
+  }
 
   /// Client options over the transport under test.
   client::client_options base() const {
