@@ -119,7 +119,7 @@ result<bool> worker::impl::await_broker(const std::string& topic) {
     const double waited = std::chrono::duration<double>(now - t0).count();
     if (now >= give_up) {
       last_error_ = fmt::format(
-          "no answer from the broker at {} for {:.0f} s ({}): is ferryd "
+          "no answer from the broker at {} for {:.0f} s ({}): is the broker "
           "running there? (check worker_options.consumer.broker)",
           o_.consumer.broker, waited, probe.last_error_message());
       return d.error();
@@ -185,7 +185,7 @@ result<void> worker::impl::close() {
   in_flight_.store(0);
   publish();
   refresh_waiting();
-  (void)producer_->close();
+  (void)producer_->close(remaining_close_budget());  // undelivered routes run again
   if (!r)
     return fail(r.error(),
                 fmt::format("stopping: the final commit to {} failed ({}); what was handled since "

@@ -95,11 +95,7 @@ result<void> worker::impl::commit(bool force, const std::vector<client::topic_pa
       req.push_back(units[end].c);
       ++end;
     }
-    const auto timeout =
-        closing_
-            ? std::max(milliseconds(0), std::chrono::duration_cast<milliseconds>(
-                                            close_deadline_ - std::chrono::steady_clock::now()))
-            : o_.commit_timeout;
+    const auto timeout = closing_ ? remaining_close_budget() : o_.commit_timeout;
     r = consumer_->commit(req, timeout);
     if (!r) {
       // Logged here, once per failed request, with what it was for; callers
@@ -295,7 +291,8 @@ void worker::impl::revoked(const std::vector<client::topic_partition>& tps, bool
     auto it = parts_.find(tp);
     if (it != parts_.end()) wait_idle(it->second.get());
   }
-  if (routes_out_ > 0) (void)producer_->flush(o_.producer.delivery_timeout);
+  if (routes_out_ > 0)
+    (void)producer_->flush(closing_ ? remaining_close_budget() : o_.producer.delivery_timeout);
   take_acks();
   if (!lost) (void)commit(true, &tps);
   for (const auto& tp : tps) {

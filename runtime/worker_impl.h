@@ -355,6 +355,10 @@ class worker::impl {
   bool wait_for_broker_forever_ = false;  // run(); run_once() gives up after api_timeout
   bool closing_ = false;                  // close(): commits share close_deadline_
   std::chrono::steady_clock::time_point close_deadline_{};
+  [[nodiscard]] milliseconds remaining_close_budget() const {
+    return std::max(milliseconds(0), std::chrono::duration_cast<milliseconds>(
+                                         close_deadline_ - std::chrono::steady_clock::now()));
+  }
   std::atomic<client::consumer*> wake_target_{nullptr};  // for stop() from other threads
   steady_time next_commit_{};
   std::size_t pending_keys_ = 0;  // ledger keys waiting for a commit (all partitions)

@@ -110,6 +110,11 @@ void group_coordinator::join(std::uint64_t token, join_params p, steady_tp now) 
     if (h != g.members.end() && p.member_id.empty()) {
       m = replace_static(g, h, p.client_id);
       p.member_id = m->first;
+    } else if (h != g.members.end() && h->first != p.member_id && h->second.restored_unseen &&
+               !g.members.count(p.member_id)) {
+      // The snapshot predates this process's takeover: it takes the place.
+      m = replace_static(g, h, p.client_id);
+      p.member_id = m->first;
     } else if (h != g.members.end() && h->first != p.member_id) {
       return fail(ErrorCode::FencedInstanceId,
                   fenced_message("join", g.name, p.instance_id, h->first));
@@ -137,7 +142,11 @@ void group_coordinator::join(std::uint64_t token, join_params p, steady_tp now) 
     changed = m->second.topics != p.topics;
   }
   member_rec& mem = m->second;
-  if (!p.instance_id.empty()) mem.instance_id = p.instance_id;
+  mem.restored_unseen = false;
+  if (!p.instance_id.empty() && mem.instance_id != p.instance_id) {
+    mem.instance_id = p.instance_id;
+    dirty_ = true;
+  }
   mem.client_id = p.client_id;
   mem.host = p.host;
   mem.topics = p.topics;
@@ -195,6 +204,7 @@ void group_coordinator::prepare(group_rec& g, steady_tp now, const std::string& 
   if (g.state == group_state::completing_rebalance)
     answer_syncs(g, ErrorCode::RebalanceInProgress, "the group is rebalancing again: rejoin");
   g.state = group_state::preparing_rebalance;
+  dirty_ = true;  // the snapshot leaves a rebalancing group out
   milliseconds longest{0};
   for (const auto& [_, m] : g.members) longest = std::max(longest, m.rebalance_timeout);
   g.rebalance_deadline = now + longest;
@@ -295,15 +305,21 @@ group_status group_coordinator::check_member(group_rec* g, std::string_view memb
                                              std::int32_t generation, steady_tp now,
                                              const char* what, std::string_view instance) {
   if (g == nullptr) return {ErrorCode::UnknownMember, "unknown group: join it first"};
-  if (auto h = holder(*g, instance); h != g->members.end() && h->first != member)
+  if (auto h = holder(*g, instance); h != g->members.end() && h->first != member) {
+    if (h->second.restored_unseen && !g->members.count(member))
+      return {ErrorCode::UnknownMember,
+              fmt::format("{}: {} is not a member of group {} since the broker restarted: rejoin",
+                          what, member, g->name)};
     return {ErrorCode::FencedInstanceId,
             fenced_message(what, g->name, instance, "member " + h->first)};
+  }
   auto m = g->members.find(member);
   if (m == g->members.end())
     return {ErrorCode::UnknownMember,
             fmt::format("{}: {} is not a member of group {} (it left or timed out): rejoin", what,
                         member, g->name)};
   m->second.last_seen = now;
+  m->second.restored_unseen = false;
   if (generation != g->generation)
     return {ErrorCode::StaleGeneration,
             fmt::format("{}: generation {} is stale; group {} is at generation {}", what,

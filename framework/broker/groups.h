@@ -256,6 +256,8 @@ class group_coordinator {
   /// True once after the membership, a generation or an assignment of any
   /// group changed since the last call: snapshot() should be written.
   [[nodiscard]] bool take_dirty() noexcept { return std::exchange(dirty_, false); }
+  /// The last snapshot did not reach the disk: write it again.
+  void mark_dirty() noexcept { dirty_ = true; }
   /// The Stable groups with members (JSON): generation, strategy or Kafka
   /// protocol, and each member's id, instance id, subscription, timeouts
   /// and assignment. Groups in the middle of a rebalance are left out:
@@ -275,6 +277,9 @@ class group_coordinator {
     steady_tp last_seen{};
     std::optional<std::uint64_t> join_token;  // waiting in JoinGroup
     std::vector<tp_key> assignment;
+    // Restored from the snapshot and not heard from since: the snapshot may
+    // predate a static takeover, so its instance id does not fence yet.
+    bool restored_unseen = false;
     // Kafka members:
     std::optional<std::string> instance_id;
     std::vector<kafka_protocol> protocols;

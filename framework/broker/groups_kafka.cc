@@ -122,11 +122,18 @@ void group_coordinator::kafka_join(std::uint64_t token, kafka_join_params p, ste
   // member takes that member's place; a member id the instance no longer
   // has is fenced.
   auto m = g.members.end();
+  bool replaced = false;
   if (p.instance_id) {
     auto h = holder(g, *p.instance_id);
     if (h != g.members.end() && p.member_id.empty()) {
       m = replace_static(g, h, p.client_id);
       p.member_id = m->first;
+      replaced = true;
+    } else if (h != g.members.end() && h->first != p.member_id && h->second.restored_unseen &&
+               !g.members.count(p.member_id)) {
+      m = replace_static(g, h, p.client_id);  // the snapshot predates this takeover
+      p.member_id = m->first;
+      replaced = true;
     } else if (h != g.members.end() && h->first != p.member_id) {
       return fail(ErrorCode::FencedInstanceId,
                   fmt::format("group_instance_id {} of group {} is now held by member {}: this "
@@ -188,6 +195,7 @@ void group_coordinator::kafka_join(std::uint64_t token, kafka_join_params p, ste
                           });
   }
   member_rec& mem = m->second;
+  mem.restored_unseen = false;
   mem.client_id = p.client_id;
   mem.host = p.host;
   mem.instance_id = p.instance_id;
@@ -196,14 +204,19 @@ void group_coordinator::kafka_join(std::uint64_t token, kafka_join_params p, ste
   mem.rebalance_timeout = p.rebalance_timeout;
   mem.last_seen = now;
   mem.join_token = token;
+  // A static member that replaced another while the leader assigns would
+  // get nothing: the leader assigns to the old id. It rebalances instead.
   if (!changed && mem.id != g.leader &&
-      (g.state == group_state::stable || g.state == group_state::completing_rebalance)) {
+      (g.state == group_state::stable ||
+       (g.state == group_state::completing_rebalance && !replaced))) {
     // A follower joining again with what it had: the generation it is in.
     mem.join_token.reset();
     done_(token, kafka_answer(g, mem));
     return;
   }
-  if (!changed && p.instance_id && g.state == group_state::stable) {
+  // Only a restart takes this path: a leader that rejoins with its own id
+  // (to pick up a topic change) rebalances, as on Kafka.
+  if (!changed && replaced && g.state == group_state::stable) {
     // A static leader's restart: the generation it is in, with the members
     // so it can assign; the SyncGroup of a stable group hands back what it
     // had, so nothing moves.

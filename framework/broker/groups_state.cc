@@ -140,6 +140,7 @@ std::size_t group_coordinator::restore(std::string_view text, steady_tp now, std
           m.assignment_bytes = unhex(jm.at("assignment_bytes").get<std::string>());
         }
         m.last_seen = now;  // sessions start again with the broker
+        m.restored_unseen = true;
         std::string id = m.id;
         g.members.emplace(std::move(id), std::move(m));
       }

@@ -199,7 +199,7 @@ void pipeline::run_round(std::deque<work> batch, steady::time_point start, bool 
   if (stopping)
     core_.groups->abort_all(wire::ErrorCode::ShuttingDown, "the broker is stopping; retry shortly");
   if (core_.groups->take_wakeup()) core_.fetches.on_group_event();
-  if (core_.groups->take_dirty()) persist_groups(now);
+  if (now >= members_retry_at_ && core_.groups->take_dirty()) persist_groups(now);
   // Fetches parked in earlier rounds that can answer now, then this round's.
   auto due = stopping ? core_.fetches.take_all() : core_.fetches.take_due(now);
   for (auto& w : due) {
@@ -266,6 +266,10 @@ void pipeline::persist_groups(steady::time_point now) {
   const auto path = group_members_file(core_.cfg);
   auto r = storage::write_file_atomic(
       storage::posix_env(), path, std::as_bytes(std::span<const char>(text.data(), text.size())));
+  if (!r) {
+    core_.groups->mark_dirty();  // tried again in a second
+    members_retry_at_ = now + std::chrono::seconds(1);
+  }
   if (!r && now >= next_members_warning_) {
     // Soft state: a stale file costs members a rejoin after a restart.
     next_members_warning_ = now + std::chrono::minutes(1);

@@ -171,6 +171,7 @@ class pipeline {
   steady::time_point next_retention_ FERRY_GUARDED_BY(core_thread){};
   steady::time_point next_producer_expiry_ FERRY_GUARDED_BY(core_thread){};
   steady::time_point next_members_warning_ FERRY_GUARDED_BY(core_thread){};
+  steady::time_point members_retry_at_ FERRY_GUARDED_BY(core_thread){};
 };
 
 }  // namespace ferry::broker

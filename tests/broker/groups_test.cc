@@ -746,6 +746,53 @@ TEST_F(CoordinatorTest, SnapshotRestoresStableGroupsOnly) {
   EXPECT_TRUE(broken.list(later).empty());
 }
 
+// A snapshot can predate a static takeover (written just before the
+// broker died): the process that took the place must not be fenced by
+// the restored holder. Until the restored member is heard from, a request
+// with the instance id and an unknown member id is told to rejoin, and
+// its rejoin takes the place. Once the restored member is heard from, the
+// instance id fences again.
+TEST_F(CoordinatorTest, ARestoredHolderDoesNotFenceTheProcessThatReplacedIt) {
+  auto ta = join_static("", "i-1");
+  ASSERT_NE(answer(ta), nullptr);
+  const auto old = *answer(ta);
+  const auto text = gc_.snapshot();  // before the takeover
+  auto tn = join_static("", "i-1");  // the takeover the snapshot missed
+  ASSERT_NE(answer(tn), nullptr);
+  const auto taker = *answer(tn);
+
+  std::map<std::uint64_t, join_outcome> got;
+  group_coordinator after(
+      {}, [](std::string_view) { return 4; },
+      [&](std::uint64_t t, join_outcome o) { got[t] = std::move(o); });
+  std::string why;
+  ASSERT_EQ(after.restore(text, now_, &why), 1u) << why;
+  auto hb = after.heartbeat("g", taker.member_id, taker.generation, now_, "i-1");
+  EXPECT_EQ(hb.error, ErrorCode::UnknownMember) << hb.message;
+  join_params p;
+  p.group = "g";
+  p.member_id = taker.member_id;
+  p.instance_id = "i-1";
+  p.topics = {"t"};
+  after.join(1, std::move(p), now_);
+  ASSERT_TRUE(got.count(1));
+  EXPECT_EQ(got[1].error, ErrorCode::None) << got[1].message;
+  EXPECT_EQ(got[1].generation, old.generation) << "it takes the place, no rebalance";
+  EXPECT_EQ(got[1].assignment, old.assignment);
+  // Now the restored id is the stale one, and it is fenced.
+  EXPECT_EQ(after.heartbeat("g", old.member_id, old.generation, now_, "i-1").error,
+            ErrorCode::FencedInstanceId);
+
+  // The other order: the restored member is heard from first, then the
+  // instance id fences a stranger at once.
+  group_coordinator again(
+      {}, [](std::string_view) { return 4; }, [](std::uint64_t, join_outcome) {});
+  ASSERT_EQ(again.restore(text, now_, &why), 1u) << why;
+  EXPECT_TRUE(again.heartbeat("g", old.member_id, old.generation, now_, "i-1"));
+  EXPECT_EQ(again.heartbeat("g", "someone-else", old.generation, now_, "i-1").error,
+            ErrorCode::FencedInstanceId);
+}
+
 TEST_F(CoordinatorTest, RandomizedInvariants) {
   int stable_checks = 0, rebalances = 0;
   for (std::uint32_t seed = 1; seed <= 40; ++seed) {
