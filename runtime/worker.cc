@@ -11,9 +11,9 @@
 // Per partition (part) the entries sit in offset order; the committed
 // offset is the first entry not done (finished entries at the front are
 // dropped). One chunk of a partition runs at a time, on a pool thread -
-// in key_ordered one chunk per lane, a key always in lane hash(key) %
-// lanes (key-level concurrency); the polling thread owns every other
-// piece of state. A chunk is the
+// in key_ordered one chunk per lane, a key's records in one lane at a time
+// (key-level concurrency); the polling thread owns every other piece of
+// state. A chunk is the
 // entries that may run now: in_order, the queued ones from the first
 // unfinished (stopping at one waiting for its retry); key_ordered, every
 // queued or due entry whose key no earlier waiting entry holds; tiers,
@@ -420,7 +420,7 @@ void worker::impl::dispatch(part& p) {
   if (closed_ || !p.loaded) return;
   const std::size_t lanes = lanes_of(p);
   if (p.lane_busy.size() != lanes && p.running == 0) p.lane_busy.assign(lanes, false);
-  if (p.running >= p.lane_busy.size()) return;  // every lane has a task out
+  if (p.running >= p.lane_busy.size()) return;  // every lane has a chunk out
   // Finished entries at the front move the commit position.
   while (!p.q.empty() && p.q.front()->state == entry::st::done) {
     p.next = p.q.front()->rec.offset.value() + 1;
@@ -431,14 +431,6 @@ void worker::impl::dispatch(part& p) {
   }
   const auto now = clock_->steady_now();
   const auto order = p.sub->s.order;
-  // The lane of a record: its key's (hash), or for a record without a key
-  // its offset's; always 0 with one lane.
-  const auto lane_of = [&](const entry& e) -> std::size_t {
-    if (lanes <= 1) return 0;
-    return (e.rec.key ? std::hash<std::string_view>{}(*e.rec.key)
-                      : static_cast<std::size_t>(e.rec.offset.value())) %
-           lanes;
-  };
   std::vector<entry*> items;
   std::unordered_set<std::string> blocked;
   for (auto& up : p.q) {
@@ -447,7 +439,9 @@ void worker::impl::dispatch(part& p) {
       if (now >= e.due) route(p, e);
       continue;  // routed records do not hold the partition (in_order) or their key
     }
-    if (e.state == entry::st::done || e.state == entry::st::routing) continue;
+    if (e.state == entry::st::done || e.state == entry::st::routing ||
+        e.state == entry::st::running)
+      continue;
     if (p.tier >= 0) {
       // Tier records are due in order (one delay per tier): stop at the first not due.
       const auto due_ms =
@@ -461,56 +455,81 @@ void worker::impl::dispatch(part& p) {
       items.push_back(&e);
       continue;
     }
-    // key_ordered and delay_tiers (which never waits in memory).
+    // key_ordered and delay_tiers (which never waits in memory). A key that
+    // runs in another lane holds its later records.
     const std::string* key = e.rec.key ? &*e.rec.key : nullptr;
-    if (key && blocked.count(*key)) continue;
+    if (key && (blocked.count(*key) || p.running_keys.count(*key))) continue;
     if (e.state == entry::st::waiting && now < e.due) {
       if (key) blocked.insert(*key);
       continue;
     }
-    if (e.state == entry::st::running || p.lane_busy[lane_of(e)]) continue;  // its lane is out
     items.push_back(&e);
     if (items.size() >= 1024) break;
   }
   if (items.empty()) return;
   check_duplicates(p, items);
-  std::vector<std::vector<entry*>> by_lane(lanes);
+  // The free lanes share the records: each key's records go to one lane,
+  // in offset order, keys round-robin, at most `cap` records a lane (the
+  // rest wait for a lane to come back). A record whose idempotency key
+  // runs, or is placed, in another lane waits too, and so does everything
+  // after it with its record key: two records with one idempotency key
+  // never run at once, and the later is a skipped duplicate once the
+  // earlier succeeded.
+  std::vector<std::size_t> free;
+  for (std::size_t l = 0; l < lanes; ++l)
+    if (!p.lane_busy[l]) free.push_back(l);
+  std::vector<std::vector<entry*>> by_slot(free.size());
   if (lanes <= 1) {
-    by_lane[0] = std::move(items);
+    by_slot[0] = std::move(items);
   } else {
-    // A record whose idempotency key runs (or is placed) in another lane
-    // waits, and so does everything after it with its record key: two
-    // records with one idempotency key never run at once, and the later
-    // one is a skipped duplicate once the earlier succeeded.
-    std::unordered_map<std::string_view, std::size_t> idem_lane;
+    const std::size_t cap = std::max<std::size_t>(16, 1024 / lanes);
+    std::unordered_map<std::string_view, std::size_t> key_slot, idem_slot;
     std::unordered_set<std::string_view> held;
+    std::size_t rr = 0;
     for (auto* e : items) {
       const std::string* key = e->rec.key ? &*e->rec.key : nullptr;
       if (key && held.count(*key)) continue;
-      const std::size_t lane = lane_of(*e);
+      std::size_t slot = rr % free.size();
+      bool fresh_key = true;
+      if (key)
+        if (auto it = key_slot.find(*key); it != key_slot.end()) {
+          slot = it->second;
+          fresh_key = false;
+        }
+      if (by_slot[slot].size() >= cap) {
+        if (key) held.insert(*key);
+        continue;
+      }
       if (e->idem && !e->duplicate) {
-        auto [it, fresh] = idem_lane.emplace(*e->idem, lane);
-        if (p.running_idem.count(*e->idem) || (!fresh && it->second != lane)) {
+        auto [it, fresh] = idem_slot.emplace(*e->idem, slot);
+        if (p.running_idem.count(*e->idem) || (!fresh && it->second != slot)) {
           if (key) held.insert(*key);
           continue;
         }
       }
-      by_lane[lane].push_back(e);
+      if (fresh_key) ++rr;
+      if (key) key_slot.emplace(*key, slot);
+      by_slot[slot].push_back(e);
     }
   }
-  for (std::size_t lane = 0; lane < lanes; ++lane) {
-    auto& run = by_lane[lane];
+  for (std::size_t slot = 0; slot < free.size(); ++slot) {
+    auto& run = by_slot[slot];
     if (run.empty()) continue;
+    auto t = std::make_unique<task>();
     for (auto* e : run) {
       if (e->state == entry::st::waiting) waiting_.fetch_sub(1);
       e->state = entry::st::running;
-      if (lanes > 1 && e->idem) p.running_idem.insert(*e->idem);
+      if (lanes > 1) {
+        if (e->rec.key && p.running_keys.insert(*e->rec.key).second)
+          t->held_keys.push_back(*e->rec.key);
+        if (e->idem && !e->duplicate && p.running_idem.insert(*e->idem).second)
+          t->held_idem.push_back(*e->idem);
+      }
     }
-    auto t = std::make_unique<task>();
     t->p = &p;
-    t->lane = lane;
+    t->lane = free[slot];
     t->items = std::move(run);
-    p.lane_busy[lane] = true;
+    p.lane_busy[t->lane] = true;
     ++p.running;
     submit(std::move(t));
   }

@@ -123,10 +123,11 @@ struct part {
   std::deque<std::unique_ptr<entry>> q;
   std::int64_t next = 0;    // everything below is finished
   std::size_t running = 0;  // tasks (lanes) of this partition on the pool
-  // Key-level concurrency (key_ordered): a key always runs in lane
-  // hash(key) % lanes, and a lane has at most one task out, so the records
-  // of one key never overlap; lanes start again independently.
+  // Key-level concurrency (key_ordered): a lane has at most one chunk out,
+  // and a key whose records run in one lane is held from the others, so
+  // the records of one key never overlap; lanes start again independently.
   std::vector<bool> lane_busy;
+  std::unordered_set<std::string> running_keys;  // record keys running in some lane
   std::unordered_set<std::string> running_idem;  // idempotency keys running in some lane
   bool paused = false;
   // Ledger keys of records finished since the last commit, with their offsets.
@@ -153,6 +154,9 @@ struct task {
   part* p = nullptr;
   std::size_t lane = 0;
   std::vector<entry*> items;
+  // Key-level concurrency: the record and idempotency keys this chunk
+  // holds from the other lanes until it completes.
+  std::vector<std::string> held_keys, held_idem;
 };
 
 }  // namespace detail

@@ -151,9 +151,8 @@ void worker::impl::complete(task& t) {
   const auto wall = clock_->wall_now().value();
   --p.running;
   if (t.lane < p.lane_busy.size()) p.lane_busy[t.lane] = false;
-  if (!p.running_idem.empty())
-    for (const auto* e : t.items)
-      if (e->idem) p.running_idem.erase(*e->idem);
+  for (const auto& k : t.held_keys) p.running_keys.erase(k);
+  for (const auto& k : t.held_idem) p.running_idem.erase(k);
   for (auto* e : t.items) {
     if (e->inline_failures > 0) {
       bump([n = e->inline_failures](worker_stats& st) {
