@@ -418,9 +418,10 @@ void worker::impl::enqueue(std::vector<client::consumer_record>& records) {
 
 void worker::impl::dispatch(part& p) {
   if (closed_ || !p.loaded) return;
-  const std::size_t lanes = lanes_of(p);
-  if (p.lane_busy.size() != lanes && p.running == 0) p.lane_busy.assign(lanes, false);
-  if (p.running >= p.lane_busy.size()) return;  // every lane has a chunk out
+  if (p.running == 0)  // the lane count changes only between chunks
+    if (const auto want = lanes_of(p); p.lane_busy.size() != want) p.lane_busy.assign(want, false);
+  const std::size_t lanes = p.lane_busy.size();
+  if (p.running >= lanes) return;  // every lane has a chunk out
   // Finished entries at the front move the commit position.
   while (!p.q.empty() && p.q.front()->state == entry::st::done) {
     p.next = p.q.front()->rec.offset.value() + 1;
@@ -539,8 +540,12 @@ std::size_t worker::impl::lanes_of(const part& p) const {
   const auto& s = p.sub->s;
   if (s.order != ordering::key_ordered || p.tier >= 0 || s.on_batch || o_.concurrency <= 1)
     return 1;
-  const int limit = s.partition_concurrency > 0 ? s.partition_concurrency : o_.concurrency;
-  return static_cast<std::size_t>(std::min(limit, o_.concurrency));
+  if (s.partition_concurrency > 0)
+    return static_cast<std::size_t>(std::min(s.partition_concurrency, o_.concurrency));
+  // The default opens lanes only for handlers that wait: for records handled
+  // in microseconds more lanes only add bookkeeping (docs/benchmarks.md).
+  if (p.record_seconds >= 0 && p.record_seconds < kLaneThresholdSeconds) return 1;
+  return static_cast<std::size_t>(o_.concurrency);
 }
 
 void worker::impl::check_duplicates(part& p, const std::vector<entry*>& items) {

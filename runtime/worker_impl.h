@@ -129,6 +129,7 @@ struct part {
   std::vector<bool> lane_busy;
   std::unordered_set<std::string> running_keys;  // record keys running in some lane
   std::unordered_set<std::string> running_idem;  // idempotency keys running in some lane
+  double record_seconds = -1;                    // a record's handling, smoothed; -1: not known yet
   bool paused = false;
   // Ledger keys of records finished since the last commit, with their offsets.
   std::vector<std::pair<std::int64_t, std::string>> keys;
@@ -157,6 +158,9 @@ struct task {
   // Key-level concurrency: the record and idempotency keys this chunk
   // holds from the other lanes until it completes.
   std::vector<std::string> held_keys, held_idem;
+  // Filled by run_task: records whose handler ran, and the time it took.
+  std::size_t handled = 0;
+  double handled_seconds = 0;
 };
 
 }  // namespace detail
@@ -166,6 +170,9 @@ class worker::impl {
   /// A record's first failure and each dead-lettering get a line, up to this
   /// many a second (a handler failing on every record must not flood).
   static constexpr int kFailureLinesPerSecond = 5;
+  /// partition_concurrency 0: key-level lanes open when a record's handling
+  /// takes at least this long (smoothed); below it one lane runs faster.
+  static constexpr double kLaneThresholdSeconds = 200e-6;
 
   using entry = detail::entry;
   using sub_info = detail::sub_info;

@@ -130,6 +130,10 @@ void worker::impl::run_task(const worker_options& o, ferry::clock& clk, task& t)
     if (t.p->tier < 0 && s.order == ordering::in_order) stop = true;
     if (key) failed_keys.insert(*key);
   }
+  t.handled_seconds =
+      std::chrono::duration<double>(std::chrono::steady_clock::now() - started).count();
+  for (const auto* e : t.items)
+    if (e->out == entry::outcome::ok || e->out == entry::outcome::failed) ++t.handled;
 }
 
 bool worker::impl::drain_completions(bool block) {
@@ -150,6 +154,12 @@ void worker::impl::complete(task& t) {
   part& p = *t.p;
   const auto wall = clock_->wall_now().value();
   --p.running;
+  if (t.handled > 0) {
+    // How long a record's handling takes here, smoothed: key-level lanes
+    // open only for handlers that wait (lanes_of).
+    const double per = t.handled_seconds / static_cast<double>(t.handled);
+    p.record_seconds = p.record_seconds < 0 ? per : 0.8 * p.record_seconds + 0.2 * per;
+  }
   if (t.lane < p.lane_busy.size()) p.lane_busy[t.lane] = false;
   for (const auto& k : t.held_keys) p.running_keys.erase(k);
   for (const auto& k : t.held_idem) p.running_idem.erase(k);

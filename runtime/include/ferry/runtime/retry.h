@@ -106,8 +106,9 @@ struct subscription_config {
   std::chrono::milliseconds idempotency_window{std::chrono::hours(24 * 7)};
   /// key_ordered: how many records of one partition, of different keys, may
   /// run at once (key-level concurrency; per-key order is kept, and only
-  /// the offset below which everything finished is committed). 0: the
-  /// worker's concurrency; 1: one record at a time per partition.
+  /// the offset below which everything finished is committed). 0: up to the
+  /// worker's concurrency while a record's handling takes 200 µs or more
+  /// (lanes help handlers that wait); 1: one record at a time per partition.
   int partition_concurrency = 0;
 
   /// Checks the values; ferry::errc::config_invalid with a reason.
