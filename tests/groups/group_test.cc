@@ -85,6 +85,14 @@ std::vector<client::consumer_record> poll_until(consumer& c, Pred pred,
   return got;
 }
 
+// How often each rebalance callback ran.
+struct callback_counts : client::rebalance_listener {
+  int assigned = 0, revoked = 0, lost = 0;
+  void on_assigned(consumer&, const std::vector<topic_partition>&) override { ++assigned; }
+  void on_revoked(consumer&, const std::vector<topic_partition>&) override { ++revoked; }
+  void on_lost(consumer&, const std::vector<topic_partition>&) override { ++lost; }
+};
+
 std::vector<offset_commit> next_offsets(const std::vector<client::consumer_record>& recs) {
   std::map<topic_partition, std::int64_t> last;
   for (const auto& r : recs) last[{r.topic, r.partition}] = r.offset.value() + 1;
@@ -195,12 +203,7 @@ TEST_F(GroupTest, TwoMembersShareAndCleanLeaveMovesPartitionsQuickly) {
 // generation while the other member goes on without a revocation.
 TEST_F(GroupTest, StaticMemberRestartGetsItsPartitionsBackWithoutARebalance) {
   create("orders", 4);
-  struct recorder : client::rebalance_listener {
-    int assigned = 0, revoked = 0, lost = 0;
-    void on_assigned(consumer&, const std::vector<topic_partition>&) override { ++assigned; }
-    void on_revoked(consumer&, const std::vector<topic_partition>&) override { ++revoked; }
-    void on_lost(consumer&, const std::vector<topic_partition>&) override { ++lost; }
-  } la, lb;
+  callback_counts la, lb;
   auto oa = member_options("g"), ob = member_options("g");
   oa.group_instance_id = "orders-a";
   ob.group_instance_id = "orders-b";
@@ -321,16 +324,10 @@ TEST_F(GroupTest, SecondLiveInstanceWithTheSameIdFencesTheFirst) {
 // same restart makes them rejoin.
 TEST_F(GroupTest, BrokerRestartKeepsTheGroupWithoutARejoin) {
   create("orders", 4);
-  struct recorder : client::rebalance_listener {
-    int assigned = 0, revoked = 0, lost = 0;
-    void on_assigned(consumer&, const std::vector<topic_partition>&) override { ++assigned; }
-    void on_revoked(consumer&, const std::vector<topic_partition>&) override { ++revoked; }
-    void on_lost(consumer&, const std::vector<topic_partition>&) override { ++lost; }
-  };
   for (const bool keep_file : {true, false}) {
     SCOPED_TRACE(keep_file ? "with the membership file" : "without it (control)");
     const std::string group = keep_file ? "kept" : "control";
-    recorder la, lb;
+    callback_counts la, lb;
     auto o = member_options(group);
     o.session_timeout = 10s;
     consumer a(o), b(o);

@@ -61,6 +61,20 @@ class KafkaGroups : public KafkaBroker {
     return out;
   }
 
+  // Every consumer has partitions, and together they hold `n` partitions,
+  // each once (disjoint and complete).
+  static bool splits(const std::vector<rd_kafka_t*>& rks, std::size_t n) {
+    std::set<int> all;
+    std::size_t total = 0;
+    for (auto* rk : rks) {
+      auto mine = assignment(rk);
+      if (mine.empty()) return false;
+      total += mine.size();
+      all.insert(mine.begin(), mine.end());
+    }
+    return total == n && all.size() == n;
+  }
+
   struct seen {
     std::multiset<std::string> values;
     std::map<int, std::int64_t> next;  // per partition: the offset after the last one read
@@ -164,17 +178,7 @@ TEST_F(KafkaGroups, LibrdkafkaStaticMemberRestartKeepsItsPartitionsAndTwinsAreFe
   auto* b = consumer("static-workers", "worker-b", "group.instance.id", "inst-b");
   subscribe(a, "billing");
   subscribe(b, "billing");
-  auto covers = [&](const std::vector<rd_kafka_t*>& rks) {
-    std::set<int> all;
-    std::size_t total = 0;
-    for (auto* rk : rks) {
-      auto mine = assignment(rk);
-      if (mine.empty()) return false;
-      total += mine.size();
-      all.insert(mine.begin(), mine.end());
-    }
-    return total == 4 && all.size() == 4;
-  };
+  auto covers = [](const std::vector<rd_kafka_t*>& rks) { return splits(rks, 4); };
   ASSERT_TRUE(poll_until({a, b}, s, [&] { return covers({a, b}); }));
   auto before = describe("static-workers");
   ASSERT_TRUE(before);
@@ -236,17 +240,7 @@ TEST_F(KafkaGroups, LibrdkafkaGroupThroughJoinsAndLeaves) {
   seen s;
   auto* a = consumer("billing-workers", "worker-a");
   subscribe(a, "billing");
-  auto covers = [&](const std::vector<rd_kafka_t*>& rks) {
-    std::set<int> all;
-    std::size_t total = 0;
-    for (auto* rk : rks) {
-      auto mine = assignment(rk);
-      if (mine.empty()) return false;
-      total += mine.size();
-      all.insert(mine.begin(), mine.end());
-    }
-    return total == 6 && all.size() == 6;  // disjoint and complete
-  };
+  auto covers = [](const std::vector<rd_kafka_t*>& rks) { return splits(rks, 6); };
   ASSERT_TRUE(poll_until({a}, s, [&] { return covers({a}) && s.values.size() >= 100; }))
       << "a alone: " << assignment(a).size() << " partitions, " << s.values.size() << " read";
 

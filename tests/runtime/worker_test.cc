@@ -874,6 +874,22 @@ class WorkerStart : public ::testing::Test {
     } while (std::chrono::steady_clock::now() < end);
     return false;
   }
+  // Starts the broker with topic "orders" (one partition) holding one
+  // record; returns its endpoint.
+  std::string start_with_one_record() {
+    broker_.start(dir_);
+    const std::string endpoint = broker_.endpoint();
+    client::admin a(base_client_options(endpoint));
+    EXPECT_TRUE(a.create_topic("orders", {.partitions = 1}));
+    client::producer_options po;
+    static_cast<client::client_options&>(po) = base_client_options(endpoint);
+    client::producer p(po);
+    client::producer_record rec;
+    rec.topic = "orders";
+    rec.value = "first";
+    EXPECT_TRUE(p.send(std::move(rec)).get());
+    return endpoint;
+  }
   runtime::worker_options options(const std::string& endpoint) {
     runtime::worker_options o;
     static_cast<client::client_options&>(o.consumer) = base_client_options(endpoint);
@@ -917,19 +933,7 @@ TEST_F(WorkerStart, AWorkerWaitingForItsBrokerSaysWhereAndStopsPromptly) {
 }
 
 TEST_F(WorkerStart, AWorkerStartedBeforeItsBrokerStartsWhenTheBrokerComesUp) {
-  broker_.start(dir_);
-  const std::string endpoint = broker_.endpoint();
-  {
-    client::admin a(base_client_options(endpoint));
-    ASSERT_TRUE(a.create_topic("orders", {.partitions = 1}));
-    client::producer_options po;
-    static_cast<client::client_options&>(po) = base_client_options(endpoint);
-    client::producer p(po);
-    client::producer_record rec;
-    rec.topic = "orders";
-    rec.value = "first";
-    ASSERT_TRUE(p.send(std::move(rec)).get());
-  }
+  const std::string endpoint = start_with_one_record();
   broker_.stop();
   runtime::worker w(options(endpoint));
   std::atomic<int> handled{0};
@@ -959,19 +963,7 @@ TEST_F(WorkerStart, AWorkerStartedBeforeItsBrokerStartsWhenTheBrokerComesUp) {
 // waited api_timeout). Now commit_timeout bounds each commit and the
 // whole close, and the error says what the failed final commit means.
 TEST_F(WorkerStart, AWorkerWhoseBrokerWentAwayStopsWithinItsCommitTimeout) {
-  broker_.start(dir_);
-  const std::string endpoint = broker_.endpoint();
-  client::admin a(base_client_options(endpoint));
-  ASSERT_TRUE(a.create_topic("orders", {.partitions = 1}));
-  {
-    client::producer_options po;
-    static_cast<client::client_options&>(po) = base_client_options(endpoint);
-    client::producer p(po);
-    client::producer_record rec;
-    rec.topic = "orders";
-    rec.value = "first";
-    ASSERT_TRUE(p.send(std::move(rec)).get());
-  }
+  const std::string endpoint = start_with_one_record();
   auto o = options(endpoint);
   o.commit_timeout = 2s;
   o.consumer.api_timeout = 60s;  // what the commits used to wait
