@@ -135,6 +135,7 @@ class kafka_consumer final : public consumer::backend {
   ~kafka_consumer() override {
     if (!rk_) return;
     listener_ = nullptr;  // the destructor leaves without callbacks
+    closing_ = true;
     if (!closed_) (void)rd_kafka_consumer_close(rk_.get());
     if (queue_ != nullptr) rd_kafka_queue_destroy(queue_);
     rk_.reset();
@@ -235,6 +236,7 @@ class kafka_consumer final : public consumer::backend {
 
   result<std::vector<consumer_record>> poll(milliseconds timeout) override {
     FERRY_TRY(ready());
+    last_poll_ = sclock::now();
     last_error_message_.clear();
     run_callbacks();
     std::vector<consumer_record> out;
@@ -472,6 +474,7 @@ class kafka_consumer final : public consumer::backend {
     if (!rk_ || closed_) return success();
     run_callbacks();
     if (subscribed_) revoke_all();
+    closing_ = true;
     const auto err = rd_kafka_consumer_close(rk_.get());
     closed_ = true;
     run_callbacks();
@@ -653,8 +656,19 @@ class kafka_consumer final : public consumer::backend {
     // NULL once the member has left the group (e.g. past max.poll.interval):
     // then everything is let go at once (an incremental unassign inside
     // close() there never returned: seen hanging in librdkafka 2.0.2).
-    const char* protocol = rd_kafka_rebalance_protocol(rk);
-    const bool cooperative = protocol != nullptr && std::string_view(protocol) == "COOPERATIVE";
+    // Inside close() the protocol is not asked for at all: the call waits
+    // on the group's queue, which close() may have stopped serving (seen
+    // hanging forever in librdkafka 2.0.2 after the member had left); the
+    // protocol of the last assignment is used, unless the member has left
+    // by not polling.
+    bool cooperative = false;
+    if (!closing_) {
+      const char* protocol = rd_kafka_rebalance_protocol(rk);
+      cooperative = protocol != nullptr && std::string_view(protocol) == "COOPERATIVE";
+      cooperative_ = cooperative;
+    } else {
+      cooperative = cooperative_ && sclock::now() - last_poll_ < o_.max_poll_interval;
+    }
     const auto tps = kafka::from_list(parts);
     if (char* id = rd_kafka_memberid(rk)) {
       member_id_ = id;
@@ -719,6 +733,9 @@ class kafka_consumer final : public consumer::backend {
 
   bool subscribed_ = false;
   bool closed_ = false;
+  bool closing_ = false;      // inside rd_kafka_consumer_close()
+  bool cooperative_ = false;  // the rebalance protocol, as of the last callback outside close
+  sclock::time_point last_poll_ = sclock::now();
   bool in_rebalance_ = false;
   bool revoked_early_ = false;
   std::vector<std::string> topics_;
