@@ -104,22 +104,10 @@ void group_coordinator::join(std::uint64_t token, join_params p, steady_tp now) 
   std::sort(p.topics.begin(), p.topics.end());
   p.topics.erase(std::unique(p.topics.begin(), p.topics.end()), p.topics.end());
 
-  auto m = g.members.end();
-  if (!p.instance_id.empty()) {
-    auto h = holder(g, p.instance_id);
-    if (h != g.members.end() && p.member_id.empty()) {
-      m = replace_static(g, h, p.client_id);
-      p.member_id = m->first;
-    } else if (h != g.members.end() && h->first != p.member_id && h->second.restored_unseen &&
-               !g.members.count(p.member_id)) {
-      // The snapshot predates this process's takeover: it takes the place.
-      m = replace_static(g, h, p.client_id);
-      p.member_id = m->first;
-    } else if (h != g.members.end() && h->first != p.member_id) {
-      return fail(ErrorCode::FencedInstanceId,
-                  fenced_message("join", g.name, p.instance_id, h->first));
-    }
-  }
+  auto claim = claim_instance(g, p.instance_id, p.member_id, p.client_id);
+  if (claim.fenced) return fail(claim.fenced->error, std::move(claim.fenced->message));
+  auto m = claim.taken;
+  if (m != g.members.end()) p.member_id = m->first;
   if (p.member_id.empty()) p.member_id = new_member_id(p.client_id);
   if (m == g.members.end()) m = g.members.find(p.member_id);
   bool changed = false;
@@ -171,6 +159,18 @@ group_coordinator::holder(group_rec& g, std::string_view instance) {
   if (instance.empty()) return g.members.end();
   return std::find_if(g.members.begin(), g.members.end(),
                       [&](const auto& kv) { return kv.second.instance_id == instance; });
+}
+
+group_coordinator::instance_claim group_coordinator::claim_instance(group_rec& g,
+                                                                    std::string_view instance,
+                                                                    std::string_view member_id,
+                                                                    std::string_view client_id) {
+  auto h = holder(g, instance);
+  if (h == g.members.end() || h->first == member_id) return {g.members.end(), std::nullopt};
+  if (member_id.empty() || unconfirmed(g, h->second, member_id))
+    return {replace_static(g, h, client_id), std::nullopt};
+  return {g.members.end(), group_status{ErrorCode::FencedInstanceId,
+                                        fenced_message("join", g.name, instance, h->first)}};
 }
 
 std::map<std::string, group_coordinator::member_rec, std::less<>>::iterator
@@ -306,7 +306,7 @@ group_status group_coordinator::check_member(group_rec* g, std::string_view memb
                                              const char* what, std::string_view instance) {
   if (g == nullptr) return {ErrorCode::UnknownMember, "unknown group: join it first"};
   if (auto h = holder(*g, instance); h != g->members.end() && h->first != member) {
-    if (h->second.restored_unseen && !g->members.count(member))
+    if (unconfirmed(*g, h->second, member))
       return {ErrorCode::UnknownMember,
               fmt::format("{}: {} is not a member of group {} since the broker restarted: rejoin",
                           what, member, g->name)};

@@ -308,6 +308,22 @@ class group_coordinator {
   /// The member holding a group_instance_id; end() if none.
   static std::map<std::string, member_rec, std::less<>>::iterator holder(group_rec& g,
                                                                          std::string_view instance);
+  /// A join's claim on a group_instance_id, for both protocols: `taken` is
+  /// the member the join now is when it took another's place (a new
+  /// process, or one a restored snapshot does not know yet), end() when it
+  /// took none; `fenced` when another member holds the id.
+  struct instance_claim {
+    std::map<std::string, member_rec, std::less<>>::iterator taken;
+    std::optional<group_status> fenced;
+  };
+  instance_claim claim_instance(group_rec& g, std::string_view instance, std::string_view member_id,
+                                std::string_view client_id);
+  /// A holder restored from the snapshot and not heard from since, and a
+  /// request from a member id the group does not know: the snapshot may
+  /// predate that member's takeover, so the instance id does not fence.
+  static bool unconfirmed(const group_rec& g, const member_rec& holder, std::string_view member) {
+    return holder.restored_unseen && !g.members.count(member);
+  }
   /// Moves the static member `from` to a new member id (its process
   /// restarted); `from`'s waiting requests are answered FencedInstanceId.
   std::map<std::string, member_rec, std::less<>>::iterator replace_static(

@@ -121,28 +121,14 @@ void group_coordinator::kafka_join(std::uint64_t token, kafka_join_params p, ste
   // Static membership (KIP-345): a new process with the instance id of a
   // member takes that member's place; a member id the instance no longer
   // has is fenced.
-  auto m = g.members.end();
-  bool replaced = false;
-  if (p.instance_id) {
-    auto h = holder(g, *p.instance_id);
-    if (h != g.members.end() && p.member_id.empty()) {
-      m = replace_static(g, h, p.client_id);
-      p.member_id = m->first;
-      replaced = true;
-    } else if (h != g.members.end() && h->first != p.member_id && h->second.restored_unseen &&
-               !g.members.count(p.member_id)) {
-      m = replace_static(g, h, p.client_id);  // the snapshot predates this takeover
-      p.member_id = m->first;
-      replaced = true;
-    } else if (h != g.members.end() && h->first != p.member_id) {
-      return fail(ErrorCode::FencedInstanceId,
-                  fmt::format("group_instance_id {} of group {} is now held by member {}: this "
-                              "consumer is fenced (two processes share the id)",
-                              *p.instance_id, g.name, h->first));
-    } else if (p.member_id.empty()) {
-      p.member_id = new_member_id(p.client_id);  // static members skip KIP-394's round trip
-    }
-  }
+  auto claim = claim_instance(g, p.instance_id.value_or(""), p.member_id, p.client_id);
+  if (claim.fenced) return fail(claim.fenced->error, std::move(claim.fenced->message));
+  auto m = claim.taken;
+  const bool replaced = m != g.members.end();
+  if (replaced)
+    p.member_id = m->first;
+  else if (p.instance_id && p.member_id.empty())
+    p.member_id = new_member_id(p.client_id);  // static members skip KIP-394's round trip
   if (p.member_id.empty()) {
     p.member_id = new_member_id(p.client_id);
     if (p.member_id_required) {

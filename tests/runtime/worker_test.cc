@@ -890,6 +890,22 @@ class WorkerStart : public ::testing::Test {
     EXPECT_TRUE(p.send(std::move(rec)).get());
     return endpoint;
   }
+  // Subscribes `w` to "orders" with a handler that counts into handled_.
+  result<void> subscribe_counting(runtime::worker& w) {
+    runtime::subscription s;
+    s.topics = {"orders"};
+    s.handler = [this](const message&) -> result<void> {
+      ++handled_;
+      return success();
+    };
+    return w.subscribe(std::move(s));
+  }
+  // Until the counting handler ran once (at most 30 s).
+  void wait_for_first_record() {
+    const auto end = std::chrono::steady_clock::now() + 30s;
+    while (handled_.load() == 0 && std::chrono::steady_clock::now() < end)
+      std::this_thread::sleep_for(20ms);
+  }
   runtime::worker_options options(const std::string& endpoint) {
     runtime::worker_options o;
     static_cast<client::client_options&>(o.consumer) = base_client_options(endpoint);
@@ -902,6 +918,7 @@ class WorkerStart : public ::testing::Test {
 
   std::filesystem::path dir_;
   inproc_broker broker_;
+  std::atomic<int> handled_{0};
   std::shared_ptr<spdlog::sinks::ringbuffer_sink_mt> sink_ =
       std::make_shared<spdlog::sinks::ringbuffer_sink_mt>(1000);
   std::shared_ptr<spdlog::logger> logger_;
@@ -936,22 +953,13 @@ TEST_F(WorkerStart, AWorkerStartedBeforeItsBrokerStartsWhenTheBrokerComesUp) {
   const std::string endpoint = start_with_one_record();
   broker_.stop();
   runtime::worker w(options(endpoint));
-  std::atomic<int> handled{0};
-  runtime::subscription s;
-  s.topics = {"orders"};
-  s.handler = [&](const message&) -> result<void> {
-    ++handled;
-    return success();
-  };
-  ASSERT_TRUE(w.subscribe(std::move(s)));
+  ASSERT_TRUE(subscribe_counting(w));
   result<void> r = success();
   std::thread t([&] { r = w.run(); });
   ASSERT_TRUE(logged("waiting for the broker at " + endpoint));
   broker_.restart();  // the same port and data
-  const auto end = std::chrono::steady_clock::now() + 30s;
-  while (handled.load() == 0 && std::chrono::steady_clock::now() < end)
-    std::this_thread::sleep_for(20ms);
-  EXPECT_EQ(handled.load(), 1);
+  wait_for_first_record();
+  EXPECT_EQ(handled_.load(), 1);
   EXPECT_TRUE(logged("answers (after"));
   w.stop();
   t.join();
@@ -968,20 +976,11 @@ TEST_F(WorkerStart, AWorkerWhoseBrokerWentAwayStopsWithinItsCommitTimeout) {
   o.commit_timeout = 2s;
   o.consumer.api_timeout = 60s;  // what the commits used to wait
   runtime::worker w(o);
-  std::atomic<int> handled{0};
-  runtime::subscription s;
-  s.topics = {"orders"};
-  s.handler = [&](const message&) -> result<void> {
-    ++handled;
-    return success();
-  };
-  ASSERT_TRUE(w.subscribe(std::move(s)));
+  ASSERT_TRUE(subscribe_counting(w));
   result<void> r = success();
   std::thread t([&] { r = w.run(); });
-  const auto end = std::chrono::steady_clock::now() + 30s;
-  while (handled.load() == 0 && std::chrono::steady_clock::now() < end)
-    std::this_thread::sleep_for(20ms);
-  ASSERT_EQ(handled.load(), 1);
+  wait_for_first_record();
+  ASSERT_EQ(handled_.load(), 1);
   std::this_thread::sleep_for(500ms);  // committed
   broker_.stop();
   std::this_thread::sleep_for(300ms);
