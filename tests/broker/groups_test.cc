@@ -793,6 +793,27 @@ TEST_F(CoordinatorTest, ARestoredHolderDoesNotFenceTheProcessThatReplacedIt) {
             ErrorCode::FencedInstanceId);
 }
 
+// Kafka's --remove-members: a LeaveGroup naming only an instance id
+// removes the member holding it (the group rebalances); an id nobody holds
+// is UnknownMember and changes nothing.
+TEST_F(CoordinatorTest, LeaveByInstanceIdRemovesItsHolder) {
+  auto ta = join_static("", "i-1");
+  ASSERT_NE(answer(ta), nullptr);
+  auto tb = join_static("", "i-2");
+  auto ta2 = join_static(answer(ta)->member_id, "i-1");
+  ASSERT_NE(answer(tb), nullptr);
+  ASSERT_NE(answer(ta2), nullptr);
+  EXPECT_EQ(gc_.leave_instance("g", "nobody", now_).error, ErrorCode::UnknownMember);
+  EXPECT_EQ(describe().members.size(), 2u);
+  EXPECT_TRUE(gc_.leave_instance("g", "i-1", now_));
+  auto v = describe();
+  ASSERT_EQ(v.members.size(), 1u);
+  EXPECT_EQ(v.members.front().instance_id, std::optional<std::string>("i-2"));
+  EXPECT_EQ(gc_.heartbeat("g", answer(tb)->member_id, 2, now_, "i-2").error,
+            ErrorCode::RebalanceInProgress);
+  check_invariants();
+}
+
 TEST_F(CoordinatorTest, RandomizedInvariants) {
   int stable_checks = 0, rebalances = 0;
   for (std::uint32_t seed = 1; seed <= 40; ++seed) {
