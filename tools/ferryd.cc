@@ -289,11 +289,13 @@ int main(int argc, char** argv) {
         "turn on [security] (its clients then authenticate with SASL/SCRAM-SHA-256), listen on "
         "127.0.0.1 or firewall it",
         cfg.kafka_listen);
-  if (!cfg.kafka_listen.empty() && cfg.security.enabled)
+  if (!cfg.kafka_listen.empty() && cfg.security.enabled && !cfg.security.kafka_tls() &&
+      !loopback(cfg.kafka_listen))
     logger->warn(
         "the Kafka listener {} authenticates its clients (SASL/SCRAM-SHA-256) but does not "
         "encrypt: whoever is on the network path can read their records, and could take over a "
-        "connection after it authenticated. TLS is not built yet (docs/security.md#kafka-clients)",
+        "connection after it authenticated. Set security.kafka_tls_cert_file and "
+        "kafka_tls_key_file (docs/security.md#tls)",
         cfg.kafka_listen);
   std::printf("ferryd listening on %s\n", endpoint.value().c_str());
   if (!b->kafka_address().empty())

@@ -330,6 +330,34 @@ const std::vector<key_def>& keys() {
       bool_key("security.kafka_plaintext", "FERRY_SECURITY_KAFKA_PLAINTEXT",
                [](broker_config& c) -> bool& { return c.security.kafka_plaintext; }),
       string_key(
+          "security.kafka_tls_cert_file", "FERRY_SECURITY_KAFKA_TLS_CERT_FILE",
+          [](broker_config& c, const std::string& s) {
+            c.security.kafka_tls_cert_file = s;
+            return true;
+          },
+          "the path of the Kafka listener's certificate chain (PEM)"),
+      string_key(
+          "security.kafka_tls_key_file", "FERRY_SECURITY_KAFKA_TLS_KEY_FILE",
+          [](broker_config& c, const std::string& s) {
+            c.security.kafka_tls_key_file = s;
+            return true;
+          },
+          "the path of the Kafka listener's private key (PEM)"),
+      string_key(
+          "security.kafka_tls_ca_file", "FERRY_SECURITY_KAFKA_TLS_CA_FILE",
+          [](broker_config& c, const std::string& s) {
+            c.security.kafka_tls_ca_file = s;
+            return true;
+          },
+          "the path of the CAs that sign Kafka clients' certificates (PEM)"),
+      string_key(
+          "security.kafka_tls_client_auth", "FERRY_SECURITY_KAFKA_TLS_CLIENT_AUTH",
+          [](broker_config& c, const std::string& s) {
+            c.security.kafka_tls_client_auth = s;
+            return s == "none" || s == "requested" || s == "required";
+          },
+          "none (default), requested or required"),
+      string_key(
           "security.acl_file", "FERRY_SECURITY_ACL_FILE",
           [](broker_config& c, const std::string& s) {
             c.security.acl_file = s;
@@ -441,7 +469,8 @@ result<broker_config> load_config(const std::optional<std::filesystem::path>& to
     // Key files named in the file are found next to it.
     const auto base = toml_file->parent_path();
     for (auto* p : {&c.security.server_key_file, &c.security.users_file, &c.security.acl_file,
-                    &c.security.audit_file})
+                    &c.security.audit_file, &c.security.kafka_tls_cert_file,
+                    &c.security.kafka_tls_key_file, &c.security.kafka_tls_ca_file})
       if (!p->empty() && p->is_relative()) *p = base / *p;
   }
   for (const auto& k : keys()) {
@@ -485,13 +514,38 @@ result<void> validate(const broker_config& c, std::string& error) {
                  "generate server) and security.users_file (docs/security.md)");
     const auto host = c.kafka_listen.substr(0, c.kafka_listen.rfind(':'));
     const bool loopback = host.rfind("127.", 0) == 0 || host == "localhost" || host == "[::1]";
-    if (!c.kafka_listen.empty() && !loopback && !c.security.kafka_plaintext)
+    if (!c.kafka_listen.empty() && !loopback && !c.security.kafka_tls() &&
+        !c.security.kafka_plaintext)
       return bad(error,
-                 fmt::format("kafka_listen = \"{}\" with security on: Kafka clients would "
-                             "authenticate (SASL/SCRAM) but send and receive in the clear, since "
-                             "TLS is not built yet; listen on 127.0.0.1, or accept it with "
-                             "security.kafka_plaintext = true (docs/security.md#kafka-clients)",
+                 fmt::format("kafka_listen = \"{}\" with security on but without TLS: Kafka "
+                             "clients would authenticate but send and receive in the clear; set "
+                             "security.kafka_tls_cert_file and security.kafka_tls_key_file "
+                             "(docs/security.md#tls), listen on 127.0.0.1, or accept it with "
+                             "security.kafka_plaintext = true",
                              c.kafka_listen));
+  }
+  {
+    const auto& s = c.security;
+    if (s.kafka_tls_cert_file.empty() != s.kafka_tls_key_file.empty())
+      return bad(error,
+                 "TLS on the Kafka listener needs both security.kafka_tls_cert_file and "
+                 "security.kafka_tls_key_file (docs/security.md#tls)");
+    if (s.kafka_tls() && c.kafka_listen.empty())
+      return bad(error,
+                 "security.kafka_tls_cert_file is set but there is no Kafka listener: set "
+                 "kafka_listen, or remove the TLS settings");
+    const bool verify = s.kafka_tls_client_auth != "none";
+    if (verify && (!s.kafka_tls() || s.kafka_tls_ca_file.empty()))
+      return bad(error,
+                 fmt::format("security.kafka_tls_client_auth = \"{}\" needs TLS "
+                             "(security.kafka_tls_cert_file and kafka_tls_key_file) and "
+                             "security.kafka_tls_ca_file, the CAs that sign client certificates",
+                             s.kafka_tls_client_auth));
+    if (!verify && !s.kafka_tls_ca_file.empty())
+      return bad(error,
+                 "security.kafka_tls_ca_file is set but security.kafka_tls_client_auth is "
+                 "\"none\": set it to \"requested\" or \"required\" to verify client "
+                 "certificates, or remove the CA file");
   }
   if (auto why = log_level_problem(c.log_level); !why.empty())
     return bad(error, fmt::format("log_level = \"{}\": {}", c.log_level, why));

@@ -71,19 +71,22 @@ std::optional<std::vector<user>> parse_users(const std::string& text, const std:
           u.scram_sha256 = *v.value<std::string>();
         } else if (k.str() == "super_user" && v.is_boolean()) {
           u.super_user = *v.value<bool>();
+        } else if (k.str() == "tls_client" && v.is_boolean()) {
+          u.tls_client = *v.value<bool>();
         } else {
           why = fmt::format(
               "{}: users.{}.{}: unknown or of the wrong type (public_key and scram_sha256 are "
-              "strings, super_user true or false)",
+              "strings, super_user and tls_client true or false)",
               file, u.name, k.str());
           ok = false;
         }
       });
       if (!ok) return;
-      if (u.public_key.empty() && u.scram_sha256.empty()) {
+      if (u.public_key.empty() && u.scram_sha256.empty() && !u.tls_client) {
         why = fmt::format(
             "{}: users.{} has neither public_key (ferry keys generate) nor scram_sha256 (ferry "
-            "users hash-password): it could not log in",
+            "users hash-password) nor tls_client = true (a client certificate): it could not log "
+            "in",
             file, u.name);
         ok = false;
         return;
@@ -137,6 +140,7 @@ std::optional<user_directory::snapshot> user_directory::read(std::string& why) c
   if (!users) return std::nullopt;
   for (auto& u : *users) {
     snap.super_by_name[u.name] = u.super_user;
+    if (u.tls_client) snap.tls_clients.insert(u.name);
     if (!u.scram_sha256.empty()) {
       std::string ignored;  // parse_users checked it
       snap.scram_by_name[u.name] = *protocol::scram::parse(u.scram_sha256, ignored);
@@ -186,6 +190,11 @@ std::optional<user> user_directory::by_key(const std::string& z85) const {
   auto it = current_->by_key.find(z85);
   if (it == current_->by_key.end()) return std::nullopt;
   return it->second;
+}
+
+bool user_directory::takes_certificate(std::string_view name) const {
+  unique_lock lock(mu_);
+  return current_ && current_->tls_clients.contains(name);
 }
 
 bool user_directory::holds(std::string_view user_id) const {
@@ -247,9 +256,26 @@ zap_decision decide_zap(std::span<const std::string> frames, const user_director
   return d;
 }
 
+kafka::tls_options kafka_tls_of(const security_config& s) {
+  kafka::tls_options o;
+  o.certificate_file = s.kafka_tls_cert_file;
+  o.key_file = s.kafka_tls_key_file;
+  o.ca_file = s.kafka_tls_ca_file;
+  o.clients = s.kafka_tls_client_auth == "required"    ? kafka::client_auth::required
+              : s.kafka_tls_client_auth == "requested" ? kafka::client_auth::requested
+                                                       : kafka::client_auth::none;
+  return o;
+}
+
 result<void> check_security_files(const broker_config& c, std::string& error) {
-  if (!c.security.enabled) return success();
   std::string why;
+  if (c.security.kafka_tls()) {
+    if (auto r = kafka::check_tls(kafka_tls_of(c.security), why); !r) {
+      error = "security.kafka_tls: " + why;
+      return r.error();
+    }
+  }
+  if (!c.security.enabled) return success();
   if (auto k = protocol::read_key_file(c.security.server_key_file, why); !k) {
     error = "security.server_key_file: " + why;
     return k.error();

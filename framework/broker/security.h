@@ -10,8 +10,10 @@
 //   public_key = "Z85..."          # from alice.pub (ferry keys generate alice)
 //   scram_sha256 = "SCRAM-SHA-256$8192:..."   # Kafka clients (ferry users hash-password)
 //   super_user = false             # passes every authorization rule (ACLs)
+//   tls_client = false             # Kafka clients whose TLS certificate's CN is NAME
 //
-// A user has a public key, a SCRAM credential, or both.
+// A user has a public key, a SCRAM credential, a client certificate, or
+// several of them.
 //
 // Each accepted connection carries the ZAP user id "NAME:KEY"; every
 // request's principal is NAME, and a request whose NAME:KEY pair is no
@@ -26,6 +28,7 @@
 #include <map>
 #include <memory>
 #include <optional>
+#include <set>
 #include <span>
 #include <string>
 #include <thread>
@@ -33,8 +36,10 @@
 #include <zmq.hpp>
 
 #include "broker_metrics.h"
+#include "ferry/broker/config.h"
 #include "ferry/core/mutex.h"
 #include "ferry/core/result.h"
+#include "ferry/kafka/server.h"
 #include "ferry/protocol/scram.h"
 
 namespace ferry::broker {
@@ -45,6 +50,9 @@ struct user {
   /// SASL/SCRAM-SHA-256 on the Kafka listener (scram.h); empty: none.
   std::string scram_sha256;
   bool super_user = false;
+  /// Admits a Kafka client whose verified TLS certificate has NAME as its
+  /// subject's CN (mTLS: security.kafka_tls_client_auth).
+  bool tls_client = false;
 };
 
 /// The users file's text as users; nullopt with `why` (naming the file and
@@ -71,6 +79,8 @@ class user_directory {
   [[nodiscard]] bool holds(std::string_view user_id) const;
   /// Whether NAME is a user with super_user = true (passes every ACL).
   [[nodiscard]] bool is_super(std::string_view name) const;
+  /// Whether NAME is a user with tls_client = true.
+  [[nodiscard]] bool takes_certificate(std::string_view name) const;
   /// NAME's SCRAM-SHA-256 credential, if it has one.
   [[nodiscard]] std::optional<protocol::scram::credential> scram_of(std::string_view name) const;
 
@@ -79,6 +89,7 @@ class user_directory {
     std::map<std::string, user, std::less<>> by_key;
     std::map<std::string, bool, std::less<>> super_by_name;
     std::map<std::string, protocol::scram::credential, std::less<>> scram_by_name;
+    std::set<std::string, std::less<>> tls_clients;
     std::string text;  // the file as it was read
   };
   /// Reads and parses the file; the users, or nullopt with `why`.
@@ -90,6 +101,9 @@ class user_directory {
   mutable mutex mu_;
   std::shared_ptr<const snapshot> current_ FERRY_GUARDED_BY(mu_);
 };
+
+/// The Kafka listener's TLS settings in `s` (security.kafka_tls_*).
+[[nodiscard]] kafka::tls_options kafka_tls_of(const security_config& s);
 
 /// One ZAP request (its frames after the envelope) and what to answer.
 struct zap_decision {

@@ -1,9 +1,15 @@
 #include "ferry/kafka/server.h"
 
 #include <fmt/format.h>
+#include <openssl/bio.h>
+#include <openssl/err.h>
+#include <openssl/pem.h>
+#include <openssl/ssl.h>
+#include <openssl/x509.h>
 
 #include <atomic>
 #include <boost/asio.hpp>
+#include <boost/asio/ssl.hpp>
 #include <deque>
 #include <map>
 #include <mutex>
@@ -17,6 +23,7 @@
 namespace ferry::kafka {
 
 namespace asio = boost::asio;
+namespace ssl = asio::ssl;
 using tcp = asio::ip::tcp;
 using steady = std::chrono::steady_clock;
 
@@ -27,7 +34,109 @@ std::shared_ptr<spdlog::logger> logger() {
   return l;
 }
 
+// --- TLS --------------------------------------------------------------------
+
+std::error_code tls_problem(std::string& why, std::string text) {
+  ERR_clear_error();  // nothing left for the io thread's next TLS call to find
+  why = std::move(text);
+  return ferry::errc::invalid_argument;
+}
+
+// A PEM file's problem: missing, or what OpenSSL said about it.
+std::string file_problem(const char* what, const std::filesystem::path& f,
+                         const boost::system::error_code& ec) {
+  std::error_code fs;
+  if (!std::filesystem::exists(f, fs)) return fmt::format("{} {} does not exist", what, f.string());
+  return fmt::format("{} {} does not load: {}", what, f.string(), ec.message());
+}
+
+// The listener's TLS context for `o`: TLS 1.2 or later, the certificate
+// chain and its key (which must match), and for client certificates the
+// CAs that sign them (also sent to clients as the acceptable issuers).
+result<std::shared_ptr<ssl::context>> make_tls_context(const tls_options& o, std::string& why) {
+  if (o.certificate_file.empty() || o.key_file.empty())
+    return tls_problem(why, "TLS needs a certificate file and its private key file (PEM)");
+  if (o.clients != client_auth::none && o.ca_file.empty())
+    return tls_problem(why,
+                       "client certificates (requested or required) need the CA file that "
+                       "signs them");
+  auto ctx = std::make_shared<ssl::context>(ssl::context::tls_server);
+  ctx->set_options(ssl::context::default_workarounds | ssl::context::no_sslv2 |
+                   ssl::context::no_sslv3 | ssl::context::no_tlsv1 | ssl::context::no_tlsv1_1 |
+                   ssl::context::single_dh_use);
+  boost::system::error_code ec;
+  ctx->use_certificate_chain_file(o.certificate_file.string(), ec);
+  if (ec) return tls_problem(why, file_problem("the certificate file", o.certificate_file, ec));
+  auto mismatch = [&] {
+    return tls_problem(why, fmt::format("the private key {} is not the certificate {}'s",
+                                        o.key_file.string(), o.certificate_file.string()));
+  };
+  ctx->use_private_key_file(o.key_file.string(), ssl::context::pem, ec);
+  if (ec) {
+    // A key that loads on its own belongs to another certificate.
+    bool loads = false;
+    if (BIO* bio = BIO_new_file(o.key_file.c_str(), "r"); bio != nullptr) {
+      EVP_PKEY* key = PEM_read_bio_PrivateKey(bio, nullptr, nullptr, nullptr);
+      loads = key != nullptr;
+      EVP_PKEY_free(key);
+      BIO_free(bio);
+    }
+    if (loads) return mismatch();
+    return tls_problem(why, file_problem("the private key file", o.key_file, ec));
+  }
+  if (SSL_CTX_check_private_key(ctx->native_handle()) != 1) return mismatch();
+  if (o.clients != client_auth::none) {
+    ctx->load_verify_file(o.ca_file.string(), ec);
+    if (ec) return tls_problem(why, file_problem("the CA file", o.ca_file, ec));
+    if (auto* names = SSL_load_client_CA_file(o.ca_file.c_str()); names != nullptr)
+      SSL_CTX_set_client_CA_list(ctx->native_handle(), names);
+    ctx->set_verify_mode(o.clients == client_auth::required
+                             ? ssl::verify_peer | ssl::verify_fail_if_no_peer_cert
+                             : ssl::verify_peer);
+  }
+  return ctx;
+}
+
+// What tells a changed TLS file: its time and size (errors count as a
+// value, so a file that reappears is noticed).
+std::vector<std::pair<std::int64_t, std::uintmax_t>> stamps_of(const tls_options& o) {
+  std::vector<std::pair<std::int64_t, std::uintmax_t>> out;
+  for (const auto* f : {&o.certificate_file, &o.key_file, &o.ca_file}) {
+    std::error_code ec;
+    const auto t = std::filesystem::last_write_time(*f, ec);
+    const auto n = ec ? 0 : std::filesystem::file_size(*f, ec);
+    out.emplace_back(ec ? -1 : static_cast<std::int64_t>(t.time_since_epoch().count()), n);
+  }
+  return out;
+}
+
+// The verified peer certificate's subject CN, or "" (none, or no CN).
+std::string verified_cn(SSL* ssl) {
+  std::string cn;
+  X509* cert = SSL_get1_peer_certificate(ssl);
+  if (cert == nullptr) return cn;
+  if (SSL_get_verify_result(ssl) == X509_V_OK) {
+    X509_NAME* subject = X509_get_subject_name(cert);
+    const int at = subject ? X509_NAME_get_index_by_NID(subject, NID_commonName, -1) : -1;
+    if (at >= 0) {
+      ASN1_STRING* data = X509_NAME_ENTRY_get_data(X509_NAME_get_entry(subject, at));
+      unsigned char* utf8 = nullptr;
+      const int n = ASN1_STRING_to_UTF8(&utf8, data);
+      if (n > 0) cn.assign(reinterpret_cast<const char*>(utf8), static_cast<std::size_t>(n));
+      OPENSSL_free(utf8);
+    }
+  }
+  X509_free(cert);
+  return cn;
+}
+
 }  // namespace
+
+result<void> check_tls(const tls_options& o, std::string& why) {
+  FERRY_TRY(auto ctx, make_tls_context(o, why));
+  (void)ctx;
+  return success();
+}
 
 class session;
 
@@ -45,7 +154,14 @@ struct server::impl : std::enable_shared_from_this<server::impl> {
   std::string bound;
   std::set<std::shared_ptr<session>> sessions;  // the io thread's
   bool stopping = false;                        // the io thread's
+  // TLS (the io thread's): the context new connections get, re-made when
+  // its files change (checked at most once a second, at an accept).
+  std::shared_ptr<ssl::context> tls;
+  std::vector<std::pair<std::int64_t, std::uintmax_t>> tls_stamps;
+  steady::time_point next_tls_check{};
+  steady::time_point next_tls_log{};  // one failed handshake line a second
 
+  void refresh_tls();
   void accept();
   void forget(const std::shared_ptr<session>& s);
   template <class F>
@@ -72,11 +188,26 @@ class session final : public connection, public std::enable_shared_from_this<ses
     const auto ep = sock_.remote_endpoint(ec);
     peer_ = ec ? std::string("?") : fmt::format("{}:{}", ep.address().to_string(), ep.port());
     sock_.set_option(tcp::no_delay(true), ec);
+    if (srv_.tls) {
+      tls_ctx_ = srv_.tls;
+      tls_ = std::make_unique<ssl::stream<tcp::socket>>(std::move(sock_), *tls_ctx_);
+    }
   }
 
   void start() {
-    arm_idle();
-    read_size();
+    if (!tls_) {
+      arm_idle();
+      read_size();
+      return;
+    }
+    // The handshake must finish within request_timeout, as a request must.
+    read_timer_.expires_after(srv_.opts.request_timeout);
+    read_timer_.async_wait([self = shared_from_this()](boost::system::error_code e) {
+      if (!e) self->close("slow");
+    });
+    tls_->async_handshake(
+        ssl::stream_base::server,
+        [self = shared_from_this()](boost::system::error_code ec) { self->on_handshake(ec); });
   }
 
   void respond(std::uint64_t seq, std::vector<std::vector<std::byte>> response) override {
@@ -108,12 +239,49 @@ class session final : public connection, public std::enable_shared_from_this<ses
     boost::system::error_code ec;
     read_timer_.cancel();
     idle_timer_.cancel();
-    sock_.shutdown(tcp::socket::shutdown_both, ec);
-    sock_.close(ec);
+    socket().shutdown(tcp::socket::shutdown_both, ec);
+    socket().close(ec);
     srv_.forget(shared_from_this());
   }
 
  private:
+  tcp::socket& socket() { return tls_ ? tls_->next_layer() : sock_; }
+
+  // Reads exactly `b`'s size, over TLS or not.
+  template <class Buffers, class Handler>
+  void read_exactly(const Buffers& b, Handler&& h) {
+    if (tls_)
+      asio::async_read(*tls_, b, std::forward<Handler>(h));
+    else
+      asio::async_read(sock_, b, std::forward<Handler>(h));
+  }
+  template <class Buffers, class Handler>
+  void write_all(const Buffers& b, Handler&& h) {
+    if (tls_)
+      asio::async_write(*tls_, b, std::forward<Handler>(h));
+    else
+      asio::async_write(sock_, b, std::forward<Handler>(h));
+  }
+
+  void on_handshake(boost::system::error_code ec) {
+    read_timer_.cancel();
+    if (closed_) return;
+    if (ec) {
+      // A client that is not TLS, does not trust ferryd's certificate, or
+      // has no valid certificate of its own where one is required.
+      const auto now = steady::now();
+      if (now >= srv_.next_tls_log) {
+        logger()->warn("Kafka client {}: TLS handshake failed: {}", peer_, ec.message());
+        srv_.next_tls_log = now + std::chrono::seconds(1);
+      }
+      return close("tls");
+    }
+    encrypted = true;
+    certificate_cn = verified_cn(tls_->native_handle());
+    arm_idle();
+    read_size();
+  }
+
   void arm_idle() {
     idle_timer_.expires_after(srv_.opts.idle_timeout);
     idle_timer_.async_wait([self = shared_from_this()](boost::system::error_code ec) {
@@ -127,10 +295,10 @@ class session final : public connection, public std::enable_shared_from_this<ses
       paused_ = true;  // resumed by complete() once answers left
       return;
     }
-    asio::async_read(sock_, asio::buffer(size_buf_),
-                     [self = shared_from_this()](boost::system::error_code ec, std::size_t) {
-                       self->on_size(ec);
-                     });
+    read_exactly(asio::buffer(size_buf_),
+                 [self = shared_from_this()](boost::system::error_code ec, std::size_t) {
+                   self->on_size(ec);
+                 });
   }
 
   void on_size(boost::system::error_code ec) {
@@ -161,10 +329,10 @@ class session final : public connection, public std::enable_shared_from_this<ses
     read_timer_.async_wait([self = shared_from_this()](boost::system::error_code e) {
       if (!e) self->close("slow");
     });
-    asio::async_read(sock_, asio::buffer(body_),
-                     [self = shared_from_this()](boost::system::error_code e, std::size_t) {
-                       self->on_body(e);
-                     });
+    read_exactly(asio::buffer(body_),
+                 [self = shared_from_this()](boost::system::error_code e, std::size_t) {
+                   self->on_body(e);
+                 });
   }
 
   void on_body(boost::system::error_code ec) {
@@ -222,13 +390,12 @@ class session final : public connection, public std::enable_shared_from_this<ses
     bufs.emplace_back(asio::buffer(out.size));
     for (const auto& c : out.chunks)
       if (!c.empty()) bufs.emplace_back(asio::buffer(c));
-    asio::async_write(sock_, bufs,
-                      [self = shared_from_this()](boost::system::error_code ec, std::size_t) {
-                        self->writing_ = false;
-                        if (ec) return self->close(nullptr);
-                        self->writes_.pop_front();
-                        self->write_next();
-                      });
+    write_all(bufs, [self = shared_from_this()](boost::system::error_code ec, std::size_t) {
+      self->writing_ = false;
+      if (ec) return self->close(nullptr);
+      self->writes_.pop_front();
+      self->write_next();
+    });
   }
 
   struct answer {
@@ -242,7 +409,9 @@ class session final : public connection, public std::enable_shared_from_this<ses
 
   std::shared_ptr<server::impl> owner_;  // first: destroyed after the socket and timers
   server::impl& srv_;
-  tcp::socket sock_;
+  tcp::socket sock_;                       // plaintext; moved into tls_ on a TLS listener
+  std::shared_ptr<ssl::context> tls_ctx_;  // before tls_: outlives it
+  std::unique_ptr<ssl::stream<tcp::socket>> tls_;
   asio::steady_timer read_timer_;
   asio::steady_timer idle_timer_;
   std::string peer_;
@@ -269,6 +438,7 @@ void server::impl::accept() {
         boost::system::error_code ignored;
         sock.close(ignored);
       } else {
+        if (opts.tls) refresh_tls();
         auto s = std::make_shared<session>(shared_from_this(), std::move(sock));
         sessions.insert(s);
         if (events.accepted) events.accepted();
@@ -277,6 +447,24 @@ void server::impl::accept() {
     }
     accept();
   });
+}
+
+void server::impl::refresh_tls() {
+  const auto now = steady::now();
+  if (now < next_tls_check) return;
+  next_tls_check = now + std::chrono::seconds(1);
+  auto stamps = stamps_of(*opts.tls);
+  if (stamps == tls_stamps) return;
+  tls_stamps = std::move(stamps);
+  std::string why;
+  auto ctx = make_tls_context(*opts.tls, why);
+  if (!ctx) {
+    logger()->error("TLS files changed but do not load, the previous ones stay in use: {}", why);
+    return;
+  }
+  tls = std::move(ctx).value();
+  logger()->info("TLS certificate {} reloaded for new Kafka connections",
+                 opts.tls->certificate_file.string());
 }
 
 void server::impl::forget(const std::shared_ptr<session>& s) {
@@ -323,6 +511,16 @@ result<std::unique_ptr<server>> server::start(server_options o, handler h, serve
   i->events = std::move(events);
   std::string why;
   FERRY_TRY(auto ep, parse_endpoint(i->opts.listen, &why));
+  if (i->opts.tls) {
+    auto ctx = make_tls_context(*i->opts.tls, why);
+    if (!ctx) {
+      logger()->error("cannot serve TLS to Kafka clients: {}", why);
+      return ctx.error();
+    }
+    i->tls = std::move(ctx).value();
+    i->tls_stamps = stamps_of(*i->opts.tls);
+    i->next_tls_check = steady::now() + std::chrono::seconds(1);
+  }
   boost::system::error_code ec;
   i->acceptor.open(ep.protocol(), ec);
   if (!ec) i->acceptor.set_option(tcp::acceptor::reuse_address(true), ec);

@@ -173,6 +173,33 @@ credential make_credential(std::string_view password, int iterations, std::strin
   return c;
 }
 
+bool verify_password(const credential& c, std::string_view password) {
+  const auto salted = salted_password(password, c.salt, c.iterations);
+  return same(sha256(hmac(salted, "Client Key")), c.stored_key);
+}
+
+std::optional<plain_login> parse_plain(std::string_view message, std::string& why) {
+  const auto first = message.find('\0');
+  const auto second = first == std::string_view::npos ? first : message.find('\0', first + 1);
+  if (second == std::string_view::npos ||
+      message.find('\0', second + 1) != std::string_view::npos) {
+    why = "a PLAIN message is [authzid] NUL user NUL password";
+    return std::nullopt;
+  }
+  plain_login l{std::string(message.substr(first + 1, second - first - 1)),
+                std::string(message.substr(second + 1))};
+  const auto authzid = message.substr(0, first);
+  if (l.user.empty() || l.user.size() > 255 || l.password.empty() || l.password.size() > 1024) {
+    why = "a PLAIN login needs a user (at most 255 bytes) and a password (at most 1024)";
+    return std::nullopt;
+  }
+  if (!authzid.empty() && authzid != l.user) {
+    why = "a PLAIN authorization id other than the user (acting as another user) is not served";
+    return std::nullopt;
+  }
+  return l;
+}
+
 std::string format(const credential& c) {
   return fmt::format("{}${}:{}${}:{}", kMechanism, c.iterations, base64_encode(c.salt),
                      base64_encode(c.stored_key), base64_encode(c.server_key));

@@ -323,6 +323,49 @@ TEST(BrokerConfig, APublicKafkaListenerWithSecurityNeedsItsPlaintextAccepted) {
   EXPECT_TRUE(validate(c, err)) << "security off: warned at start, not refused";
 }
 
+// TLS settings come as a whole: a certificate with its key, a CA with
+// client_auth requested or required, and TLS only where there is a Kafka
+// listener. TLS makes a public listener acceptable with security on.
+TEST(BrokerConfig, KafkaTlsSettingsComeAsAWhole) {
+  broker_config c;
+  c.data_dir = "/tmp/x";
+  c.kafka_listen = "0.0.0.0:9093";
+  std::string err;
+  c.security.kafka_tls_cert_file = "/tmp/x/server.pem";
+  EXPECT_FALSE(validate(c, err));
+  EXPECT_NE(err.find("kafka_tls_key_file"), std::string::npos) << err;
+  c.security.kafka_tls_key_file = "/tmp/x/server.key";
+  EXPECT_TRUE(validate(c, err)) << err;
+  c.security.kafka_tls_client_auth = "required";
+  EXPECT_FALSE(validate(c, err));
+  EXPECT_NE(err.find("kafka_tls_ca_file"), std::string::npos) << err;
+  c.security.kafka_tls_ca_file = "/tmp/x/ca.pem";
+  EXPECT_TRUE(validate(c, err)) << err;
+  c.security.kafka_tls_client_auth = "none";
+  EXPECT_FALSE(validate(c, err)) << "a CA file that nothing uses";
+  EXPECT_NE(err.find("kafka_tls_client_auth"), std::string::npos) << err;
+  c.security.kafka_tls_ca_file.clear();
+  c.security.enabled = true;
+  c.security.server_key_file = "/tmp/x/server.key";
+  c.security.users_file = "/tmp/x/users.toml";
+  EXPECT_TRUE(validate(c, err)) << "TLS: a public listener needs no kafka_plaintext: " << err;
+  c.kafka_listen.clear();
+  EXPECT_FALSE(validate(c, err));
+  EXPECT_NE(err.find("no Kafka listener"), std::string::npos) << err;
+
+  EXPECT_FALSE(load_config(write_toml("[security]\nkafka_tls_client_auth = \"always\"\n"),
+                           fake_env({}), err));
+  EXPECT_NE(err.find("none (default), requested or required"), std::string::npos) << err;
+  auto file = write_toml(
+      "data_dir = \"/tmp/x\"\nkafka_listen = \"127.0.0.1:9093\"\n[security]\nkafka_tls_cert_file = "
+      "\"tls/server.pem\"\n"
+      "kafka_tls_key_file = \"tls/server.key\"\n");
+  auto loaded = load_config(file, fake_env({}), err);
+  ASSERT_TRUE(loaded) << err;
+  EXPECT_EQ(loaded.value().security.kafka_tls_cert_file, file.parent_path() / "tls/server.pem")
+      << "relative to the config file";
+}
+
 // --check-config binds each listener as the start would: an address that
 // cannot be bound is an error naming the key; one in use is a warning.
 TEST(BrokerConfig, ProbeListenersBindsAsTheStartWould) {

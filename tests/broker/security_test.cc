@@ -327,10 +327,44 @@ TEST(SecurityUsers, TheUsersFileIsCheckedEntryByEntry) {
                 "\"\n",
             "same public_key"},
            {"[people.alice]\n", "unknown entry 'people'"},
-           {"[users.\"a b\"]\npublic_key = \"" + key + "\"\n", "[A-Za-z0-9._-]"}}) {
+           {"[users.\"a b\"]\npublic_key = \"" + key + "\"\n", "[A-Za-z0-9._-]"},
+           {"[users.carol]\nsuper_user = true\n", "could not log in"},
+           {"[users.carol]\ntls_client = \"yes\"\n", "users.carol.tls_client"}}) {
     EXPECT_FALSE(ferry::broker::parse_users(text, "u.toml", why)) << text;
     EXPECT_NE(why.find(needle), std::string::npos) << why;
   }
+  // A user of client certificates alone (mTLS on the Kafka listener).
+  auto certified = ferry::broker::parse_users("[users.carol]\ntls_client = true\n", "u.toml", why);
+  ASSERT_TRUE(certified) << why;
+  EXPECT_TRUE(certified->at(0).tls_client);
+  EXPECT_TRUE(certified->at(0).public_key.empty());
+}
+
+// SASL/PLAIN: the message's shape, and the password checked against the
+// same stored credential as SCRAM (no password is kept).
+TEST(Scram, PlainLoginsAreParsedAndCheckedAgainstTheStoredCredential) {
+  namespace scram = ferry::protocol::scram;
+  std::string why;
+  auto l = scram::parse_plain(std::string("\0app\0s3cret", 11), why);
+  ASSERT_TRUE(l) << why;
+  EXPECT_EQ(l->user, "app");
+  EXPECT_EQ(l->password, "s3cret");
+  EXPECT_TRUE(scram::parse_plain(std::string("app\0app\0s3cret", 14), why))
+      << "an authorization id equal to the user is the user";
+  for (const auto& [m, needle] : std::vector<std::pair<std::string, std::string>>{
+           {std::string("root\0app\0s3cret", 15), "acting as another user"},
+           {std::string("app\0s3cret", 10), "NUL"},
+           {std::string("\0app\0s3cret\0x", 13), "NUL"},
+           {std::string("\0\0s3cret", 8), "needs a user"},
+           {std::string("\0app\0", 5), "needs a user"}}) {
+    EXPECT_FALSE(scram::parse_plain(m, why)) << m;
+    EXPECT_NE(why.find(needle), std::string::npos) << why;
+  }
+  const auto cred = scram::make_credential("s3cret", 4096);
+  EXPECT_TRUE(scram::verify_password(cred, "s3cret"));
+  EXPECT_FALSE(scram::verify_password(cred, "s3cret "));
+  EXPECT_FALSE(scram::verify_password(cred, "S3cret"));
+  EXPECT_FALSE(scram::verify_password(scram::make_credential("s3cret", 4096), "guess"));
 }
 
 // RFC 7677's example exchange, byte for byte, then each way to fail it.

@@ -1,15 +1,18 @@
 // Fuzz target: what ferryd authenticates - the ZAP requests its handler
 // decides on (security.h: decide_zap), the users file it reads
 // (parse_users), and the SASL/SCRAM-SHA-256 messages of Kafka clients
-// (scram.h: server_exchange) - with the invariants that matter: only the
+// (scram.h: server_exchange) and SASL/PLAIN logins (parse_plain,
+// verify_password) - with the invariants that matter: only the
 // exact key of a listed user, offered over CURVE in a well-formed version
 // 1.0 request, is admitted, and then as that user; a SCRAM exchange never
 // succeeds without the password's proof (which no input can hold: it
-// depends on the server's random nonce), and a failed one stays failed.
+// depends on the server's random nonce), and a failed one stays failed; a
+// PLAIN login passes only with the password.
 //
-// Input: byte 0 picks the target (0 mod 4: ZAP request, 2: SCRAM, odd:
-// users file); for a ZAP request or SCRAM the rest is frames (messages),
-// each a 1-byte length and its bytes.
+// Input: byte 0 picks the target (0 mod 4: ZAP request, 6 mod 8: a
+// SASL/PLAIN message, 2 mod 8: SCRAM, odd: users file); for a ZAP request
+// or SCRAM the rest is frames (messages), each a 1-byte length and its
+// bytes, for PLAIN the rest is the message.
 #include <unistd.h>
 
 #include <cstdint>
@@ -70,9 +73,31 @@ int ferry_fuzz_zap_one(const std::uint8_t* data, std::size_t size) {
     auto users = ferry::broker::parse_users(
         std::string(reinterpret_cast<const char*>(data + 1), size - 1), "fuzz.toml", why);
     if (!users) return 0;
-    for (const auto& u : *users)
-      if (!ferry::protocol::valid_z85_key(u.public_key) || u.name.empty()) std::abort();
+    for (const auto& u : *users) {
+      if (u.name.empty()) std::abort();
+      if (!u.public_key.empty() && !ferry::protocol::valid_z85_key(u.public_key)) std::abort();
+      if (u.public_key.empty() && u.scram_sha256.empty() && !u.tls_client) std::abort();
+    }
     return 2;
+  }
+  if (data[0] % 8 == 6) {
+    // SASL/PLAIN: alice's password is "pw" (one iteration: the fuzzer's
+    // time goes to the parser). Only alice with "pw" passes.
+    static const auto cred = ferry::protocol::scram::make_credential("pw", 1);
+    const std::string_view message(reinterpret_cast<const char*>(data + 1), size - 1);
+    std::string why;
+    auto login = ferry::protocol::scram::parse_plain(message, why);
+    if (!login) {
+      if (why.empty()) std::abort();  // a refusal says why
+      return 0;
+    }
+    if (login->user.empty() || login->password.empty() ||
+        login->user.find('\0') != std::string::npos ||
+        login->password.find('\0') != std::string::npos)
+      std::abort();
+    const bool ok = ferry::protocol::scram::verify_password(cred, login->password);
+    if (ok != (login->password == "pw")) std::abort();
+    return ok && login->user == "alice" ? 1 : 0;
   }
   const auto frames = frames_of(data + 1, size - 1);
   if (data[0] % 4 == 2) {
@@ -144,6 +169,21 @@ std::vector<std::vector<std::uint8_t>> ferry_fuzz_zap_seeds() {
   auto scram_user = request({"n,,n=bob,r=abcdef", "c=biws,r=abcdefxyz,p=AAAA"});
   scram_user[0] = 2;
   seeds.push_back(scram_user);
+  // PLAIN: the right login, a wrong password, an authorization id.
+  for (const std::string& m : {std::string("\0alice\0pw", 10), std::string("\0alice\0guess", 13),
+                               std::string("bob\0alice\0pw", 12)}) {
+    std::vector<std::uint8_t> p{6};
+    p.insert(p.end(), m.begin(), m.end());
+    seeds.push_back(p);
+  }
+  // A users file with a certificate-only user and a SCRAM one.
+  const std::string more =
+      "[users.carol]\ntls_client = true\n[users.dave]\nscram_sha256 = \"" +
+      ferry::protocol::scram::format(ferry::protocol::scram::make_credential("pw", 4096, "salt")) +
+      "\"\n";
+  std::vector<std::uint8_t> m{1};
+  m.insert(m.end(), more.begin(), more.end());
+  seeds.push_back(m);
   return seeds;
 }
 

@@ -198,6 +198,19 @@ TEST_F(KafkaSasl, FetchAndAdminActionsNeedTheirOwnOperations) {
   EXPECT_TRUE(a.delete_topic("orders")) << a.last_error_message();
 }
 
+// SASL/PLAIN sends the password as it is: refused on a listener without
+// TLS, where SCRAM-SHA-256 with the same password is served.
+TEST_F(KafkaSasl, PlainIsRefusedWithoutTls) {
+  allow(acl_resource::topic, "orders", {acl_op::describe});
+  auto plain = kcat(
+      "-X security.protocol=SASL_PLAINTEXT -X sasl.mechanisms=PLAIN -X sasl.username=app -X "
+      "sasl.password=s3cret -L -J -m 5");
+  EXPECT_NE(plain.code, 0) << plain.out;
+  EXPECT_NE(plain.err.find("PLAIN"), std::string::npos) << plain.err;
+  auto scram = kcat(sasl("app", "s3cret") + "-L -J");
+  EXPECT_EQ(scram.code, 0) << scram.err;
+}
+
 // A user removed from the users file can no longer log in.
 TEST_F(KafkaSasl, ARemovedUserCanNoLongerLogIn) {
   allow(acl_resource::topic, "orders", {acl_op::write, acl_op::read});

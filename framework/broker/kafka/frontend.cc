@@ -1,7 +1,9 @@
 #include "frontend.h"
 
 #include <fmt/format.h>
+#include <fmt/ranges.h>
 
+#include <algorithm>
 #include <array>
 #include <cctype>
 
@@ -172,6 +174,7 @@ result<std::string> kafka_frontend::start() {
   o.max_request_bytes = static_cast<std::size_t>(cfg_.kafka_max_request_bytes);
   o.idle_timeout = cfg_.kafka_idle_timeout;
   if (users_ != nullptr) o.max_unauthenticated_request_bytes = 512 * 1024;
+  if (cfg_.security.kafka_tls()) o.tls = kafka_tls_of(cfg_.security);
   kafka::server_events ev;
   ev.accepted = [this] {
     stats_.connections.add(1);
@@ -193,8 +196,11 @@ result<std::string> kafka_frontend::start() {
   if (node_.host == "0.0.0.0" || node_.host == "::") node_.host = "127.0.0.1";
   node_.port = std::stoi(adv.substr(colon + 1));
   node_.id = 0;
-  logger()->info("Kafka clients: listening on {}, advertised as {}:{}", bound, node_.host,
-                 node_.port);
+  logger()->info("Kafka clients: listening on {}{}, advertised as {}:{}", bound,
+                 !cfg_.security.kafka_tls()                      ? ""
+                 : cfg_.security.kafka_tls_client_auth == "none" ? " (TLS)"
+                                                                 : " (TLS, client certificates)",
+                 node_.host, node_.port);
   return bound;
 }
 
@@ -251,10 +257,13 @@ void kafka_frontend::on_request(kafka::request_frame f) {
 }
 
 // --- SASL (docs/security.md#kafka-clients) --------------------------------
-// With security on, a connection must authenticate (SaslHandshake v1, then
-// SaslAuthenticate with SCRAM-SHA-256's two rounds) before any request but
-// ApiVersions; anything else first closes it, as Kafka brokers do. The
-// exchange runs here on the server's thread: it needs only the users file.
+// With security on, a connection must authenticate before any request but
+// ApiVersions: with a client certificate (mTLS) whose CN names a user with
+// tls_client = true, or with SaslHandshake v1 then SaslAuthenticate -
+// SCRAM-SHA-256's two rounds, or PLAIN's one, which is served only over TLS
+// since it sends the password as it is. Anything else first closes the
+// connection, as Kafka brokers do. The exchange runs here on the server's
+// thread: it needs only the users file.
 
 namespace {
 
@@ -271,11 +280,12 @@ std::string printable(std::string_view s) {
 }  // namespace
 
 struct kafka_frontend::sasl_session {
-  bool failed = false;  // refused: the connection is closing, nothing more is served
-  bool mechanism_chosen = false;
+  bool failed = false;    // refused: the connection is closing, nothing more is served
+  std::string mechanism;  // chosen by SaslHandshake; empty before
   std::unique_ptr<protocol::scram::server_exchange> exchange;
-  std::string principal;   // once authenticated
-  std::string stored_key;  // the credential it authenticated with
+  std::string principal;        // once authenticated
+  std::string stored_key;       // the credential it authenticated with (SASL)
+  bool by_certificate = false;  // the principal is the client certificate's CN
 };
 
 kafka_frontend::sasl_session& kafka_frontend::session_of(kafka::connection& c) {
@@ -301,60 +311,86 @@ void kafka_frontend::on_sasl(kafka_request& q) {
   }
   auto in = q.body();
   kafka::writer w = q.response();
+  // The mechanisms this listener enables: SCRAM-SHA-256 with security on,
+  // and PLAIN too when it is TLS; none without security (the listener
+  // takes clients without SASL then).
+  std::vector<std::string_view> enabled;
+  if (users_ != nullptr) {
+    enabled.push_back(protocol::scram::kMechanism);
+    if (cfg_.security.kafka_tls()) enabled.push_back(protocol::scram::kPlainMechanism);
+  }
   if (q.api == static_cast<std::int16_t>(kafka::api_key::sasl_handshake)) {
     const auto mechanism = in.string();
     if (!in.ok()) return q.malformed("bad SaslHandshake");
-    const bool ok = users_ != nullptr && !s.mechanism_chosen && s.principal.empty() &&
-                    mechanism == protocol::scram::kMechanism;
-    w.i16(kafka::code(ok ? kafka::error::none
-                         : (s.mechanism_chosen || !s.principal.empty()
-                                ? kafka::error::illegal_sasl_state
-                                : kafka::error::unsupported_sasl_mechanism)));
-    // The mechanisms enabled: SCRAM-SHA-256 with security on; none without
-    // (the listener takes clients without SASL then).
-    w.array(users_ != nullptr ? 1 : 0);
-    if (users_ != nullptr) w.string(protocol::scram::kMechanism);
+    const bool again = !s.mechanism.empty() || (!s.principal.empty() && !s.by_certificate);
+    const bool known = std::find(enabled.begin(), enabled.end(), mechanism) != enabled.end();
+    const bool plain_in_clear = mechanism == protocol::scram::kPlainMechanism && !q.conn->encrypted;
+    const bool ok = users_ != nullptr && !again && known && !plain_in_clear && q.version >= 1;
+    w.i16(kafka::code(ok      ? kafka::error::none
+                      : again ? kafka::error::illegal_sasl_state
+                              : kafka::error::unsupported_sasl_mechanism));
+    w.array(static_cast<std::int32_t>(enabled.size()));
+    for (auto m : enabled) w.string(m);
     if (ok) {
-      s.mechanism_chosen = true;
-      s.exchange = std::make_unique<protocol::scram::server_exchange>(
-          [users = users_](const std::string& name) { return users->scram_of(name); });
-    } else if (users_ != nullptr) {
+      s.mechanism = mechanism;
+      if (mechanism == protocol::scram::kMechanism)
+        s.exchange = std::make_unique<protocol::scram::server_exchange>(
+            [users = users_](const std::string& name) { return users->scram_of(name); });
+      q.respond(std::move(w));
+      return;
+    }
+    if (users_ != nullptr)
       refuse_auth(q, "sasl",
                   q.version < 1 ? std::string("SaslHandshake v0 (raw SASL frames) is not served")
-                                : fmt::format("SaslHandshake with mechanism '{}' (this listener "
-                                              "takes {})",
-                                              printable(mechanism), protocol::scram::kMechanism));
-    }
-    if (ok) {
-      q.respond(std::move(w));
-    } else {
-      s.failed = true;
-      q.conn->respond_then_close(q.seq, std::move(w).take());
-    }
+                  : again       ? std::string("a second SaslHandshake on one connection")
+                  : plain_in_clear
+                      ? std::string("SASL/PLAIN sends the password as it is and is served only "
+                                    "over TLS; use SCRAM-SHA-256")
+                      : fmt::format("SaslHandshake with mechanism '{}' (this listener takes {})",
+                                    printable(mechanism), fmt::join(enabled, ", ")));
+    s.failed = true;
+    q.conn->respond_then_close(q.seq, std::move(w).take());
     return;
   }
   // SaslAuthenticate v0-1: auth_bytes in, error, message, auth_bytes out
   // (and, v1, the session lifetime: 0, no re-authentication asked).
   const auto bytes = in.bytes();
   if (!in.ok()) return q.malformed("bad SaslAuthenticate");
+  const std::string_view message(reinterpret_cast<const char*>(bytes.data()), bytes.size());
   std::string why;
   std::string reply;
   bool ok = false;
-  if (!s.exchange) {
+  auto admit = [&](std::string user, std::string stored_key) {
+    s.principal = std::move(user);
+    s.stored_key = std::move(stored_key);
+    s.by_certificate = false;
+    q.conn->authenticated = true;
+    logger()->debug("Kafka client {} ({}) authenticated as {} ({})", q.conn->peer(), q.client_id,
+                    s.principal, s.mechanism);
+  };
+  if (s.mechanism == protocol::scram::kPlainMechanism) {
+    if (auto login = protocol::scram::parse_plain(message, why)) {
+      auto cred = users_->scram_of(login->user);
+      // An unknown user costs the same derivation as a known one.
+      static const auto unknown = protocol::scram::make_credential(
+          "unknown", protocol::scram::kDefaultIterations, "unknown-user-salt");
+      const auto& check = cred ? *cred : unknown;
+      ok = protocol::scram::verify_password(check, login->password) && cred.has_value();
+      if (ok)
+        admit(login->user, cred->stored_key);
+      else
+        why = fmt::format("wrong password or unknown user '{}' (PLAIN)", printable(login->user));
+    }
+  } else if (!s.exchange) {
     why = "SaslAuthenticate before SaslHandshake";
   } else {
-    auto step = s.exchange->next(
-        std::string_view(reinterpret_cast<const char*>(bytes.data()), bytes.size()));
+    auto step = s.exchange->next(message);
     ok = step.ok;
     reply = std::move(step.reply);
     why = std::move(step.why);
     if (ok && s.exchange->where() == protocol::scram::server_exchange::state::done) {
-      s.principal = s.exchange->user();
-      q.conn->authenticated = true;
-      s.stored_key = s.exchange->used().stored_key;
+      admit(s.exchange->user(), s.exchange->used().stored_key);
       s.exchange.reset();
-      logger()->debug("Kafka client {} ({}) authenticated as {}", q.conn->peer(), q.client_id,
-                      s.principal);
     }
   }
   w.i16(kafka::code(ok ? kafka::error::none : kafka::error::sasl_authentication_failed));
@@ -364,7 +400,7 @@ void kafka_frontend::on_sasl(kafka_request& q) {
     w.nullable_string(fmt::format(
         "Authentication failed during authentication due to invalid credentials with SASL "
         "mechanism {}",
-        protocol::scram::kMechanism));
+        s.mechanism.empty() ? std::string(protocol::scram::kMechanism) : s.mechanism));
   w.bytes(std::span(reinterpret_cast<const std::byte*>(reply.data()), ok ? reply.size() : 0));
   if (since(q, 1)) w.i64(0);
   if (ok) {
@@ -382,23 +418,49 @@ bool kafka_frontend::admitted(kafka_request& q) {
     q.conn->close_after(q.seq);
     return false;
   }
+  if (s.principal.empty() && !q.conn->certificate_cn.empty() && s.mechanism.empty()) {
+    // mTLS: a verified certificate whose CN is a user that takes one.
+    if (!users_->takes_certificate(q.conn->certificate_cn)) users_->refresh();
+    if (users_->takes_certificate(q.conn->certificate_cn)) {
+      s.principal = q.conn->certificate_cn;
+      s.by_certificate = true;
+      q.conn->authenticated = true;
+      logger()->debug("Kafka client {} ({}) authenticated as {} (client certificate)",
+                      q.conn->peer(), q.client_id, s.principal);
+    }
+  }
   if (s.principal.empty()) {
     // Kafka closes a connection that skips SASL: nothing is served to it.
-    refuse_auth(q, "sasl",
-                fmt::format("{} request before SASL authentication", kafka::find_api(q.api)->name));
+    refuse_auth(
+        q, !q.conn->certificate_cn.empty() ? "certificate" : "sasl",
+        !q.conn->certificate_cn.empty()
+            ? fmt::format("{} request with a client certificate for '{}', who is not a user with "
+                          "tls_client = true in the users file, and no SASL",
+                          kafka::find_api(q.api)->name, printable(q.conn->certificate_cn))
+            : fmt::format("{} request before SASL authentication", kafka::find_api(q.api)->name));
+    s.failed = true;
     q.conn->close_after(q.seq);
     return false;
   }
   // Still the user's credential? (A user removed from the users file, or
   // given a new password, is refused from the next request.)
-  auto cred = users_->scram_of(s.principal);
-  if (!cred || cred->stored_key != s.stored_key) {
+  auto still = [&] {
+    if (s.by_certificate) return users_->takes_certificate(s.principal);
+    auto cred = users_->scram_of(s.principal);
+    return cred && cred->stored_key == s.stored_key;
+  };
+  if (!still()) {
     users_->refresh();
-    cred = users_->scram_of(s.principal);
-    if (!cred || cred->stored_key != s.stored_key) {
+    if (!still()) {
       refuse_auth(q, "revoked",
-                  fmt::format("user {} was removed from the users file or has a new password",
-                              s.principal));
+                  s.by_certificate
+                      ? fmt::format("user {} was removed from the users file or no longer has "
+                                    "tls_client = true",
+                                    s.principal)
+                      : fmt::format("user {} was removed from the users file or has a new "
+                                    "password",
+                                    s.principal));
+      s.failed = true;
       q.conn->close_after(q.seq);
       return false;
     }

@@ -1,25 +1,38 @@
-// kafkajs over SASL/SCRAM-SHA-256 against ferryd with security on, run by
-// sasl.sh (ctest kafka.kafkajs_sasl):
+// kafkajs over SASL against ferryd with security on, run by sasl.sh (ctest
+// kafka.kafkajs_sasl, and kafka.kafkajs_tls with TLS):
 //
 //   KAFKAJS_PREFIX=DIR node sasl.mjs --kafka HOST:PORT --user U --password P
+//       [--mechanism scram-sha-256|plain] [--ca CA.pem [--cert C.pem --key C.key]]
 //
 // The user may create, write and read topics named js-* and read group
 // js-group (sasl.sh adds those ACLs). Checks: a wrong password is refused
 // with kafkajs's SASL authentication error; the right one creates a topic,
 // produces and consumes in the group; a topic outside the rules is refused
-// with TOPIC_AUTHORIZATION_FAILED. Exits 0 when every check holds.
+// with TOPIC_AUTHORIZATION_FAILED. With --ca the connections are TLS,
+// trusting that CA; with --cert, a client with that certificate and no
+// SASL at all is the same user (mTLS). Exits 0 when every check holds.
 import { createRequire } from 'node:module'
 import { dirname, join } from 'node:path'
 import { fileURLToPath } from 'node:url'
 import { parseArgs } from 'node:util'
+import { readFileSync } from 'node:fs'
 
 const prefix = process.env.KAFKAJS_PREFIX || dirname(fileURLToPath(import.meta.url))
 const require = createRequire(join(prefix, 'package.json'))
 const { Kafka, logLevel, Partitioners } = require('kafkajs')
 
 const { values: opts } = parseArgs({
-  options: { kafka: { type: 'string' }, user: { type: 'string' }, password: { type: 'string' } },
+  options: {
+    kafka: { type: 'string' },
+    user: { type: 'string' },
+    password: { type: 'string' },
+    mechanism: { type: 'string', default: 'scram-sha-256' },
+    ca: { type: 'string' },
+    cert: { type: 'string' },
+    key: { type: 'string' },
+  },
 })
+const ssl = opts.ca ? { ca: [readFileSync(opts.ca, 'utf8')] } : undefined
 const fail = (phase, why) => {
   console.error(`FAILED (${phase}): ${why}`)
   process.exit(1)
@@ -30,7 +43,8 @@ const client = (password) =>
   new Kafka({
     clientId: 'ferry-kafkajs-sasl',
     brokers: [opts.kafka],
-    sasl: { mechanism: 'scram-sha-256', username: opts.user, password },
+    ssl,
+    sasl: { mechanism: opts.mechanism, username: opts.user, password },
     logLevel: logLevel.NOTHING,
     retry: { retries: 0 },
     connectionTimeout: 5000,
@@ -95,5 +109,23 @@ if (got !== 'o1=paid') fail('consume', `read ${got}`)
 console.log(`consumed in group js-group: ${got}`)
 await consumer.disconnect()
 await admin.disconnect()
+
+// 4. mTLS: the certificate alone is the user, with the user's rules.
+if (opts.cert) {
+  const certified = new Kafka({
+    clientId: 'ferry-kafkajs-mtls',
+    brokers: [opts.kafka],
+    ssl: { ...ssl, cert: readFileSync(opts.cert, 'utf8'), key: readFileSync(opts.key, 'utf8') },
+    logLevel: logLevel.NOTHING,
+    retry: { retries: 0 },
+    connectionTimeout: 5000,
+  }).admin()
+  await certified.connect()
+  const seen = await certified.listTopics()
+  await certified.disconnect()
+  if (!seen.includes('js-orders') || seen.some((t) => !t.startsWith('js-')))
+    fail('mtls', `the certificate's user should see the js- topics only, saw ${seen}`)
+  console.log(`client certificate: admitted as ${opts.user}, sees ${seen}`)
+}
 console.log('sasl.mjs: ok')
 process.exit(0)

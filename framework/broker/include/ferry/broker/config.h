@@ -35,9 +35,19 @@ struct security_config {
   /// each change. Empty: <data_dir>/acls.toml.
   std::filesystem::path acl_file;
   /// Let the Kafka listener take SASL clients on an address other machines
-  /// reach although it does not encrypt (no TLS yet): off, such a listener
-  /// is refused with security on.
+  /// reach without TLS: off, such a listener is refused with security on.
   bool kafka_plaintext = false;
+  /// TLS on the Kafka listener (PEM; docs/security.md#tls): with both set,
+  /// every Kafka connection is TLS. Relative to the TOML file's directory.
+  std::filesystem::path kafka_tls_cert_file;
+  std::filesystem::path kafka_tls_key_file;
+  /// The CAs that sign Kafka clients' certificates (mTLS).
+  std::filesystem::path kafka_tls_ca_file;
+  /// "none" (default), "requested" (verified when offered) or "required"
+  /// (no valid certificate, no connection). A verified certificate whose CN
+  /// names a user with tls_client = true authenticates as that user.
+  std::string kafka_tls_client_auth = "none";
+  [[nodiscard]] bool kafka_tls() const noexcept { return !kafka_tls_cert_file.empty(); }
   /// One JSON line per state-changing admin action (audit.h); empty: none.
   /// Works with security off too (the principal is then "anonymous").
   std::filesystem::path audit_file;

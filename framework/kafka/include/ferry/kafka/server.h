@@ -21,14 +21,36 @@
 #include <chrono>
 #include <cstddef>
 #include <cstdint>
+#include <filesystem>
 #include <functional>
 #include <memory>
+#include <optional>
 #include <string>
 #include <vector>
 
 #include "ferry/core/result.h"
 
 namespace ferry::kafka {
+
+/// Whether a TLS listener asks clients for a certificate (Kafka's
+/// ssl.client.auth): `required` refuses a client without a valid one at the
+/// handshake; `requested` verifies one if it is offered.
+enum class client_auth { none, requested, required };
+
+/// TLS on the listener (OpenSSL through Boost.Asio): TLS 1.2 or 1.3 only.
+/// The files are PEM; they are read again, for new connections, when they
+/// change (certificate rotation), and a change that does not load keeps
+/// the previous ones (logged).
+struct tls_options {
+  std::filesystem::path certificate_file;  ///< the listener's certificate chain
+  std::filesystem::path key_file;          ///< its private key (unencrypted)
+  std::filesystem::path ca_file;           ///< CAs for client certificates
+  client_auth clients = client_auth::none;
+};
+
+/// Loads `o` as the listener would; the first problem in `why` (the file
+/// and what is wrong with it).
+[[nodiscard]] result<void> check_tls(const tls_options& o, std::string& why);
 
 struct server_options {
   std::string listen;  ///< HOST:PORT (port 0: a free one)
@@ -40,6 +62,8 @@ struct server_options {
   /// With authentication (SASL): the largest request read before a
   /// connection is `authenticated`; 0: no separate limit.
   std::size_t max_unauthenticated_request_bytes = 0;
+  /// Set: every connection is TLS (no plaintext on this listener).
+  std::optional<tls_options> tls;
 };
 
 /// What the server tells its owner (for metrics and logs); any may be empty.
@@ -47,7 +71,8 @@ struct server_events {
   std::function<void()> accepted;
   std::function<void()> closed;
   /// A connection closed for a reason worth counting ("oversized", "slow",
-  /// "idle", "too_many_connections", "malformed").
+  /// "idle", "too_many_connections", "malformed", "tls": a failed TLS
+  /// handshake).
   std::function<void(const char* reason)> refused;
 };
 
@@ -72,6 +97,11 @@ class connection {
   /// Set by the owner once the connection authenticated (server thread):
   /// until then server_options::max_unauthenticated_request_bytes holds.
   bool authenticated = false;
+  /// Over TLS (fixed before the first request).
+  bool encrypted = false;
+  /// The CN of the client certificate TLS verified against
+  /// tls_options::ca_file; empty without one (fixed before the first request).
+  std::string certificate_cn;
 };
 
 /// One request: its bytes after the size, in order per connection (`seq`).

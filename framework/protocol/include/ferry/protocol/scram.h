@@ -43,6 +43,23 @@ struct credential {
 [[nodiscard]] std::string base64_encode(std::string_view bytes);
 [[nodiscard]] std::optional<std::string> base64_decode(std::string_view text);
 
+/// Whether `password` is the one `c` was made from (a SASL/PLAIN login,
+/// checked against the same stored credential as SCRAM). Constant time in
+/// the comparison; the derivation costs c.iterations.
+[[nodiscard]] bool verify_password(const credential& c, std::string_view password);
+
+/// SASL/PLAIN (RFC 4616): "[authzid] NUL authcid NUL passwd". Only over TLS
+/// (docs/security.md#kafka-clients): the password travels as it is.
+inline constexpr std::string_view kPlainMechanism = "PLAIN";
+struct plain_login {
+  std::string user;
+  std::string password;
+};
+/// The login in a PLAIN message; nullopt with `why` when it is malformed,
+/// or names an authorization id other than the user (acting as someone
+/// else is not supported).
+[[nodiscard]] std::optional<plain_login> parse_plain(std::string_view message, std::string& why);
+
 /// The server's side of one exchange. `lookup` gives a user's credential
 /// (nullopt: no such user).
 class server_exchange {
