@@ -138,11 +138,13 @@ result<std::unique_ptr<broker>> broker::open(broker_config config,
 result<std::string> broker::start() {
   auto& i = *impl_;
   i.frontend.use_users(i.core.users.get());  // set at open, before the core thread
+  i.frontend.use_quotas(i.core.quotas.get());
   FERRY_TRY(auto bound, i.frontend.bind());
   i.line.add_frontend(&i.frontend);
   if (!i.cfg.kafka_listen.empty()) {
     i.kafka = std::make_unique<kafka_frontend>(i.cfg, i.stats, i.line, i.cluster_id);
     i.kafka->use_users(i.core.users.get());  // SASL with security on
+    i.kafka->use_quotas(i.core.quotas.get());
     FERRY_TRY(auto kafka_bound, i.kafka->start());
     i.kafka_bound = kafka_bound;
     i.line.add_frontend(i.kafka.get());

@@ -82,7 +82,17 @@ struct broker_metrics {
                                        "Lines written to the audit log (security.audit_file)")),
         audit_failures(r.counter_metric(
             "ferry_broker_audit_failures_total",
-            "Audit lines that could not be written or synced (the action was not undone)")) {}
+            "Audit lines that could not be written or synced (the action was not undone)")),
+        throttled(r.counter_family(
+            "ferry_broker_throttle_time_ms_total",
+            "Time clients were made to wait for their quota (quotas.h), by principal and kind "
+            "(produce, fetch)",
+            {"principal", "kind"})),
+        quota_refusals(r.counter_family(
+            "ferry_broker_quota_refusals_total",
+            "Requests refused or not read because their principal had its in-flight bytes quota "
+            "in flight, by principal",
+            {"principal"})) {}
 
   topic_counters for_topic(const std::string& t) {
     return {&records_in.with({t}), &bytes_in.with({t}), &records_out.with({t}),
@@ -122,6 +132,8 @@ struct broker_metrics {
   metrics::family<metrics::counter>& authz_failures;
   metrics::counter& audit_records;
   metrics::counter& audit_failures;
+  metrics::family<metrics::counter>& throttled;
+  metrics::family<metrics::counter>& quota_refusals;
   std::array<std::atomic<metrics::counter*>, static_cast<std::size_t>(wire::ErrorCode::MAX) + 1>
       refused_by_code{};
 };

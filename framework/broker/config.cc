@@ -7,6 +7,7 @@
 #include <cstdlib>
 #include <fstream>
 #include <string_view>
+#include <tuple>
 
 #include "ferry/core/duration.h"
 #include "ferry/core/errc.h"
@@ -311,6 +312,18 @@ const std::vector<key_def>& keys() {
              &broker_config::ledger_retention, "60000..31536000000 (one minute to a year)"),
       int_key("groups.ledger_max_keys", "FERRY_GROUPS_LEDGER_MAX_KEYS",
               &broker_config::ledger_max_keys, "1..100000000"),
+      integer_key<std::int64_t>(
+          "quotas.produce_bytes_per_second", "FERRY_QUOTAS_PRODUCE_BYTES_PER_SECOND",
+          [](broker_config& c) -> std::int64_t& { return c.quotas.produce_bytes_per_second; },
+          "0 (no limit) or bytes per second, at least 1024"),
+      integer_key<std::int64_t>(
+          "quotas.fetch_bytes_per_second", "FERRY_QUOTAS_FETCH_BYTES_PER_SECOND",
+          [](broker_config& c) -> std::int64_t& { return c.quotas.fetch_bytes_per_second; },
+          "0 (no limit) or bytes per second, at least 1024"),
+      integer_key<std::int64_t>(
+          "quotas.in_flight_bytes", "FERRY_QUOTAS_IN_FLIGHT_BYTES",
+          [](broker_config& c) -> std::int64_t& { return c.quotas.in_flight_bytes; },
+          "0 (no limit) or bytes, at least 65536"),
       bool_key("security.enabled", "FERRY_SECURITY_ENABLED",
                [](broker_config& c) -> bool& { return c.security.enabled; }),
       string_key(
@@ -547,6 +560,12 @@ result<void> validate(const broker_config& c, std::string& error) {
                  "\"none\": set it to \"requested\" or \"required\" to verify client "
                  "certificates, or remove the CA file");
   }
+  for (const auto& [key, v, least] :
+       {std::tuple{"quotas.produce_bytes_per_second", c.quotas.produce_bytes_per_second, 1024ll},
+        std::tuple{"quotas.fetch_bytes_per_second", c.quotas.fetch_bytes_per_second, 1024ll},
+        std::tuple{"quotas.in_flight_bytes", c.quotas.in_flight_bytes, 65536ll}})
+    if (v != 0)
+      if (auto ec = range(key, v, least, std::numeric_limits<std::int64_t>::max())) return ec;
   if (auto why = log_level_problem(c.log_level); !why.empty())
     return bad(error, fmt::format("log_level = \"{}\": {}", c.log_level, why));
   if (auto why = host_port_problem(c.metrics_listen); !why.empty())

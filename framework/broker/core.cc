@@ -43,6 +43,13 @@ result<void> open_core(broker_core& c, pipeline& line) {
     }
     c.access = std::make_unique<authorizer>(*c.users, *c.acls);
   }
+  if (cfg.security.enabled || cfg.quotas.any()) {
+    // The users file may give quotas online; without security every
+    // client is "anonymous", under [quotas].
+    c.quotas = std::make_unique<quota_book>([&c](std::string_view who) {
+      return c.users ? c.users->quotas_of(who, c.cfg.quotas) : c.cfg.quotas;
+    });
+  }
   auto ids = producer_registry::open(storage::posix_env(), cfg.data_dir / "producers", &why);
   if (!ids) {
     logger()->error("cannot open the producer registry: {}",

@@ -27,6 +27,7 @@
 #include "groups.h"
 #include "offset_store.h"
 #include "producer_state.h"
+#include "quotas.h"
 #include "schema_registry.h"
 #include "security.h"
 #include "topic_table.h"
@@ -66,6 +67,9 @@ struct broker_core {
   std::unique_ptr<user_directory> users;
   std::unique_ptr<acl_store> acls FERRY_GUARDED_BY(core_thread);
   std::unique_ptr<authorizer> access FERRY_GUARDED_BY(core_thread);
+  /// Quotas per principal (thread-safe; the front-ends charge it too).
+  /// Null with security off and no [quotas]: nothing is limited.
+  std::unique_ptr<quota_book> quotas;
   steady::time_point started_at = steady::now();
   /// Topics deleted since open (a cache keyed by topic name is stale when
   /// this moved: a topic of the same name may follow, with other records).

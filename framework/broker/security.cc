@@ -73,10 +73,18 @@ std::optional<std::vector<user>> parse_users(const std::string& text, const std:
           u.super_user = *v.value<bool>();
         } else if (k.str() == "tls_client" && v.is_boolean()) {
           u.tls_client = *v.value<bool>();
+        } else if ((k.str() == "produce_bytes_per_second" || k.str() == "fetch_bytes_per_second" ||
+                    k.str() == "in_flight_bytes") &&
+                   v.is_integer() && *v.value<std::int64_t>() >= 0) {
+          const auto n = *v.value<std::int64_t>();
+          (k.str() == "produce_bytes_per_second" ? u.produce_bytes_per_second
+           : k.str() == "fetch_bytes_per_second" ? u.fetch_bytes_per_second
+                                                 : u.in_flight_bytes) = n;
         } else {
           why = fmt::format(
               "{}: users.{}.{}: unknown or of the wrong type (public_key and scram_sha256 are "
-              "strings, super_user and tls_client true or false)",
+              "strings, super_user and tls_client true or false, produce_bytes_per_second, "
+              "fetch_bytes_per_second and in_flight_bytes whole numbers, 0 for no limit)",
               file, u.name, k.str());
           ok = false;
         }
@@ -141,6 +149,8 @@ std::optional<user_directory::snapshot> user_directory::read(std::string& why) c
   for (auto& u : *users) {
     snap.super_by_name[u.name] = u.super_user;
     if (u.tls_client) snap.tls_clients.insert(u.name);
+    if (u.produce_bytes_per_second || u.fetch_bytes_per_second || u.in_flight_bytes)
+      snap.with_quotas[u.name] = u;
     if (!u.scram_sha256.empty()) {
       std::string ignored;  // parse_users checked it
       snap.scram_by_name[u.name] = *protocol::scram::parse(u.scram_sha256, ignored);
@@ -190,6 +200,19 @@ std::optional<user> user_directory::by_key(const std::string& z85) const {
   auto it = current_->by_key.find(z85);
   if (it == current_->by_key.end()) return std::nullopt;
   return it->second;
+}
+
+quota_limits user_directory::quotas_of(std::string_view name, const quota_limits& defaults) const {
+  quota_limits l = defaults;
+  unique_lock lock(mu_);
+  if (!current_) return l;
+  auto it = current_->with_quotas.find(name);
+  if (it == current_->with_quotas.end()) return l;
+  const auto& u = it->second;
+  if (u.produce_bytes_per_second) l.produce_bytes_per_second = *u.produce_bytes_per_second;
+  if (u.fetch_bytes_per_second) l.fetch_bytes_per_second = *u.fetch_bytes_per_second;
+  if (u.in_flight_bytes) l.in_flight_bytes = *u.in_flight_bytes;
+  return l;
 }
 
 bool user_directory::takes_certificate(std::string_view name) const {

@@ -11,6 +11,9 @@
 //   scram_sha256 = "SCRAM-SHA-256$8192:..."   # Kafka clients (ferry users hash-password)
 //   super_user = false             # passes every authorization rule (ACLs)
 //   tls_client = false             # Kafka clients whose TLS certificate's CN is NAME
+//   produce_bytes_per_second = 0   # quotas (quotas.h), each replacing [quotas]'s
+//   fetch_bytes_per_second = 0
+//   in_flight_bytes = 0
 //
 // A user has a public key, a SCRAM credential, a client certificate, or
 // several of them.
@@ -53,6 +56,10 @@ struct user {
   /// Admits a Kafka client whose verified TLS certificate has NAME as its
   /// subject's CN (mTLS: security.kafka_tls_client_auth).
   bool tls_client = false;
+  /// Quotas of this user's own, each replacing [quotas]'s (0: no limit).
+  std::optional<std::int64_t> produce_bytes_per_second;
+  std::optional<std::int64_t> fetch_bytes_per_second;
+  std::optional<std::int64_t> in_flight_bytes;
 };
 
 /// The users file's text as users; nullopt with `why` (naming the file and
@@ -79,6 +86,9 @@ class user_directory {
   [[nodiscard]] bool holds(std::string_view user_id) const;
   /// Whether NAME is a user with super_user = true (passes every ACL).
   [[nodiscard]] bool is_super(std::string_view name) const;
+  /// NAME's quotas: its own where the users file gives them, `defaults`
+  /// for the rest (and for a principal not in the file).
+  [[nodiscard]] quota_limits quotas_of(std::string_view name, const quota_limits& defaults) const;
   /// Whether NAME is a user with tls_client = true.
   [[nodiscard]] bool takes_certificate(std::string_view name) const;
   /// NAME's SCRAM-SHA-256 credential, if it has one.
@@ -90,6 +100,7 @@ class user_directory {
     std::map<std::string, bool, std::less<>> super_by_name;
     std::map<std::string, protocol::scram::credential, std::less<>> scram_by_name;
     std::set<std::string, std::less<>> tls_clients;
+    std::map<std::string, user, std::less<>> with_quotas;
     std::string text;  // the file as it was read
   };
   /// Reads and parses the file; the users, or nullopt with `why`.

@@ -2,6 +2,7 @@
 
 #include <fmt/format.h>
 
+#include <algorithm>
 #include <cstring>
 
 #include "ferry/broker/wire_errors.h"
@@ -157,6 +158,19 @@ void zmq_frontend::respond(native_request& q, native_response r) {
   out.frames.reserve(1 + r.data.size());
   out.frames.push_back(message_from(std::move(r.envelope)));
   for (auto& d : r.data) out.frames.push_back(message_from(std::move(d)));
+  if (quotas_ != nullptr) {
+    std::int64_t bytes = 0;
+    for (const auto& f : out.frames) bytes += static_cast<std::int64_t>(f.size());
+    out.in_flight = std::move(q.in_flight);
+    out.in_flight.add(bytes);
+    if (q.throttle_ms > 0) {
+      out.not_before = steady::now() + std::chrono::milliseconds(q.throttle_ms);
+      stats_.throttled
+          .with({std::string(quota_principal(q.principal)),
+                 type == Body::FetchRequest ? "fetch" : "produce"})
+          .inc(q.throttle_ms);
+    }
+  }
   {
     unique_lock lock(replies_mu_);
     replies_.push_back(std::move(out));
@@ -191,7 +205,20 @@ void zmq_frontend::send_replies() {
     unique_lock lock(replies_mu_);
     out.swap(replies_);
   }
+  // A reply a quota holds waits in held_; those whose time came go now.
+  const auto now = steady::now();
+  std::vector<reply> due;
   for (auto& r : out) {
+    if (r.not_before > now)
+      held_.emplace(r.not_before, std::move(r));
+    else
+      due.push_back(std::move(r));
+  }
+  while (!held_.empty() && held_.begin()->first <= now) {
+    due.push_back(std::move(held_.begin()->second));
+    held_.erase(held_.begin());
+  }
+  for (auto& r : due) {
     std::vector<zmq::message_t> frames;
     frames.reserve(r.frames.size() + 1);
     frames.push_back(std::move(r.identity));
@@ -304,6 +331,23 @@ void zmq_frontend::on_request(std::vector<zmq::message_t>&& frames) {
            "broker queue full; retry with backoff");
     return;
   }
+  if (quotas_ != nullptr) {
+    const auto who = quota_principal(q->principal);
+    std::int64_t bytes = 0;
+    for (const auto& f : q->frames) bytes += static_cast<std::int64_t>(f.bytes.size());
+    if (!quotas_->begin(who, bytes)) {
+      stats_.quota_refusals.with({std::string(who)}).inc();
+      reject(std::move(identity), q->env->request_id(), ErrorCode::TooManyRequests,
+             fmt::format("{} has its in-flight bytes quota in use (unanswered requests and "
+                         "unsent answers); retry with backoff",
+                         who));
+      return;
+    }
+    q->in_flight = quota_ticket(quotas_, std::string(who), bytes);
+    if (q->env->body_type() == Body::ProduceRequest)
+      q->throttle_ms =
+          static_cast<std::uint32_t>(quotas_->charge(who, quota_kind::produce, bytes).count());
+  }
   const auto type = q->env->body_type();
   // The peer for JoinGroup's member host, and for every request when an
   // audit log is kept (the handlers decide what they audit).
@@ -368,7 +412,12 @@ void zmq_frontend::loop(zmq::socket_t wake, zmq::socket_t monitor) {
                                {router_.handle(), 0, ZMQ_POLLIN, 0},
                                {monitor.handle(), 0, ZMQ_POLLIN, 0}};
     try {
-      zmq::poll(items, monitor ? 3 : 2, std::chrono::milliseconds(50));
+      auto wait = std::chrono::milliseconds(50);
+      if (!held_.empty())
+        wait = std::clamp(
+            std::chrono::ceil<std::chrono::milliseconds>(held_.begin()->first - steady::now()),
+            std::chrono::milliseconds(0), wait);
+      zmq::poll(items, monitor ? 3 : 2, wait);
     } catch (const zmq::error_t& e) {
       if (e.num() == ETERM) break;
       continue;
@@ -398,6 +447,13 @@ void zmq_frontend::loop(zmq::socket_t wake, zmq::socket_t monitor) {
       pipeline_.request_stop();
     }
     if (draining && core_done_) {
+      // Stopping: what a quota still holds leaves now.
+      for (auto& [_, r] : held_) r.not_before = {};
+      {
+        unique_lock lock(replies_mu_);
+        for (auto& [_, r] : held_) replies_.push_back(std::move(r));
+      }
+      held_.clear();
       send_replies();
       // Stop the monitor before its PAIR closes: libzmq sends events
       // blocking, and an event with no reader would stall the I/O thread

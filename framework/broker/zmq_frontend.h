@@ -20,6 +20,7 @@
 
 #include <atomic>
 #include <cstdint>
+#include <map>
 #include <string>
 #include <thread>
 #include <vector>
@@ -31,6 +32,7 @@
 #include "ferry/core/result.h"
 #include "handlers/native.h"
 #include "pipeline.h"
+#include "quotas.h"
 #include "security.h"
 
 namespace ferry::broker {
@@ -45,6 +47,8 @@ class zmq_frontend final : public native_responder, public frontend_hook {
   /// The users the handshakes admit (security on; the core owns them).
   /// Before bind().
   void use_users(user_directory* users) noexcept { users_ = users; }
+  /// The quotas charged per principal (null: none). Before start().
+  void use_quotas(quota_book* quotas) noexcept { quotas_ = quotas; }
   /// Binds the listen endpoint; returns it (with the real port for
   /// "tcp://host:*").
   [[nodiscard]] result<std::string> bind();
@@ -70,6 +74,8 @@ class zmq_frontend final : public native_responder, public frontend_hook {
   struct reply {
     zmq::message_t identity;
     std::vector<zmq::message_t> frames;
+    steady::time_point not_before{};  ///< a quota holds it until then
+    quota_ticket in_flight;           ///< released once sent
   };
 
   void loop(zmq::socket_t wake, zmq::socket_t monitor) FERRY_REQUIRES(network_thread);
@@ -89,6 +95,7 @@ class zmq_frontend final : public native_responder, public frontend_hook {
   zmq::context_t ctx_{1};
   // security.enabled: the users and the ZAP handler admitting them.
   user_directory* users_ = nullptr;  // the core's (use_users); null without security
+  quota_book* quotas_ = nullptr;     // the core's (use_quotas); null: no quotas
   std::unique_ptr<zap_handler> zap_;
   zmq::socket_t router_;     // the network thread's once it runs
   zmq::socket_t core_wake_;  // the core thread's end of the wake-up pair
@@ -111,6 +118,8 @@ class zmq_frontend final : public native_responder, public frontend_hook {
   steady::time_point next_refusal_log_ FERRY_GUARDED_BY(network_thread){};
   std::uint64_t refusals_unlogged_ FERRY_GUARDED_BY(network_thread) = 0;
   std::vector<metrics::counter*> request_counters_ FERRY_GUARDED_BY(network_thread);
+  // Replies a quota holds, by the time they may leave.
+  std::multimap<steady::time_point, reply> held_ FERRY_GUARDED_BY(network_thread);
 };
 
 }  // namespace ferry::broker

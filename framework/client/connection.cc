@@ -214,6 +214,19 @@ result<void> connection::drain() {
       continue;
     }
     const std::uint64_t id = env.value()->request_id();
+    if (const auto throttled = env.value()->throttle_ms(); throttled > 0) {
+      // A quota of this client's principal held the reply (the broker
+      // slows it; nothing to do here but say so, at most every 10 s).
+      throttled_ms_ += throttled;
+      const auto now = std::chrono::steady_clock::now();
+      if (now >= next_throttle_log_) {
+        logger()->info(
+            "{} is slowing this client to its quota: replies held {} ms in all so far "
+            "(docs/security.md#quotas)",
+            options_.broker, throttled_ms_);
+        next_throttle_log_ = now + std::chrono::seconds(10);
+      }
+    }
     if (pending_.erase(id) == 0) {
       FERRY_LOG_DEBUG(logger(), "dropping a reply for request {} (unknown or expired)", id);
       continue;

@@ -183,7 +183,8 @@ class session final : public connection, public std::enable_shared_from_this<ses
         srv_(*owner_),
         sock_(std::move(sock)),
         read_timer_(srv_.io),
-        idle_timer_(srv_.io) {
+        idle_timer_(srv_.io),
+        mute_timer_(srv_.io) {
     boost::system::error_code ec;
     const auto ep = sock_.remote_endpoint(ec);
     peer_ = ec ? std::string("?") : fmt::format("{}:{}", ep.address().to_string(), ep.port());
@@ -227,6 +228,12 @@ class session final : public connection, public std::enable_shared_from_this<ses
       self->complete(seq, std::move(r), true);
     });
   }
+  void pause_reading(std::chrono::milliseconds d) override {
+    srv_.post([self = shared_from_this(), d] {
+      const auto until = steady::now() + d;
+      if (until > self->muted_until_) self->muted_until_ = until;
+    });
+  }
   const std::string& peer() const override { return peer_; }
 
   void close(const char* why) {
@@ -239,6 +246,7 @@ class session final : public connection, public std::enable_shared_from_this<ses
     boost::system::error_code ec;
     read_timer_.cancel();
     idle_timer_.cancel();
+    mute_timer_.cancel();
     socket().shutdown(tcp::socket::shutdown_both, ec);
     socket().close(ec);
     srv_.forget(shared_from_this());
@@ -293,6 +301,17 @@ class session final : public connection, public std::enable_shared_from_this<ses
     if (closed_ || close_after_writes_) return;  // closing: nothing more is read
     if (pending_ >= srv_.opts.max_pending) {
       paused_ = true;  // resumed by complete() once answers left
+      return;
+    }
+    if (steady::now() < muted_until_) {  // a quota's throttle: read again after it
+      if (!mute_armed_) {
+        mute_armed_ = true;
+        mute_timer_.expires_at(muted_until_);
+        mute_timer_.async_wait([self = shared_from_this()](boost::system::error_code ec) {
+          self->mute_armed_ = false;
+          if (!ec && !self->paused_) self->read_size();
+        });
+      }
       return;
     }
     read_exactly(asio::buffer(size_buf_),
@@ -414,6 +433,9 @@ class session final : public connection, public std::enable_shared_from_this<ses
   std::unique_ptr<ssl::stream<tcp::socket>> tls_;
   asio::steady_timer read_timer_;
   asio::steady_timer idle_timer_;
+  asio::steady_timer mute_timer_;
+  steady::time_point muted_until_{};  // pause_reading()
+  bool mute_armed_ = false;
   std::string peer_;
   std::array<std::byte, 4> size_buf_{};
   std::vector<std::byte> body_;

@@ -567,8 +567,8 @@ std::optional<std::uint64_t> request_id_of(std::span<const std::byte> frame0, co
 
 std::vector<std::byte> finish_envelope(flatbuffers::FlatBufferBuilder& fbb,
                                        std::uint64_t request_id, Body type,
-                                       flatbuffers::Offset<void> body) {
-  auto env = CreateEnvelope(fbb, kProtocolVersion, request_id, type, body);
+                                       flatbuffers::Offset<void> body, std::uint32_t throttle_ms) {
+  auto env = CreateEnvelope(fbb, kProtocolVersion, request_id, type, body, throttle_ms);
   FinishEnvelopeBuffer(fbb, env);
   auto s = as_bytes(fbb);
   return {s.begin(), s.end()};

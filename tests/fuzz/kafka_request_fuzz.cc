@@ -54,6 +54,7 @@ class recording_connection final : public kafka::connection {
     FERRY_FUZZ_CHECK(!r.empty() && r.front().size() >= 4);
     std::memcpy(&o.correlation, r.front().data(), 4);
   }
+  void pause_reading(std::chrono::milliseconds) override {}
   const std::string& peer() const override { return peer_; }
   std::map<std::uint64_t, outcome> seen;
 

@@ -5,6 +5,7 @@
 #include <gtest/gtest.h>
 #include <httplib.h>
 
+#include <algorithm>
 #include <chrono>
 #include <fstream>
 #include <thread>
@@ -48,13 +49,17 @@ class KafkaSasl : public ferry::testing::KafkaBroker {
     KafkaBroker::TearDown();
   }
   // The users file: root (CURVE, super user) and SCRAM users {name, password}.
-  void write_users(const std::vector<std::pair<std::string, std::string>>& scram) {
+  // `extra`: more lines for a user's table (its quotas).
+  void write_users(const std::vector<std::pair<std::string, std::string>>& scram,
+                   const std::map<std::string, std::string>& extra = {}) {
     std::string text = "[users.root]\npublic_key = \"" + keys_["root"] + "\"\nsuper_user = true\n";
-    for (const auto& [name, password] : scram)
+    for (const auto& [name, password] : scram) {
       text +=
           "[users." + name + "]\nscram_sha256 = \"" +
           ferry::protocol::scram::format(ferry::protocol::scram::make_credential(password, 4096)) +
           "\"\n";
+      if (auto it = extra.find(name); it != extra.end()) text += it->second + "\n";
+    }
     std::ofstream(dir_ / "users.tmp") << text;
     std::filesystem::rename(dir_ / "users.tmp", dir_ / "users.toml");
   }
@@ -209,6 +214,48 @@ TEST_F(KafkaSasl, PlainIsRefusedWithoutTls) {
   EXPECT_NE(plain.err.find("PLAIN"), std::string::npos) << plain.err;
   auto scram = kcat(sasl("app", "s3cret") + "-L -J");
   EXPECT_EQ(scram.code, 0) << scram.err;
+}
+
+// A user's own quotas (the users file, read again without a restart) slow
+// that user's Kafka clients: throttle_time_ms in the answers and a muted
+// connection, with nothing lost. Another user without a quota is not held.
+TEST_F(KafkaSasl, AUsersQuotaSlowsItsKafkaClientsAndNoOneElses) {
+  allow(acl_resource::topic, "orders", {acl_op::write, acl_op::read});
+  allow(acl_resource::topic, "orders", {acl_op::write, acl_op::read}, "other");
+  write_users({{"app", "s3cret"}, {"other", "other-pw"}},
+              {{"app", "produce_bytes_per_second = 65536\nfetch_bytes_per_second = 65536"}});
+  std::this_thread::sleep_for(1500ms);  // the users file is looked at once a second
+  {
+    std::ofstream lines(dir_ / "lines.txt");
+    for (int i = 0; i < 200; ++i)
+      lines << std::string(1000, static_cast<char>('a' + i % 26)) << "\n";
+  }
+  const auto lines = (dir_ / "lines.txt").string();
+  auto t0 = std::chrono::steady_clock::now();
+  // Small requests (ten records each): each one over the rate is answered
+  // at once, and the connection is not read again until its wait is over.
+  const std::string small = "-X batch.num.messages=10 -X linger.ms=0 ";
+  auto put = kcat(sasl("app", "s3cret") + small + "-P -t orders -l " + lines);
+  ASSERT_EQ(put.code, 0) << put.err;
+  EXPECT_GE(std::chrono::steady_clock::now() - t0, 1500ms)
+      << "about 200 KB at 64 KiB/s after a 64 KiB burst";
+  EXPECT_GE(
+      metric("ferry_broker_throttle_time_ms_total", {{"principal", "app"}, {"kind", "produce"}}),
+      1000);
+  t0 = std::chrono::steady_clock::now();
+  auto got = kcat(sasl("app", "s3cret") + "-C -t orders -o beginning -e -q");
+  ASSERT_EQ(got.code, 0) << got.err;
+  EXPECT_EQ(std::count(got.out.begin(), got.out.end(), '\n'), 200) << "every record, once";
+  EXPECT_GE(
+      metric("ferry_broker_throttle_time_ms_total", {{"principal", "app"}, {"kind", "fetch"}}),
+      1000);
+
+  // The control: the same records as "other", who has no quota.
+  auto theirs = kcat(sasl("other", "other-pw") + small + "-P -t orders -l " + lines);
+  ASSERT_EQ(theirs.code, 0) << theirs.err;
+  EXPECT_EQ(
+      metric("ferry_broker_throttle_time_ms_total", {{"principal", "other"}, {"kind", "produce"}}),
+      0);
 }
 
 // A user removed from the users file can no longer log in.

@@ -10,9 +10,9 @@ namespace ferry::broker {
 using namespace ferry::wire;
 
 native_response envelope(flatbuffers::FlatBufferBuilder& fbb, std::uint64_t request_id, Body type,
-                         flatbuffers::Offset<void> body) {
+                         flatbuffers::Offset<void> body, std::uint32_t throttle_ms) {
   native_response r;
-  r.envelope = protocol::finish_envelope(fbb, request_id, type, body);
+  r.envelope = protocol::finish_envelope(fbb, request_id, type, body, throttle_ms);
   return r;
 }
 

@@ -110,7 +110,13 @@ fetch_attempt attempt(round& r, fetch_state& s, bool final) FERRY_REQUIRES(core_
   }
   auto commits = commits_of(fbb, c.stats, s);
   auto body = CreateFetchResponse(fbb, fbb.CreateVector(results), ErrorCode::None, 0, commits);
-  auto resp = envelope(fbb, s.q->id(), Body::FetchResponse, body.Union());
+  if (c.quotas && a.bytes > 0) {
+    // The records it carries, against the principal's fetch rate.
+    const auto wait = c.quotas->charge(quota_principal(s.q->principal), quota_kind::fetch,
+                                       static_cast<std::int64_t>(a.bytes));
+    s.q->throttle_ms = std::max(s.q->throttle_ms, static_cast<std::uint32_t>(wait.count()));
+  }
+  auto resp = envelope(fbb, s.q->id(), Body::FetchResponse, body.Union(), s.q->throttle_ms);
   resp.data = std::move(data);
   s.q->respond(std::move(resp));
   a.answered = true;

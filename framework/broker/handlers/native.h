@@ -19,6 +19,7 @@
 #include <string>
 #include <vector>
 
+#include "../quotas.h"
 #include "commits.h"
 #include "ferry/protocol/apis.h"
 #include "ferry/schemas/protocol_generated.h"
@@ -60,6 +61,12 @@ struct native_request {
   steady::time_point deadline{};  ///< a fetch's long poll ends here
   native_responder* responder = nullptr;
   std::shared_ptr<void> identity;  ///< the front-end's handle on the client
+  /// How long a quota holds the answer (quotas.h): a produce's charged at
+  /// arrival, a fetch's when its answer is built. The answer says so.
+  std::uint32_t throttle_ms = 0;
+  /// The request's bytes in flight for its principal (the reply's are
+  /// added; released once the reply left).
+  quota_ticket in_flight;
 
   [[nodiscard]] std::uint64_t id() const noexcept { return env->request_id(); }
   [[nodiscard]] wire::Body type() const noexcept { return env->body_type(); }
@@ -81,7 +88,8 @@ using native_handler = void (*)(round& r, std::unique_ptr<native_request> q);
 /// Finishes `fbb` with an envelope around `body` answering `request_id`.
 [[nodiscard]] native_response envelope(flatbuffers::FlatBufferBuilder& fbb,
                                        std::uint64_t request_id, wire::Body type,
-                                       flatbuffers::Offset<void> body);
+                                       flatbuffers::Offset<void> body,
+                                       std::uint32_t throttle_ms = 0);
 /// An ErrorResponse (counted as a refusal).
 [[nodiscard]] native_response error_response(broker_metrics& stats, std::uint64_t request_id,
                                              wire::ErrorCode code, const std::string& message);

@@ -127,7 +127,7 @@ void handle_produce(round& r, std::unique_ptr<native_request> q) {
                                             opt_string(fbb, o.message), ok && o.duplicate));
     }
     auto body = CreateProduceResponse(fbb, fbb.CreateVector(results));
-    q->respond(envelope(fbb, q->id(), Body::ProduceResponse, body.Union()));
+    q->respond(envelope(fbb, q->id(), Body::ProduceResponse, body.Union(), q->throttle_ms));
   });
 }
 

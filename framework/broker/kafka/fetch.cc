@@ -96,8 +96,13 @@ fetch_attempt attempt(round& r, fetch_state& s, bool final) FERRY_REQUIRES(core_
     o.counters->records_out->inc(o.records);
     o.counters->bytes_out->inc(o.bytes);
   }
+  if (auto* book = q.frontend != nullptr ? q.frontend->quotas() : nullptr; book && a.bytes > 0)
+    s.q->throttle_ms = std::max(
+        q.throttle_ms,
+        static_cast<std::int32_t>(
+            book->charge(quota_principal(q.principal), quota_kind::fetch, a.bytes).count()));
   auto w = q.response();
-  w.i32(0);  // throttle
+  w.i32(q.throttle_ms);  // a quota (quotas.h)
   if (since(q, 7)) {
     w.i16(kafka::code(kafka::error::none));
     w.i32(0);  // session id: no fetch sessions

@@ -136,12 +136,30 @@ std::unique_ptr<kafka_request> decode_kafka_request(kafka::request_frame&& f) {
   return q;
 }
 
+namespace {
+
+// A throttled answer: counted, and the connection muted that long.
+void throttle(const kafka_request& q) {
+  if (q.throttle_ms <= 0) return;
+  q.conn->pause_reading(std::chrono::milliseconds(q.throttle_ms));
+  if (q.frontend != nullptr)
+    q.frontend->stats()
+        .throttled
+        .with({std::string(quota_principal(q.principal)),
+               q.api == static_cast<std::int16_t>(kafka::api_key::fetch) ? "fetch" : "produce"})
+        .inc(static_cast<std::uint64_t>(q.throttle_ms));
+}
+
+}  // namespace
+
 void kafka_request::respond(kafka::writer&& w) {
   conn->respond(seq, std::move(w).take());
+  throttle(*this);
 }
 
 void kafka_request::respond_nothing() {
   conn->respond_nothing(seq);
+  throttle(*this);
 }
 
 void kafka_request::malformed(const char* why) {
@@ -251,6 +269,25 @@ void kafka_frontend::on_request(kafka::request_frame f) {
   }
   if (users_ != nullptr && !admitted(*q)) return;
   if (stopping_) return;  // the connection closes with the server
+  if (quotas_ != nullptr) {
+    const auto who = quota_principal(q->principal);
+    const auto bytes = static_cast<std::int64_t>(q->frame.size());
+    if (!quotas_->begin(who, bytes)) {
+      // Read already, so counted all the same; the connection is not read
+      // further for a while (a Kafka client has no retriable error here).
+      stats_.quota_refusals.with({std::string(who)}).inc();
+      quotas_->add(who, bytes);
+      q->conn->pause_reading(std::chrono::milliseconds(20));
+    }
+    q->in_flight = quota_ticket(quotas_, std::string(who), bytes);
+    if (api->key == kafka::api_key::produce) {
+      q->throttle_ms =
+          static_cast<std::int32_t>(quotas_->charge(who, quota_kind::produce, bytes).count());
+      // Nothing more is read from this connection until the wait is over
+      // (answered at once, as Kafka does; respond() says how long).
+      if (q->throttle_ms > 0) q->conn->pause_reading(std::chrono::milliseconds(q->throttle_ms));
+    }
+  }
   if (api->key == kafka::api_key::fetch) q->deadline = q->received;  // set by the handler
   auto handler = find_kafka_handler(q->api);
   pipeline_.submit([handler, q = std::move(q)](round& r) mutable { handler(r, std::move(q)); });

@@ -19,6 +19,7 @@
 
 #include "../broker_metrics.h"
 #include "../pipeline.h"
+#include "../quotas.h"
 #include "ferry/broker/config.h"
 #include "ferry/kafka/server.h"
 #include "request.h"
@@ -51,6 +52,9 @@ class kafka_frontend final : public frontend_hook {
 
   /// The users SASL checks (security on; the core owns them). Before start().
   void use_users(user_directory* users) noexcept { users_ = users; }
+  /// The quotas charged per principal (null: none). Before start().
+  void use_quotas(quota_book* quotas) noexcept { quotas_ = quotas; }
+  [[nodiscard]] quota_book* quotas() const noexcept { return quotas_; }
 
  private:
   struct sasl_session;
@@ -73,6 +77,7 @@ class kafka_frontend final : public frontend_hook {
   std::atomic<bool> stopping_{false};
   metrics::family<metrics::counter>& closed_;
   user_directory* users_ = nullptr;     // null: no SASL, everyone is served
+  quota_book* quotas_ = nullptr;        // null: no quotas
   steady::time_point next_auth_log_{};  // server thread: one refusal line a second
 };
 

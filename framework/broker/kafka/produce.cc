@@ -161,7 +161,7 @@ void kafka_produce(round& r, std::unique_ptr<kafka_request> q) {
         }
       }
     }
-    w.i32(0);  // throttle
+    w.i32(q->throttle_ms);  // a quota (quotas.h)
     (void)stats;
     if (acks == 0)
       q->respond_nothing();

@@ -16,6 +16,7 @@
 
 #include "../acl.h"
 #include "../pipeline.h"
+#include "../quotas.h"
 #include "ferry/kafka/apis.h"
 #include "ferry/kafka/errors.h"
 #include "ferry/kafka/server.h"
@@ -39,6 +40,13 @@ struct kafka_request {
   steady::time_point received{};
   steady::time_point deadline{};  ///< a fetch's long poll ends here
   kafka_frontend* frontend = nullptr;
+  /// How long a quota makes the client wait (quotas.h): a produce's is
+  /// charged at arrival, a fetch's when its answer is built. The answer's
+  /// throttle_time_ms says so, and respond() stops reading the connection
+  /// that long, as Kafka brokers mute a throttled channel.
+  std::int32_t throttle_ms = 0;
+  /// The request's bytes in flight for its principal; released with it.
+  quota_ticket in_flight;
 
   [[nodiscard]] kafka::reader body() const {
     return kafka::reader(std::span<const std::byte>(frame).subspan(body_at));

@@ -53,6 +53,16 @@ struct security_config {
   std::filesystem::path audit_file;
 };
 
+/// Quotas of one principal (docs/security.md#quotas); 0: no limit.
+struct quota_limits {
+  std::int64_t produce_bytes_per_second = 0;
+  std::int64_t fetch_bytes_per_second = 0;
+  std::int64_t in_flight_bytes = 0;
+  [[nodiscard]] bool any() const noexcept {
+    return produce_bytes_per_second > 0 || fetch_bytes_per_second > 0 || in_flight_bytes > 0;
+  }
+};
+
 /// security.acl_file, or its default in the data directory.
 struct broker_config;
 [[nodiscard]] std::filesystem::path acl_file_of(const broker_config& c);
@@ -102,6 +112,9 @@ struct broker_config {
   /// Compatibility mode of schema subjects that have none of their own.
   schema::mode schema_compatibility = schema::mode::backward;
   security_config security;
+  /// [quotas]: every principal's, unless the users file gives a user its
+  /// own (docs/security.md#quotas).
+  quota_limits quotas;
 };
 
 /// Looks up an environment variable (injectable for tests).

@@ -110,6 +110,9 @@ class connection {
   [[nodiscard]] bool is_pending(std::uint64_t id) const noexcept { return pending_.contains(id); }
   [[nodiscard]] std::size_t pending_count() const noexcept { return pending_.size(); }
   [[nodiscard]] const client_options& options() const noexcept { return options_; }
+  /// How long the broker held this connection's replies for a quota of its
+  /// principal (the Envelope's throttle_ms), in all.
+  [[nodiscard]] std::uint64_t throttled_ms() const noexcept { return throttled_ms_; }
 
  private:
   // Receives everything that is ready without blocking; replies for pending
@@ -131,6 +134,8 @@ class connection {
   std::set<std::uint64_t> failed_;        // pending when the broker refused the handshake
   bool handshake_failed_ = false;         // the last handshake failed (none succeeded since)
   bool handshake_succeeded_ = false;      // a handshake succeeded once
+  std::uint64_t throttled_ms_ = 0;
+  steady_time next_throttle_log_{};
 };
 
 }  // namespace ferry::client

@@ -90,6 +90,9 @@ class connection {
   /// Any thread.
   virtual void respond_then_close(std::uint64_t seq,
                                   std::vector<std::vector<std::byte>> response) = 0;
+  /// Reads no further request for `d` (a quota's throttle: Kafka brokers
+  /// mute the channel the same way). Any thread.
+  virtual void pause_reading(std::chrono::milliseconds d) = 0;
   [[nodiscard]] virtual const std::string& peer() const = 0;
   /// What the server's owner keeps with the connection (its SASL state):
   /// touched only on the server's thread, where requests are handled.

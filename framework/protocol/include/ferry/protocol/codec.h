@@ -79,10 +79,12 @@ inline constexpr std::string_view kSchemaIdHeader = "ferry.schema-id";
 /// redriven or purged; the broker's audit log records each one.
 inline constexpr std::string_view kDlqMarkerHeader = "ferry.dlq-marker";
 
-/// Finishes `fbb` with an envelope around `body` and returns its bytes.
+/// Finishes `fbb` with an envelope around `body` and returns its bytes;
+/// `throttle_ms` in a response says how long a quota held it.
 [[nodiscard]] std::vector<std::byte> finish_envelope(flatbuffers::FlatBufferBuilder& fbb,
                                                      std::uint64_t request_id, wire::Body type,
-                                                     flatbuffers::Offset<void> body);
+                                                     flatbuffers::Offset<void> body,
+                                                     std::uint32_t throttle_ms = 0);
 
 inline std::span<const std::byte> as_bytes(const flatbuffers::FlatBufferBuilder& fbb) noexcept {
   return {reinterpret_cast<const std::byte*>(fbb.GetBufferPointer()), fbb.GetSize()};
