@@ -4,18 +4,17 @@
 //  - Rates are token buckets holding one second of the rate. A request
 //    charged beyond its bucket is still served, but its client is told to
 //    wait (Kafka's throttle_time_ms, the native Envelope's throttle_ms) and
-//    made to: the native front-end holds the reply that long, the Kafka
-//    front-end stops reading the connection that long after answering (as
-//    Kafka brokers mute a channel). A throttled client is slowed, never
-//    dropped.
+//    made to (at most max_throttle at a time): the native front-end holds
+//    the reply that long; the Kafka front-end answers at once and reads
+//    nothing more from the connection for that long (as Kafka brokers
+//    mute a channel). A throttled client is slowed, never dropped.
 //  - Produce bytes are charged when the request arrives (its size); fetch
 //    bytes when the answer is built (the records it carries).
 //  - In-flight bytes are a principal's requests read and not yet answered,
-//    and its answers not yet sent (held, or waiting for the socket). A
-//    request that would go over is refused at once, retriably (native
-//    TooManyRequests), or for Kafka clients the connection is not read
-//    until it drops: the broker buffers at most the quota (plus one
-//    request per connection) for any one principal.
+//    and (native) its answers not yet sent. A native request that would go
+//    over is refused at once, retriably (TooManyRequests); a Kafka
+//    connection over it is not read for a moment. A principal always may
+//    start one request with nothing in flight.
 //
 // The limits: [quotas] in ferryd's configuration for every principal, or
 // a user's own in the users file (security.h). Without security every
@@ -43,9 +42,11 @@ class quota_book {
  public:
   using steady = std::chrono::steady_clock;
   /// `limits` gives a principal's limits (called on every charge: keep it
-  /// cheap); the longest wait a charge asks for is `max_throttle`.
+  /// cheap); the longest wait a charge asks for is `max_throttle`, well
+  /// under clients' request timeouts (30 s by default): a held answer must
+  /// not look lost.
   explicit quota_book(std::function<quota_limits(std::string_view)> limits,
-                      std::chrono::milliseconds max_throttle = std::chrono::seconds(30));
+                      std::chrono::milliseconds max_throttle = std::chrono::seconds(10));
 
   /// Charges `bytes` of `k` to `principal`; how long its client must wait
   /// (zero within its rate).
