@@ -300,6 +300,8 @@ const std::vector<key_def>& keys() {
               &broker_config::max_fetch_bytes, "65536..(network.max_message_bytes - 65536)"),
       int_key("network.max_in_flight", "FERRY_NETWORK_MAX_IN_FLIGHT", &broker_config::max_in_flight,
               "1..1000000"),
+      int_key("network.max_in_flight_per_connection", "FERRY_NETWORK_MAX_IN_FLIGHT_PER_CONNECTION",
+              &broker_config::max_in_flight_per_connection, "1..network.max_in_flight"),
       ms_key("network.max_fetch_wait_ms", "FERRY_NETWORK_MAX_FETCH_WAIT_MS",
              &broker_config::max_fetch_wait, "0..600000"),
       ms_key("groups.offsets_retention_ms", "FERRY_GROUPS_OFFSETS_RETENTION_MS",
@@ -610,6 +612,9 @@ result<void> validate(const broker_config& c, std::string& error) {
                "network.max_message_bytes must exceed topics.max_message_bytes by at least 64 KiB "
                "(room for the envelope)");
   if (auto ec = range("network.max_in_flight", c.max_in_flight, 1, 1'000'000)) return ec;
+  if (auto ec = range("network.max_in_flight_per_connection", c.max_in_flight_per_connection, 1,
+                      c.max_in_flight))
+    return ec;
   if (auto ec = range("network.max_fetch_bytes", c.max_fetch_bytes, 65536,
                       c.socket.max_message_bytes - 65536))
     return ec;

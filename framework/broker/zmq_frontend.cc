@@ -219,6 +219,11 @@ void zmq_frontend::send_replies() {
     held_.erase(held_.begin());
   }
   for (auto& r : due) {
+    // This connection's request is over once its reply leaves.
+    if (auto it = per_connection_.find(std::string(static_cast<const char*>(r.identity.data()),
+                                                   r.identity.size()));
+        it != per_connection_.end() && --it->second <= 0)
+      per_connection_.erase(it);
     std::vector<zmq::message_t> frames;
     frames.reserve(r.frames.size() + 1);
     frames.push_back(std::move(r.identity));
@@ -331,6 +336,15 @@ void zmq_frontend::on_request(std::vector<zmq::message_t>&& frames) {
            "broker queue full; retry with backoff");
     return;
   }
+  std::string conn_id(static_cast<const char*>(identity.data()), identity.size());
+  if (auto it = per_connection_.find(conn_id);
+      it != per_connection_.end() && it->second >= cfg_.max_in_flight_per_connection) {
+    reject(std::move(identity), q->env->request_id(), ErrorCode::TooManyRequests,
+           fmt::format("this connection has {} requests in flight "
+                       "(network.max_in_flight_per_connection); retry with backoff",
+                       it->second));
+    return;
+  }
   if (quotas_ != nullptr) {
     const auto who = quota_principal(q->principal);
     std::int64_t bytes = 0;
@@ -367,6 +381,8 @@ void zmq_frontend::on_request(std::vector<zmq::message_t>&& frames) {
   q->identity = std::make_shared<zmq::message_t>(std::move(identity));
   q->responder = this;
   in_flight_.fetch_add(1);
+  // Submitted: every request gets a reply, and send_replies() counts it off.
+  ++per_connection_[std::move(conn_id)];
   pipeline_.submit(native_work(std::move(q)));
 }
 

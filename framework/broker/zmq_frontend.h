@@ -23,6 +23,7 @@
 #include <map>
 #include <string>
 #include <thread>
+#include <unordered_map>
 #include <vector>
 #include <zmq.hpp>
 
@@ -118,6 +119,9 @@ class zmq_frontend final : public native_responder, public frontend_hook {
   steady::time_point next_refusal_log_ FERRY_GUARDED_BY(network_thread){};
   std::uint64_t refusals_unlogged_ FERRY_GUARDED_BY(network_thread) = 0;
   std::vector<metrics::counter*> request_counters_ FERRY_GUARDED_BY(network_thread);
+  // Requests of each connection (by routing id) not yet answered on the
+  // wire: network.max_in_flight_per_connection.
+  std::unordered_map<std::string, std::int32_t> per_connection_ FERRY_GUARDED_BY(network_thread);
   // Replies a quota holds, by the time they may leave.
   std::multimap<steady::time_point, reply> held_ FERRY_GUARDED_BY(network_thread);
 };

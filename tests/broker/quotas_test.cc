@@ -1,8 +1,9 @@
 // Quotas per principal (docs/security.md#quotas): the token buckets and
 // in-flight accounting of quota_book, the users file's own quotas, and a
 // broker that slows a producer and a consumer to their rates and refuses
-// (retriably) what is over the in-flight bytes, losing nothing. Each with
-// its control: the same client without a quota is not held.
+// (retriably) what is over the in-flight bytes, losing nothing; and the
+// in-flight requests one connection may hold. Each with its control: the
+// same client without a quota, or under a higher limit, is not held.
 #include "quotas.h"
 
 #include <gtest/gtest.h>
@@ -14,6 +15,7 @@
 #include <thread>
 
 #include "ferry/client/admin.h"
+#include "ferry/client/connection.h"
 #include "ferry/client/consumer.h"
 #include "ferry/client/producer.h"
 #include "inproc_broker.h"
@@ -203,6 +205,63 @@ TEST_F(QuotaBroker, InFlightBytesOverTheQuotaAreRefusedRetriablyAndNothingIsLost
   auto d = a.describe_topic("t");
   ASSERT_TRUE(d) << a.last_error_message();
   EXPECT_EQ(d.value().partitions.at(0).high_watermark.value(), 4096) << "stored once each";
+}
+
+// network.max_in_flight_per_connection: one connection's long polls
+// cannot take every in-flight slot (issue 24). Ten parked fetches from one
+// connection against max_in_flight 10: with a per-connection limit of 4,
+// six are refused at once and another connection is still served; with
+// the limit at 10 (the control) all ten park and the other is refused.
+std::pair<int, int> park_ten_then_ask(std::int32_t per_connection) {
+  const auto dir = ferry::testing::make_temp_dir("ferry-fairness");
+  ferry::testing::inproc_broker b;
+  ferry::broker::broker_config c;
+  c.max_in_flight = 10;
+  c.max_in_flight_per_connection = per_connection;
+  b.start(dir, c);
+  {
+    ferry::client::admin a(ferry::testing::base_client_options(b.endpoint()));
+    EXPECT_TRUE(a.create_topic("t", {.partitions = 1})) << a.last_error_message();
+  }
+  auto fetch = [](ferry::client::connection& conn, std::int32_t wait_ms) {
+    flatbuffers::FlatBufferBuilder fbb;
+    std::vector<flatbuffers::Offset<ferry::wire::FetchEntry>> entries{
+        ferry::wire::CreateFetchEntry(fbb, fbb.CreateString("t"), 0, 0, 1 << 20)};
+    auto body = ferry::wire::CreateFetchRequest(fbb, fbb.CreateVector(entries), wait_ms);
+    auto id = conn.send(fbb, ferry::wire::Body::FetchRequest, body.Union());
+    EXPECT_TRUE(id);
+  };
+  auto refused = [](const ferry::client::reply& r) {
+    const auto& env = r.envelope();
+    return env.body_type() == ferry::wire::Body::ErrorResponse &&
+           env.body_as_ErrorResponse()->error() == ferry::wire::ErrorCode::TooManyRequests;
+  };
+  ferry::client::connection hog(ferry::testing::base_client_options(b.endpoint()));
+  for (int i = 0; i < 10; ++i) fetch(hog, 5000);
+  int hog_refused = 0;
+  const auto until = steady::now() + 1500ms;
+  while (steady::now() < until) {
+    auto r = hog.next_reply(until);
+    EXPECT_TRUE(r);
+    if (!r || !r.value()) break;
+    EXPECT_TRUE(refused(*r.value())) << "a parked fetch of an empty topic answered early";
+    ++hog_refused;
+  }
+  ferry::client::connection other(ferry::testing::base_client_options(b.endpoint()));
+  fetch(other, 0);
+  auto answer = other.next_reply(steady::now() + 3s);
+  EXPECT_TRUE(answer && answer.value());
+  const int other_refused = answer && answer.value() && refused(*answer.value()) ? 1 : 0;
+  b.stop();
+  std::filesystem::remove_all(dir);
+  return {hog_refused, other_refused};
+}
+
+TEST(ConnectionFairness, OneConnectionCannotTakeEveryInFlightSlot) {
+  EXPECT_EQ(park_ten_then_ask(4), std::make_pair(6, 0))
+      << "six of the hog's fetches refused; the other connection served";
+  EXPECT_EQ(park_ten_then_ask(10), std::make_pair(0, 1))
+      << "the control: the hog holds every slot and the other is refused";
 }
 
 }  // namespace

@@ -95,6 +95,9 @@ struct broker_config {
   std::chrono::milliseconds retention_check_interval{60'000};
   protocol::socket_options socket;
   std::int32_t max_in_flight = 10'000;               ///< queued requests before TooManyRequests
+  /// The same for one connection (parked long polls and replies a quota
+  /// holds included): one client cannot take every slot.
+  std::int32_t max_in_flight_per_connection = 1'000;
   std::chrono::milliseconds max_fetch_wait{30'000};  ///< cap on a fetch's long poll
   std::int64_t max_fetch_bytes = 32ll << 20;         ///< cap on the data in one fetch response
   std::int32_t max_partitions = 10'000;              ///< per topic
