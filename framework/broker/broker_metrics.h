@@ -90,9 +90,10 @@ struct broker_metrics {
             {"principal", "kind"})),
         quota_refusals(r.counter_family(
             "ferry_broker_quota_refusals_total",
-            "Requests refused or not read because their principal had its in-flight bytes quota "
-            "in flight, by principal",
-            {"principal"})) {}
+            "Requests refused (native, TooManyRequests) or left unread a moment (Kafka) for a "
+            "quota, by principal and reason: in_flight_bytes, or produce_rate / fetch_rate (a "
+            "native request while its principal owes more than 5 s of its rate)",
+            {"principal", "reason"})) {}
 
   topic_counters for_topic(const std::string& t) {
     return {&records_in.with({t}), &bytes_in.with({t}), &records_out.with({t}),

@@ -322,6 +322,8 @@ const std::vector<key_def>& keys() {
           "quotas.fetch_bytes_per_second", "FERRY_QUOTAS_FETCH_BYTES_PER_SECOND",
           [](broker_config& c) -> std::int64_t& { return c.quotas.fetch_bytes_per_second; },
           "0 (no limit) or bytes per second, at least 1024"),
+      ms_key("quotas.max_throttle_ms", "FERRY_QUOTAS_MAX_THROTTLE_MS",
+             &broker_config::quota_max_throttle, "100..20000"),
       integer_key<std::int64_t>(
           "quotas.in_flight_bytes", "FERRY_QUOTAS_IN_FLIGHT_BYTES",
           [](broker_config& c) -> std::int64_t& { return c.quotas.in_flight_bytes; },
@@ -562,6 +564,8 @@ result<void> validate(const broker_config& c, std::string& error) {
                  "\"none\": set it to \"requested\" or \"required\" to verify client "
                  "certificates, or remove the CA file");
   }
+  if (auto ec = range("quotas.max_throttle_ms", c.quota_max_throttle.count(), 100, 20'000))
+    return ec;
   for (const auto& [key, v, least] :
        {std::tuple{"quotas.produce_bytes_per_second", c.quotas.produce_bytes_per_second, 1024ll},
         std::tuple{"quotas.fetch_bytes_per_second", c.quotas.fetch_bytes_per_second, 1024ll},

@@ -46,9 +46,11 @@ result<void> open_core(broker_core& c, pipeline& line) {
   if (cfg.security.enabled || cfg.quotas.any()) {
     // The users file may give quotas online; without security every
     // client is "anonymous", under [quotas].
-    c.quotas = std::make_unique<quota_book>([&c](std::string_view who) {
-      return c.users ? c.users->quotas_of(who, c.cfg.quotas) : c.cfg.quotas;
-    });
+    c.quotas = std::make_unique<quota_book>(
+        [&c](std::string_view who) {
+          return c.users ? c.users->quotas_of(who, c.cfg.quotas) : c.cfg.quotas;
+        },
+        cfg.quota_max_throttle);
   }
   auto ids = producer_registry::open(storage::posix_env(), cfg.data_dir / "producers", &why);
   if (!ids) {

@@ -35,12 +35,29 @@ std::chrono::milliseconds quota_book::charge(std::string_view principal, quota_k
   b.tokens -= static_cast<double>(bytes);
   if (b.tokens >= 0) return std::chrono::milliseconds(0);
   // The debt, paid back at the rate: how long until the bucket is even.
+  // One wait is at most max_throttle; the debt stays, so the next request
+  // waits for the rest (and owes() refuses new ones meanwhile).
   const double wait_ms = std::ceil(-b.tokens * 1000.0 / static_cast<double>(rate));
-  // A debt longer than the longest wait is forgiven beyond it: a client
-  // that sent far too much waits max_throttle, not minutes.
   const double cap = static_cast<double>(max_throttle_.count());
-  if (wait_ms > cap) b.tokens = -cap * static_cast<double>(rate) / 1000.0;
   return std::chrono::milliseconds(static_cast<std::int64_t>(std::min(wait_ms, cap)));
+}
+
+std::chrono::milliseconds quota_book::owes(std::string_view principal, quota_kind k,
+                                           steady::time_point now) {
+  const auto l = limits_(principal);
+  const auto rate =
+      k == quota_kind::produce ? l.produce_bytes_per_second : l.fetch_bytes_per_second;
+  if (rate <= 0) return std::chrono::milliseconds(0);
+  unique_lock lock(mu_);
+  auto it = accounts_.find(principal);
+  if (it == accounts_.end()) return std::chrono::milliseconds(0);
+  const auto& b = k == quota_kind::produce ? it->second.produce : it->second.fetch;
+  if (!b.started) return std::chrono::milliseconds(0);
+  const double elapsed = std::max(0.0, std::chrono::duration<double>(now - b.at).count());
+  const double tokens = b.tokens + elapsed * static_cast<double>(rate);
+  if (tokens >= 0) return std::chrono::milliseconds(0);
+  return std::chrono::milliseconds(
+      static_cast<std::int64_t>(std::ceil(-tokens * 1000.0 / static_cast<double>(rate))));
 }
 
 bool quota_book::begin(std::string_view principal, std::int64_t bytes) {

@@ -9,7 +9,12 @@
 //    nothing more from the connection for that long (as Kafka brokers
 //    mute a channel). A throttled client is slowed, never dropped.
 //  - Produce bytes are charged when the request arrives (its size); fetch
-//    bytes when the answer is built (the records it carries).
+//    bytes when the answer is built (the records it carries). A wait is at
+//    most max_throttle, but the debt is kept: a native request from a
+//    principal that still owes more than half of max_throttle is refused
+//    (TooManyRequests, retriable) without being served, so a client that
+//    does not wait for its answers, or asks for more than max_throttle's
+//    worth at once, still gets the rate over time.
 //  - In-flight bytes are a principal's requests read and not yet answered,
 //    and (native) its answers not yet sent. A native request that would go
 //    over is refused at once, retriably (TooManyRequests); a Kafka
@@ -54,6 +59,11 @@ class quota_book {
                                                  std::int64_t bytes,
                                                  steady::time_point now = steady::now())
       FERRY_EXCLUDES(mu_);
+  /// How long `principal` still owes for `k` (zero when its bucket is not
+  /// in debt), without charging anything. Uncapped.
+  [[nodiscard]] std::chrono::milliseconds owes(std::string_view principal, quota_kind k,
+                                               steady::time_point now = steady::now())
+      FERRY_EXCLUDES(mu_);
   /// Counts `bytes` in flight for `principal` if that keeps it within its
   /// in-flight quota (or it has none); false, counting nothing, if not.
   /// A principal with nothing in flight may always start one request.
@@ -65,6 +75,7 @@ class quota_book {
   /// Whether `principal` is at or over its in-flight quota now.
   [[nodiscard]] bool over(std::string_view principal) FERRY_EXCLUDES(mu_);
   [[nodiscard]] std::int64_t in_flight(std::string_view principal) FERRY_EXCLUDES(mu_);
+  [[nodiscard]] std::chrono::milliseconds max_throttle() const noexcept { return max_throttle_; }
 
  private:
   struct bucket {

@@ -220,8 +220,8 @@ void zmq_frontend::send_replies() {
   }
   for (auto& r : due) {
     // This connection's request is over once its reply leaves.
-    if (auto it = per_connection_.find(std::string(static_cast<const char*>(r.identity.data()),
-                                                   r.identity.size()));
+    if (auto it = per_connection_.find(
+            std::string(static_cast<const char*>(r.identity.data()), r.identity.size()));
         it != per_connection_.end() && --it->second <= 0)
       per_connection_.erase(it);
     std::vector<zmq::message_t> frames;
@@ -349,8 +349,22 @@ void zmq_frontend::on_request(std::vector<zmq::message_t>&& frames) {
     const auto who = quota_principal(q->principal);
     std::int64_t bytes = 0;
     for (const auto& f : q->frames) bytes += static_cast<std::int64_t>(f.bytes.size());
+    const auto type = q->env->body_type();
+    if (type == Body::ProduceRequest || type == Body::FetchRequest) {
+      // Still owing much of its rate (a client that does not wait for its
+      // answers): refused, not served, until the debt is mostly repaid.
+      const auto kind = type == Body::ProduceRequest ? quota_kind::produce : quota_kind::fetch;
+      if (const auto owed = quotas_->owes(who, kind); owed > quotas_->max_throttle() / 2) {
+        const char* reason = kind == quota_kind::produce ? "produce_rate" : "fetch_rate";
+        stats_.quota_refusals.with({std::string(who), reason}).inc();
+        reject(std::move(identity), q->env->request_id(), ErrorCode::TooManyRequests,
+               fmt::format("{} is over its {} quota for another {} ms; retry after that", who,
+                           kind == quota_kind::produce ? "produce" : "fetch", owed.count()));
+        return;
+      }
+    }
     if (!quotas_->begin(who, bytes)) {
-      stats_.quota_refusals.with({std::string(who)}).inc();
+      stats_.quota_refusals.with({std::string(who), "in_flight_bytes"}).inc();
       reject(std::move(identity), q->env->request_id(), ErrorCode::TooManyRequests,
              fmt::format("{} has its in-flight bytes quota in use (unanswered requests and "
                          "unsent answers); retry with backoff",

@@ -11,6 +11,8 @@
 #include <boost/asio.hpp>
 #include <boost/asio/ssl.hpp>
 #include <deque>
+#include <fstream>
+#include <iterator>
 #include <map>
 #include <mutex>
 #include <set>
@@ -64,6 +66,12 @@ result<std::shared_ptr<ssl::context>> make_tls_context(const tls_options& o, std
   ctx->set_options(ssl::context::default_workarounds | ssl::context::no_sslv2 |
                    ssl::context::no_sslv3 | ssl::context::no_tlsv1 | ssl::context::no_tlsv1_1 |
                    ssl::context::single_dh_use);
+  // Session resumption with client certificates needs a session id
+  // context, or OpenSSL fails a resuming client's handshake (Java clients
+  // resume when they reconnect).
+  static constexpr unsigned char kSessionContext[] = "ferry-kafka";
+  SSL_CTX_set_session_id_context(ctx->native_handle(), kSessionContext,
+                                 sizeof(kSessionContext) - 1);
   boost::system::error_code ec;
   ctx->use_certificate_chain_file(o.certificate_file.string(), ec);
   if (ec) return tls_problem(why, file_problem("the certificate file", o.certificate_file, ec));
@@ -97,15 +105,14 @@ result<std::shared_ptr<ssl::context>> make_tls_context(const tls_options& o, std
   return ctx;
 }
 
-// What tells a changed TLS file: its time and size (errors count as a
-// value, so a file that reappears is noticed).
-std::vector<std::pair<std::int64_t, std::uintmax_t>> stamps_of(const tls_options& o) {
-  std::vector<std::pair<std::int64_t, std::uintmax_t>> out;
+// What tells a changed TLS file: its contents (a few KB; a replacement
+// can keep a file's size and, within a clock tick, its time). A missing
+// file reads as empty, so one that reappears is noticed.
+std::vector<std::string> stamps_of(const tls_options& o) {
+  std::vector<std::string> out;
   for (const auto* f : {&o.certificate_file, &o.key_file, &o.ca_file}) {
-    std::error_code ec;
-    const auto t = std::filesystem::last_write_time(*f, ec);
-    const auto n = ec ? 0 : std::filesystem::file_size(*f, ec);
-    out.emplace_back(ec ? -1 : static_cast<std::int64_t>(t.time_since_epoch().count()), n);
+    std::ifstream in(*f, std::ios::binary);
+    out.emplace_back(std::istreambuf_iterator<char>(in), std::istreambuf_iterator<char>());
   }
   return out;
 }
@@ -157,7 +164,7 @@ struct server::impl : std::enable_shared_from_this<server::impl> {
   // TLS (the io thread's): the context new connections get, re-made when
   // its files change (checked at most once a second, at an accept).
   std::shared_ptr<ssl::context> tls;
-  std::vector<std::pair<std::int64_t, std::uintmax_t>> tls_stamps;
+  std::vector<std::string> tls_stamps;
   steady::time_point next_tls_check{};
   steady::time_point next_tls_log{};  // one failed handshake line a second
 
@@ -229,10 +236,10 @@ class session final : public connection, public std::enable_shared_from_this<ses
     });
   }
   void pause_reading(std::chrono::milliseconds d) override {
-    srv_.post([self = shared_from_this(), d] {
-      const auto until = steady::now() + d;
-      if (until > self->muted_until_) self->muted_until_ = until;
-    });
+    // On the io thread (a produce charged as it arrives) at once, so the
+    // very next request waits; from the core thread (a fetch) posted.
+    if (srv_.io.get_executor().running_in_this_thread()) return mute_for(d);
+    srv_.post([self = shared_from_this(), d] { self->mute_for(d); });
   }
   const std::string& peer() const override { return peer_; }
 
@@ -247,6 +254,7 @@ class session final : public connection, public std::enable_shared_from_this<ses
     read_timer_.cancel();
     idle_timer_.cancel();
     mute_timer_.cancel();
+    held_.reset();  // it holds this session
     socket().shutdown(tcp::socket::shutdown_both, ec);
     socket().close(ec);
     srv_.forget(shared_from_this());
@@ -303,17 +311,7 @@ class session final : public connection, public std::enable_shared_from_this<ses
       paused_ = true;  // resumed by complete() once answers left
       return;
     }
-    if (steady::now() < muted_until_) {  // a quota's throttle: read again after it
-      if (!mute_armed_) {
-        mute_armed_ = true;
-        mute_timer_.expires_at(muted_until_);
-        mute_timer_.async_wait([self = shared_from_this()](boost::system::error_code ec) {
-          self->mute_armed_ = false;
-          if (!ec && !self->paused_) self->read_size();
-        });
-      }
-      return;
-    }
+    if (steady::now() < muted_until_) return wait_mute();  // a quota's throttle
     read_exactly(asio::buffer(size_buf_),
                  [self = shared_from_this()](boost::system::error_code ec, std::size_t) {
                    self->on_size(ec);
@@ -363,8 +361,38 @@ class session final : public connection, public std::enable_shared_from_this<ses
     f.bytes = std::move(body_);
     f.received = started_;
     ++pending_;
+    if (steady::now() < muted_until_) {
+      // Read while a mute began (a fetch's, posted from the core thread):
+      // handed over only when the mute is over.
+      held_ = std::move(f);
+      return wait_mute();
+    }
     srv_.on_request(std::move(f));
     read_size();
+  }
+
+  void mute_for(std::chrono::milliseconds d) {
+    const auto until = steady::now() + d;
+    if (until > muted_until_) muted_until_ = until;
+  }
+
+  // Once the mute is over: the request held meanwhile goes, then reading
+  // goes on.
+  void wait_mute() {
+    if (mute_armed_) return;
+    mute_armed_ = true;
+    mute_timer_.expires_at(muted_until_);
+    mute_timer_.async_wait([self = shared_from_this()](boost::system::error_code ec) {
+      self->mute_armed_ = false;
+      if (ec || self->closed_) return;
+      if (steady::now() < self->muted_until_) return self->wait_mute();  // extended meanwhile
+      if (self->held_) {
+        auto f = std::move(*self->held_);
+        self->held_.reset();
+        self->srv_.on_request(std::move(f));
+      }
+      if (!self->paused_) self->read_size();
+    });
   }
 
   // An answer for `seq`: kept until every earlier one left.
@@ -436,6 +464,7 @@ class session final : public connection, public std::enable_shared_from_this<ses
   asio::steady_timer mute_timer_;
   steady::time_point muted_until_{};  // pause_reading()
   bool mute_armed_ = false;
+  std::optional<request_frame> held_;  // read during a mute
   std::string peer_;
   std::array<std::byte, 4> size_buf_{};
   std::vector<std::byte> body_;

@@ -275,7 +275,7 @@ void kafka_frontend::on_request(kafka::request_frame f) {
     if (!quotas_->begin(who, bytes)) {
       // Read already, so counted all the same; the connection is not read
       // further for a while (a Kafka client has no retriable error here).
-      stats_.quota_refusals.with({std::string(who)}).inc();
+      stats_.quota_refusals.with({std::string(who), "in_flight_bytes"}).inc();
       quotas_->add(who, bytes);
       q->conn->pause_reading(std::chrono::milliseconds(20));
     }

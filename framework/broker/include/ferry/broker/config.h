@@ -94,7 +94,7 @@ struct broker_config {
   std::uint32_t index_interval_bytes = 4096;
   std::chrono::milliseconds retention_check_interval{60'000};
   protocol::socket_options socket;
-  std::int32_t max_in_flight = 10'000;               ///< queued requests before TooManyRequests
+  std::int32_t max_in_flight = 10'000;  ///< queued requests before TooManyRequests
   /// The same for one connection (parked long polls and replies a quota
   /// holds included): one client cannot take every slot.
   std::int32_t max_in_flight_per_connection = 1'000;
@@ -118,6 +118,9 @@ struct broker_config {
   /// [quotas]: every principal's, unless the users file gives a user its
   /// own (docs/security.md#quotas).
   quota_limits quotas;
+  /// The longest one throttled answer waits (quotas.max_throttle_ms): keep
+  /// it well under clients' request timeouts (30 s by default).
+  std::chrono::milliseconds quota_max_throttle{10'000};
 };
 
 /// Looks up an environment variable (injectable for tests).
