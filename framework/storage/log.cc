@@ -63,7 +63,8 @@ struct segment {
   segment_index idx;
   std::optional<std::uint64_t> corrupt_at;  // data from here on is known bad
   std::optional<offset> valid_end;  // with corrupt_at from a scan: offset after the last good batch
-  timestamp_ms created;             // for roll by age
+  std::optional<offset> corrupt_offset;  // the offset the damaged batch should start at, if known
+  timestamp_ms created;                  // for roll by age
 
   fs::path path(std::string_view suffix) const {
     return log_path.parent_path() / segment_file_name(base, suffix);
@@ -605,11 +606,16 @@ struct partition_log::impl {
   // that run into it again (a consumer retrying its fetch) get corrupt_log
   // without another error line each time.
   std::error_code corrupt(segment& s, std::uint64_t pos, const std::string& why,
-                          const std::string& reading) {
+                          const std::string& reading, std::optional<offset> expected = {}) {
     if (!s.corrupt_at || *s.corrupt_at > pos) {
       s.corrupt_at = pos;
-      logger()->error("partition {}: corrupt batch in {} at byte {} ({}): {}; not served", cfg.name,
-                      s.log_path.filename().string(), pos, reading, why);
+      s.corrupt_offset = expected;
+      logger()->error(
+          "partition {}: corrupt batch in {} at byte {}{} ({}): {}; records from there are not "
+          "served (ferry topics describe shows it)",
+          cfg.name, s.log_path.filename().string(), pos,
+          expected ? fmt::format(", the batch that should start at offset {}", *expected) : "",
+          reading, why);
     } else {
       FERRY_LOG_DEBUG(logger(), "partition {}: {} stops at known damage in {} at byte {}: {}",
                       cfg.name, reading, s.log_path.filename().string(), pos, why);
@@ -626,7 +632,7 @@ struct partition_log::impl {
     max_bytes = std::max<std::size_t>(max_bytes, 1);
     // Damage found: remember it, serve what was good so far, else fail.
     auto bad = [&](segment& s, std::uint64_t pos, const std::string& why) -> result<read_result> {
-      auto ec = corrupt(s, pos, why, fmt::format("reading from offset {}", from));
+      auto ec = corrupt(s, pos, why, fmt::format("reading from offset {}", from), out.next_offset);
       if (out.batches > 0) return std::move(out);
       return ec;
     };
@@ -876,6 +882,7 @@ struct partition_log::impl {
     s.next = o;
     s.sealed = false;
     s.corrupt_at.reset();
+    s.corrupt_offset.reset();
     if (!sr.clean) s.corrupt_at = sr.valid_bytes;
     s.index_loaded = true;
     remove_indexes(s);
@@ -949,6 +956,17 @@ offset partition_log::high_watermark() const noexcept {
 }
 const recovery_report& partition_log::recovery() const noexcept {
   return impl_->report;
+}
+std::optional<log_damage> partition_log::damage() const {
+  for (const auto& s : impl_->segs) {
+    if (!s->corrupt_at) continue;
+    log_damage d;
+    d.segment = s->log_path.filename().string();
+    d.position = *s->corrupt_at;
+    d.from = s->corrupt_offset ? s->corrupt_offset : s->valid_end;
+    return d;
+  }
+  return std::nullopt;
 }
 bool partition_log::failed() const noexcept {
   return static_cast<bool>(impl_->failed_ec);

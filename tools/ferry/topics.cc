@@ -81,7 +81,10 @@ int topics_describe(const globals& g, const std::string& name) {
                              p.log_start.value(), p.log_end.value(), p.high_watermark.value(),
                              p.size_bytes < 0 ? "-" : std::to_string(p.size_bytes),
                              p.segments < 0 ? "-" : std::to_string(p.segments),
-                             p.error ? "FAILED: " + p.message : "ok");
+                             !p.error ? std::string("ok")
+                             : p.message.rfind("damaged:", 0) == 0
+                                 ? "DAMAGED: " + p.message.substr(9)
+                                 : "FAILED: " + p.message);
   }
   return kOk;
 }

@@ -154,11 +154,24 @@ void handle_describe_topic(round& r, std::unique_ptr<native_request> q) {
     for (const auto& p : t->partitions) {
       auto st = p->log->stats();
       const bool failed = p->log->failed();
+      ErrorCode state = failed ? ErrorCode::PartitionFailed : ErrorCode::None;
+      std::string why = failed ? p->log->failure_reason() : std::string();
+      if (!failed) {
+        if (auto d = p->log->damage()) {
+          // Damaged, still serving what comes before it (issue 24).
+          state = ErrorCode::CorruptData;
+          why = fmt::format(
+              "damaged: {} at byte {}{}; records from there are not served (docs/operations.md, "
+              "\"Damaged data\")",
+              d->segment, d->position,
+              d->from ? fmt::format(" (the batch that should start at offset {})", d->from->value())
+                      : std::string());
+        }
+      }
       parts.push_back(CreatePartitionInfo(
           fbb, p->id, st.log_start.value(), st.log_end.value(), st.high_watermark.value(),
-          static_cast<std::int64_t>(st.size_bytes), static_cast<std::int32_t>(st.segments),
-          failed ? ErrorCode::PartitionFailed : ErrorCode::None,
-          failed ? fbb.CreateString(p->log->failure_reason()) : 0));
+          static_cast<std::int64_t>(st.size_bytes), static_cast<std::int32_t>(st.segments), state,
+          why.empty() ? 0 : fbb.CreateString(why)));
     }
     auto conf = settings_to_wire(fbb, t->settings);
     body = CreateDescribeTopicResponse(fbb, ErrorCode::None, 0, fbb.CreateString(t->name), conf,

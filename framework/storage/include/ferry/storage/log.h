@@ -111,6 +111,14 @@ struct log_stats {
   std::uint64_t appends = 0;
 };
 
+/// Damage a log knows of (found at open, or by a read): records from there
+/// on in its segment are not served.
+struct log_damage {
+  std::string segment;         ///< the segment file's name
+  std::uint64_t position = 0;  ///< byte in it where the damage starts
+  std::optional<offset> from;  ///< the offset that batch should start at, if known
+};
+
 class partition_log {
  public:
   /// Opens (creating if needed) the log in `dir`, recovering as described
@@ -170,6 +178,8 @@ class partition_log {
   [[nodiscard]] log_stats stats() const;
   [[nodiscard]] const recovery_report& recovery() const noexcept;
   [[nodiscard]] bool failed() const noexcept;
+  /// The first known damage, if any.
+  [[nodiscard]] std::optional<log_damage> damage() const;
   /// Why the partition failed stop ("" while healthy).
   [[nodiscard]] const std::string& failure_reason() const noexcept;
   [[nodiscard]] const log_config& config() const noexcept;
