@@ -63,6 +63,18 @@ class CoordinatorTest : public ::testing::Test {
     gc_.join(token, std::move(p), now_);
     return token;
   }
+  // Static members i-1 and i-2 through their first rebalance, stable at
+  // generation 2; their answers.
+  std::pair<join_outcome, join_outcome> two_static_members() {
+    auto ta = join_static("", "i-1");
+    EXPECT_NE(answer(ta), nullptr);
+    auto tb = join_static("", "i-2");
+    auto ta2 = join_static(answer(ta) ? answer(ta)->member_id : "", "i-1");
+    EXPECT_NE(answer(tb), nullptr);
+    EXPECT_NE(answer(ta2), nullptr);
+    if (answer(tb) == nullptr || answer(ta2) == nullptr) return {};
+    return {*answer(ta2), *answer(tb)};
+  }
   // The answer to a join, if it has one.
   const join_outcome* answer(std::uint64_t token) const {
     auto it = answers_.find(token);
@@ -622,13 +634,8 @@ TEST_F(CoordinatorTest, DynamicMemberRestartRebalances) {
 }
 
 TEST_F(CoordinatorTest, StaticMemberWhoseSessionExpiresIsRemoved) {
-  auto ta = join_static("", "i-1");
-  ASSERT_NE(answer(ta), nullptr);
-  auto tb = join_static("", "i-2");
-  auto ta2 = join_static(answer(ta)->member_id, "i-1");
-  ASSERT_NE(answer(tb), nullptr);
-  ASSERT_NE(answer(ta2), nullptr);
-  const auto b = *answer(tb);
+  [[maybe_unused]] const auto [a, b] = two_static_members();
+  ASSERT_FALSE(b.member_id.empty());
   // Only b heartbeats; a's session (10 s) runs out.
   for (int i = 0; i < 12; ++i) {
     advance(1s);
@@ -797,20 +804,15 @@ TEST_F(CoordinatorTest, ARestoredHolderDoesNotFenceTheProcessThatReplacedIt) {
 // removes the member holding it (the group rebalances); an id nobody holds
 // is UnknownMember and changes nothing.
 TEST_F(CoordinatorTest, LeaveByInstanceIdRemovesItsHolder) {
-  auto ta = join_static("", "i-1");
-  ASSERT_NE(answer(ta), nullptr);
-  auto tb = join_static("", "i-2");
-  auto ta2 = join_static(answer(ta)->member_id, "i-1");
-  ASSERT_NE(answer(tb), nullptr);
-  ASSERT_NE(answer(ta2), nullptr);
+  [[maybe_unused]] const auto [a, b] = two_static_members();
+  ASSERT_FALSE(b.member_id.empty());
   EXPECT_EQ(gc_.leave_instance("g", "nobody", now_).error, ErrorCode::UnknownMember);
   EXPECT_EQ(describe().members.size(), 2u);
   EXPECT_TRUE(gc_.leave_instance("g", "i-1", now_));
   auto v = describe();
   ASSERT_EQ(v.members.size(), 1u);
   EXPECT_EQ(v.members.front().instance_id, std::optional<std::string>("i-2"));
-  EXPECT_EQ(gc_.heartbeat("g", answer(tb)->member_id, 2, now_, "i-2").error,
-            ErrorCode::RebalanceInProgress);
+  EXPECT_EQ(gc_.heartbeat("g", b.member_id, 2, now_, "i-2").error, ErrorCode::RebalanceInProgress);
   check_invariants();
 }
 

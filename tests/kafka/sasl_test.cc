@@ -3,7 +3,6 @@
 // and librdkafka (through Ferry's kafka:// client). Each refusal has its
 // negative control: the same client with the right password, or with a rule.
 #include <gtest/gtest.h>
-#include <httplib.h>
 
 #include <algorithm>
 #include <chrono>
@@ -15,7 +14,7 @@
 #include "ferry/protocol/curve.h"
 #include "ferry/protocol/scram.h"
 #include "kafka_fixture.h"
-#include "metrics_scrape.h"
+#include "metric_at.h"
 
 namespace {
 
@@ -91,10 +90,7 @@ class KafkaSasl : public ferry::testing::KafkaBroker {
         << root_->last_error_message();
   }
   double metric(const std::string& name, const std::map<std::string, std::string>& labels) {
-    httplib::Client http("127.0.0.1", std::stoi(metrics_.substr(metrics_.find(':') + 1)));
-    auto res = http.Get("/metrics");
-    if (!res) return -1;
-    return ferry::testing::sample_value(res->body, name, labels).value_or(0);
+    return ferry::testing::metric_at(metrics_, name, labels);
   }
 
   std::map<std::string, std::string> keys_;

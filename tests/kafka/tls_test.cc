@@ -5,7 +5,6 @@
 // openssl command). Each refusal has its negative control: the same client
 // with the right CA, password, certificate or users-file entry.
 #include <gtest/gtest.h>
-#include <httplib.h>
 
 #include <chrono>
 #include <fstream>
@@ -16,7 +15,7 @@
 #include "ferry/protocol/curve.h"
 #include "ferry/protocol/scram.h"
 #include "kafka_fixture.h"
-#include "metrics_scrape.h"
+#include "metric_at.h"
 
 namespace {
 
@@ -110,10 +109,7 @@ class KafkaTls : public ferry::testing::KafkaBroker {
            " -X sasl.password=" + password + " ";
   }
   double metric(const std::string& name, const std::map<std::string, std::string>& labels) {
-    httplib::Client http("127.0.0.1", std::stoi(metrics_.substr(metrics_.find(':') + 1)));
-    auto res = http.Get("/metrics");
-    if (!res) return -1;
-    return ferry::testing::sample_value(res->body, name, labels).value_or(0);
+    return ferry::testing::metric_at(metrics_, name, labels);
   }
 
   std::filesystem::path tls_;
