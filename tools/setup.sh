@@ -17,8 +17,9 @@ packages=(
   libcli11-dev libtomlplusplus-dev nlohmann-json3-dev libcpp-httplib-dev
   # record batch compression (Kafka's codecs): gzip, snappy, lz4, zstd
   zlib1g-dev libsnappy-dev liblz4-dev libzstd-dev
-  # SCRAM-SHA-256 for the Kafka listener's SASL (and TLS to come)
-  libssl-dev
+  # SCRAM-SHA-256 and TLS for the Kafka listener; the openssl command
+  # makes the TLS tests' certificates (tests/kafka/make_certs.sh)
+  libssl-dev openssl
   # Kafka clients no one here wrote, for the Kafka listener's tests
   kcat librdkafka-dev
   # kafkajs (tests/kafka/kafkajs) runs on Node.js; npm below

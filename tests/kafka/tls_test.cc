@@ -229,6 +229,24 @@ TEST_F(KafkaTls, AClientCertificateIsAPrincipalWhenItsUserTakesOne) {
   EXPECT_NE(kcat(ssl("ca", "app") + "-L -J -m 5").code, 0) << "app's certificate is revoked";
 }
 
+// A client that resumes its TLS session, with a client certificate
+// required, is served (OpenSSL refuses the resumption unless the listener
+// sets a session id context; Java clients resume when they reconnect).
+// openssl s_client saves the session, then offers it again.
+TEST_F(KafkaTls, AClientResumingItsSessionWithACertificateIsServed) {
+  start(true, "required");
+  const auto client = "openssl s_client -connect " + kafka_ + " -tls1_2 -CAfile " +
+                      (tls_ / "ca.pem").string() + " -cert " + (tls_ / "app.pem").string() +
+                      " -key " + (tls_ / "app.key").string() + " -sess_";
+  const auto session = (dir_ / "session.pem").string();
+  auto first =
+      ferry::testing::run_command(client + "out " + session + " </dev/null", dir_ / "s1.err");
+  EXPECT_NE(first.out.find("New, TLSv1.2"), std::string::npos) << first.out << first.err;
+  auto again =
+      ferry::testing::run_command(client + "in " + session + " </dev/null", dir_ / "s2.err");
+  EXPECT_NE(again.out.find("Reused, TLSv1.2"), std::string::npos) << again.out << again.err;
+}
+
 // `ferryd --check-config` loads the TLS files as the start would.
 TEST_F(KafkaTls, CheckConfigLoadsTheTlsFiles) {
   auto check = [&](const std::string& cert, const std::string& key) {
